@@ -1,0 +1,43 @@
+"""Collectors: one module per metric family group, each with a pure `parse`.
+
+Every collector module exposes:
+
+- `NAME`: the collector's name (label value of `stacksense_collector_success`).
+- `SECTIONS`: `{section name: shell snippet}` — what the single round-trip
+  command must print for it. Snippets are fixed strings, never built from
+  untrusted input. Several collectors may ask for the same section (same name
+  means same snippet); the command prints each section once.
+- `parse(text, ...)`: pure function from a section's text to plain data.
+  Raises `ParseError` on garbage.
+- `collect(sections, ctx) -> list[Family]`: parse the sections it needs and
+  build fresh metric families.
+
+`exporter.collectors.registry.COLLECTORS` is the name → module table; call
+sites never branch on collector names.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class ParseError(ValueError):
+    """A section's text is not what the collector expected."""
+
+
+@dataclass
+class ProbeContext:
+    """What a collector may know besides the text: the target and its memory.
+
+    `state` survives between probes of the same target (per-target, in the
+    connection pool), so a collector can compute rates from the previous
+    probe's counters. `now` is the wall-clock time of the probe.
+    """
+
+    target: str
+    now: float = field(default_factory=time.time)
+    state: dict[str, Any] = field(default_factory=dict)
+
+

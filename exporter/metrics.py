@@ -1,0 +1,114 @@
+"""Metric families and a fast Prometheus text renderer for probe output.
+
+Why not prometheus_client for probes: its text rendering costs ~10 µs per
+sample, and a probe of a small host has several hundred samples; the exporter's
+CPU budget per probe is 2 ms all-in. A probe's families are built fresh every
+time (as client_python's custom collectors do) and rendered here directly into
+the text exposition format 0.0.4. The exporter's own /metrics still uses
+prometheus_client.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def escape_label_value(value: str) -> str:
+    """Escape a label value for the text format (backslash, quote, newline)."""
+    if "\\" in value or '"' in value or "\n" in value:
+        value = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return value
+
+
+def escape_help(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\n", "\\n")
+
+
+def format_value(value: float) -> str:
+    """Format a sample value the way Prometheus parses it back."""
+    if isinstance(value, int):
+        return str(value)
+    if value != value:
+        return "NaN"
+    if value == math.inf:
+        return "+Inf"
+    if value == -math.inf:
+        return "-Inf"
+    if value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return repr(value)
+
+
+@dataclass(slots=True)
+class Family:
+    """One metric family: name (with `_total` for counters), type, help and samples.
+
+    Samples are kept as (pre-rendered label string, value) so that rendering
+    is one string join; `add` does the escaping once per sample.
+    """
+
+    name: str
+    type: str  # "gauge", "counter" or "untyped"
+    help: str
+    samples: list[tuple[str, float]] = field(default_factory=list)
+
+    def add(self, value: float, **labels: str) -> Family:
+        """Add a sample with the given labels (in the given order)."""
+        if labels:
+            rendered = ",".join(f'{k}="{escape_label_value(v)}"' for k, v in labels.items())
+            self.samples.append(("{" + rendered + "}", value))
+        else:
+            self.samples.append(("", value))
+        return self
+
+    def add_labels(self, value: float, labels: Iterable[tuple[str, str]]) -> Family:
+        """Add a sample whose label names are only known at run time."""
+        rendered = ",".join(f'{k}="{escape_label_value(v)}"' for k, v in labels)
+        self.samples.append(("{" + rendered + "}" if rendered else "", value))
+        return self
+
+
+def gauge(name: str, help_text: str, value: float | None = None, **labels: str) -> Family:
+    """A gauge family, optionally with one sample already in it."""
+    fam = Family(name, "gauge", help_text)
+    if value is not None:
+        fam.add(value, **labels)
+    return fam
+
+
+def counter(name: str, help_text: str, value: float | None = None, **labels: str) -> Family:
+    """A counter family; `name` must end in `_total`."""
+    fam = Family(name, "counter", help_text)
+    if value is not None:
+        fam.add(value, **labels)
+    return fam
+
+
+def render(families: Iterable[Family]) -> str:
+    """Render families to the text exposition format.
+
+    Families with the same name are merged (first HELP/TYPE wins) so that two
+    collectors may contribute samples to one name without a duplicate TYPE
+    line, which Prometheus would reject.
+    """
+    merged: dict[str, Family] = {}
+    for fam in families:
+        seen = merged.get(fam.name)
+        if seen is None:
+            merged[fam.name] = Family(fam.name, fam.type, fam.help, list(fam.samples))
+        else:
+            seen.samples.extend(fam.samples)
+    out: list[str] = []
+    append = out.append
+    for fam in merged.values():
+        if not fam.samples:
+            continue
+        append(f"# HELP {fam.name} {escape_help(fam.help)}\n# TYPE {fam.name} {fam.type}\n")
+        name = fam.name
+        for labels, value in fam.samples:
+            append(f"{name}{labels} {format_value(value)}\n")
+    return "".join(out)
