@@ -3,10 +3,12 @@
 Every collector module exposes:
 
 - `NAME`: the collector's name (label value of `stacksense_collector_success`).
-- `SECTIONS`: `{section name: shell snippet}` — what the single round-trip
-  command must print for it. Snippets are fixed strings, never built from
-  untrusted input. Several collectors may ask for the same section (same name
-  means same snippet); the command prints each section once.
+- `FILES`: paths (globs allowed) it reads; the round-trip command reads all
+  collectors' files with one `grep -Hs '' ...` and hands each file's text
+  over under its path (`sections["/proc/stat"]`). A missing file is absent.
+- `SECTIONS` (optional): `{section name: shell snippet}` for what needs a
+  command (df). Fixed strings, never built from untrusted input. Several
+  collectors may share a section (same name means same snippet).
 - `parse(text, ...)`: pure function from a section's text to plain data.
   Raises `ParseError` on garbage.
 - `collect(sections, ctx) -> list[Family]`: parse the sections it needs and

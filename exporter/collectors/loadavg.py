@@ -9,7 +9,7 @@ from exporter.collectors import ParseError, ProbeContext
 from exporter.metrics import Family, gauge
 
 NAME = "loadavg"
-SECTIONS = {"loadavg": "cat /proc/loadavg"}
+FILES = ("/proc/loadavg",)
 
 
 class LoadAvg(NamedTuple):
@@ -30,7 +30,7 @@ def parse(text: str) -> LoadAvg:
 
 
 def collect(sections: Mapping[str, str], ctx: ProbeContext) -> list[Family]:
-    data = parse(sections["loadavg"])
+    data = parse(sections["/proc/loadavg"])
     return [
         gauge("node_load1", "1m load average.", data.load1),
         gauge("node_load5", "5m load average.", data.load5),
