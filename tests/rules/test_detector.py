@@ -1,0 +1,145 @@
+"""Edge cases and contract of the streaming detector."""
+
+import json
+import math
+import random
+
+import pytest
+
+from rules.detector import Detector, DetectorParams, params_from_dict
+
+ALERT = 0.5  # the rule engine's default anomaly start threshold
+
+
+def noisy_daily(n, seed=1, start=0.0, step=300.0):
+    rnd = random.Random(seed)
+    for i in range(n):
+        yield start + i * step, 50 + 10 * math.sin(2 * math.pi * i / 288) + rnd.gauss(0, 1)
+
+
+def run(det, points):
+    return [det.update(t, v) for t, v in points]
+
+
+def test_scores_always_in_unit_interval():
+    rnd = random.Random(7)
+    det = Detector()
+    for i in range(5000):
+        v = rnd.choice([rnd.gauss(0, 1), rnd.expovariate(0.1) * 1e6, -1e300, 1e300, 0.0,
+                        float("nan"), float("inf"), -float("inf")])
+        s = det.update(float(i), v)
+        assert 0.0 <= s <= 1.0 and math.isfinite(s)
+
+
+def test_clear_spike_is_detected_and_normal_data_is_quiet():
+    pts = list(noisy_daily(2000))
+    det = Detector()
+    scores = run(det, pts)
+    assert max(scores[300:]) < ALERT
+    t, v = pts[-1]
+    spike = det.update(t + 300, v + 200)
+    assert spike >= ALERT
+
+
+def test_dip_is_detected():
+    det = Detector()
+    pts = list(noisy_daily(2000))
+    run(det, pts)
+    assert det.update(pts[-1][0] + 300, -150.0) >= ALERT
+
+
+def test_level_shift_raises_no_storm():
+    pts = list(noisy_daily(2000))
+    det = Detector()
+    run(det, pts)
+    shifted = [(t + 2000 * 300, v + 100) for t, v in noisy_daily(2000, seed=2)]
+    scores = run(det, shifted)
+    assert max(scores[:5]) >= ALERT  # the shift itself is news
+    assert sum(s >= ALERT for s in scores) <= 3
+    assert max(scores[300:]) < ALERT  # then it is the new normal
+
+
+def test_constant_series_is_quiet_then_change_is_flagged_once():
+    det = Detector()
+    scores = run(det, [(float(i), 5.0) for i in range(1000)])
+    assert max(scores) == 0.0
+    after = run(det, [(1000.0 + i, 7.0) for i in range(500)])
+    assert after[0] >= ALERT
+    assert sum(s >= ALERT for s in after) <= 2
+
+
+def test_nan_and_inf_score_zero_and_leave_state_untouched():
+    det = Detector()
+    run(det, noisy_daily(1000))
+    before = json.dumps(det.get_state(), sort_keys=True)
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        assert det.update(1e9, bad) == 0.0
+    assert json.dumps(det.get_state(), sort_keys=True) == before
+
+
+def test_gaps_do_not_raise_a_storm():
+    det = Detector()
+    pts = list(noisy_daily(3000))
+    gapped = pts[:1000] + [(t + 86400 * 3, v) for t, v in pts[1000:]]
+    scores = run(det, gapped)
+    assert sum(s >= ALERT for s in scores) <= 1
+
+
+def test_repeated_and_out_of_order_timestamps():
+    det = Detector()
+    pts = list(noisy_daily(2000))
+    rnd = random.Random(3)
+    messy = []
+    for t, v in pts:
+        r = rnd.random()
+        if r < 0.05:
+            messy.append((t, v))
+            messy.append((t, v))  # repeated
+        elif r < 0.1:
+            messy.append((t - 3000, v))  # late / out of order
+        else:
+            messy.append((t, v))
+    scores = run(det, messy)
+    assert all(0.0 <= s <= 1.0 for s in scores)
+    assert sum(s >= ALERT for s in scores[300:]) <= 2
+
+
+def test_counter_reset_is_one_event_not_a_storm():
+    det = Detector()
+    rnd = random.Random(5)
+    total = 0.0
+    scores = []
+    for i in range(4000):
+        if i == 2500:
+            total = 0.0  # reboot resets the counter
+        total += 1000 + rnd.gauss(0, 50)
+        scores.append(det.update(i * 60.0, total))
+    assert sum(s >= ALERT for s in scores[2500:]) <= 3
+    assert sum(s >= ALERT for s in scores[300:2500]) <= 1
+
+
+def test_state_round_trip_gives_identical_scores():
+    pts = list(noisy_daily(3000, seed=11))
+    a = Detector()
+    run(a, pts[:1500])
+    state = json.loads(json.dumps(a.get_state()))
+    b = Detector.from_state(state)
+    tail = pts[1500:] + [(pts[-1][0] + 300, 500.0)]
+    assert run(a, tail) == run(b, tail)
+
+
+def test_from_state_with_unknown_version_starts_fresh():
+    det = Detector.from_state({"version": -1})
+    assert det.get_state() == Detector().get_state()
+
+
+def test_state_is_small():
+    det = Detector()
+    run(det, noisy_daily(20000))
+    assert len(json.dumps(det.get_state())) < 64 * 1024
+
+
+def test_params_from_dict_rejects_unknown_keys():
+    assert params_from_dict({}) == DetectorParams()
+    with pytest.raises(ValueError, match="nope"):
+        params_from_dict({"nope": 1})
