@@ -1,0 +1,199 @@
+"""The exporter's state: inventory (swapped whole on reload), pool, prober, heartbeats."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from exporter.config import ConfigError, Inventory, Module, Server, load_inventory
+from exporter.heartbeats import HeartbeatStore
+from exporter.probe import Prober, ProbeResult
+from exporter.runner import LocalRunner, SshRunner
+from exporter.ssh_pool import SshPool
+
+log = logging.getLogger(__name__)
+
+# `_created` series double the size of /metrics and nothing here reads them.
+disable_created_metrics()  # type: ignore[no-untyped-call]
+
+DEFAULT_TIMEOUT = 10.0
+TIMEOUT_MARGIN = 0.5
+
+
+class UnknownTarget(LookupError):
+    """The probe names a target or module that is not in the inventory."""
+
+
+class ExporterApp:
+    """Everything a request handler needs; one instance per process."""
+
+    def __init__(self, config_path: str | None, *, local_name: str | None = None) -> None:
+        self.config_path = config_path
+        self.local_name = local_name or socket.gethostname()
+        self.registry = CollectorRegistry()
+        self.heartbeats = HeartbeatStore()
+        self._lock = threading.Lock()
+        self.inventory = self._local_inventory(load_inventory(config_path))
+        self.pool = SshPool(self.inventory)
+        self.prober = Prober(LocalRunner() if self.inventory.local else SshRunner(self.pool),
+                             self.heartbeats)
+        self._metrics()
+        self.reload_ok.set(1)
+        self.reload_ts.set(time.time())
+
+    def _local_inventory(self, inventory: Inventory) -> Inventory:
+        if not inventory.local:
+            return inventory
+        local = Server(name=self.local_name, host="localhost", credentials="local")
+        return Inventory({local.name: local}, {}, inventory.modules, inventory.known_hosts,
+                         local=True)
+
+    def _metrics(self) -> None:
+        r = self.registry
+        self.reload_ok = Gauge("stacksense_config_last_reload_successful",
+                               "Whether the last inventory reload succeeded.", registry=r)
+        self.reload_ts = Gauge("stacksense_config_last_reload_success_timestamp_seconds",
+                               "Time of the last successful inventory reload.", registry=r)
+        self.probes = Counter("stacksense_probes", "Probes run, by result.", ["result"],
+                              registry=r)
+        self.probe_seconds = Histogram(
+            "stacksense_probe_seconds", "Probe duration as seen by the exporter.",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=r)
+        self.pushes = Counter("stacksense_push_heartbeats", "Push heartbeats, by result.",
+                              ["result"], registry=r)
+        r.register(_InventoryCollector(self))
+
+    # ------------------------------------------------------------ operations
+
+    def reload(self) -> None:
+        """Load the inventory again; all-or-nothing (raises ConfigError, keeps the old one)."""
+        try:
+            inventory = self._local_inventory(load_inventory(self.config_path))
+            if inventory.local != self.inventory.local:
+                raise ConfigError("switching between local and SSH mode needs a restart")
+        except ConfigError:
+            self.reload_ok.set(0)
+            raise
+        with self._lock:
+            self.inventory = inventory
+            self.pool.update_inventory(inventory)
+            self.heartbeats.forget_except(set(inventory.servers))
+        self.reload_ok.set(1)
+        self.reload_ts.set(time.time())
+        log.info("inventory reloaded: %d servers", len(inventory.servers))
+
+    def resolve(self, target: str, module_name: str | None) -> tuple[Server, Module]:
+        inventory = self.inventory
+        server = inventory.server(target)
+        if server is None:
+            raise UnknownTarget(f"unknown target {target!r}: not in the inventory")
+        name = module_name or server.module
+        module = inventory.modules.get(name)
+        if module is None:
+            raise UnknownTarget(f"unknown module {name!r}")
+        return server, module
+
+    def probe(self, server: Server, module: Module, scrape_timeout: float | None) -> ProbeResult:
+        timeout = min(module.command_timeout_seconds,
+                      (scrape_timeout or DEFAULT_TIMEOUT) - TIMEOUT_MARGIN)
+        result = self.prober.probe(server, module, max(0.1, timeout))
+        self.probes.labels("success" if result.success else "failure").inc()
+        return result
+
+    def service_discovery(self) -> list[dict[str, object]]:
+        """http_sd targets: every server that is not suspended."""
+        groups: list[dict[str, object]] = []
+        for server in self.inventory.servers.values():
+            if server.suspended:
+                continue
+            labels = {**server.labels, "server": server.name,
+                      "__param_module": server.module}
+            groups.append({"targets": [server.name], "labels": labels})
+        return groups
+
+    def close(self) -> None:
+        self.pool.close()
+
+
+class _InventoryCollector(Collector):
+    """Per-server heartbeat, suspension and pushed-agent gauges, built fresh each scrape."""
+
+    def __init__(self, app: ExporterApp) -> None:
+        self.app = app
+
+    def collect(self) -> Iterable[Metric]:
+        now = time.time()
+        beats, pushed = self.app.heartbeats.snapshot()
+        servers = self.app.inventory.servers
+        last = GaugeMetricFamily("stacksense_last_heartbeat_timestamp_seconds",
+                                 "Unix time of the last successful contact, by source.",
+                                 labels=["server", "source"])
+        age = GaugeMetricFamily("stacksense_heartbeat_age_seconds",
+                                "Seconds since the last contact from any source "
+                                "(+Inf when never seen).", labels=["server"])
+        suspended = GaugeMetricFamily("stacksense_server_suspended",
+                                      "Whether monitoring of the server is suspended.",
+                                      labels=["server"])
+        for name, server in servers.items():
+            newest = float("-inf")
+            for source in ("ssh", "push"):
+                ts = beats.get((name, source))
+                if ts is not None:
+                    last.add_metric([name, source], ts)
+                    newest = max(newest, ts)
+            age.add_metric([name], now - newest if newest > float("-inf") else float("inf"))
+            suspended.add_metric([name], 1.0 if server.suspended else 0.0)
+        yield last
+        yield age
+        yield suspended
+        yield from _pushed_families(pushed, servers)
+        yield GaugeMetricFamily("stacksense_ssh_connections_open", "Pooled SSH connections open.",
+                                value=self.app.pool.open_connections())
+        yield GaugeMetricFamily("stacksense_inventory_servers", "Servers in the inventory.",
+                                value=len(servers))
+
+
+_PUSHED = {
+    "cpu_usage_ratio": "stacksense_cpu_usage_ratio",
+    "memory_usage_ratio": "stacksense_memory_usage_ratio",
+    "swap_usage_ratio": "stacksense_swap_usage_ratio",
+    "load1": "node_load1",
+    "boot_time_seconds": "node_boot_time_seconds",
+}
+
+
+def _pushed_families(pushed: dict[str, dict[str, Any]],
+                     servers: object) -> Iterable[Metric]:
+    """Agent-reported values, under the same names as probe output, labelled by server."""
+    fams = {key: GaugeMetricFamily(name, f"Pushed by the agent: {key}.", labels=["server"])
+            for key, name in _PUSHED.items()}
+    fs = GaugeMetricFamily("stacksense_filesystem_usage_ratio",
+                           "Pushed by the agent: filesystem usage ratio.",
+                           labels=["server", "mountpoint"])
+    for server, metrics in pushed.items():
+        for key, fam in fams.items():
+            value = metrics.get(key)
+            if isinstance(value, int | float):
+                fam.add_metric([server], float(value))
+        filesystems: dict[str, Any] = metrics.get("filesystem_usage_ratio") or {}
+        for mount, value in filesystems.items():
+            if isinstance(value, int | float):
+                fs.add_metric([server, str(mount)], float(value))
+    for fam in (*fams.values(), fs):
+        if fam.samples:
+            yield fam
+

@@ -1,0 +1,306 @@
+"""The inventory (`servers.yml`): servers, credentials and modules, validated at load.
+
+Credentials are kept apart from collection profiles (modules), as
+snmp_exporter keeps `auth` apart from `module`. Every unknown key is an error
+that names its path (`servers[2].credentails`), so a typo never silently
+disables a setting. Secrets are read from files or environment variables at
+load time and never appear in `repr`, logs or errors.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from exporter.collectors.registry import COLLECTORS, DEFAULT_COLLECTORS
+
+DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
+
+
+class ConfigError(ValueError):
+    """The inventory is invalid; the message names the key path."""
+
+
+class Secret:
+    """A secret string that never shows itself in repr, str or f-strings."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def get(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "<secret>"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class Credentials:
+    name: str
+    key_file: Path | None = None
+    passphrase: Secret | None = None
+    certificate_file: Path | None = None
+    agent: bool = False
+    password: Secret | None = None
+
+
+@dataclass(frozen=True)
+class Module:
+    name: str
+    collectors: tuple[str, ...] = DEFAULT_COLLECTORS
+    command_timeout_seconds: float = 10.0
+
+
+@dataclass(frozen=True)
+class Server:
+    name: str
+    host: str
+    port: int = 22
+    user: str = "root"
+    credentials: str = "default"
+    module: str = "default"
+    jump: str | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+    trust_on_first_use: bool = False
+    suspended: bool = False
+    push_token: Secret | None = None
+    connect_timeout_seconds: float = 5.0
+
+
+@dataclass(frozen=True)
+class Inventory:
+    servers: Mapping[str, Server]
+    credentials: Mapping[str, Credentials]
+    modules: Mapping[str, Module]
+    known_hosts: Path
+    max_concurrency: int = 64
+    local: bool = False  # no inventory: monitor the machine we run on
+
+    def server(self, name: str) -> Server | None:
+        return self.servers.get(name)
+
+
+# ---------------------------------------------------------------- validation helpers
+
+
+def _mapping(value: Any, path: str) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{path}: expected a mapping, got {type(value).__name__}")
+    return value
+
+
+def _check_keys(value: Mapping[str, Any], path: str, allowed: set[str]) -> None:
+    for key in value:
+        if key not in allowed:
+            where = f"{path}.{key}" if path else str(key)
+            raise ConfigError(f"{where}: unknown key (allowed: {', '.join(sorted(allowed))})")
+
+
+def _str(value: Any, path: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{path}: expected a non-empty string, got {value!r}")
+    return value
+
+
+def _bool(value: Any, path: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{path}: expected true or false, got {value!r}")
+    return value
+
+
+def _number(value: Any, path: str, *, minimum: float = 0.0) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= minimum:
+        raise ConfigError(f"{path}: expected a number > {minimum:g}, got {value!r}")
+    return float(value)
+
+
+def _port(value: Any, path: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
+        raise ConfigError(f"{path}: expected a port number 1-65535, got {value!r}")
+    return value
+
+
+def _secret(raw: Mapping[str, Any], path: str, key: str, base: Path) -> Secret | None:
+    """Read `<key>_env` or `<key>_file` (exactly one may be given)."""
+    env_key, file_key = f"{key}_env", f"{key}_file"
+    if env_key in raw and file_key in raw:
+        raise ConfigError(f"{path}: give only one of {env_key} and {file_key}")
+    if env_key in raw:
+        var = _str(raw[env_key], f"{path}.{env_key}")
+        if var not in os.environ:
+            raise ConfigError(f"{path}.{env_key}: environment variable {var} is not set")
+        return Secret(os.environ[var])
+    if file_key in raw:
+        file = _path(raw[file_key], f"{path}.{file_key}", base)
+        try:
+            return Secret(file.read_text().strip())
+        except OSError as exc:
+            raise ConfigError(f"{path}.{file_key}: cannot read {file}: {exc.strerror}") from None
+    return None
+
+
+def _path(value: Any, path: str, base: Path) -> Path:
+    p = Path(os.path.expanduser(_str(value, path)))
+    return p if p.is_absolute() else base / p
+
+
+# ---------------------------------------------------------------- sections
+
+_CRED_KEYS = {"key_file", "passphrase_env", "passphrase_file", "certificate_file", "agent",
+              "password_env", "password_file"}
+_MODULE_KEYS = {"collectors", "command_timeout_seconds"}
+_SERVER_KEYS = {"name", "host", "port", "user", "credentials", "module", "jump", "labels",
+                "trust_on_first_use", "suspended", "push_token_env", "push_token_file",
+                "connect_timeout_seconds"}
+_DEFAULT_KEYS = _SERVER_KEYS - {"name", "host", "labels", "push_token_env", "push_token_file"}
+_TOP_KEYS = {"defaults", "credentials", "modules", "servers", "known_hosts", "max_concurrency"}
+
+
+def _credentials(name: str, raw: Mapping[str, Any], path: str, base: Path) -> Credentials:
+    _check_keys(raw, path, _CRED_KEYS)
+    key_file = _path(raw["key_file"], f"{path}.key_file", base) if "key_file" in raw else None
+    cert = (_path(raw["certificate_file"], f"{path}.certificate_file", base)
+            if "certificate_file" in raw else None)
+    if cert is not None and key_file is None:
+        raise ConfigError(f"{path}.certificate_file: needs key_file (the certificate's key)")
+    creds = Credentials(
+        name=name,
+        key_file=key_file,
+        passphrase=_secret(raw, path, "passphrase", base),
+        certificate_file=cert,
+        agent=_bool(raw.get("agent", False), f"{path}.agent"),
+        password=_secret(raw, path, "password", base),
+    )
+    if not (creds.key_file or creds.agent or creds.password):
+        raise ConfigError(f"{path}: no authentication method (key_file, agent or password_*)")
+    return creds
+
+
+def _module(name: str, raw: Mapping[str, Any], path: str) -> Module:
+    _check_keys(raw, path, _MODULE_KEYS)
+    collectors = DEFAULT_COLLECTORS
+    if "collectors" in raw:
+        items = raw["collectors"]
+        if not isinstance(items, list) or not items:
+            raise ConfigError(f"{path}.collectors: expected a non-empty list of collector names")
+        for i, item in enumerate(items):
+            if item not in COLLECTORS:
+                raise ConfigError(f"{path}.collectors[{i}]: unknown collector {item!r} "
+                                  f"(known: {', '.join(COLLECTORS)})")
+        collectors = tuple(items)
+    timeout = _number(raw.get("command_timeout_seconds", 10.0), f"{path}.command_timeout_seconds")
+    return Module(name, collectors, timeout)
+
+
+def _labels(value: Any, path: str) -> dict[str, str]:
+    labels = _mapping(value, path)
+    out: dict[str, str] = {}
+    for key, val in labels.items():
+        if not isinstance(key, str) or not key.replace("_", "a").isalnum() or key[0].isdigit():
+            raise ConfigError(f"{path}.{key}: not a valid Prometheus label name")
+        if key.startswith("__"):
+            raise ConfigError(f"{path}.{key}: label names starting with __ are reserved")
+        if not isinstance(val, str | int | float) or isinstance(val, bool):
+            raise ConfigError(f"{path}.{key}: expected a string value, got {val!r}")
+        out[key] = str(val)
+    return out
+
+
+def _server(raw: Mapping[str, Any], defaults: Mapping[str, Any], path: str, base: Path) -> Server:
+    _check_keys(raw, path, _SERVER_KEYS)
+    merged = {**defaults, **raw}
+    get: Callable[[str, Any], Any] = merged.get
+    return Server(
+        name=_str(raw.get("name"), f"{path}.name"),
+        host=_str(raw.get("host"), f"{path}.host"),
+        port=_port(get("port", 22), f"{path}.port"),
+        user=_str(get("user", "root"), f"{path}.user"),
+        credentials=_str(get("credentials", "default"), f"{path}.credentials"),
+        module=_str(get("module", "default"), f"{path}.module"),
+        jump=_str(get("jump", None), f"{path}.jump") if get("jump", None) is not None else None,
+        labels=_labels(raw.get("labels"), f"{path}.labels"),
+        trust_on_first_use=_bool(get("trust_on_first_use", False), f"{path}.trust_on_first_use"),
+        suspended=_bool(get("suspended", False), f"{path}.suspended"),
+        push_token=_secret(raw, path, "push_token", base),
+        connect_timeout_seconds=_number(get("connect_timeout_seconds", 5.0),
+                                        f"{path}.connect_timeout_seconds"),
+    )
+
+
+def parse_inventory(data: Any, *, base: Path) -> Inventory:
+    """Validate a parsed YAML document into an Inventory (raises ConfigError)."""
+    top = _mapping(data, "(top level)")
+    _check_keys(top, "", _TOP_KEYS)
+    defaults = _mapping(top.get("defaults"), "defaults")
+    _check_keys(defaults, "defaults", _DEFAULT_KEYS)
+
+    credentials = {
+        name: _credentials(name, _mapping(raw, f"credentials.{name}"), f"credentials.{name}", base)
+        for name, raw in _mapping(top.get("credentials"), "credentials").items()
+    }
+    modules = {"default": Module("default")}
+    for name, raw in _mapping(top.get("modules"), "modules").items():
+        modules[name] = _module(name, _mapping(raw, f"modules.{name}"), f"modules.{name}")
+
+    raw_servers = top.get("servers") or []
+    if not isinstance(raw_servers, list):
+        raise ConfigError("servers: expected a list of servers")
+    servers: dict[str, Server] = {}
+    for i, raw in enumerate(raw_servers):
+        path = f"servers[{i}]"
+        server = _server(_mapping(raw, path), defaults, path, base)
+        if server.name in servers:
+            raise ConfigError(f"{path}.name: duplicate server name {server.name!r}")
+        if server.credentials not in credentials:
+            raise ConfigError(f"{path}.credentials: no credentials named {server.credentials!r}")
+        if server.module not in modules:
+            raise ConfigError(f"{path}.module: no module named {server.module!r}")
+        servers[server.name] = server
+    for i, server in enumerate(servers.values()):
+        if server.jump is not None and server.jump not in servers:
+            raise ConfigError(f"servers[{i}].jump: no server named {server.jump!r}")
+        if server.jump == server.name:
+            raise ConfigError(f"servers[{i}].jump: a server cannot be its own jump host")
+
+    known_hosts = _path(top.get("known_hosts", DEFAULT_KNOWN_HOSTS), "known_hosts", base)
+    concurrency = int(_number(top.get("max_concurrency", 64), "max_concurrency"))
+    return Inventory(servers, credentials, modules, known_hosts, concurrency)
+
+
+def load_inventory(path: str | os.PathLike[str] | None) -> Inventory:
+    """Load and validate `servers.yml`; None means no inventory: monitor the local host."""
+    if path is None:
+        return Inventory({}, {}, {"default": Module("default")}, Path(DEFAULT_KNOWN_HOSTS),
+                         local=True)
+    file = Path(path)
+    try:
+        text = file.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read inventory: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{file}: invalid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    try:
+        return parse_inventory(data, base=file.parent.resolve())
+    except ConfigError as exc:
+        raise ConfigError(f"{file}: {exc}") from None

@@ -1,0 +1,122 @@
+"""One probe: run the round-trip command, parse every collector, always report why.
+
+Failure is a value: `stacksense_probe_success`, `stacksense_probe_duration_seconds`
+and `stacksense_probe_failure{reason}` (0/1 for every reason) are always in the
+output; one broken collector sets its `stacksense_collector_success` to 0 and
+never fails the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from exporter.collectors import ParseError, ProbeContext
+from exporter.collectors.registry import COLLECTORS
+from exporter.command import build_script, completed, split_sections
+from exporter.config import Module, Server
+from exporter.errors import REASONS, ProbeFailure
+from exporter.heartbeats import HeartbeatStore
+from exporter.metrics import Family, gauge, render
+from exporter.runner import Runner
+
+log = logging.getLogger(__name__)
+
+
+@lru_cache(maxsize=64)
+def script_for(collectors: tuple[str, ...]) -> str:
+    """The round-trip script for a set of collectors (built once per module)."""
+    return build_script(COLLECTORS[name] for name in collectors)
+
+
+@dataclass
+class ProbeResult:
+    success: bool
+    text: str
+    failure: ProbeFailure | None = None
+
+
+class Prober:
+    """Runs probes and keeps each target's collector state between probes."""
+
+    def __init__(self, runner: Runner, heartbeats: HeartbeatStore) -> None:
+        self.runner = runner
+        self.heartbeats = heartbeats
+        self._states: dict[str, dict[str, Any]] = {}
+        self._states_lock = threading.Lock()
+
+    def _state(self, target: str) -> dict[str, Any]:
+        with self._states_lock:
+            return self._states.setdefault(target, {})
+
+    def probe(self, server: Server, module: Module, timeout: float) -> ProbeResult:
+        started = time.monotonic()
+        deadline = started + timeout
+        families: list[Family] = []
+        failure: ProbeFailure | None = None
+        try:
+            result = self.runner.run(server, script_for(module.collectors), deadline)
+            if not completed(result.stdout):
+                raise ProbeFailure("command", f"{server.name}: command output ended early "
+                                              f"(exit status {result.exit_status})")
+            if result.exit_status != 0:
+                raise ProbeFailure("command",
+                                   f"{server.name}: command exited with {result.exit_status}")
+            ctx = ProbeContext(server.name, now=time.time(), state=self._state(server.name))
+            families, parse_ok = self._collect(module, split_sections(result.stdout), ctx)
+            if not parse_ok:
+                failure = ProbeFailure("parse", f"{server.name}: a collector could not parse "
+                                                "its output")
+        except ProbeFailure as exc:
+            failure = exc
+        duration = time.monotonic() - started
+        success = failure is None
+        if failure is not None:
+            log.warning("probe %s failed (%s): %s", server.name, failure.reason, failure)
+        # A probe whose command ran is a contact even if one collector choked.
+        if failure is None or failure.reason == "parse":
+            self.heartbeats.record(server.name, "ssh", time.time())
+        reason = failure.reason if failure else None
+        fail_fam = gauge("stacksense_probe_failure",
+                         "1 for the reason the probe failed, 0 for the others.")
+        for r in REASONS:
+            fail_fam.add(1.0 if r == reason else 0.0, reason=r)
+        families.append(gauge("stacksense_probe_success",
+                              "Whether the probe succeeded.", 1.0 if success else 0.0))
+        families.append(gauge("stacksense_probe_duration_seconds",
+                              "How long the probe took, in seconds.", duration))
+        families.append(fail_fam)
+        return ProbeResult(success, render(families), failure)
+
+    def _collect(self, module: Module, sections: dict[str, str],
+                 ctx: ProbeContext) -> tuple[list[Family], bool]:
+        families: list[Family] = []
+        ok_fam = gauge("stacksense_collector_success", "Whether a collector succeeded.")
+        dur_fam = gauge("stacksense_collector_duration_seconds",
+                        "Time a collector spent parsing, in seconds.")
+        all_ok = True
+        for name in module.collectors:
+            t0 = time.perf_counter()
+            try:
+                families.extend(COLLECTORS[name].collect(sections, ctx))
+                ok = True
+            except KeyError as exc:
+                # The host lacks the source (e.g. no /proc/pressure on old kernels):
+                # that collector reports 0, the probe itself is fine.
+                log.debug("collector %s on %s: no source %s", name, ctx.target, exc)
+                ok = False
+            except ParseError as exc:
+                log.info("collector %s on %s: %s", name, ctx.target, exc)
+                ok = all_ok = False
+            except Exception:  # noqa: BLE001 - garbage must never crash a probe
+                log.exception("collector %s on %s raised", name, ctx.target)
+                ok = all_ok = False
+            ok_fam.add(1.0 if ok else 0.0, collector=name)
+            dur_fam.add(time.perf_counter() - t0, collector=name)
+        families.append(ok_fam)
+        families.append(dur_fam)
+        return families, all_ok

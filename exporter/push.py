@@ -1,0 +1,68 @@
+"""Validation of agent heartbeats (`POST /api/v1/heartbeat/<server>`)."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import math
+from typing import Any
+
+RATIOS = ("cpu_usage_ratio", "memory_usage_ratio", "swap_usage_ratio")
+NUMBERS = ("load1", "boot_time_seconds")
+MAX_FILESYSTEMS = 256
+
+
+class PushError(ValueError):
+    """The heartbeat body is invalid; the message says what is wrong."""
+
+
+def token_matches(expected: str, authorization: str | None) -> bool:
+    """Constant-time check of `Authorization: Bearer <token>`."""
+    if not authorization or not authorization.startswith("Bearer "):
+        return False
+    return hmac.compare_digest(expected.encode(), authorization[7:].strip().encode())
+
+
+def _number(value: Any, path: str, *, ratio: bool) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise PushError(f"{path}: expected a finite number, got {json.dumps(value)[:40]}")
+    if ratio and not 0.0 <= value <= 1.0:
+        raise PushError(f"{path}: a ratio must be between 0 and 1, got {value}")
+    return float(value)
+
+
+def parse_heartbeat(body: bytes) -> dict[str, Any] | None:
+    """Parse the optional JSON body into the metrics dict (None when no metrics were sent)."""
+    if not body.strip():
+        return None
+    try:
+        data = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise PushError(f"invalid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise PushError("body: expected a JSON object")
+    unknown = set(data) - {"metrics"}
+    if unknown:
+        raise PushError(f"body.{sorted(unknown)[0]}: unknown key (allowed: metrics)")
+    raw = data.get("metrics")
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise PushError("metrics: expected an object")
+    metrics: dict[str, Any] = {}
+    for key, value in raw.items():
+        path = f"metrics.{key}"
+        if key in RATIOS:
+            metrics[key] = _number(value, path, ratio=True)
+        elif key in NUMBERS:
+            metrics[key] = _number(value, path, ratio=False)
+        elif key == "filesystem_usage_ratio":
+            if not isinstance(value, dict) or len(value) > MAX_FILESYSTEMS:
+                raise PushError(f"{path}: expected an object of at most {MAX_FILESYSTEMS} "
+                                "mountpoint: ratio pairs")
+            metrics[key] = {str(m): _number(v, f"{path}[{m!r}]", ratio=True)
+                            for m, v in value.items()}
+        else:
+            allowed = ", ".join((*RATIOS, *NUMBERS, "filesystem_usage_ratio"))
+            raise PushError(f"{path}: unknown metric (allowed: {allowed})")
+    return metrics

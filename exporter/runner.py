@@ -1,0 +1,43 @@
+"""Where a probe's command runs: over SSH (the pool) or on this machine (embedded default)."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from typing import Protocol
+
+from exporter.config import Server
+from exporter.errors import ProbeFailure
+from exporter.ssh_pool import CommandResult, SshPool
+
+
+class Runner(Protocol):
+    def run(self, server: Server, command: str, deadline: float) -> CommandResult: ...
+
+
+class SshRunner:
+    """Runs commands on remote servers through the connection pool."""
+
+    def __init__(self, pool: SshPool) -> None:
+        self.pool = pool
+
+    def run(self, server: Server, command: str, deadline: float) -> CommandResult:
+        return self.pool.run(server, command, deadline)
+
+
+class LocalRunner:
+    """Runs the same command with the local /bin/sh: the host the exporter runs on."""
+
+    def run(self, server: Server, command: str, deadline: float) -> CommandResult:
+        timeout = deadline - time.monotonic()
+        if timeout <= 0:
+            raise ProbeFailure("timeout", f"{server.name}: deadline passed before the command ran")
+        try:
+            proc = subprocess.run(["/bin/sh", "-c", command], capture_output=True,
+                                  timeout=timeout, check=False)
+        except subprocess.TimeoutExpired:
+            raise ProbeFailure("timeout", f"{server.name}: local command timed out") from None
+        except OSError as exc:
+            raise ProbeFailure("command", f"{server.name}: cannot run /bin/sh: {exc.strerror}") \
+                from None
+        return CommandResult(proc.returncode, proc.stdout.decode("utf-8", "replace"))
