@@ -1,0 +1,510 @@
+"""Onboarding: log in once with a password, deploy the monitoring key, record the server.
+
+The password is used for one login and nothing else: it is never logged, printed,
+stored, or put in an error. The key line reaches the host on the command's stdin;
+the command itself is a fixed string.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import getpass
+import logging
+import os
+import re
+import socket
+import tempfile
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import paramiko
+import yaml
+
+from exporter.keys import (
+    HostKeyRefused,
+    KeyProblem,
+    PinningPolicy,
+    generate_ed25519,
+    load_known_hosts,
+    load_private_key,
+    public_line,
+)
+
+log = logging.getLogger("stacksense.onboard")
+
+DEFAULT_KEY_NAME = "keys/stacksense_ed25519"
+DEFAULT_KNOWN_HOSTS = "known_hosts"
+SERVER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,252}")
+
+# Runs under /bin/sh whatever the user's login shell is. It reads the key line from
+# stdin (never from its own text), creates ~/.ssh (0700) and authorized_keys (0600)
+# only when missing, and appends the line unless the same key is already there.
+_DEPLOY_SCRIPT = (
+    "umask 077; set -e; IFS= read -r line; set -f; set -- $line; "
+    'd="$HOME/.ssh"; f="$d/authorized_keys"; '
+    '[ -d "$d" ] || mkdir -m 700 "$d"; '
+    '[ -e "$f" ] || : > "$f"; '
+    'if awk -v t="$1" -v b="$2" '
+    '"{for (i = 1; i < NF; i++) if (\\$i == t && \\$(i+1) == b) found = 1} END {exit !found}" '
+    '"$f"; then echo present; exit 0; fi; '
+    '[ ! -s "$f" ] || [ -z "$(tail -c 1 "$f")" ] || echo >> "$f"; '
+    'printf "%s\\n" "$line" >> "$f"; echo added'
+)
+DEPLOY_COMMAND = "/bin/sh -c '" + _DEPLOY_SCRIPT + "'"
+assert "'" not in _DEPLOY_SCRIPT  # the script is wrapped in single quotes above
+
+
+class OnboardError(Exception):
+    """Onboarding failed; the message says which step and why (never a secret)."""
+
+
+@dataclass(frozen=True)
+class OnboardRequest:
+    """Everything `onboard` needs. The password is excluded from repr."""
+
+    name: str
+    host: str
+    password: str = field(repr=False)
+    inventory: Path
+    port: int = 22
+    user: str | None = None
+    key: Path | None = None
+    credentials: str = "default"
+    known_hosts: Path | None = None
+    trust_on_first_use: bool = False
+    jump: str | None = None
+    module: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    timeout_seconds: float = 15.0
+
+
+@dataclass(frozen=True)
+class OnboardResult:
+    """What onboarding did, for the command's summary."""
+
+    key_file: Path
+    key_generated: bool
+    key_added: bool  # False when the key was already authorized
+    known_hosts: Path
+    inventory: Path
+
+
+def onboard(req: OnboardRequest) -> OnboardResult:
+    """Deploy the key to `req.host`, check key login, and add the server to the inventory."""
+    if not SERVER_NAME.fullmatch(req.name):
+        raise OnboardError(f"server name {req.name!r} must be letters, digits, '.', '_' or '-'")
+    if not req.host or req.host.startswith("-") or any(c.isspace() for c in req.host):
+        raise OnboardError(f"host {req.host!r} is not a valid host name or address")
+    if not 0 < req.port < 65536:
+        raise OnboardError(f"port {req.port} is out of range")
+    data = load_inventory(req.inventory)
+    base = req.inventory.parent
+    creds = _credentials_entry(data, req.credentials)
+    key_file = _key_path(req, creds, base)
+    known_hosts = _resolve(req.known_hosts or data.get("known_hosts") or DEFAULT_KNOWN_HOSTS, base)
+    user = req.user or (data.get("defaults") or {}).get("user") or getpass.getuser()
+
+    generated = False
+    if key_file.exists():
+        key = load_private_key(key_file, _passphrase(creds))
+    else:
+        log.info("generating Ed25519 key %s", key_file)
+        generate_ed25519(key_file, f"stacksense@{socket.gethostname()}")
+        key = load_private_key(key_file)
+        generated = True
+    line = public_line(key, "stacksense")
+
+    with ExitStack() as stack:
+        jump = stack.enter_context(_jump_client(data, req, known_hosts)) if req.jump else None
+        client = stack.enter_context(
+            _connect(req, user, known_hosts, jump, password=req.password, trust=True)
+        )
+        added = _deploy(client, line)
+    state = "added" if added else "already present"
+    log.info("key %s on %s@%s:%s", state, user, req.host, req.port)
+
+    with ExitStack() as stack:
+        jump = stack.enter_context(_jump_client(data, req, known_hosts)) if req.jump else None
+        try:
+            stack.enter_context(_connect(req, user, known_hosts, jump, pkey=key, trust=False))
+        except OnboardError as exc:
+            raise OnboardError(f"the key was deployed but key login failed: {exc}") from exc
+
+    entry: dict[str, Any] = {"name": req.name, "host": req.host, "port": req.port, "user": user,
+                             "credentials": req.credentials}
+    if req.jump:
+        entry["jump"] = req.jump
+    if req.module:
+        entry["module"] = req.module
+    if req.labels:
+        entry["labels"] = dict(req.labels)
+    new_creds = None if creds is not None else {"key_file": str(key_file)}
+    kept = upsert_server(
+        req.inventory, entry, credentials=(req.credentials, new_creds),
+        known_hosts=None if data.get("known_hosts") else str(known_hosts),
+    )
+    if not kept:
+        log.warning("%s was rewritten without its comments (its layout could not be edited "
+                    "in place); the data is unchanged apart from the new entry", req.inventory)
+    return OnboardResult(key_file, generated, added, known_hosts, req.inventory)
+
+
+def _resolve(path: str | Path, base: Path) -> Path:
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else (base / p).resolve()
+
+
+def _credentials_entry(data: dict[str, Any], name: str) -> dict[str, Any] | None:
+    entry = (data.get("credentials") or {}).get(name)
+    if entry is not None and not isinstance(entry, dict):
+        raise OnboardError(f"credentials.{name} in the inventory is not a mapping")
+    return entry
+
+
+def _key_path(req: OnboardRequest, creds: dict[str, Any] | None, base: Path) -> Path:
+    existing = creds.get("key_file") if creds else None
+    if creds is not None and not existing:
+        raise OnboardError(
+            f"credentials.{req.credentials} has no key_file; pass --credentials NAME to create "
+            "a key-based credentials entry"
+        )
+    if req.key and existing and _resolve(existing, base) != _resolve(req.key, base):
+        raise OnboardError(
+            f"credentials.{req.credentials} already uses key {existing}; pass --credentials NAME "
+            f"to deploy {req.key} under another credentials entry"
+        )
+    return _resolve(req.key or existing or DEFAULT_KEY_NAME, base)
+
+
+def _passphrase(creds: dict[str, Any] | None) -> str | None:
+    if not creds:
+        return None
+    if creds.get("passphrase_env"):
+        value = os.environ.get(str(creds["passphrase_env"]))
+        if value is None:
+            raise OnboardError(f"environment variable {creds['passphrase_env']} is not set")
+        return value
+    if creds.get("passphrase_file"):
+        return Path(str(creds["passphrase_file"])).read_text().rstrip("\n")
+    return None
+
+
+@contextmanager
+def _connect(
+    req: OnboardRequest,
+    user: str,
+    known_hosts: Path,
+    jump: paramiko.SSHClient | None,
+    *,
+    password: str | None = None,
+    pkey: paramiko.PKey | None = None,
+    trust: bool,
+) -> Iterator[paramiko.SSHClient]:
+    """An SSH client logged in to the target, host key checked against known_hosts."""
+    where = f"{user}@{req.host}:{req.port}"
+    client = paramiko.SSHClient()
+    known = load_known_hosts(known_hosts)
+    for name in known.keys():
+        for key_type in known[name].keys():
+            client.get_host_keys().add(name, key_type, known[name][key_type])
+    client.set_missing_host_key_policy(
+        PinningPolicy(known_hosts, known, trust_on_first_use=trust and req.trust_on_first_use)
+    )
+    try:
+        sock = None
+        if jump is not None:
+            transport = jump.get_transport()
+            assert transport is not None
+            sock = transport.open_channel("direct-tcpip", (req.host, req.port), ("127.0.0.1", 0))
+        client.connect(
+            req.host, req.port, username=user, password=password, pkey=pkey, sock=sock,
+            timeout=req.timeout_seconds, banner_timeout=req.timeout_seconds,
+            auth_timeout=req.timeout_seconds, look_for_keys=False, allow_agent=False,
+        )
+    except HostKeyRefused as exc:
+        client.close()
+        raise OnboardError(str(exc)) from exc
+    except paramiko.BadHostKeyException as exc:
+        client.close()
+        raise OnboardError(
+            f"host key of {req.host}:{req.port} has CHANGED from the one pinned in {known_hosts} "
+            f"(now {exc.key.get_name()} {exc.key.fingerprint}); refusing to log in"
+        ) from None
+    except paramiko.AuthenticationException:
+        client.close()
+        how = "password" if password is not None else "key"
+        raise OnboardError(f"{how} login as {where} was rejected") from None
+    except (OSError, paramiko.SSHException) as exc:
+        client.close()
+        raise OnboardError(f"could not connect to {where}: {exc}") from None
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@contextmanager
+def _jump_client(
+    data: dict[str, Any], req: OnboardRequest, known_hosts: Path
+) -> Iterator[paramiko.SSHClient]:
+    """Log in to the jump server named in the inventory with its own (key) credentials."""
+    servers = [s for s in data.get("servers") or [] if isinstance(s, dict)]
+    entry = next((s for s in servers if s.get("name") == req.jump), None)
+    if entry is None:
+        raise OnboardError(f"jump server {req.jump!r} is not in {req.inventory}")
+    if entry.get("jump"):
+        raise OnboardError(f"jump server {req.jump!r} has a jump of its own; onboard supports one")
+    defaults = data.get("defaults") or {}
+    cred_name = entry.get("credentials") or defaults.get("credentials")
+    creds = _credentials_entry(data, str(cred_name)) if cred_name else None
+    if not creds or not creds.get("key_file"):
+        raise OnboardError(f"jump server {req.jump!r} has no key_file credentials in the inventory")
+    key = load_private_key(_resolve(creds["key_file"], req.inventory.parent), _passphrase(creds))
+    jump_req = OnboardRequest(
+        name=str(req.jump), host=str(entry.get("host")), password="", inventory=req.inventory,
+        port=int(entry.get("port") or defaults.get("port") or 22),
+        timeout_seconds=req.timeout_seconds,
+    )
+    user = str(entry.get("user") or defaults.get("user") or getpass.getuser())
+    with _connect(jump_req, user, known_hosts, None, pkey=key, trust=False) as client:
+        yield client
+
+
+def _deploy(client: paramiko.SSHClient, line: str) -> bool:
+    """Append `line` to ~/.ssh/authorized_keys; True if added, False if already there."""
+    try:
+        stdin, stdout, stderr = client.exec_command(DEPLOY_COMMAND, timeout=30)
+        stdin.write(line + "\n")
+        stdin.channel.shutdown_write()
+        out = stdout.read().decode(errors="replace").strip()
+        err = stderr.read().decode(errors="replace").strip()
+        status = stdout.channel.recv_exit_status()
+    except (OSError, paramiko.SSHException) as exc:
+        raise OnboardError(f"deploying the key failed: {exc}") from exc
+    if status != 0 or out not in ("added", "present"):
+        raise OnboardError(f"deploying the key failed (exit {status}): {err[:500] or out[:500]}")
+    return out == "added"
+
+
+def read_password(env: str | None, file: Path | None, prompt: bool) -> str:
+    """The one-time password from an environment variable, a file or the terminal."""
+    if env:
+        value = os.environ.get(env)
+        if not value:
+            raise OnboardError(f"environment variable {env} is not set or empty")
+        return value
+    if file:
+        try:
+            value = file.read_text().rstrip("\r\n")
+        except OSError as exc:
+            raise OnboardError(f"password file {file} could not be read: {exc.strerror}") from None
+        if not value:
+            raise OnboardError(f"password file {file} is empty")
+        return value
+    if prompt:
+        return getpass.getpass("SSH password (used once, never stored): ")
+    raise OnboardError("give the one-time password with --password-env, --password-file "
+                       "or --password-prompt")
+
+
+# --- the inventory file --------------------------------------------------------------------
+# Edited as text where possible, so that the operator's comments and layout survive:
+# PyYAML's node marks locate the `servers` list, the item to replace and the place to
+# append. The result is re-parsed and must equal the intended data; if it does not (an
+# unusual layout), the file is rewritten from the data instead, which keeps every value.
+
+
+class _CannotEdit(Exception):
+    """The file's layout is not one the text editor handles; fall back to a rewrite."""
+
+
+def load_inventory(path: Path) -> dict[str, Any]:
+    """The inventory as plain data (empty when the file does not exist yet)."""
+    if not path.exists():
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise OnboardError(f"inventory {path} could not be read: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise OnboardError(f"inventory {path} must be a mapping at the top level")
+    for key, kind in (("servers", list), ("credentials", dict), ("defaults", dict)):
+        if data.get(key) is not None and not isinstance(data[key], kind):
+            raise OnboardError(f"inventory {path}: `{key}` must be a {kind.__name__}")
+    return data
+
+
+def upsert_server(
+    path: Path,
+    entry: dict[str, Any],
+    *,
+    credentials: tuple[str, dict[str, Any] | None],
+    known_hosts: str | None,
+) -> bool:
+    """Add or update a server (and a new credentials entry); False if comments were lost."""
+    text = path.read_text() if path.exists() else ""
+    data = load_inventory(path)
+    merged, wanted = _merged(data, entry, credentials, known_hosts)
+    try:
+        edited = _edit_text(text, merged, credentials, known_hosts)
+        kept = yaml.safe_load(edited) == wanted
+    except (_CannotEdit, yaml.YAMLError):
+        kept = False
+    if not kept:
+        edited = _dump(wanted)
+    _write_atomically(path, edited)
+    return kept or "#" not in text
+
+
+def _merged(
+    data: dict[str, Any],
+    entry: dict[str, Any],
+    credentials: tuple[str, dict[str, Any] | None],
+    known_hosts: str | None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    wanted = copy.deepcopy(data)
+    servers = wanted.setdefault("servers", []) if wanted.get("servers") else []
+    wanted["servers"] = servers
+    old = next((s for s in servers if isinstance(s, dict) and s.get("name") == entry["name"]), None)
+    # An update keeps what onboarding does not decide (labels, module, tokens, suspended...),
+    # but the route is the one that just worked: a jump not asked for is dropped.
+    merged = {**(old or {}), **entry}
+    if "jump" not in entry:
+        merged.pop("jump", None)
+    if old is None:
+        servers.append(merged)
+    else:
+        servers[servers.index(old)] = merged
+    name, new_creds = credentials
+    if new_creds is not None:
+        wanted["credentials"] = {**(wanted.get("credentials") or {}), name: new_creds}
+    if known_hosts:
+        wanted["known_hosts"] = known_hosts
+    return merged, wanted
+
+
+def _edit_text(
+    text: str,
+    merged: dict[str, Any],
+    credentials: tuple[str, dict[str, Any] | None],
+    known_hosts: str | None,
+) -> str:
+    if text and not text.endswith("\n"):
+        text += "\n"
+    root = yaml.compose(text)
+    if root is not None and not isinstance(root, yaml.MappingNode):
+        raise _CannotEdit
+    top = {k.value: v for k, v in root.value} if root is not None else {}
+    edits: list[tuple[int, int, str]] = []
+
+    def append_top(obj: dict[str, Any]) -> None:
+        edits.append((len(text), len(text), _dump(obj)))
+
+    if known_hosts:
+        if "known_hosts" in top:
+            raise _CannotEdit
+        append_top({"known_hosts": known_hosts})
+    cred_name, new_creds = credentials
+    if new_creds is not None:
+        node = top.get("credentials")
+        if node is None:
+            append_top({"credentials": {cred_name: new_creds}})
+        else:
+            col = _block_mapping_column(node)
+            block = _indent(_dump({cred_name: new_creds}), col)
+            edits.append((*_after(text, _content_end(node)), block))
+    if "servers" not in top:
+        append_top({"servers": [merged]})
+    else:
+        node = top["servers"]
+        if not isinstance(node, yaml.SequenceNode) or node.flow_style or not node.value:
+            raise _CannotEdit
+        item = next((i for i in node.value if _name_of(i) == merged["name"]), None)
+        if item is not None:
+            end = text.find("\n", _content_end(item))
+            end = len(text) if end < 0 else end
+            body = _dump(merged).rstrip("\n").replace("\n", "\n" + " " * item.start_mark.column)
+            edits.append((item.start_mark.index, end, body))
+        else:
+            first = node.value[0].start_mark.index
+            line = text[text.rfind("\n", 0, first) + 1 : first]
+            dash_col = len(line) - len(line.lstrip())
+            edits.append((*_after(text, _content_end(node)), _indent(_dump([merged]), dash_col)))
+
+    # Back to front so earlier offsets stay valid; equal offsets keep their order.
+    ordered = sorted(enumerate(edits), key=lambda e: (e[1][0], e[0]), reverse=True)
+    for _, (start, end, new) in ordered:
+        text = text[:start] + new + text[end:]
+    return text
+
+
+def _block_mapping_column(node: yaml.Node | None) -> int:
+    if not isinstance(node, yaml.MappingNode) or node.flow_style or not node.value:
+        raise _CannotEdit
+    return int(node.value[0][0].start_mark.column)
+
+
+def _name_of(node: yaml.Node) -> object:
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            if key.value == "name" and isinstance(value, yaml.ScalarNode):
+                return value.value
+    return None
+
+
+def _content_end(node: yaml.Node) -> int:
+    """Where a block node's own text ends (its end mark runs on over trailing comments)."""
+    if isinstance(node, yaml.MappingNode) and not node.flow_style and node.value:
+        key, value = node.value[-1]
+        if isinstance(value, yaml.ScalarNode) and value.value == "" and value.style is None:
+            return int(key.end_mark.index)  # `key:` with no value: its mark is the next token's
+        return _content_end(value)
+    if isinstance(node, yaml.SequenceNode) and not node.flow_style and node.value:
+        return _content_end(node.value[-1])
+    if isinstance(node, yaml.ScalarNode) and node.style in ("|", ">"):
+        raise _CannotEdit  # block scalars end wherever their indentation ends
+    return int(node.end_mark.index)
+
+
+def _after(text: str, index: int) -> tuple[int, int]:
+    """The (start, end) of an insertion right after the line holding `index`."""
+    newline = text.find("\n", index)
+    pos = len(text) if newline < 0 else newline + 1
+    return pos, pos
+
+
+def _indent(block: str, column: int) -> str:
+    return "".join(" " * column + line if line.strip() else line
+                   for line in block.splitlines(keepends=True))
+
+
+def _dump(obj: object) -> str:
+    return yaml.safe_dump(obj, sort_keys=False, default_flow_style=False, allow_unicode=True)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Replace `path` in one rename so a crash never leaves half an inventory."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mode = path.stat().st_mode & 0o777 if path.exists() else None
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(tmp, mode if mode is not None else 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+__all__ = ["KeyProblem", "OnboardError", "OnboardRequest", "OnboardResult", "load_inventory",
+           "onboard", "read_password", "upsert_server"]
