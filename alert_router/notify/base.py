@@ -1,0 +1,163 @@
+"""The notifier contract: template data, the Notifier protocol, errors, and the v4 webhook payload.
+
+Error tree::
+
+    Exception
+    ├── NotifyError            a delivery failed; says whether a retry may help
+    └── ValueError
+        └── ReceiverConfigError  a receiver's config is wrong; names the key path
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol, runtime_checkable
+
+# Go's zero time, which Alertmanager writes as endsAt while an alert fires.
+GO_ZERO_TIME = "0001-01-01T00:00:00Z"
+
+
+@dataclass(frozen=True)
+class AlertData:
+    """One alert as templates and payloads see it."""
+
+    status: str  # "firing" | "resolved"
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    starts_at: datetime
+    ends_at: datetime | None
+    generator_url: str
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class NotificationData:
+    """Alertmanager's template data shape, one shape for every template."""
+
+    receiver: str
+    status: str
+    alerts: list[AlertData]
+    group_labels: dict[str, str]
+    common_labels: dict[str, str]
+    common_annotations: dict[str, str]
+    external_url: str
+    group_key: str
+    truncated_alerts: int = 0
+
+    @property
+    def firing(self) -> list[AlertData]:
+        """The alerts still firing."""
+        return [a for a in self.alerts if a.status == "firing"]
+
+    @property
+    def resolved(self) -> list[AlertData]:
+        """The alerts that have resolved."""
+        return [a for a in self.alerts if a.status == "resolved"]
+
+
+class NotifyError(Exception):
+    """A delivery failed; `retryable` says whether the outbox should try again."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        reason: str,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.reason = reason
+        self.retry_after = retry_after
+
+    def __repr__(self) -> str:
+        return (
+            f"NotifyError({str(self)!r}, retryable={self.retryable}, reason={self.reason!r}, "
+            f"retry_after={self.retry_after!r})"
+        )
+
+
+class ReceiverConfigError(ValueError):
+    """A receiver config is invalid; the message starts with the key path."""
+
+
+@runtime_checkable
+class Notifier(Protocol):
+    """Delivers one notification to one integration; never retries by itself."""
+
+    kind: str
+    send_resolved: bool
+
+    def notify(self, data: NotificationData) -> None:
+        """Send `data`; raise NotifyError on failure."""
+        ...
+
+    def redacted(self) -> dict[str, Any]:
+        """The effective config with every secret shown as "<secret>"."""
+        ...
+
+
+def format_time(value: datetime | None) -> str:
+    """RFC 3339 in UTC as Go writes it (fraction only when non-zero, Go's zero time for None)."""
+    if value is None:
+        return GO_ZERO_TIME
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    value = value.astimezone(UTC)
+    text = value.strftime("%Y-%m-%dT%H:%M:%S")
+    if value.microsecond:
+        text += f".{value.microsecond:06d}".rstrip("0")
+    return text + "Z"
+
+
+def alert_payload(alert: AlertData) -> dict[str, Any]:
+    """One alert in Alertmanager's webhook (v4) form."""
+    return {
+        "status": alert.status,
+        "labels": dict(alert.labels),
+        "annotations": dict(alert.annotations),
+        "startsAt": format_time(alert.starts_at),
+        "endsAt": format_time(alert.ends_at),
+        "generatorURL": alert.generator_url,
+        "fingerprint": alert.fingerprint,
+    }
+
+
+def webhook_payload(data: NotificationData, *, max_alerts: int = 0) -> dict[str, Any]:
+    """Alertmanager's version 4 webhook payload, exact field names; max_alerts 0 = all."""
+    alerts = data.alerts
+    truncated = data.truncated_alerts
+    if max_alerts > 0 and len(alerts) > max_alerts:
+        truncated += len(alerts) - max_alerts
+        alerts = alerts[:max_alerts]
+    return {
+        "receiver": data.receiver,
+        "status": data.status,
+        "alerts": [alert_payload(a) for a in alerts],
+        "groupLabels": dict(data.group_labels),
+        "commonLabels": dict(data.common_labels),
+        "commonAnnotations": dict(data.common_annotations),
+        "externalURL": data.external_url,
+        "version": "4",
+        "groupKey": data.group_key,
+        "truncatedAlerts": truncated,
+    }
+
+
+@dataclass
+class Secrets:
+    """The secret strings one notifier holds, to scrub from any text it emits."""
+
+    values: list[str] = field(default_factory=list)
+
+    def add(self, value: str | None) -> None:
+        if value and len(value) >= 4 and value not in self.values:
+            self.values.append(value)
+
+    def scrub(self, text: str) -> str:
+        """`text` with every known secret replaced by "<secret>"."""
+        for value in sorted(self.values, key=len, reverse=True):
+            text = text.replace(value, "<secret>")
+        return text
