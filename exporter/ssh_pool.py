@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import paramiko
 
@@ -65,14 +66,14 @@ def _classify_os_error(exc: OSError, where: str) -> ProbeFailure:
 def load_private_key(creds: Credentials) -> paramiko.PKey:
     """Load the key file (and its certificate); the passphrase never reaches an error text."""
     assert creds.key_file is not None
-    passphrase = creds.passphrase.get() if creds.passphrase else None
+    # paramiko's stubs say str, but cryptography underneath wants bytes.
+    passphrase: Any = creds.passphrase.get().encode() if creds.passphrase else None
     try:
-        key = paramiko.PKey.from_path(  # type: ignore[call-arg]  # stubs lag paramiko 3.2+
-            creds.key_file, passphrase=passphrase)
+        key = paramiko.PKey.from_path(creds.key_file, password=passphrase)
     except paramiko.PasswordRequiredException:
         raise ProbeFailure("auth", f"key {creds.key_file} is encrypted and no passphrase "
                                    f"is configured (credentials {creds.name})") from None
-    except (paramiko.SSHException, ValueError) as exc:
+    except (paramiko.SSHException, ValueError, TypeError) as exc:
         msg = "wrong passphrase or unreadable key" if passphrase else type(exc).__name__
         raise ProbeFailure("auth", f"cannot load key {creds.key_file} ({msg})") from None
     except OSError as exc:
@@ -103,6 +104,9 @@ class SshPool:
     def update_inventory(self, inventory: Inventory) -> None:
         """Swap the inventory; connections whose settings changed are closed lazily."""
         self._inventory = inventory
+        with self._slots_lock:
+            for slot in self._slots.values():
+                slot.retry_at = 0.0  # a reload may have fixed what failed
         if inventory.known_hosts != self._known_hosts.path:
             self._known_hosts = KnownHosts(inventory.known_hosts)
 
@@ -157,7 +161,10 @@ class SshPool:
             slot.transport = None
         if slot.transport is None:
             now = self._clock()
-            if now < slot.retry_at and slot.last_failure is not None:
+            # Back off only from network failures; a host-key refusal is re-checked
+            # every probe so that fixing known_hosts takes effect at once.
+            if now < slot.retry_at and slot.last_failure is not None \
+                    and slot.last_failure.reason != "host_key":
                 raise ProbeFailure(slot.last_failure.reason,
                                    f"{slot.last_failure} (retrying in {slot.retry_at - now:.1f}s)")
             try:

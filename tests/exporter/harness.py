@@ -1,0 +1,69 @@
+"""Run a real exporter (in-process HTTP server) and write inventories for tests."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+from exporter.app import ExporterApp
+from exporter.server import ExporterHTTPServer
+from tests.peers.sshd import Sshd
+
+
+@dataclass
+class RunningExporter:
+    app: ExporterApp
+    url: str
+
+    def probe(self, target: str, timeout: float | None = None, **params: str) -> requests.Response:
+        headers = {"X-Prometheus-Scrape-Timeout-Seconds": str(timeout)} if timeout else {}
+        return requests.get(f"{self.url}/probe", params={"target": target, **params},
+                            headers=headers, timeout=60)
+
+    def probe_samples(self, target: str, timeout: float | None = None) -> dict[str, float]:
+        resp = self.probe(target, timeout)
+        resp.raise_for_status()
+        return samples(resp.text)
+
+
+def samples(text: str) -> dict[str, float]:
+    """`{'name{a="b"}': value}` for every sample (labels sorted), for easy assertions."""
+    out: dict[str, float] = {}
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            labels = ",".join(f'{k}="{v}"' for k, v in sorted(s.labels.items()))
+            out[f"{s.name}{{{labels}}}" if labels else s.name] = s.value
+    return out
+
+
+@contextmanager
+def running_exporter(config: Path | None, **kwargs: Any) -> Iterator[RunningExporter]:
+    app = ExporterApp(str(config) if config else None, **kwargs)
+    server = ExporterHTTPServer(("127.0.0.1", 0), app)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield RunningExporter(app, f"http://127.0.0.1:{server.server_address[1]}")
+    finally:
+        server.shutdown()
+        server.server_close()
+        app.close()
+
+
+def write_inventory(path: Path, servers: list[dict[str, Any]], credentials: dict[str, Any],
+                    known_hosts: Path, **extra: Any) -> Path:
+    path.write_text(yaml.safe_dump({"known_hosts": str(known_hosts), "credentials": credentials,
+                                    "servers": servers, **extra}))
+    return path
+
+
+def server_entry(name: str, sshd: Sshd, **overrides: Any) -> dict[str, Any]:
+    return {"name": name, "host": sshd.host, "port": sshd.port, "user": "root", **overrides}
