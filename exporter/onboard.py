@@ -37,7 +37,11 @@ from exporter.keys import (
 log = logging.getLogger("stacksense.onboard")
 
 DEFAULT_KEY_NAME = "keys/stacksense_ed25519"
-DEFAULT_KNOWN_HOSTS = "known_hosts"
+# The inventory loader's defaults (exporter/config.py), so that what onboarding pins and
+# writes is what the exporter will read.
+DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
+DEFAULT_USER = "root"
+DEFAULT_CREDENTIALS = "default"
 SERVER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,252}")
 
 # Runs under /bin/sh whatever the user's login shell is. It reads the key line from
@@ -73,7 +77,7 @@ class OnboardRequest:
     port: int = 22
     user: str | None = None
     key: Path | None = None
-    credentials: str = "default"
+    credentials: str = DEFAULT_CREDENTIALS
     known_hosts: Path | None = None
     trust_on_first_use: bool = False
     jump: str | None = None
@@ -105,8 +109,9 @@ def onboard(req: OnboardRequest) -> OnboardResult:
     base = req.inventory.parent
     creds = _credentials_entry(data, req.credentials)
     key_file = _key_path(req, creds, base)
-    known_hosts = _resolve(req.known_hosts or data.get("known_hosts") or DEFAULT_KNOWN_HOSTS, base)
-    user = req.user or (data.get("defaults") or {}).get("user") or getpass.getuser()
+    known_hosts, write_known_hosts = _known_hosts_path(req, data, base)
+    defaults = data.get("defaults") or {}
+    user = str(req.user or defaults.get("user") or DEFAULT_USER)
 
     generated = False
     if key_file.exists():
@@ -145,7 +150,7 @@ def onboard(req: OnboardRequest) -> OnboardResult:
     new_creds = None if creds is not None else {"key_file": str(key_file)}
     kept = upsert_server(
         req.inventory, entry, credentials=(req.credentials, new_creds),
-        known_hosts=None if data.get("known_hosts") else str(known_hosts),
+        known_hosts=str(known_hosts) if write_known_hosts else None,
     )
     if not kept:
         log.warning("%s was rewritten without its comments (its layout could not be edited "
@@ -156,6 +161,27 @@ def onboard(req: OnboardRequest) -> OnboardResult:
 def _resolve(path: str | Path, base: Path) -> Path:
     p = Path(path).expanduser()
     return p if p.is_absolute() else (base / p).resolve()
+
+
+def _known_hosts_path(
+    req: OnboardRequest, data: dict[str, Any], base: Path
+) -> tuple[Path, bool]:
+    """The known_hosts file the exporter will read, and whether the inventory must name it."""
+    configured = data.get("known_hosts")
+    if configured:
+        path = _resolve(str(configured), base)
+        if req.known_hosts and _resolve(req.known_hosts, base) != path:
+            raise OnboardError(f"the inventory reads host keys from {configured}; --known-hosts "
+                               f"{req.known_hosts} would pin this host where the exporter never "
+                               "looks (drop the flag or change `known_hosts` in the inventory)")
+        return path, False
+    default = _resolve(DEFAULT_KNOWN_HOSTS, base)
+    if not req.known_hosts or _resolve(req.known_hosts, base) == default:
+        return default, False
+    if data.get("servers"):
+        raise OnboardError(f"the inventory's servers use the default {DEFAULT_KNOWN_HOSTS}; set "
+                           "`known_hosts` in the inventory before onboarding with --known-hosts")
+    return _resolve(req.known_hosts, base), True
 
 
 def _credentials_entry(data: dict[str, Any], name: str) -> dict[str, Any] | None:
@@ -259,8 +285,8 @@ def _jump_client(
     if entry.get("jump"):
         raise OnboardError(f"jump server {req.jump!r} has a jump of its own; onboard supports one")
     defaults = data.get("defaults") or {}
-    cred_name = entry.get("credentials") or defaults.get("credentials")
-    creds = _credentials_entry(data, str(cred_name)) if cred_name else None
+    cred_name = entry.get("credentials") or defaults.get("credentials") or DEFAULT_CREDENTIALS
+    creds = _credentials_entry(data, str(cred_name))
     if not creds or not creds.get("key_file"):
         raise OnboardError(f"jump server {req.jump!r} has no key_file credentials in the inventory")
     key = load_private_key(_resolve(creds["key_file"], req.inventory.parent), _passphrase(creds))
@@ -269,7 +295,7 @@ def _jump_client(
         port=int(entry.get("port") or defaults.get("port") or 22),
         timeout_seconds=req.timeout_seconds,
     )
-    user = str(entry.get("user") or defaults.get("user") or getpass.getuser())
+    user = str(entry.get("user") or defaults.get("user") or DEFAULT_USER)
     with _connect(jump_req, user, known_hosts, None, pkey=key, trust=False) as client:
         yield client
 
