@@ -22,6 +22,7 @@ Robustness
 from __future__ import annotations
 
 import math
+from array import array
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -32,24 +33,47 @@ STATE_VERSION = 1
 class DetectorParams:
     """Every tunable of the detector, with the defaults scored on NAB."""
 
-    warmup: int = 150  # points learned before any score is emitted
-    alpha_long: float = 0.002  # EW weight of the long-term mean/variance
-    w_range: float = 1.0  # weight of the range-novelty surprise
+    warmup: int = 150  # values a view learns before it may score
+    range_decay: float = 1e-4  # per point, how fast each view's range shrinks to its centre
+    w_raw: float = 1.0  # weight of the raw-value view
+    w_mean: float = 0.5  # weight of the short-mean view
+    mean_points: int = 6  # length of the short mean
+    w_season: float = 1.0  # weight of the same-time-yesterday view
+    season_seconds: float = 86400.0  # the season compared against
+    season_max_slots: int = 1440  # bounds memory: at most this many remembered slots
+    season_setup_points: int = 32  # points used to learn the sampling interval
+    gap_seconds: float = 6 * 3600.0  # a longer silence restarts the short-mean window
+    quiet_points: int = 1000  # a score must beat every raw score this far back ...
+    quiet_blocks: int = 20  # ... (tracked as this many block maxima) ...
+    quiet_damping: float = 0.2  # ... or it is multiplied by this
 
 
 class Detector:
     """Scores each new point of one series against that series' own history."""
 
-    __slots__ = ("params", "n", "last_ts", "lo", "hi", "mean", "var")
+    __slots__ = (
+        "params", "n", "last_ts", "dt",
+        "raw_lo", "raw_hi", "raw_n",
+        "mean_buf", "mean_i", "mean_lo", "mean_hi", "mean_n",
+        "season", "season_width", "season_lo", "season_hi", "season_n",
+        "block_max", "block_cur", "block_fill",
+    )
 
     def __init__(self, params: DetectorParams | None = None) -> None:
         self.params = params or DetectorParams()
         self.n = 0
         self.last_ts = -math.inf
-        self.lo = math.inf
-        self.hi = -math.inf
-        self.mean = 0.0
-        self.var = 0.0
+        self.dt = math.inf
+        self.raw_lo, self.raw_hi, self.raw_n = math.inf, -math.inf, 0
+        self.mean_buf: list[float] = []
+        self.mean_i = 0
+        self.mean_lo, self.mean_hi, self.mean_n = math.inf, -math.inf, 0
+        self.season: array[float] | None = None
+        self.season_width = 0.0
+        self.season_lo, self.season_hi, self.season_n = math.inf, -math.inf, 0
+        self.block_max: list[float] = []
+        self.block_cur = 0.0
+        self.block_fill = 0
 
     def update(self, timestamp: float, value: float) -> float:
         """Learn one point and return its anomaly score in [0, 1]."""
@@ -57,30 +81,86 @@ class Detector:
         if not math.isfinite(x):
             return 0.0
         p = self.params
-        if timestamp > self.last_ts:
-            self.last_ts = timestamp
+        t = float(timestamp)
+        decay = p.range_decay
+        warm = p.warmup
         self.n += 1
-        n = self.n
-        u = 0.0
-        lo = self.lo
-        hi = self.hi
-        if n > p.warmup:
-            rng = hi - lo
-            if rng <= 0.0:
-                rng = 1e-9 * max(1.0, abs(hi))
-            if x > hi:
-                u = p.w_range * (x - hi) / rng
-            elif x < lo:
-                u = p.w_range * (lo - x) / rng
-        if x > hi:
-            self.hi = x
-        if x < lo:
-            self.lo = x
-        a = p.alpha_long if n * p.alpha_long > 1.0 else 1.0 / n
-        d = x - self.mean
-        self.mean += a * d
-        self.var = (1.0 - a) * (self.var + a * d * d)
-        return u / (1.0 + u)
+        # clock: learn the sampling interval, notice gaps, never go backwards
+        step = t - self.last_ts
+        if step > 0.0:
+            if self.n <= p.season_setup_points and step < self.dt:
+                self.dt = step
+            if step > p.gap_seconds:
+                self.mean_buf.clear()
+                self.mean_i = 0
+            self.last_ts = t
+
+        # view 1: the value itself
+        self.raw_n += 1
+        self.raw_lo, self.raw_hi, u = _range_step(
+            x, self.raw_lo, self.raw_hi, self.raw_n > warm, decay)
+        u *= p.w_raw
+
+        # view 2: mean of the last few values (sustained shifts in noisy data)
+        k = p.mean_points
+        buf = self.mean_buf
+        if len(buf) < k:
+            buf.append(x)
+        else:
+            buf[self.mean_i] = x
+            self.mean_i = (self.mean_i + 1) % k
+        if len(buf) == k:
+            self.mean_n += 1
+            self.mean_lo, self.mean_hi, um = _range_step(
+                sum(buf) / k, self.mean_lo, self.mean_hi, self.mean_n > warm, decay)
+            um *= p.w_mean
+            if um > u:
+                u = um
+
+        # view 3: distance to the value at the same time of the previous season
+        season = self.season
+        if season is None and self.n == p.season_setup_points and math.isfinite(self.dt):
+            self._start_season()
+            season = self.season
+        if season is not None:
+            slot = int((t % p.season_seconds) / self.season_width) % len(season)
+            old = season[slot]
+            season[slot] = x
+            if old == old:  # not NaN: that slot was seen before
+                self.season_n += 1
+                self.season_lo, self.season_hi, us = _range_step(
+                    abs(x - old), self.season_lo, self.season_hi, self.season_n > warm,
+                    decay, up_only=True)
+                us *= p.w_season
+                if us > u:
+                    u = us
+
+        score = u / (1.0 + u)
+        # quiet period: only a score that beats the recent ones keeps its full value
+        blocks = self.block_max
+        recent = max(blocks) if blocks else 0.0
+        if self.block_cur > recent:
+            recent = self.block_cur
+        if score > self.block_cur:
+            self.block_cur = score
+        self.block_fill += 1
+        if self.block_fill >= max(1, p.quiet_points // p.quiet_blocks):
+            blocks.append(self.block_cur)
+            if len(blocks) > p.quiet_blocks:
+                del blocks[0]
+            self.block_cur = 0.0
+            self.block_fill = 0
+        if score <= recent:
+            score *= p.quiet_damping
+        return score
+
+    def _start_season(self) -> None:
+        p = self.params
+        width = max(self.dt, p.season_seconds / p.season_max_slots)
+        slots = round(p.season_seconds / width)
+        if slots >= 4:
+            self.season_width = p.season_seconds / slots
+            self.season = array("d", [math.nan]) * slots
 
     def get_state(self) -> dict[str, Any]:
         """Return the full state as a JSON-serialisable dict."""
@@ -103,6 +183,31 @@ class Detector:
         return det
 
 
+def _range_step(
+    x: float, lo: float, hi: float, scoring: bool, decay: float, up_only: bool = False
+) -> tuple[float, float, float]:
+    """Surprise of ``x`` against the range [lo, hi]; return the new range and it."""
+    u = 0.0
+    if scoring:
+        rng = hi - lo
+        if rng <= 0.0:
+            rng = 1e-9 * max(1.0, abs(hi))  # a constant so far: any move is news
+        if x > hi:
+            u = (x - hi) / rng
+        elif x < lo and not up_only:
+            u = (lo - x) / rng
+    if x > hi:
+        hi = x
+    if x < lo:
+        lo = x
+    if decay:
+        # forget old extremes slowly so the range follows the recent data
+        shrink = decay * 0.5 * (hi - lo)
+        hi = max(hi - shrink, x)
+        lo = min(lo + shrink, x)
+    return lo, hi, u
+
+
 def params_from_dict(raw: dict[str, Any]) -> DetectorParams:
     """Build params from a mapping, rejecting unknown keys."""
     known = {f.name for f in fields(DetectorParams)}
@@ -113,13 +218,21 @@ def params_from_dict(raw: dict[str, Any]) -> DetectorParams:
 
 
 def _enc(v: Any) -> Any:
-    # JSON has no infinities: encode them as strings.
+    # JSON has no infinities or NaN: infinities become strings, NaN in arrays None.
     if isinstance(v, float) and not math.isfinite(v):
         return repr(v)
+    if isinstance(v, array):
+        return {"array": [x if x == x else None for x in v]}
+    if isinstance(v, list):
+        return list(v)
     return v
 
 
 def _dec(v: Any) -> Any:
     if v in ("inf", "-inf", "nan"):
         return float(v)
+    if isinstance(v, dict) and "array" in v:
+        return array("d", [math.nan if x is None else float(x) for x in v["array"]])
+    if isinstance(v, list):
+        return list(v)
     return v
