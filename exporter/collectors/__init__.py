@@ -41,5 +41,3 @@ class ProbeContext:
     target: str
     now: float = field(default_factory=time.time)
     state: dict[str, Any] = field(default_factory=dict)
-
-

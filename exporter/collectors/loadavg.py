@@ -1,4 +1,4 @@
-"""node_load1/5/15 and node_procs_running from /proc/loadavg (reference collector)."""
+"""node_load1/5/15 from /proc/loadavg (reference collector)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import NamedTuple
 
 from exporter.collectors import ParseError, ProbeContext
+from exporter.collectors._common import require
 from exporter.metrics import Family, gauge
 
 NAME = "loadavg"
@@ -24,13 +25,16 @@ def parse(text: str) -> LoadAvg:
     if len(fields) < 3:
         raise ParseError(f"loadavg: expected at least 3 fields, got {len(fields)}")
     try:
-        return LoadAvg(float(fields[0]), float(fields[1]), float(fields[2]))
+        values = LoadAvg(float(fields[0]), float(fields[1]), float(fields[2]))
     except ValueError as exc:
         raise ParseError(f"loadavg: not a number in {text.strip()[:40]!r}") from exc
+    if any(v != v for v in values):
+        raise ParseError(f"loadavg: not a number in {text.strip()[:40]!r}")
+    return values
 
 
 def collect(sections: Mapping[str, str], ctx: ProbeContext) -> list[Family]:
-    data = parse(sections["/proc/loadavg"])
+    data = parse(require(sections, "/proc/loadavg", NAME))
     return [
         gauge("node_load1", "1m load average.", data.load1),
         gauge("node_load5", "5m load average.", data.load5),

@@ -1,0 +1,67 @@
+"""Per-CPU time from /proc/stat (node_cpu_*) and StackSense's busy ratio."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from exporter.collectors import ProbeContext, procstat
+from exporter.collectors._common import USER_HZ, label_text, require
+from exporter.metrics import Family, counter, gauge
+
+NAME = "cpu"
+FILES = ("/proc/stat",)
+
+# Column order of a cpu line in /proc/stat (proc(5)); older kernels stop early.
+MODES = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+GUEST_MODES = ("user", "nice")  # columns 9 and 10: guest, guest_nice
+STATE_KEY = "cpu.previous_total"
+
+
+def usage_ratio(previous: tuple[int, ...] | None, current: tuple[int, ...]) -> float | None:
+    """Busy share of CPU time between two aggregate cpu lines; None when not computable.
+
+    Busy is everything but idle and iowait. Guest time is already counted in
+    user/nice, so only the first eight columns are summed. A counter that went
+    backwards (reboot, counter reset) or no elapsed ticks gives None.
+    """
+    if previous is None or len(previous) != len(current):
+        return None
+    cur = current[:8]
+    prev = previous[:8]
+    if any(c < p for c, p in zip(cur, prev, strict=True)):
+        return None
+    total = sum(cur) - sum(prev)
+    if total <= 0:
+        return None
+    idle = (cur[3] - prev[3]) + ((cur[4] - prev[4]) if len(cur) > 4 else 0)
+    return min(1.0, max(0.0, (total - idle) / total))
+
+
+def collect(sections: Mapping[str, str], ctx: ProbeContext) -> list[Family]:
+    data = procstat.parse(require(sections, "/proc/stat", NAME))
+    seconds = counter("node_cpu_seconds_total", "Seconds the CPUs spent in each mode.")
+    guest = counter(
+        "node_cpu_guest_seconds_total",
+        "Seconds the CPUs spent in guests (VMs) for each mode.",
+    )
+    for key, ticks in data.cpus.items():
+        if key == "cpu":
+            continue
+        cpu = key[3:]
+        for mode, value in zip(MODES, ticks, strict=False):
+            seconds.samples.append((label_text(cpu=cpu, mode=mode), value / USER_HZ))
+        for mode, value in zip(GUEST_MODES, ticks[8:10], strict=False):
+            guest.samples.append((label_text(cpu=cpu, mode=mode), value / USER_HZ))
+    families = [seconds, guest]
+    total = data.cpus["cpu"]
+    ratio = usage_ratio(ctx.state.get(STATE_KEY), total)
+    ctx.state[STATE_KEY] = total
+    if ratio is not None:
+        families.append(
+            gauge(
+                "stacksense_cpu_usage_ratio",
+                "Share of CPU time not idle or waiting for I/O since the previous probe (0-1).",
+                ratio,
+            )
+        )
+    return families

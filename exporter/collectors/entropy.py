@@ -1,0 +1,25 @@
+"""node_entropy_available_bits and node_entropy_pool_size_bits from /proc/sys/kernel/random."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from exporter.collectors import ProbeContext
+from exporter.collectors._common import single_values
+from exporter.metrics import Family, gauge
+
+NAME = "entropy"
+SOURCES = {
+    "node_entropy_available_bits": "/proc/sys/kernel/random/entropy_avail",
+    "node_entropy_pool_size_bits": "/proc/sys/kernel/random/poolsize",
+}
+FILES = tuple(SOURCES.values())
+HELP = {
+    "node_entropy_available_bits": "Bits of available entropy.",
+    "node_entropy_pool_size_bits": "Bits of entropy pool.",
+}
+
+
+def collect(sections: Mapping[str, str], ctx: ProbeContext) -> list[Family]:
+    values = single_values(sections, SOURCES)
+    return [gauge(name, HELP[name], value) for name, value in values.items()]
