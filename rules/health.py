@@ -1,0 +1,56 @@
+"""Server health: green / yellow / red and a 0-100 score from the monitored usage ratios.
+
+A server is as healthy as its most loaded resource: the colour comes from the
+highest ratio (green when all are under `yellow_at`, yellow up to and
+including `red_at`, red above it), and the score is the headroom left on that
+resource, `100 * (1 - max ratio)`. An average would let one full disk hide
+behind an idle CPU. Each component keeps its own score for the breakdown.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+COLORS = ("green", "yellow", "red")
+COMPONENTS = ("cpu", "memory", "swap", "disk")
+
+
+@dataclass(frozen=True)
+class Health:
+    """The health of one server."""
+
+    color: str
+    score: float  # 0-100, 100 = idle
+    components: dict[str, float]  # component -> score 0-100
+    worst: str  # the component that decided
+
+
+def color_of(ratio: float, yellow_at: float = 0.70, red_at: float = 0.85) -> str:
+    """Colour for one usage ratio."""
+    if ratio > red_at:
+        return "red"
+    if ratio >= yellow_at:
+        return "yellow"
+    return "green"
+
+
+def component_score(ratio: float) -> float:
+    """Headroom of one ratio in 0-100 (ratios are clamped to 0-1)."""
+    return round(100.0 * (1.0 - min(1.0, max(0.0, ratio))), 2)
+
+
+def health_of(ratios: Mapping[str, float], *, yellow_at: float = 0.70,
+              red_at: float = 0.85) -> Health | None:
+    """Health from component ratios; None when no ratio is known (e.g. server offline)."""
+    known = {k: r for k, r in ratios.items() if math.isfinite(r)}
+    if not known:
+        return None
+    worst = max(sorted(known), key=lambda k: known[k])
+    return Health(
+        color=color_of(known[worst], yellow_at, red_at),
+        score=component_score(known[worst]),
+        components={k: component_score(r) for k, r in sorted(known.items())},
+        worst=worst,
+    )

@@ -1,0 +1,68 @@
+"""The handful of fleet-wide PromQL queries one cycle runs (never one per server).
+
+Several questions are folded into one query with `label_replace` markers and
+`or`, so the number of queries per cycle does not grow with the fleet or with
+the number of conditions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rules.conditions import Condition
+from rules.promapi import escape_label_value
+from rules.validate import format_duration
+
+CONDITION_MARKER = "stacksense_condition_index"
+METRIC_MARKER = "metric"
+
+# Usage ratios behind health, and the series the anomaly detector watches.
+# `disk` is the fullest filesystem; `network` is bytes/s received + sent.
+FLEET_METRICS: dict[str, str] = {
+    "cpu": "max by (server) (stacksense_cpu_usage_ratio)",
+    "memory": "max by (server) (stacksense_memory_usage_ratio)",
+    "swap": "max by (server) (stacksense_swap_usage_ratio)",
+    "disk": "max by (server) (stacksense_filesystem_usage_ratio)",
+    "network": 'sum by (server) (rate({__name__=~"node_network_(receive|transmit)_bytes_total",'
+               'device!="lo"}[2m]))',
+}
+HEALTH_METRICS = ("cpu", "memory", "swap", "disk")
+
+
+def heartbeats(window_seconds: float) -> str:
+    """Newest heartbeat per server across sources and exporter replicas.
+
+    `max_over_time` over a window keeps a server's last heartbeat visible through
+    exporter scrape gaps (a plain selector forgets it after 5 minutes).
+    """
+    return ("max by (server) (max_over_time("
+            f"stacksense_last_heartbeat_timestamp_seconds[{format_duration(window_seconds)}]))")
+
+
+def suspended(window_seconds: float) -> str:
+    """Suspension flag per inventory server (the inventory's server list, too)."""
+    return ("max by (server) (last_over_time("
+            f"stacksense_server_suspended[{format_duration(window_seconds)}]))")
+
+
+def exporter_up(job: str, window_seconds: float) -> str:
+    """Raw `up` samples of the exporter's own scrape job (a range selector)."""
+    return f'up{{job="{escape_label_value(job)}"}}[{format_duration(window_seconds)}]'
+
+
+def prometheus_start(job: str) -> str:
+    """When Prometheus (last) started."""
+    return f'max(process_start_time_seconds{{job="{escape_label_value(job)}"}})'
+
+
+def fleet_metrics(names: Sequence[str]) -> str:
+    """All fleet metrics in one query, each series marked with `metric="<name>"`."""
+    return " or ".join(
+        f'label_replace({FLEET_METRICS[n]}, "{METRIC_MARKER}", "{n}", "", "")' for n in names)
+
+
+def conditions(conds: Sequence[Condition]) -> str:
+    """Every condition in one query, each result marked with its index."""
+    return " or ".join(
+        f'label_replace(({c.expr}), "{CONDITION_MARKER}", "{i}", "", "")'
+        for i, c in enumerate(conds))
