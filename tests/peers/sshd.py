@@ -145,9 +145,18 @@ def sshd(
     log = open(workdir / "sshd.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     server = Sshd(host, port, workdir, keys, proc, list(extra or []))
+    def listening() -> bool:
+        if proc.poll() is not None:
+            raise RuntimeError(f"sshd exited: {(workdir / 'sshd.log').read_text()[-500:]}")
+        if netns is None:
+            return port_open(host, port)
+        # Inside a namespace the address may not be reachable from here (its loopback).
+        out = subprocess.run(["ip", "netns", "exec", netns, "ss", "-ltnH", f"sport = :{port}"],
+                             capture_output=True, text=True)
+        return bool(out.stdout.strip())
+
     try:
-        wait_for(lambda: proc.poll() is None and port_open(host, port), timeout=10,
-                 what=f"sshd on {host}:{port}")
+        wait_for(listening, timeout=10, what=f"sshd on {host}:{port}")
         yield server
     finally:
         stop(proc)
