@@ -1,0 +1,13 @@
+"""HTTP API blueprints: alerts, webhooks, silences, incidents, status, ops."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+
+def register_blueprints(app: Flask) -> None:
+    """Register every blueprint on `app`."""
+    from alert_router.api import alerts, incidents, ops, silences, status, webhooks
+
+    for module in (alerts, webhooks, silences, incidents, status, ops):
+        app.register_blueprint(module.bp)

@@ -1,0 +1,92 @@
+"""Alertmanager's v2 silences API, compatible with amtool silence add/query/expire."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from flask import Blueprint, Response, abort, jsonify, request
+
+from alert_router.api.common import json_body, state
+from alert_router.errors import InputError
+from alert_router.matchers import parse_matcher
+from alert_router.silence import Silence, parse_postable_silence
+from alert_router.store import HistoryEvent
+
+bp = Blueprint("silences", __name__)
+_UUID_CHARS = set("0123456789abcdef-")
+
+
+def _record(silence: Silence, transition: str, now: float) -> None:
+    server = next((m.value for m in silence.matchers
+                   if m.name == "server" and not m.is_regex and m.is_equal), "")
+    state().store.add_history([HistoryEvent(
+        now, "silence", silence.id, server, transition, actor=silence.created_by,
+        reason=silence.comment, details=json.dumps([str(m) for m in silence.matchers]))])
+
+
+@bp.get("/api/v2/silences")
+def list_silences() -> Response:
+    """All silences, optionally filtered by matchers (`filter=...`)."""
+    now = time.time()
+    try:
+        matchers = [parse_matcher(f) for f in request.args.getlist("filter")]
+    except ValueError as exc:
+        abort(400, description=f"filter: {exc}")
+    result = []
+    for silence in state().store.list_silences():
+        labels = {m.name: m.value for m in silence.matchers}
+        if all(m.matches(labels) for m in matchers):
+            result.append(silence.to_api(now))
+    order = {"active": 0, "pending": 1, "expired": 2}
+    result.sort(key=lambda s: order[s["status"]["state"]])
+    return jsonify(result)
+
+
+@bp.post("/api/v2/silences")
+def post_silence() -> tuple[Response, int]:
+    """Create a silence, or update one when `id` is given (Alertmanager expires the old)."""
+    now = time.time()
+    body = json_body()
+    try:
+        silence = parse_postable_silence(body, now)
+    except InputError as exc:
+        abort(400, description=str(exc))
+    store = state().store
+    if isinstance(body, dict) and body.get("id"):
+        old = store.get_silence(body["id"])
+        if old is None:
+            abort(404, description=f"silence {body['id']} not found")
+        if old.state(now) == "expired":
+            abort(400, description=f"silence {old.id} is expired and cannot be updated")
+    store.put_silence(silence)
+    _record(silence, "created", now)
+    state().wake()
+    return jsonify({"silenceID": silence.id}), 200
+
+
+def _get(silence_id: str) -> Silence:
+    silence = state().store.get_silence(silence_id)
+    if silence is None:
+        abort(404, description=f"silence {silence_id} not found")
+    return silence
+
+
+@bp.get("/api/v2/silence/<silence_id>")
+def get_silence(silence_id: str) -> Response:
+    """One silence by id."""
+    return jsonify(_get(silence_id).to_api(time.time()))
+
+
+@bp.delete("/api/v2/silence/<silence_id>")
+def expire_silence(silence_id: str) -> Response:
+    """Expire a silence now (amtool silence expire)."""
+    now = time.time()
+    silence = _get(silence_id)
+    if silence.state(now) == "expired":
+        abort(400, description=f"silence {silence_id} is already expired")
+    expired = Silence(silence.id, silence.matchers, min(silence.starts_at, now), now,
+                      silence.created_by, silence.comment, now)
+    state().store.put_silence(expired)
+    _record(expired, "expired", now)
+    return Response(status=200)

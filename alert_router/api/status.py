@@ -1,0 +1,68 @@
+"""Status, receivers, the OpenAPI document, and the small web page."""
+
+from __future__ import annotations
+
+import re
+import time
+
+from flask import Blueprint, Response, jsonify
+from jinja2 import Environment
+
+from alert_router.api.common import state
+from alert_router.api.page import PAGE
+from alert_router.openapi import openapi_document
+from alert_router.timeutil import format_time
+
+bp = Blueprint("status", __name__)
+_SECRET_LINE = re.compile(r"^(\s*[\w-]*(?:password|secret|api_url|token|key|url)[\w-]*\s*:).*$",
+                          re.IGNORECASE | re.MULTILINE)
+_env = Environment(autoescape=True)
+_page = _env.from_string(PAGE)
+
+
+def redact(text: str) -> str:
+    """The config text with every secret-looking value shown as <secret>."""
+    return _SECRET_LINE.sub(r"\1 <secret>", text)
+
+
+@bp.get("/api/v2/status")
+def status() -> Response:
+    """Alertmanager's status shape (amtool config show reads it)."""
+    st = state()
+    return jsonify({
+        "cluster": {"status": "disabled", "peers": [], "name": ""},
+        "versionInfo": {"version": "stacksense-router", "revision": "", "branch": "",
+                        "buildUser": "", "buildDate": "", "goVersion": ""},
+        "config": {"original": redact(st.config.original)},
+        "uptime": format_time(st.started_at),
+    })
+
+
+@bp.get("/api/v2/receivers")
+def receivers() -> Response:
+    """The configured receivers' names."""
+    return jsonify([{"name": name} for name in state().config.receivers])
+
+
+@bp.get("/api/openapi.json")
+def openapi() -> Response:
+    """The OpenAPI 3 document of this API."""
+    return jsonify(openapi_document())
+
+
+@bp.get("/")
+def index() -> Response:
+    """Alerts, incidents and silences on one page (every value HTML-escaped)."""
+    from alert_router.api.alerts import gettable_alerts
+
+    now = time.time()
+    st = state()
+    alerts = [a for a in gettable_alerts(now) if a.pop("_firing")]
+    html = _page.render(
+        alerts=alerts,
+        incidents=st.store.list_incidents(limit=50),
+        silences=[s.to_api(now) for s in st.store.list_silences()
+                  if s.state(now) != "expired"],
+        fmt=lambda ts: format_time(ts)[:19].replace("T", " "),
+    )
+    return Response(html, mimetype="text/html")

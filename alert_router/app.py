@@ -1,0 +1,95 @@
+"""The Flask application factory."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Response, g, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from alert_router.config import RouterConfig, load_config, parse_config
+from alert_router.dispatch.dispatcher import Dispatcher
+from alert_router.metrics import RouterMetrics
+from alert_router.outbox import Outbox
+from alert_router.runner import Runner
+from alert_router.state import NotifierFactory, RouterState, default_notifier_factory
+from alert_router.store import Store
+
+CONFIG_ENV = "STACKSENSE_ROUTER_CONFIG"
+
+
+def _load(config: RouterConfig | Mapping[str, Any] | str | Path | None,
+          base_dir: Path | None) -> tuple[RouterConfig, Path | None]:
+    if config is None:
+        path = os.environ.get(CONFIG_ENV)
+        if not path:
+            raise RuntimeError(f"no config: pass one to create_app or set {CONFIG_ENV}")
+        config = path
+    if isinstance(config, RouterConfig):
+        return config, None
+    if isinstance(config, (str, Path)):
+        return load_config(config), Path(config)
+    return parse_config(dict(config), base_dir=base_dir), None
+
+
+def create_app(config: RouterConfig | Mapping[str, Any] | str | Path | None = None, *,
+               base_dir: Path | None = None, start_background: bool = True,
+               notifier_factory: NotifierFactory | None = None) -> Flask:
+    """Build a router app from a config (object, mapping, file path, or $STACKSENSE_ROUTER_CONFIG).
+
+    With start_background=False no thread runs: tests drive the dispatcher and outbox by
+    calling their step(now) functions.
+    """
+    cfg, path = _load(config, base_dir)
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = cfg.max_request_bytes
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    store = Store(cfg.storage_path, synchronous=cfg.storage_synchronous)
+    metrics = RouterMetrics()
+    state = RouterState(cfg, path, store, metrics, notifier_factory or default_notifier_factory)
+    state.notifiers = state.build_notifiers(cfg)
+    metrics.reload_ok.set(1)
+    metrics.reload_time.set(time.time())
+    metrics.watch_store(lambda: state.store)
+    state.dispatcher = Dispatcher(store, state.current_config, state.notifiers_for, metrics)
+    state.outbox = Outbox(store, state.current_config, state.notifiers_for, metrics)
+    if start_background:
+        state.runner = Runner(store, state.dispatcher, state.outbox)
+        state.runner.start()
+    app.extensions["stacksense"] = state
+
+    from alert_router.api import register_blueprints
+    from alert_router.auth import check_auth
+
+    register_blueprints(app)
+    app.before_request(check_auth)
+
+    @app.before_request
+    def _start_timer() -> None:
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _observe(response: Response) -> Response:
+        started = g.get("started")
+        if started is not None:
+            rule = request.url_rule.rule if request.url_rule else "unmatched"
+            metrics.request_seconds.labels(rule, request.method).observe(
+                time.perf_counter() - started)
+        return response
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> tuple[Response, int]:
+        code = exc.code or 500
+        return jsonify({"status": "error", "code": code, "error": exc.description}), code
+
+    return app
+
+
+def router_state(app: Flask) -> RouterState:
+    """The app's RouterState."""
+    state: RouterState = app.extensions["stacksense"]
+    return state

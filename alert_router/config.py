@@ -1,0 +1,248 @@
+"""Load and validate the router config (YAML); every error names its key path."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from alert_router.dispatch.route import Route, build_route
+from alert_router.errors import ConfigError
+from alert_router.inhibit import InhibitRule, build_inhibit_rules, default_inhibit_rules
+from alert_router.timeutil import parse_duration
+
+DEFAULT_RESOLVE_TIMEOUT = 300.0
+# A firing alert relayed by an Alertmanager webhook is re-sent only every repeat_interval
+# (4h by default), so it must outlive that before it counts as resolved without word.
+DEFAULT_WEBHOOK_RESOLVE_TIMEOUT = 4 * 3600.0 + 600.0
+ROUTER_GLOBAL_KEYS = {"resolve_timeout", "webhook_resolve_timeout"}
+# Global keys the notifiers read (Alertmanager's names); the router owns resolve_timeout.
+NOTIFIER_GLOBAL_KEYS = {
+    "smtp_from", "smtp_hello", "smtp_smarthost", "smtp_auth_username", "smtp_auth_password",
+    "smtp_auth_password_file", "smtp_auth_secret", "smtp_auth_identity", "smtp_require_tls",
+    "slack_api_url", "slack_api_url_file", "pagerduty_url", "http_config",
+}
+TOP_KEYS = {"global", "route", "inhibit_rules", "receivers", "templates", "storage", "auth",
+            "web", "delivery", "incidents"}
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    """Bearer tokens for writes (and optionally reads)."""
+
+    tokens: tuple[str, ...] = ()
+    protect_reads: bool = False
+    allow_unauthenticated_writes: bool = False
+
+
+@dataclass(frozen=True)
+class DeliveryConfig:
+    """How the outbox retries a failed notification."""
+
+    initial_backoff: float = 1.0
+    max_backoff: float = 60.0
+    give_up_after: float = 86400.0
+    workers: int = 4
+    lease: float = 120.0
+
+
+@dataclass
+class RouterConfig:
+    """The whole validated config; swapped at once on reload."""
+
+    route: Route
+    receivers: dict[str, dict[str, Any]]
+    inhibit_rules: list[InhibitRule]
+    global_config: dict[str, Any]
+    resolve_timeout: float = DEFAULT_RESOLVE_TIMEOUT
+    webhook_resolve_timeout: float = 0.0
+    storage_path: str = "stacksense-router.db"
+    storage_synchronous: str = "NORMAL"
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    external_url: str = "http://localhost:9818"
+    max_request_bytes: int = 5 * 1024 * 1024
+    delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
+    incident_auto_close: float = 0.0  # 0 = closing is a human decision
+    original: str = ""  # the YAML as read, for /api/v2/status (secrets redacted)
+
+
+def _mapping(raw: Any, path: str) -> dict[str, Any]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(path, "must be a mapping")
+    return raw
+
+
+def _check_keys(raw: Mapping[str, Any], allowed: set[str], path: str) -> None:
+    unknown = sorted(set(raw) - allowed, key=str)
+    if unknown:
+        prefix = f"{path}." if path else ""
+        raise ConfigError(f"{prefix}{unknown[0]}", "unknown key")
+
+
+def _dur(raw: Mapping[str, Any], key: str, path: str, default: float) -> float:
+    if key not in raw:
+        return default
+    try:
+        return parse_duration(raw[key])
+    except ValueError as exc:
+        raise ConfigError(f"{path}.{key}", str(exc)) from None
+
+
+def _bool(raw: Mapping[str, Any], key: str, path: str, default: bool) -> bool:
+    value = raw.get(key, default)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{path}.{key}", "must be true or false")
+    return value
+
+
+def _read_tokens(auth: Mapping[str, Any], base: Path) -> tuple[str, ...]:
+    tokens: list[str] = []
+    if "tokens_file" in auth:
+        path = base / str(auth["tokens_file"])
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise ConfigError("auth.tokens_file", f"cannot read {path}: {exc.strerror}") from None
+        tokens += [t.strip() for t in text.splitlines() if t.strip() and not t.startswith("#")]
+    if "tokens_env" in auth:
+        name = str(auth["tokens_env"])
+        value = os.environ.get(name)
+        if value is None:
+            raise ConfigError("auth.tokens_env", f"environment variable {name} is not set")
+        tokens += [t.strip() for t in value.split(",") if t.strip()]
+    return tuple(tokens)
+
+
+def _auth(raw: Any, base: Path) -> AuthConfig:
+    auth = _mapping(raw, "auth")
+    _check_keys(auth, {"tokens_file", "tokens_env", "protect_reads",
+                       "allow_unauthenticated_writes"}, "auth")
+    tokens = _read_tokens(auth, base)
+    allow = _bool(auth, "allow_unauthenticated_writes", "auth", False)
+    if not tokens and not allow:
+        raise ConfigError("auth", "no bearer tokens: set tokens_file or tokens_env "
+                          "(or allow_unauthenticated_writes: true for a closed network)")
+    return AuthConfig(tokens, _bool(auth, "protect_reads", "auth", False), allow)
+
+
+def _delivery(raw: Any) -> DeliveryConfig:
+    section = _mapping(raw, "delivery")
+    _check_keys(section, {"initial_backoff", "max_backoff", "give_up_after", "workers",
+                          "lease"}, "delivery")
+    workers = section.get("workers", 4)
+    if not isinstance(workers, int) or isinstance(workers, bool) or not 1 <= workers <= 64:
+        raise ConfigError("delivery.workers", "must be an integer from 1 to 64")
+    base = DeliveryConfig()
+    return DeliveryConfig(
+        initial_backoff=_dur(section, "initial_backoff", "delivery", base.initial_backoff),
+        max_backoff=_dur(section, "max_backoff", "delivery", base.max_backoff),
+        give_up_after=_dur(section, "give_up_after", "delivery", base.give_up_after),
+        workers=workers,
+        lease=_dur(section, "lease", "delivery", base.lease),
+    )
+
+
+def _receivers(raw: Any, global_config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    from alert_router.notify import build_notifiers
+    from alert_router.notify.base import ReceiverConfigError
+
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError("receivers", "required: a list of receivers")
+    out: dict[str, dict[str, Any]] = {}
+    for i, receiver in enumerate(raw):
+        path = f"receivers[{i}]"
+        if not isinstance(receiver, dict):
+            raise ConfigError(path, "must be a mapping")
+        name = receiver.get("name")
+        if not isinstance(name, str) or not name:
+            raise ConfigError(f"{path}.name", "required")
+        if name in out:
+            raise ConfigError(f"{path}.name", f"duplicate receiver name {name!r}")
+        try:
+            build_notifiers(receiver, path=path, global_config=global_config)
+        except ReceiverConfigError as exc:
+            raise ConfigError("", str(exc)) from None
+        out[name] = receiver
+    return out
+
+
+def _check_receivers_exist(route: Route, receivers: Mapping[str, Any]) -> None:
+    for node in route.walk():
+        if node.receiver not in receivers:
+            raise ConfigError(f"route (id {node.route_id}).receiver",
+                              f"receiver {node.receiver!r} is not defined in receivers")
+
+
+def parse_config(raw: Any, *, base_dir: Path | None = None, original: str = "") -> RouterConfig:
+    """Validate a config mapping (as loaded from YAML) into a RouterConfig."""
+    base = base_dir or Path.cwd()
+    top = _mapping(raw, "")
+    _check_keys(top, TOP_KEYS, "")
+    glob = _mapping(top.get("global"), "global")
+    _check_keys(glob, NOTIFIER_GLOBAL_KEYS | ROUTER_GLOBAL_KEYS, "global")
+    resolve_timeout = _dur(glob, "resolve_timeout", "global", DEFAULT_RESOLVE_TIMEOUT)
+    webhook_timeout = _dur(glob, "webhook_resolve_timeout", "global",
+                           DEFAULT_WEBHOOK_RESOLVE_TIMEOUT)
+    notifier_global = {k: v for k, v in glob.items() if k not in ROUTER_GLOBAL_KEYS}
+    if "route" not in top:
+        raise ConfigError("route", "required: the top route with a receiver")
+    route = build_route(top["route"])
+    receivers = _receivers(top.get("receivers"), notifier_global)
+    _check_receivers_exist(route, receivers)
+    rules = (build_inhibit_rules(top["inhibit_rules"]) if "inhibit_rules" in top
+             else default_inhibit_rules())
+    if "templates" in top and not isinstance(top["templates"], list):
+        raise ConfigError("templates", "must be a list of paths")
+
+    storage = _mapping(top.get("storage"), "storage")
+    _check_keys(storage, {"path", "synchronous"}, "storage")
+    sync = str(storage.get("synchronous", "normal")).upper()
+    if sync not in ("NORMAL", "FULL"):
+        raise ConfigError("storage.synchronous", "must be normal or full")
+    storage_path = str(storage.get("path", "stacksense-router.db"))
+    if storage_path != ":memory:" and not os.path.isabs(storage_path):
+        storage_path = str(base / storage_path)
+
+    web = _mapping(top.get("web"), "web")
+    _check_keys(web, {"external_url", "max_request_bytes"}, "web")
+    max_bytes = web.get("max_request_bytes", 5 * 1024 * 1024)
+    if not isinstance(max_bytes, int) or isinstance(max_bytes, bool) or max_bytes < 1024:
+        raise ConfigError("web.max_request_bytes", "must be an integer of at least 1024")
+    incidents = _mapping(top.get("incidents"), "incidents")
+    _check_keys(incidents, {"auto_close_after"}, "incidents")
+    return RouterConfig(
+        route=route,
+        receivers=receivers,
+        inhibit_rules=rules,
+        global_config=notifier_global,
+        resolve_timeout=resolve_timeout,
+        webhook_resolve_timeout=webhook_timeout,
+        storage_path=storage_path,
+        storage_synchronous=sync,
+        auth=_auth(top.get("auth"), base),
+        external_url=str(web.get("external_url", "http://localhost:9818")).rstrip("/"),
+        max_request_bytes=max_bytes,
+        delivery=_delivery(top.get("delivery")),
+        incident_auto_close=_dur(incidents, "auto_close_after", "incidents", 0.0),
+        original=original,
+    )
+
+
+def load_config(path: str | Path) -> RouterConfig:
+    """Read and validate a YAML config file."""
+    file = Path(path)
+    try:
+        text = file.read_text()
+    except OSError as exc:
+        raise ConfigError("", f"cannot read config {file}: {exc.strerror}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError("", f"{file} is not valid YAML: {exc}") from None
+    return parse_config(raw, base_dir=file.parent, original=text)

@@ -1,0 +1,1 @@
+"""Route tree, aggregation groups and the dispatcher step (Alertmanager's dispatch/)."""

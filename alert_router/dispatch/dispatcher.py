@@ -1,0 +1,240 @@
+"""The dispatcher step: inbox → alerts and groups → mute → dedupe → outbox, with `now` given."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from alert_router.config import RouterConfig
+from alert_router.dedupe import LogEntry, should_notify
+from alert_router.dispatch.route import Route
+from alert_router.fingerprint import fingerprint
+from alert_router.incidents import Incidents
+from alert_router.inhibit import Inhibitor
+from alert_router.metrics import RouterMetrics
+from alert_router.silence import Silencer
+from alert_router.store import AlertRow, HistoryEvent, Store
+
+NotifierLookup = Callable[[str], Sequence[Any]]  # receiver name -> its notifiers
+INBOX_BATCH = 5000
+GC_EVERY = 60.0
+RESOLVED_RETENTION = 3600.0
+
+
+@dataclass
+class StepResult:
+    """What one step did (for tests and logs)."""
+
+    ingested: int = 0
+    flushed: list[str] = field(default_factory=list)
+    enqueued: int = 0
+
+
+def _merge(old: AlertRow | None, new: dict[str, Any], received_at: float,
+           timeout: float) -> AlertRow:
+    """Alertmanager's merge: a continuing alert keeps its first start; the latest end wins."""
+    starts = new["startsAt"] if new["startsAt"] is not None else received_at
+    ends = new["endsAt"] if new["endsAt"] is not None else max(received_at, starts) + timeout
+    if old is not None and old.ends_at >= starts and old.starts_at < starts:
+        starts = old.starts_at
+    labels = new["labels"]
+    return AlertRow(fingerprint(labels), labels, new["annotations"], starts, ends,
+                    new["generatorURL"], received_at, old.state if old else "new")
+
+
+def _common(maps: list[dict[str, str]]) -> dict[str, str]:
+    if not maps:
+        return {}
+    common = dict(maps[0])
+    for other in maps[1:]:
+        common = {k: v for k, v in common.items() if other.get(k) == v}
+    return common
+
+
+def notification_payload(receiver: str, group_key: str, group_labels: dict[str, str],
+                         alerts: list[AlertRow], now: float, external_url: str) -> dict[str, Any]:
+    """The outbox form of one notification (turned into NotificationData when sent)."""
+    items = [{
+        "status": "firing" if a.firing(now) else "resolved",
+        "labels": a.labels, "annotations": a.annotations, "startsAt": a.starts_at,
+        "endsAt": None if a.firing(now) else a.ends_at, "generatorURL": a.generator_url,
+        "fingerprint": a.fingerprint,
+    } for a in alerts]
+    return {
+        "receiver": receiver,
+        "status": "firing" if any(i["status"] == "firing" for i in items) else "resolved",
+        "alerts": items,
+        "groupLabels": group_labels,
+        "commonLabels": _common([a.labels for a in alerts]),
+        "commonAnnotations": _common([a.annotations for a in alerts]),
+        "externalURL": external_url,
+        "groupKey": group_key,
+    }
+
+
+class Dispatcher:
+    """Turns stored requests into groups and due groups into outbox rows."""
+
+    def __init__(self, store: Store, config: Callable[[], RouterConfig],
+                 notifiers: NotifierLookup, metrics: RouterMetrics) -> None:
+        self.store = store
+        self.config = config
+        self.notifiers = notifiers
+        self.metrics = metrics
+        self.incidents = Incidents(store)
+        self._last_gc = 0.0
+
+    def step(self, now: float) -> StepResult:
+        """Ingest what arrived, resolve what timed out, flush due groups, collect garbage."""
+        result = StepResult()
+        while True:
+            count = self.ingest(now)
+            result.ingested += count
+            if count < INBOX_BATCH:
+                break
+        self.resolve_expired(now)
+        self.flush_due(now, result)
+        if now - self._last_gc >= GC_EVERY:
+            self.gc(now)
+        return result
+
+    def _routes(self, cfg: RouterConfig) -> dict[str, Route]:
+        return {r.route_id: r for r in cfg.route.walk()}
+
+    def ingest(self, now: float) -> int:
+        """Merge stored requests into alerts and groups (one transaction per batch)."""
+        rows = self.store.read_inbox(INBOX_BATCH)
+        if not rows:
+            return 0
+        cfg = self.config()
+        incoming: list[tuple[dict[str, Any], float, float]] = []
+        for _id, source, received_at, body in rows:
+            timeout = cfg.webhook_resolve_timeout if source in ("alertmanager", "grafana") \
+                else cfg.resolve_timeout
+            incoming.extend((a, received_at, timeout) for a in json.loads(body))
+        merged: dict[str, AlertRow] = {}
+        with self.store.tx():
+            fps = [fingerprint(a["labels"]) for a, _, _ in incoming]
+            existing = self.store.get_alerts(set(fps))
+            for (alert, received_at, timeout), fp in zip(incoming, fps, strict=True):
+                old = merged.get(fp) or existing.get(fp)
+                merged[fp] = _merge(old, alert, received_at, timeout)
+            events: list[HistoryEvent] = []
+            groups: dict[str, tuple[str, str, str, str, float, float]] = {}
+            members: list[tuple[str, str]] = []
+            became_resolved: list[AlertRow] = []
+            for alert in merged.values():
+                routes = cfg.route.match(alert.labels)
+                for route in routes:
+                    key = route.group_key(alert.labels)
+                    if key not in groups:
+                        groups[key] = (key, route.route_id, route.receiver,
+                                       json.dumps(route.group_labels(alert.labels)), now,
+                                       now + route.group_wait)
+                    members.append((key, alert.fingerprint))
+                state = "firing" if alert.firing(now) else "resolved"
+                if state != alert.state:
+                    server = alert.labels.get("server", "")
+                    events.append(HistoryEvent(now, "alert", alert.fingerprint, server, state,
+                                               details=json.dumps(alert.labels)))
+                    if state == "firing":
+                        events += self.incidents.on_firing(alert, routes[0].group_key(
+                            alert.labels), now)
+                    elif alert.state == "firing":
+                        became_resolved.append(alert)
+                    alert.state = state
+            self.store.upsert_alerts(merged.values())
+            for alert in became_resolved:
+                events += self.incidents.on_resolved(alert, now)
+            self.store.ensure_groups(groups.values())
+            self.store.add_group_alerts(members)
+            self.store.add_history(events)
+            self.store.delete_inbox(rows[-1][0])
+        return len(incoming)
+
+    def resolve_expired(self, now: float) -> None:
+        """Record the alerts whose end time passed without an update (resolve_timeout)."""
+        with self.store.tx():
+            expired = self.store.newly_resolved(now)
+            if not expired:
+                return
+            self.store.set_alert_state([a.fingerprint for a in expired], "resolved")
+            events = [HistoryEvent(now, "alert", a.fingerprint, a.labels.get("server", ""),
+                                   "resolved", reason="ended",
+                                   details=json.dumps(a.labels)) for a in expired]
+            for alert in expired:
+                events += self.incidents.on_resolved(alert, now)
+            self.store.add_history(events)
+
+    def flush_due(self, now: float, result: StepResult | None = None) -> None:
+        """Flush every group whose timer is due: mute, dedupe, enqueue, record."""
+        due = self.store.due_groups(now)
+        if not due:
+            return
+        cfg = self.config()
+        routes = self._routes(cfg)
+        silencer = Silencer(self.store.list_silences(), now)
+        inhibitor = Inhibitor(cfg.inhibit_rules, self.store.firing_labels(now)) \
+            if cfg.inhibit_rules else None
+        for group in due:
+            route = routes.get(group.route_id)
+            repeat = route.repeat_interval if route else cfg.route.repeat_interval
+            interval = route.group_interval if route else cfg.route.group_interval
+            with self.store.tx():
+                members = self.store.group_members(group.group_key)
+                kept: list[AlertRow] = []
+                for alert in members:
+                    if silencer.silenced_by(alert.labels):
+                        self.metrics.muted.labels("silenced").inc()
+                    elif inhibitor and inhibitor.inhibited_by(alert.fingerprint, alert.labels):
+                        self.metrics.muted.labels("inhibited").inc()
+                    else:
+                        kept.append(alert)
+                firing = frozenset(a.fingerprint for a in kept if a.firing(now))
+                resolved = frozenset(a.fingerprint for a in kept if not a.firing(now))
+                enqueued = self._notify(group.group_key, group.receiver, group.group_labels,
+                                        kept, firing, resolved, repeat, now, cfg)
+                done = [a.fingerprint for a in members if not a.firing(now)]
+                self.store.remove_group_alerts(group.group_key, done)
+                if len(done) == len(members):
+                    self.store.delete_group(group.group_key)
+                else:
+                    self.store.set_group_flushed(group.group_key, now, now + interval)
+            if result is not None:
+                result.flushed.append(group.group_key)
+                result.enqueued += enqueued
+
+    def _notify(self, group_key: str, receiver: str, group_labels: dict[str, str],
+                kept: list[AlertRow], firing: frozenset[str], resolved: frozenset[str],
+                repeat: float, now: float, cfg: RouterConfig) -> int:
+        enqueued = 0
+        for index, notifier in enumerate(self.notifiers(receiver)):
+            last = self.store.get_nflog(group_key, receiver, index)
+            decision = should_notify(last, firing, resolved, send_resolved=notifier.send_resolved,
+                                     repeat_interval=repeat, now=now)
+            if not decision.notify:
+                if decision.reason == "duplicate":
+                    self.metrics.deduped.labels(receiver).inc()
+                continue
+            alerts = kept if notifier.send_resolved else [
+                a for a in kept if a.fingerprint in firing]
+            if alerts:
+                payload = notification_payload(receiver, group_key, group_labels, alerts, now,
+                                               cfg.external_url)
+                self.store.enqueue(group_key, receiver, index, notifier.kind,
+                                   json.dumps(payload), now)
+                enqueued += 1
+            self.store.put_nflog(group_key, receiver, index, LogEntry(firing, resolved, now))
+        return enqueued
+
+    def gc(self, now: float) -> None:
+        """Forget what no longer matters: old resolved alerts, sent notifications, silences."""
+        self._last_gc = now
+        with self.store.tx():
+            self.store.gc_alerts(now - RESOLVED_RETENTION)
+            self.store.gc_outbox(now - 86400.0)
+            self.store.gc_nflog(now - 5 * 86400.0)
+            self.store.gc_silences(now - 5 * 86400.0)
+        self.incidents.auto_close(now, self.config().incident_auto_close)

@@ -1,0 +1,23 @@
+"""The router's own exceptions.
+
+Error tree::
+
+    ValueError
+    └── ConfigError      the config is invalid; the message starts with the key path
+    Exception
+    └── InputError       an API request body is invalid; the message names the field
+"""
+
+from __future__ import annotations
+
+
+class ConfigError(ValueError):
+    """The router config is invalid; `path` is the key path (e.g. route.routes[2].matchers[0])."""
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(f"{path}: {message}" if path else message)
+        self.path = path
+
+
+class InputError(Exception):
+    """A request body is invalid; the message names what is wrong (becomes a 400)."""

@@ -1,0 +1,93 @@
+"""Incidents: alerts of one group gathered into open → acknowledged → resolved → closed."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from alert_router.store import AlertRow, HistoryEvent, Store
+
+# state -> states it may move to, and who moves it (router: automatic; api: a person).
+TRANSITIONS: dict[str, set[str]] = {
+    "open": {"acknowledged", "resolved", "closed"},
+    "acknowledged": {"resolved", "closed"},
+    "resolved": {"open", "closed"},
+    "closed": set(),
+}
+
+
+class TransitionError(Exception):
+    """The requested incident transition is not allowed from its current state."""
+
+
+def _event(incident_id: int, server: str, transition: str, now: float, *, actor: str = "router",
+           reason: str = "", details: dict[str, Any] | None = None) -> HistoryEvent:
+    return HistoryEvent(now, "incident", str(incident_id), server, transition, actor, reason,
+                        json.dumps(details or {}))
+
+
+class Incidents:
+    """Opens, resolves and records incidents; all writes happen in the caller's transaction."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def on_firing(self, alert: AlertRow, key: str, now: float) -> list[HistoryEvent]:
+        """An alert started firing: attach it to its group's incident, opening one if needed."""
+        server = alert.labels.get("server", "")
+        found = self.store.open_incident_for(key)
+        events = []
+        if found is None:
+            title = alert.labels.get("alertname", "alert")
+            if server:
+                title += f" on {server}"
+            severity = alert.labels.get("severity", "none")
+            incident_id = self.store.create_incident(key, title, server, severity, now)
+            events.append(_event(incident_id, server, "open", now,
+                                 details={"key": key, "first_alert": alert.fingerprint}))
+        else:
+            incident_id, state = found
+            if state == "resolved":
+                self.store.set_incident_state(incident_id, "open", now)
+                events.append(_event(incident_id, server, "open", now, reason="alert fired again",
+                                     details={"alert": alert.fingerprint}))
+        self.store.link_incident_alert(incident_id, alert.fingerprint)
+        return events
+
+    def on_resolved(self, alert: AlertRow, now: float) -> list[HistoryEvent]:
+        """An alert resolved: resolve each of its incidents whose alerts have all resolved."""
+        events = []
+        for incident_id, _state in self.store.incidents_of_alert(alert.fingerprint):
+            if self.store.incident_firing_count(incident_id, now) == 0:
+                self.store.set_incident_state(incident_id, "resolved", now)
+                events.append(_event(incident_id, alert.labels.get("server", ""), "resolved",
+                                     now, reason="all alerts resolved"))
+        return events
+
+    def transition(self, incident_id: int, target: str, *, actor: str, reason: str,
+                   now: float) -> dict[str, Any]:
+        """A person acknowledges or closes an incident; recorded with who and why."""
+        with self.store.tx():
+            incident = self.store.get_incident(incident_id)
+            if incident is None:
+                raise LookupError(f"incident {incident_id} not found")
+            if target not in TRANSITIONS[incident["state"]]:
+                raise TransitionError(
+                    f"cannot move incident {incident_id} from {incident['state']} to {target}")
+            self.store.set_incident_state(incident_id, target, now, actor=actor, reason=reason)
+            self.store.add_history([_event(incident_id, incident["server"], target, now,
+                                           actor=actor, reason=reason)])
+        result = self.store.get_incident(incident_id)
+        assert result is not None
+        return result
+
+    def auto_close(self, now: float, after: float) -> None:
+        """Close incidents resolved for longer than `after` seconds (when configured)."""
+        if after <= 0:
+            return
+        with self.store.tx():
+            for incident_id in self.store.stale_resolved_incidents(now - after):
+                self.store.set_incident_state(incident_id, "closed", now, actor="router",
+                                              reason="auto_close_after elapsed")
+                self.store.add_history([_event(incident_id, "", "closed", now,
+                                               reason="auto_close_after elapsed")])

@@ -1,0 +1,176 @@
+"""Validate incoming alerts in every accepted form into one normalised shape.
+
+Normalised alert: {"labels", "annotations", "startsAt", "endsAt", "generatorURL"} with times
+as unix seconds (None when not given). Valid alerts of a request are kept even when others
+in it are invalid; the errors name each invalid alert by index and field.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from alert_router.errors import InputError
+from alert_router.matchers import LABEL_NAME
+from alert_router.timeutil import parse_time
+
+Normalised = dict[str, Any]
+_known_names: set[str] = set()  # label names already checked: a cache, not state
+
+
+def _valid_name(name: Any) -> bool:
+    if name in _known_names:
+        return True
+    if isinstance(name, str) and LABEL_NAME.match(name):
+        if len(_known_names) < 10000:
+            _known_names.add(name)
+        return True
+    return False
+
+
+def _string_map(value: Any, path: str, *, names_must_be_labels: bool) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InputError(f"{path}: must be an object of strings")
+    for key, item in value.items():
+        if not isinstance(item, str):
+            raise InputError(f"{path}.{key}: must be a string")
+        if names_must_be_labels and not _valid_name(key):
+            raise InputError(f"{path}.{key}: invalid label name (want [a-zA-Z_][a-zA-Z0-9_]*)")
+    return value
+
+
+def _time(value: Any, path: str) -> float | None:
+    if value is None or value == "":
+        return None
+    try:
+        return parse_time(value)
+    except ValueError as exc:
+        raise InputError(f"{path}: {exc}") from None
+
+
+def normalise_alert(raw: Any, path: str, *, now: float, status: str | None = None) -> Normalised:
+    """One alert in Alertmanager's field names; raises InputError naming the field."""
+    if not isinstance(raw, dict):
+        raise InputError(f"{path}: must be an object")
+    labels = _string_map(raw.get("labels"), f"{path}.labels", names_must_be_labels=True)
+    labels = {k: v for k, v in labels.items() if v != ""}
+    if not labels:
+        raise InputError(f"{path}.labels: at least one label with a non-empty value is required")
+    annotations = _string_map(raw.get("annotations"), f"{path}.annotations",
+                              names_must_be_labels=False)
+    starts = _time(raw.get("startsAt"), f"{path}.startsAt")
+    ends = _time(raw.get("endsAt"), f"{path}.endsAt")
+    if starts is not None and ends is not None and ends < starts:
+        raise InputError(f"{path}.endsAt: is before startsAt")
+    url = raw.get("generatorURL", "")
+    if not isinstance(url, str):
+        raise InputError(f"{path}.generatorURL: must be a string")
+    if status == "resolved" and ends is None:
+        ends = now
+    return {"labels": labels, "annotations": annotations, "startsAt": starts, "endsAt": ends,
+            "generatorURL": url}
+
+
+def _normalise_list(items: Any, path: str, *, now: float,
+                    with_status: bool) -> tuple[list[Normalised], list[str]]:
+    if not isinstance(items, list):
+        raise InputError(f"{path}: must be a list of alerts")
+    good: list[Normalised] = []
+    errors: list[str] = []
+    for i, item in enumerate(items):
+        item_path = f"{path}[{i}]"
+        try:
+            status = None
+            if with_status and isinstance(item, dict):
+                status = item.get("status", "firing")
+                if status not in ("firing", "resolved"):
+                    raise InputError(f"{item_path}.status: must be firing or resolved")
+            good.append(normalise_alert(item, item_path, now=now, status=status))
+        except InputError as exc:
+            errors.append(str(exc))
+    return good, errors
+
+
+def postable_alerts(body: Any, *, now: float) -> tuple[list[Normalised], list[str]]:
+    """Alertmanager v2 postableAlerts (a JSON list)."""
+    return _normalise_list(body, "alerts", now=now, with_status=False)
+
+
+def alertmanager_webhook(body: Any, *, now: float) -> tuple[list[Normalised], list[str]]:
+    """Alertmanager's webhook payload, version "4"."""
+    if not isinstance(body, dict):
+        raise InputError("body: must be a JSON object (Alertmanager webhook payload)")
+    version = body.get("version")
+    if version != "4":
+        raise InputError(f"version: must be \"4\" (Alertmanager webhook), got {version!r}")
+    return _normalise_list(body.get("alerts"), "alerts", now=now, with_status=True)
+
+
+def grafana_webhook(body: Any, *, now: float) -> tuple[list[Normalised], list[str]]:
+    """Grafana (unified alerting) webhook contact point payload."""
+    if not isinstance(body, dict):
+        raise InputError("body: must be a JSON object (Grafana webhook payload)")
+    if "alerts" not in body:
+        raise InputError("alerts: required")
+    good, errors = _normalise_list(body.get("alerts"), "alerts", now=now, with_status=True)
+    for alert, raw in zip(good, [a for a in body["alerts"] if isinstance(a, dict)],
+                          strict=False):
+        # Grafana's links are useful in notifications; keep them as annotations.
+        for key in ("dashboardURL", "panelURL", "silenceURL", "valueString"):
+            value = raw.get(key)
+            if isinstance(value, str) and value and key not in alert["annotations"]:
+                alert["annotations"] = {**alert["annotations"], key: value}
+    return good, errors
+
+
+_GENERIC_KEYS = {"name", "server", "severity", "status", "summary", "description", "labels",
+                 "annotations", "starts_at", "ends_at", "url"}
+
+
+def _generic_one(raw: Any, path: str, now: float) -> Normalised:
+    if not isinstance(raw, dict):
+        raise InputError(f"{path}: must be an object")
+    unknown = sorted(set(raw) - _GENERIC_KEYS)
+    if unknown:
+        raise InputError(f"{path}.{unknown[0]}: unknown field (see docs/alert-router.md)")
+    name = raw.get("name")
+    if not isinstance(name, str) or not name:
+        raise InputError(f"{path}.name: required, the alert name")
+    labels = dict(_string_map(raw.get("labels"), f"{path}.labels", names_must_be_labels=True))
+    annotations = dict(_string_map(raw.get("annotations"), f"{path}.annotations",
+                                   names_must_be_labels=False))
+    labels["alertname"] = name
+    for key, target in (("server", labels), ("severity", labels), ("summary", annotations),
+                        ("description", annotations)):
+        if key in raw:
+            if not isinstance(raw[key], str):
+                raise InputError(f"{path}.{key}: must be a string")
+            target[key] = raw[key]
+    status = raw.get("status", "firing")
+    if status not in ("firing", "resolved"):
+        raise InputError(f"{path}.status: must be firing or resolved")
+    url = raw.get("url", "")
+    return normalise_alert({"labels": labels, "annotations": annotations,
+                            "startsAt": raw.get("starts_at"), "endsAt": raw.get("ends_at"),
+                            "generatorURL": url}, path, now=now, status=status)
+
+
+def generic_alerts(body: Any, *, now: float) -> tuple[list[Normalised], list[str]]:
+    """The documented generic form: {"alerts": [...]} or one alert object."""
+    if isinstance(body, dict) and "alerts" in body:
+        if set(body) - {"alerts"}:
+            raise InputError(f"{sorted(set(body) - {'alerts'})[0]}: unknown field")
+        items, path = body["alerts"], "alerts"
+    else:
+        items, path = [body], "alert"
+    if not isinstance(items, list):
+        raise InputError("alerts: must be a list")
+    good: list[Normalised] = []
+    errors: list[str] = []
+    for i, item in enumerate(items):
+        try:
+            good.append(_generic_one(item, f"{path}[{i}]" if path == "alerts" else path, now))
+        except InputError as exc:
+            errors.append(str(exc))
+    return good, errors

@@ -1,0 +1,110 @@
+"""Inhibition: a firing source alert mutes target alerts that share the `equal` labels."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from alert_router.errors import ConfigError
+from alert_router.matchers import LABEL_NAME, Matcher, matches_all, parse_matcher
+
+RULE_KEYS = {"source_matchers", "target_matchers", "equal", "source_match", "source_match_re",
+             "target_match", "target_match_re"}
+
+
+@dataclass(frozen=True)
+class InhibitRule:
+    """One inhibition rule in Alertmanager's form."""
+
+    source: tuple[Matcher, ...]
+    target: tuple[Matcher, ...]
+    equal: tuple[str, ...]
+
+    def source_key(self, labels: Mapping[str, str]) -> tuple[str, ...] | None:
+        """The `equal` values of a source alert, or None when `labels` is not a source."""
+        if not matches_all(list(self.source), labels):
+            return None
+        return tuple(labels.get(name, "") for name in self.equal)
+
+
+def default_inhibit_rules() -> list[InhibitRule]:
+    """Shipped default: an offline server's ServerOffline alert mutes its other alerts."""
+    return build_inhibit_rules([{
+        "source_matchers": ['alertname="ServerOffline"'],
+        "target_matchers": ['alertname!~"ServerOffline|ServerOnline"'],
+        "equal": ["server"],
+    }])
+
+
+def _side(raw: Mapping[str, Any], side: str, path: str) -> tuple[Matcher, ...]:
+    out: list[Matcher] = []
+    items = raw.get(f"{side}_matchers", [])
+    if not isinstance(items, list):
+        raise ConfigError(f"{path}.{side}_matchers", "must be a list of matcher strings")
+    for i, text in enumerate(items):
+        try:
+            out.append(parse_matcher(text))
+        except ValueError as exc:
+            raise ConfigError(f"{path}.{side}_matchers[{i}]", str(exc)) from None
+    for suffix, is_regex in (("match", False), ("match_re", True)):
+        key = f"{side}_{suffix}"
+        section = raw.get(key, {})
+        if not isinstance(section, dict):
+            raise ConfigError(f"{path}.{key}", "must be a mapping of label name to value")
+        for name, value in section.items():
+            try:
+                out.append(Matcher.create(str(name), str(value), is_regex=is_regex))
+            except ValueError as exc:
+                raise ConfigError(f"{path}.{key}.{name}", str(exc)) from None
+    return tuple(out)
+
+
+def build_inhibit_rules(raw: Any) -> list[InhibitRule]:
+    """Validate the `inhibit_rules` list."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise ConfigError("inhibit_rules", "must be a list")
+    rules = []
+    for i, item in enumerate(raw):
+        path = f"inhibit_rules[{i}]"
+        if not isinstance(item, dict):
+            raise ConfigError(path, "must be a mapping")
+        unknown = sorted(set(item) - RULE_KEYS)
+        if unknown:
+            raise ConfigError(f"{path}.{unknown[0]}", "unknown key")
+        equal = item.get("equal", [])
+        if not isinstance(equal, list) or not all(
+                isinstance(e, str) and LABEL_NAME.match(e) for e in equal):
+            raise ConfigError(f"{path}.equal", "must be a list of label names")
+        source = _side(item, "source", path)
+        if not source:
+            raise ConfigError(f"{path}.source_matchers", "required: at least one matcher")
+        rules.append(InhibitRule(source, _side(item, "target", path), tuple(equal)))
+    return rules
+
+
+class Inhibitor:
+    """Answers "is this alert inhibited?" against a snapshot of the firing alerts."""
+
+    def __init__(self, rules: list[InhibitRule], firing: Iterable[tuple[str, Mapping[str, str]]]):
+        self._rules = rules
+        # Per rule: equal-label values -> fingerprints of the firing sources.
+        self._sources: list[dict[tuple[str, ...], list[str]]] = [{} for _ in rules]
+        for fingerprint, labels in firing:
+            for i, rule in enumerate(rules):
+                key = rule.source_key(labels)
+                if key is not None:
+                    self._sources[i].setdefault(key, []).append(fingerprint)
+
+    def inhibited_by(self, fingerprint: str, labels: Mapping[str, str]) -> list[str]:
+        """Fingerprints of the firing alerts that inhibit this one (empty when not muted)."""
+        found: list[str] = []
+        for rule, sources in zip(self._rules, self._sources, strict=True):
+            if not sources or not matches_all(list(rule.target), labels):
+                continue
+            key = tuple(labels.get(name, "") for name in rule.equal)
+            # An alert that is itself a source of the same rule never inhibits itself.
+            found.extend(fp for fp in sources.get(key, []) if fp != fingerprint)
+        return found

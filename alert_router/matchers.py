@@ -1,0 +1,106 @@
+"""Label matchers as Alertmanager writes them: `name="v"`, `name!="v"`, `name=~"re"`, `name!~"re"`."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+_MATCHER = re.compile(
+    r'^\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*("(?:[^"\\]|\\.)*"|[^"\s,{}]*)\s*$'
+)
+
+
+@dataclass(frozen=True)
+class Matcher:
+    """One label matcher; regexes are anchored like Prometheus' (full match)."""
+
+    name: str
+    value: str
+    is_regex: bool = False
+    is_equal: bool = True
+    _compiled: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+
+    @classmethod
+    def create(cls, name: str, value: str, *, is_regex: bool = False,
+               is_equal: bool = True) -> Matcher:
+        """A matcher, compiling the regex; ValueError names a bad name or regex."""
+        if not LABEL_NAME.match(name):
+            raise ValueError(f"invalid label name {name!r}")
+        compiled = None
+        if is_regex:
+            try:
+                compiled = re.compile(f"(?:{value})")
+            except re.error as exc:
+                raise ValueError(f"invalid regex {value!r} for {name}: {exc}") from None
+        return cls(name, value, is_regex, is_equal, compiled)
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        """Whether `labels` satisfy this matcher (a missing label is the empty string)."""
+        actual = labels.get(self.name, "")
+        if self._compiled is not None:
+            hit = self._compiled.fullmatch(actual) is not None
+        else:
+            hit = actual == self.value
+        return hit == self.is_equal
+
+    @property
+    def operator(self) -> str:
+        """The operator as written in matcher strings."""
+        return {(False, True): "=", (False, False): "!=", (True, True): "=~",
+                (True, False): "!~"}[(self.is_regex, self.is_equal)]
+
+    def __str__(self) -> str:
+        return f"{self.name}{self.operator}{json.dumps(self.value)}"
+
+    def to_api(self) -> dict[str, object]:
+        """The v2 API form (name, value, isRegex, isEqual)."""
+        return {"name": self.name, "value": self.value, "isRegex": self.is_regex,
+                "isEqual": self.is_equal}
+
+
+def parse_matcher(text: str) -> Matcher:
+    """Parse one matcher string such as `severity=~"critical|warning"`."""
+    match = _MATCHER.match(text) if isinstance(text, str) else None
+    if not match:
+        raise ValueError(f"invalid matcher {text!r}: want name=\"value\" (or !=, =~, !~)")
+    name, op, raw = match.groups()
+    value = json.loads(raw) if raw.startswith('"') else raw
+    return Matcher.create(name, value, is_regex="~" in op, is_equal=op in ("=", "=~"))
+
+
+def parse_matchers(text: str) -> list[Matcher]:
+    """Parse `{a="1", b=~"x"}` or `a="1",b=~"x"` into matchers (as amtool and the API accept)."""
+    body = text.strip()
+    if body.startswith("{") and body.endswith("}"):
+        body = body[1:-1]
+    parts: list[str] = []
+    current = ""
+    in_quotes = False
+    escaped = False
+    for char in body:
+        if escaped:
+            current += char
+            escaped = False
+            continue
+        if char == "\\":
+            escaped = True
+            current += char
+            continue
+        if char == '"':
+            in_quotes = not in_quotes
+        if char == "," and not in_quotes:
+            parts.append(current)
+            current = ""
+        else:
+            current += char
+    if current.strip():
+        parts.append(current)
+    return [parse_matcher(p) for p in parts if p.strip()]
+
+
+def matches_all(matchers: list[Matcher], labels: Mapping[str, str]) -> bool:
+    """Whether every matcher matches `labels`."""
+    return all(m.matches(labels) for m in matchers)

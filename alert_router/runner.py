@@ -1,0 +1,96 @@
+"""Background threads of one router process: the dispatcher loop and the outbox loop.
+
+Only the process holding the store's "dispatcher" lease runs them, so several gunicorn
+workers (or replicas on one database) never flush a group or send a notification twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import uuid
+
+from alert_router.dispatch.dispatcher import Dispatcher
+from alert_router.outbox import Outbox
+from alert_router.store import Store
+
+log = logging.getLogger(__name__)
+LEASE_TTL = 15.0
+IDLE_WAIT = 0.5
+MIN_STEP_GAP = 0.02  # batch requests that arrive together into one dispatcher transaction
+
+
+class Runner:
+    """Runs Dispatcher.step and Outbox.step on their own threads while this process leads."""
+
+    def __init__(self, store: Store, dispatcher: Dispatcher, outbox: Outbox) -> None:
+        self.store = store
+        self.dispatcher = dispatcher
+        self.outbox = outbox
+        self.holder = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.leader = False
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._outbox_wake = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        for target, name in ((self._dispatch_loop, "router-dispatch"),
+                             (self._outbox_loop, "router-outbox")):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._outbox_wake.set()
+        for thread in self._threads:
+            thread.join(timeout=10)
+        self.outbox.close()
+
+    def wake(self) -> None:
+        """New alerts arrived: run the dispatcher soon."""
+        self._wake.set()
+
+    def _dispatch_loop(self) -> None:
+        while not self._stop.is_set():
+            now = time.time()
+            wait = IDLE_WAIT
+            try:
+                leading = self.store.try_lease("dispatcher", self.holder, now, LEASE_TTL)
+                if leading and not self.leader:
+                    # Whatever a dead leader had in flight is ours to send now.
+                    released = self.store.release_claims()
+                    log.info("took the dispatcher lease (%d in-flight notifications resumed)",
+                             released)
+                self.leader = leading
+                if leading:
+                    result = self.dispatcher.step(now)
+                    if result.enqueued:
+                        self._outbox_wake.set()
+                    due = self.store.next_flush_at()
+                    if due is not None:
+                        wait = max(0.0, min(wait, due - time.time()))
+            except Exception:  # noqa: BLE001 - the loop must survive and retry
+                log.exception("dispatcher step failed")
+            self._wake.wait(wait)
+            self._wake.clear()
+            self._stop.wait(MIN_STEP_GAP)
+
+    def _outbox_loop(self) -> None:
+        while not self._stop.is_set():
+            wait = IDLE_WAIT
+            try:
+                if self.leader:
+                    while self.outbox.step(time.time()) and not self._stop.is_set():
+                        pass
+                    due = self.store.next_outbox_attempt()
+                    if due is not None:
+                        wait = max(0.0, min(wait, due - time.time()))
+            except Exception:  # noqa: BLE001 - the loop must survive and retry
+                log.exception("outbox step failed")
+            self._outbox_wake.wait(wait)
+            self._outbox_wake.clear()

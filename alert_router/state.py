@@ -1,0 +1,83 @@
+"""Per-app state: the current config, store, metrics, notifiers and background workers."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from alert_router.config import RouterConfig, load_config
+from alert_router.dispatch.dispatcher import Dispatcher
+from alert_router.metrics import RouterMetrics
+from alert_router.outbox import Outbox
+from alert_router.runner import Runner
+from alert_router.store import Store
+
+NotifierFactory = Callable[[dict[str, Any], str, dict[str, Any]], Sequence[Any]]
+
+
+def default_notifier_factory(receiver: dict[str, Any], path: str,
+                             global_config: dict[str, Any]) -> Sequence[Any]:
+    """Build a receiver's notifiers with the notify package."""
+    from alert_router.notify import build_notifiers
+
+    return build_notifiers(receiver, path=path, global_config=global_config)
+
+
+@dataclass
+class RouterState:
+    """Everything one app instance owns; reload swaps `config` and `notifiers` at once."""
+
+    config: RouterConfig
+    config_path: Path | None
+    store: Store
+    metrics: RouterMetrics
+    notifier_factory: NotifierFactory
+    started_at: float = field(default_factory=time.time)
+    notifiers: dict[str, Sequence[Any]] = field(default_factory=dict)
+    dispatcher: Dispatcher | None = None
+    outbox: Outbox | None = None
+    runner: Runner | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def build_notifiers(self, config: RouterConfig) -> dict[str, Sequence[Any]]:
+        """Notifiers for every receiver of `config`."""
+        names = list(config.receivers)
+        return {name: self.notifier_factory(config.receivers[name], f"receivers[{i}]",
+                                            config.global_config)
+                for i, name in enumerate(names)}
+
+    def notifiers_for(self, receiver: str) -> Sequence[Any]:
+        return self.notifiers.get(receiver, ())
+
+    def current_config(self) -> RouterConfig:
+        return self.config
+
+    def reload(self) -> None:
+        """Re-read the config file; on any error keep the old config and raise."""
+        if self.config_path is None:
+            raise RuntimeError("no config file to reload (the app was given a config object)")
+        try:
+            config = load_config(self.config_path)
+            notifiers = self.build_notifiers(config)
+        except Exception:
+            self.metrics.reload_ok.set(0)
+            raise
+        with self.lock:
+            self.config, self.notifiers = config, notifiers
+        self.metrics.reload_ok.set(1)
+        self.metrics.reload_time.set(time.time())
+
+    def wake(self) -> None:
+        if self.runner is not None:
+            self.runner.wake()
+
+    def close(self) -> None:
+        if self.runner is not None:
+            self.runner.stop()
+        elif self.outbox is not None:
+            self.outbox.close()
+        self.store.close()

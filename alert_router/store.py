@@ -1,0 +1,518 @@
+"""The router's store: every SQL statement lives here (SQLite in WAL mode).
+
+Durability: WAL with synchronous=NORMAL (the default) survives a crash of the process
+(SIGKILL, OOM) but may lose the last transactions on power loss; synchronous=FULL also
+survives power loss at the cost of one fsync per commit. See docs/alert-router.md.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from alert_router.dedupe import LogEntry
+from alert_router.matchers import Matcher
+from alert_router.silence import Silence
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS inbox (
+    id INTEGER PRIMARY KEY, source TEXT NOT NULL, received_at REAL NOT NULL, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS alerts (
+    fingerprint TEXT PRIMARY KEY, labels TEXT NOT NULL, annotations TEXT NOT NULL,
+    starts_at REAL NOT NULL, ends_at REAL NOT NULL, generator_url TEXT NOT NULL,
+    updated_at REAL NOT NULL, state TEXT NOT NULL, server TEXT NOT NULL, alertname TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS alerts_state ON alerts (state, ends_at);
+CREATE TABLE IF NOT EXISTS groups (
+    group_key TEXT PRIMARY KEY, route_id TEXT NOT NULL, receiver TEXT NOT NULL,
+    group_labels TEXT NOT NULL, created_at REAL NOT NULL, next_flush_at REAL NOT NULL,
+    last_flush_at REAL);
+CREATE INDEX IF NOT EXISTS groups_due ON groups (next_flush_at);
+CREATE TABLE IF NOT EXISTS group_alerts (
+    group_key TEXT NOT NULL, fingerprint TEXT NOT NULL, PRIMARY KEY (group_key, fingerprint));
+CREATE INDEX IF NOT EXISTS group_alerts_fp ON group_alerts (fingerprint);
+CREATE TABLE IF NOT EXISTS nflog (
+    group_key TEXT NOT NULL, receiver TEXT NOT NULL, integration INTEGER NOT NULL,
+    firing TEXT NOT NULL, resolved TEXT NOT NULL, sent_at REAL NOT NULL,
+    PRIMARY KEY (group_key, receiver, integration));
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY, group_key TEXT NOT NULL, receiver TEXT NOT NULL,
+    integration INTEGER NOT NULL, kind TEXT NOT NULL, payload TEXT NOT NULL,
+    created_at REAL NOT NULL, next_attempt_at REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+    status TEXT NOT NULL, lease_until REAL, last_error TEXT, sent_at REAL);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (status, next_attempt_at);
+CREATE TABLE IF NOT EXISTS silences (
+    id TEXT PRIMARY KEY, matchers TEXT NOT NULL, starts_at REAL NOT NULL, ends_at REAL NOT NULL,
+    created_by TEXT NOT NULL, comment TEXT NOT NULL, updated_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS incidents (
+    id INTEGER PRIMARY KEY, key TEXT NOT NULL, state TEXT NOT NULL, title TEXT NOT NULL,
+    server TEXT NOT NULL, severity TEXT NOT NULL, opened_at REAL NOT NULL,
+    updated_at REAL NOT NULL, acknowledged_by TEXT, closed_by TEXT, reason TEXT);
+CREATE INDEX IF NOT EXISTS incidents_key ON incidents (key, state);
+CREATE TABLE IF NOT EXISTS incident_alerts (
+    incident_id INTEGER NOT NULL, fingerprint TEXT NOT NULL,
+    PRIMARY KEY (incident_id, fingerprint));
+CREATE INDEX IF NOT EXISTS incident_alerts_fp ON incident_alerts (fingerprint);
+CREATE TABLE IF NOT EXISTS history (
+    id INTEGER PRIMARY KEY, ts REAL NOT NULL, kind TEXT NOT NULL, subject TEXT NOT NULL,
+    server TEXT NOT NULL, transition TEXT NOT NULL, actor TEXT NOT NULL, reason TEXT NOT NULL,
+    details TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS history_server ON history (server, ts);
+CREATE INDEX IF NOT EXISTS history_ts ON history (ts);
+CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, until REAL NOT NULL);
+"""
+
+
+@dataclass
+class AlertRow:
+    """One stored alert (times in unix seconds; ends_at already includes resolve_timeout)."""
+
+    fingerprint: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    starts_at: float
+    ends_at: float
+    generator_url: str
+    updated_at: float
+    state: str  # what was last recorded: firing | resolved
+
+    def firing(self, now: float) -> bool:
+        """Whether the alert fires at `now`."""
+        return self.ends_at > now
+
+
+@dataclass
+class GroupRow:
+    """One aggregation group."""
+
+    group_key: str
+    route_id: str
+    receiver: str
+    group_labels: dict[str, str]
+    next_flush_at: float
+    last_flush_at: float | None
+
+
+@dataclass
+class OutboxRow:
+    """One pending notification."""
+
+    id: int
+    group_key: str
+    receiver: str
+    integration: int
+    kind: str
+    payload: str
+    created_at: float
+    attempts: int
+
+
+@dataclass
+class HistoryEvent:
+    """One line of the audit trail."""
+
+    ts: float
+    kind: str  # alert | incident | notification | silence
+    subject: str  # fingerprint, incident id, outbox id or silence id
+    server: str
+    transition: str
+    actor: str = "router"
+    reason: str = ""
+    details: str = "{}"
+
+
+_ALERT_COLUMNS = ("fingerprint, labels, annotations, starts_at, ends_at, generator_url, "
+                  "updated_at, state")
+
+
+def _alert(row: tuple[Any, ...]) -> AlertRow:
+    return AlertRow(row[0], json.loads(row[1]), json.loads(row[2]), row[3], row[4], row[5],
+                    row[6], row[7])
+
+
+class Store:
+    """SQLite access, one connection per thread; `tx()` wraps a write transaction."""
+
+    def __init__(self, path: str, *, synchronous: str = "NORMAL") -> None:
+        self.path = path
+        self.synchronous = synchronous
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self.conn().executescript(SCHEMA)
+
+    def conn(self) -> sqlite3.Connection:
+        """This thread's connection (opened on first use)."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                                   timeout=30.0)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={self.synchronous}")
+            conn.execute("PRAGMA busy_timeout=30000")
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    def close(self) -> None:
+        """Close every connection this store opened."""
+        with self._lock:
+            for conn in self._all:
+                conn.close()
+            self._all.clear()
+        self._local = threading.local()
+
+    @contextmanager
+    def tx(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction (BEGIN IMMEDIATE ... COMMIT, rolled back on error)."""
+        conn = self.conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    # ---- inbox: the durable landing place of every accepted request
+    def add_inbox(self, source: str, body: str, now: float) -> None:
+        """Store one accepted request's normalised alerts; committed before returning."""
+        self.conn().execute("INSERT INTO inbox (source, received_at, body) VALUES (?, ?, ?)",
+                            (source, now, body))
+
+    def add_inbox_many(self, rows: list[tuple[str, float, str]]) -> None:
+        """Store several requests' alerts in one transaction (group commit)."""
+        with self.tx() as conn:
+            conn.executemany("INSERT INTO inbox (source, received_at, body) VALUES (?, ?, ?)",
+                             rows)
+
+    def read_inbox(self, limit: int) -> list[tuple[int, str, float, str]]:
+        """The oldest unprocessed requests."""
+        rows = self.conn().execute(
+            "SELECT id, source, received_at, body FROM inbox ORDER BY id LIMIT ?", (limit,))
+        return list(rows)
+
+    def delete_inbox(self, up_to_id: int) -> None:
+        self.conn().execute("DELETE FROM inbox WHERE id <= ?", (up_to_id,))
+
+    def inbox_depth(self) -> int:
+        return int(self.conn().execute("SELECT count(*) FROM inbox").fetchone()[0])
+
+    # ---- alerts
+    def get_alerts(self, fingerprints: Iterable[str]) -> dict[str, AlertRow]:
+        """Stored alerts by fingerprint."""
+        fps = list(fingerprints)
+        out: dict[str, AlertRow] = {}
+        for start in range(0, len(fps), 500):
+            chunk = fps[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in self.conn().execute(
+                    f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE fingerprint IN ({marks})", chunk):
+                alert = _alert(row)
+                out[alert.fingerprint] = alert
+        return out
+
+    def upsert_alerts(self, alerts: Iterable[AlertRow]) -> None:
+        self.conn().executemany(
+            f"INSERT OR REPLACE INTO alerts ({_ALERT_COLUMNS}, server, alertname) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(a.fingerprint, json.dumps(a.labels), json.dumps(a.annotations), a.starts_at,
+              a.ends_at, a.generator_url, a.updated_at, a.state, a.labels.get("server", ""),
+              a.labels.get("alertname", "")) for a in alerts])
+
+    def all_alerts(self) -> list[AlertRow]:
+        return [_alert(r) for r in self.conn().execute(
+            f"SELECT {_ALERT_COLUMNS} FROM alerts ORDER BY starts_at")]
+
+    def firing_labels(self, now: float) -> list[tuple[str, dict[str, str]]]:
+        """(fingerprint, labels) of every alert firing at `now` (for inhibition)."""
+        return [(fp, json.loads(labels)) for fp, labels in self.conn().execute(
+            "SELECT fingerprint, labels FROM alerts WHERE ends_at > ?", (now,))]
+
+    def newly_resolved(self, now: float) -> list[AlertRow]:
+        """Alerts recorded as firing whose end time has passed."""
+        return [_alert(r) for r in self.conn().execute(
+            f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE state = 'firing' AND ends_at <= ?",
+            (now,))]
+
+    def set_alert_state(self, fingerprints: Iterable[str], state: str) -> None:
+        self.conn().executemany("UPDATE alerts SET state = ? WHERE fingerprint = ?",
+                                [(state, fp) for fp in fingerprints])
+
+    def gc_alerts(self, resolved_before: float) -> int:
+        """Forget resolved alerts no group still holds."""
+        cur = self.conn().execute(
+            "DELETE FROM alerts WHERE state = 'resolved' AND ends_at < ? AND fingerprint NOT IN "
+            "(SELECT fingerprint FROM group_alerts)", (resolved_before,))
+        return cur.rowcount
+
+    def count_alerts(self, now: float) -> int:
+        return int(self.conn().execute(
+            "SELECT count(*) FROM alerts WHERE ends_at > ?", (now,)).fetchone()[0])
+
+    # ---- aggregation groups
+    def ensure_groups(self, rows: Iterable[tuple[str, str, str, str, float, float]]) -> None:
+        """Create groups that do not exist: (key, route_id, receiver, labels, created, flush)."""
+        self.conn().executemany(
+            "INSERT OR IGNORE INTO groups (group_key, route_id, receiver, group_labels, "
+            "created_at, next_flush_at) VALUES (?, ?, ?, ?, ?, ?)", rows)
+
+    def add_group_alerts(self, pairs: Iterable[tuple[str, str]]) -> None:
+        self.conn().executemany(
+            "INSERT OR IGNORE INTO group_alerts (group_key, fingerprint) VALUES (?, ?)", pairs)
+
+    def due_groups(self, now: float, limit: int = 1000) -> list[GroupRow]:
+        return [GroupRow(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5])
+                for r in self.conn().execute(
+                    "SELECT group_key, route_id, receiver, group_labels, next_flush_at, "
+                    "last_flush_at FROM groups WHERE next_flush_at <= ? ORDER BY next_flush_at "
+                    "LIMIT ?", (now, limit))]
+
+    def next_flush_at(self) -> float | None:
+        row = self.conn().execute("SELECT min(next_flush_at) FROM groups").fetchone()
+        return None if row[0] is None else float(row[0])
+
+    def group_members(self, group_key: str) -> list[AlertRow]:
+        return [_alert(r) for r in self.conn().execute(
+            f"SELECT {', '.join('a.' + c.strip() for c in _ALERT_COLUMNS.split(','))} "
+            "FROM group_alerts g JOIN alerts a USING (fingerprint) WHERE g.group_key = ? "
+            "ORDER BY a.starts_at, a.fingerprint", (group_key,))]
+
+    def remove_group_alerts(self, group_key: str, fingerprints: Iterable[str]) -> None:
+        self.conn().executemany("DELETE FROM group_alerts WHERE group_key = ? AND fingerprint = ?",
+                                [(group_key, fp) for fp in fingerprints])
+
+    def delete_group(self, group_key: str) -> None:
+        self.conn().execute("DELETE FROM groups WHERE group_key = ?", (group_key,))
+        self.conn().execute("DELETE FROM group_alerts WHERE group_key = ?", (group_key,))
+
+    def set_group_flushed(self, group_key: str, now: float, next_flush_at: float) -> None:
+        self.conn().execute(
+            "UPDATE groups SET last_flush_at = ?, next_flush_at = ? WHERE group_key = ?",
+            (now, next_flush_at, group_key))
+
+    def list_groups(self) -> list[GroupRow]:
+        return [GroupRow(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5])
+                for r in self.conn().execute(
+                    "SELECT group_key, route_id, receiver, group_labels, next_flush_at, "
+                    "last_flush_at FROM groups ORDER BY group_key")]
+
+    # ---- notification log (what was notified to whom)
+    def get_nflog(self, group_key: str, receiver: str, integration: int) -> LogEntry | None:
+        row = self.conn().execute(
+            "SELECT firing, resolved, sent_at FROM nflog WHERE group_key = ? AND receiver = ? "
+            "AND integration = ?", (group_key, receiver, integration)).fetchone()
+        if row is None:
+            return None
+        return LogEntry(frozenset(json.loads(row[0])), frozenset(json.loads(row[1])), row[2])
+
+    def put_nflog(self, group_key: str, receiver: str, integration: int,
+                  entry: LogEntry) -> None:
+        self.conn().execute(
+            "INSERT OR REPLACE INTO nflog (group_key, receiver, integration, firing, resolved, "
+            "sent_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (group_key, receiver, integration, json.dumps(sorted(entry.firing)),
+             json.dumps(sorted(entry.resolved)), entry.sent_at))
+
+    def gc_nflog(self, before: float) -> None:
+        self.conn().execute("DELETE FROM nflog WHERE sent_at < ? AND firing = '[]'", (before,))
+
+    # ---- outbox
+    def enqueue(self, group_key: str, receiver: str, integration: int, kind: str,
+                payload: str, now: float) -> None:
+        self.conn().execute(
+            "INSERT INTO outbox (group_key, receiver, integration, kind, payload, created_at, "
+            "next_attempt_at, status) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending')",
+            (group_key, receiver, integration, kind, payload, now, now))
+
+    def claim_due(self, now: float, limit: int, lease: float) -> list[OutboxRow]:
+        """Take due notifications for sending; the lease lets another worker retake them."""
+        with self.tx() as conn:
+            rows = conn.execute(
+                "UPDATE outbox SET status = 'sending', lease_until = ? WHERE id IN ("
+                "SELECT id FROM outbox WHERE (status = 'pending' AND next_attempt_at <= ?) "
+                "OR (status = 'sending' AND lease_until <= ?) ORDER BY id LIMIT ?) "
+                "RETURNING id, group_key, receiver, integration, kind, payload, created_at, "
+                "attempts", (now + lease, now, now, limit)).fetchall()
+        return sorted((OutboxRow(*r) for r in rows), key=lambda r: r.id)
+
+    def release_claims(self) -> int:
+        """Make every in-flight notification pending again (at start-up, before sending)."""
+        cur = self.conn().execute(
+            "UPDATE outbox SET status = 'pending', lease_until = NULL WHERE status = 'sending'")
+        return cur.rowcount
+
+    def mark_sent(self, outbox_id: int, now: float, event: HistoryEvent) -> None:
+        with self.tx() as conn:
+            conn.execute("UPDATE outbox SET status = 'sent', sent_at = ?, attempts = attempts + 1,"
+                         " lease_until = NULL, payload = '' WHERE id = ?", (now, outbox_id))
+            self._history(conn, [event])
+
+    def mark_retry(self, outbox_id: int, next_attempt_at: float, error: str) -> None:
+        self.conn().execute(
+            "UPDATE outbox SET status = 'pending', attempts = attempts + 1, next_attempt_at = ?, "
+            "lease_until = NULL, last_error = ? WHERE id = ?", (next_attempt_at, error, outbox_id))
+
+    def mark_failed(self, outbox_id: int, error: str, event: HistoryEvent) -> None:
+        with self.tx() as conn:
+            conn.execute("UPDATE outbox SET status = 'failed', attempts = attempts + 1, "
+                         "lease_until = NULL, last_error = ? WHERE id = ?", (error, outbox_id))
+            self._history(conn, [event])
+
+    def outbox_counts(self) -> dict[str, int]:
+        return {status: count for status, count in self.conn().execute(
+            "SELECT status, count(*) FROM outbox GROUP BY status")}
+
+    def next_outbox_attempt(self) -> float | None:
+        row = self.conn().execute(
+            "SELECT min(next_attempt_at) FROM outbox WHERE status = 'pending'").fetchone()
+        return None if row[0] is None else float(row[0])
+
+    def gc_outbox(self, sent_before: float) -> None:
+        self.conn().execute("DELETE FROM outbox WHERE status = 'sent' AND sent_at < ?",
+                            (sent_before,))
+
+    # ---- silences
+    def put_silence(self, silence: Silence) -> None:
+        self.conn().execute(
+            "INSERT OR REPLACE INTO silences (id, matchers, starts_at, ends_at, created_by, "
+            "comment, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (silence.id, json.dumps([m.to_api() for m in silence.matchers]), silence.starts_at,
+             silence.ends_at, silence.created_by, silence.comment, silence.updated_at))
+
+    def list_silences(self) -> list[Silence]:
+        out = []
+        for row in self.conn().execute(
+                "SELECT id, matchers, starts_at, ends_at, created_by, comment, updated_at "
+                "FROM silences ORDER BY starts_at"):
+            matchers = tuple(Matcher.create(m["name"], m["value"], is_regex=m["isRegex"],
+                                            is_equal=m["isEqual"]) for m in json.loads(row[1]))
+            out.append(Silence(row[0], matchers, row[2], row[3], row[4], row[5], row[6]))
+        return out
+
+    def get_silence(self, silence_id: str) -> Silence | None:
+        return next((s for s in self.list_silences() if s.id == silence_id), None)
+
+    def gc_silences(self, expired_before: float) -> None:
+        self.conn().execute("DELETE FROM silences WHERE ends_at < ?", (expired_before,))
+
+    # ---- incidents
+    def open_incident_for(self, key: str) -> tuple[int, str] | None:
+        """(id, state) of the latest incident with `key` that is not closed."""
+        row = self.conn().execute(
+            "SELECT id, state FROM incidents WHERE key = ? AND state != 'closed' "
+            "ORDER BY id DESC LIMIT 1", (key,)).fetchone()
+        return None if row is None else (int(row[0]), str(row[1]))
+
+    def create_incident(self, key: str, title: str, server: str, severity: str,
+                        now: float) -> int:
+        cur = self.conn().execute(
+            "INSERT INTO incidents (key, state, title, server, severity, opened_at, updated_at) "
+            "VALUES (?, 'open', ?, ?, ?, ?, ?)", (key, title, server, severity, now, now))
+        return int(cur.lastrowid or 0)
+
+    def link_incident_alert(self, incident_id: int, fingerprint: str) -> None:
+        self.conn().execute("INSERT OR IGNORE INTO incident_alerts VALUES (?, ?)",
+                            (incident_id, fingerprint))
+
+    def set_incident_state(self, incident_id: int, state: str, now: float, *,
+                           actor: str | None = None, reason: str | None = None) -> None:
+        column = {"acknowledged": "acknowledged_by", "closed": "closed_by"}.get(state)
+        if column:
+            self.conn().execute(
+                f"UPDATE incidents SET state = ?, updated_at = ?, {column} = ?, reason = ? "
+                "WHERE id = ?", (state, now, actor, reason, incident_id))
+        else:
+            self.conn().execute("UPDATE incidents SET state = ?, updated_at = ? WHERE id = ?",
+                                (state, now, incident_id))
+
+    def incidents_of_alert(self, fingerprint: str) -> list[tuple[int, str]]:
+        """(id, state) of the incidents not yet resolved or closed that hold this alert."""
+        return [(int(r[0]), str(r[1])) for r in self.conn().execute(
+            "SELECT i.id, i.state FROM incident_alerts l JOIN incidents i ON i.id = l.incident_id"
+            " WHERE l.fingerprint = ? AND i.state IN ('open', 'acknowledged')", (fingerprint,))]
+
+    def incident_firing_count(self, incident_id: int, now: float) -> int:
+        return int(self.conn().execute(
+            "SELECT count(*) FROM incident_alerts l JOIN alerts a USING (fingerprint) "
+            "WHERE l.incident_id = ? AND a.ends_at > ?", (incident_id, now)).fetchone()[0])
+
+    def get_incident(self, incident_id: int) -> dict[str, Any] | None:
+        rows = self._incident_rows("WHERE id = ?", (incident_id,))
+        if not rows:
+            return None
+        incident = rows[0]
+        incident["alerts"] = [r[0] for r in self.conn().execute(
+            "SELECT fingerprint FROM incident_alerts WHERE incident_id = ?", (incident_id,))]
+        return incident
+
+    def list_incidents(self, *, state: str | None = None, server: str | None = None,
+                       limit: int = 500) -> list[dict[str, Any]]:
+        clauses, params = [], []
+        if state:
+            clauses.append("state = ?")
+            params.append(state)
+        if server:
+            clauses.append("server = ?")
+            params.append(server)
+        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+        return self._incident_rows(f"{where} ORDER BY id DESC LIMIT ?", (*params, limit))
+
+    def stale_resolved_incidents(self, before: float) -> list[int]:
+        return [int(r[0]) for r in self.conn().execute(
+            "SELECT id FROM incidents WHERE state = 'resolved' AND updated_at < ?", (before,))]
+
+    def _incident_rows(self, tail: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
+        cols = ("id", "key", "state", "title", "server", "severity", "opened_at", "updated_at",
+                "acknowledged_by", "closed_by", "reason")
+        return [dict(zip(cols, row, strict=True)) for row in self.conn().execute(
+            f"SELECT {', '.join(cols)} FROM incidents {tail}", params)]
+
+    # ---- history (the audit trail)
+    def add_history(self, events: Iterable[HistoryEvent]) -> None:
+        self._history(self.conn(), events)
+
+    @staticmethod
+    def _history(conn: sqlite3.Connection, events: Iterable[HistoryEvent]) -> None:
+        conn.executemany(
+            "INSERT INTO history (ts, kind, subject, server, transition, actor, reason, details) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(e.ts, e.kind, e.subject, e.server, e.transition, e.actor, e.reason, e.details)
+             for e in events])
+
+    def query_history(self, *, server: str | None = None, kind: str | None = None,
+                      subject: str | None = None, since: float | None = None,
+                      until: float | None = None, limit: int = 1000) -> list[HistoryEvent]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        for column, value in (("server", server), ("kind", kind), ("subject", subject)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        if since is not None:
+            clauses.append("ts >= ?")
+            params.append(since)
+        if until is not None:
+            clauses.append("ts < ?")
+            params.append(until)
+        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+        return [HistoryEvent(*r) for r in self.conn().execute(
+            f"SELECT ts, kind, subject, server, transition, actor, reason, details FROM history "
+            f"{where} ORDER BY ts, id LIMIT ?", (*params, limit))]
+
+    # ---- leadership between processes sharing one database
+    def try_lease(self, name: str, holder: str, now: float, ttl: float) -> bool:
+        """Take or renew the named lease; False while another holder's lease is live."""
+        with self.tx() as conn:
+            row = conn.execute("SELECT holder, until FROM leases WHERE name = ?",
+                               (name,)).fetchone()
+            if row is not None and row[0] != holder and row[1] > now:
+                return False
+            conn.execute("INSERT OR REPLACE INTO leases (name, holder, until) VALUES (?, ?, ?)",
+                         (name, holder, now + ttl))
+        return True
