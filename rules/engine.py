@@ -199,8 +199,8 @@ class Engine:
         troubled |= {server for (server, _), u in report.anomalies.items() if u.active}
         servers = set(inventory) | set(heartbeats) if inventory else (
             set(self.statuses) | set(heartbeats))
-        threshold = cfg.grace_offline_after_seconds if gstate.active(now) else \
-            cfg.offline_after_seconds
+        lenient = gstate.active(now) or gstate.pipeline_down
+        threshold = cfg.grace_offline_after_seconds if lenient else cfg.offline_after_seconds
         decided = decide_status(StatusInputs(
             servers=frozenset(servers), heartbeats=heartbeats,
             suspended=frozenset(s for s, v in inventory.items() if v >= 1),
