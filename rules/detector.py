@@ -34,11 +34,11 @@ class DetectorParams:
     """Every tunable of the detector, with the defaults scored on NAB."""
 
     warmup: int = 150  # values a view learns before it may score
-    range_decay: float = 1e-4  # per point, how fast each view's range shrinks to its centre
+    range_decay: float = 3e-5  # per point, how fast each view's range shrinks to its centre
     w_raw: float = 1.0  # weight of the raw-value view
     w_mean: float = 0.5  # weight of the short-mean view
-    mean_points: int = 6  # length of the short mean
-    w_season: float = 1.0  # weight of the same-time-yesterday view
+    mean_points: int = 24  # length of the short mean
+    w_season: float = 0.5  # weight of the same-time-yesterday view
     season_seconds: float = 86400.0  # the season compared against
     season_max_slots: int = 1440  # bounds memory: at most this many remembered slots
     season_setup_points: int = 32  # points used to learn the sampling interval
