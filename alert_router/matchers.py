@@ -1,4 +1,4 @@
-"""Label matchers as Alertmanager writes them: `name="v"`, `name!="v"`, `name=~"re"`, `name!~"re"`."""
+"""Label matchers as Alertmanager writes them: `a="v"`, `a!="v"`, `a=~"re"`, `a!~"re"`."""
 
 from __future__ import annotations
 

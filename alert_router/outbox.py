@@ -35,7 +35,7 @@ def notification_data(payload: dict[str, Any]) -> NotificationData:
 
 def backoff(attempts: int, *, initial: float, maximum: float, rand: float) -> float:
     """Exponential backoff with ±20 % jitter: initial·2^attempts, capped at maximum."""
-    base = min(maximum, initial * (2 ** min(attempts, 30)))
+    base = min(maximum, initial * float(2 ** min(attempts, 30)))
     return base * (0.8 + 0.4 * rand)
 
 

@@ -63,7 +63,8 @@ CREATE TABLE IF NOT EXISTS history (
     details TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS history_server ON history (server, ts);
 CREATE INDEX IF NOT EXISTS history_ts ON history (ts);
-CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, until REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS leases (
+    name TEXT PRIMARY KEY, holder TEXT NOT NULL, until REAL NOT NULL);
 """
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 import time
+from typing import Any
 
+import yaml
 from flask import Blueprint, Response, jsonify
 from jinja2 import Environment
 
@@ -14,15 +16,26 @@ from alert_router.openapi import openapi_document
 from alert_router.timeutil import format_time
 
 bp = Blueprint("status", __name__)
-_SECRET_LINE = re.compile(r"^(\s*[\w-]*(?:password|secret|api_url|token|key|url)[\w-]*\s*:).*$",
-                          re.IGNORECASE | re.MULTILINE)
+_SECRET_KEY = re.compile(r"password|secret|token|key|url|credentials", re.IGNORECASE)
 _env = Environment(autoescape=True)
 _page = _env.from_string(PAGE)
 
 
+def _redact(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: "<secret>" if _SECRET_KEY.search(str(k)) and not str(k).endswith("_file")
+                and isinstance(v, str) else _redact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact(v) for v in value]
+    return value
+
+
 def redact(text: str) -> str:
-    """The config text with every secret-looking value shown as <secret>."""
-    return _SECRET_LINE.sub(r"\1 <secret>", text)
+    """The config YAML with every secret-looking value shown as <secret>."""
+    try:
+        return yaml.safe_dump(_redact(yaml.safe_load(text)), sort_keys=False)
+    except yaml.YAMLError:
+        return "<unreadable>"
 
 
 @bp.get("/api/v2/status")

@@ -118,9 +118,9 @@ class Dispatcher:
         with self.store.tx():
             fps = [fingerprint(a["labels"]) for a, _, _ in incoming]
             existing = self.store.get_alerts(set(fps))
-            for (alert, received_at, timeout), fp in zip(incoming, fps, strict=True):
+            for (raw, received_at, timeout), fp in zip(incoming, fps, strict=True):
                 old = merged.get(fp) or existing.get(fp)
-                merged[fp] = _merge(old, alert, received_at, timeout)
+                merged[fp] = _merge(old, raw, received_at, timeout)
             events: list[HistoryEvent] = []
             groups: dict[str, tuple[str, str, str, str, float, float]] = {}
             members: list[tuple[str, str]] = []

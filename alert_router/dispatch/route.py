@@ -129,7 +129,7 @@ def _by_label_routes(raw: Any, path: str) -> list[dict[str, Any]]:
     receivers = raw.get("receivers")
     if not isinstance(receivers, dict) or not receivers:
         raise ConfigError(f"{path}.receivers", "required: a mapping of label value to receiver")
-    children = []
+    children: list[dict[str, Any]] = []
     for value, receiver in receivers.items():
         targets = receiver if isinstance(receiver, list) else [receiver]
         for target in targets:

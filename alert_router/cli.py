@@ -1,0 +1,166 @@
+"""`stacksense-router`: serve, check-config, routes test, test-notify, list-receivers, render."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from alert_router.config import RouterConfig, load_config
+from alert_router.errors import ConfigError
+
+DEFAULT_CONFIG = "router.yml"
+
+
+def _config(path: str) -> RouterConfig:
+    return load_config(path)
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    cfg = _config(args.config)
+    routes = cfg.route.walk()
+    print(f"{args.config}: OK ({len(cfg.receivers)} receivers, {len(routes)} routes, "
+          f"{len(cfg.inhibit_rules)} inhibit rules)")
+    return 0
+
+
+def _parse_labels(items: Sequence[str]) -> dict[str, str]:
+    labels = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise SystemExit(f"error: label {item!r}: want name=value")
+        labels[name] = value.strip('"')
+    return labels
+
+
+def cmd_routes_test(args: argparse.Namespace) -> int:
+    cfg = _config(args.config)
+    labels = _parse_labels(args.labels)
+    routes = cfg.route.match(labels)
+    receivers: list[str] = []
+    for route in routes:
+        if route.receiver not in receivers:
+            receivers.append(route.receiver)
+    if args.verbose:
+        for route in routes:
+            print(f"route {route.route_id}: receiver={route.receiver} "
+                  f"group_key={route.group_key(labels)} group_wait={route.group_wait:g}s "
+                  f"group_interval={route.group_interval:g}s "
+                  f"repeat_interval={route.repeat_interval:g}s")
+    print(",".join(receivers))
+    if args.expect is not None:
+        expected = [r for r in args.expect.split(",") if r]
+        if expected != receivers:
+            print(f"expected {','.join(expected)}, got {','.join(receivers)}", file=sys.stderr)
+            return 1
+    return 0
+
+
+def cmd_list_receivers(args: argparse.Namespace) -> int:
+    from alert_router.notify import build_notifiers
+
+    cfg = _config(args.config)
+    for i, (name, receiver) in enumerate(cfg.receivers.items()):
+        notifiers = build_notifiers(receiver, path=f"receivers[{i}]",
+                                    global_config=cfg.global_config)
+        kinds = ", ".join(n.kind for n in notifiers) or "(no integrations)"
+        print(f"{name}: {kinds}")
+    return 0
+
+
+def cmd_test_notify(args: argparse.Namespace) -> int:
+    from alert_router.notify import NotifyError, build_notifiers, sample_notification
+
+    cfg = _config(args.config)
+    if args.receiver not in cfg.receivers:
+        print(f"error: receiver {args.receiver!r} is not defined "
+              f"(have: {', '.join(cfg.receivers)})", file=sys.stderr)
+        return 2
+    names = list(cfg.receivers)
+    notifiers = build_notifiers(cfg.receivers[args.receiver],
+                                path=f"receivers[{names.index(args.receiver)}]",
+                                global_config=cfg.global_config)
+    data = sample_notification()
+    data = type(data)(**{**data.__dict__, "receiver": args.receiver})
+    failed = 0
+    for notifier in notifiers:
+        try:
+            notifier.notify(data)
+            print(f"{args.receiver}/{notifier.kind}: sent")
+        except NotifyError as exc:
+            failed += 1
+            print(f"{args.receiver}/{notifier.kind}: FAILED ({exc.reason}): {exc}",
+                  file=sys.stderr)
+    return 1 if failed else 0
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from alert_router.notify import render_template, sample_notification
+
+    print(render_template(args.template, sample_notification()))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run under gunicorn (gthread) as in production."""
+    os.environ["STACKSENSE_ROUTER_CONFIG"] = os.path.abspath(args.config)
+    _config(args.config)  # fail fast with a clear message before gunicorn starts
+    argv = ["gunicorn", "--bind", args.listen, "--worker-class", "gthread",
+            "--threads", str(args.threads), "--workers", str(args.workers),
+            "--access-logfile", "-" if args.access_log else "/dev/null",
+            "alert_router.wsgi:app"]
+    os.execvp(sys.executable, [sys.executable, "-m", *argv])
+    return 0  # pragma: no cover
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="stacksense-router",
+                                     description="StackSense alert router")
+    parser.add_argument("--config", "-c", default=os.environ.get("STACKSENSE_ROUTER_CONFIG",
+                                                                 DEFAULT_CONFIG))
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the router under gunicorn")
+    serve.add_argument("--listen", default="0.0.0.0:9818")
+    serve.add_argument("--threads", type=int, default=8)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--access-log", action="store_true")
+    serve.set_defaults(func=cmd_serve)
+    sub.add_parser("check-config", help="validate the config").set_defaults(
+        func=cmd_check_config)
+    routes = sub.add_parser("routes", help="route tree tools")
+    routes_sub = routes.add_subparsers(dest="routes_command", required=True)
+    rtest = routes_sub.add_parser("test", help="which receivers a label set reaches")
+    rtest.add_argument("labels", nargs="+", help="name=value ...")
+    rtest.add_argument("--expect", help="comma-separated receivers; exit 1 if different")
+    rtest.add_argument("--verbose", "-v", action="store_true")
+    rtest.set_defaults(func=cmd_routes_test)
+    tn = sub.add_parser("test-notify", help="send a sample notification to a receiver")
+    tn.add_argument("receiver")
+    tn.set_defaults(func=cmd_test_notify)
+    sub.add_parser("list-receivers", help="receivers and their integrations").set_defaults(
+        func=cmd_list_receivers)
+    render = sub.add_parser("render", help="render a template with sample data")
+    render.add_argument("template")
+    render.set_defaults(func=cmd_render)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `stacksense-router`."""
+    args = build_parser().parse_args(argv)
+    try:
+        result: int = args.func(args)
+        return result
+    except ConfigError as exc:
+        print(f"error: config {args.config}: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:  # e.g. an unknown template name from the notifiers
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+

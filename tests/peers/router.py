@@ -1,0 +1,93 @@
+"""The StackSense alert router as a real server process (gunicorn, gthread), on loopback."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+import yaml
+
+from tests.peers.util import free_port, wait_for
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class RouterProcess:
+    url: str
+    port: int
+    config_path: Path
+    workdir: Path
+    token: str
+    threads: int = 4
+    workers: int = 1
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def start(self) -> None:
+        env = {**os.environ, "STACKSENSE_ROUTER_CONFIG": str(self.config_path),
+               "PYTHONPATH": str(REPO)}
+        log = open(self.workdir / "router.log", "ab")  # noqa: SIM115 - owned by the process
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-k", "gthread", "--threads", str(self.threads),
+             "-w", str(self.workers), "-b", f"127.0.0.1:{self.port}", "--graceful-timeout", "2",
+             "alert_router.wsgi:app"],
+            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir,
+            start_new_session=True)
+        log.close()
+        proc = self.proc
+        wait_for(lambda: proc.poll() is None
+                 and requests.get(f"{self.url}/-/ready", timeout=1).status_code == 200,
+                 timeout=30, what=f"router ready (log: {self.workdir / 'router.log'})")
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group (gunicorn master and workers): a crash."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+        self.proc = None
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self.proc = None
+
+    def log(self) -> str:
+        path = self.workdir / "router.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+
+@contextmanager
+def router(tmp: Path, config: dict[str, Any], *, token: str = "test-token",
+           port: int | None = None, threads: int = 4, workers: int = 1) -> Iterator[RouterProcess]:
+    """Start a router with `config` (auth and storage filled in when absent)."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    (tmp / "tokens").write_text(token + "\n")
+    config = {**config}
+    config.setdefault("auth", {"tokens_file": str(tmp / "tokens")})
+    config.setdefault("storage", {"path": str(tmp / "router.db")})
+    config_path = tmp / "router.yml"
+    config_path.write_text(yaml.safe_dump(config))
+    port = port or free_port()
+    proc = RouterProcess(f"http://127.0.0.1:{port}", port, config_path, tmp, token, threads,
+                         workers)
+    proc.start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
