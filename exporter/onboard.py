@@ -43,6 +43,7 @@ DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
 DEFAULT_USER = "root"
 DEFAULT_CREDENTIALS = "default"
 SERVER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,252}")
+LABEL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 # Runs under /bin/sh whatever the user's login shell is. It reads the key line from
 # stdin (never from its own text), creates ~/.ssh (0700) and authorized_keys (0600)
@@ -105,7 +106,12 @@ def onboard(req: OnboardRequest) -> OnboardResult:
         raise OnboardError(f"host {req.host!r} is not a valid host name or address")
     if not 0 < req.port < 65536:
         raise OnboardError(f"port {req.port} is out of range")
+    for label in req.labels:
+        if not LABEL_NAME.fullmatch(label) or label.startswith("__"):
+            raise OnboardError(f"label {label!r} is not a valid Prometheus label name")
     data = load_inventory(req.inventory)
+    if req.module and req.module != "default" and req.module not in (data.get("modules") or {}):
+        raise OnboardError(f"module {req.module!r} is not defined in {req.inventory}")
     base = req.inventory.parent
     creds = _credentials_entry(data, req.credentials)
     key_file = _key_path(req, creds, base)

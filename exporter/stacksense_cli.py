@@ -116,6 +116,9 @@ def _onboard(args: argparse.Namespace) -> int:
     except (OnboardError, KeyProblem, HostKeyRefused) as exc:
         print(f"stacksense onboard: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # a key or inventory file that cannot be written, for example
+        print(f"stacksense onboard: {exc}", file=sys.stderr)
+        return 1
     print(f"{args.name}: key {result.key_file} "
           f"{'deployed' if result.key_added else 'was already authorized'}"
           f"{' (newly generated)' if result.key_generated else ''}; "

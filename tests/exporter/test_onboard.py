@@ -16,6 +16,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import paramiko
 import pytest
@@ -327,3 +328,20 @@ def test_the_command_sent_to_the_host_never_contains_the_key(
     assert sent == [DEPLOY_COMMAND]  # one fixed string; the key went over stdin
     assert key_b64 in authorized_keys(user).read_text()
     assert all(key_b64 not in command for command in sent)
+
+
+@pytest.mark.parametrize("field_, value, message", [
+    ("labels", {"bad-label": "x"}, "not a valid Prometheus label name"),
+    ("module", "nosuch", "module 'nosuch' is not defined"),
+    ("name", "web 1; rm", "server name"),
+    ("host", "-oProxyCommand=x", "not a valid host"),
+])
+def test_bad_request_fails_before_any_connection(
+    tmp_path: Path, field_: str, value: object, message: str
+) -> None:
+    kwargs: dict[str, Any] = {"name": "web1", "host": "192.0.2.1", "password": "x",
+                              "inventory": tmp_path / "servers.yml", "timeout_seconds": 0.5}
+    request = OnboardRequest(**{**kwargs, field_: value})
+    with pytest.raises(OnboardError, match=message):
+        onboard(request)
+    assert not (tmp_path / "keys").exists()
