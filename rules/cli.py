@@ -1,0 +1,126 @@
+"""`stacksense-rules`: run the engine, check its config, export rules, backtest, detect."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from rules.conditions import Condition, load_conditions
+from rules.config import ConfigError, EngineConfig, load_config
+
+EXIT_CONFIG = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["detect"]:
+        # The detector's own command line (owned by rules/detect_csv.py).
+        from rules import detect_csv
+
+        return detect_csv.main(args_list[1:])
+    parser = _parser()
+    args = parser.parse_args(args_list)
+    logging.basicConfig(level=getattr(logging, args.log_level.upper()),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        code: int = args.func(args)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    return code
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="stacksense-rules", description=__doc__)
+    p.add_argument("--log-level", default="info",
+                   choices=["debug", "info", "warning", "error"])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the engine (HTTP on the listen address)")
+    run.add_argument("--config", type=Path, help="engine config YAML (default: built-in)")
+    run.add_argument("--listen", help="host:port, overrides listen_address")
+    run.add_argument("--once", action="store_true", help="run one cycle, print it, exit")
+    run.set_defaults(func=_run)
+
+    check = sub.add_parser("check-config", help="validate the config and conditions files")
+    check.add_argument("--config", type=Path)
+    check.add_argument("--conditions", type=Path, help="a conditions file (overrides config)")
+    check.set_defaults(func=_check)
+
+    export = sub.add_parser("export-prometheus-rules",
+                            help="write Prometheus rule files and a PrometheusRule manifest")
+    export.add_argument("--config", type=Path)
+    export.add_argument("--conditions", type=Path)
+    export.add_argument("--out", type=Path, default=Path("."), help="output directory")
+    export.add_argument("--namespace", help="metadata.namespace of the PrometheusRule")
+    export.set_defaults(func=_export)
+
+    from rules import backtest
+
+    backtest.add_parser(sub)
+    sub.add_parser("detect", help="score a timestamp,value CSV (see `detect --help`)")
+    return p
+
+
+def _conditions(args: argparse.Namespace) -> tuple[EngineConfig, list[Condition]]:
+    cfg = load_config(args.config)
+    path = getattr(args, "conditions", None) or cfg.conditions_file
+    return cfg, load_conditions(path, include_defaults=cfg.include_default_conditions)
+
+
+def _check(args: argparse.Namespace) -> int:
+    cfg, conds = _conditions(args)
+    print(f"config OK: Prometheus {cfg.prometheus_url}, {len(cfg.receivers)} receiver(s), "
+          f"{len(conds)} condition(s): {', '.join(c.alert for c in conds)}")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from rules import export
+
+    cfg, conds = _conditions(args)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / export.RULES_FILE).write_text(export.rules_file(cfg, conds))
+    (args.out / export.MANIFEST_FILE).write_text(
+        export.prometheus_rule_manifest(cfg, conds, namespace=args.namespace))
+    print(f"wrote {args.out / export.RULES_FILE} and {args.out / export.MANIFEST_FILE}")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    import json
+
+    from rules.server import RulesService
+
+    service = RulesService(args.config)
+    if args.once:
+        report = service.engine.run_cycle()
+        print(json.dumps(service.engine.snapshot(), indent=1))
+        return 0 if report.ok else 1
+    host, port = service.start(args.listen)
+    logging.getLogger("rules").info("listening on %s:%d, Prometheus %s", host, port,
+                                    service.engine.config.prometheus_url)
+    done = threading.Event()
+
+    def reload(_sig: int, _frame: object) -> None:
+        try:
+            service.reload()
+        except ConfigError as exc:
+            logging.getLogger("rules").error("reload failed, previous config kept: %s", exc)
+
+    signal.signal(signal.SIGHUP, reload)
+    signal.signal(signal.SIGTERM, lambda _s, _f: done.set())
+    signal.signal(signal.SIGINT, lambda _s, _f: done.set())
+    done.wait()
+    service.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
