@@ -48,10 +48,10 @@ def test_compose_rejects_an_unknown_key(tmp_path: Path) -> None:
 def test_the_whole_stack_is_there(resolved: dict[str, Any]) -> None:
     services = resolved["services"]
     assert {"prometheus", "grafana", "demo-host", "init", *STACKSENSE} <= set(services)
-    assert services["exporter"]["command"][:2] == [
-        "stacksense-exporter", "--config.file=/etc/stacksense/servers.yml"]
+    assert services["exporter"]["command"][0] == "stacksense-exporter"
     assert services["rules"]["command"][:2] == ["stacksense-rules", "run"]
-    assert services["router"]["command"][:2] == ["stacksense-router", "serve"]
+    assert services["router"]["command"][0] == "stacksense-router"
+    assert "serve" in services["router"]["command"]
 
 
 def test_services_are_hardened(resolved: dict[str, Any]) -> None:
@@ -80,37 +80,70 @@ def test_bind_mounts_exist_in_the_repo(resolved: dict[str, Any]) -> None:
     assert ("grafana", "/etc/grafana/provisioning") in targets
 
 
-def _mounted_config(resolved: dict[str, Any], service: str) -> Path:
+def config_argument(command: list[str]) -> tuple[int, str]:
+    """Where the config path is in a service's command line, and the path."""
+    for i, arg in enumerate(command):
+        if arg.startswith("--config.file="):
+            return i, arg.split("=", 1)[1]
+        if arg == "--config":
+            return i + 1, command[i + 1]
+    raise AssertionError(f"no config flag in {command}")
+
+
+def check_command(service: str, command: list[str], config: Path) -> list[str]:
+    """The service's own config check, with the same flags as the compose command line."""
+    index, _ = config_argument(command)
+    argv = list(command)
+    argv[index] = f"--config.file={config}" if argv[index].startswith("--config.") else str(config)
+    if service == "exporter":
+        return [*argv[1:], "--check-config"]
+    if service == "rules":
+        return ["check-config", *argv[2:]]
+    return argv[1:argv.index("serve")] + ["check-config"]
+
+
+def localized_copy(resolved: dict[str, Any], service: str, tmp: Path) -> Path:
+    """A copy of the config mounted for `service`, its /secrets/ paths pointing at tmp."""
     svc = resolved["services"][service]
-    flag = next(a for a in svc["command"] if a.startswith("--config.file="))
-    target = flag.split("=", 1)[1]
+    _, target = config_argument(svc["command"])
     (volume,) = [v for v in svc["volumes"] if v["target"] == target]
-    return Path(volume["source"])
-
-
-def _with_local_secrets(path: Path, tmp: Path) -> Path:
-    """A copy of a config whose /secrets/ paths point at files made here."""
     (tmp / "router-token").write_text("token\n")
-    (tmp / "demo_ed25519").write_text("not a key; only the path is checked\n")
-    copy = tmp / path.name
-    copy.write_text(path.read_text().replace("/secrets/", f"{tmp}/"))
+    (tmp / "demo_ed25519").write_text("only the path is checked\n")
+    copy = tmp / f"{service}.yml"
+    copy.write_text(Path(volume["source"]).read_text().replace("/secrets/", f"{tmp}/"))
     return copy
 
 
-def test_demo_configs_load_with_the_services_own_validators(
+@pytest.mark.parametrize("service", STACKSENSE)
+def test_services_accept_their_command_line_and_config(
+        resolved: dict[str, Any], service: str, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Each service's own CLI checks the mounted config, with the compose command's flags."""
+    from alert_router.cli import main as router_main
+    from exporter.main import main as exporter_main
+    from rules.cli import main as rules_main
+
+    mains = {"exporter": exporter_main, "rules": rules_main, "router": router_main}
+    config = localized_copy(resolved, service, tmp_path)
+    argv = check_command(service, resolved["services"][service]["command"], config)
+    code = mains[service](argv)
+    out = capsys.readouterr()
+    assert code == 0, f"{service} {argv}: {out.err}"
+
+
+def test_demo_configs_wire_the_services_together(
         resolved: dict[str, Any], tmp_path: Path) -> None:
     from alert_router.config import load_config as load_router
     from exporter.config import load_inventory
     from rules.config import load_config as load_rules
 
-    inventory = load_inventory(_with_local_secrets(_mounted_config(resolved, "exporter"),
-                                                   tmp_path))
+    inventory = load_inventory(localized_copy(resolved, "exporter", tmp_path))
     assert set(inventory.servers) == {"demo-host"}
     assert inventory.servers["demo-host"].host == "demo-host"  # the compose service name
-    rules = load_rules(_with_local_secrets(_mounted_config(resolved, "rules"), tmp_path))
+    rules = load_rules(localized_copy(resolved, "rules", tmp_path))
     assert [r.url for r in rules.receivers] == ["http://router:9818"]
     assert rules.prometheus_url == "http://prometheus:9090"
-    router = load_router(_with_local_secrets(_mounted_config(resolved, "router"), tmp_path))
+    router = load_router(localized_copy(resolved, "router", tmp_path))
     assert router.auth.tokens == ("token",)
     assert router.storage_path.startswith("/var/lib/stacksense/")
 
