@@ -46,6 +46,8 @@ class DetectorParams:
     quiet_points: int = 1000  # a score must beat every raw score this far back ...
     quiet_blocks: int = 20  # ... (tracked as this many block maxima) ...
     quiet_damping: float = 0.2  # ... or it is multiplied by this
+    burst_points: int = 50  # for this long after a leading score, the same event ...
+    burst_damping: float = 0.05  # ... only echoes: others are multiplied by this
 
 
 class Detector:
@@ -56,7 +58,7 @@ class Detector:
         "raw_lo", "raw_hi", "raw_n",
         "mean_buf", "mean_i", "mean_lo", "mean_hi", "mean_n",
         "season", "season_width", "season_lo", "season_hi", "season_n",
-        "block_max", "block_cur", "block_fill",
+        "block_max", "block_cur", "block_fill", "last_lead",
     )
 
     def __init__(self, params: DetectorParams | None = None) -> None:
@@ -74,6 +76,7 @@ class Detector:
         self.block_max: list[float] = []
         self.block_cur = 0.0
         self.block_fill = 0
+        self.last_lead = -(10**9)
 
     def update(self, timestamp: float, value: float) -> float:
         """Learn one point and return its anomaly score in [0, 1]."""
@@ -151,7 +154,12 @@ class Detector:
             self.block_cur = 0.0
             self.block_fill = 0
         if score <= recent:
-            score *= p.quiet_damping
+            if self.n - self.last_lead < p.burst_points:
+                score *= p.burst_damping
+            else:
+                score *= p.quiet_damping
+        elif score > 0.0:
+            self.last_lead = self.n
         return score
 
     def _start_season(self) -> None:
