@@ -124,6 +124,7 @@ class HistoryEvent:
     actor: str = "router"
     reason: str = ""
     details: str = "{}"
+    id: int = 0  # assigned by the store
 
 
 _ALERT_COLUMNS = ("fingerprint, labels, annotations, starts_at, ends_at, generator_url, "
@@ -488,7 +489,9 @@ class Store:
 
     def query_history(self, *, server: str | None = None, kind: str | None = None,
                       subject: str | None = None, since: float | None = None,
-                      until: float | None = None, limit: int = 1000) -> list[HistoryEvent]:
+                      until: float | None = None, limit: int = 1000,
+                      by_id: bool = False) -> list[HistoryEvent]:
+        """Events matching the filters, by time (or in recording order with by_id)."""
         clauses: list[str] = []
         params: list[Any] = []
         for column, value in (("server", server), ("kind", kind), ("subject", subject)):
@@ -502,9 +505,10 @@ class Store:
             clauses.append("ts < ?")
             params.append(until)
         where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+        order = "id" if by_id else "ts, id"
         return [HistoryEvent(*r) for r in self.conn().execute(
-            f"SELECT ts, kind, subject, server, transition, actor, reason, details FROM history "
-            f"{where} ORDER BY ts, id LIMIT ?", (*params, limit))]
+            f"SELECT ts, kind, subject, server, transition, actor, reason, details, id "
+            f"FROM history {where} ORDER BY {order} LIMIT ?", (*params, limit))]
 
     # ---- leadership between processes sharing one database
     def try_lease(self, name: str, holder: str, now: float, ttl: float) -> bool:

@@ -33,7 +33,7 @@ def get_incident(incident_id: int) -> Response:
     if incident is None:
         abort(404, description=f"incident {incident_id} not found")
     incident["history"] = [asdict(e) for e in store.query_history(
-        kind="incident", subject=str(incident_id))]
+        kind="incident", subject=str(incident_id), by_id=True)]
     return jsonify(incident)
 
 
