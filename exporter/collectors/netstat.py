@@ -93,8 +93,6 @@ def collect(sections: Mapping[str, str], ctx: ProbeContext) -> list[Family]:
             fields.update(parse(sections[path]))
     if "/proc/net/snmp6" in sections:
         fields.update(parse_snmp6(sections["/proc/net/snmp6"]))
-    if not fields:
-        raise ParseError("netstat: /proc/net/netstat and /proc/net/snmp missing")
     return [
         Family(
             f"node_netstat_{key}", "untyped", f"Statistic {key.replace('_', '')}.", [("", value)]
