@@ -14,7 +14,7 @@ import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -98,7 +98,7 @@ class Handler(BaseHTTPRequestHandler):
                 return
             self._send(200, "OK\n")
         elif url.path.startswith("/api/v1/heartbeat/"):
-            self._push(url.path[len("/api/v1/heartbeat/"):])
+            self._push(unquote(url.path[len("/api/v1/heartbeat/"):]))
         else:
             self._send(404, "not found\n")
 
