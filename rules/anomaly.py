@@ -44,10 +44,10 @@ SEVERITIES = ("low", "medium", "high")
 class AnomalyThresholds:
     """Score thresholds and timings that turn scores into anomalies."""
 
-    start: float = 0.5
-    medium: float = 0.7
-    high: float = 0.9
-    clear: float = 0.2
+    start: float = 0.75
+    medium: float = 0.85
+    high: float = 0.93
+    clear: float = 0.5
     resolve_points: int = 5
     resolve_seconds: float = 300.0
     evict_after_seconds: float = 7 * 86400.0

@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 STATE_VERSION = 1
+_LOG_HALF = math.log(0.5)
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class DetectorParams:
     quiet_points: int = 1000  # a score must beat every raw score this far back ...
     quiet_blocks: int = 20  # ... (tracked as this many block maxima) ...
     quiet_damping: float = 0.2  # ... or it is multiplied by this
+    score_pivot: float = 0.008  # internal score shown as 0.5 (NAB's best threshold)
     burst_points: int = 50  # for this long after a leading score, the same event ...
     burst_damping: float = 0.05  # ... only echoes: others are multiplied by this
 
@@ -160,7 +162,10 @@ class Detector:
                 score *= p.quiet_damping
         elif score > 0.0:
             self.last_lead = self.n
-        return score
+        if score <= 0.0:
+            return 0.0
+        # monotone rescaling (ranks unchanged) so that the pivot reads as 0.5
+        return float(score ** (_LOG_HALF / math.log(p.score_pivot)))
 
     def _start_season(self) -> None:
         p = self.params

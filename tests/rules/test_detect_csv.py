@@ -48,7 +48,7 @@ def test_scores_equal_streaming_detector(tmp_path):
     want.append(det.update(1700030000, 999))
     got = [float(r.split(",")[2]) for r in out.getvalue().splitlines()[1:]]
     assert got == pytest.approx(want, abs=1e-8)
-    assert got[-1] > 0.5
+    assert got[-1] > 0.75
 
 
 @pytest.mark.parametrize("text,expected", [

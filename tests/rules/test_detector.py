@@ -6,9 +6,10 @@ import random
 
 import pytest
 
+from rules.anomaly import AnomalyThresholds
 from rules.detector import Detector, DetectorParams, params_from_dict
 
-ALERT = 0.5  # the rule engine's default anomaly start threshold
+ALERT = AnomalyThresholds().start  # the rule engine's default anomaly start threshold
 
 
 def noisy_daily(n, seed=1, start=0.0, step=300.0):
