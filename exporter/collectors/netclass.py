@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from exporter.collectors import ProbeContext
+from exporter.collectors import ParseError, ProbeContext
 from exporter.collectors._common import guarded, label_text, number
 from exporter.metrics import Family, counter, gauge
 
@@ -49,7 +49,10 @@ def parse(sections: Mapping[str, str]) -> dict[str, dict[str, str]]:
 def _to_int(text: str, path: str) -> float:
     # flags and friends are printed in hex (0x1003), the rest in decimal.
     if text.startswith("0x"):
-        return float(int(text, 16))
+        try:
+            return float(int(text, 16))
+        except ValueError:
+            raise ParseError(f"{path}: not a hex number: {text[:20]!r}") from None
     return number(text, path)
 
 

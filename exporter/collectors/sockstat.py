@@ -22,7 +22,7 @@ def parse(text: str) -> dict[str, int]:
             continue
         protocol, sep, rest = line.partition(":")
         pairs = rest.split()
-        if not sep or len(pairs) % 2 or not protocol.isalnum():
+        if not sep or len(pairs) % 2 or not protocol.isascii() or not protocol.isalnum():
             raise ParseError(f"sockstat: unexpected line {line[:60]!r}")
         for key, value in zip(pairs[::2], pairs[1::2], strict=True):
             if not key.replace("_", "").isalnum() or not key.isascii():
@@ -49,7 +49,7 @@ def page_size(sections: Mapping[str, str]) -> int:
             break
     try:
         ratio = int(free_kb or 0) * 1024 / int(nr_free or 0)
-    except (ValueError, ZeroDivisionError):
+    except (ValueError, ZeroDivisionError, OverflowError):
         return DEFAULT_PAGE_SIZE
     size = 1 << max(12, min(20, round(ratio).bit_length() - 1))
     if ratio > size * 1.5:
