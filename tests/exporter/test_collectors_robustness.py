@@ -30,7 +30,7 @@ INHERITED_LINTS = (
 
 
 def concrete(path: str) -> str:
-    """A real-looking path for a FILES glob (`/sys/class/net/*/mtu` -> `/sys/class/net/eth0/mtu`)."""
+    """A real-looking path for a FILES glob (`/sys/class/net/*/mtu` -> `.../eth0/mtu`)."""
     return path.replace("cpu*", "cpu3").replace("*", "eth0")
 
 
