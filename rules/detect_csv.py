@@ -60,7 +60,9 @@ def detect_file(path: str, out: TextIO, params: DetectorParams | None = None) ->
         try:
             header = next(reader)
         except StopIteration:
-            raise CsvFormatError(f"{path}:1: empty file, expected a 'timestamp,value' header")
+            raise CsvFormatError(
+                f"{path}:1: empty file, expected a 'timestamp,value' header"
+            ) from None
         except csv.Error as exc:
             raise CsvFormatError(f"{path}:1: {exc}") from exc
         names = [h.strip().lower() for h in header]

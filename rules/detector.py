@@ -58,9 +58,9 @@ class Detector:
     __slots__ = (
         "params", "n", "last_ts", "dt",
         "raw_lo", "raw_hi", "raw_n",
-        "mean_buf", "mean_i", "mean_lo", "mean_hi", "mean_n",
+        "mean_buf", "mean_i", "mean_sum", "mean_lo", "mean_hi", "mean_n",
         "season", "season_width", "season_lo", "season_hi", "season_n",
-        "block_max", "block_cur", "block_fill", "last_lead",
+        "block_max", "block_top", "block_cur", "block_fill", "last_lead",
     )
 
     def __init__(self, params: DetectorParams | None = None) -> None:
@@ -71,11 +71,13 @@ class Detector:
         self.raw_lo, self.raw_hi, self.raw_n = math.inf, -math.inf, 0
         self.mean_buf: list[float] = []
         self.mean_i = 0
+        self.mean_sum = 0.0
         self.mean_lo, self.mean_hi, self.mean_n = math.inf, -math.inf, 0
         self.season: array[float] | None = None
         self.season_width = 0.0
         self.season_lo, self.season_hi, self.season_n = math.inf, -math.inf, 0
         self.block_max: list[float] = []
+        self.block_top = 0.0
         self.block_cur = 0.0
         self.block_fill = 0
         self.last_lead = -(10**9)
@@ -98,6 +100,7 @@ class Detector:
             if step > p.gap_seconds:
                 self.mean_buf.clear()
                 self.mean_i = 0
+                self.mean_sum = 0.0
             self.last_ts = t
 
         # view 1: the value itself
@@ -111,13 +114,20 @@ class Detector:
         buf = self.mean_buf
         if len(buf) < k:
             buf.append(x)
+            self.mean_sum += x
         else:
-            buf[self.mean_i] = x
-            self.mean_i = (self.mean_i + 1) % k
+            i = self.mean_i
+            self.mean_sum += x - buf[i]
+            buf[i] = x
+            i += 1
+            if i == k:
+                i = 0
+                self.mean_sum = sum(buf)  # exact again once per lap: no drift
+            self.mean_i = i
         if len(buf) == k:
             self.mean_n += 1
             self.mean_lo, self.mean_hi, um = _range_step(
-                sum(buf) / k, self.mean_lo, self.mean_hi, self.mean_n > warm, decay)
+                self.mean_sum / k, self.mean_lo, self.mean_hi, self.mean_n > warm, decay)
             um *= p.w_mean
             if um > u:
                 u = um
@@ -142,17 +152,18 @@ class Detector:
 
         score = u / (1.0 + u)
         # quiet period: only a score that beats the recent ones keeps its full value
-        blocks = self.block_max
-        recent = max(blocks) if blocks else 0.0
+        recent = self.block_top
         if self.block_cur > recent:
             recent = self.block_cur
         if score > self.block_cur:
             self.block_cur = score
         self.block_fill += 1
         if self.block_fill >= max(1, p.quiet_points // p.quiet_blocks):
+            blocks = self.block_max
             blocks.append(self.block_cur)
             if len(blocks) > p.quiet_blocks:
                 del blocks[0]
+            self.block_top = max(blocks)
             self.block_cur = 0.0
             self.block_fill = 0
         if score <= recent:

@@ -18,8 +18,7 @@ def write(tmp_path, text, name="in.csv"):
 def series_csv(n=600):
     lines = ["timestamp,value"]
     for i in range(n):
-        lines.append("2014-04-01 %02d:%02d:00,%s" % (i // 60 % 24, i % 60,
-                                                    50 + 10 * math.sin(i / 20)))
+        lines.append(f"2014-04-01 {i // 60 % 24:02d}:{i % 60:02d}:00,{50 + 10 * math.sin(i / 20)}")
     return "\n".join(lines) + "\n"
 
 
