@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import threading
 import time
 import uuid
@@ -22,6 +23,21 @@ IDLE_WAIT = 0.5
 MIN_STEP_GAP = 0.02  # batch requests that arrive together into one dispatcher transaction
 
 
+def holder_dead(holder: str) -> bool:
+    """Whether a lease holder is a process of this host that no longer runs (after a crash)."""
+    host, _, rest = holder.partition("/")
+    pid_text = rest.partition("/")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 class Runner:
     """Runs Dispatcher.step and Outbox.step on their own threads while this process leads."""
 
@@ -29,7 +45,7 @@ class Runner:
         self.store = store
         self.dispatcher = dispatcher
         self.outbox = outbox
-        self.holder = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.holder = f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
         self.leader = False
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -60,7 +76,8 @@ class Runner:
             now = time.time()
             wait = IDLE_WAIT
             try:
-                leading = self.store.try_lease("dispatcher", self.holder, now, LEASE_TTL)
+                leading = self.store.try_lease("dispatcher", self.holder, now, LEASE_TTL,
+                                               holder_dead)
                 if leading and not self.leader:
                     # Whatever a dead leader had in flight is ours to send now.
                     released = self.store.release_claims()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -511,12 +511,14 @@ class Store:
             f"FROM history {where} ORDER BY {order} LIMIT ?", (*params, limit))]
 
     # ---- leadership between processes sharing one database
-    def try_lease(self, name: str, holder: str, now: float, ttl: float) -> bool:
-        """Take or renew the named lease; False while another holder's lease is live."""
+    def try_lease(self, name: str, holder: str, now: float, ttl: float,
+                  holder_dead: Callable[[str], bool] = lambda _: False) -> bool:
+        """Take or renew the named lease; False while another live holder's lease runs."""
         with self.tx() as conn:
             row = conn.execute("SELECT holder, until FROM leases WHERE name = ?",
                                (name,)).fetchone()
-            if row is not None and row[0] != holder and row[1] > now:
+            if row is not None and row[0] != holder and row[1] > now \
+                    and not holder_dead(row[0]):
                 return False
             conn.execute("INSERT OR REPLACE INTO leases (name, holder, until) VALUES (?, ?, ?)",
                          (name, holder, now + ttl))
