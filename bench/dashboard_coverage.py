@@ -246,6 +246,10 @@ def report(
     print(f"\nstacksense shows, node_exporter does not ({len(extra)}):")
     for p in extra:
         print(f"  [{p.row}] {p.title}")
+    neither = [p for p, o, t in zip(panels, ours, theirs, strict=True) if not o and not t]
+    print(f"\nneither shows on this machine ({len(neither)}):")
+    for p in neither:
+        print(f"  [{p.row}] {p.title}")
     if failures:
         print("\ncollector failures:", failures)
 
