@@ -22,7 +22,7 @@ from rules.metrics import EngineCollector
 from tests.peers.alertmanager import Alertmanager, alertmanager
 from tests.peers.metrics_server import MetricsServer, metrics_server
 from tests.peers.openmetrics import History
-from tests.peers.prometheus import Prometheus, backfill, prometheus
+from tests.peers.prometheus import backfill, prometheus
 from tests.peers.util import stop, wait_for
 
 SERVERS = ["live1", "live2"]
