@@ -95,7 +95,7 @@ def panel(kind: str, title: str, description: str, targets: list[dict[str, Any]]
     return p
 
 
-RATIO = {"unit": "percentunit", "minimum": 0, "maximum": 1,
+RATIO: dict[str, Any] = {"unit": "percentunit", "minimum": 0, "maximum": 1,
          "thresholds": [(None, "green"), (0.7, "yellow"), (0.85, "red")]}
 
 

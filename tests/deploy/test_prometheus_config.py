@@ -23,12 +23,12 @@ TOKEN = "router-token-for-tests"
 
 
 def load_config() -> dict[str, Any]:
-    config: dict[str, Any] = yaml.safe_load(CONFIG.read_text())
+    config: dict[str, Any] = dict(yaml.safe_load(CONFIG.read_text()))
     return config
 
 
 def job(config: dict[str, Any], name: str) -> dict[str, Any]:
-    jobs = {j["job_name"]: j for j in config["scrape_configs"]}
+    jobs: dict[str, dict[str, Any]] = {j["job_name"]: j for j in config["scrape_configs"]}
     assert name in jobs, f"job {name} missing; have {sorted(jobs)}"
     return jobs[name]
 
