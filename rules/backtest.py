@@ -114,14 +114,15 @@ def _event(t: float, kind: str, labels: dict[str, str], value: float) -> Event:
     return Event(t, kind, labels.get("alertname", ""), rest, f"value={value:.4g}")
 
 
-def replay_anomalies(series: dict[tuple[str, str], list[tuple[float, float]]]) -> list[Event]:
+def replay_anomalies(series: dict[tuple[str, str], list[tuple[float, float]]],
+                     label: str = "server") -> list[Event]:
     """Feed every (server, metric) series to a fresh tracker; report starts and ends."""
     tracker = AnomalyTracker()
     events: list[Event] = []
     for (server, metric), points in sorted(series.items()):
         for ts, value in points:
             u = tracker.observe((server, metric), ts, value)
-            labels = (("metric", metric), ("server", server))
+            labels = (("metric", metric), (label, server))
             if u.started:
                 events.append(Event(ts, "ANOMALY", "MetricAnomaly", labels,
                                     f"score={u.score:.2f} value={value:.4g}"))
@@ -188,11 +189,11 @@ def read_csv(path: Path) -> list[tuple[float, float]]:
 
 
 def backtest_csv(rows: list[tuple[float, float]], conditions: Sequence[Condition],
-                 metric: str | None, *, anomalies: bool) -> list[Event]:
+                 metric: str | None, *, anomalies: bool, name: str = "csv") -> list[Event]:
     """Replay metric conditions on `metric` and the detector over one CSV series."""
     ops = dict(zip(OPERATORS, (float.__gt__, float.__ge__, float.__lt__, float.__le__,
                                float.__eq__, float.__ne__), strict=True))
-    labels = {"series": metric or "csv"}
+    labels = {"series": name}
     timelines = []
     for cond in conditions:
         if metric is None or cond.metric != metric or cond.op is None or cond.threshold is None:
@@ -202,7 +203,7 @@ def backtest_csv(rows: list[tuple[float, float]], conditions: Sequence[Condition
                                  if math.isfinite(v) and compare(v, threshold)}))
     events = replay_conditions(conditions, timelines, [t for t, _ in rows])
     if anomalies:
-        events += replay_anomalies({(labels["series"], metric or "value"): rows})
+        events += replay_anomalies({(name, metric or "value"): rows}, label="series")
     return sorted(events)
 
 
@@ -224,8 +225,9 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
-    """Execute the subcommand; events to `out`, progress to stderr."""
+def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    """Execute the subcommand; events to `out` (stdout), progress to stderr."""
+    out = out or sys.stdout
     cfg = load_config(args.config)
     conds = load_conditions(args.conditions or cfg.conditions_file,
                             include_defaults=cfg.include_default_conditions)
@@ -234,7 +236,8 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
             rows = read_csv(args.csv)
         except OSError as exc:
             raise ConfigError(f"{args.csv}: cannot read: {exc.strerror or exc}") from None
-        events = backtest_csv(rows, conds, args.metric, anomalies=not args.no_anomalies)
+        events = backtest_csv(rows, conds, args.metric, anomalies=not args.no_anomalies,
+                              name=args.csv.stem)
     else:
         now = time.time()
         start, end = parse_time(args.start, now), parse_time(args.end, now)

@@ -34,11 +34,14 @@ _BRACES = re.compile(r"(\{\{|\}\})")
 
 def go_template(template: str, threshold: float | None) -> str:
     """Translate a condition annotation template into Prometheus' Go template syntax."""
-    out = []
+    out: list[str] = []
+    text = ""  # the parser splits literals at escaped braces: join them before escaping
     for literal, name, _spec, _conv in string.Formatter().parse(template):
-        out.append(_BRACES.sub(lambda m: '{{ "' + m.group(1) + '" }}', literal))
+        text += literal
         if name is None:
             continue
+        out.append(_BRACES.sub(lambda m: '{{ "' + m.group(1) + '" }}', text))
+        text = ""
         if name == "value":
             out.append('{{ $value | printf "%.4g" }}')
         elif name == "value_percent":
@@ -49,6 +52,7 @@ def go_template(template: str, threshold: float | None) -> str:
             out.append("<no value>" if threshold is None else f"{threshold * 100:g}%")
         else:
             out.append(f"{{{{ $labels.{name} }}}}")
+    out.append(_BRACES.sub(lambda m: '{{ "' + m.group(1) + '" }}', text))
     return "".join(out)
 
 

@@ -284,3 +284,25 @@ def test_anomaly_scores_published_per_server_and_metric(prom, tmp_path):
     old = next(k for k in before["keys"] if k[0] == {"t": ["g1", "cpu"]})
     assert key[1]["n"] - old[1]["n"] == 20  # 5 minutes of 15 s points
 
+
+
+def test_backtest_over_prometheus_history(prom, capsys, monkeypatch):
+    from rules.cli import main
+
+    # Small chunks so that the 18-minute window takes several range queries.
+    monkeypatch.setattr("rules.backtest.MAX_POINTS_PER_QUERY", 20)
+    code = main(["backtest", "--prometheus", prom.url, "--start", str(T0 + 40 * M),
+                 "--end", str(T0 + 58 * M), "--progress"])
+    assert code == 0
+    out, err = capsys.readouterr()
+    lines = [line for line in out.splitlines() if "HighCpuUsage" in line]
+    assert len(lines) == 2, out
+    assert lines[0].startswith(_iso(HOT_START + 5 * M) + "  FIRING")
+    assert "server=cpuhot" in lines[0] and "value=0.95" in lines[0]
+    assert lines[1].startswith(_iso(HOT_END) + "  RESOLVED")
+    assert "Watchdog" in out and "condition alert(s) fired" in out
+    assert "[##############################] " in err  # the progress bar completed
+
+
+def _iso(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
