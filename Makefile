@@ -24,10 +24,12 @@ system-deps:
 	fi
 	@mkdir -p /run/sshd 2>/dev/null || true
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml tests/deploy/requirements.txt
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
+	@# helm-sdkpy declares Python >= 3.12 but its bundled Helm library works on 3.11.
+	$(PY) -m pip install -q --ignore-requires-python -r tests/deploy/requirements.txt
 	@touch $@
 
 venv: $(VENV)/.installed
