@@ -69,6 +69,16 @@ def _snmp6_key(name: str) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=512)
+def _snmp6_key(name: str) -> str | None:
+    """`Ip6InOctets` -> `Ip6_InOctets` when it is a default field, else None."""
+    for protocol in SNMP6_PROTOCOLS:
+        if name.startswith(protocol):
+            key = f"{protocol}_{name[len(protocol) :]}"
+            return key if FIELDS.match(key) and _valid_name(key) else None
+    return None
+
+
 @guarded("/proc/net/snmp6")
 def parse_snmp6(text: str) -> dict[str, float]:
     """`Ip6InOctets  123` lines into `{Ip6_InOctets: 123}`."""
@@ -79,10 +89,9 @@ def parse_snmp6(text: str) -> dict[str, float]:
             continue
         if len(parts) != 2:
             raise ParseError(f"snmp6: unexpected line {line[:60]!r}")
-        for protocol in SNMP6_PROTOCOLS:
-            if parts[0].startswith(protocol) and _valid_name(parts[0]):
-                out[f"{protocol}_{parts[0][len(protocol) :]}"] = float(parts[1])
-                break
+        key = _snmp6_key(parts[0])
+        if key is not None:
+            out[key] = float(parts[1])
     return out
 
 

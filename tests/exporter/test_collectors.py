@@ -351,3 +351,22 @@ def test_captured_host_has_every_first_row_metric(debian: Samples) -> None:
         assert name in debian.names(), name
     assert debian.labels("node_filesystem_size_bytes", "mountpoint") >= {"/"}
     assert debian.labels("node_disk_reads_completed_total", "device") == {"vda"}
+
+
+def test_netstat_series_are_exactly_node_exporters_defaults(debian: Samples) -> None:
+    # The set node_exporter 1.5 exports on the captured host, plus the two TcpExt fields
+    # later releases added to the default regex (TCPOFOQueue, TCPRcvQDrop).
+    expected = {
+        "Icmp6_InErrors", "Icmp6_InMsgs", "Icmp6_OutMsgs", "Icmp_InErrors", "Icmp_InMsgs",
+        "Icmp_OutMsgs", "Ip6_InOctets", "Ip6_OutOctets", "IpExt_InOctets", "IpExt_OutOctets",
+        "Ip_Forwarding", "TcpExt_ListenDrops", "TcpExt_ListenOverflows",
+        "TcpExt_SyncookiesFailed", "TcpExt_SyncookiesRecv", "TcpExt_SyncookiesSent",
+        "TcpExt_TCPOFOQueue", "TcpExt_TCPRcvQDrop", "TcpExt_TCPSynRetrans", "TcpExt_TCPTimeouts",
+        "Tcp_ActiveOpens", "Tcp_CurrEstab", "Tcp_InErrs", "Tcp_InSegs", "Tcp_OutRsts",
+        "Tcp_OutSegs", "Tcp_PassiveOpens", "Tcp_RetransSegs", "Udp6_InDatagrams", "Udp6_InErrors",
+        "Udp6_NoPorts", "Udp6_OutDatagrams", "Udp6_RcvbufErrors", "Udp6_SndbufErrors",
+        "UdpLite6_InErrors", "UdpLite_InErrors", "Udp_InDatagrams", "Udp_InErrors",
+        "Udp_NoPorts", "Udp_OutDatagrams", "Udp_RcvbufErrors", "Udp_SndbufErrors",
+    }  # fmt: skip
+    ours = {n[len("node_netstat_") :] for n in debian.names() if n.startswith("node_netstat_")}
+    assert ours == expected
