@@ -1,0 +1,124 @@
+"""Fast in-process NAB scoring of the detector, for tuning.
+
+Run from the repository root::
+
+    python3 bench/nab_tune.py                          # default parameters
+    python3 bench/nab_tune.py -p quiet_damping=0.3 -p warmup=200
+    python3 bench/nab_tune.py --per-file               # where points are won and lost
+
+Loads the 41 shared NAB files once, scores each with a fresh ``Detector``
+(same code path as ``rules.detect_csv``: timestamps parsed by its
+``parse_timestamp``), and scores the result with the shared
+``tools/nab_score.py`` functions (exhaustive threshold sweep, NAB v1.1) without
+writing CSVs. The figures equal those of ``bench/nab_bench.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from rules.detect_csv import parse_timestamp  # noqa: E402
+from rules.detector import Detector, DetectorParams, params_from_dict  # noqa: E402
+
+SHARED = os.path.normpath(os.path.join(ROOT, "..", "shared"))
+NAB = os.path.join(SHARED, "datasets", "nab")
+sys.path.insert(0, os.path.join(SHARED, "tools"))
+
+import nab_score  # type: ignore[import-not-found]  # noqa: E402
+
+PROFILES = ("standard", "reward_low_FP_rate", "reward_low_FN_rate")
+Series = tuple[str, list[str], list[float], list[float]]  # relpath, stamps, times, values
+
+
+def load_series() -> list[Series]:
+    """Every labelled NAB file as (relpath, timestamp strings, unix times, values)."""
+    with open(os.path.join(NAB, "combined_windows.json")) as fh:
+        rels = sorted(json.load(fh))
+    out = []
+    for rel in rels:
+        with open(os.path.join(NAB, "data", rel), newline="") as fh:
+            rows = list(csv.reader(fh))[1:]
+        stamps = [r[0] for r in rows if r]
+        times = [parse_timestamp(s) for s in stamps]
+        values = [float(r[1]) for r in rows if r]
+        out.append((rel, stamps, times, values))
+    return out
+
+
+def score_series(series: Series, params: DetectorParams) -> list[float]:
+    """Scores of one file from a fresh detector."""
+    update = Detector(params).update
+    return [update(t, v) for t, v in zip(series[2], series[3], strict=True)]
+
+
+def _job(args: tuple[Series, DetectorParams]) -> list[float]:
+    return score_series(*args)
+
+
+def evaluate(
+    corpus: list[Series],
+    params: DetectorParams,
+    jobs: int = 1,
+    scorer: Callable[[Series, DetectorParams], list[float]] = score_series,
+) -> dict[str, Any]:
+    """Normalised NAB result per profile for ``params`` on ``corpus``."""
+    import numpy as np
+
+    if jobs > 1 and scorer is score_series:
+        with ProcessPoolExecutor(jobs) as pool:
+            all_scores = list(pool.map(_job, [(s, params) for s in corpus]))
+    else:
+        all_scores = [scorer(s, params) for s in corpus]
+    windows = nab_score.load_windows(os.path.join(NAB, "combined_windows.json"))
+    files = []
+    for (rel, stamps, _, _), scores in zip(corpus, all_scores, strict=True):
+        ranges = nab_score.window_index_ranges(stamps, windows[rel], rel)
+        files.append(nab_score.FileRows(
+            rel, np.asarray(scores, dtype=float), ranges, nab_score.PROBATION_PERCENT))
+    profiles = nab_score.load_profiles(os.path.join(NAB, "profiles.json"))
+    return dict(nab_score.score_corpus(files, {p: profiles[p] for p in PROFILES}))
+
+
+def summary(res: dict[str, Any]) -> str:
+    """One line: the three scores, threshold, windows hit and FP rows (standard)."""
+    std = res["standard"]
+    return (
+        f"std {std['score']:.2f}  lowFP {res['reward_low_FP_rate']['score']:.2f}  "
+        f"lowFN {res['reward_low_FN_rate']['score']:.2f}  thr {std['threshold']:.4g}  "
+        f"win {std['windows_detected']}/{std['windows']}  fp {std['fp']}"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("-p", "--param", action="append", default=[],
+                    help="NAME=VALUE override of a DetectorParams field (repeatable)")
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--per-file", action="store_true", help="per-file breakdown (standard)")
+    args = ap.parse_args(list(argv) if argv is not None else None)
+    raw: dict[str, Any] = {}
+    for item in args.param:
+        name, _, text = item.partition("=")
+        raw[name] = json.loads(text)
+    params = params_from_dict(raw)
+    res = evaluate(load_series(), params, args.jobs)
+    if args.per_file:
+        for row in res["standard"]["per_file"]:
+            print(f"  {row['file']:<58} {row['score']:8.3f}  win {row['windows_detected']}/"
+                  f"{row['windows']}  fp={row['fp']}")
+    print(summary(res))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
