@@ -1,0 +1,83 @@
+"""The engine's HTTP endpoints and CLI, with Prometheus unreachable (it must still serve)."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+
+from rules.cli import main
+from rules.server import RulesService
+from tests.peers.util import free_port, wait_for
+
+
+def write_config(path, *, interval="60s", extra=""):
+    path.write_text(f"""
+prometheus: {{url: "http://127.0.0.1:{free_port()}", retries: 0, timeout: 1s}}
+interval: {interval}
+state_file: state.json
+{extra}""")
+    return path
+
+
+@pytest.fixture
+def service(tmp_path):
+    cfg = write_config(tmp_path / "rules.yml", extra="web: {reload_token_file: token}")
+    (tmp_path / "token").write_text("reload-secret\n")
+    svc = RulesService(cfg)
+    host, port = svc.start(f"127.0.0.1:{free_port()}")
+    yield svc, f"http://{host}:{port}", cfg
+    svc.stop()
+
+
+def test_endpoints(service):
+    svc, url, _ = service
+    assert requests.get(f"{url}/-/healthy", timeout=5).status_code == 200
+    wait_for(lambda: requests.get(f"{url}/-/ready", timeout=5).status_code == 200,
+             what="ready after the first cycle")
+    metrics = requests.get(f"{url}/metrics", timeout=5).text
+    assert "stacksense_rules_prometheus_up 0.0" in metrics  # Prometheus is unreachable
+    assert "stacksense_rules_prometheus_errors_total" in metrics
+    assert "stacksense_rules_config_last_reload_successful 1.0" in metrics
+    assert requests.get(f"{url}/api/v1/servers", timeout=5).json()["ok"] is False
+    assert requests.get(f"{url}/api/v1/servers/nope", timeout=5).status_code == 404
+    assert requests.get(f"{url}/nope", timeout=5).status_code == 404
+
+
+def test_reload_needs_the_token_and_keeps_old_config_on_error(service):
+    svc, url, cfg = service
+    assert requests.post(f"{url}/-/reload", timeout=5).status_code == 401
+    bad = {"Authorization": "Bearer wrong"}
+    assert requests.post(f"{url}/-/reload", headers=bad, timeout=5).status_code == 401
+    good = {"Authorization": "Bearer reload-secret"}
+    cfg.write_text(cfg.read_text().replace("interval: 60s", "interval: 30s"))
+    resp = requests.post(f"{url}/-/reload", headers=good, timeout=5)
+    assert resp.status_code == 200 and svc.engine.config.interval_seconds == 30
+    cfg.write_text(cfg.read_text() + "\nbogus_key: 1\n")
+    resp = requests.post(f"{url}/-/reload", headers=good, timeout=5)
+    assert resp.status_code == 500 and "bogus_key: unknown key" in resp.text
+    assert "reload-secret" not in resp.text
+    assert svc.engine.config.interval_seconds == 30  # previous config kept
+    metrics = requests.get(f"{url}/metrics", timeout=5).text
+    assert "stacksense_rules_config_last_reload_successful 0.0" in metrics
+
+
+def test_check_config_cli(tmp_path, capsys):
+    cfg = write_config(tmp_path / "ok.yml")
+    assert main(["check-config", "--config", str(cfg)]) == 0
+    assert "4 condition(s): HighCpuUsage, HighMemoryUsage, DiskAlmostFull, Watchdog" in (
+        capsys.readouterr().out)
+    cfg.write_text("status: {offline_after: soon}\n")
+    assert main(["check-config", "--config", str(cfg)]) == 2
+    assert "ok.yml: status.offline_after: expected a duration" in capsys.readouterr().err
+    conds = tmp_path / "c.yml"
+    conds.write_text("conditions: [{alert: X, expr: up, severity: page}]\n")
+    assert main(["check-config", "--conditions", str(conds)]) == 2
+    assert "c.yml: conditions[0].severity: must be one of" in capsys.readouterr().err
+
+
+def test_run_once_reports_failure_when_prometheus_is_down(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = write_config(tmp_path / "rules.yml")
+    assert main(["run", "--once", "--config", str(cfg)]) == 1
+    assert '"ok": false' in capsys.readouterr().out
+    assert (tmp_path / "state.json").exists()
