@@ -69,16 +69,6 @@ def _snmp6_key(name: str) -> str | None:
     return None
 
 
-@functools.lru_cache(maxsize=512)
-def _snmp6_key(name: str) -> str | None:
-    """`Ip6InOctets` -> `Ip6_InOctets` when it is a default field, else None."""
-    for protocol in SNMP6_PROTOCOLS:
-        if name.startswith(protocol):
-            key = f"{protocol}_{name[len(protocol) :]}"
-            return key if FIELDS.match(key) and _valid_name(key) else None
-    return None
-
-
 @guarded("/proc/net/snmp6")
 def parse_snmp6(text: str) -> dict[str, float]:
     """`Ip6InOctets  123` lines into `{Ip6_InOctets: 123}`."""
