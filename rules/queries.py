@@ -23,8 +23,10 @@ FLEET_METRICS: dict[str, str] = {
     "memory": "max by (server) (stacksense_memory_usage_ratio)",
     "swap": "max by (server) (stacksense_swap_usage_ratio)",
     "disk": "max by (server) (stacksense_filesystem_usage_ratio)",
-    "network": 'sum by (server) (rate({__name__=~"node_network_(receive|transmit)_bytes_total",'
-               'device!="lo"}[2m]))',
+    # Two rates added, not one regex selector: rate() drops the metric name, and the
+    # receive and transmit series of one device would then collide.
+    "network": 'sum by (server) (rate(node_network_receive_bytes_total{device!="lo"}[2m]))'
+               ' + sum by (server) (rate(node_network_transmit_bytes_total{device!="lo"}[2m]))',
 }
 HEALTH_METRICS = ("cpu", "memory", "swap", "disk")
 

@@ -94,8 +94,9 @@ def build_history() -> str:
         for mount, ratio in fs.items():
             h.fill("stacksense_filesystem_usage_ratio", {**probe, "mountpoint": mount}, T0, stop,
                    15, lambda t, v=ratio: v)
-        h.fill("node_network_receive_bytes_total", {**probe, "device": "eth0"}, T0, stop, 15,
-               lambda t: (t - T0) * 1000.0, kind="counter")
+        for direction in ("receive", "transmit"):
+            h.fill(f"node_network_{direction}_bytes_total", {**probe, "device": "eth0"}, T0,
+                   stop, 15, lambda t: (t - T0) * 1000.0, kind="counter")
     hot = {"job": "stacksense-probe", "instance": "cpuhot", "server": "cpuhot"}
     h.fill("stacksense_cpu_usage_ratio", hot, T0, end, 15,
            lambda t: 0.95 if HOT_START <= t < HOT_END else 0.3)
@@ -274,6 +275,7 @@ def test_anomaly_scores_published_per_server_and_metric(prom, tmp_path):
     report = engine.run_cycle(T0 + 50 * M)
     assert ("g1", "cpu") in report.anomalies
     assert ("g1", "network") in report.anomalies
+    assert report.anomalies[("g1", "network")].value == pytest.approx(2000.0)  # rx + tx bytes/s
     assert 0.0 <= report.anomalies[("g1", "cpu")].score <= 1.0
     # After a gap the missed points are replayed (catch-up), one query all the same.
     before = engine.anomalies.get_state()
