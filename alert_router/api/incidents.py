@@ -14,6 +14,13 @@ from alert_router.timeutil import parse_time
 
 bp = Blueprint("incidents", __name__)
 STATES = ("open", "acknowledged", "resolved", "closed")
+MAX_ID = 2**63 - 1  # SQLite's INTEGER range
+
+
+def _known_id(incident_id: int) -> int:
+    if incident_id > MAX_ID:
+        abort(404, description=f"incident {incident_id} not found")
+    return incident_id
 
 
 @bp.get("/api/v1/incidents")
@@ -29,7 +36,7 @@ def list_incidents() -> Response:
 def get_incident(incident_id: int) -> Response:
     """One incident with its alerts and its history."""
     store = state().store
-    incident = store.get_incident(incident_id)
+    incident = store.get_incident(_known_id(incident_id))
     if incident is None:
         abort(404, description=f"incident {incident_id} not found")
     incident["history"] = [asdict(e) for e in store.query_history(
@@ -55,7 +62,7 @@ def _who_why() -> tuple[str, str]:
 def _transition(incident_id: int, target: str) -> Response:
     by, reason = _who_why()
     try:
-        result = Incidents(state().store).transition(incident_id, target, actor=by,
+        result = Incidents(state().store).transition(_known_id(incident_id), target, actor=by,
                                                      reason=reason, now=time.time())
     except LookupError as exc:
         abort(404, description=str(exc))
