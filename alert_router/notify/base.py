@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
+from urllib.parse import parse_qsl, urlsplit
 
 # Go's zero time, which Alertmanager writes as endsAt while an alert fires.
 GO_ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -153,8 +154,19 @@ class Secrets:
     values: list[str] = field(default_factory=list)
 
     def add(self, value: str | None) -> None:
-        if value and len(value) >= 4 and value not in self.values:
+        if value and len(value) >= 6 and value not in self.values:
             self.values.append(value)
+
+    def add_url(self, url: str) -> None:
+        """A secret URL and the parts of it that give it away (path, token, query values)."""
+        parts = urlsplit(url)
+        self.add(url)
+        self.add(parts.path + (f"?{parts.query}" if parts.query else ""))
+        self.add(parts.path)
+        self.add(parts.path.rstrip("/").rpartition("/")[2])
+        self.add(parts.password)
+        for _, value in parse_qsl(parts.query):
+            self.add(value)
 
     def scrub(self, text: str) -> str:
         """`text` with every known secret replaced by "<secret>"."""

@@ -21,26 +21,13 @@ from alert_router.notify.templating import TemplateRef, render_or_fail
 log = logging.getLogger(__name__)
 
 KEYS = {"to", "from", "smarthost", "hello", "auth_username", "auth_password",
-        "auth_password_file", "auth_identity", "require_tls", "tls", "tls_config", "headers",
-        "html", "text", "send_resolved", "timeout"}
+        "auth_password_file", "auth_secret", "auth_identity", "require_tls", "tls", "tls_config",
+        "headers", "html", "text", "send_resolved", "timeout"}
 TLS_KEYS = {"insecure_skip_verify", "ca_file", "server_name"}
 DEFAULT_TIMEOUT_SECONDS = 15.0
 IMPLICIT_TLS_PORT = 465
 # Headers the notifier writes itself; config may not override them.
 OWN_HEADERS = {"date", "message-id", "mime-version", "content-type"}
-
-
-class _SMTPSSL(smtplib.SMTP_SSL):
-    """SMTP_SSL that can verify the certificate against a name other than the host dialled."""
-
-    server_name: str | None = None
-
-    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
-        if self.server_name:
-            # smtplib verifies the certificate against self._host
-            setattr(self, "_host", self.server_name)  # noqa: B010 - private, not in the stubs
-        sock: socket.socket = getattr(super(), "_get_socket")(host, port, timeout)  # noqa: B009
-        return sock
 
 
 def _smarthost(value: str, path: str) -> tuple[str, int]:
@@ -89,9 +76,13 @@ class EmailNotifier:
         self.hello = section.string("hello", _str_or_none(g.get("smtp_hello")) or "localhost")
         self.username = section.string("auth_username", _str_or_none(g.get("smtp_auth_username")))
         self.identity = section.string("auth_identity", _str_or_none(g.get("smtp_auth_identity")))
+        # auth_secret is Alertmanager's CRAM-MD5 secret; smtplib negotiates the mechanism
+        # itself, so it is simply the password when no auth_password is given.
         self.password: Secret | None = section.secret(
             "auth_password", file_key="auth_password_file",
-            fallback=global_secret(g, "smtp_auth_password", "smtp_auth_password_file"))
+            fallback=section.secret("auth_secret")
+            or global_secret(g, "smtp_auth_password", "smtp_auth_password_file")
+            or global_secret(g, "smtp_auth_secret"))
         if self.password and not self.username:
             raise ReceiverConfigError(f"{section.key_path('auth_username')}: required when "
                                       "auth_password is set")
@@ -186,13 +177,12 @@ class EmailNotifier:
         return context
 
     def _connect(self) -> smtplib.SMTP:
-        if self.tls == "implicit":
-            client: smtplib.SMTP = _SMTPSSL(local_hostname=self.hello, timeout=self.timeout,
-                                            context=self._tls_context())
-            if isinstance(client, _SMTPSSL):
-                client.server_name = self.server_name
-        else:
-            client = smtplib.SMTP(local_hostname=self.hello, timeout=self.timeout)
+        client = (smtplib.SMTP_SSL(local_hostname=self.hello, timeout=self.timeout,
+                                   context=self._tls_context())
+                  if self.tls == "implicit"
+                  else smtplib.SMTP(local_hostname=self.hello, timeout=self.timeout))
+        # smtplib checks the certificate against _host, which only its constructor sets
+        setattr(client, "_host", self.server_name or self.host)  # noqa: B010 - not in stubs
         client.connect(self.host, self.port)
         return client
 
@@ -208,14 +198,12 @@ class EmailNotifier:
                 if not client.has_extn("starttls"):
                     raise NotifyError(f"email: {self.target} does not offer STARTTLS "
                                       "(require_tls is on)", retryable=False, reason="tls")
-                if self.server_name:
-                    setattr(client, "_host", self.server_name)  # noqa: B010 - see _SMTPSSL
                 client.starttls(context=self._tls_context())
                 client.ehlo()
                 encrypted = True
             if self.username and self.password:
                 self._login(client, encrypted)
-            refused = client.sendmail(envelope_from, recipients, msg.as_bytes())
+            refused = client.send_message(msg, envelope_from, recipients)  # CRLF line ends
             if refused:
                 raise NotifyError(
                     f"email: {self.target} accepted the mail for "
@@ -260,6 +248,11 @@ class EmailNotifier:
             listing = ", ".join(f"{r} ({c})" for r, (c, _) in sorted(exc.recipients.items()))
             return NotifyError(f"{where}: recipients refused: {listing}", retryable=temporary,
                                reason="smtp_temporary" if temporary else "smtp_rejected")
+        if isinstance(exc, smtplib.SMTPServerDisconnected) and isinstance(
+                exc.__context__, TimeoutError):
+            # smtplib turns a read timeout into "Connection unexpectedly closed"
+            return NotifyError(f"{where}: no answer within {self.timeout:g}s during {stage}",
+                               retryable=True, reason="timeout")
         if isinstance(exc, smtplib.SMTPServerDisconnected):
             return NotifyError(f"{where}: server closed the connection during {stage}",
                                retryable=True, reason="connection")

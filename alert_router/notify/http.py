@@ -22,6 +22,25 @@ _HTTP_CONFIG_KEYS = {"authorization", "basic_auth", "tls_config", "proxy_url", "
 _BODY_SNIPPET = 200
 
 
+class _HideRequestUrls(logging.Filter):
+    """urllib3 logs request URLs at DEBUG; a Slack or webhook URL path is a secret."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = str(record.msg)
+        if isinstance(record.args, tuple) and record.args:
+            args = list(record.args)
+            if '"%s %s %s"' in msg and len(args) >= 5:
+                args[4] = "<path hidden>"  # '%s://%s:%s "%s %s %s" %s %s'
+            elif msg.startswith(("Redirecting", "Retry:")):
+                args = ["<url hidden>" for _ in args]
+            record.args = tuple(args)
+        return True
+
+
+# Installed once at import: anyone who turns on DEBUG logging still sees no secret URL.
+logging.getLogger("urllib3.connectionpool").addFilter(_HideRequestUrls())
+
+
 @dataclass
 class HttpOptions:
     """The parts of Alertmanager's `http_config` we support, plus the request timeout."""
@@ -56,10 +75,13 @@ class HttpOptions:
         return out
 
 
-def parse_http_options(section: Section) -> HttpOptions:
-    """`http_config` and `timeout` of a notifier section."""
+def parse_http_options(section: Section, global_config: Mapping[str, Any]) -> HttpOptions:
+    """`timeout` and `http_config` of a notifier section (else `global.http_config`)."""
     options = HttpOptions(timeout=section.duration("timeout", DEFAULT_TIMEOUT_SECONDS))
-    http = section.section("http_config", _HTTP_CONFIG_KEYS)
+    if section.has("http_config") or not global_config.get("http_config"):
+        http = section.section("http_config", _HTTP_CONFIG_KEYS)
+    else:
+        http = Section(global_config["http_config"], "global.http_config", _HTTP_CONFIG_KEYS)
     if http.has("authorization"):
         auth = http.section("authorization", {"type", "credentials", "credentials_file"})
         cred = auth.secret("credentials", file_key="credentials_file", required=True)

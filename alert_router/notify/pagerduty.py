@@ -69,7 +69,7 @@ class PagerDutyNotifier:
         self.details = {name: TemplateRef(spec, path=f"{section.key_path('details')}.{name}")
                         for name, spec in section.string_map("details").items()}
         self.links = self._links(section)
-        self.http = parse_http_options(section)
+        self.http = parse_http_options(section, global_config)
         self.session = session or requests.Session()
         self.secrets = Secrets()
         for value in [self.routing_key.reveal(), *self.http.secrets()]:

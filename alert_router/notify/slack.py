@@ -85,10 +85,11 @@ class SlackNotifier:
         fallback = section.string("fallback")
         self.fallback = (TemplateRef(fallback, path=section.key_path("fallback"))
                          if fallback else None)
-        self.http = parse_http_options(section)
+        self.http = parse_http_options(section, global_config)
         self.session = session or requests.Session()
         self.secrets = Secrets()
-        for value in [self.url.reveal(), *self.http.secrets()]:
+        self.secrets.add_url(self.url.reveal())
+        for value in self.http.secrets():
             self.secrets.add(value)
 
     def payload(self, data: NotificationData) -> dict[str, Any]:

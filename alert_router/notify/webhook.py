@@ -26,10 +26,11 @@ class WebhookNotifier:
         self.url = secret_url(section, "url", "url_file")
         self.send_resolved = section.boolean("send_resolved", True)
         self.max_alerts = section.integer("max_alerts", 0)
-        self.http = parse_http_options(section)
+        self.http = parse_http_options(section, global_config)
         self.session = session or requests.Session()
         self.secrets = Secrets()
-        for value in [self.url.reveal(), *self.http.secrets()]:
+        self.secrets.add_url(self.url.reveal())
+        for value in self.http.secrets():
             self.secrets.add(value)
 
     def notify(self, data: NotificationData) -> None:

@@ -22,14 +22,14 @@ from tests.peers.util import free_port, wait_for
 
 
 @dataclass(frozen=True)
-class TestCert:
+class SelfSignedCert:
     """A self-signed certificate for localhost / 127.0.0.1 (also its own CA)."""
 
     cert: Path
     key: Path
 
     @classmethod
-    def create(cls, tmp: Path) -> TestCert:
+    def create(cls, tmp: Path) -> SelfSignedCert:
         cert, key = tmp / "smtp-cert.pem", tmp / "smtp-key.pem"
         subprocess.run(
             ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
@@ -118,7 +118,7 @@ class SmtpServer:
     host: str
     port: int
     tls: str
-    cert: TestCert | None
+    cert: SelfSignedCert | None
     username: str | None
     password: str | None
     handler: _Handler
@@ -149,14 +149,14 @@ def smtp_server(
     tls: str = "starttls",
     username: str | None = None,
     password: str | None = None,
-    cert: TestCert | None = None,
+    cert: SelfSignedCert | None = None,
     reject_rcpt: dict[str, str] | None = None,
 ) -> Iterator[SmtpServer]:
     """Start aiosmtpd on 127.0.0.1: tls is "starttls" (required), "implicit" or "none"."""
     if tls not in ("starttls", "implicit", "none"):
         raise ValueError(f"tls must be starttls, implicit or none, got {tls!r}")
     if tls != "none" and cert is None:
-        cert = TestCert.create(tmp)
+        cert = SelfSignedCert.create(tmp)
     handler = _Handler(reject_rcpt=dict(reject_rcpt or {}))
 
     def authenticator(server: Any, session: Session, envelope: Envelope, mechanism: str,
