@@ -18,7 +18,7 @@ import pytest
 
 from alert_router.notify import NotifyError, build_notifiers, sample_notification
 from tests.peers.slack import HttpReceiver, Reply, slack_webhook
-from tests.peers.smtp import SmtpServer, SelfSignedCert, smtp_server
+from tests.peers.smtp import SelfSignedCert, SmtpServer, smtp_server
 from tests.peers.util import free_port
 
 SLACK_PATH = "/services/T0SECRET/B0SECRET/slackSecretToken1234"
