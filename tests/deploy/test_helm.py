@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 import yaml
 
 from tests.deploy.helm_render import (
@@ -300,12 +301,12 @@ def test_router_refuses_replicas_it_cannot_serve() -> None:
         render({"router": {"replicas": 2}})
 
 
-def test_every_value_is_documented() -> None:
-    """helm-docs style: each value has a `# --` comment (a documented block covers its body)."""
+def undocumented_values(text: str) -> list[str]:
+    """helm-docs style: each value needs a `# --` comment (a documented block covers its body)."""
     undocumented: list[str] = []
     documented_indent: int | None = None
     comment_block: list[str] = []
-    for number, line in enumerate((CHART / "values.yaml").read_text().splitlines(), 1):
+    for number, line in enumerate(text.splitlines(), 1):
         stripped = line.strip()
         indent = len(line) - len(line.lstrip())
         if not stripped:
@@ -326,7 +327,14 @@ def test_every_value_is_documented() -> None:
             elif inline_value:
                 undocumented.append(f"line {number}: {stripped}")
         comment_block = []
-    assert not undocumented, "values without a `# --` comment:\n" + "\n".join(undocumented)
+    return undocumented
+
+
+def test_every_value_is_documented() -> None:
+    missing = undocumented_values((CHART / "values.yaml").read_text())
+    assert not missing, "values without a `# --` comment:\n" + "\n".join(missing)
+    sample = "a:\n  # -- documented\n  b: 1\n  # plain comment\n  c: 2\n"
+    assert undocumented_values(sample) == ["line 5: c: 2"]
 
 
 def test_values_match_the_schema() -> None:
@@ -335,3 +343,44 @@ def test_values_match_the_schema() -> None:
     jsonschema.Draft7Validator.check_schema(schema)
     for values in [yaml.safe_load((CHART / "values.yaml").read_text()), *CASES.values()]:
         jsonschema.validate(values, schema)
+
+
+def _snake(key: str) -> str:
+    return re.sub(r"(?<!^)([A-Z])", lambda m: "_" + m.group(1).lower(), key)
+
+
+def test_sharding_relabeling_works_in_a_real_prometheus(
+        rendered: dict[str, str], tmp_path: Path) -> None:
+    """The ScrapeConfig's relabeling, as plain Prometheus config, spreads servers over replicas."""
+    from tests.deploy.fake_stack import fake_stack
+    from tests.peers.prometheus import prometheus
+    from tests.peers.util import wait_for
+
+    (scrape,) = by_kind(docs(rendered, "sharding"), "ScrapeConfig").values()
+    spec = scrape["spec"]
+    servers = [f"host{i:02d}" for i in range(12)]
+    with fake_stack(servers) as fake:
+        job = {"job_name": spec["jobName"], "metrics_path": spec["metricsPath"],
+               "params": spec["params"], "scrape_interval": "1m", "scrape_timeout": "30s",
+               "http_sd_configs": [{"url": f"{fake.url}/sd", "refresh_interval": "1s"}],
+               "relabel_configs": [{_snake(k): v for k, v in r.items()}
+                                   for r in spec["relabelings"]]}
+        with prometheus(tmp_path, {"scrape_configs": [job]}) as prom:
+            def targets() -> list[dict[str, Any]] | None:
+                body = requests.get(f"{prom.url}/api/v1/targets", timeout=5).json()
+                active: list[dict[str, Any]] = body["data"]["activeTargets"]
+                return active if len(active) == len(servers) else None
+
+            active = wait_for(targets, timeout=30, what="all servers discovered")
+    replicas = set()
+    for target in active:
+        name = target["labels"]["instance"]
+        assert target["labels"]["server"] == name
+        host, _, rest = target["scrapeUrl"].removeprefix("http://").partition("/")
+        match = re.fullmatch(
+            rf"ss-stacksense-exporter-([0-2])\.ss-stacksense-exporter-headless\.{NAMESPACE}"
+            r"\.svc:9816", host)
+        assert match, host
+        replicas.add(match.group(1))
+        assert rest == f"probe?module=default&target={name}"
+    assert replicas == {"0", "1", "2"}, "12 servers should use every replica"
