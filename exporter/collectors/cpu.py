@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 
 from exporter.collectors import ProbeContext, procstat
@@ -15,6 +16,15 @@ FILES = ("/proc/stat",)
 MODES = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
 GUEST_MODES = ("user", "nice")  # columns 9 and 10: guest, guest_nice
 STATE_KEY = "cpu.previous_total"
+
+
+@functools.lru_cache(maxsize=4096)
+def cpu_labels(cpu: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Rendered `{cpu,mode}` label strings for one CPU's modes and guest modes."""
+    return (
+        tuple(label_text(cpu=cpu, mode=mode) for mode in MODES),
+        tuple(label_text(cpu=cpu, mode=mode) for mode in GUEST_MODES),
+    )
 
 
 def usage_ratio(previous: tuple[int, ...] | None, current: tuple[int, ...]) -> float | None:
@@ -47,11 +57,11 @@ def collect(sections: Mapping[str, str], ctx: ProbeContext) -> list[Family]:
     for key, ticks in data.cpus.items():
         if key == "cpu":
             continue
-        cpu = key[3:]
-        for mode, value in zip(MODES, ticks, strict=False):
-            seconds.samples.append((label_text(cpu=cpu, mode=mode), value / USER_HZ))
-        for mode, value in zip(GUEST_MODES, ticks[8:10], strict=False):
-            guest.samples.append((label_text(cpu=cpu, mode=mode), value / USER_HZ))
+        mode_labels, guest_labels = cpu_labels(key[3:])
+        for labels, value in zip(mode_labels, ticks, strict=False):
+            seconds.samples.append((labels, value / USER_HZ))
+        for labels, value in zip(guest_labels, ticks[8:10], strict=False):
+            guest.samples.append((labels, value / USER_HZ))
     families = [seconds, guest]
     total = data.cpus["cpu"]
     ratio = usage_ratio(ctx.state.get(STATE_KEY), total)

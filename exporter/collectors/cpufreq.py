@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from exporter.collectors import ProbeContext
-from exporter.collectors._common import guarded, number
+from exporter.collectors._common import guarded, label_text
 from exporter.metrics import Family, gauge
 
 NAME = "cpufreq"
@@ -39,8 +39,9 @@ def parse(sections: Mapping[str, str]) -> dict[str, dict[str, float]]:
         if not path.startswith(PREFIX) or MIDDLE not in path:
             continue
         cpu, _, name = path[len(PREFIX) :].partition(MIDDLE)
-        if name in METRICS and cpu.isdigit() and text.strip():
-            out.setdefault(name, {})[cpu] = number(text, path) * 1000.0
+        if name in METRICS and cpu.isdigit() and text:
+            # kHz, one integer per file; float() accepts the trailing newline
+            out.setdefault(name, {})[cpu] = float(text) * 1000.0
     return out
 
 
@@ -53,6 +54,6 @@ def collect(sections: Mapping[str, str], ctx: ProbeContext) -> list[Family]:
             continue
         family = gauge(metric, help_text)
         for cpu in sorted(per_cpu, key=int):
-            family.add(per_cpu[cpu], cpu=cpu)
+            family.samples.append((label_text(cpu=cpu), per_cpu[cpu]))
         families.append(family)
     return families

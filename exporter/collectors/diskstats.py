@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 
@@ -101,9 +102,15 @@ COLUMNS = (
 )
 
 
+@functools.lru_cache(maxsize=1024)
+def excluded(device: str) -> bool:
+    """Whether node_exporter's default device filter drops `device`."""
+    return DEVICES_EXCLUDED.match(device) is not None
+
+
 @guarded("/proc/diskstats")
 def parse(text: str) -> list[tuple[str, int, int, tuple[int, ...]]]:
-    """`[(device, major, minor, counters)]` for every line, excluded devices included."""
+    """`[(device, major, minor, counters)]` for the devices node_exporter does not exclude."""
     out: list[tuple[str, int, int, tuple[int, ...]]] = []
     for line in text.split("\n"):
         parts = line.split()
@@ -111,6 +118,8 @@ def parse(text: str) -> list[tuple[str, int, int, tuple[int, ...]]]:
             continue
         if len(parts) < 14:
             raise ParseError(f"/proc/diskstats: short line {line[:60]!r}")
+        if excluded(parts[2]):  # loop and partition lines are most of the file
+            continue
         out.append((parts[2], int(parts[0]), int(parts[1]), tuple(int(v) for v in parts[3:20])))
     return out
 
@@ -124,8 +133,6 @@ def collect(sections: Mapping[str, str], ctx: ProbeContext) -> list[Family]:
     ]
     factors = [factor for _, _, factor, _ in COLUMNS]
     for device, major, minor, values in rows:
-        if DEVICES_EXCLUDED.match(device):
-            continue
         info.add(1, device=device, major=str(major), minor=str(minor))
         labels = label_text(device=device)
         for family, factor, value in zip(families, factors, values, strict=False):

@@ -10,12 +10,13 @@ node_exporter reports a stuck mount.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from exporter.collectors import ParseError, ProbeContext
-from exporter.collectors._common import guarded
+from exporter.collectors._common import guarded, label_text
 from exporter.metrics import Family, gauge
 
 NAME = "filesystem"
@@ -171,6 +172,7 @@ def _parse_posix(tokens: list[str]) -> Usage:
     raise ParseError(f"df: unexpected line {' '.join(tokens)[:60]!r}")
 
 
+@functools.lru_cache(maxsize=1024)
 def excluded(mountpoint: str, fstype: str) -> bool:
     """Whether node_exporter's default filters drop this mount."""
     return bool(MOUNT_POINTS_EXCLUDED.match(mountpoint) or FS_TYPES_EXCLUDED.match(fstype))
@@ -209,16 +211,16 @@ def collect(sections: Mapping[str, str], ctx: ProbeContext) -> list[Family]:
         if key in seen:  # node_exporter exposes a mount once even when mounted twice
             continue
         seen.add(key)
-        labels = {"device": use.device, "fstype": fstype, "mountpoint": use.mountpoint}
-        device_error.add(0, **labels)
-        readonly.add(1 if mount and mount.readonly else 0, **labels)
-        size.add(use.size, **labels)
-        free.add(use.free, **labels)
-        avail.add(use.avail, **labels)
+        labels = label_text(device=use.device, fstype=fstype, mountpoint=use.mountpoint)
+        device_error.samples.append((labels, 0))
+        readonly.samples.append((labels, 1 if mount and mount.readonly else 0))
+        size.samples.append((labels, use.size))
+        free.samples.append((labels, use.free))
+        avail.samples.append((labels, use.avail))
         if use.files is not None:
-            files.add(use.files, **labels)
+            files.samples.append((labels, use.files))
         if use.files_free is not None:
-            files_free.add(use.files_free, **labels)
+            files_free.samples.append((labels, use.files_free))
         if use.size > 0 and use.mountpoint not in ratio_seen:
             ratio_seen.add(use.mountpoint)
             used = (use.size - use.avail) / use.size
@@ -228,12 +230,12 @@ def collect(sections: Mapping[str, str], ctx: ProbeContext) -> list[Family]:
         for mount in mounts.values():
             if mount.mountpoint in reported or excluded(mount.mountpoint, mount.fstype):
                 continue
-            labels = {
-                "device": mount.device,
-                "device_error": "mountpoint timeout",
-                "fstype": mount.fstype,
-                "mountpoint": mount.mountpoint,
-            }
-            device_error.add(1, **labels)
-            readonly.add(1 if mount.readonly else 0, **labels)
+            stuck = label_text(
+                device=mount.device,
+                device_error="mountpoint timeout",
+                fstype=mount.fstype,
+                mountpoint=mount.mountpoint,
+            )
+            device_error.samples.append((stuck, 1))
+            readonly.samples.append((stuck, 1 if mount.readonly else 0))
     return [size, free, avail, files, files_free, readonly, device_error, ratio]

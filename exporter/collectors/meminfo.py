@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 
 from exporter.collectors import ParseError, ProbeContext
@@ -12,6 +13,19 @@ NAME = "meminfo"
 FILES = ("/proc/meminfo",)
 
 
+@functools.lru_cache(maxsize=512)
+def metric_suffix(field: str, unit: str) -> str:
+    """node_exporter's name for a meminfo field: `Active(anon)`, `kB` -> `Active_anon_bytes`."""
+    key = field.replace("(", "_").replace(")", "") if "(" in field else field
+    if not key or not key.isascii() or not key.replace("_", "").isalnum() or key[0].isdigit():
+        raise ParseError(f"/proc/meminfo: field name not usable in a metric: {field[:40]!r}")
+    if unit == "kB":
+        return key + "_bytes"
+    if unit:
+        raise ParseError(f"/proc/meminfo: unknown unit {unit[:10]!r} for {field[:40]!r}")
+    return key
+
+
 @guarded("/proc/meminfo")
 def parse(text: str) -> dict[str, float]:
     """`{metric suffix: value}`: `Active(anon): 12 kB` -> `Active_anon_bytes: 12288`."""
@@ -19,22 +33,13 @@ def parse(text: str) -> dict[str, float]:
     for line in text.split("\n"):
         if not line:
             continue
-        key, sep, rest = line.partition(":")
+        field, sep, rest = line.partition(":")
         parts = rest.split()
-        if not sep or not parts or not key or " " in key:
+        if not sep or not parts or len(parts) > 2:
             raise ParseError(f"/proc/meminfo: unexpected line {line[:60]!r}")
-        # node_exporter's naming: "(anon)" -> "_anon", kB values in bytes with a _bytes suffix.
-        if "(" in key:
-            key = key.replace("(", "_").replace(")", "")
-        if not key.isascii() or not key.replace("_", "").isalnum() or key[0].isdigit():
-            raise ParseError(f"/proc/meminfo: field name not usable in a metric: {key[:40]!r}")
-        value = float(int(parts[0]))
-        if len(parts) > 1:
-            if parts[1] != "kB":
-                raise ParseError(f"/proc/meminfo: unknown unit in {line[:60]!r}")
-            out[key + "_bytes"] = value * 1024
-        else:
-            out[key] = value
+        unit = parts[1] if len(parts) == 2 else ""
+        value = int(parts[0])
+        out[metric_suffix(field, unit)] = float(value * 1024 if unit else value)
     if "MemTotal_bytes" not in out:
         raise ParseError("/proc/meminfo: no MemTotal")
     return out

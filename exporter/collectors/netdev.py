@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from exporter.collectors import ParseError, ProbeContext
-from exporter.collectors._common import glob_part, guarded, label_text, number, require
+from exporter.collectors._common import guarded, label_text, number, require
 from exporter.metrics import Family, counter
 
 NAME = "netdev"
@@ -52,9 +52,10 @@ def collect(sections: Mapping[str, str], ctx: ProbeContext) -> list[Family]:
     nohandler = counter(
         "node_network_receive_nohandler_total", "Network device statistic receive_nohandler."
     )
-    for path, text in sections.items():
-        name = glob_part(path, NOHANDLER_PREFIX, NOHANDLER_SUFFIX)
-        if name is not None and name in devices and text.strip():
-            nohandler.add(number(text, path), device=name)
+    for device in devices:
+        path = f"{NOHANDLER_PREFIX}{device}{NOHANDLER_SUFFIX}"
+        text = sections.get(path)
+        if text and text.strip():
+            nohandler.samples.append((label_text(device=device), number(text, path)))
     families.append(nohandler)
     return families

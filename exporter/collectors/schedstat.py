@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from exporter.collectors import ParseError, ProbeContext
-from exporter.collectors._common import guarded
+from exporter.collectors._common import guarded, label_text
 from exporter.metrics import Family, counter
 
 NAME = "schedstat"
@@ -39,7 +39,8 @@ def collect(sections: Mapping[str, str], ctx: ProbeContext) -> list[Family]:
     )
     timeslices = counter("node_schedstat_timeslices_total", "Number of timeslices executed by CPU.")
     for cpu, (run_ns, wait_ns, slices) in parse(text).items():
-        running.add(run_ns / 1e9, cpu=cpu)
-        waiting.add(wait_ns / 1e9, cpu=cpu)
-        timeslices.add(slices, cpu=cpu)
+        labels = label_text(cpu=cpu)
+        running.samples.append((labels, run_ns / 1e9))
+        waiting.samples.append((labels, wait_ns / 1e9))
+        timeslices.samples.append((labels, slices))
     return [running, waiting, timeslices]

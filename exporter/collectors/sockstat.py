@@ -31,6 +31,15 @@ def parse(text: str) -> dict[str, int]:
     return out
 
 
+def _field(text: str, prefix: str) -> str | None:
+    """The first word after `prefix` at the start of a line of `text`."""
+    at = text.find(prefix) if text.startswith(prefix) else text.find("\n" + prefix) + 1
+    if at <= 0 and not text.startswith(prefix):
+        return None
+    words = text[at + len(prefix) : at + len(prefix) + 40].split()
+    return words[0] if words else None
+
+
 def page_size(sections: Mapping[str, str]) -> int:
     """The host's page size, from MemFree (kB) over nr_free_pages, as a power of two.
 
@@ -38,15 +47,8 @@ def page_size(sections: Mapping[str, str]) -> int:
     hair of the real size; rounding to a power of two removes the noise. No
     extra process (`getconf PAGESIZE`) is needed. 4096 when either is missing.
     """
-    free_kb = nr_free = None
-    for line in sections.get("/proc/meminfo", "").split("\n"):
-        if line.startswith("MemFree:"):
-            free_kb = line.split()[1]
-            break
-    for line in sections.get("/proc/vmstat", "").split("\n"):
-        if line.startswith("nr_free_pages "):
-            nr_free = line.split()[1]
-            break
+    free_kb = _field(sections.get("/proc/meminfo", ""), "MemFree:")
+    nr_free = _field(sections.get("/proc/vmstat", ""), "nr_free_pages ")
     try:
         ratio = int(free_kb or 0) * 1024 / int(nr_free or 0)
     except (ValueError, ZeroDivisionError, OverflowError):

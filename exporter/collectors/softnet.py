@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from exporter.collectors import ParseError, ProbeContext
-from exporter.collectors._common import guarded
+from exporter.collectors._common import guarded, label_text
 from exporter.metrics import Family, counter
 
 NAME = "softnet"
@@ -20,15 +20,19 @@ COLUMNS = (
 )
 
 
+WANTED = tuple(column for column, _, _ in COLUMNS)
+
+
 @guarded("/proc/net/softnet_stat")
 def parse(text: str) -> list[tuple[str, list[int]]]:
-    """`[(cpu, columns)]`; the CPU is column 13 on 5.10+ kernels, else the row number."""
+    """`[(cpu, wanted columns or -1)]`; the CPU is column 13 on 5.10+ kernels, else the row."""
     rows: list[tuple[str, list[int]]] = []
     for index, line in enumerate(line for line in text.split("\n") if line.strip()):
-        values = [int(v, 16) for v in line.split()]
-        if len(values) < 3:
+        words = line.split()
+        if len(words) < 3:
             raise ParseError(f"softnet_stat: short line {line[:60]!r}")
-        cpu = str(values[12]) if len(values) > 12 else str(index)
+        values = [int(words[c], 16) if c < len(words) else -1 for c in WANTED]
+        cpu = str(int(words[12], 16)) if len(words) > 12 else str(index)
         rows.append((cpu, values))
     return rows
 
@@ -39,7 +43,8 @@ def collect(sections: Mapping[str, str], ctx: ProbeContext) -> list[Family]:
         return []
     families = [counter(metric, help_text) for _, metric, help_text in COLUMNS]
     for cpu, values in parse(text):
-        for (column, _, _), family in zip(COLUMNS, families, strict=True):
-            if column < len(values):
-                family.add(values[column], cpu=cpu)
+        labels = label_text(cpu=cpu)
+        for value, family in zip(values, families, strict=True):
+            if value >= 0:
+                family.samples.append((labels, value))
     return families

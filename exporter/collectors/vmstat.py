@@ -26,6 +26,10 @@ def parse(text: str) -> dict[str, int]:
     """The default fields' `name value` lines of /proc/vmstat (the others are not converted)."""
     out: dict[str, int] = {}
     for line in text.split("\n"):
+        if line[:1] not in ("o", "p") and line.strip():  # every default field starts so
+            if " " not in line:
+                raise ParseError(f"/proc/vmstat: unexpected line {line[:60]!r}")
+            continue
         name, sep, value = line.partition(" ")
         if not sep:
             if line.strip():
