@@ -164,10 +164,10 @@ class Service:
 
 
 @contextmanager
-def _service(cmd: list[str], port: int, ready_path: str, log: Path,
-             what: str) -> Iterator[Service]:
+def _service(cmd: list[str], port: int, ready_path: str, log: Path, what: str,
+             cwd: Path = ROOT) -> Iterator[Service]:
     with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=cwd)
         service = Service(proc, "127.0.0.1", port, log)
         try:
             def ready() -> bool:
@@ -181,12 +181,16 @@ def _service(cmd: list[str], port: int, ready_path: str, log: Path,
 
 
 @contextmanager
-def exporter_process(inventory: Path, log: Path) -> Iterator[Service]:
-    """The real exporter as its own process, so that its CPU and memory are its own."""
+def exporter_process(inventory: Path, log: Path, source: Path = ROOT) -> Iterator[Service]:
+    """The real exporter as its own process, so that its CPU and memory are its own.
+
+    `source` is the directory holding the `exporter` package (the repository,
+    or a patched copy when trying an optimisation).
+    """
     port = free_port()
     cmd = [sys.executable, "-m", "exporter.main", "--config.file", str(inventory),
            "--web.listen-address", f"127.0.0.1:{port}", "--log.level", "warning"]
-    with _service(cmd, port, "/-/ready", log, "exporter") as service:
+    with _service(cmd, port, "/-/ready", log, "exporter", cwd=source) as service:
         yield service
 
 

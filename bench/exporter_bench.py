@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -50,6 +51,7 @@ from bench._exporter_procs import (
     tree_cpu_seconds,
     tree_size,
 )
+from bench._exporter_stages import print_stages, stage_costs
 from tests.peers.sshd import PASSWORD_USER, ensure_password_user
 
 TARGET_EXPORTER_CPU_MS = 2.0
@@ -57,6 +59,15 @@ TARGET_P99_MS = 100.0
 TARGET_MONITORED_CPU_MS = 3.0
 LADDER = (1, 2, 4, 8, 16, 32, 64)
 RESULTS = ROOT / "bench" / "results"
+
+
+def _commit(source: Path) -> str:
+    """The exporter's git commit (marked dirty when its files differ), for the record."""
+    def git(*cmd: str) -> str:
+        return subprocess.run(["git", *cmd], cwd=source, capture_output=True,
+                              text=True).stdout.strip()
+    head = git("rev-parse", "--short", "HEAD") or "unknown (not a git checkout)"
+    return head + (" (exporter/ modified)" if git("status", "--porcelain", "exporter") else "")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -78,6 +89,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--profile", action="store_true",
                    help="also sample the exporter with py-spy during an extra steady phase "
                         "at the largest target count")
+    p.add_argument("--exporter-src", type=Path, default=ROOT,
+                   help="directory holding the exporter package (default: this repository; "
+                        "point it at a patched copy to measure a change)")
     p.add_argument("--output", type=Path, default=None, help="JSON path (default bench/results/)")
     args = p.parse_args(argv)
     args.counts = [int(x) for x in args.targets.split(",") if x.strip()]
@@ -150,7 +164,8 @@ def run_count(fleet: Fleet, n: int, args: argparse.Namespace, workdir: Path,
     """Every measurement for one target count, against a freshly started exporter."""
     inventory = fleet.inventory(workdir / f"servers-{n}.yml", n, args.user)
     requests = probe_requests([target_name(i) for i in range(n)])
-    with exporter_process(inventory, workdir / f"exporter-{n}.log") as exp:
+    with exporter_process(inventory, workdir / f"exporter-{n}.log",
+                          args.exporter_src) as exp:
         pid = exp.pid
         res: dict[str, Any] = {"targets": n, "rss_start_bytes": rss_bytes(pid)}
         first = each_once(exp.host, exp.port, requests[:1], 1)
@@ -239,6 +254,8 @@ def print_table(res: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.exporter_src.resolve() != ROOT:
+        sys.path.insert(0, str(args.exporter_src.resolve()))  # stages time that code too
     if args.user != "root" and not ensure_password_user():
         raise SystemExit(f"cannot create login user {args.user!r}: run as root or --user root")
     profile = None
@@ -249,6 +266,7 @@ def main(argv: list[str] | None = None) -> int:
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "cpus": os.cpu_count(),
         "loadavg_at_start": os.getloadavg(), "args": {k: v for k, v in vars(args).items()
                                                       if k not in ("output", "counts")},
+        "exporter_commit": _commit(args.exporter_src),
         "targets": {"exporter_cpu_ms_per_probe": TARGET_EXPORTER_CPU_MS,
                     "p99_ms": TARGET_P99_MS, "monitored_cpu_ms_per_probe": TARGET_MONITORED_CPU_MS},
         "results": []}
@@ -261,14 +279,21 @@ def main(argv: list[str] | None = None) -> int:
         with sshd_fleet(workdir) as fleet:
             hosts = ", ".join(f"{s.host}:{s.port}" for s in fleet.servers)
             print(f"sshd: {hosts} (user {args.user})")
+            report["stages"] = stages = stage_costs(
+                fleet.inventory(workdir / "servers-stages.yml", 1, args.user), target_name(0))
             for i, n in enumerate(args.counts):
                 last = i == len(args.counts) - 1
                 res = run_count(fleet, n, args, workdir, profile if last else None)
                 if ne.get("available"):
                     res["node_exporter_ratio"] = (res["steady"]["exporter_cpu_ms_per_probe"]
                                                   / ne["cpu_ms_per_scrape"])
+                res["http_remainder_ms"] = (res["steady"]["exporter_cpu_ms_per_probe"]
+                                            - stages["ssh_exec_script_ms"]
+                                            - stages["probe_without_ssh_ms"])
                 report["results"].append(res)
                 print_table(res)
+                if i == 0:
+                    print_stages(stages, res["http_remainder_ms"])
                 if "profile" in res:
                     from bench._exporter_profile import print_profile
                     print_profile(res["profile"])
