@@ -1,4 +1,4 @@
-"""Payload shapes (v4 webhook checked against a real Alertmanager, PagerDuty v2) and config errors."""
+"""Payload shapes (v4 webhook vs a real Alertmanager, PagerDuty v2 events) and config errors."""
 
 from __future__ import annotations
 

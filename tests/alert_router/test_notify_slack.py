@@ -1,4 +1,4 @@
-"""Slack notifier against the Slack-contract receiver: Block Kit shape, colours, escaping, limits."""
+"""Slack notifier against the Slack-contract receiver: Block Kit, colours, escaping, limits."""
 
 from __future__ import annotations
 
