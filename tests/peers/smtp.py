@@ -134,8 +134,11 @@ class SmtpServer:
 
     def wait_for_mails(self, count: int, timeout: float = 10.0) -> list[Delivered]:
         """Poll until at least `count` mails arrived."""
-        return wait_for(lambda: len(self.delivered) >= count and self.delivered,
-                        timeout=timeout, what=f"{count} mail(s)")
+        def enough() -> list[Delivered] | None:
+            mails = self.delivered
+            return mails if len(mails) >= count else None
+
+        return wait_for(enough, timeout=timeout, what=f"{count} mail(s)")
 
     def clear(self) -> None:
         with self.handler.lock:
