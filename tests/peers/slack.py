@@ -71,7 +71,9 @@ class HttpReceiver:
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}{path}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        # a short poll interval keeps shutdown (and so test teardown) quick
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,),
+                                       daemon=True)
 
     def reply_with(self, *replies: Reply) -> None:
         """Answer the next requests with `replies`, in order, then as a healthy service."""
