@@ -17,8 +17,9 @@ from alert_router.notify.base import (
 )
 from alert_router.notify.config import Secret, Section
 from alert_router.notify.http import parse_http_options, post_json, safe_target
+from alert_router.notify.presentation import group_severity, headline
 from alert_router.notify.resolved import only_what_to_send
-from alert_router.notify.templating import TemplateRef, group_severity, headline, render_or_fail
+from alert_router.notify.templating import TemplateRef, render_or_fail
 
 DEFAULT_URL = "https://events.pagerduty.com/v2/enqueue"
 KEYS = {"routing_key", "routing_key_file", "url", "client", "client_url", "description",

@@ -16,18 +16,16 @@ from alert_router.notify.base import (
 )
 from alert_router.notify.config import Section, global_secret
 from alert_router.notify.http import parse_http_options, post_json, safe_target, secret_url
-from alert_router.notify.resolved import only_what_to_send
-from alert_router.notify.templating import (
-    TemplateRef,
+from alert_router.notify.presentation import (
     alert_duration,
     format_datetime,
     group_severity,
     headline,
-    render_or_fail,
     severity_color,
     silence_url,
-    slack_escape,
 )
+from alert_router.notify.resolved import only_what_to_send
+from alert_router.notify.templating import TemplateRef, render_or_fail, slack_escape
 
 KEYS = {"api_url", "api_url_file", "channel", "username", "icon_emoji", "icon_url", "title",
         "title_link", "text", "color", "fallback", "send_resolved", "max_alerts", "http_config",

@@ -19,8 +19,8 @@ from alert_router.notify import (
     sample_notification,
 )
 from alert_router.notify.http import retry_after_seconds
+from alert_router.notify.presentation import SEVERITY_COLORS
 from alert_router.notify.slack import SlackNotifier
-from alert_router.notify.templating import SEVERITY_COLORS
 from tests.peers.slack import HttpReceiver, Reply, slack_problems, slack_webhook
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
