@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import shutil
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +14,7 @@ import pytest
 import requests
 import yaml
 
+from tests.deploy.tools import npm_packages
 from tests.peers.prometheus import Prometheus, backfill, prometheus
 
 REPO = Path(__file__).resolve().parents[2]
@@ -122,20 +121,8 @@ export const dashboard: Loose<Dashboard> = """
 
 @pytest.fixture(scope="module")
 def typescript() -> Path:
-    """A directory with @grafana/schema and typescript installed (reused between runs)."""
-    if shutil.which("npm") is None or shutil.which("node") is None:
-        pytest.skip("node/npm are not installed: Grafana's schema types cannot be checked")
-    root = Path(tempfile.gettempdir()) / f"stacksense-{GRAFANA_SCHEMA.replace('/', '_')}"
-    if not (root / "node_modules" / "typescript").exists():
-        root.mkdir(exist_ok=True)
-        (root / "package.json").write_text('{"name": "schema-check", "private": true}\n')
-        out = subprocess.run(["npm", "install", "--silent", "--no-audit", "--no-fund",
-                              GRAFANA_SCHEMA, "typescript@5"], cwd=root, capture_output=True,
-                             text=True, timeout=300)
-        if out.returncode != 0:
-            pytest.skip(f"npm install {GRAFANA_SCHEMA} failed (no registry?): "
-                        f"{out.stderr.strip()[-300:]}")
-    return root
+    """A directory with @grafana/schema and typescript installed."""
+    return npm_packages(GRAFANA_SCHEMA, "typescript@5")
 
 
 def test_overview_type_checks_against_grafana_schema(typescript: Path) -> None:

@@ -24,7 +24,7 @@ from tests.deploy.helm_render import (
     render,
     use_helm_home,
 )
-from tests.deploy.tools import ensure_module, kubernetes_validate_cli
+from tests.deploy.tools import ensure_module, kubernetes_validate_cli, npm_packages
 
 CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
 CASES = {"default": {}} | {p.name.removesuffix("-values.yaml"): yaml.safe_load(p.read_text())
@@ -384,3 +384,50 @@ def test_sharding_relabeling_works_in_a_real_prometheus(
         replicas.add(match.group(1))
         assert rest == f"probe?module=default&target={name}"
     assert replicas == {"0", "1", "2"}, "12 servers should use every replica"
+
+
+PROMETHEUS_OPERATOR_MODELS = "@kubernetes-models/prometheus-operator@6.0.0"
+VALIDATE_CRDS = """
+import { readFileSync } from "node:fs";
+import * as v1 from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1";
+import * as v1alpha1 from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1alpha1";
+const models = { "monitoring.coreos.com/v1": v1, "monitoring.coreos.com/v1alpha1": v1alpha1 };
+// One result per document: "" when valid, else the error.
+const results = [];
+for (const doc of JSON.parse(readFileSync(process.argv[2], "utf8"))) {
+  const Model = models[doc.apiVersion]?.[doc.kind];
+  if (!Model) { results.push(`${doc.kind} ${doc.apiVersion}: no schema`); continue; }
+  try { new Model(doc).validate(); results.push(""); }
+  catch (e) { results.push(`${doc.kind} ${doc.metadata.name}: ${e.message}`); }
+}
+console.log(JSON.stringify(results));
+"""
+
+
+def validate_crds(objects: list[dict[str, Any]], tmp: Path) -> list[str]:
+    """Per object, "" or its error against prometheus-operator's CRD schemas."""
+    root = npm_packages(PROMETHEUS_OPERATOR_MODELS)
+    (root / "validate.mjs").write_text(VALIDATE_CRDS)
+    docs_file = tmp / "crds.json"
+    docs_file.write_text(json.dumps(objects))
+    out = subprocess.run(["node", str(root / "validate.mjs"), str(docs_file)], cwd=root,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    errors: list[str] = json.loads(out.stdout)
+    return errors
+
+
+def test_prometheus_operator_objects_match_their_crd_schemas(
+        rendered: dict[str, str], tmp_path: Path) -> None:
+    crds = [d for case in rendered for d in docs(rendered, case)
+            if d["apiVersion"].startswith("monitoring.coreos.com/")]
+    assert {d["kind"] for d in crds} == {"ServiceMonitor", "PrometheusRule", "ScrapeConfig"}
+    # The check bites: a hashmod modulus must be an integer (checked in the same node run).
+    (scrape,) = [d for d in crds if d["kind"] == "ScrapeConfig"]
+    broken = json.loads(json.dumps(scrape))
+    for relabel in broken["spec"]["relabelings"]:
+        if relabel.get("action") == "hashmod":
+            relabel["modulus"] = "3"
+    *results, broken_result = validate_crds([*crds, broken], tmp_path)
+    assert [r for r in results if r] == []
+    assert "modulus must be integer" in broken_result

@@ -12,6 +12,7 @@ import importlib.util
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from types import ModuleType
 
@@ -53,3 +54,23 @@ def kubernetes_validate_cli() -> list[str]:
     if found is None:
         pytest.skip("kubernetes-validate is installed but its command is not on PATH")
     return [found]
+
+
+def npm_packages(*packages: str) -> Path:
+    """A directory with these npm packages installed (cached under the temp dir between runs)."""
+    if shutil.which("npm") is None or shutil.which("node") is None:
+        pytest.skip("node/npm are not installed")
+    tag = "-".join(p.replace("/", "_").replace("@", "") for p in packages)
+    root = Path(tempfile.gettempdir()) / f"stacksense-npm-{tag}"
+    marker = root / ".installed"
+    if not marker.exists():
+        root.mkdir(exist_ok=True)
+        (root / "package.json").write_text('{"name": "deploy-checks", "private": true}\n')
+        out = subprocess.run(["npm", "install", "--silent", "--no-audit", "--no-fund",
+                              *packages], cwd=root, capture_output=True, text=True,
+                             timeout=600)
+        if out.returncode != 0:
+            pytest.skip(f"npm install {' '.join(packages)} failed (no registry?): "
+                        f"{out.stderr.strip()[-300:]}")
+        marker.touch()
+    return root
