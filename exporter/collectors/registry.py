@@ -14,6 +14,8 @@ from exporter.collectors import (
     entropy,
     filefd,
     filesystem,
+    hwmon,
+    kernel_hung,
     loadavg,
     meminfo,
     netclass,
@@ -26,6 +28,7 @@ from exporter.collectors import (
     schedstat,
     sockstat,
     softnet,
+    thermal,
     udp,
     uname,
     vmstat,
@@ -59,6 +62,9 @@ COLLECTORS: dict[str, ModuleType] = {
         softnet,
         arp,
         udp,
+        kernel_hung,
+        hwmon,
+        thermal,
     )
 }
 

@@ -369,3 +369,16 @@ def test_netstat_series_are_exactly_node_exporters_defaults(debian: Samples) -> 
     }  # fmt: skip
     ours = {n[len("node_netstat_") :] for n in debian.names() if n.startswith("node_netstat_")}
     assert ours == expected
+
+
+def test_hwmon_thermal_and_hung_tasks(server: Samples, alpine: Samples) -> None:
+    assert server.get("node_hwmon_chip_names", chip="hwmon0", chip_name="coretemp") == 1
+    assert server.get("node_hwmon_temp_celsius", chip="hwmon1", sensor="temp1") == 38.85
+    assert server.get("node_hwmon_temp_crit_celsius", chip="hwmon0", sensor="temp2") == 100
+    assert server.get("node_hwmon_fan_rpm", chip="hwmon2", sensor="fan1") == 5400
+    assert server.get("node_hwmon_fan_min_rpm", chip="hwmon2", sensor="fan1") == 1200
+    assert server.get("node_cooling_device_cur_state", name="0", type="Processor") == 1
+    assert server.get("node_cooling_device_max_state", name="1", type="intel_powerclamp") == 50
+    assert server["node_kernel_hung_tasks"] == 2
+    assert alpine.get("node_power_supply_online", power_supply="AC") == 1
+    assert not any(n.startswith("node_hwmon") for n in alpine.names())  # no hwmon: no series

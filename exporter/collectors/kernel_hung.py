@@ -1,0 +1,22 @@
+"""node_kernel_hung_tasks: tasks the kernel's hung-task detector has reported (Linux 6.7+)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from exporter.collectors import ProbeContext
+from exporter.collectors._common import single_values
+from exporter.metrics import Family
+
+NAME = "kernel_hung"
+SOURCES = {"node_kernel_hung_tasks": "/proc/sys/kernel/hung_task_detect_count"}
+FILES = tuple(SOURCES.values())
+
+
+def collect(sections: Mapping[str, str], ctx: ProbeContext) -> list[Family]:
+    # Untyped like node_exporter's sysctl-style counts: it only grows, but an admin can
+    # reset it at run time, and the dashboard reads it without rate().
+    return [
+        Family(name, "untyped", "Number of tasks detected as hung since boot.", [("", value)])
+        for name, value in single_values(sections, SOURCES).items()
+    ]
