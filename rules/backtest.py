@@ -22,7 +22,7 @@ from typing import Any, TextIO
 from rules import queries
 from rules.anomaly import AnomalyTracker
 from rules.conditions import OPERATORS, Condition, ConditionTracker, load_conditions
-from rules.config import ConfigError, load_config
+from rules.config import ANOMALY_METRICS, ConfigError, load_config
 from rules.promapi import PrometheusClient, PrometheusError
 from rules.validate import duration
 
@@ -155,11 +155,13 @@ def backtest_prometheus(client: PrometheusClient, conditions: Sequence[Condition
     events = replay_conditions(conditions, timelines, [round(t, 3) for t in times])
     if anomalies:
         series: dict[tuple[str, str], list[tuple[float, float]]] = {}
-        expr = queries.fleet_metrics(list(queries.FLEET_METRICS))
+        exprs = queries.fleet_metric_queries(["network"])
         for a, b in chunks:
-            for s in client.query_range(expr, a, b, step):
-                key = (s.labels.get("server", ""), s.labels.get(queries.METRIC_MARKER, ""))
-                series.setdefault(key, []).extend(s.points)
+            for expr in exprs:
+                for s in client.query_range(expr, a, b, step):
+                    key = (s.labels.get("server", ""), queries.metric_of(s.labels))
+                    if key[1] in ANOMALY_METRICS:
+                        series.setdefault(key, []).extend(s.points)
             if progress:
                 progress.step("anomalies")
         events += replay_anomalies(series)

@@ -17,6 +17,7 @@ import logging
 import math
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from rules.alerts import AlertBook, AlertRecord, send_alerts
 from rules.anomaly import AnomalyTracker, AnomalyUpdate
 from rules.conditions import Condition, ConditionTracker
 from rules.config import EngineConfig
+from rules.detector import params_from_dict
 from rules.health import Health, health_of
 from rules.promapi import PrometheusClient, PrometheusError, PrometheusQueryError, Sample
 from rules.state import load_state, save_state
@@ -36,6 +38,7 @@ from rules.status import StatusInputs, decide_status
 
 log = logging.getLogger(__name__)
 
+QUERY_CONCURRENCY = 4
 MAX_CATCHUP_POINTS = 240  # anomaly points replayed after a gap (1 h at 15 s)
 TROUBLE_SEVERITIES = frozenset({"critical", "warning"})
 
@@ -108,8 +111,14 @@ class Engine:
             s: (str(v[0]), float(v[1])) for s, v in raw.get("statuses", {}).items()}
         self.tracker = ConditionTracker.from_state(raw.get("conditions"))
         self.book = AlertBook.from_state(raw.get("alerts"), self.config.resolved_resend_seconds)
-        self.anomalies = AnomalyTracker.from_state(raw.get("anomaly_tracker") or {})
-        self.anomaly_last: dict[str, float] = dict(raw.get("anomaly_last", {}))
+        # The detectors' state is large (KBs per series): it lives in its own file,
+        # written every `anomaly_save_interval` and on shutdown, not every cycle.
+        anomaly_state = load_state(self.anomaly_state_path())
+        self.anomalies = AnomalyTracker.from_state(
+            anomaly_state.get("tracker") or {},
+            params=params_from_dict(self.config.detector_params))
+        self.anomaly_last: dict[str, float] = dict(anomaly_state.get("last", {}))
+        self.anomalies_saved_at: float | None = anomaly_state.get("saved_at")
         self.last_cycle: float | None = raw.get("last_cycle")
         self.grace_until: float | None = raw.get("grace_until")
         self.last_ok_cycle: float | None = raw.get("last_ok_cycle")
@@ -119,12 +128,24 @@ class Engine:
             "statuses": {s: list(v) for s, v in self.statuses.items()},
             "conditions": self.tracker.get_state(),
             "alerts": self.book.get_state(),
-            "anomaly_tracker": self.anomalies.get_state(),
-            "anomaly_last": self.anomaly_last,
             "last_cycle": self.last_cycle,
             "grace_until": self.grace_until,
             "last_ok_cycle": self.last_ok_cycle,
         })
+
+    def anomaly_state_path(self) -> Path:
+        """Where the detectors' state lives (next to the main state file)."""
+        path = self.config.state_file
+        return path.with_name(path.name + ".anomalies")
+
+    def save_anomalies(self, now: float | None = None) -> None:
+        """Write the detectors' state (periodically, and on shutdown)."""
+        with self.lock:
+            saved_at = time.time() if now is None else now
+            save_state(self.anomaly_state_path(), {
+                "tracker": self.anomalies.get_state(), "last": self.anomaly_last,
+                "saved_at": saved_at})
+            self.anomalies_saved_at = saved_at
 
     # --- the cycle ----------------------------------------------------------------------
 
@@ -154,23 +175,33 @@ class Engine:
             report.queries = self.client.queries - queries_before
             report.duration_seconds = time.perf_counter() - started
             self.report = report
-            return report
+        saved = self.anomalies_saved_at
+        if saved is None or not 0 <= now - saved < self.config.anomaly_save_interval_seconds:
+            self.save_anomalies(now)
+        return report
 
     def _evaluate(self, now: float, report: CycleReport) -> None:
         cfg = self.config
         hb_window = cfg.grace_offline_after_seconds + 60.0
-        heartbeats = {s.labels["server"]: s.value
-                      for s in self.client.query(queries.heartbeats(hb_window), now)
-                      if "server" in s.labels and math.isfinite(s.value) and s.value > 0}
-        inventory = {s.labels["server"]: s.value
-                     for s in self.client.query(queries.suspended(hb_window), now)
-                     if "server" in s.labels}
-        up = self.client.query_matrix(
-            queries.exporter_up(cfg.exporter_job, self.grace_settings.window_seconds), now)
-        start = self.client.query(queries.prometheus_start(cfg.prometheus_job), now)
         metric_names = sorted(set(queries.HEALTH_METRICS) | set(cfg.anomaly_metrics))
-        metrics = self._fleet_metrics(metric_names, now)
-        results = self._condition_results(now)
+        # The queries are independent: run them concurrently so Prometheus can use
+        # several cores; the cycle's wall time is then the slowest query, not the sum.
+        with ThreadPoolExecutor(max_workers=QUERY_CONCURRENCY) as pool:
+            f_hb = pool.submit(self.client.query, queries.heartbeats(hb_window), now)
+            f_inv = pool.submit(self.client.query, queries.suspended(hb_window), now)
+            f_up = pool.submit(self.client.query_matrix, queries.exporter_up(
+                cfg.exporter_job, self.grace_settings.window_seconds), now)
+            f_start = pool.submit(self.client.query,
+                                  queries.prometheus_start(cfg.prometheus_job), now)
+            f_metrics = [pool.submit(self._fleet_metrics, q, now)
+                         for q in queries.fleet_metric_queries(metric_names)]
+            f_cond = pool.submit(self._condition_results, now)
+            heartbeats = {s.labels["server"]: s.value for s in f_hb.result()
+                          if "server" in s.labels and math.isfinite(s.value) and s.value > 0}
+            inventory = {s.labels["server"]: s.value for s in f_inv.result()
+                         if "server" in s.labels}
+            up, start, results = f_up.result(), f_start.result(), f_cond.result()
+            metrics = {k: v for f in f_metrics for k, v in f.result().items()}
 
         gstate = grace.GraceState(grace_until=self.grace_until)
         grace.from_engine_downtime(self.last_cycle, now, self.grace_settings, gstate)
@@ -214,17 +245,16 @@ class Engine:
         self._sync_alerts(now, report)
         self.last_ok_cycle = now
 
-    def _fleet_metrics(self, names: list[str], now: float) -> dict[tuple[str, str], list[
+    def _fleet_metrics(self, expr: str, now: float) -> dict[tuple[str, str], list[
             tuple[float, float]]]:
-        """Usage metrics per (server, metric); several points when catching up after a gap."""
+        """Fleet metrics per (server, metric); several points when catching up after a gap."""
         step = self.config.interval_seconds
         last = self.last_ok_cycle
         points = 1
         if last is not None and now - last > 1.5 * step:
             points = min(MAX_CATCHUP_POINTS, int((now - last) // step))
-        series = self.client.query_range(queries.fleet_metrics(names),
-                                         now - (points - 1) * step, now, step)
-        return {(s.labels.get("server", ""), s.labels.get(queries.METRIC_MARKER, "")): s.points
+        series = self.client.query_range(expr, now - (points - 1) * step, now, step)
+        return {(s.labels["server"], queries.metric_of(s.labels)): s.points
                 for s in series if "server" in s.labels}
 
     def _condition_results(self, now: float) -> dict[int, list[tuple[dict[str, str], float]]]:

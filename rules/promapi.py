@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -110,10 +111,12 @@ class PrometheusClient:
         self._headers = {"Authorization": f"Bearer {bearer_token}"} if bearer_token else {}
         self.queries = 0  # requests that reached the point of being sent, retries excluded
         self.errors = 0  # calls that ended in a PrometheusError
+        self._count_lock = threading.Lock()  # the engine queries from several threads
 
     def _request(self, path: str, params: Mapping[str, Any]) -> Any:
         """POST a form to `path`, retrying transient failures; return the envelope's `data`."""
-        self.queries += 1
+        with self._count_lock:
+            self.queries += 1
         url = self.base_url + path
         expr = str(params.get("query", ""))
         last: str = ""
@@ -137,20 +140,24 @@ class PrometheusClient:
                 if resp.status_code in _RETRYABLE_STATUS and error_type != "bad_data":
                     last = f"HTTP {resp.status_code} {error_type}: {message}"
                     continue
-                self.errors += 1
+                self._error()
                 raise PrometheusQueryError(error_type, message, expr)
             if resp.status_code in _RETRYABLE_STATUS:
                 last = f"HTTP {resp.status_code}"
                 continue
             if not isinstance(body, dict) or body.get("status") != "success" or "data" not in body:
-                self.errors += 1
+                self._error()
                 raise PrometheusUnavailable(
                     f"unexpected answer from {url}: HTTP {resp.status_code}, "
                     f"{resp.text[:200]!r}")
             return body["data"]
-        self.errors += 1
+        self._error()
         raise PrometheusUnavailable(
             f"Prometheus at {self.base_url} unavailable after {self.retries + 1} attempts: {last}")
+
+    def _error(self) -> None:
+        with self._count_lock:
+            self.errors += 1
 
     def query(self, expr: str, time: float | None = None) -> list[Sample]:
         """Instant query; a scalar result comes back as one sample with no labels."""
