@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -108,11 +109,26 @@ class LocalCollectors:
         self.script = build_script(self.modules)
         self.ctx = ProbeContext(target="local")
         self.failures: dict[str, str] = {}
+        self.scrapes = 0
+        self.host_cpu = 0.0  # CPU seconds the script cost the host (sh, grep, df)
+        self.parse_cpu = 0.0  # CPU seconds of split + collect + render in this process
+        self.samples = 0
 
     def scrape(self) -> str:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         output = subprocess.run(
             ["/bin/sh", "-c", self.script], capture_output=True, text=True, timeout=20
         ).stdout
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self.host_cpu += (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        started = time.thread_time()
+        text = self._render(output)
+        self.parse_cpu += time.thread_time() - started
+        self.scrapes += 1
+        self.samples = text.count("\n") - 2 * text.count("# TYPE ")
+        return text
+
+    def _render(self, output: str) -> str:
         sections = split_sections(output)
         families: list[Family] = []
         for module in self.modules:
@@ -224,6 +240,13 @@ def main(argv: list[str] | None = None) -> int:
                 prom.query, panels, node=instance, rate_interval=args.rate_interval
             )
     report(panels, counts[OURS], counts[THEIRS], collectors.failures)
+    if collectors.scrapes:
+        n = collectors.scrapes
+        print(
+            f"\ncost per probe over {n} scrapes ({collectors.samples} samples): "
+            f"host {collectors.host_cpu / n * 1000:.2f} ms CPU (sh + grep + df), "
+            f"exporter {collectors.parse_cpu / n * 1000:.2f} ms CPU (split + collect + render)"
+        )
     return 0
 
 
