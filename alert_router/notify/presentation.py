@@ -30,6 +30,12 @@ def group_severity(data: NotificationData) -> str:
     return "warning"  # an unknown severity is taken seriously, not silently downgraded
 
 
+def by_severity(alerts: list[AlertData]) -> list[AlertData]:
+    """Alerts with the most severe first (stable, so the original order breaks ties)."""
+    rank = {name: i for i, name in enumerate(SEVERITY_ORDER)}
+    return sorted(alerts, key=lambda a: rank.get(a.labels.get("severity", "none"), 1))
+
+
 def severity_color(severity: str) -> str:
     """Hex colour for a severity (or "resolved")."""
     return SEVERITY_COLORS.get(severity, SEVERITY_COLORS["warning"])

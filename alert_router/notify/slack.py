@@ -18,6 +18,7 @@ from alert_router.notify.config import Section, global_secret
 from alert_router.notify.http import parse_http_options, post_json, safe_target, secret_url
 from alert_router.notify.presentation import (
     alert_duration,
+    by_severity,
     format_datetime,
     group_severity,
     headline,
@@ -129,7 +130,8 @@ class SlackNotifier:
         return message
 
     def _alert_blocks(self, data: NotificationData) -> list[dict[str, Any]]:
-        shown = data.alerts[: self.max_alerts]
+        # most severe first, then what resolved
+        shown = [*by_severity(data.firing), *data.resolved][: self.max_alerts]
         blocks: list[dict[str, Any]] = []
         for alert in shown:
             blocks.append(self._alert_section(alert))

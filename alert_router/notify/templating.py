@@ -12,6 +12,7 @@ import jinja2
 from alert_router.notify.base import NotificationData, NotifyError, ReceiverConfigError
 from alert_router.notify.presentation import (
     alert_duration,
+    by_severity,
     format_datetime,
     group_severity,
     headline,
@@ -30,7 +31,7 @@ def template_context(data: NotificationData) -> dict[str, Any]:
         "receiver": data.receiver,
         "status": data.status,
         "alerts": data.alerts,
-        "firing": data.firing,
+        "firing": by_severity(data.firing),
         "resolved": data.resolved,
         "group_labels": data.group_labels,
         "common_labels": data.common_labels,

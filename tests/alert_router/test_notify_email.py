@@ -93,6 +93,7 @@ def test_starttls_auth_delivers_multipart_mail(mailbox: SmtpServer) -> None:
     text, html = parts(msg)
     assert "== FIRING (2) ==" in text and "== RESOLVED (1) ==" in text
     assert "CPU usage on db1 is 99%" in text and "CPU usage on db1 is 99%" in html
+    assert text.index("[CRITICAL]") < text.index("[WARNING]")  # most severe first
     assert "Firing (2)" in html and "Resolved (1)" in html
     assert "/#/silences/new?filter=" in html  # a silence link per firing alert
 

@@ -86,7 +86,9 @@ def test_block_kit_message_is_valid_and_complete(slack: HttpReceiver) -> None:
     [attachment] = body["attachments"]
     sections = [b for b in attachment["blocks"] if b["type"] == "section"]
     assert len(sections) == 3  # one per alert
-    assert ":red_circle: *CRITICAL* CPU usage on db1 is 99%" in json.dumps(sections)
+    # most severe first: db1 (critical) before web1 (warning), then the resolved one
+    assert sections[0]["text"]["text"].startswith(":red_circle: *CRITICAL* CPU usage on db1")
+    assert "*WARNING* CPU usage on web1" in sections[1]["text"]["text"]
     assert ":white_check_mark: *RESOLVED*" in sections[2]["text"]["text"]
     assert "|Silence>" in json.dumps(attachment["blocks"])
 
