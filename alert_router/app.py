@@ -11,6 +11,7 @@ from typing import Any
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from alert_router.api.fastpath import FastIngest
 from alert_router.config import RouterConfig, load_config, parse_config
 from alert_router.dispatch.dispatcher import Dispatcher
 from alert_router.metrics import RouterMetrics
@@ -67,6 +68,7 @@ def create_app(config: RouterConfig | Mapping[str, Any] | str | Path | None = No
 
     register_blueprints(app)
     app.before_request(check_auth)
+    app.wsgi_app = FastIngest(app.wsgi_app, state)  # type: ignore[method-assign]
 
     @app.before_request
     def _start_timer() -> None:

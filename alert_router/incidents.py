@@ -26,32 +26,50 @@ def _event(incident_id: int, server: str, transition: str, now: float, *, actor:
                         json.dumps(details or {}))
 
 
+def _title(alert: AlertRow) -> str:
+    title = alert.labels.get("alertname", "alert")
+    server = alert.labels.get("server", "")
+    return f"{title} on {server}" if server else title
+
+
 class Incidents:
     """Opens, resolves and records incidents; all writes happen in the caller's transaction."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def on_firing(self, alert: AlertRow, key: str, now: float) -> list[HistoryEvent]:
-        """An alert started firing: attach it to its group's incident, opening one if needed."""
-        server = alert.labels.get("server", "")
-        found = self.store.open_incident_for(key)
-        events = []
-        if found is None:
-            title = alert.labels.get("alertname", "alert")
-            if server:
-                title += f" on {server}"
-            severity = alert.labels.get("severity", "none")
-            incident_id = self.store.create_incident(key, title, server, severity, now)
-            events.append(_event(incident_id, server, "open", now,
-                                 details={"key": key, "first_alert": alert.fingerprint}))
-        else:
-            incident_id, state = found
-            if state == "resolved":
+    def on_firing_many(self, items: list[tuple[AlertRow, str]],
+                       now: float) -> list[HistoryEvent]:
+        """Alerts started firing (with their incident keys): the batch form of on_firing."""
+        if not items:
+            return []
+        found = self.store.open_incidents_for({key for _, key in items})
+        events: list[HistoryEvent] = []
+        new: dict[str, AlertRow] = {}
+        for alert, key in items:
+            if key not in found and key not in new:
+                new[key] = alert
+        if new:
+            self.store.create_incidents(
+                (key, _title(alert), alert.labels.get("server", ""),
+                 alert.labels.get("severity", "none"), now) for key, alert in new.items())
+            created = self.store.open_incidents_for(new)
+            for key, alert in new.items():
+                events.append(_event(created[key][0], alert.labels.get("server", ""), "open",
+                                     now, details={"key": key,
+                                                   "first_alert": alert.fingerprint}))
+            found.update(created)
+        reopened: set[int] = set()
+        for alert, key in items:
+            incident_id, state = found[key]
+            if state == "resolved" and incident_id not in reopened:
+                reopened.add(incident_id)
                 self.store.set_incident_state(incident_id, "open", now)
-                events.append(_event(incident_id, server, "open", now, reason="alert fired again",
+                events.append(_event(incident_id, alert.labels.get("server", ""), "open", now,
+                                     reason="alert fired again",
                                      details={"alert": alert.fingerprint}))
-        self.store.link_incident_alert(incident_id, alert.fingerprint)
+        self.store.link_incident_alerts((found[key][0], alert.fingerprint)
+                                        for alert, key in items)
         return events
 
     def on_resolved(self, alert: AlertRow, now: float) -> list[HistoryEvent]:

@@ -30,12 +30,13 @@ def _valid_name(name: Any) -> bool:
 def _string_map(value: Any, path: str, *, names_must_be_labels: bool) -> dict[str, str]:
     if value is None:
         return {}
-    if not isinstance(value, dict):
+    if type(value) is not dict:
         raise InputError(f"{path}: must be an object of strings")
+    known = _known_names
     for key, item in value.items():
-        if not isinstance(item, str):
+        if type(item) is not str:
             raise InputError(f"{path}.{key}: must be a string")
-        if names_must_be_labels and not _valid_name(key):
+        if names_must_be_labels and key not in known and not _valid_name(key):
             raise InputError(f"{path}.{key}: invalid label name (want [a-zA-Z_][a-zA-Z0-9_]*)")
     return value
 
@@ -51,25 +52,31 @@ def _time(value: Any, path: str) -> float | None:
 
 def normalise_alert(raw: Any, path: str, *, now: float, status: str | None = None) -> Normalised:
     """One alert in Alertmanager's field names; raises InputError naming the field."""
-    if not isinstance(raw, dict):
+    if type(raw) is not dict:
         raise InputError(f"{path}: must be an object")
     labels = _string_map(raw.get("labels"), f"{path}.labels", names_must_be_labels=True)
-    labels = {k: v for k, v in labels.items() if v != ""}
+    if "" in labels.values():
+        labels = {k: v for k, v in labels.items() if v != ""}
     if not labels:
         raise InputError(f"{path}.labels: at least one label with a non-empty value is required")
-    annotations = _string_map(raw.get("annotations"), f"{path}.annotations",
-                              names_must_be_labels=False)
-    starts = _time(raw.get("startsAt"), f"{path}.startsAt")
-    ends = _time(raw.get("endsAt"), f"{path}.endsAt")
+    annotations = raw.get("annotations")
+    if annotations is not None:
+        annotations = _string_map(annotations, f"{path}.annotations", names_must_be_labels=False)
+    starts = raw.get("startsAt")
+    ends = raw.get("endsAt")
+    if starts is not None:
+        starts = _time(starts, f"{path}.startsAt")
+    if ends is not None:
+        ends = _time(ends, f"{path}.endsAt")
     if starts is not None and ends is not None and ends < starts:
         raise InputError(f"{path}.endsAt: is before startsAt")
     url = raw.get("generatorURL", "")
-    if not isinstance(url, str):
+    if type(url) is not str:
         raise InputError(f"{path}.generatorURL: must be a string")
     if status == "resolved" and ends is None:
         ends = now
-    return {"labels": labels, "annotations": annotations, "startsAt": starts, "endsAt": ends,
-            "generatorURL": url}
+    return {"labels": labels, "annotations": annotations or {}, "startsAt": starts,
+            "endsAt": ends, "generatorURL": url}
 
 
 def _normalise_list(items: Any, path: str, *, now: float,

@@ -21,7 +21,8 @@ from alert_router.silence import Silence
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS inbox (
-    id INTEGER PRIMARY KEY, source TEXT NOT NULL, received_at REAL NOT NULL, body TEXT NOT NULL);
+    id INTEGER PRIMARY KEY, source TEXT NOT NULL, received_at REAL NOT NULL, body TEXT NOT NULL,
+    form TEXT NOT NULL DEFAULT 'normalised');
 CREATE TABLE IF NOT EXISTS alerts (
     fingerprint TEXT PRIMARY KEY, labels TEXT NOT NULL, annotations TEXT NOT NULL,
     starts_at REAL NOT NULL, ends_at REAL NOT NULL, generator_url TEXT NOT NULL,
@@ -145,6 +146,9 @@ class Store:
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        # Writers of this process queue here instead of in SQLite's busy handler, which sleeps
+        # in steps of milliseconds and would dominate latency under concurrent requests.
+        self.write_lock = threading.RLock()
         self.conn().executescript(SCHEMA)
 
     def conn(self) -> sqlite3.Connection:
@@ -173,30 +177,32 @@ class Store:
     def tx(self) -> Iterator[sqlite3.Connection]:
         """A write transaction (BEGIN IMMEDIATE ... COMMIT, rolled back on error)."""
         conn = self.conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+        with self.write_lock:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
 
     # ---- inbox: the durable landing place of every accepted request
-    def add_inbox(self, source: str, body: str, now: float) -> None:
-        """Store one accepted request's normalised alerts; committed before returning."""
-        self.conn().execute("INSERT INTO inbox (source, received_at, body) VALUES (?, ?, ?)",
-                            (source, now, body))
+    def add_inbox(self, source: str, body: str, now: float, form: str = "normalised") -> None:
+        """Store one accepted request's alerts; committed before returning.
 
-    def add_inbox_many(self, rows: list[tuple[str, float, str]]) -> None:
-        """Store several requests' alerts in one transaction (group commit)."""
-        with self.tx() as conn:
-            conn.executemany("INSERT INTO inbox (source, received_at, body) VALUES (?, ?, ?)",
-                             rows)
+        form "normalised": a JSON list of normalised alerts; "postable": the request body
+        itself, already validated (saves re-encoding on the hot path).
+        """
+        conn = self.conn()
+        with self.write_lock:
+            conn.execute("INSERT INTO inbox (source, received_at, body, form) "
+                         "VALUES (?, ?, ?, ?)", (source, now, body, form))
 
-    def read_inbox(self, limit: int) -> list[tuple[int, str, float, str]]:
-        """The oldest unprocessed requests."""
+    def read_inbox(self, limit: int) -> list[tuple[int, str, float, str, str]]:
+        """The oldest unprocessed requests: (id, source, received_at, body, form)."""
         rows = self.conn().execute(
-            "SELECT id, source, received_at, body FROM inbox ORDER BY id LIMIT ?", (limit,))
+            "SELECT id, source, received_at, body, form FROM inbox ORDER BY id LIMIT ?",
+            (limit,))
         return list(rows)
 
     def delete_inbox(self, up_to_id: int) -> None:
@@ -404,23 +410,29 @@ class Store:
         self.conn().execute("DELETE FROM silences WHERE ends_at < ?", (expired_before,))
 
     # ---- incidents
-    def open_incident_for(self, key: str) -> tuple[int, str] | None:
-        """(id, state) of the latest incident with `key` that is not closed."""
-        row = self.conn().execute(
-            "SELECT id, state FROM incidents WHERE key = ? AND state != 'closed' "
-            "ORDER BY id DESC LIMIT 1", (key,)).fetchone()
-        return None if row is None else (int(row[0]), str(row[1]))
+    def open_incidents_for(self, keys: Iterable[str]) -> dict[str, tuple[int, str]]:
+        """key -> (id, state) of the latest incident per key that is not closed."""
+        out: dict[str, tuple[int, str]] = {}
+        items = list(keys)
+        for start in range(0, len(items), 500):
+            chunk = items[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            for incident_id, key, state in self.conn().execute(
+                    f"SELECT id, key, state FROM incidents WHERE key IN ({marks}) "
+                    "AND state != 'closed' ORDER BY id", chunk):
+                out[key] = (int(incident_id), str(state))
+        return out
 
-    def create_incident(self, key: str, title: str, server: str, severity: str,
-                        now: float) -> int:
-        cur = self.conn().execute(
+    def create_incidents(self, rows: Iterable[tuple[str, str, str, str, float]]) -> None:
+        """New open incidents: (key, title, server, severity, now)."""
+        self.conn().executemany(
             "INSERT INTO incidents (key, state, title, server, severity, opened_at, updated_at) "
-            "VALUES (?, 'open', ?, ?, ?, ?, ?)", (key, title, server, severity, now, now))
-        return int(cur.lastrowid or 0)
+            "VALUES (?, 'open', ?, ?, ?, ?, ?)",
+            [(key, title, server, severity, now, now) for key, title, server, severity, now
+             in rows])
 
-    def link_incident_alert(self, incident_id: int, fingerprint: str) -> None:
-        self.conn().execute("INSERT OR IGNORE INTO incident_alerts VALUES (?, ?)",
-                            (incident_id, fingerprint))
+    def link_incident_alerts(self, pairs: Iterable[tuple[int, str]]) -> None:
+        self.conn().executemany("INSERT OR IGNORE INTO incident_alerts VALUES (?, ?)", pairs)
 
     def set_incident_state(self, incident_id: int, state: str, now: float, *,
                            actor: str | None = None, reason: str | None = None) -> None:

@@ -21,35 +21,51 @@ def state() -> RouterState:
     return result
 
 
-def json_body() -> Any:
-    """The request body parsed as JSON, or a 400 saying why it is not."""
-    data = request.get_data(cache=False)
+def parse_json(data: bytes) -> Any:
+    """`data` parsed as JSON; InputError says why it is not."""
     if not data:
-        abort(400, description="body: empty, a JSON document is required")
+        raise InputError("body: empty, a JSON document is required")
     try:
         return json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
-        abort(400, description=f"body: invalid JSON: {exc}")
+        raise InputError(f"body: invalid JSON: {exc}") from None
 
 
-def accept_alerts(source: str, parser: Parser) -> Response:
-    """Validate the body with `parser`, store the valid alerts durably, then answer."""
-    body = json_body()
-    now = time.time()
-    st = state()
+def json_body() -> Any:
+    """The request body parsed as JSON, or a 400 saying why it is not."""
+    try:
+        return parse_json(request.get_data(cache=False))
+    except InputError as exc:
+        abort(400, description=str(exc))
+
+
+def ingest(st: RouterState, source: str, parser: Parser, data: bytes, now: float) -> None:
+    """Validate and durably store one request's alerts; InputError names what was rejected."""
+    body = parse_json(data)
     try:
         good, errors = parser(body, now=now)
-    except InputError as exc:
+    except InputError:
         st.metrics.invalid.labels(source).inc()
-        abort(400, description=str(exc))
+        raise
     if good:
         # One row per request: the whole batch is durable in one commit before the reply.
-        st.store.add_inbox(source, json.dumps(good), now)
+        if errors or source != "api":
+            st.store.add_inbox(source, json.dumps(good), now)
+        else:
+            st.store.add_inbox(source, data.decode(), now, form="postable")
         st.metrics.received.labels(source).inc(len(good))
         st.wake()
     if errors:
         st.metrics.invalid.labels(source).inc(len(errors))
         shown = "; ".join(errors[:20]) + ("; ..." if len(errors) > 20 else "")
-        abort(400, description=f"{len(errors)} invalid alert(s) rejected, {len(good)} valid "
-                               f"alert(s) accepted: {shown}")
+        raise InputError(f"{len(errors)} invalid alert(s) rejected, {len(good)} valid "
+                         f"alert(s) accepted: {shown}")
+
+
+def accept_alerts(source: str, parser: Parser) -> Response:
+    """Validate the body with `parser`, store the valid alerts durably, then answer."""
+    try:
+        ingest(state(), source, parser, request.get_data(cache=False), time.time())
+    except InputError as exc:
+        abort(400, description=str(exc))
     return Response(status=200)

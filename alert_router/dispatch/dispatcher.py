@@ -12,13 +12,15 @@ from alert_router.dedupe import LogEntry, should_notify
 from alert_router.dispatch.route import Route
 from alert_router.fingerprint import fingerprint
 from alert_router.incidents import Incidents
+from alert_router.ingest import postable_alerts
 from alert_router.inhibit import Inhibitor
 from alert_router.metrics import RouterMetrics
 from alert_router.silence import Silencer
 from alert_router.store import AlertRow, HistoryEvent, Store
 
 NotifierLookup = Callable[[str], Sequence[Any]]  # receiver name -> its notifiers
-INBOX_BATCH = 5000
+INBOX_BATCH = 500  # requests per transaction: short enough not to hold up writers
+FINGERPRINT_CACHE = 200_000
 GC_EVERY = 60.0
 RESOLVED_RETENTION = 3600.0
 
@@ -33,14 +35,14 @@ class StepResult:
 
 
 def _merge(old: AlertRow | None, new: dict[str, Any], received_at: float,
-           timeout: float) -> AlertRow:
+           timeout: float, fp: str) -> AlertRow:
     """Alertmanager's merge: a continuing alert keeps its first start; the latest end wins."""
     starts = new["startsAt"] if new["startsAt"] is not None else received_at
     ends = new["endsAt"] if new["endsAt"] is not None else max(received_at, starts) + timeout
     if old is not None and old.ends_at >= starts and old.starts_at < starts:
         starts = old.starts_at
     labels = new["labels"]
-    return AlertRow(fingerprint(labels), labels, new["annotations"], starts, ends,
+    return AlertRow(fp, labels, new["annotations"], starts, ends,
                     new["generatorURL"], received_at, old.state if old else "new")
 
 
@@ -85,6 +87,8 @@ class Dispatcher:
         self.metrics = metrics
         self.incidents = Incidents(store)
         self._last_gc = 0.0
+        self._fingerprints: dict[tuple[tuple[str, str], ...], str] = {}
+        self._routed_config: RouterConfig | None = None
 
     def step(self, now: float) -> StepResult:
         """Ingest what arrived, resolve what timed out, flush due groups, collect garbage."""
@@ -92,7 +96,7 @@ class Dispatcher:
         while True:
             count = self.ingest(now)
             result.ingested += count
-            if count < INBOX_BATCH:
+            if count == 0:
                 break
         self.resolve_expired(now)
         self.flush_due(now, result)
@@ -103,49 +107,68 @@ class Dispatcher:
     def _routes(self, cfg: RouterConfig) -> dict[str, Route]:
         return {r.route_id: r for r in cfg.route.walk()}
 
+    def _fingerprint(self, labels: dict[str, str]) -> str:
+        # Prometheus re-sends every firing alert each evaluation: hash each label set once.
+        key = tuple(labels.items())
+        fp = self._fingerprints.get(key)
+        if fp is None:
+            if len(self._fingerprints) >= FINGERPRINT_CACHE:
+                self._fingerprints.clear()
+            fp = self._fingerprints[key] = fingerprint(labels)
+        return fp
+
     def ingest(self, now: float) -> int:
         """Merge stored requests into alerts and groups (one transaction per batch)."""
         rows = self.store.read_inbox(INBOX_BATCH)
         if not rows:
             return 0
         cfg = self.config()
+        # After a reload every alert is routed again through the new tree as it arrives.
+        reroute = cfg is not self._routed_config
+        self._routed_config = cfg
         incoming: list[tuple[dict[str, Any], float, float]] = []
-        for _id, source, received_at, body in rows:
+        for _id, source, received_at, body, form in rows:
             timeout = cfg.webhook_resolve_timeout if source in ("alertmanager", "grafana") \
                 else cfg.resolve_timeout
-            incoming.extend((a, received_at, timeout) for a in json.loads(body))
-        merged: dict[str, AlertRow] = {}
+            alerts = json.loads(body)
+            if form == "postable":
+                alerts = postable_alerts(alerts, now=received_at)[0]
+            incoming.extend((a, received_at, timeout) for a in alerts)
+        fps = [self._fingerprint(a["labels"]) for a, _, _ in incoming]
         with self.store.tx():
-            fps = [fingerprint(a["labels"]) for a, _, _ in incoming]
             existing = self.store.get_alerts(set(fps))
+            merged: dict[str, AlertRow] = {}
             for (raw, received_at, timeout), fp in zip(incoming, fps, strict=True):
-                old = merged.get(fp) or existing.get(fp)
-                merged[fp] = _merge(old, raw, received_at, timeout)
+                merged[fp] = _merge(merged.get(fp) or existing.get(fp), raw, received_at,
+                                    timeout, fp)
             events: list[HistoryEvent] = []
             groups: dict[str, tuple[str, str, str, str, float, float]] = {}
             members: list[tuple[str, str]] = []
+            fired: list[tuple[AlertRow, str]] = []
             became_resolved: list[AlertRow] = []
             for alert in merged.values():
-                routes = cfg.route.match(alert.labels)
-                for route in routes:
-                    key = route.group_key(alert.labels)
-                    if key not in groups:
-                        groups[key] = (key, route.route_id, route.receiver,
-                                       json.dumps(route.group_labels(alert.labels)), now,
-                                       now + route.group_wait)
-                    members.append((key, alert.fingerprint))
                 state = "firing" if alert.firing(now) else "resolved"
+                # A firing alert that keeps firing is already in its groups.
+                if reroute or state != "firing" or alert.state != "firing":
+                    routes = cfg.route.match(alert.labels)
+                    for route in routes:
+                        key = route.group_key(alert.labels)
+                        if key not in groups:
+                            groups[key] = (key, route.route_id, route.receiver,
+                                           json.dumps(route.group_labels(alert.labels)), now,
+                                           now + route.group_wait)
+                        members.append((key, alert.fingerprint))
                 if state != alert.state:
                     server = alert.labels.get("server", "")
                     events.append(HistoryEvent(now, "alert", alert.fingerprint, server, state,
                                                details=json.dumps(alert.labels)))
                     if state == "firing":
-                        events += self.incidents.on_firing(alert, routes[0].group_key(
-                            alert.labels), now)
+                        fired.append((alert, routes[0].group_key(alert.labels)))
                     elif alert.state == "firing":
                         became_resolved.append(alert)
                     alert.state = state
             self.store.upsert_alerts(merged.values())
+            events += self.incidents.on_firing_many(fired, now)
             for alert in became_resolved:
                 events += self.incidents.on_resolved(alert, now)
             self.store.ensure_groups(groups.values())
