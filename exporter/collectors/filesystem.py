@@ -22,17 +22,24 @@ from exporter.metrics import Family, gauge
 NAME = "filesystem"
 FILES = ("/proc/mounts",)
 DF_SECTION = "df"
-# The exit status goes on the last line so that the parser can tell a timeout
-# (124, or 137 after the -k kill) from a df that simply listed nothing.
+# GNU df prints nothing until every statfs() returned (it aligns its columns),
+# so a hung NFS mount would hide every filesystem. On a timeout (124, or 137
+# after the -k kill) df runs again with -l, local filesystems only, under a
+# shorter timeout; the network mounts it leaves out are then reported with
+# device_error. The exit status of the first df goes on the last line so the
+# parser can tell a timeout from a df that simply listed nothing. Busybox df
+# (no --output) falls back to POSIX `df -P -k`. Worst case 4 + 1 + 2 + 1 s.
 SECTIONS = {
     DF_SECTION: (
-        "o=$(timeout -k 1 5 df -B1 --output=source,fstype,size,used,avail,itotal,iavail,target"
-        " 2>/dev/null); r=$?\n"
-        'if [ -n "$o" ]; then printf \'%s\\n\' "$o"; '
-        'elif [ "$r" != 124 ] && [ "$r" != 137 ]; then '
-        "if command -v timeout >/dev/null; then o=$(timeout 5 df -P -k 2>/dev/null); r=$?; "
-        "else o=$(df -P -k 2>/dev/null); r=$?; fi; printf '%s\\n' \"$o\"; fi\n"
-        'echo "#rc=$r"'
+        "ss_df=--output=source,fstype,size,used,avail,itotal,iavail,target\n"
+        "ss_o=$(timeout -k 1 4 df -B1 $ss_df 2>/dev/null); ss_r=$?\n"
+        'if [ "$ss_r" = 124 ] || [ "$ss_r" = 137 ]; then '
+        "ss_o=$(timeout -k 1 2 df -l -B1 $ss_df 2>/dev/null); fi\n"
+        "if [ -n \"$ss_o\" ]; then printf '%s\\n' \"$ss_o\"; "
+        'elif [ "$ss_r" != 124 ] && [ "$ss_r" != 137 ]; then '
+        "if command -v timeout >/dev/null; then timeout 5 df -P -k 2>/dev/null; "
+        "else df -P -k 2>/dev/null; fi; fi\n"
+        'echo "#rc=$ss_r"'
     )
 }
 

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
 import pytest
 
 from exporter.collectors import (
@@ -202,3 +208,34 @@ def test_page_size_from_meminfo_and_vmstat() -> None:
     assert size(6400000, 100000) == 65536
     assert sockstat.page_size({}) == 4096
     assert size(0, 0) == 4096
+
+
+def test_df_snippet_on_a_hung_network_mount(tmp_path: Path) -> None:
+    """The real snippet under /bin/sh with a df that hangs unless asked for local mounts only."""
+    real_df = shutil.which("df")
+    assert real_df
+    fake = tmp_path / "df"
+    fake.write_text(
+        f'#!/bin/sh\ncase " $* " in *" -l "*) exec {real_df} "$@";; esac\nexec sleep 30\n'
+    )
+    fake.chmod(0o755)
+    env = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}", "LC_ALL": "C"}
+    started = time.monotonic()
+    output = subprocess.run(
+        ["/bin/sh", "-c", filesystem.SECTIONS["df"]],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    ).stdout
+    assert time.monotonic() - started < 7
+    usages, timed_out = filesystem.parse(output)
+    assert timed_out
+    assert "/" in {u.mountpoint for u in usages}  # local filesystems still measured
+    mounts = Path("/proc/mounts").read_text() + "nas:/vol /mnt/nas nfs4 rw 0 0\n"
+    out = fs_samples(output, mounts)
+    assert out.get(
+        "node_filesystem_device_error",
+        device="nas:/vol", device_error="mountpoint timeout", fstype="nfs4", mountpoint="/mnt/nas",
+    ) == 1  # fmt: skip
+    assert "/" in out.labels("node_filesystem_size_bytes", "mountpoint")
