@@ -30,6 +30,7 @@ PD_SEVERITIES = ("critical", "error", "warning", "info")
 SEVERITY_MAP = {"critical": "critical", "warning": "warning", "info": "info", "none": "info",
                 "resolved": "info"}
 SUMMARY_MAX = 1024  # PagerDuty cuts payload.summary at 1024 characters
+DETAILS_MAX = 50  # alert headlines listed in custom_details
 
 
 def dedup_key(group_key: str) -> str:
@@ -110,8 +111,9 @@ class PagerDutyNotifier:
         details: dict[str, Any] = {
             "num_firing": len(data.firing),
             "num_resolved": len(data.resolved),
-            "firing": [headline(a) for a in data.firing],
-            "resolved": [headline(a) for a in data.resolved],
+            # capped: PagerDuty refuses events larger than 512 KB
+            "firing": [headline(a)[:SUMMARY_MAX] for a in data.firing[:DETAILS_MAX]],
+            "resolved": [headline(a)[:SUMMARY_MAX] for a in data.resolved[:DETAILS_MAX]],
             "group_labels": data.group_labels,
         }
         for name, template in self.details.items():

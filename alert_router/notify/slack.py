@@ -36,6 +36,7 @@ MAX_BLOCKS = 50
 HEADER_MAX = 150
 SECTION_TEXT_MAX = 3000
 FIELD_TEXT_MAX = 2000
+LINK_MAX = (SECTION_TEXT_MAX - 100) // 2  # two links share one context element
 DEFAULT_MAX_ALERTS = 20  # two blocks per alert keeps us well under MAX_BLOCKS
 SEVERITY_ICONS = {"critical": ":red_circle:", "warning": ":large_orange_circle:",
                   "info": ":large_blue_circle:", "none": ":white_circle:"}
@@ -135,11 +136,11 @@ class SlackNotifier:
         blocks: list[dict[str, Any]] = []
         for alert in shown:
             blocks.append(self._alert_section(alert))
-            links = []
-            if alert.generator_url:
-                links.append(_link(alert.generator_url, "Source"))
-            if alert.status == "firing" and data.external_url:
-                links.append(_link(silence_url(data, alert), "Silence"))
+            urls = [(alert.generator_url, "Source")]
+            if alert.status == "firing":
+                urls.append((silence_url(data, alert), "Silence"))
+            # a link cannot be cut, so one too long for the context block is left out
+            links = [_link(url, label) for url, label in urls if url and len(url) <= LINK_MAX]
             if links:
                 blocks.append({"type": "context",
                                "elements": [{"type": "mrkdwn", "text": " · ".join(links)}]})

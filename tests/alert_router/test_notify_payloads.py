@@ -254,3 +254,38 @@ def test_durations() -> None:
 
 def test_webhook_sample_is_json_serialisable() -> None:
     json.dumps(webhook_payload(sample_notification()))
+
+
+NASTY = ["", " ", "\r\nBcc: x@example.com", "<!channel>", "{{ 7*7 }}", "{% raw %}", "\x00\x1b[31m",
+         "日本語のラベル", "😀" * 100, "&amp;<b>", "a" * 20000, "%s%s%n", "\\", '"quoted"']
+
+
+@pytest.mark.parametrize("value", NASTY, ids=range(len(NASTY)))
+def test_nasty_label_values_make_valid_payloads_everywhere(value: str) -> None:
+    from alert_router.notify.email import EmailNotifier
+    from alert_router.notify.slack import SlackNotifier
+    from tests.alert_router.test_notify_contract import pagerduty_problems
+    from tests.peers.slack import slack_problems
+
+    alerts = [AlertData("firing", {"alertname": "HighCpuUsage", "server": value,
+                                   "severity": "warning", value[:50] or "x": value},
+                        {"summary": value, "description": value}, NOW, None, value, "fp")
+              for _ in range(3)]
+    data = NotificationData("r", "firing", alerts, {"server": value}, {"server": value},
+                            {"summary": value}, "http://router:9818", value)
+    notifiers = build_notifiers({"name": "n",
+                                 "slack_configs": [{"api_url": "https://h/x"}],
+                                 "email_configs": [{"to": "a@example.com", "from": "b@example.com",
+                                                    "smarthost": "h:25"}],
+                                 "pagerduty_configs": [{"routing_key": "k" * 32}]},
+                                path="receivers[0]", global_config={})
+    slack, email, pagerduty = notifiers
+    assert isinstance(slack, SlackNotifier) and isinstance(email, EmailNotifier)
+    assert isinstance(pagerduty, PagerDutyNotifier)
+    body = json.dumps(slack.payload(data)).encode()
+    assert slack_problems("/", {"content-type": "application/json"}, body) == []
+    assert pagerduty_problems("/", {}, json.dumps(pagerduty.event(data)).encode()) == []
+    msg, _, _ = email.message(data)
+    assert "\n" not in msg["Subject"] and msg["Bcc"] is None
+    msg.as_bytes()  # serialisable for SMTP
+    json.dumps(webhook_payload(data))
