@@ -27,6 +27,7 @@ def parse(text: str) -> dict[str, int]:
 
 
 def collect(sections: Mapping[str, str], ctx: ProbeContext) -> list[Family]:
+    """This probe's metric families, built fresh from its sections."""
     text = sections.get("/proc/net/arp")
     if text is None:
         return []

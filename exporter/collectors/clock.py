@@ -24,6 +24,7 @@ def parse(text: str) -> float:
 
 
 def collect(sections: Mapping[str, str], ctx: ProbeContext) -> list[Family]:
+    """This probe's metric families, built fresh from its sections."""
     # btime is the host's wall clock minus its boot clock, so btime + uptime is the
     # host's wall clock at read time (to within a second: btime is whole seconds),
     # read from two files the probe reads anyway instead of running `date`.

@@ -18,6 +18,11 @@ GUEST_MODES = ("user", "nice")  # columns 9 and 10: guest, guest_nice
 STATE_KEY = "cpu.previous_total"
 
 
+def parse(text: str) -> procstat.ProcStat:
+    """/proc/stat, parsed once per probe text and shared with the stat collector."""
+    return procstat.parse(text)
+
+
 @functools.lru_cache(maxsize=4096)
 def cpu_labels(cpu: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Rendered `{cpu,mode}` label strings for one CPU's modes and guest modes."""
@@ -48,7 +53,8 @@ def usage_ratio(previous: tuple[int, ...] | None, current: tuple[int, ...]) -> f
 
 
 def collect(sections: Mapping[str, str], ctx: ProbeContext) -> list[Family]:
-    data = procstat.parse(require(sections, "/proc/stat", NAME))
+    """This probe's metric families, built fresh from its sections."""
+    data = parse(require(sections, "/proc/stat", NAME))
     seconds = counter("node_cpu_seconds_total", "Seconds the CPUs spent in each mode.")
     guest = counter(
         "node_cpu_guest_seconds_total",

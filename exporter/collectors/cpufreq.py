@@ -46,6 +46,7 @@ def parse(sections: Mapping[str, str]) -> dict[str, dict[str, float]]:
 
 
 def collect(sections: Mapping[str, str], ctx: ProbeContext) -> list[Family]:
+    """This probe's metric families, built fresh from its sections."""
     values = parse(sections)
     families: list[Family] = []
     for name, (metric, help_text) in METRICS.items():

@@ -125,6 +125,7 @@ def parse(text: str) -> list[tuple[str, int, int, tuple[int, ...]]]:
 
 
 def collect(sections: Mapping[str, str], ctx: ProbeContext) -> list[Family]:
+    """This probe's metric families, built fresh from its sections."""
     rows = parse(require(sections, "/proc/diskstats", NAME))
     info = gauge("node_disk_info", "Info of /sys/block/<block_device>.")
     families = [

@@ -20,6 +20,12 @@ HELP = {
 }
 
 
+def parse(sections: Mapping[str, str]) -> dict[str, float]:
+    """`{metric: value}` for the one-number files present."""
+    return single_values(sections, SOURCES)
+
+
 def collect(sections: Mapping[str, str], ctx: ProbeContext) -> list[Family]:
-    values = single_values(sections, SOURCES)
+    """This probe's metric families, built fresh from its sections."""
+    values = parse(sections)
     return [gauge(name, HELP[name], value) for name, value in values.items()]

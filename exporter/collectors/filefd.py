@@ -21,6 +21,7 @@ def parse(text: str) -> tuple[float, float]:
 
 
 def collect(sections: Mapping[str, str], ctx: ProbeContext) -> list[Family]:
+    """This probe's metric families, built fresh from its sections."""
     allocated, maximum = parse(require(sections, "/proc/sys/fs/file-nr", NAME))
     return [
         gauge("node_filefd_allocated", "File descriptor statistics: allocated.", allocated),

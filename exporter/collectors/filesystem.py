@@ -35,7 +35,7 @@ SECTIONS = {
         "ss_o=$(timeout -k 1 4 df -B1 $ss_df 2>/dev/null); ss_r=$?\n"
         'if [ "$ss_r" = 124 ] || [ "$ss_r" = 137 ]; then '
         "ss_o=$(timeout -k 1 2 df -l -B1 $ss_df 2>/dev/null); fi\n"
-        "if [ -n \"$ss_o\" ]; then printf '%s\\n' \"$ss_o\"; "
+        'if [ -n "$ss_o" ]; then printf \'%s\\n\' "$ss_o"; '
         'elif [ "$ss_r" != 124 ] && [ "$ss_r" != 137 ]; then '
         "if command -v timeout >/dev/null; then timeout 5 df -P -k 2>/dev/null; "
         "else df -P -k 2>/dev/null; fi; fi\n"
@@ -186,6 +186,7 @@ def excluded(mountpoint: str, fstype: str) -> bool:
 
 
 def collect(sections: Mapping[str, str], ctx: ProbeContext) -> list[Family]:
+    """This probe's metric families, built fresh from its sections."""
     df_text = sections.get(DF_SECTION)
     if df_text is None:
         raise ParseError("filesystem: df section missing from the probe output")

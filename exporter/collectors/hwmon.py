@@ -56,6 +56,7 @@ def parse(
 
 
 def collect(sections: Mapping[str, str], ctx: ProbeContext) -> list[Family]:
+    """This probe's metric families, built fresh from its sections."""
     names, readings = parse(sections)
     if not names and not readings:
         return []

@@ -34,6 +34,7 @@ def parse(text: str) -> LoadAvg:
 
 
 def collect(sections: Mapping[str, str], ctx: ProbeContext) -> list[Family]:
+    """This probe's metric families, built fresh from its sections."""
     data = parse(require(sections, "/proc/loadavg", NAME))
     return [
         gauge("node_load1", "1m load average.", data.load1),

@@ -67,6 +67,7 @@ def usage_ratios(mem: Mapping[str, float]) -> tuple[float, float]:
 
 
 def collect(sections: Mapping[str, str], ctx: ProbeContext) -> list[Family]:
+    """This probe's metric families, built fresh from its sections."""
     mem = parse(require(sections, "/proc/meminfo", NAME))
     families = [
         Family(f"node_memory_{key}", "gauge", f"Memory information field {key}.", [("", value)])

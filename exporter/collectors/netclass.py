@@ -51,6 +51,7 @@ def _to_int(text: str, path: str) -> float:
 
 
 def collect(sections: Mapping[str, str], ctx: ProbeContext) -> list[Family]:
+    """This probe's metric families, built fresh from its sections."""
     devices = parse(sections)
     info = gauge("node_network_info", "Non-numeric data of the device, value is always 1.")
     up = gauge("node_network_up", "Whether the operstate of the device is up.")

@@ -40,6 +40,7 @@ def parse(text: str) -> dict[str, tuple[int, ...]]:
 
 
 def collect(sections: Mapping[str, str], ctx: ProbeContext) -> list[Family]:
+    """This probe's metric families, built fresh from its sections."""
     devices = parse(require(sections, "/proc/net/dev", NAME))
     families = [
         counter(f"node_network_{column}_total", f"Network device statistic {column}.")

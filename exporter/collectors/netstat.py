@@ -86,6 +86,7 @@ def parse_snmp6(text: str) -> dict[str, float]:
 
 
 def collect(sections: Mapping[str, str], ctx: ProbeContext) -> list[Family]:
+    """This probe's metric families, built fresh from its sections."""
     fields: dict[str, float] = {}
     for path in ("/proc/net/netstat", "/proc/net/snmp"):
         if path in sections:

@@ -57,6 +57,7 @@ def version_number(version_id: str) -> float | None:
 
 
 def collect(sections: Mapping[str, str], ctx: ProbeContext) -> list[Family]:
+    """This probe's metric families, built fresh from its sections."""
     text = sections.get("/etc/os-release") or sections.get("/usr/lib/os-release")
     if not text:
         return []  # not an error: some minimal systems ship no os-release

@@ -44,6 +44,7 @@ def parse(text: str) -> dict[str, float]:
 
 
 def collect(sections: Mapping[str, str], ctx: ProbeContext) -> list[Family]:
+    """This probe's metric families, built fresh from its sections."""
     families: list[Family] = []
     for resource in RESOURCES:
         text = sections.get(f"/proc/pressure/{resource}")

@@ -36,6 +36,7 @@ def parse(text: str) -> float:
 
 
 def collect(sections: Mapping[str, str], ctx: ProbeContext) -> list[Family]:
+    """This probe's metric families, built fresh from its sections."""
     families = [gauge(name, HELP[name], v) for name, v in single_values(sections, LIMITS).items()]
     if "/proc/loadavg" in sections:
         families.append(

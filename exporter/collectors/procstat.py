@@ -46,6 +46,7 @@ def parse(text: str) -> ProcStat:
 
 
 def collect(sections: Mapping[str, str], ctx: ProbeContext) -> list[Family]:
+    """This probe's metric families, built fresh from its sections."""
     data = parse(require(sections, "/proc/stat", NAME))
     s = data.scalars
     families = [gauge("node_boot_time_seconds", "Node boot time, in unixtime.", s["btime"])]

@@ -27,6 +27,7 @@ def parse(text: str) -> dict[str, tuple[float, float, float]]:
 
 
 def collect(sections: Mapping[str, str], ctx: ProbeContext) -> list[Family]:
+    """This probe's metric families, built fresh from its sections."""
     text = sections.get("/proc/schedstat")
     if text is None:
         return []

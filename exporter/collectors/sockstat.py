@@ -60,6 +60,7 @@ def page_size(sections: Mapping[str, str]) -> int:
 
 
 def collect(sections: Mapping[str, str], ctx: ProbeContext) -> list[Family]:
+    """This probe's metric families, built fresh from its sections."""
     fields: dict[str, int] = {}
     for path in ("/proc/net/sockstat", "/proc/net/sockstat6"):
         if path in sections:

@@ -38,6 +38,7 @@ def parse(text: str) -> list[tuple[str, list[int]]]:
 
 
 def collect(sections: Mapping[str, str], ctx: ProbeContext) -> list[Family]:
+    """This probe's metric families, built fresh from its sections."""
     text = sections.get("/proc/net/softnet_stat")
     if text is None:
         return []

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from exporter.collectors import ProbeContext
-from exporter.collectors._common import label_text, number
+from exporter.collectors._common import guarded, label_text, number
 from exporter.metrics import Family, gauge
 
 NAME = "thermal"
@@ -19,22 +19,42 @@ FILES = (
 )
 
 
-def collect(sections: Mapping[str, str], ctx: ProbeContext) -> list[Family]:
-    cur = gauge("node_cooling_device_cur_state", "Current throttle state of the cooling device")
-    top = gauge("node_cooling_device_max_state", "Maximum throttle state of the cooling device")
-    online = gauge(
-        "node_power_supply_online", "online value of /sys/class/power_supply/<power_supply>."
-    )
+Reading = tuple[str, dict[str, str], float]  # (metric, labels, value)
+
+
+@guarded("thermal")
+def parse(sections: Mapping[str, str]) -> list[Reading]:
+    """Cooling device states and power supply online flags from the files present."""
+    readings: list[Reading] = []
     for path, text in sorted(sections.items()):
         if path.startswith(COOLING):
             name, _, file = path[len(COOLING) :].partition("/")
             if not name.isdigit() or file not in ("cur_state", "max_state") or not text.strip():
                 continue
             kind = sections.get(f"{COOLING}{name}/type", "").strip()
-            family = cur if file == "cur_state" else top
-            family.samples.append((label_text(name=name, type=kind), number(text, path)))
+            metric = f"node_cooling_device_{file}"
+            readings.append((metric, {"name": name, "type": kind}, number(text, path)))
         elif path.startswith(POWER) and path.endswith("/online") and text.strip():
             supply = path[len(POWER) : -len("/online")]
             if supply and "/" not in supply:
-                online.samples.append((label_text(power_supply=supply), number(text, path)))
-    return [cur, top, online]
+                labels = {"power_supply": supply}
+                readings.append(("node_power_supply_online", labels, number(text, path)))
+    return readings
+
+
+def collect(sections: Mapping[str, str], ctx: ProbeContext) -> list[Family]:
+    """This probe's metric families, built fresh from its sections."""
+    families = {
+        "node_cooling_device_cur_state": gauge(
+            "node_cooling_device_cur_state", "Current throttle state of the cooling device"
+        ),
+        "node_cooling_device_max_state": gauge(
+            "node_cooling_device_max_state", "Maximum throttle state of the cooling device"
+        ),
+        "node_power_supply_online": gauge(
+            "node_power_supply_online", "online value of /sys/class/power_supply/<power_supply>."
+        ),
+    }
+    for metric, labels, value in parse(sections):
+        families[metric].samples.append((label_text(**labels), value))
+    return list(families.values())

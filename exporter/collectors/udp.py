@@ -30,6 +30,7 @@ def parse(text: str) -> tuple[int, int]:
 
 
 def collect(sections: Mapping[str, str], ctx: ProbeContext) -> list[Family]:
+    """This probe's metric families, built fresh from its sections."""
     family = gauge(
         "node_udp_queues", "Number of allocated memory in the kernel for UDP datagrams in bytes."
     )

@@ -68,6 +68,7 @@ def parse(sections: Mapping[str, str]) -> dict[str, str]:
 
 
 def collect(sections: Mapping[str, str], ctx: ProbeContext) -> list[Family]:
+    """This probe's metric families, built fresh from its sections."""
     labels = parse(sections)
     help_text = "Labeled system information as provided by the uname system call."
     return [gauge("node_uname_info", help_text, 1, **labels)]

@@ -43,6 +43,7 @@ def parse(text: str) -> dict[str, int]:
 
 
 def collect(sections: Mapping[str, str], ctx: ProbeContext) -> list[Family]:
+    """This probe's metric families, built fresh from its sections."""
     fields = parse(require(sections, "/proc/vmstat", NAME))
     return [
         Family(
