@@ -6,6 +6,7 @@ import random
 import re
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from types import ModuleType
 
 import pytest
@@ -147,3 +148,17 @@ def test_round_trip_script_reads_each_file_once() -> None:
     assert len(paths) == len(set(paths))
     assert "/proc/stat" in paths and "/proc/meminfo" in paths
     assert script.count("df -B1") == 1  # one df for the filesystem collector
+
+
+def test_every_collector_module_is_registered_and_default() -> None:
+    package = Path(registry.__file__).parent
+    modules = {
+        p.stem for p in package.glob("*.py") if p.stem not in ("__init__", "registry", "_common")
+    }
+    registered = {m.__name__.rsplit(".", 1)[1] for m in registry.COLLECTORS.values()}
+    assert registered == modules
+    assert registry.DEFAULT_COLLECTORS == tuple(registry.COLLECTORS)
+    for name, module in registry.COLLECTORS.items():
+        assert module.NAME == name
+        assert callable(module.parse) and callable(module.collect)
+        assert getattr(module, "FILES", ()) or getattr(module, "SECTIONS", {})
