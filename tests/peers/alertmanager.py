@@ -32,7 +32,9 @@ class Alertmanager:
 
 
 @contextmanager
-def alertmanager(tmp: Path, config: dict[str, Any], *, port: int | None = None) -> Iterator[Alertmanager]:
+def alertmanager(
+    tmp: Path, config: dict[str, Any], *, port: int | None = None
+) -> Iterator[Alertmanager]:
     """Start Alertmanager with `config` (dict) and wait until it is ready."""
     port = port or free_port()
     cfg = tmp / "alertmanager.yml"
