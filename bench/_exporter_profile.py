@@ -1,10 +1,14 @@
 """Where the exporter's CPU per probe goes: py-spy samples of the running exporter process.
 
-py-spy (pip install py-spy) samples every non-idle thread of the exporter
-without stopping it (--nonblocking) while a steady phase runs; each sample is
-one thread seen on-CPU, so samples / rate is CPU time. Stacks are sorted into
-the stages of a probe by the first matching rule below, and the shares are
-scaled to the exporter CPU measured from /proc over the same phase.
+py-spy (pip install py-spy) samples the exporter without stopping it
+(--nonblocking) while a steady phase runs, and only the thread holding the
+GIL (--gil): that is where Python code runs, and on a busy machine it keeps
+threads that merely wait (for the GIL, a lock or a socket) out of the picture.
+Stacks are sorted into the stages of a probe by the first matching rule
+below. The result is a ranking by share of samples; C work done with the GIL
+released (socket I/O, some crypto) is not in it, and on a saturated machine a
+GIL holder waiting for a CPU is still sampled, so shares are not milliseconds:
+the isolated stage timings (bench/_exporter_stages.py) give those.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ def _frame_name(frame: str) -> str:
     return f"{name} ({where.rsplit(':', 1)[0]})" if where else name
 
 
-def summarise(raw: str, cpu_ms_per_probe: float) -> dict[str, Any]:
+def summarise(raw: str) -> dict[str, Any]:
     """Stage shares, top self and inclusive functions from py-spy's raw (collapsed) output."""
     stages: Counter[str] = Counter()
     leaf: Counter[str] = Counter()
@@ -62,8 +66,8 @@ def summarise(raw: str, cpu_ms_per_probe: float) -> dict[str, Any]:
             inclusive[name] += count
 
     def table(counter: Counter[str], n: int) -> list[dict[str, Any]]:
-        return [{"name": k, "share": v / total, "ms_per_probe": v / total * cpu_ms_per_probe}
-                for k, v in counter.most_common(n)] if total else []
+        return [{"name": k, "share": v / total} for k, v in counter.most_common(n)] \
+            if total else []
 
     return {"samples": total, "stages": table(stages, len(STAGES) + 1),
             "top_self": table(leaf, 15), "top_inclusive": table(inclusive, 25)}
@@ -91,7 +95,7 @@ def profile_phase(pid: int, load: Callable[[], Outcome]) -> dict[str, Any]:
         raw = raw_path.read_text()
     ms = cpu / outcome.ok * 1e3 if outcome.ok else float("nan")
     return {"probes": outcome.ok, "exporter_cpu_ms_per_probe_while_sampled": ms,
-            **summarise(raw, ms)}
+            **summarise(raw)}
 
 
 def print_profile(profile: dict[str, Any]) -> None:
@@ -99,10 +103,10 @@ def print_profile(profile: dict[str, Any]) -> None:
     if "error" in profile:
         print(f"  profile: {profile['error']}")
         return
-    print(f"\n  where the exporter CPU goes ({profile['samples']} py-spy samples, "
-          f"{profile['exporter_cpu_ms_per_probe_while_sampled']:.2f} ms/probe while sampled)")
+    print(f"\n  py-spy, share of GIL-holding samples ({profile['samples']} samples, "
+          f"{profile['exporter_cpu_ms_per_probe_while_sampled']:.2f} ms CPU/probe while sampled)")
     for row in profile["stages"]:
-        print(f"    {row['share'] * 100:5.1f} %  {row['ms_per_probe']:6.2f} ms  {row['name']}")
-    print("  top functions, self time:")
+        print(f"    {row['share'] * 100:5.1f} %  {row['name']}")
+    print("  top functions, self:")
     for row in profile["top_self"][:12]:
-        print(f"    {row['share'] * 100:5.1f} %  {row['ms_per_probe']:6.2f} ms  {row['name']}")
+        print(f"    {row['share'] * 100:5.1f} %  {row['name']}")

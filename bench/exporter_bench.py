@@ -155,7 +155,9 @@ def ladder(fleet: Fleet, host: str, port: int, pid: int, requests: list[bytes],
             if flat >= 2:
                 break
     return {"max_probes_per_second": best.get("probes_per_second", 0.0),
-            "at_concurrency": best.get("concurrency"), "steps": steps}
+            "at_concurrency": best.get("concurrency"),
+            "exporter_cpu_cores_at_max": best.get("exporter_cpu_cores", 0.0),
+            "sshd_cpu_cores_at_max": best.get("sshd_cpu_cores", 0.0), "steps": steps}
 
 
 def run_count(fleet: Fleet, n: int, args: argparse.Namespace, workdir: Path,
@@ -232,6 +234,8 @@ def verdicts(res: dict[str, Any]) -> list[tuple[str, str, str, str]]:
          f"{mem / 1024:.0f} KiB" if mem is not None else "n/a (1 target)", "", ""),
         ("max sustained probes/s (closed loop)",
          f"{mt['max_probes_per_second']:.0f} (c={mt['at_concurrency']})", "", ""),
+        ("CPU cores busy at max: exporter / sshd tree",
+         f"{mt['exporter_cpu_cores_at_max']:.2f} / {mt['sshd_cpu_cores_at_max']:.2f}", "", ""),
         ("exporter idle CPU with all connections open",
          f"{res['idle_exporter_cpu_cores'] * 1e3:.1f} ms/s", "", ""),
         ("connection set-up CPU, exporter / sshd",
