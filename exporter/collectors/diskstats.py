@@ -116,10 +116,12 @@ def parse(text: str) -> list[tuple[str, int, int, tuple[int, ...]]]:
         parts = line.split()
         if not parts:
             continue
+        # Excluded first: loop and partition lines are most of the file, and
+        # 2.6.18-era kernels print partitions with only four counters.
+        if len(parts) >= 3 and excluded(parts[2]):
+            continue
         if len(parts) < 14:
             raise ParseError(f"/proc/diskstats: short line {line[:60]!r}")
-        if excluded(parts[2]):  # loop and partition lines are most of the file
-            continue
         out.append((parts[2], int(parts[0]), int(parts[1]), tuple(int(v) for v in parts[3:20])))
     return out
 

@@ -239,3 +239,11 @@ def test_df_snippet_on_a_hung_network_mount(tmp_path: Path) -> None:
         device="nas:/vol", device_error="mountpoint timeout", fstype="nfs4", mountpoint="/mnt/nas",
     ) == 1  # fmt: skip
     assert "/" in out.labels("node_filesystem_size_bytes", "mountpoint")
+
+
+def test_old_short_partition_lines_are_skipped() -> None:
+    text = "   8    0 sda 10 0 80 5 20 0 160 9 0 12 14\n   8    1 sda1 10 80 20 160\n"
+    rows = diskstats.parse(text)
+    assert [row[0] for row in rows] == ["sda"]
+    with pytest.raises(ParseError, match="short line"):
+        diskstats.parse("   8    0 sdb 1 2 3\n")
