@@ -169,6 +169,34 @@ def serve_collectors(port: int) -> Iterator[LocalCollectors]:
 
 
 @contextmanager
+def stacksense_exporter(port: int, name: str) -> Iterator[subprocess.Popen[bytes]]:
+    """The real StackSense exporter in local mode (no inventory: it probes this host)."""
+    from tests.peers.util import stop, wait_for
+
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "exporter.main",
+            f"--web.listen-address=127.0.0.1:{port}",
+            f"--local-name={name}",
+        ],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(
+            lambda: requests.get(f"http://127.0.0.1:{port}/metrics", timeout=2).ok,
+            timeout=20,
+            what="stacksense exporter",
+        )
+        yield proc
+    finally:
+        stop(proc)
+
+
+@contextmanager
 def node_exporter(port: int) -> Iterator[subprocess.Popen[bytes]]:
     """The real node_exporter on loopback."""
     from tests.peers.util import stop, wait_for
@@ -189,8 +217,21 @@ def node_exporter(port: int) -> Iterator[subprocess.Popen[bytes]]:
         stop(proc)
 
 
-def scrape_config(targets: dict[str, str], interval: float) -> dict[str, Any]:
-    """One job "node", one instance label per target, as the dashboard's $node selects it."""
+def scrape_config(
+    targets: dict[str, str], interval: float, probes: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """One job "node", one instance label per target, as the dashboard's $node selects it.
+
+    `probes` maps a target name to the exporter's server name: that target is
+    scraped at /probe?target=NAME, as Prometheus scrapes the StackSense exporter.
+    """
+    probes = probes or {}
+
+    def labels(name: str) -> dict[str, str]:
+        if name not in probes:
+            return {"source": name}
+        return {"source": name, "__metrics_path__": "/probe", "__param_target": probes[name]}
+
     return {
         "global": {
             "scrape_interval": f"{round(interval * 1000)}ms",
@@ -200,7 +241,7 @@ def scrape_config(targets: dict[str, str], interval: float) -> dict[str, Any]:
             {
                 "job_name": "node",
                 "static_configs": [
-                    {"targets": [address], "labels": {"source": name}}
+                    {"targets": [address], "labels": labels(name)}
                     for name, address in targets.items()
                 ],
                 "relabel_configs": [
@@ -221,16 +262,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scrape-interval", type=float, default=2.0)
     parser.add_argument("--rate-interval", default="1m", help="value of $__rate_interval")
     parser.add_argument("--dashboard", type=Path, default=DASHBOARD)
+    parser.add_argument(
+        "--via-exporter",
+        action="store_true",
+        help="scrape the real StackSense exporter (local mode, /probe) instead of the collectors",
+    )
     args = parser.parse_args(argv)
 
     panels = load_panels(args.dashboard)
     ours_port, theirs_port = free_port(), free_port()
     targets = {OURS: f"127.0.0.1:{ours_port}", THEIRS: f"127.0.0.1:{theirs_port}"}
+    probes = {OURS: "bench-local"} if args.via_exporter else {}
+    config = scrape_config(targets, args.scrape_interval, probes)
     with (
         tempfile.TemporaryDirectory() as tmp,
-        serve_collectors(ours_port) as collectors,
+        (
+            stacksense_exporter(ours_port, probes[OURS])
+            if args.via_exporter
+            else serve_collectors(ours_port)
+        ) as served,
         node_exporter(theirs_port),
-        prometheus(Path(tmp), scrape_config(targets, args.scrape_interval)) as prom,
+        prometheus(Path(tmp), config) as prom,
     ):
         print(f"scraping both exporters every {args.scrape_interval}s for {args.duration}s ...")
         time.sleep(args.duration)  # a benchmark's fixed observation window, not a test wait
@@ -239,8 +291,9 @@ def main(argv: list[str] | None = None) -> int:
             counts[instance] = panels_with_data(
                 prom.query, panels, node=instance, rate_interval=args.rate_interval
             )
-    report(panels, counts[OURS], counts[THEIRS], collectors.failures)
-    if collectors.scrapes:
+    collectors = served if isinstance(served, LocalCollectors) else None
+    report(panels, counts[OURS], counts[THEIRS], collectors.failures if collectors else {})
+    if collectors and collectors.scrapes:
         n = collectors.scrapes
         print(
             f"\ncost per probe over {n} scrapes ({collectors.samples} samples): "
