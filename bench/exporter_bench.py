@@ -122,7 +122,9 @@ def anchor(rate: float, count: int, workdir: Path) -> dict[str, Any]:
     if not node_exporter_available():
         return {"available": False}
     with node_exporter(workdir / "node_exporter.log") as ne:
-        status, body = KeepAliveClient(ne.host, ne.port).get(request_bytes("/metrics"))
+        client = KeepAliveClient(ne.host, ne.port)
+        status, body = client.get(request_bytes("/metrics"))
+        client.close()
         samples = sum(1 for line in body.split(b"\n") if line and not line.startswith(b"#"))
         cpu0 = cpu_seconds(ne.pid)
         out = open_loop(ne.host, ne.port, [request_bytes("/metrics")], rate, count, check=False)
@@ -172,7 +174,9 @@ def run_count(fleet: Fleet, n: int, args: argparse.Namespace, workdir: Path,
         res: dict[str, Any] = {"targets": n, "rss_start_bytes": rss_bytes(pid)}
         first = each_once(exp.host, exp.port, requests[:1], 1)
         _check(first, "first probe")
-        status, body = KeepAliveClient(exp.host, exp.port).get(requests[0])
+        client = KeepAliveClient(exp.host, exp.port)
+        status, body = client.get(requests[0])
+        client.close()
         res["samples_per_probe"] = sum(1 for ln in body.split(b"\n")
                                        if ln and not ln.startswith(b"#"))
         res["bytes_per_probe"] = len(body)
@@ -196,8 +200,10 @@ def run_count(fleet: Fleet, n: int, args: argparse.Namespace, workdir: Path,
         e0, s0 = cpu_seconds(pid), tree_cpu_seconds(fleet.pids)
         out = open_loop(exp.host, exp.port, requests, args.rate, count)
         e1, s1 = cpu_seconds(pid), tree_cpu_seconds(fleet.pids)
-        _check(out, "steady phase")
-        res["steady"] = {"rate": args.rate, "probes": out.ok, "wall_seconds": out.wall_seconds,
+        if out.failed:  # kept, not fatal: a saturated machine may time a probe out
+            print(f"  warning: {out.failed} of {out.sent} steady probes failed: {out.errors}")
+        res["steady"] = {"rate": args.rate, "probes": out.ok, "failed": out.failed,
+                         "errors": out.errors, "wall_seconds": out.wall_seconds,
                          "exporter_cpu_ms_per_probe": _ms(e1 - e0, out.ok),
                          "sshd_cpu_ms_per_probe": _ms(s1 - s0, out.ok),
                          "generator_cpu_ms_per_request": _ms(out.generator_cpu_seconds, out.ok),
