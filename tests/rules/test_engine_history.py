@@ -225,6 +225,12 @@ def test_condition_fires_only_after_its_for_duration_then_resolves(prom, tmp_pat
     assert alert.starts_at == fired_at
     assert alert.annotations["summary"].startswith("CPU usage on cpuhot is 95%")
     assert engine.report is not None and engine.report.statuses["cpuhot"] == "warning"
+    registry = CollectorRegistry()
+    registry.register(EngineCollector(engine, [True]))
+    assert registry.get_sample_value("stacksense_condition_firing", {
+        "server": "cpuhot", "alertname": "HighCpuUsage", "severity": "warning"}) == 1.0
+    assert registry.get_sample_value("stacksense_server_status",
+                                     {"server": "cpuhot", "status": "warning"}) == 1.0
 
     # A restart neither re-fires nor forgets: same start, still firing, no new events.
     events_before = {k for k, r in engine.book.records.items() if r.event}
@@ -277,6 +283,10 @@ def test_anomaly_scores_published_per_server_and_metric(prom, tmp_path):
     assert ("g1", "network") in report.anomalies
     assert report.anomalies[("g1", "network")].value == pytest.approx(2000.0)  # rx + tx bytes/s
     assert 0.0 <= report.anomalies[("g1", "cpu")].score <= 1.0
+    registry = CollectorRegistry()
+    registry.register(EngineCollector(engine, [True]))
+    assert registry.get_sample_value("stacksense_anomaly_score",
+                                     {"server": "g1", "metric": "cpu"}) is not None
     # After a gap the missed points are replayed (catch-up), one query all the same.
     before = engine.anomalies.get_state()
     queries = engine.client.queries
