@@ -78,7 +78,9 @@ def glob_part(path: str, prefix: str, suffix: str) -> str | None:
     return None
 
 
-@functools.lru_cache(maxsize=4096)
+# Sized for a fleet: label sets repeat per host (devices, mount points, CPUs);
+# a miss only costs re-rendering one string.
+@functools.lru_cache(maxsize=16384)
 def label_text(**labels: str) -> str:
     """Pre-rendered `{k="v",...}` for Family.samples (cached: devices and CPUs repeat)."""
     return "{" + ",".join(f'{k}="{escape_label_value(v)}"' for k, v in labels.items()) + "}"

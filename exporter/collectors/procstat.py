@@ -22,10 +22,11 @@ class ProcStat:
     scalars: dict[str, int] = field(default_factory=dict)
 
 
-@functools.lru_cache(maxsize=8)
+@functools.lru_cache(maxsize=64)
 @guarded("/proc/stat")
 def parse(text: str) -> ProcStat:
-    """Parse /proc/stat (cached: the cpu and stat collectors share one probe's text)."""
+    """Parse /proc/stat (cached: the cpu, stat and time collectors share one probe's text;
+    sized so that concurrent probes of many targets do not evict each other)."""
     cpus: dict[str, tuple[int, ...]] = {}
     scalars: dict[str, int] = {}
     for line in text.split("\n"):
