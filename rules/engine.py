@@ -29,7 +29,7 @@ from rules import grace, queries
 from rules.alerts import AlertBook, AlertRecord, send_alerts
 from rules.anomaly import AnomalyTracker, AnomalyUpdate
 from rules.conditions import Condition, ConditionTracker
-from rules.config import EngineConfig
+from rules.config import ConfigError, EngineConfig
 from rules.detector import params_from_dict
 from rules.health import Health, health_of
 from rules.promapi import PrometheusClient, PrometheusError, PrometheusQueryError, Sample
@@ -89,10 +89,18 @@ class Engine:
         token_file = config.prometheus_bearer_token_file
         self.config = config
         self.conditions = conditions
+        previous: PrometheusClient | None = getattr(self, "client", None)
+        try:
+            token = token_file.read_text().strip() if token_file else None
+        except OSError as exc:
+            raise ConfigError(f"prometheus.bearer_token_file: cannot read {token_file}: "
+                              f"{exc.strerror or exc}") from None
         self.client = client or PrometheusClient(
             config.prometheus_url, session=self.session,
             timeout=config.prometheus_timeout_seconds, retries=config.prometheus_retries,
-            bearer_token=token_file.read_text().strip() if token_file else None)
+            bearer_token=token)
+        if previous is not None:  # counters are monotonic across reloads
+            self.client.queries, self.client.errors = previous.queries, previous.errors
         self.grace_settings = grace.GraceSettings(
             outage_threshold_seconds=config.outage_threshold_seconds,
             grace_period_seconds=config.grace_period_seconds,

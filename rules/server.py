@@ -66,7 +66,8 @@ class RulesService:
             try:
                 self.engine.run_cycle()
             except Exception:  # noqa: BLE001 - the loop must survive any bug in one cycle
-                log.exception("cycle crashed; next cycle in %gs", self.engine.config.interval_seconds)
+                log.exception("cycle crashed; next cycle in %gs",
+                              self.engine.config.interval_seconds)
             self.stop_event.wait(self.engine.config.interval_seconds)
 
     def start(self, listen: str | None = None) -> tuple[str, int]:
@@ -88,6 +89,7 @@ class RulesService:
             self._http.server_close()
         if self._loop is not None:
             self._loop.join(timeout=30)
+        self.engine.save_anomalies()  # detectors keep what they learnt across restarts
 
 
 def _handler(service: RulesService) -> type[BaseHTTPRequestHandler]:
