@@ -34,16 +34,16 @@ SHARED = os.path.normpath(os.path.join(ROOT, "..", "shared"))
 NAB = os.path.join(SHARED, "datasets", "nab")
 sys.path.insert(0, os.path.join(SHARED, "tools"))
 
-import nab_score  # type: ignore[import-not-found]  # noqa: E402
+import nab_score  # noqa: E402
 
 PROFILES = ("standard", "reward_low_FP_rate", "reward_low_FN_rate")
 Series = tuple[str, list[str], list[float], list[float]]  # relpath, stamps, times, values
 
 
-def load_series() -> list[Series]:
-    """Every labelled NAB file as (relpath, timestamp strings, unix times, values)."""
+def load_series(only: Sequence[str] = ()) -> list[Series]:
+    """Labelled NAB files (all, or those in ``only``) as (relpath, stamps, unix times, values)."""
     with open(os.path.join(NAB, "combined_windows.json")) as fh:
-        rels = sorted(json.load(fh))
+        rels = sorted(r for r in json.load(fh) if not only or r in only)
     out = []
     for rel in rels:
         with open(os.path.join(NAB, "data", rel), newline="") as fh:

@@ -2,11 +2,12 @@
 
 import io
 import math
+import os
 
 import pytest
 
 from rules.detect_csv import CsvFormatError, detect_file, main, parse_timestamp
-from rules.detector import Detector
+from rules.detector import Detector, DetectorParams
 
 
 def write(tmp_path, text, name="in.csv"):
@@ -100,3 +101,24 @@ def test_main_writes_stdout_and_exit_codes(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "bad.csv:3" in err and "timestamp" in err
     assert main([str(tmp_path / "missing.csv")]) == 2
+
+
+NAB_DATA = os.path.join(
+    os.path.dirname(__file__), "..", "..", "..", "shared", "datasets", "nab", "data")
+
+
+@pytest.mark.skipif(not os.path.isdir(NAB_DATA), reason="shared NAB data not present")
+def test_tuning_loop_scores_what_the_csv_face_writes():
+    # bench/nab_tune.py must measure the detector exactly as the NAB runner sees it
+    from bench import nab_tune
+
+    rel = "realAdExchange/exchange-3_cpc_results.csv"
+    (series,) = nab_tune.load_series(only=[rel])
+    out = io.StringIO()
+    detect_file(os.path.join(NAB_DATA, rel), out)
+    written = [float(r.split(",")[2]) for r in out.getvalue().splitlines()[1:]]
+    tuned = nab_tune.score_series(series, DetectorParams())
+    assert written == pytest.approx(tuned, abs=1e-8)
+    res = nab_tune.evaluate([series], DetectorParams())
+    assert res["standard"]["windows"] == 3
+    assert res["standard"]["score"] > 0.0  # it finds these windows: not the null detector
