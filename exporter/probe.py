@@ -119,4 +119,9 @@ class Prober:
             dur_fam.add(time.perf_counter() - t0, collector=name)
         families.append(ok_fam)
         families.append(dur_fam)
+        # The same values under node_exporter's names, which its dashboards chart.
+        families.append(Family("node_scrape_collector_success", "gauge",
+                               "node_exporter: Whether a collector succeeded.", ok_fam.samples))
+        families.append(Family("node_scrape_collector_duration_seconds", "gauge",
+                               "node_exporter: Duration of a collector scrape.", dur_fam.samples))
         return families, all_ok
