@@ -181,3 +181,19 @@ def generic_alerts(body: Any, *, now: float) -> tuple[list[Normalised], list[str
         except InputError as exc:
             errors.append(str(exc))
     return good, errors
+
+
+def trusted_postable(items: list[dict[str, Any]], *, now: float) -> list[Normalised]:
+    """Normalise postable alerts that were validated when they were accepted (the inbox)."""
+    out: list[Normalised] = []
+    for raw in items:
+        labels = raw["labels"]
+        if "" in labels.values():
+            labels = {k: v for k, v in labels.items() if v != ""}
+        starts = raw.get("startsAt")
+        ends = raw.get("endsAt")
+        out.append({"labels": labels, "annotations": raw.get("annotations") or {},
+                    "startsAt": parse_time(starts) if starts else None,
+                    "endsAt": parse_time(ends) if ends else None,
+                    "generatorURL": raw.get("generatorURL", "")})
+    return out

@@ -28,6 +28,18 @@ class InhibitRule:
         return tuple(labels.get(name, "") for name in self.equal)
 
 
+def source_alertnames(rules: list[InhibitRule]) -> set[str] | None:
+    """The alertnames every source alert must have, or None when a rule allows any name."""
+    names: set[str] = set()
+    for rule in rules:
+        fixed = [m.value for m in rule.source
+                 if m.name == "alertname" and m.is_equal and not m.is_regex]
+        if not fixed:
+            return None
+        names.add(fixed[0])
+    return names
+
+
 def default_inhibit_rules() -> list[InhibitRule]:
     """Shipped default: an offline server's ServerOffline alert mutes its other alerts."""
     return build_inhibit_rules([{

@@ -7,9 +7,13 @@ survives power loss at the cost of one fsync per commit. See docs/alert-router.m
 
 from __future__ import annotations
 
+import glob
 import json
+import os
+import socket
 import sqlite3
 import threading
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,14 +24,13 @@ from alert_router.matchers import Matcher
 from alert_router.silence import Silence
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS inbox (
-    id INTEGER PRIMARY KEY, source TEXT NOT NULL, received_at REAL NOT NULL, body TEXT NOT NULL,
-    form TEXT NOT NULL DEFAULT 'normalised');
+CREATE TABLE IF NOT EXISTS inbox_cursors (file TEXT PRIMARY KEY, last_id INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS alerts (
     fingerprint TEXT PRIMARY KEY, labels TEXT NOT NULL, annotations TEXT NOT NULL,
     starts_at REAL NOT NULL, ends_at REAL NOT NULL, generator_url TEXT NOT NULL,
     updated_at REAL NOT NULL, state TEXT NOT NULL, server TEXT NOT NULL, alertname TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS alerts_state ON alerts (state, ends_at);
+CREATE INDEX IF NOT EXISTS alerts_name ON alerts (alertname);
 CREATE TABLE IF NOT EXISTS groups (
     group_key TEXT PRIMARY KEY, route_id TEXT NOT NULL, receiver TEXT NOT NULL,
     group_labels TEXT NOT NULL, created_at REAL NOT NULL, next_flush_at REAL NOT NULL,
@@ -67,6 +70,29 @@ CREATE INDEX IF NOT EXISTS history_ts ON history (ts);
 CREATE TABLE IF NOT EXISTS leases (
     name TEXT PRIMARY KEY, holder TEXT NOT NULL, until REAL NOT NULL);
 """
+
+
+# Each process appends accepted requests to its own inbox file, so request threads never wait
+# for the dispatcher's transactions on the main database (nor for other processes).
+INBOX_SCHEMA = """
+CREATE TABLE IF NOT EXISTS inbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, source TEXT NOT NULL, received_at REAL NOT NULL,
+    body TEXT NOT NULL, form TEXT NOT NULL);
+"""
+InboxRow = tuple[int, str, float, str, str]  # id, source, received_at, body, form
+
+
+def process_alive(host: str, pid: int) -> bool:
+    """Whether process `pid` of `host` may still run (always True for another host)."""
+    if host != socket.gethostname():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @dataclass
@@ -150,23 +176,31 @@ class Store:
         # in steps of milliseconds and would dominate latency under concurrent requests.
         self.write_lock = threading.RLock()
         self.conn().executescript(SCHEMA)
+        self._inbox_path = (f"{path}.inbox.{uuid.uuid4().hex[:8]}.{os.getpid()}."
+                            f"{socket.gethostname()}.db")
+        self._inbox_lock = threading.Lock()
+        self._inbox_ready = False
+        self._rotation = 0
+
+    def _connect(self, path: str) -> sqlite3.Connection:
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
+                               timeout=30.0)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={self.synchronous}")
+        conn.execute("PRAGMA busy_timeout=30000")
+        with self._lock:
+            self._all.append(conn)
+        return conn
 
     def conn(self) -> sqlite3.Connection:
-        """This thread's connection (opened on first use)."""
+        """This thread's connection to the main database (opened on first use)."""
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
-                                   timeout=30.0)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute(f"PRAGMA synchronous={self.synchronous}")
-            conn.execute("PRAGMA busy_timeout=30000")
-            self._local.conn = conn
-            with self._lock:
-                self._all.append(conn)
+            conn = self._local.conn = self._connect(self.path)
         return conn
 
     def close(self) -> None:
-        """Close every connection this store opened."""
+        """Close every connection this store opened (this process's inbox file stays)."""
         with self._lock:
             for conn in self._all:
                 conn.close()
@@ -187,29 +221,103 @@ class Store:
             conn.execute("COMMIT")
 
     # ---- inbox: the durable landing place of every accepted request
+    def _inbox_conn(self, path: str) -> sqlite3.Connection:
+        conns: dict[str, sqlite3.Connection] | None = getattr(self._local, "inbox", None)
+        if conns is None:
+            conns = self._local.inbox = {}
+        conn = conns.get(path)
+        if conn is None:
+            conn = conns[path] = self._connect(path)
+        return conn
+
     def add_inbox(self, source: str, body: str, now: float, form: str = "normalised") -> None:
         """Store one accepted request's alerts; committed before returning.
 
         form "normalised": a JSON list of normalised alerts; "postable": the request body
         itself, already validated (saves re-encoding on the hot path).
         """
-        conn = self.conn()
-        with self.write_lock:
+        conn = self._inbox_conn(self._inbox_path)
+        with self._inbox_lock:
+            if not self._inbox_ready:
+                conn.executescript(INBOX_SCHEMA)
+                self._inbox_ready = True
             conn.execute("INSERT INTO inbox (source, received_at, body, form) "
                          "VALUES (?, ?, ?, ?)", (source, now, body, form))
 
-    def read_inbox(self, limit: int) -> list[tuple[int, str, float, str, str]]:
-        """The oldest unprocessed requests: (id, source, received_at, body, form)."""
-        rows = self.conn().execute(
-            "SELECT id, source, received_at, body, form FROM inbox ORDER BY id LIMIT ?",
-            (limit,))
-        return list(rows)
+    def inbox_files(self) -> list[str]:
+        """Every process's inbox file for this database."""
+        return sorted(glob.glob(glob.escape(self.path) + ".inbox.*.db"))
 
-    def delete_inbox(self, up_to_id: int) -> None:
-        self.conn().execute("DELETE FROM inbox WHERE id <= ?", (up_to_id,))
+    def _cursor(self, name: str) -> int:
+        row = self.conn().execute("SELECT last_id FROM inbox_cursors WHERE file = ?",
+                                  (name,)).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def _pending(self, path: str, limit: int) -> list[InboxRow]:
+        try:
+            return list(self._inbox_conn(path).execute(
+                "SELECT id, source, received_at, body, form FROM inbox WHERE id > ? "
+                "ORDER BY id LIMIT ?", (self._cursor(os.path.basename(path)), limit)))
+        except sqlite3.OperationalError:  # created but its table not yet: nothing to read
+            return []
+
+    def read_inbox(self, limit: int) -> tuple[str, list[InboxRow]] | None:
+        """Up to `limit` unprocessed requests from one inbox file (files taken in turn)."""
+        files = self.inbox_files()
+        self._rotation += 1
+        for i in range(len(files)):
+            path = files[(self._rotation + i) % len(files)]
+            rows = self._pending(path, limit)
+            if rows:
+                return path, rows
+            self._forget_if_abandoned(path)
+        return None
+
+    def set_inbox_cursor(self, path: str, last_id: int) -> None:
+        """Record (inside the dispatcher's transaction) that rows up to last_id are merged."""
+        self.conn().execute("INSERT OR REPLACE INTO inbox_cursors (file, last_id) VALUES (?, ?)",
+                            (os.path.basename(path), last_id))
+
+    def trim_inbox(self, path: str, last_id: int) -> None:
+        """Delete merged rows (after the main commit: a crash in between re-reads nothing)."""
+        conn = self._inbox_conn(path)
+        if path == self._inbox_path:
+            with self._inbox_lock:
+                conn.execute("DELETE FROM inbox WHERE id <= ?", (last_id,))
+        else:
+            conn.execute("DELETE FROM inbox WHERE id <= ?", (last_id,))
+
+    def _forget_if_abandoned(self, path: str) -> None:
+        """Remove a drained inbox file whose process is gone."""
+        if path == self._inbox_path:
+            return
+        _rand, pid, host = os.path.basename(path)[len(os.path.basename(self.path)) + 7:-3] \
+            .split(".", 2)
+        if not pid.isdigit() or process_alive(host, int(pid)):
+            return
+        conns: dict[str, sqlite3.Connection] = getattr(self._local, "inbox", {})
+        conn = conns.pop(path, None)
+        if conn is not None:
+            conn.close()
+        for suffix in ("", "-wal", "-shm"):
+            try:
+                os.unlink(path + suffix)
+            except FileNotFoundError:
+                pass
+        self.conn().execute("DELETE FROM inbox_cursors WHERE file = ?",
+                            (os.path.basename(path),))
 
     def inbox_depth(self) -> int:
-        return int(self.conn().execute("SELECT count(*) FROM inbox").fetchone()[0])
+        """Accepted requests not yet merged, over every inbox file."""
+        total = 0
+        for path in self.inbox_files():
+            try:
+                total += int(self._inbox_conn(path).execute(
+                    "SELECT count(*) FROM inbox WHERE id > ?",
+                    (self._cursor(os.path.basename(path)),)).fetchone()[0])
+            except sqlite3.OperationalError:
+                continue
+        return total
 
     # ---- alerts
     def get_alerts(self, fingerprints: Iterable[str]) -> dict[str, AlertRow]:
@@ -225,6 +333,27 @@ class Store:
                 out[alert.fingerprint] = alert
         return out
 
+    def alert_times(self, fingerprints: Iterable[str]) -> dict[str, tuple[float, float, str]]:
+        """(starts_at, ends_at, state) of stored alerts: all a merge needs, no JSON decoding."""
+        fps = list(fingerprints)
+        out: dict[str, tuple[float, float, str]] = {}
+        for start in range(0, len(fps), 500):
+            chunk = fps[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            for fp, starts, ends, state in self.conn().execute(
+                    "SELECT fingerprint, starts_at, ends_at, state FROM alerts "
+                    f"WHERE fingerprint IN ({marks})", chunk):
+                out[fp] = (starts, ends, state)
+        return out
+
+    def update_alerts(self, alerts: Iterable[AlertRow]) -> None:
+        """Update stored alerts whose labels are unchanged (same fingerprint)."""
+        self.conn().executemany(
+            "UPDATE alerts SET annotations = ?, starts_at = ?, ends_at = ?, generator_url = ?, "
+            "updated_at = ?, state = ? WHERE fingerprint = ?",
+            [(json.dumps(a.annotations), a.starts_at, a.ends_at, a.generator_url, a.updated_at,
+              a.state, a.fingerprint) for a in alerts])
+
     def upsert_alerts(self, alerts: Iterable[AlertRow]) -> None:
         self.conn().executemany(
             f"INSERT OR REPLACE INTO alerts ({_ALERT_COLUMNS}, server, alertname) "
@@ -237,10 +366,18 @@ class Store:
         return [_alert(r) for r in self.conn().execute(
             f"SELECT {_ALERT_COLUMNS} FROM alerts ORDER BY starts_at")]
 
-    def firing_labels(self, now: float) -> list[tuple[str, dict[str, str]]]:
-        """(fingerprint, labels) of every alert firing at `now` (for inhibition)."""
-        return [(fp, json.loads(labels)) for fp, labels in self.conn().execute(
-            "SELECT fingerprint, labels FROM alerts WHERE ends_at > ?", (now,))]
+    def firing_labels(self, now: float, alertnames: set[str] | None = None
+                      ) -> list[tuple[str, dict[str, str]]]:
+        """(fingerprint, labels) of the alerts firing at `now`, optionally only these names."""
+        if alertnames is None:
+            rows = self.conn().execute(
+                "SELECT fingerprint, labels FROM alerts WHERE ends_at > ?", (now,))
+        else:
+            names = sorted(alertnames)
+            rows = self.conn().execute(
+                "SELECT fingerprint, labels FROM alerts WHERE ends_at > ? AND alertname IN "
+                f"({','.join('?' * len(names))})", (now, *names))
+        return [(fp, json.loads(labels)) for fp, labels in rows]
 
     def newly_resolved(self, now: float) -> list[AlertRow]:
         """Alerts recorded as firing whose end time has passed."""

@@ -12,14 +12,15 @@ from alert_router.dedupe import LogEntry, should_notify
 from alert_router.dispatch.route import Route
 from alert_router.fingerprint import fingerprint
 from alert_router.incidents import Incidents
-from alert_router.ingest import postable_alerts
-from alert_router.inhibit import Inhibitor
+from alert_router.ingest import trusted_postable
+from alert_router.inhibit import Inhibitor, source_alertnames
 from alert_router.metrics import RouterMetrics
 from alert_router.silence import Silencer
 from alert_router.store import AlertRow, HistoryEvent, Store
 
 NotifierLookup = Callable[[str], Sequence[Any]]  # receiver name -> its notifiers
-INBOX_BATCH = 500  # requests per transaction: short enough not to hold up writers
+INBOX_BATCH = 50  # requests per transaction: short, so request threads never wait long
+MAX_BATCHES_PER_STEP = 40
 FINGERPRINT_CACHE = 200_000
 GC_EVERY = 60.0
 RESOLVED_RETENTION = 3600.0
@@ -34,16 +35,19 @@ class StepResult:
     enqueued: int = 0
 
 
-def _merge(old: AlertRow | None, new: dict[str, Any], received_at: float,
+def _merge(old: tuple[float, float, str] | None, new: dict[str, Any], received_at: float,
            timeout: float, fp: str) -> AlertRow:
-    """Alertmanager's merge: a continuing alert keeps its first start; the latest end wins."""
+    """Alertmanager's merge: a continuing alert keeps its first start; the latest end wins.
+
+    `old` is the stored (starts_at, ends_at, state); the row's state stays the stored one
+    until the caller records a transition.
+    """
     starts = new["startsAt"] if new["startsAt"] is not None else received_at
     ends = new["endsAt"] if new["endsAt"] is not None else max(received_at, starts) + timeout
-    if old is not None and old.ends_at >= starts and old.starts_at < starts:
-        starts = old.starts_at
-    labels = new["labels"]
-    return AlertRow(fp, labels, new["annotations"], starts, ends,
-                    new["generatorURL"], received_at, old.state if old else "new")
+    if old is not None and old[1] >= starts and old[0] < starts:
+        starts = old[0]
+    return AlertRow(fp, new["labels"], new["annotations"], starts, ends,
+                    new["generatorURL"], received_at, old[2] if old else "new")
 
 
 def _common(maps: list[dict[str, str]]) -> dict[str, str]:
@@ -93,7 +97,7 @@ class Dispatcher:
     def step(self, now: float) -> StepResult:
         """Ingest what arrived, resolve what timed out, flush due groups, collect garbage."""
         result = StepResult()
-        while True:
+        for _ in range(MAX_BATCHES_PER_STEP):  # then flush, even while alerts keep coming
             count = self.ingest(now)
             result.ingested += count
             if count == 0:
@@ -119,9 +123,10 @@ class Dispatcher:
 
     def ingest(self, now: float) -> int:
         """Merge stored requests into alerts and groups (one transaction per batch)."""
-        rows = self.store.read_inbox(INBOX_BATCH)
-        if not rows:
+        batch = self.store.read_inbox(INBOX_BATCH)
+        if batch is None:
             return 0
+        inbox_file, rows = batch
         cfg = self.config()
         # After a reload every alert is routed again through the new tree as it arrives.
         reroute = cfg is not self._routed_config
@@ -132,15 +137,16 @@ class Dispatcher:
                 else cfg.resolve_timeout
             alerts = json.loads(body)
             if form == "postable":
-                alerts = postable_alerts(alerts, now=received_at)[0]
+                alerts = trusted_postable(alerts, now=received_at)
             incoming.extend((a, received_at, timeout) for a in alerts)
         fps = [self._fingerprint(a["labels"]) for a, _, _ in incoming]
         with self.store.tx():
-            existing = self.store.get_alerts(set(fps))
+            existing = self.store.alert_times(set(fps))
             merged: dict[str, AlertRow] = {}
             for (raw, received_at, timeout), fp in zip(incoming, fps, strict=True):
-                merged[fp] = _merge(merged.get(fp) or existing.get(fp), raw, received_at,
-                                    timeout, fp)
+                prev = merged.get(fp)
+                old = (prev.starts_at, prev.ends_at, prev.state) if prev else existing.get(fp)
+                merged[fp] = _merge(old, raw, received_at, timeout, fp)
             events: list[HistoryEvent] = []
             groups: dict[str, tuple[str, str, str, str, float, float]] = {}
             members: list[tuple[str, str]] = []
@@ -167,14 +173,16 @@ class Dispatcher:
                     elif alert.state == "firing":
                         became_resolved.append(alert)
                     alert.state = state
-            self.store.upsert_alerts(merged.values())
+            self.store.upsert_alerts(a for fp, a in merged.items() if fp not in existing)
+            self.store.update_alerts(a for fp, a in merged.items() if fp in existing)
             events += self.incidents.on_firing_many(fired, now)
             for alert in became_resolved:
                 events += self.incidents.on_resolved(alert, now)
             self.store.ensure_groups(groups.values())
             self.store.add_group_alerts(members)
             self.store.add_history(events)
-            self.store.delete_inbox(rows[-1][0])
+            self.store.set_inbox_cursor(inbox_file, rows[-1][0])
+        self.store.trim_inbox(inbox_file, rows[-1][0])
         return len(incoming)
 
     def resolve_expired(self, now: float) -> None:
@@ -199,8 +207,8 @@ class Dispatcher:
         cfg = self.config()
         routes = self._routes(cfg)
         silencer = Silencer(self.store.list_silences(), now)
-        inhibitor = Inhibitor(cfg.inhibit_rules, self.store.firing_labels(now)) \
-            if cfg.inhibit_rules else None
+        inhibitor = Inhibitor(cfg.inhibit_rules, self.store.firing_labels(
+            now, source_alertnames(cfg.inhibit_rules))) if cfg.inhibit_rules else None
         for group in due:
             route = routes.get(group.route_id)
             repeat = route.repeat_interval if route else cfg.route.repeat_interval
