@@ -125,3 +125,20 @@ def test_against_a_real_prometheus(tmp_path):
         assert series[0].points == [(1000.0, 2.0), (1030.0, 2.0), (1060.0, 2.0)]
         with pytest.raises(PrometheusQueryError, match="range vector"):
             c.query_matrix("vector(1)")
+
+
+def test_bearer_token_is_sent_but_never_in_errors(caplog):
+    session = FakeSession([requests.ConnectionError("refused")] * 2)
+    sent_headers = []
+    original = session.post
+
+    def post(url, data=None, **kwargs):
+        sent_headers.append(kwargs.get("headers"))
+        return original(url, data=data, **kwargs)
+
+    session.post = post  # type: ignore[method-assign]
+    c, _ = client(session, retries=1, bearer_token="pr0m-s3cret")
+    with caplog.at_level("DEBUG"), pytest.raises(PrometheusUnavailable) as err:
+        c.query("up")
+    assert sent_headers[0] == {"Authorization": "Bearer pr0m-s3cret"}
+    assert "pr0m-s3cret" not in str(err.value) and "pr0m-s3cret" not in caplog.text

@@ -81,3 +81,12 @@ def test_run_once_reports_failure_when_prometheus_is_down(tmp_path, capsys, monk
     assert main(["run", "--once", "--config", str(cfg)]) == 1
     assert '"ok": false' in capsys.readouterr().out
     assert (tmp_path / "state.json").exists()
+
+
+def test_detect_subcommand_delegates_to_the_detector(tmp_path, capsys):
+    csv = tmp_path / "s.csv"
+    csv.write_text("timestamp,value\n" + "".join(f"{1700000000 + 60 * i},{i % 3}\n"
+                                                 for i in range(5)))
+    assert main(["detect", str(csv)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "timestamp,value,anomaly_score" and len(lines) == 6
