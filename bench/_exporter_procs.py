@@ -105,8 +105,12 @@ class Fleet:
     def pids(self) -> list[int]:
         return [s.proc.pid for s in self.servers if s.proc is not None]
 
-    def inventory(self, path: Path, count: int, user: str) -> Path:
-        """An inventory of `count` targets spread round-robin over the sshd instances."""
+    def inventory(self, path: Path, count: int, user: str,
+                  collectors: list[str] | None = None) -> Path:
+        """An inventory of `count` targets spread round-robin over the sshd instances.
+
+        `collectors` replaces the default module's list (None keeps every collector).
+        """
         servers = [{"name": target_name(i), "host": self.servers[i % len(self.servers)].host,
                     "port": self.servers[i % len(self.servers)].port, "user": user}
                    for i in range(count)]
@@ -115,6 +119,8 @@ class Fleet:
             "credentials": {"default": {"key_file": str(self.keys.client_key)}},
             "servers": servers,
         }
+        if collectors is not None:
+            data["modules"] = {"default": {"collectors": collectors}}
         path.write_text(yaml.safe_dump(data, sort_keys=False))
         return path
 

@@ -2,7 +2,8 @@
 
 Complements the py-spy profile with exact figures: CPU seconds from
 time.process_time() (every thread of this process, so paramiko's transport
-thread is included) over many repetitions of one stage at a time:
+thread is included) over many repetitions of one stage at a time, the best of
+five rounds so that other load on the machine disturbs it less:
 
 - SSH exec floor: `true` on a pooled connection (channel open, exec, close);
 - SSH exec of the probe script: the same plus transferring its output;
@@ -24,12 +25,17 @@ from pathlib import Path
 from typing import Any
 
 
-def _cpu_ms(fn: Callable[[], object], repeat: int) -> float:
+def _cpu_ms(fn: Callable[[], object], repeat: int, rounds: int = 5) -> float:
+    """CPU ms per call: the best of `rounds` rounds, as timeit advises on a noisy machine."""
     fn()  # warm caches, imports and the lru_cache'd script
-    t0 = time.process_time()
-    for _ in range(repeat):
-        fn()
-    return (time.process_time() - t0) / repeat * 1e3
+    per_round = max(1, repeat // rounds)
+    best = float("inf")
+    for _ in range(rounds):
+        t0 = time.process_time()
+        for _ in range(per_round):
+            fn()
+        best = min(best, (time.process_time() - t0) / per_round)
+    return best * 1e3
 
 
 def stage_costs(inventory_path: Path, target: str, repeat: int = 200) -> dict[str, Any]:

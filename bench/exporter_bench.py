@@ -86,6 +86,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--user", default=PASSWORD_USER,
                    help="login user on the sshd (default %(default)s, shell /bin/sh; 'root' "
                         "runs root's login shell and its rc files)")
+    p.add_argument("--collectors", default=None,
+                   help="comma-separated collectors for the probed module (default: the "
+                        "exporter's default module, every collector)")
     p.add_argument("--profile", action="store_true",
                    help="also sample the exporter with py-spy during an extra steady phase "
                         "at the largest target count")
@@ -95,6 +98,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--output", type=Path, default=None, help="JSON path (default bench/results/)")
     args = p.parse_args(argv)
     args.counts = [int(x) for x in args.targets.split(",") if x.strip()]
+    args.collector_list = ([c.strip() for c in args.collectors.split(",") if c.strip()]
+                           if args.collectors else None)
     if not args.counts or min(args.counts) < 1 or max(args.counts) > 2000:
         p.error("--targets: give counts between 1 and 2000")
     if not 1 <= args.rate <= 1000 or not 1 <= args.duration <= 600:
@@ -166,7 +171,8 @@ def run_count(fleet: Fleet, n: int, args: argparse.Namespace, workdir: Path,
               profile: Callable[[int, Callable[[], Outcome]], dict[str, Any]] | None
               ) -> dict[str, Any]:
     """Every measurement for one target count, against a freshly started exporter."""
-    inventory = fleet.inventory(workdir / f"servers-{n}.yml", n, args.user)
+    inventory = fleet.inventory(workdir / f"servers-{n}.yml", n, args.user,
+                                args.collector_list)
     requests = probe_requests([target_name(i) for i in range(n)])
     with exporter_process(inventory, workdir / f"exporter-{n}.log",
                           args.exporter_src) as exp:
@@ -209,6 +215,11 @@ def run_count(fleet: Fleet, n: int, args: argparse.Namespace, workdir: Path,
                          "generator_cpu_ms_per_request": _ms(out.generator_cpu_seconds, out.ok),
                          **_latency(out)}
         res["rss_after_steady_bytes"] = rss_bytes(pid)
+        # The warm probe of each target also did a whole probe: take that away.
+        res["connect_exporter_cpu_ms"] = (res["warm_exporter_cpu_ms_per_target"]
+                                          - res["steady"]["exporter_cpu_ms_per_probe"])
+        res["connect_sshd_cpu_ms"] = (res["warm_sshd_cpu_ms_per_target"]
+                                      - res["steady"]["sshd_cpu_ms_per_probe"])
         if profile is not None:
             res["profile"] = profile(pid, lambda: open_loop(exp.host, exp.port, requests,
                                                             args.rate, count))
@@ -244,9 +255,11 @@ def verdicts(res: dict[str, Any]) -> list[tuple[str, str, str, str]]:
          f"{mt['exporter_cpu_cores_at_max']:.2f} / {mt['sshd_cpu_cores_at_max']:.2f}", "", ""),
         ("exporter idle CPU with all connections open",
          f"{res['idle_exporter_cpu_cores'] * 1e3:.1f} ms/s", "", ""),
-        ("connection set-up CPU, exporter / sshd",
+        ("first probe of a target (connect + probe), exporter / sshd",
          f"{res['warm_exporter_cpu_ms_per_target']:.1f} / "
          f"{res['warm_sshd_cpu_ms_per_target']:.1f} ms", "", ""),
+        ("  of which connection set-up (minus a steady probe)",
+         f"{res['connect_exporter_cpu_ms']:.1f} / {res['connect_sshd_cpu_ms']:.1f} ms", "", ""),
         ("samples / bytes per probe", f"{res['samples_per_probe']} / {res['bytes_per_probe']}",
          "", ""),
         ("load generator CPU per request", f"{st['generator_cpu_ms_per_request']:.3f} ms",
@@ -274,8 +287,9 @@ def main(argv: list[str] | None = None) -> int:
         profile = profile_phase
     report: dict[str, Any] = {
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "cpus": os.cpu_count(),
-        "loadavg_at_start": os.getloadavg(), "args": {k: v for k, v in vars(args).items()
-                                                      if k not in ("output", "counts")},
+        "loadavg_at_start": os.getloadavg(),
+        "args": {k: v for k, v in vars(args).items()
+                 if k not in ("output", "counts", "collector_list")},
         "exporter_commit": _commit(args.exporter_src),
         "targets": {"exporter_cpu_ms_per_probe": TARGET_EXPORTER_CPU_MS,
                     "p99_ms": TARGET_P99_MS, "monitored_cpu_ms_per_probe": TARGET_MONITORED_CPU_MS},
@@ -290,7 +304,8 @@ def main(argv: list[str] | None = None) -> int:
             hosts = ", ".join(f"{s.host}:{s.port}" for s in fleet.servers)
             print(f"sshd: {hosts} (user {args.user})")
             report["stages"] = stages = stage_costs(
-                fleet.inventory(workdir / "servers-stages.yml", 1, args.user), target_name(0))
+                fleet.inventory(workdir / "servers-stages.yml", 1, args.user,
+                                args.collector_list), target_name(0))
             for i, n in enumerate(args.counts):
                 last = i == len(args.counts) - 1
                 res = run_count(fleet, n, args, workdir, profile if last else None)
