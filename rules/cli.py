@@ -96,12 +96,12 @@ def _export(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     import json
 
-    from rules.server import RulesService
+    from rules.server import RulesService, snapshot
 
     service = RulesService(args.config)
     if args.once:
         report = service.engine.run_cycle()
-        print(json.dumps(service.engine.snapshot(), indent=1))
+        print(json.dumps(snapshot(service.engine), indent=1))
         return 0 if report.ok else 1
     host, port = service.start(args.listen)
     logging.getLogger("rules").info("listening on %s:%d, Prometheus %s", host, port,

@@ -17,29 +17,24 @@ import logging
 import math
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-from urllib.parse import quote
 
 import requests
 
-from rules import grace, queries
-from rules.alerts import AlertBook, AlertRecord, send_alerts
+from rules import firing, fleet, grace, queries
+from rules.alerts import AlertBook, send_alerts
 from rules.anomaly import AnomalyTracker, AnomalyUpdate
 from rules.conditions import Condition, ConditionTracker
 from rules.config import ConfigError, EngineConfig
 from rules.detector import params_from_dict
 from rules.health import Health, health_of
-from rules.promapi import PrometheusClient, PrometheusError, PrometheusQueryError, Sample
+from rules.promapi import PrometheusClient, PrometheusError
 from rules.state import load_state, save_state
 from rules.status import StatusInputs, decide_status
 
 log = logging.getLogger(__name__)
 
-QUERY_CONCURRENCY = 4
-MAX_CATCHUP_POINTS = 240  # anomaly points replayed after a gap (1 h at 15 s)
 TROUBLE_SEVERITIES = frozenset({"critical", "warning"})
 
 
@@ -190,31 +185,18 @@ class Engine:
 
     def _evaluate(self, now: float, report: CycleReport) -> None:
         cfg = self.config
-        hb_window = cfg.grace_offline_after_seconds + 60.0
-        metric_names = sorted(set(queries.HEALTH_METRICS) | set(cfg.anomaly_metrics))
-        # The queries are independent: run them concurrently so Prometheus can use
-        # several cores; the cycle's wall time is then the slowest query, not the sum.
-        with ThreadPoolExecutor(max_workers=QUERY_CONCURRENCY) as pool:
-            f_hb = pool.submit(self.client.query, queries.heartbeats(hb_window), now)
-            f_inv = pool.submit(self.client.query, queries.suspended(hb_window), now)
-            f_up = pool.submit(self.client.query_matrix, queries.exporter_up(
-                cfg.exporter_job, self.grace_settings.window_seconds), now)
-            f_start = pool.submit(self.client.query,
-                                  queries.prometheus_start(cfg.prometheus_job), now)
-            f_metrics = [pool.submit(self._fleet_metrics, q, now)
-                         for q in queries.fleet_metric_queries(metric_names)]
-            f_cond = pool.submit(self._condition_results, now)
-            heartbeats = {s.labels["server"]: s.value for s in f_hb.result()
-                          if "server" in s.labels and math.isfinite(s.value) and s.value > 0}
-            inventory = {s.labels["server"]: s.value for s in f_inv.result()
-                         if "server" in s.labels}
-            up, start, results = f_up.result(), f_start.result(), f_cond.result()
-            metrics = {k: v for f in f_metrics for k, v in f.result().items()}
+        data = fleet.fetch(self.client, cfg, self.conditions, now,
+                           up_window=self.grace_settings.window_seconds,
+                           last_ok=self.last_ok_cycle)
+        for name in data.rejected:
+            errors = self.counters.condition_errors
+            errors[name] = errors.get(name, 0) + 1
+        heartbeats, inventory, metrics = data.heartbeats, data.inventory, data.metrics
 
         gstate = grace.GraceState(grace_until=self.grace_until)
         grace.from_engine_downtime(self.last_cycle, now, self.grace_settings, gstate)
-        grace.from_up_history(up, now, self.grace_settings, gstate)
-        grace.from_prometheus_start(start[0].value if start else None, bool(up), now,
+        grace.from_up_history(data.up, now, self.grace_settings, gstate)
+        grace.from_prometheus_start(data.prometheus_start, bool(data.up), now,
                                     self.grace_settings, gstate)
         if gstate.reasons and gstate.active(now) and not report_grace_known(self, gstate):
             log.warning("monitoring outage detected (%s): offline threshold %gs until %.0f",
@@ -223,10 +205,9 @@ class Engine:
         self.grace_until = gstate.grace_until
         report.grace_active, report.pipeline_down = gstate.active(now), gstate.pipeline_down
 
-        resolved_conditions = []
         for index, cond in enumerate(self.conditions):
-            if index in results:
-                resolved_conditions += self.tracker.update(cond, results[index], now)
+            if index in data.conditions:
+                self.tracker.update(cond, data.conditions[index], now)
         self._anomalies(metrics, now, report)
         for server, ratios in _latest_by_server(metrics, queries.HEALTH_METRICS, now).items():
             h = health_of(ratios, yellow_at=cfg.health_yellow_at, red_at=cfg.health_red_at)
@@ -252,51 +233,6 @@ class Engine:
         report.statuses = {s: v[0] for s, v in self.statuses.items()}
         self._sync_alerts(now, report)
         self.last_ok_cycle = now
-
-    def _fleet_metrics(self, expr: str, now: float) -> dict[tuple[str, str], list[
-            tuple[float, float]]]:
-        """Fleet metrics per (server, metric); several points when catching up after a gap."""
-        step = self.config.interval_seconds
-        last = self.last_ok_cycle
-        points = 1
-        if last is not None and now - last > 1.5 * step:
-            points = min(MAX_CATCHUP_POINTS, int((now - last) // step))
-        series = self.client.query_range(expr, now - (points - 1) * step, now, step)
-        return {(s.labels["server"], queries.metric_of(s.labels)): s.points
-                for s in series if "server" in s.labels}
-
-    def _condition_results(self, now: float) -> dict[int, list[tuple[dict[str, str], float]]]:
-        """Every condition's result series; one query, or one per condition if it fails."""
-        if not self.conditions:
-            return {}
-        try:
-            samples = self.client.query(queries.conditions(self.conditions), now)
-        except PrometheusQueryError as exc:
-            log.warning("combined condition query rejected (%s); querying one by one", exc)
-            return self._conditions_one_by_one(now)
-        out: dict[int, list[tuple[dict[str, str], float]]] = {
-            i: [] for i in range(len(self.conditions))}
-        for s in samples:
-            labels = dict(s.labels)
-            index = int(labels.pop(queries.CONDITION_MARKER, "-1"))
-            if index in out:
-                out[index].append((labels, s.value))
-        return out
-
-    def _conditions_one_by_one(self, now: float) -> dict[int, list[tuple[dict[str, str], float]]]:
-        out: dict[int, list[tuple[dict[str, str], float]]] = {}
-        for i, cond in enumerate(self.conditions):
-            try:
-                samples: list[Sample] = self.client.query(cond.expr, now)
-            except PrometheusQueryError as exc:
-                # A broken rule keeps its previous state rather than resolving.
-                errors = self.counters.condition_errors
-                errors[cond.alert] = errors.get(cond.alert, 0) + 1
-                log.error("condition %s: Prometheus rejected its expression: %s",
-                          cond.alert, exc.message)
-                continue
-            out[i] = [(dict(s.labels), s.value) for s in samples]
-        return out
 
     def _anomalies(self, metrics: dict[tuple[str, str], list[tuple[float, float]]], now: float,
                    report: CycleReport) -> None:
@@ -326,48 +262,20 @@ class Engine:
             old = self.statuses.get(server)
             since = old[1] if old is not None and old[0] == status else now
             new[server] = (status, since)
-            was_offline = old is not None and old[0] == "offline"
-            if was_offline and status in ("online", "warning"):
-                self.book.add_event(AlertRecord(
-                    labels={"alertname": "ServerOnline", "server": server, "severity": "info"},
-                    annotations={"summary": f"{server} is back online",
-                                 "offline_since": _iso(old[1]) if old else ""},
-                    starts_at=now, ends_at=now + self.config.interval_seconds * 4,
-                    generator_url=self._generator_url(server)))
+            if old is not None and old[0] == "offline" and status in ("online", "warning"):
+                self.book.add_event(firing.online_event(
+                    server, old[1], now, 4 * self.config.interval_seconds,
+                    self.config.external_url))
             if old is not None and old[0] != status:
                 log.info("server %s: %s -> %s", server, old[0], status)
         self.statuses = new
 
     def _sync_alerts(self, now: float, report: CycleReport) -> None:
-        firing: list[AlertRecord] = []
-        by_name = {c.alert: c for c in self.conditions}
-        for active in self.tracker.firing():
-            cond = by_name.get(active.condition)
-            if cond is None or active.fired_at is None:
-                continue
-            firing.append(AlertRecord(
-                labels=active.labels, annotations=cond.render_annotations(
-                    active.labels, active.value),
-                starts_at=active.fired_at,
-                generator_url=self._generator_url(active.labels.get("server"))))
-        for (server, metric), update in report.anomalies.items():
-            if update.active and update.severity is not None:
-                firing.append(AlertRecord(
-                    labels={"alertname": "MetricAnomaly", "server": server, "metric": metric,
-                            "anomaly_severity": update.severity,
-                            "severity": "warning" if update.severity == "high" else "info"},
-                    annotations={"summary": f"Unusual {metric} on {server}",
-                                 "score": f"{update.peak_score:.2f}"},
-                    starts_at=update.started_at or now,
-                    generator_url=self._generator_url(server)))
-        for server, (status, since) in self.statuses.items():
-            if status == "offline":
-                firing.append(AlertRecord(
-                    labels={"alertname": "ServerOffline", "server": server,
-                            "severity": "critical"},
-                    annotations={"summary": f"{server} is offline (no heartbeat)"},
-                    starts_at=since, generator_url=self._generator_url(server)))
-        self.book.sync(firing, now)
+        url = self.config.external_url
+        self.book.sync(
+            firing.condition_alerts(self.tracker.firing(), self.conditions, url)
+            + firing.anomaly_alerts(report.anomalies, now, url)
+            + firing.offline_alerts(self.statuses, url), now)
 
     def _deliver(self, now: float) -> None:
         if not self.config.receivers:
@@ -382,33 +290,9 @@ class Engine:
         for url, error in result.errors.items():
             log.warning("alerts to %s not delivered (will retry next cycle): %s", url, error)
 
-    def _generator_url(self, server: str | None) -> str:
-        base = self.config.external_url
-        return f"{base}/api/v1/servers/{quote(server, safe='')}" if server else base + "/"
-
     def state_path(self) -> Path:
         """Where the state lives."""
         return self.config.state_file
-
-    def snapshot(self) -> dict[str, Any]:
-        """JSON view of the last cycle (for the HTTP API)."""
-        report = self.report
-        if report is None:
-            return {"servers": {}}
-        return {"time": report.now, "ok": report.ok, "grace_active": report.grace_active,
-                "servers": {s: server_view(s, report) for s in report.statuses}}
-
-
-def server_view(server: str, report: CycleReport) -> dict[str, Any]:
-    """One server's status, health breakdown and anomaly scores."""
-    h = report.health.get(server)
-    return {
-        "status": report.statuses.get(server),
-        "health": None if h is None else {"color": h.color, "score": h.score,
-                                          "worst": h.worst, "components": h.components},
-        "anomalies": {m: {"score": u.score, "active": u.active, "severity": u.severity}
-                      for (s, m), u in report.anomalies.items() if s == server},
-    }
 
 
 def report_grace_known(engine: Engine, gstate: grace.GraceState) -> bool:
@@ -423,7 +307,3 @@ def _latest_by_server(metrics: dict[tuple[str, str], list[tuple[float, float]]],
         if metric in names and points and points[-1][0] >= now - 1.0:
             out.setdefault(server, {})[metric] = points[-1][1]
     return out
-
-
-def _iso(ts: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))

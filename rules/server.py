@@ -25,10 +25,31 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from rules.conditions import load_conditions
 from rules.config import ConfigError, EngineConfig, load_config
-from rules.engine import Engine, server_view
+from rules.engine import CycleReport, Engine
 from rules.metrics import EngineCollector
 
 log = logging.getLogger(__name__)
+
+
+def snapshot(engine: Engine) -> dict[str, Any]:
+    """JSON view of the last cycle: every server's status, health and anomalies."""
+    report = engine.report
+    if report is None:
+        return {"servers": {}}
+    return {"time": report.now, "ok": report.ok, "grace_active": report.grace_active,
+            "servers": {s: server_view(s, report) for s in report.statuses}}
+
+
+def server_view(server: str, report: CycleReport) -> dict[str, Any]:
+    """One server's status, health breakdown and anomaly scores."""
+    h = report.health.get(server)
+    return {
+        "status": report.statuses.get(server),
+        "health": None if h is None else {"color": h.color, "score": h.score,
+                                          "worst": h.worst, "components": h.components},
+        "anomalies": {m: {"score": u.score, "active": u.active, "severity": u.severity}
+                      for (s, m), u in report.anomalies.items() if s == server},
+    }
 
 
 class RulesService:
@@ -123,7 +144,7 @@ def _handler(service: RulesService) -> type[BaseHTTPRequestHandler]:
                 else:
                     self._send(200, "StackSense rule engine is Ready.\n")
             elif path == "/api/v1/servers":
-                self._json(200, service.engine.snapshot())
+                self._json(200, snapshot(service.engine))
             elif path.startswith("/api/v1/servers/"):
                 name = unquote(path.removeprefix("/api/v1/servers/"))
                 report = service.engine.report
