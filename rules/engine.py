@@ -1,8 +1,9 @@
 """One evaluation cycle for the whole fleet: query, decide, alert, persist.
 
-`Engine.run_cycle(now)` runs six fleet-wide queries (heartbeats, suspension,
-exporter `up` history, Prometheus start time, usage metrics, conditions),
-then decides status, health, conditions and anomalies in Python, hands the
+`Engine.run_cycle(now)` runs seven fleet-wide queries concurrently (fleet.py:
+heartbeats, suspension, exporter `up` history, Prometheus start time, usage
+ratios, network, conditions), then decides status, grace, health, conditions
+and anomalies in Python, hands the
 firing alerts to the alert book, sends them, and saves its state. The clock
 is passed in, so tests and backtests evaluate any instant of history.
 
