@@ -3,9 +3,9 @@
 `Engine.run_cycle(now)` runs seven fleet-wide queries concurrently (fleet.py:
 heartbeats, suspension, exporter `up` history, Prometheus start time, usage
 ratios, network, conditions), then decides status, grace, health, conditions
-and anomalies in Python, hands the
-firing alerts to the alert book, sends them, and saves its state. The clock
-is passed in, so tests and backtests evaluate any instant of history.
+and anomalies in Python, hands the firing alerts to the alert book, sends
+them, and saves its state. The clock is passed in, so tests and backtests
+evaluate any instant of history.
 
 When Prometheus cannot be asked, nothing is decided: statuses stay as they
 were, firing alerts are re-sent as they are, and the failure shows in the
