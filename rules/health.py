@@ -38,19 +38,26 @@ def color_of(ratio: float, yellow_at: float = 0.70, red_at: float = 0.85) -> str
 
 def component_score(ratio: float) -> float:
     """Headroom of one ratio in 0-100 (ratios are clamped to 0-1)."""
-    return round(100.0 * (1.0 - min(1.0, max(0.0, ratio))), 2)
+    if ratio >= 1.0:
+        return 0.0
+    if ratio <= 0.0:
+        return 100.0
+    return round(100.0 * (1.0 - ratio), 2)
 
 
 def health_of(ratios: Mapping[str, float], *, yellow_at: float = 0.70,
               red_at: float = 0.85) -> Health | None:
     """Health from component ratios; None when no ratio is known (e.g. server offline)."""
-    known = {k: r for k, r in ratios.items() if math.isfinite(r)}
-    if not known:
+    # One pass, no sorting: this runs for every server of the fleet every cycle.
+    components: dict[str, float] = {}
+    worst, worst_ratio = "", -math.inf
+    for name, ratio in ratios.items():
+        if not math.isfinite(ratio):
+            continue
+        components[name] = component_score(ratio)
+        if ratio > worst_ratio or (ratio == worst_ratio and name < worst):
+            worst, worst_ratio = name, ratio
+    if not components:
         return None
-    worst = max(sorted(known), key=lambda k: known[k])
-    return Health(
-        color=color_of(known[worst], yellow_at, red_at),
-        score=component_score(known[worst]),
-        components={k: component_score(r) for k, r in sorted(known.items())},
-        worst=worst,
-    )
+    return Health(color=color_of(worst_ratio, yellow_at, red_at),
+                  score=components[worst], components=components, worst=worst)
