@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from contextlib import ExitStack
 
 import pytest
 import requests
@@ -12,6 +10,7 @@ import requests
 from rules.alerts import AlertBook, AlertRecord, rfc3339, send_alerts
 from rules.config import Receiver
 from rules.state import load_state, save_state
+from tests.peers.alert_receiver import alert_receiver
 from tests.peers.util import free_port
 
 
@@ -70,36 +69,10 @@ def test_corrupt_state_file_is_set_aside(tmp_path):
     assert (tmp_path / "state.json.corrupt").read_text() == "{not json"
 
 
-class Receiver_:
-    def __init__(self, status=200):
-        self.status, self.posts = status, []
-        outer = self
-
-        class H(BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def do_POST(self):  # noqa: N802
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                outer.posts.append((self.path, dict(self.headers), json.loads(body)))
-                self.send_response(outer.status)
-                self.end_headers()
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 @pytest.fixture
 def receivers():
-    made = []
-    yield lambda status=200: made.append(Receiver_(status)) or made[-1]
-    for r in made:
-        r.close()
+    with ExitStack() as stack:
+        yield lambda status=200: stack.enter_context(alert_receiver(status))
 
 
 def test_send_to_several_receivers_with_token_and_batches(tmp_path, receivers, monkeypatch):

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
+from rules.alerts import rfc3339
 from rules.conditions import Condition, default_conditions, parse_conditions
 from rules.config import EngineConfig
 from rules.engine import Engine
@@ -318,3 +319,26 @@ def test_backtest_over_prometheus_history(prom, capsys, monkeypatch):
 
 def _iso(ts: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def test_receiver_outage_is_counted_and_caught_up(prom, tmp_path):
+    from rules.config import Receiver
+    from tests.peers.alert_receiver import alert_receiver
+    from tests.peers.util import free_port
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    engine = make_engine(prom, tmp_path, receivers=(Receiver(url, timeout_seconds=2),))
+    report = engine.run_cycle(T0 + 50 * M)
+    assert report.ok  # the cycle completes with the receiver down
+    failed = engine.counters.alerts_failed[url]
+    assert failed >= 4 and engine.counters.alerts_sent[url] == 0  # 3 offline + Watchdog
+    with alert_receiver(port=port) as receiver:
+        engine.run_cycle(T0 + 50 * M + 15)
+        names = {(a["labels"]["alertname"], a["labels"].get("server")) for a in
+                 receiver.alerts()}
+        assert {("ServerOffline", "db1"), ("ServerOffline", "never1"),
+                ("ServerOffline", "gone1"), ("Watchdog", None)} <= names
+        offline = next(a for a in receiver.alerts() if a["labels"].get("server") == "db1")
+        assert offline["startsAt"] == rfc3339(T0 + 50 * M)  # the original start, not the retry
+    assert engine.counters.alerts_sent[url] == failed
