@@ -342,3 +342,20 @@ def test_receiver_outage_is_counted_and_caught_up(prom, tmp_path):
         offline = next(a for a in receiver.alerts() if a["labels"].get("server") == "db1")
         assert offline["startsAt"] == rfc3339(T0 + 50 * M)  # the original start, not the retry
     assert engine.counters.alerts_sent[url] == failed
+
+
+def test_metrics_exposition_passes_promtool_lint(prom, tmp_path):
+    import subprocess
+
+    from prometheus_client import generate_latest
+
+    engine = make_engine(prom, tmp_path)
+    for i in range(3):
+        engine.run_cycle(T0 + 50 * M + 15 * i)
+    registry = CollectorRegistry()
+    registry.register(EngineCollector(engine, [True]))
+    text = generate_latest(registry)
+    assert b'stacksense_server_health{color="red",server="r1"} 1.0' in text
+    lint = subprocess.run(["/usr/bin/promtool", "check", "metrics"], input=text,
+                          capture_output=True)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
