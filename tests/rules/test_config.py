@@ -80,3 +80,11 @@ def test_file_errors_name_the_file(tmp_path: Path):
     bad.write_text("web: {reload_token: x}\n")
     with pytest.raises(ConfigError, match=r"bad.yml: web.reload_token: unknown key"):
         load_config(bad)
+
+
+def test_shipped_example_config_is_valid():
+    example = Path(__file__).resolve().parents[2] / "rules" / "rules.example.yml"
+    c = load_config(example)
+    assert c.prometheus_url == "http://prometheus:9090"
+    assert c.receivers[0].url == "http://stacksense-router:9818"
+    assert c.state_file == Path("/var/lib/stacksense/rules-state.json")
