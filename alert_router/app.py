@@ -53,13 +53,14 @@ def create_app(config: RouterConfig | Mapping[str, Any] | str | Path | None = No
     metrics = RouterMetrics()
     state = RouterState(cfg, path, store, metrics, notifier_factory or default_notifier_factory)
     state.notifiers = state.build_notifiers(cfg)
+    state.generation = store.generation("config")
     metrics.reload_ok.set(1)
     metrics.reload_time.set(time.time())
     metrics.watch_store(lambda: state.store)
     state.dispatcher = Dispatcher(store, state.current_config, state.notifiers_for, metrics)
     state.outbox = Outbox(store, state.current_config, state.notifiers_for, metrics)
     if start_background:
-        state.runner = Runner(store, state.dispatcher, state.outbox)
+        state.runner = Runner(store, state.dispatcher, state.outbox, state.follow_reloads)
         state.runner.start()
     app.extensions["stacksense"] = state
 

@@ -124,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the router under gunicorn")
     serve.add_argument("--listen", default="0.0.0.0:9818")
     serve.add_argument("--threads", type=int, default=8)
-    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--workers", type=int, default=2)
     serve.add_argument("--access-log", action="store_true")
     serve.set_defaults(func=cmd_serve)
     sub.add_parser("check-config", help="validate the config").set_defaults(

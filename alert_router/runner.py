@@ -12,6 +12,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 
 from alert_router.dispatch.dispatcher import Dispatcher
 from alert_router.outbox import Outbox
@@ -19,8 +20,9 @@ from alert_router.store import Store
 
 log = logging.getLogger(__name__)
 LEASE_TTL = 15.0
+LEASE_RENEW = 5.0  # renew when less than TTL - this remains (a write transaction, not per step)
 IDLE_WAIT = 0.5
-MIN_STEP_GAP = 0.02  # batch requests that arrive together into one dispatcher transaction
+MIN_STEP_GAP = 0.05  # batch requests that arrive together into one dispatcher transaction
 
 
 def holder_dead(holder: str) -> bool:
@@ -41,12 +43,15 @@ def holder_dead(holder: str) -> bool:
 class Runner:
     """Runs Dispatcher.step and Outbox.step on their own threads while this process leads."""
 
-    def __init__(self, store: Store, dispatcher: Dispatcher, outbox: Outbox) -> None:
+    def __init__(self, store: Store, dispatcher: Dispatcher, outbox: Outbox,
+                 on_tick: Callable[[], None] = lambda: None) -> None:
         self.store = store
+        self.on_tick = on_tick
         self.dispatcher = dispatcher
         self.outbox = outbox
         self.holder = f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
         self.leader = False
+        self._lease_until = 0.0
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._outbox_wake = threading.Event()
@@ -76,8 +81,13 @@ class Runner:
             now = time.time()
             wait = IDLE_WAIT
             try:
-                leading = self.store.try_lease("dispatcher", self.holder, now, LEASE_TTL,
-                                               holder_dead)
+                self.on_tick()
+                if self.leader and now < self._lease_until - LEASE_TTL + LEASE_RENEW:
+                    leading = True
+                else:
+                    leading = self.store.try_lease("dispatcher", self.holder, now, LEASE_TTL,
+                                                   holder_dead)
+                    self._lease_until = now + LEASE_TTL if leading else 0.0
                 if leading and not self.leader:
                     # Whatever a dead leader had in flight is ours to send now.
                     released = self.store.release_claims()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -16,6 +17,7 @@ from alert_router.outbox import Outbox
 from alert_router.runner import Runner
 from alert_router.store import Store
 
+log = logging.getLogger(__name__)
 NotifierFactory = Callable[[dict[str, Any], str, dict[str, Any]], Sequence[Any]]
 
 
@@ -42,6 +44,7 @@ class RouterState:
     outbox: Outbox | None = None
     runner: Runner | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    generation: int = 0  # the store's config generation this process has loaded
 
     def build_notifiers(self, config: RouterConfig) -> dict[str, Sequence[Any]]:
         """Notifiers for every receiver of `config`."""
@@ -56,8 +59,11 @@ class RouterState:
     def current_config(self) -> RouterConfig:
         return self.config
 
-    def reload(self) -> None:
-        """Re-read the config file; on any error keep the old config and raise."""
+    def reload(self, *, announce: bool = True) -> None:
+        """Re-read the config file; on any error keep the old config and raise.
+
+        With announce, other processes on the same store (gunicorn workers) reload too.
+        """
         if self.config_path is None:
             raise RuntimeError("no config file to reload (the app was given a config object)")
         try:
@@ -70,6 +76,19 @@ class RouterState:
             self.config, self.notifiers = config, notifiers
         self.metrics.reload_ok.set(1)
         self.metrics.reload_time.set(time.time())
+        if announce:
+            self.generation = self.store.bump_generation("config")
+
+    def follow_reloads(self) -> None:
+        """Reload when another process announced a reload (called by the runner loop)."""
+        current = self.store.generation("config")
+        if current == self.generation or self.config_path is None:
+            return
+        self.generation = current
+        try:
+            self.reload(announce=False)
+        except Exception as exc:  # noqa: BLE001 - keep running on the old config
+            log.error("reload announced by another process failed: %s", exc)
 
     def wake(self) -> None:
         if self.runner is not None:

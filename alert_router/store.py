@@ -24,6 +24,7 @@ from alert_router.matchers import Matcher
 from alert_router.silence import Silence
 
 SCHEMA = """
+CREATE TABLE IF NOT EXISTS generations (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS inbox_cursors (file TEXT PRIMARY KEY, last_id INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS alerts (
     fingerprint TEXT PRIMARY KEY, labels TEXT NOT NULL, annotations TEXT NOT NULL,
@@ -658,6 +659,19 @@ class Store:
         return [HistoryEvent(*r) for r in self.conn().execute(
             f"SELECT ts, kind, subject, server, transition, actor, reason, details, id "
             f"FROM history {where} ORDER BY {order} LIMIT ?", (*params, limit))]
+
+    # ---- config generation: a reload in one process tells the others
+    def generation(self, name: str) -> int:
+        row = self.conn().execute("SELECT value FROM generations WHERE name = ?",
+                                  (name,)).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def bump_generation(self, name: str) -> int:
+        with self.tx() as conn:
+            conn.execute("INSERT INTO generations (name, value) VALUES (?, 1) "
+                         "ON CONFLICT (name) DO UPDATE SET value = value + 1", (name,))
+            return int(conn.execute("SELECT value FROM generations WHERE name = ?",
+                                    (name,)).fetchone()[0])
 
     # ---- leadership between processes sharing one database
     def try_lease(self, name: str, holder: str, now: float, ttl: float,

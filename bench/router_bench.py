@@ -91,8 +91,9 @@ class Server:
 def start_alertmanager(tmp: Path) -> Server:
     port = free_port()
     cfg = tmp / "am.yml"
-    cfg.write_text(yaml.safe_dump({"route": {"receiver": "null", "group_by": ["alertname", "server"]},
-                                   "receivers": [{"name": "null"}]}))
+    cfg.write_text(yaml.safe_dump({
+        "route": {"receiver": "null", "group_by": ["alertname", "server"]},
+        "receivers": [{"name": "null"}]}))
     (tmp / "am-data").mkdir()
     proc = subprocess.Popen(
         [ALERTMANAGER, f"--config.file={cfg}", f"--storage.path={tmp / 'am-data'}",
@@ -210,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--batches", default="1,10,64,100")
     parser.add_argument("--threads", type=int, default=8, help="router gunicorn threads")
-    parser.add_argument("--workers", type=int, default=1, help="router gunicorn workers")
+    parser.add_argument("--workers", type=int, default=2, help="router gunicorn workers")
     parser.add_argument("--memory-alerts", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=2,
                         help="runs per point, interleaved; the best is kept (shared machines)")

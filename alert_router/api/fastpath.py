@@ -40,6 +40,7 @@ class FastIngest:
     def __init__(self, app: WsgiApp, state: RouterState) -> None:
         self.app = app
         self.state = state
+        self._observe = state.metrics.request_seconds.labels(PATH, "POST").observe
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("PATH_INFO") != PATH or environ.get("REQUEST_METHOD") != "POST":
@@ -48,8 +49,7 @@ class FastIngest:
         try:
             return self._handle(environ, start_response)
         finally:
-            self.state.metrics.request_seconds.labels(PATH, "POST").observe(
-                time.perf_counter() - started)
+            self._observe(time.perf_counter() - started)
 
     def _handle(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
         st = self.state

@@ -19,9 +19,10 @@ from alert_router.silence import Silencer
 from alert_router.store import AlertRow, HistoryEvent, Store
 
 NotifierLookup = Callable[[str], Sequence[Any]]  # receiver name -> its notifiers
-INBOX_BATCH = 50  # requests per transaction: short, so request threads never wait long
+INBOX_BATCH = 500  # requests per transaction (request threads write elsewhere, never wait)
+INBOX_BATCH_BYTES = 2_000_000  # ...but about this much alert JSON at most
 MAX_BATCHES_PER_STEP = 40
-FINGERPRINT_CACHE = 200_000
+FINGERPRINT_CACHE = 50_000  # label sets; bounded because each entry keeps its strings
 GC_EVERY = 60.0
 RESOLVED_RETENTION = 3600.0
 
@@ -127,6 +128,12 @@ class Dispatcher:
         if batch is None:
             return 0
         inbox_file, rows = batch
+        size = 0
+        for i, row in enumerate(rows):
+            size += len(row[3])
+            if size > INBOX_BATCH_BYTES:
+                rows = rows[:max(i, 1)]
+                break
         cfg = self.config()
         # After a reload every alert is routed again through the new tree as it arrives.
         reroute = cfg is not self._routed_config
