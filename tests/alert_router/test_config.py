@@ -1,0 +1,86 @@
+"""Config validation: every error names its key path; defaults are Alertmanager's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from alert_router.config import load_config, parse_config
+from alert_router.errors import ConfigError
+from tests.alert_router.conftest import base_config
+
+
+def test_defaults_are_alertmanagers(tmp_path):
+    cfg = parse_config(base_config(tmp_path, route={"receiver": "default"}))
+    assert (cfg.route.group_wait, cfg.route.group_interval, cfg.route.repeat_interval) == (
+        30, 300, 4 * 3600)
+    assert cfg.resolve_timeout == 300
+    assert cfg.storage_synchronous == "NORMAL"
+    # The shipped inhibition: ServerOffline mutes the server's other alerts.
+    assert [str(m) for m in cfg.inhibit_rules[0].source] == ['alertname="ServerOffline"']
+    assert cfg.inhibit_rules[0].equal == ("server",)
+
+
+@pytest.mark.parametrize(("change", "path"), [
+    (lambda c: c.update(colour="red"), "colour"),
+    (lambda c: c.update(**{"global": {"smtp_smarthost": "x:25", "resolve_timout": "5m"}}),
+     "global.resolve_timout"),
+    (lambda c: c.update(**{"global": {"resolve_timeout": "5 minutes"}}),
+     "global.resolve_timeout"),
+    (lambda c: c.pop("route"), "route"),
+    (lambda c: c["route"].update(receiver="nobody"), "route (id 0).receiver"),
+    (lambda c: c["route"].update(routes=[{"receiver": "default", "group_wait": "x"}]),
+     "route.routes[0].group_wait"),
+    (lambda c: c.pop("receivers"), "receivers"),
+    (lambda c: c["receivers"].append({"name": "default"}), "receivers[1].name"),
+    (lambda c: c["receivers"][0].update(webhook_configs=[{"ur": "http://x"}]),
+     "receivers[0].webhook_configs[0]"),
+    (lambda c: c["receivers"][0].update(sms_configs=[]), "receivers[0].sms_configs"),
+    (lambda c: c.update(inhibit_rules=[{"source_matchers": ["bad"]}]),
+     "inhibit_rules[0].source_matchers[0]"),
+    (lambda c: c.update(inhibit_rules=[{"target_matchers": ['a="b"']}]),
+     "inhibit_rules[0].source_matchers"),
+    (lambda c: c.update(inhibit_rules=[{"source_matchers": ['a="b"'], "equals": ["x"]}]),
+     "inhibit_rules[0].equals"),
+    (lambda c: c.pop("auth"), "auth"),
+    (lambda c: c.update(auth={"tokens_env": "NO_SUCH_VARIABLE_X"}), "auth.tokens_env"),
+    (lambda c: c.update(auth={"tokens_file": "/nonexistent/tokens"}), "auth.tokens_file"),
+    (lambda c: c.update(auth={"token": "x"}), "auth.token"),
+    (lambda c: c.update(storage={"path": "x.db", "synchronous": "off"}),
+     "storage.synchronous"),
+    (lambda c: c.update(delivery={"workers": 0}), "delivery.workers"),
+    (lambda c: c.update(delivery={"max_backoff": "forever"}), "delivery.max_backoff"),
+    (lambda c: c.update(web={"max_request_bytes": "big"}), "web.max_request_bytes"),
+    (lambda c: c.update(incidents={"auto_close": "1h"}), "incidents.auto_close"),
+])
+def test_invalid_configs_name_the_key_path(tmp_path, change, path):
+    raw = base_config(tmp_path)
+    change(raw)
+    with pytest.raises(ConfigError) as err:
+        parse_config(raw)
+    assert str(err.value).startswith(path), str(err.value)
+
+
+def test_unauthenticated_writes_must_be_explicit(tmp_path):
+    raw = base_config(tmp_path, auth={"allow_unauthenticated_writes": True})
+    assert parse_config(raw).auth.tokens == ()
+
+
+def test_tokens_from_env_and_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("ROUTER_TOKENS", "a, b")
+    raw = base_config(tmp_path, auth={"tokens_env": "ROUTER_TOKENS",
+                                      "tokens_file": str(tmp_path / "tokens")})
+    assert set(parse_config(raw).auth.tokens) == {"a", "b", "router-test-token"}
+
+
+def test_load_config_relative_paths_and_bad_yaml(tmp_path: Path):
+    raw = base_config(tmp_path, storage={"path": "data/router.db"})
+    (tmp_path / "router.yml").write_text(yaml.safe_dump(raw))
+    assert load_config(tmp_path / "router.yml").storage_path == str(tmp_path / "data/router.db")
+    (tmp_path / "bad.yml").write_text("route: [unclosed")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(tmp_path / "bad.yml")
+    with pytest.raises(ConfigError, match="cannot read config"):
+        load_config(tmp_path / "missing.yml")
