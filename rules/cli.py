@@ -103,7 +103,12 @@ def _run(args: argparse.Namespace) -> int:
         report = service.engine.run_cycle()
         print(json.dumps(snapshot(service.engine), indent=1))
         return 0 if report.ok else 1
-    host, port = service.start(args.listen)
+    try:
+        host, port = service.start(args.listen)
+    except OSError as exc:
+        print(f"error: cannot listen on {args.listen or service.engine.config.listen_address}: "
+              f"{exc.strerror or exc}", file=sys.stderr)
+        return 1
     logging.getLogger("rules").info("listening on %s:%d, Prometheus %s", host, port,
                                     service.engine.config.prometheus_url)
     done = threading.Event()

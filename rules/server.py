@@ -15,6 +15,7 @@ import hmac
 import json
 import logging
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -84,12 +85,15 @@ class RulesService:
     def run_loop(self) -> None:
         """Run cycles every interval until stopped; a failing cycle never ends the loop."""
         while not self.stop_event.is_set():
+            started = time.monotonic()
             try:
                 self.engine.run_cycle()
             except Exception:  # noqa: BLE001 - the loop must survive any bug in one cycle
                 log.exception("cycle crashed; next cycle in %gs",
                               self.engine.config.interval_seconds)
-            self.stop_event.wait(self.engine.config.interval_seconds)
+            # Fixed-rate cycles (as Prometheus evaluates rules), not fixed delays.
+            elapsed = time.monotonic() - started
+            self.stop_event.wait(max(0.0, self.engine.config.interval_seconds - elapsed))
 
     def start(self, listen: str | None = None) -> tuple[str, int]:
         """Start the HTTP server and the loop in threads; return the bound address."""

@@ -90,3 +90,36 @@ def test_detect_subcommand_delegates_to_the_detector(tmp_path, capsys):
     assert main(["detect", str(csv)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "timestamp,value,anomaly_score" and len(lines) == 6
+
+
+def test_run_as_a_process_reloads_on_sighup_and_stops_on_sigterm(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.peers.util import stop
+
+    cfg = write_config(tmp_path / "rules.yml", interval="1s")
+    port = free_port()
+    log = open(tmp_path / "rules.log", "wb")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen([sys.executable, "-m", "rules.cli", "run", "--config", str(cfg),
+                             "--listen", f"127.0.0.1:{port}"], stdout=log,
+                            stderr=subprocess.STDOUT, cwd=tmp_path,
+                            env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: requests.get(f"{url}/-/ready", timeout=1).ok, timeout=20,
+                 what="engine ready")
+        cfg.write_text(cfg.read_text() + "\nbogus: 1\n")
+        proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: "stacksense_rules_config_last_reload_successful 0.0" in requests.get(
+            f"{url}/metrics", timeout=1).text, timeout=10, what="failed reload reported")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        stop(proc)
+        log.close()
+    assert (tmp_path / "state.json").exists() and (tmp_path / "state.json.anomalies").exists()
+    assert "bogus: unknown key" in (tmp_path / "rules.log").read_text()
