@@ -218,8 +218,14 @@ class Engine:
         troubled = {a.labels.get("server", "") for a in self.tracker.firing()
                     if a.labels.get("severity") in TROUBLE_SEVERITIES}
         troubled |= {server for (server, _), u in report.anomalies.items() if u.active}
-        servers = set(inventory) | set(heartbeats) if inventory else (
-            set(self.statuses) | set(heartbeats))
+        if gstate.pipeline_down:
+            servers = set(inventory) | set(heartbeats) | set(self.statuses)
+        elif inventory:
+            # The inventory is authoritative: a server removed from it is gone, even if
+            # its last heartbeat is still within the query window.
+            servers = set(inventory)
+        else:  # no inventory series at all (exporter's /metrics not scraped?)
+            servers = set(self.statuses) | set(heartbeats)
         lenient = gstate.active(now) or gstate.pipeline_down
         threshold = cfg.grace_offline_after_seconds if lenient else cfg.offline_after_seconds
         decided = decide_status(StatusInputs(

@@ -54,7 +54,7 @@ def fetch(client: PrometheusClient, config: EngineConfig, conditions: Sequence[C
     rejected: list[str] = []
     with ThreadPoolExecutor(max_workers=QUERY_CONCURRENCY) as pool:
         f_hb = pool.submit(client.query, queries.heartbeats(hb_window), now)
-        f_inv = pool.submit(client.query, queries.suspended(hb_window), now)
+        f_inv = pool.submit(client.query, queries.suspended(), now)
         f_up = pool.submit(client.query_matrix,
                            queries.exporter_up(config.exporter_job, up_window), now)
         f_start = pool.submit(client.query, queries.prometheus_start(config.prometheus_job), now)

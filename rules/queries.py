@@ -45,10 +45,13 @@ def heartbeats(window_seconds: float) -> str:
             f"stacksense_last_heartbeat_timestamp_seconds[{format_duration(window_seconds)}]))")
 
 
-def suspended(window_seconds: float) -> str:
-    """Suspension flag per inventory server (the inventory's server list, too)."""
-    return ("max by (server) (last_over_time("
-            f"stacksense_server_suspended[{format_duration(window_seconds)}]))")
+def suspended() -> str:
+    """Suspension flag per inventory server: the inventory's server list, too.
+
+    A plain selector on purpose: when the exporter drops a server from its
+    inventory, Prometheus' staleness marker removes it at the next scrape.
+    """
+    return "max by (server) (stacksense_server_suspended)"
 
 
 def exporter_up(job: str, window_seconds: float) -> str:

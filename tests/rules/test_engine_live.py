@@ -181,3 +181,18 @@ def test_prometheus_killed_mid_cycle(tmp_path, exporter: MetricsServer, am):
         registry = CollectorRegistry()
         registry.register(EngineCollector(engine, [True]))
         assert registry.get_sample_value("stacksense_rules_prometheus_up") == 1.0
+
+
+def test_server_removed_from_the_inventory_disappears_without_alert(prom, tmp_path):
+    engine = make_engine(prom.url, tmp_path)
+    SERVERS.append("temp1")
+    try:
+        wait_for(lambda: engine.run_cycle().statuses.get("temp1") == "online", timeout=15,
+                 what="temp1 online")
+    finally:
+        SERVERS.remove("temp1")
+    seen = []
+    wait_for(lambda: seen.append(engine.run_cycle().statuses.get("temp1")) or seen[-1] is None,
+             timeout=15, interval=0.3, what="temp1 gone")
+    assert set(seen) <= {"online", None}
+    assert not [r for r in engine.book.records.values() if r.labels.get("server") == "temp1"]
