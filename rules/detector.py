@@ -1,6 +1,6 @@
 """Streaming anomaly detector: one instance per series, O(1) work per point.
 
-The method: *range novelty* on three views of the series, a quiet-period
+The method: *range novelty* on four views of the series, a quiet-period
 damping of repeated alarms, and a monotone rescaling to [0, 1]. No model is
 fitted and no labels are used; every decision reads one series' own past.
 
@@ -19,13 +19,18 @@ Range novelty (the core)
 
 Views
     1. the value itself (spikes and dips, new levels);
-    2. the mean of the last ``mean_points`` values (sustained shifts hidden in
+    2. the value against the range of only the last ``recent_points`` values
+       (kept as ``recent_blocks`` block extremes, O(1)), weighted low
+       (``w_recent``): a change that is large for the last few days but stays
+       inside an old extreme (an earlier incident's spike) that blinds view 1;
+    3. the mean of the last ``mean_points`` values (sustained shifts hidden in
        noise, that no single point reveals);
-    3. ``|x - x(same time one season ago)|`` for a daily season, kept in a
+    4. ``|x - x(same time one season ago)|`` for a daily season, kept in a
        time-indexed ring of at most ``season_max_slots`` slots (a pattern
        that breaks: a missing daily peak, a flat day, a higher plateau).
-    Each view learns ``warmup`` values before it may score. The surprise of a
-    point is the largest weighted surprise of the views.
+    Each view learns ``warmup`` values before it may score (view 2: half its
+    span). The surprise of a point is the largest weighted surprise of the
+    views.
 
 Quiet period
     Only the first detection of an event matters, and repeated alarms erode
@@ -70,11 +75,14 @@ class DetectorParams:
     """Every tunable of the detector, with the defaults scored on NAB."""
 
     warmup: int = 150  # values a view learns before it may score
-    range_decay: float = 3e-5  # per point, how fast each view's range shrinks to its centre
+    range_decay: float = 1e-5  # per point, how fast each view's range shrinks to its centre
     w_raw: float = 1.0  # weight of the raw-value view
-    w_mean: float = 0.5  # weight of the short-mean view
+    w_recent: float = 0.2  # weight of the recent-range view (raw value vs the last few days)
+    recent_points: int = 1500  # span of the recent range ...
+    recent_blocks: int = 20  # ... tracked as this many block extremes
+    w_mean: float = 0.7  # weight of the short-mean view
     mean_points: int = 24  # length of the short mean
-    w_season: float = 0.5  # weight of the same-time-yesterday view
+    w_season: float = 0.7  # weight of the same-time-yesterday view
     season_seconds: float = 86400.0  # the season compared against
     season_max_slots: int = 1440  # bounds memory: at most this many remembered slots
     season_setup_points: int = 32  # points used to learn the sampling interval
@@ -82,7 +90,7 @@ class DetectorParams:
     quiet_points: int = 1000  # a score must beat every raw score this far back ...
     quiet_blocks: int = 20  # ... (tracked as this many block maxima) ...
     quiet_damping: float = 0.2  # ... or it is multiplied by this
-    score_pivot: float = 0.008  # internal score shown as 0.5 (NAB's best threshold)
+    score_pivot: float = 0.0109  # internal score shown as 0.5 (NAB's best threshold)
     burst_points: int = 50  # for this long after a leading score, the same event ...
     burst_damping: float = 0.05  # ... only echoes: others are multiplied by this
 
@@ -93,6 +101,8 @@ class Detector:
     __slots__ = (
         "params", "n", "last_ts", "dt",
         "raw_lo", "raw_hi", "raw_n",
+        "recent_max", "recent_min", "recent_top", "recent_bot",
+        "recent_cur_max", "recent_cur_min", "recent_fill",
         "mean_buf", "mean_i", "mean_sum", "mean_lo", "mean_hi", "mean_n",
         "season", "season_width", "season_lo", "season_hi", "season_n",
         "block_max", "block_top", "block_cur", "block_fill", "last_lead",
@@ -104,6 +114,11 @@ class Detector:
         self.last_ts = -math.inf
         self.dt = math.inf
         self.raw_lo, self.raw_hi, self.raw_n = math.inf, -math.inf, 0
+        self.recent_max: list[float] = []  # extremes of the last complete blocks
+        self.recent_min: list[float] = []
+        self.recent_top, self.recent_bot = -math.inf, math.inf  # their max / min
+        self.recent_cur_max, self.recent_cur_min = -math.inf, math.inf  # the open block
+        self.recent_fill = 0
         self.mean_buf: list[float] = []
         self.mean_i = 0
         self.mean_sum = 0.0
@@ -144,7 +159,29 @@ class Detector:
             x, self.raw_lo, self.raw_hi, self.raw_n > warm, decay)
         u *= p.w_raw
 
-        # view 2: mean of the last few values (sustained shifts in noisy data)
+        # view 2: the value against the range of the last few days only; weighted
+        # low, it catches a change that is large for the recent past but still
+        # inside an old extreme (an earlier incident's spike, last month's peak)
+        top = self.recent_top if self.recent_top > self.recent_cur_max else self.recent_cur_max
+        bot = self.recent_bot if self.recent_bot < self.recent_cur_min else self.recent_cur_min
+        if 2 * len(self.recent_max) >= p.recent_blocks and top > bot:
+            if x > top:
+                ur = (x - top) / (top - bot) * p.w_recent
+            elif x < bot:
+                ur = (bot - x) / (top - bot) * p.w_recent
+            else:
+                ur = 0.0
+            if ur > u:
+                u = ur
+        if x > self.recent_cur_max:
+            self.recent_cur_max = x
+        if x < self.recent_cur_min:
+            self.recent_cur_min = x
+        self.recent_fill += 1
+        if self.recent_fill >= max(1, p.recent_points // p.recent_blocks):
+            self._close_recent_block()
+
+        # view 3: mean of the last few values (sustained shifts in noisy data)
         k = p.mean_points
         buf = self.mean_buf
         if len(buf) < k:
@@ -167,7 +204,7 @@ class Detector:
             if um > u:
                 u = um
 
-        # view 3: distance to the value at the same time of the previous season
+        # view 4: distance to the value at the same time of the previous season
         season = self.season
         if season is None and self.n == p.season_setup_points and math.isfinite(self.dt):
             self._start_season()
@@ -212,6 +249,18 @@ class Detector:
             return 0.0
         # monotone rescaling (ranks unchanged) so that the pivot reads as 0.5
         return float(score ** (_LOG_HALF / math.log(p.score_pivot)))
+
+    def _close_recent_block(self) -> None:
+        highs, lows = self.recent_max, self.recent_min
+        highs.append(self.recent_cur_max)
+        lows.append(self.recent_cur_min)
+        if len(highs) > self.params.recent_blocks:
+            del highs[0]
+            del lows[0]
+        self.recent_top = max(highs)
+        self.recent_bot = min(lows)
+        self.recent_cur_max, self.recent_cur_min = -math.inf, math.inf
+        self.recent_fill = 0
 
     def _start_season(self) -> None:
         p = self.params

@@ -144,3 +144,34 @@ def test_params_from_dict_rejects_unknown_keys():
     assert params_from_dict({}) == DetectorParams()
     with pytest.raises(ValueError, match="nope"):
         params_from_dict({"nope": 1})
+
+
+def test_change_inside_an_old_extreme_is_caught_by_the_recent_range():
+    # an incident long ago widened the all-time range; a new plateau well inside
+    # it, but far outside the last few days, is still news
+    pts = list(noisy_daily(3000))
+    pts[400] = (pts[400][0], 400.0)  # the old incident
+    t_end = pts[-1][0]
+
+    def first_score(params):
+        det = Detector(params)
+        quiet = run(det, pts)
+        return max(quiet[500:]), det.update(t_end + 300, 150.0)
+
+    quiet, score = first_score(DetectorParams())
+    assert quiet < ALERT
+    assert score >= ALERT
+    _, without = first_score(DetectorParams(w_recent=0.0))
+    assert without < ALERT  # the all-time range alone does not see it
+
+
+def test_recent_range_forgets_after_its_span():
+    # a plateau that lasted longer than the recent span is part of "recent" no more
+    det = Detector()
+    p = det.params
+    for i in range(p.recent_points * 2):
+        det.update(i * 60.0, 10.0 + (i % 7))
+    assert det.recent_top == 16.0 and det.recent_bot == 10.0
+    for i in range(p.recent_points * 2, p.recent_points * 4):
+        det.update(i * 60.0, 100.0 + (i % 3))
+    assert det.recent_bot == 100.0 and det.recent_top == 102.0
