@@ -51,6 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="validate the config and conditions files")
     check.add_argument("--config", type=Path)
     check.add_argument("--conditions", type=Path, help="a conditions file (overrides config)")
+    check.add_argument("--prometheus", metavar="URL", nargs="?", const="",
+                       help="also have Prometheus (URL, or the configured one) parse every "
+                            "condition's expression")
     check.set_defaults(func=_check)
 
     export = sub.add_parser("export-prometheus-rules",
@@ -78,6 +81,26 @@ def _check(args: argparse.Namespace) -> int:
     cfg, conds = _conditions(args)
     print(f"config OK: Prometheus {cfg.prometheus_url}, {len(cfg.receivers)} receiver(s), "
           f"{len(conds)} condition(s): {', '.join(c.alert for c in conds)}")
+    if args.prometheus is None:
+        return 0
+    from rules.promapi import PrometheusClient, PrometheusError, PrometheusQueryError
+
+    client = PrometheusClient(args.prometheus or cfg.prometheus_url,
+                              timeout=cfg.prometheus_timeout_seconds, retries=0)
+    bad = 0
+    for cond in conds:
+        try:
+            client.query(cond.expr)
+        except PrometheusQueryError as exc:
+            bad += 1
+            print(f"error: condition {cond.alert}: expr {cond.expr!r}: {exc.message}",
+                  file=sys.stderr)
+        except PrometheusError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+    if bad:
+        return EXIT_CONFIG
+    print(f"all {len(conds)} condition expressions accepted by Prometheus")
     return 0
 
 

@@ -359,3 +359,19 @@ def test_metrics_exposition_passes_promtool_lint(prom, tmp_path):
     lint = subprocess.run(["/usr/bin/promtool", "check", "metrics"], input=text,
                           capture_output=True)
     assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
+def test_check_config_has_prometheus_parse_the_expressions(prom, tmp_path, capsys):
+    from rules.cli import main
+
+    conds = tmp_path / "c.yml"
+    conds.write_text("conditions:\n"
+                     "  - {alert: Fine, expr: 'up == 0', severity: warning}\n"
+                     "  - {alert: Typo, expr: 'rate(up[5m]', severity: warning}\n")
+    assert main(["check-config", "--conditions", str(conds), "--prometheus", prom.url]) == 2
+    err = capsys.readouterr().err
+    assert "condition Typo: expr 'rate(up[5m]'" in err and "parse error" in err
+    assert "Fine" not in err
+    conds.write_text("conditions: [{alert: Fine, expr: 'up == 0', severity: warning}]\n")
+    assert main(["check-config", "--conditions", str(conds), "--prometheus", prom.url]) == 0
+    assert "all 5 condition expressions accepted" in capsys.readouterr().out
