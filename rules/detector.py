@@ -21,8 +21,9 @@ Views
     1. the value itself (spikes and dips, new levels);
     2. the value against the range of only the last ``recent_points`` values
        (kept as ``recent_blocks`` block extremes, O(1)), weighted low
-       (``w_recent``): a change that is large for the last few days but stays
-       inside an old extreme (an earlier incident's spike) that blinds view 1;
+       (``w_recent``) and counted only beyond a margin (``recent_margin``): a
+       change that is large for the last few days but stays inside an old
+       extreme (an earlier incident's spike) that blinds view 1;
     3. the mean of the last ``mean_points`` values (sustained shifts hidden in
        noise, that no single point reveals);
     4. ``|x - x(same time one season ago)|`` for a daily season, kept in a
@@ -80,6 +81,7 @@ class DetectorParams:
     w_recent: float = 0.2  # weight of the recent-range view (raw value vs the last few days)
     recent_points: int = 1500  # span of the recent range ...
     recent_blocks: int = 20  # ... tracked as this many block extremes
+    recent_margin: float = 0.1  # view 2 ignores the first 10 % of the range beyond its edge
     w_mean: float = 0.7  # weight of the short-mean view
     mean_points: int = 24  # length of the short mean
     w_season: float = 0.7  # weight of the same-time-yesterday view
@@ -165,10 +167,11 @@ class Detector:
         top = self.recent_top if self.recent_top > self.recent_cur_max else self.recent_cur_max
         bot = self.recent_bot if self.recent_bot < self.recent_cur_min else self.recent_cur_min
         if 2 * len(self.recent_max) >= p.recent_blocks and top > bot:
+            # a few days' range is often just brushed: only a clear break counts
             if x > top:
-                ur = (x - top) / (top - bot) * p.w_recent
+                ur = ((x - top) / (top - bot) - p.recent_margin) * p.w_recent
             elif x < bot:
-                ur = (bot - x) / (top - bot) * p.w_recent
+                ur = ((bot - x) / (top - bot) - p.recent_margin) * p.w_recent
             else:
                 ur = 0.0
             if ur > u:
