@@ -67,6 +67,5 @@ def render_stream(families: Iterable[tuple[str, str, Iterable[str]]]) -> Iterabl
     """Stream a large document: (family, type, sample lines) -> text chunks, then # EOF."""
     for family, kind, lines in families:
         yield f"# TYPE {family} {kind}\n"
-        for line in lines:
-            yield line
+        yield from lines
     yield "# EOF\n"
