@@ -20,6 +20,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -37,6 +38,7 @@ from rules.status import StatusInputs, decide_status
 log = logging.getLogger(__name__)
 
 TROUBLE_SEVERITIES = frozenset({"critical", "warning"})
+HISTORY_LENGTH = 20  # status changes remembered per server
 
 
 @dataclass
@@ -113,6 +115,9 @@ class Engine:
         raw = load_state(self.config.state_file)
         self.statuses: dict[str, tuple[str, float]] = {
             s: (str(v[0]), float(v[1])) for s, v in raw.get("statuses", {}).items()}
+        # The last HISTORY_LENGTH status changes per server: [unix time, status].
+        self.history: dict[str, list[list[Any]]] = {
+            s: list(h) for s, h in raw.get("history", {}).items() if isinstance(h, list)}
         self.tracker = ConditionTracker.from_state(raw.get("conditions"))
         self.book = AlertBook.from_state(raw.get("alerts"), self.config.resolved_resend_seconds)
         # The detectors' state is large (KBs per series): it lives in its own file,
@@ -130,6 +135,7 @@ class Engine:
     def _save(self) -> None:
         save_state(self.config.state_file, {
             "statuses": {s: list(v) for s, v in self.statuses.items()},
+            "history": self.history,
             "conditions": self.tracker.get_state(),
             "alerts": self.book.get_state(),
             "last_cycle": self.last_cycle,
@@ -273,9 +279,15 @@ class Engine:
                 self.book.add_event(firing.online_event(
                     server, old[1], now, 4 * self.config.interval_seconds,
                     self.config.external_url))
-            if old is not None and old[0] != status:
-                log.info("server %s: %s -> %s", server, old[0], status)
+            if old is None or old[0] != status:
+                if old is not None:
+                    log.info("server %s: %s -> %s", server, old[0], status)
+                changes = self.history.setdefault(server, [])
+                changes.append([now, status])
+                del changes[:-HISTORY_LENGTH]
         self.statuses = new
+        for server in [s for s in self.history if s not in new]:
+            del self.history[server]
 
     def _sync_alerts(self, now: float, report: CycleReport) -> None:
         url = self.config.external_url

@@ -155,7 +155,11 @@ def _handler(service: RulesService) -> type[BaseHTTPRequestHandler]:
                 if report is None or name not in report.statuses:
                     self._json(404, {"error": f"unknown server: {name}"})
                 else:
-                    self._json(200, {"server": name, **server_view(name, report)})
+                    # No lock: the API must answer during a long cycle; a list copy is atomic.
+                    history = list(service.engine.history.get(name, []))
+                    self._json(200, {"server": name, **server_view(name, report),
+                                     "history": [{"time": t, "status": st}
+                                                 for t, st in history]})
             else:
                 self._send(404, "not found\n")
 

@@ -174,6 +174,8 @@ def test_offline_within_one_cycle_after_the_heartbeat_passes_60s(prom, tmp_path)
                if r.labels["alertname"] == "ServerOffline" and r.labels["server"] == "db1"]
     assert len(offline) == 1 and offline[0].ends_at is None
     assert offline[0].labels["severity"] == "critical"
+    assert engine.history["db1"] == [[DB_DEATH + 45, "online"], [DB_DEATH + 61, "offline"]]
+    assert make_engine(prom, tmp_path).history["db1"][-1] == [DB_DEATH + 61, "offline"]
 
 
 def test_no_offline_after_a_six_minute_monitoring_outage(prom, tmp_path):
