@@ -167,8 +167,9 @@ def _client(args: tuple[int, int, dict[str, str], int, float, str, float]
 
 
 def load(server: Server, batch: int, clients: int, seconds: float,
-         pool: mp.pool.Pool) -> tuple[float, float, float, float]:
-    """alerts/s, p50 and p99 latency (s), server CPU seconds per alert (all work included)."""
+         pool: mp.pool.Pool) -> tuple[float, float, float, float, float]:
+    """alerts/s, p50 and p99 latency (s), server CPU s per alert (all work included), and
+    the seconds the router's dispatcher still needed after the load to merge its backlog."""
     run = f"{server.name}-{batch}-{time.time()}"
     cpu_before = server.cpu_seconds()
     start_at = time.time() + 1.5  # let every client build its bodies first
@@ -176,9 +177,12 @@ def load(server: Server, batch: int, clients: int, seconds: float,
                                  for c in range(clients)])
     latencies = sorted(x for r, _ in results for x in r)
     rate = sum(len(r) * batch / took for r, took in results)
+    settle_started = time.perf_counter()
     settle(server)  # the router's dispatcher finishes merging what was accepted
+    backlog = time.perf_counter() - settle_started if server.name == "router" else 0.0
     cpu = (server.cpu_seconds() - cpu_before) / (len(latencies) * batch)
-    return rate, latencies[len(latencies) // 2], latencies[int(len(latencies) * 0.99)], cpu
+    return (rate, latencies[len(latencies) // 2], latencies[int(len(latencies) * 0.99)], cpu,
+            backlog)
 
 
 def fill(server: Server, total: int) -> None:
@@ -202,7 +206,7 @@ def settle(server: Server, timeout: float = 120.0) -> None:
         text = requests.get(f"http://127.0.0.1:{server.port}/metrics", timeout=10).text
         if "stacksense_router_inbox_requests 0.0" in text:
             return
-        time.sleep(0.5)
+        time.sleep(0.1)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -226,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     with mp.Pool(args.clients) as pool:
         for batch in batches:
-            point: dict[str, tuple[float, float, float, float]] = {}
+            point: dict[str, tuple[float, float, float, float, float]] = {}
             for rep in range(args.repeat):
                 for name in ("alertmanager", "router"):
                     workdir = tmp / f"{name}-{batch}-{rep}"
@@ -245,7 +249,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"p50 {am[1] * 1000:5.1f} ms p99 {am[2] * 1000:6.1f} ms "
                   f"cpu {am[3] * 1e6:5.0f} us/alert | "
                   f"router {rt[0]:>7.0f} alerts/s p50 {rt[1] * 1000:5.1f} ms "
-                  f"p99 {rt[2] * 1000:6.1f} ms cpu {rt[3] * 1e6:5.0f} us/alert | "
+                  f"p99 {rt[2] * 1000:6.1f} ms cpu {rt[3] * 1e6:5.0f} us/alert "
+                  f"backlog merged {rt[4]:4.1f}s | "
                   f"ratio {rt[0] / am[0]:.2f}x (cpu/alert ratio {am[3] / rt[3]:.2f}x)",
                   flush=True)
     if args.memory_alerts:
