@@ -377,3 +377,14 @@ def test_check_config_has_prometheus_parse_the_expressions(prom, tmp_path, capsy
     conds.write_text("conditions: [{alert: Fine, expr: 'up == 0', severity: warning}]\n")
     assert main(["check-config", "--conditions", str(conds), "--prometheus", prom.url]) == 0
     assert "all 5 condition expressions accepted" in capsys.readouterr().out
+
+
+def test_queries_per_cycle_do_not_grow_with_conditions(prom, tmp_path):
+    many = parse_conditions({"conditions": [
+        {"alert": f"Cpu{i}", "metric": "stacksense_cpu_usage_ratio", "op": ">",
+         "threshold": i / 20, "severity": "info"} for i in range(20)]}, "many")
+    engine = make_engine(prom, tmp_path, conditions=default_conditions() + many)
+    report = engine.run_cycle(T0 + 50 * M)
+    assert report.ok and report.queries == 7
+    firing = {a.condition for a in engine.tracker.firing()}
+    assert {"Cpu0", "Cpu13", "Watchdog"} <= firing and "Cpu19" not in firing  # cpuhot is 0.95
