@@ -30,6 +30,8 @@ def escape_help(text: str) -> str:
 
 def format_value(value: float) -> str:
     """Format a sample value the way Prometheus parses it back."""
+    if value.__class__ is bool:
+        return "1" if value else "0"
     if isinstance(value, int):
         return str(value)
     if value != value:
@@ -93,22 +95,31 @@ def render(families: Iterable[Family]) -> str:
 
     Families with the same name are merged (first HELP/TYPE wins) so that two
     collectors may contribute samples to one name without a duplicate TYPE
-    line, which Prometheus would reject.
+    line, which Prometheus would reject. Merging copies only on a repeat.
     """
     merged: dict[str, Family] = {}
+    copied: set[str] = set()
     for fam in families:
         seen = merged.get(fam.name)
         if seen is None:
-            merged[fam.name] = Family(fam.name, fam.type, fam.help, list(fam.samples))
+            merged[fam.name] = fam
         else:
+            if fam.name not in copied:  # never mutate the caller's family
+                seen = merged[fam.name] = Family(seen.name, seen.type, seen.help,
+                                                 list(seen.samples))
+                copied.add(fam.name)
             seen.samples.extend(fam.samples)
     out: list[str] = []
     append = out.append
+    fmt = format_value
     for fam in merged.values():
         if not fam.samples:
             continue
         append(f"# HELP {fam.name} {escape_help(fam.help)}\n# TYPE {fam.name} {fam.type}\n")
         name = fam.name
         for labels, value in fam.samples:
-            append(f"{name}{labels} {format_value(value)}\n")
+            if value.__class__ is float and value.is_integer() and -1e15 < value < 1e15:
+                append(f"{name}{labels} {int(value)}\n")
+            else:
+                append(f"{name}{labels} {fmt(value)}\n")
     return "".join(out)

@@ -40,6 +40,9 @@ LANDING = """<!doctype html><html><head><title>StackSense exporter</title></head
 class Handler(BaseHTTPRequestHandler):
     server: ExporterHTTPServer
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes; with Nagle on, the body waits for
+    # the client's delayed ACK (~40 ms) on every keep-alive request.
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         log.debug("%s " + format, self.address_string(), *args)

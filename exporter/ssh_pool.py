@@ -10,6 +10,7 @@ delayed ACKs.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import socket
@@ -61,6 +62,21 @@ def _classify_os_error(exc: OSError, where: str) -> ProbeFailure:
     if isinstance(exc, ConnectionResetError):
         return ProbeFailure("refused", f"{where}: connection reset")
     return ProbeFailure("unreachable", f"{where}: {exc.strerror or type(exc).__name__}")
+
+
+def _close(transport: paramiko.Transport) -> None:
+    """Close a transport for good: shut the socket down first.
+
+    paramiko's close() alone can leave its reader thread, the TCP connection and
+    the remote sshd session alive; shutdown() wakes the reader at once. The
+    socket keeps paramiko's own short timeout (set in Transport()), which its
+    reader thread needs to notice close() and to send keepalives.
+    """
+    sock = transport.sock
+    if isinstance(sock, socket.socket):
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+    transport.close()
 
 
 def load_private_key(creds: Credentials) -> paramiko.PKey:
@@ -121,7 +137,7 @@ class SshPool:
             self._slots.clear()
         for slot in slots:
             if slot.transport is not None:
-                slot.transport.close()
+                _close(slot.transport)
 
     def run(self, server: Server, command: str, deadline: float) -> CommandResult:
         """Run `command` with /bin/sh on `server` before `deadline` (monotonic seconds)."""
@@ -157,7 +173,7 @@ class SshPool:
         settings = self._settings(server)
         if slot.transport is not None and (not slot.transport.is_active()
                                            or slot.fingerprint != settings):
-            slot.transport.close()
+            _close(slot.transport)
             slot.transport = None
         if slot.transport is None:
             now = self._clock()
@@ -182,7 +198,7 @@ class SshPool:
             if failure.reason == "timeout":
                 # A channel that timed out mid-session means a dead or blackholed
                 # link: drop the connection so the next probe reconnects.
-                slot.transport.close()
+                _close(slot.transport)
                 slot.transport = None
             raise
 
@@ -232,8 +248,6 @@ class SshPool:
             if pinned:
                 options = transport.get_security_options()
                 options.key_types = [t for t in options.key_types if t in pinned] or pinned
-            if isinstance(sock, socket.socket):
-                sock.settimeout(remaining)
             try:
                 transport.start_client(timeout=remaining)
             except (paramiko.SSHException, OSError, EOFError) as exc:
@@ -243,13 +257,11 @@ class SshPool:
                                      trust_on_first_use=server.trust_on_first_use)
             self._authenticate(transport, server, creds)
             transport.set_keepalive(KEEPALIVE_SECONDS)
-            if isinstance(sock, socket.socket):
-                sock.settimeout(None)
             ok = True
             return transport
         finally:
             if not ok:
-                transport.close()
+                _close(transport)
 
     def _negotiation_failure(self, exc: BaseException, where: str) -> ProbeFailure:
         if isinstance(exc, TimeoutError | socket.timeout):

@@ -118,7 +118,13 @@ def write_config(
         "MaxSessions 100",
         "AllowTcpForwarding yes",
         "LogLevel ERROR",
-        *(extra or []),
+        # Debian's bash sources ~/.bashrc for ssh commands when SHLVL < 2; root's
+        # .bashrc on these machines runs pyenv init (~100 processes, 125 ms/probe).
+        # Production users should use a /bin/sh login shell (docs/collectors.md).
+        # sshd keeps only the first SetEnv line, so the caller's are merged in.
+        "SetEnv SHLVL=1 " + " ".join(e.split(None, 1)[1] for e in extra or []
+                                     if e.startswith("SetEnv ")),
+        *(e for e in extra or [] if not e.startswith("SetEnv ")),
     ]
     cfg.write_text("\n".join(lines) + "\n")
     return cfg
