@@ -43,13 +43,15 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run the engine (HTTP on the listen address)")
-    run.add_argument("--config", type=Path, help="engine config YAML (default: built-in)")
-    run.add_argument("--listen", help="host:port, overrides listen_address")
+    run.add_argument("--config", "--config.file", dest="config", type=Path,
+                     help="engine config YAML (default: built-in)")
+    run.add_argument("--listen", "--web.listen-address", dest="listen",
+                     help="host:port, overrides listen_address")
     run.add_argument("--once", action="store_true", help="run one cycle, print it, exit")
     run.set_defaults(func=_run)
 
     check = sub.add_parser("check-config", help="validate the config and conditions files")
-    check.add_argument("--config", type=Path)
+    check.add_argument("--config", "--config.file", dest="config", type=Path)
     check.add_argument("--conditions", type=Path, help="a conditions file (overrides config)")
     check.add_argument("--prometheus", metavar="URL", nargs="?", const="",
                        help="also have Prometheus (URL, or the configured one) parse every "
@@ -58,7 +60,7 @@ def _parser() -> argparse.ArgumentParser:
 
     export = sub.add_parser("export-prometheus-rules",
                             help="write Prometheus rule files and a PrometheusRule manifest")
-    export.add_argument("--config", type=Path)
+    export.add_argument("--config", "--config.file", dest="config", type=Path)
     export.add_argument("--conditions", type=Path)
     export.add_argument("--out", type=Path, default=Path("."), help="output directory")
     export.add_argument("--namespace", help="metadata.namespace of the PrometheusRule")
