@@ -23,7 +23,7 @@ import requests
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-RUN = ROOT / ".run"
+RUN = Path(os.environ.get("STACKSENSE_RUN_DIR", ROOT / ".run"))
 BIN = Path(sys.executable).parent
 HOST = "127.0.0.1"
 
@@ -88,13 +88,16 @@ def write_configs(token: str) -> dict[str, Path]:
             "receivers": [{"url": f"http://{HOST}:{ROUTER}",
                            "bearer_token_file": str(token_file)}],
             "state_file": str(RUN / "rules-state.json"),
+            "external_url": f"http://{HOST}:{RULES}",
         }))
     if not paths["router"].exists():
         paths["router"].write_text(yaml.safe_dump({
             "auth": {"tokens_file": str(token_file)},
             "storage": {"path": str(RUN / "router.db")},
-            "route": {"receiver": "log"},
-            "receivers": [{"name": "log"}],
+            # No integration configured: alerts, groups and incidents are recorded and
+            # shown on the router's page; add email_configs/slack_configs to deliver.
+            "route": {"receiver": "default", "group_by": ["alertname", "server"]},
+            "receivers": [{"name": "default"}],
         }))
     return paths
 
@@ -108,8 +111,8 @@ def commands(paths: dict[str, Path]) -> list[tuple[str, list[str], str]]:
     prometheus = shutil.which("prometheus") or "/usr/bin/prometheus"
     return [
         ("exporter", exporter, f"http://{HOST}:{EXPORTER}/-/ready"),
-        ("router", [str(BIN / "stacksense-router"), "serve", f"--config.file={paths['router']}",
-                    f"--web.listen-address={HOST}:{ROUTER}"], f"http://{HOST}:{ROUTER}/-/ready"),
+        ("router", [str(BIN / "stacksense-router"), "-c", str(paths["router"]), "serve",
+                    "--listen", f"{HOST}:{ROUTER}"], f"http://{HOST}:{ROUTER}/-/ready"),
         ("prometheus", [prometheus, f"--config.file={paths['prometheus']}",
                         f"--storage.tsdb.path={RUN / 'prometheus-data'}",
                         f"--web.listen-address={HOST}:{PROMETHEUS}", "--web.enable-lifecycle"],
@@ -155,7 +158,9 @@ def main() -> int:
             else:
                 print(f"  {name:<11} FAILED  see {RUN / (name + '.log')}", file=sys.stderr)
         print(f"\nStackSense is running (logs and state in {RUN}). Ctrl-C stops it.")
-        print(f"  Prometheus: http://{HOST}:{PROMETHEUS}/graph?g0.expr=node_load1")
+        print(f"  Prometheus:   http://{HOST}:{PROMETHEUS}/graph?g0.expr=node_load1")
+        print(f"  Alert router: http://{HOST}:{ROUTER}/  (write token in {RUN / 'router-token'})")
+        print(f"  Rule engine:  http://{HOST}:{RULES}/metrics")
         watched = list(procs)
         while not stopping and watched:
             for name, proc in list(watched):
