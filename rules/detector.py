@@ -26,9 +26,12 @@ Views
        extreme (an earlier incident's spike) that blinds view 1;
     3. the mean of the last ``mean_points`` values (sustained shifts hidden in
        noise, that no single point reveals);
-    4. ``|x - x(same time one season ago)|`` for a daily season, kept in a
-       time-indexed ring of at most ``season_max_slots`` slots (a pattern
-       that breaks: a missing daily peak, a flat day, a higher plateau).
+    4. ``|x - profile(same time of day)|`` for a daily season: a time-indexed
+       ring of at most ``season_max_slots`` slots, each an exponentially
+       weighted average of that time of day over past days
+       (``season_smoothing``), so one noisy yesterday does not raise alarms
+       (a pattern that breaks: a missing daily peak, a flat day, a higher
+       plateau).
     Each view learns ``warmup`` values before it may score (view 2: half its
     span). The surprise of a point is the largest weighted surprise of the
     views.
@@ -86,6 +89,7 @@ class DetectorParams:
     mean_points: int = 24  # length of the short mean
     w_season: float = 0.7  # weight of the same-time-yesterday view
     season_seconds: float = 86400.0  # the season compared against
+    season_smoothing: float = 0.3  # weight of the newest day in each slot's daily profile
     season_max_slots: int = 1440  # bounds memory: at most this many remembered slots
     season_setup_points: int = 32  # points used to learn the sampling interval
     gap_seconds: float = 6 * 3600.0  # a longer silence restarts the short-mean window
@@ -215,7 +219,8 @@ class Detector:
         if season is not None:
             slot = int((t % p.season_seconds) / self.season_width) % len(season)
             old = season[slot]
-            season[slot] = x
+            # the slot keeps a profile over past days, not one noisy yesterday
+            season[slot] = x if old != old else old + p.season_smoothing * (x - old)
             if old == old:  # not NaN: that slot was seen before
                 self.season_n += 1
                 self.season_lo, self.season_hi, us = _range_step(

@@ -175,3 +175,29 @@ def test_recent_range_forgets_after_its_span():
     for i in range(p.recent_points * 2, p.recent_points * 4):
         det.update(i * 60.0, 100.0 + (i % 3))
     assert det.recent_bot == 100.0 and det.recent_top == 102.0
+
+
+def _peak_missing_on_last_day(seed):
+    rnd = random.Random(seed)
+    for i in range(288 * 14):
+        day, k = divmod(i, 288)
+        v = 50 + 20 * math.sin(2 * math.pi * k / 288) + rnd.gauss(0, 4)
+        if day == 13 and 50 <= k < 90:
+            v = 50 + rnd.gauss(0, 4)  # the daily peak does not come
+        yield i * 300.0, v
+
+
+def test_daily_profile_keeps_noisy_days_quiet_and_sees_a_missing_peak():
+    last_day = slice(288 * 13 + 50, 288 * 13 + 90)
+    normal = slice(300, 288 * 13)
+    smoothed, one_yesterday = [], []
+    for seed in range(1, 6):
+        pts = list(_peak_missing_on_last_day(seed))
+        scores = run(Detector(), pts)
+        assert max(scores[last_day]) > max(scores[normal])  # the missing peak stands out
+        smoothed.append(max(scores[normal]))
+        raw_yesterday = run(Detector(DetectorParams(season_smoothing=1.0)), pts)
+        one_yesterday.append(max(raw_yesterday[normal]))
+    # comparing with a profile of past days, not with one noisy yesterday, means
+    # lower false scores on ordinary days
+    assert sum(smoothed) < sum(one_yesterday) - 0.2
