@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from alert_router.dedupe import LogEntry
@@ -312,12 +313,18 @@ class Store:
         """Accepted requests not yet merged, over every inbox file."""
         total = 0
         for path in self.inbox_files():
+            # A short-lived read connection: files of dead processes disappear over time.
             try:
-                total += int(self._inbox_conn(path).execute(
-                    "SELECT count(*) FROM inbox WHERE id > ?",
-                    (self._cursor(os.path.basename(path)),)).fetchone()[0])
+                conn = sqlite3.connect(Path(path).as_uri() + "?mode=ro", uri=True, timeout=5.0)
             except sqlite3.OperationalError:
                 continue
+            try:
+                total += int(conn.execute("SELECT count(*) FROM inbox WHERE id > ?", (
+                    self._cursor(os.path.basename(path)),)).fetchone()[0])
+            except sqlite3.OperationalError:
+                continue
+            finally:
+                conn.close()
         return total
 
     # ---- alerts

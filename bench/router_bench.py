@@ -104,7 +104,7 @@ def start_alertmanager(tmp: Path) -> Server:
     return Server("alertmanager", port, proc, {"Content-Type": "application/json"})
 
 
-def start_router(tmp: Path, threads: int, workers: int) -> Server:
+def start_router(tmp: Path, threads: int, workers: int, worker_class: str = "gthread") -> Server:
     port = free_port()
     (tmp / "tokens").write_text(TOKEN + "\n")
     cfg = tmp / "router.yml"
@@ -116,7 +116,7 @@ def start_router(tmp: Path, threads: int, workers: int) -> Server:
     }))
     env = {**os.environ, "STACKSENSE_ROUTER_CONFIG": str(cfg), "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-k", "gthread", "--threads", str(threads),
+        [sys.executable, "-m", "gunicorn", "-k", worker_class, "--threads", str(threads),
          "-w", str(workers), "-b", f"127.0.0.1:{port}", "--backlog", "2048",
          "alert_router.wsgi:app"],
         env=env, stdout=subprocess.DEVNULL, stderr=open(tmp / "router.log", "wb"),  # noqa: SIM115
