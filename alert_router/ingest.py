@@ -118,16 +118,23 @@ def grafana_webhook(body: Any, *, now: float) -> tuple[list[Normalised], list[st
     """Grafana (unified alerting) webhook contact point payload."""
     if not isinstance(body, dict):
         raise InputError("body: must be a JSON object (Grafana webhook payload)")
-    if "alerts" not in body:
-        raise InputError("alerts: required")
-    good, errors = _normalise_list(body.get("alerts"), "alerts", now=now, with_status=True)
-    for alert, raw in zip(good, [a for a in body["alerts"] if isinstance(a, dict)],
-                          strict=False):
+    items = body.get("alerts")
+    if not isinstance(items, list):
+        raise InputError("alerts: required, a list of alerts")
+    good: list[Normalised] = []
+    errors: list[str] = []
+    for i, raw in enumerate(items):
+        one, err = _normalise_list([raw], "alerts", now=now, with_status=True)
+        if err:
+            errors.append(err[0].replace("alerts[0]", f"alerts[{i}]", 1))
+            continue
+        alert = one[0]
         # Grafana's links are useful in notifications; keep them as annotations.
         for key in ("dashboardURL", "panelURL", "silenceURL", "valueString"):
             value = raw.get(key)
             if isinstance(value, str) and value and key not in alert["annotations"]:
                 alert["annotations"] = {**alert["annotations"], key: value}
+        good.append(alert)
     return good, errors
 
 

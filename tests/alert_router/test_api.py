@@ -140,6 +140,29 @@ def test_grafana_form_keeps_links_as_annotations(harness):
     assert _firing_alerts(harness)["G"]["annotations"] == {"dashboardURL": "http://g/d"}
 
 
+def test_grafana_documented_payload_with_an_invalid_alert_keeps_links_aligned(harness):
+    # The shape of Grafana's documented example (offset times, numeric values).
+    payload = {"receiver": "My Super Webhook", "status": "firing", "orgId": 1,
+               "alerts": [
+                   {"status": "firing", "labels": {"bad-name": "x"}},
+                   {"status": "firing",
+                    "labels": {"alertname": "High memory usage", "team": "blue"},
+                    "annotations": {"summary": "zone us-1"},
+                    "startsAt": "2021-10-12T09:51:03.157076+02:00",
+                    "endsAt": "0001-01-01T00:00:00Z", "fingerprint": "c6eadffa33fcdf37",
+                    "silenceURL": "https://g/silence", "dashboardURL": "", "panelURL": "",
+                    "values": {"B": 44.2, "C": 1}}],
+               "groupLabels": {}, "commonLabels": {"team": "blue"}, "commonAnnotations": {},
+               "externalURL": "https://g/", "version": "1", "groupKey": "{}:{}",
+               "truncatedAlerts": 0, "title": "[FIRING:1]", "state": "alerting",
+               "message": "x"}
+    resp = harness.client.post("/api/v1/webhook/grafana", json=payload, headers=AUTH)
+    assert resp.status_code == 400 and "alerts[0].labels.bad-name" in resp.json["error"]
+    alert = _firing_alerts(harness)["High memory usage"]
+    assert alert["annotations"] == {"summary": "zone us-1", "silenceURL": "https://g/silence"}
+    assert alert["startsAt"] == "2021-10-12T07:51:03.157Z"
+
+
 def test_generic_form(harness):
     body = {"alerts": [{"name": "Disk", "server": "web-1", "severity": "warning",
                         "summary": "disk 95%", "labels": {"mount": "/"}}]}
