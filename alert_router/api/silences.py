@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 
 from flask import Blueprint, Response, abort, jsonify, request
 
@@ -53,14 +54,27 @@ def post_silence() -> tuple[Response, int]:
     except InputError as exc:
         abort(400, description=str(exc))
     store = state().store
+    transition = "created"
     if isinstance(body, dict) and body.get("id"):
         old = store.get_silence(body["id"])
         if old is None:
             abort(404, description=f"silence {body['id']} not found")
         if old.state(now) == "expired":
             abort(400, description=f"silence {old.id} is expired and cannot be updated")
+        # Times travel with millisecond precision: a start within 1 ms is the same start.
+        if old.matchers == silence.matchers and (old.state(now) == "pending"
+                                                 or abs(old.starts_at - silence.starts_at) < 1e-3):
+            transition = "updated"  # Alertmanager updates such a change in place
+        else:
+            # Alertmanager's rule: other changes expire the old silence and make a new one.
+            expired = Silence(old.id, old.matchers, min(old.starts_at, now), now,
+                              old.created_by, old.comment, now)
+            store.put_silence(expired)
+            _record(expired, "expired", now)
+            silence = Silence(str(uuid.uuid4()), silence.matchers, max(silence.starts_at, now),
+                              silence.ends_at, silence.created_by, silence.comment, now)
     store.put_silence(silence)
-    _record(silence, "created", now)
+    _record(silence, transition, now)
     state().wake()
     return jsonify({"silenceID": silence.id}), 200
 

@@ -215,3 +215,53 @@ def test_status_redacts_secrets(harness_factory, tmp_path):
         assert "SeCrEt1" not in body and "<secret>" in body
     finally:
         app.extensions["stacksense"].close()
+
+
+def _silence(**overrides):
+    import time as _time
+
+    from alert_router.timeutil import format_time
+    body = {"matchers": [{"name": "server", "value": "s1", "isRegex": False}],
+            "startsAt": format_time(_time.time() - 10), "endsAt": format_time(_time.time() + 3600),
+            "createdBy": "alice", "comment": "maintenance"}
+    body.update(overrides)
+    return body
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"matchers": []}, "matchers: required"),
+    ({"matchers": [{"name": "server", "value": ".*", "isRegex": True}]},
+     "at least one matcher must not match the empty string"),
+    ({"matchers": [{"name": "1x", "value": "a", "isRegex": False}]}, "invalid label name"),
+    ({"matchers": [{"name": "a", "value": "(", "isRegex": True}]}, "invalid regex"),
+    ({"endsAt": "2001-01-01T00:00:00Z"}, "endsAt: "),
+    ({"createdBy": ""}, "createdBy: required"),
+    ({"comment": None}, "comment: required"),
+    ({"startsAt": "soon"}, "startsAt: invalid"),
+])
+def test_invalid_silences(client, change, message):
+    resp = client.post("/api/v2/silences", json=_silence(**change), headers=AUTH)
+    assert resp.status_code == 400
+    assert message in resp.json["error"]
+
+
+def test_silence_update_in_place_or_replaced_as_alertmanager_does(client):
+    sid = client.post("/api/v2/silences", json=_silence(), headers=AUTH).json["silenceID"]
+    created = client.get(f"/api/v2/silence/{sid}").json
+    # Same matchers and start, longer end: updated in place.
+    longer = _silence(id=sid, startsAt=created["startsAt"], comment="longer")
+    assert client.post("/api/v2/silences", json=longer, headers=AUTH).json["silenceID"] == sid
+    assert client.get(f"/api/v2/silence/{sid}").json["comment"] == "longer"
+    # Different matchers: the old one expires, a new one takes over.
+    other = _silence(id=sid, matchers=[{"name": "server", "value": "s2", "isRegex": False}])
+    new_id = client.post("/api/v2/silences", json=other, headers=AUTH).json["silenceID"]
+    assert new_id != sid
+    assert client.get(f"/api/v2/silence/{sid}").json["status"]["state"] == "expired"
+    assert client.get(f"/api/v2/silence/{new_id}").json["status"]["state"] == "active"
+    assert client.post("/api/v2/silences", json=_silence(id=sid), headers=AUTH).status_code == 400
+    assert client.post("/api/v2/silences", json=_silence(id="nope"),
+                       headers=AUTH).status_code == 404
+    assert client.delete(f"/api/v2/silence/{new_id}", headers=AUTH).status_code == 200
+    assert client.delete(f"/api/v2/silence/{new_id}", headers=AUTH).status_code == 400
+    transitions = [e["transition"] for e in client.get("/api/v1/history?kind=silence").json]
+    assert transitions == ["created", "updated", "expired", "created", "expired"]
