@@ -6,11 +6,11 @@ One :class:`~rules.detector.Detector` per key (e.g. ``(server, metric)``);
 
 Thresholds (all in :class:`AnomalyThresholds`, defaults below):
 
-* an anomaly **starts** on a point whose score is ``>= start`` (0.5);
+* an anomaly **starts** on a point whose score is ``>= start`` (0.75);
 * its **severity** is taken from the highest score seen while it is active:
-  ``low`` below ``medium`` (0.7), ``medium`` below ``high`` (0.9), else
+  ``low`` below ``medium`` (0.85), ``medium`` below ``high`` (0.93), else
   ``high``; it only ever rises while the anomaly lasts;
-* it **resolves** once the scores have stayed below ``clear`` (0.2) for at
+* it **resolves** once the scores have stayed below ``clear`` (0.5) for at
   least ``resolve_points`` (5) consecutive points *and* ``resolve_seconds``
   (300 s) since the last abnormal point, so a flapping series yields one
   anomaly, not a train of them;
@@ -19,8 +19,8 @@ Thresholds (all in :class:`AnomalyThresholds`, defaults below):
   least recently observed dropped first.
 
 The detector's scores are sparse by design (one high score at the onset of a
-change, then quiet), so ``start`` sits at the score level that was the best
-NAB operating point; see docs/anomaly-detection.md.
+change, then quiet). 0.5 is the best NAB operating point; ``start`` sits
+above it (fewer, surer alerts); see docs/anomaly-detection.md.
 
 Keys must be JSON-friendly for persistence: strings, numbers, or tuples of
 them (tuples come back as tuples).
