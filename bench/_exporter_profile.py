@@ -29,7 +29,7 @@ RATE_HZ = 250
 # (stage, substring of a frame in the stack); first match wins, order matters.
 STAGES = (
     ("paramiko transport thread (read, decrypt, dispatch packets)", "Transport.run (paramiko/"),
-    ("paramiko exec in the probe thread (open channel, exec, recv)", "SshPool._exec ("),
+    ("remote shell I/O in the probe thread (send, recv, wait)", "RemoteShell."),
     ("pool bookkeeping (locks, slot, settings)", "SshPool."),
     ("split output into sections", "split_sections ("),
     ("collectors parse", "Prober._collect ("),

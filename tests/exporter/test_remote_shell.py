@@ -1,0 +1,75 @@
+"""The shell kept running on each pooled connection: one sshd session, many commands."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from exporter.config import Server, load_inventory
+from exporter.errors import ProbeFailure
+from exporter.ssh_pool import SshPool
+from tests.exporter.harness import server_entry, write_inventory
+from tests.peers.sshd import Sshd
+from tests.peers.util import wait_for
+
+
+@pytest.fixture
+def pool_and_server(tmp_path: Path, ssh_server: Sshd) -> Iterator[tuple[SshPool, Server]]:
+    known = tmp_path / "known_hosts"
+    known.write_text(ssh_server.known_hosts_line())
+    inv_path = write_inventory(tmp_path / "servers.yml", [server_entry("h", ssh_server)],
+                               {"default": {"key_file": str(ssh_server.keys.client_key)}}, known)
+    inventory = load_inventory(inv_path)
+    pool = SshPool(inventory)
+    try:
+        yield pool, inventory.servers["h"]
+    finally:
+        pool.close()
+
+
+def run(pool: SshPool, server: Server, command: str, seconds: float = 10.0) -> tuple[int, str]:
+    result = pool.run(server, command, time.monotonic() + seconds)
+    return result.exit_status, result.stdout
+
+
+def test_commands_share_one_shell_and_keep_output_and_status(pool_and_server) -> None:
+    pool, server = pool_and_server
+    pids = {run(pool, server, "echo $$")[1] for _ in range(3)}
+    assert len(pids) == 1, pids  # the same /bin/sh ran every command
+    # Output without a final newline is kept byte for byte; the status is the command's.
+    assert run(pool, server, "printf 'a b\\n\\nc'; false") == (1, "a b\n\nc")
+    assert run(pool, server, "printf '%s' \"it's\"; (exit 7)") == (7, "it's")
+    assert run(pool, server, "echo $$") == (0, pids.pop())
+
+
+def test_commands_cannot_read_the_shells_input(pool_and_server) -> None:
+    pool, server = pool_and_server
+    # `cat` would otherwise swallow the lines that drive the shell and hang.
+    assert run(pool, server, "cat; echo done", seconds=3) == (0, "done\n")
+    assert run(pool, server, "echo next") == (0, "next\n")
+
+
+def test_a_shell_killed_between_runs_is_replaced(pool_and_server) -> None:
+    pool, server = pool_and_server
+    pid = int(run(pool, server, "echo $$")[1])
+    os.kill(pid, signal.SIGKILL)  # sshd runs on this machine, as does its shell
+    wait_for(lambda: not os.path.exists(f"/proc/{pid}"), what="shell gone")
+    status, out = run(pool, server, "echo $$")
+    assert status == 0 and int(out) != pid
+
+
+def test_a_deadline_closes_the_shell_and_the_next_run_starts_clean(pool_and_server) -> None:
+    pool, server = pool_and_server
+    first = run(pool, server, "echo $$")[1]
+    started = time.monotonic()
+    with pytest.raises(ProbeFailure) as failure:
+        run(pool, server, "sleep 5; echo late", seconds=0.5)
+    assert failure.value.reason == "timeout"
+    assert time.monotonic() - started < 1.5
+    status, out = run(pool, server, "echo $$")
+    assert status == 0 and out != first  # a new shell, and nothing left over from `sleep`
