@@ -50,14 +50,15 @@ Score
 
 Cost and robustness
     A handful of float operations per point in plain Python (numpy per-point
-    calls would cost more than the whole update): about 180,000 points/s per
-    core; the state is a few scalars, a ``mean_points`` ring and the season
-    ring (<= 1440 doubles), a few KiB per series, saved as plain JSON by
-    ``get_state``. NaN and infinities score 0 and leave the state untouched.
-    Timestamps only place points in the season ring and detect gaps (longer
-    than ``gap_seconds``, which restart the short mean); repeated and
-    out-of-order timestamps are scored like any other point and never move
-    the clock backwards.
+    calls would cost more than the whole update): about 160,000 points/s per
+    core; the state is a few scalars, 2 x ``recent_blocks`` block extremes, a
+    ``mean_points`` ring and the season ring (<= 1440 doubles), 6-15 KiB per
+    series, saved as plain JSON by ``get_state``. NaN and infinities score 0
+    and leave the state untouched. Timestamps only place points in the season
+    ring and detect gaps (longer than ``gap_seconds``, which restart the short
+    mean); repeated and out-of-order timestamps are scored like any other
+    point and never move the clock backwards. A state saved before view 2
+    existed restores (view 2 starts empty and fills in over its span).
 
 Figures (NAB, 41 shared series) and the reproduction command are in
 docs/anomaly-detection.md.
