@@ -201,3 +201,14 @@ def test_daily_profile_keeps_noisy_days_quiet_and_sees_a_missing_peak():
     # comparing with a profile of past days, not with one noisy yesterday, means
     # lower false scores on ordinary days
     assert sum(smoothed) < sum(one_yesterday) - 0.2
+
+
+def test_state_saved_before_the_recent_view_existed_still_restores():
+    det = Detector()
+    run(det, noisy_daily(3000))
+    old = {k: v for k, v in json.loads(json.dumps(det.get_state())).items()
+           if not k.startswith("recent")}  # what round 1 saved
+    back = Detector.from_state(old)
+    assert back.raw_hi == det.raw_hi and back.n == det.n  # the learned ranges survive
+    assert back.recent_max == [] and back.recent_top == -math.inf  # view 2 starts empty
+    assert back.update(3000 * 300.0, 500.0) >= ALERT  # and the detector works at once
