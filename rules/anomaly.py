@@ -164,7 +164,9 @@ class AnomalyTracker:
             peak_score=tr.peak if (tr.active or resolved) else 0.0,
         )
         self._since_sweep += 1
-        if self._since_sweep >= 1024:
+        # A sweep scans every key, so sweep once per len(keys) observations
+        # (amortised O(1)); a fixed 1024 cost 40 % of a 10,000-server cycle.
+        if self._since_sweep >= max(1024, len(self._entries)):
             self.evict_idle()
         return update
 
