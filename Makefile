@@ -4,7 +4,8 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 APT_PACKAGES := openssh-server openssh-client prometheus prometheus-alertmanager \
-	prometheus-node-exporter iptables iproute2 openssl python3-venv ca-certificates
+	prometheus-node-exporter iptables iproute2 openssl python3-venv ca-certificates \
+	chromium
 
 .PHONY: setup system-deps venv run stop test lint bench clean
 
@@ -14,7 +15,8 @@ setup: system-deps venv
 system-deps:
 	@missing=""; \
 	for b in /usr/sbin/sshd /usr/bin/prometheus /usr/bin/promtool /usr/bin/prometheus-alertmanager \
-	         /usr/bin/amtool /usr/bin/prometheus-node-exporter /usr/sbin/iptables /usr/bin/openssl; do \
+	         /usr/bin/amtool /usr/bin/prometheus-node-exporter /usr/sbin/iptables /usr/bin/openssl \
+	         /usr/bin/chromium; do \
 	  [ -x $$b ] || missing="$$missing $$b"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing system packages (missing:$$missing)"; \

@@ -118,11 +118,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stacksense-router",
                                      description="StackSense alert router")
-    parser.add_argument("--config", "-c", default=os.environ.get("STACKSENSE_ROUTER_CONFIG",
-                                                                 DEFAULT_CONFIG))
+    parser.add_argument("--config", "-c", "--config.file", dest="config",
+                        default=os.environ.get("STACKSENSE_ROUTER_CONFIG", DEFAULT_CONFIG))
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the router under gunicorn")
-    serve.add_argument("--listen", default="0.0.0.0:9818")
+    serve.add_argument("--listen", "--web.listen-address", dest="listen", default="0.0.0.0:9818")
     serve.add_argument("--threads", type=int, default=8)
     serve.add_argument("--workers", type=int, default=2)
     serve.add_argument("--access-log", action="store_true")
