@@ -13,7 +13,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.collectors import ParseError, ProbeContext, registry
-from exporter.command import build_script, completed, split_sections
+from exporter.command import READ_FILES, build_script, completed, split_sections
 from exporter.metrics import Family, render
 from tests.exporter.collector_helpers import HOST_NAMES, Samples, collect_all, sections
 
@@ -143,8 +143,8 @@ def test_real_host_round_trip_twice() -> None:
 
 def test_round_trip_script_reads_each_file_once() -> None:
     script = build_script(registry.COLLECTORS.values())
-    grep_line = next(line for line in script.splitlines() if "grep -Hs" in line)
-    paths = grep_line.split("grep -Hs '' ", 1)[1].split()
+    files_line = next(line for line in script.splitlines() if READ_FILES in line)
+    paths = files_line.split(READ_FILES + " ", 1)[1].split(" 2>/dev/null")[0].split()
     assert len(paths) == len(set(paths))
     assert "/proc/stat" in paths and "/proc/meminfo" in paths
     assert script.count("df -B1") == 1  # one df for the filesystem collector

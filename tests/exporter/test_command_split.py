@@ -1,0 +1,53 @@
+"""The round-trip command's file reader and the split of its output into sections."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from exporter.command import MARKER, READ_FILES, split_headed, split_sections
+
+
+def read_files(*paths: Path | str) -> str:
+    """The files section as the probe script prints it, run by this machine's /bin/sh."""
+    script = f"echo '{MARKER}files'; {READ_FILES} {' '.join(map(str, paths))} 2>/dev/null; " \
+             f"echo '{MARKER}end'"
+    return subprocess.run(["/bin/sh", "-c", script], capture_output=True, text=True,
+                          timeout=10, check=True).stdout
+
+
+def test_every_readable_file_is_read_whatever_fails_before_it(tmp_path: Path) -> None:
+    (tmp_path / "a").write_text("1 2\n3\n")
+    (tmp_path / "empty").write_text("")
+    (tmp_path / "no-newline").write_text("x")
+    unreadable = tmp_path / "dir"  # reading a directory fails (EISDIR) like sysfs' EINVAL
+    unreadable.mkdir()
+    (tmp_path / "z").write_text("last\n")
+    out = split_sections(read_files(tmp_path / "a", unreadable, tmp_path / "missing",
+                                    tmp_path / "empty", tmp_path / "no-newline", tmp_path / "z",
+                                    tmp_path / "empty"))
+    assert out == {f"{tmp_path}/a": "1 2\n3\n", f"{tmp_path}/no-newline": "x\n",
+                   f"{tmp_path}/z": "last\n"}
+
+
+def test_proc_files_are_read_whole() -> None:
+    out = split_sections(read_files("/proc/self/status", "/proc/loadavg"))
+    assert out["/proc/self/status"].startswith("Name:")
+    assert out["/proc/self/status"].count("\n") > 10
+    assert len(out["/proc/loadavg"].split()) == 5
+
+
+def test_split_sections_keeps_sections_and_drops_the_banner() -> None:
+    output = (f"Welcome!\n{MARKER}files\n==> /p/a <==\nA\n\n==> /p/b <==\nB\n"
+              f"{MARKER}df\nFilesystem x\n#rc=0\n{MARKER}end\n")
+    assert split_sections(output) == {"/p/a": "A\n", "/p/b": "B\n", "df": "Filesystem x\n#rc=0"}
+
+
+def test_split_headed_edge_cases() -> None:
+    assert split_headed("==> /e <==\n\n==> /a <==\nA\n\n\n==> /last-empty <==") == {"/a": "A\n\n"}
+    assert split_headed("") == {}
+
+
+def test_older_grep_captures_still_split() -> None:
+    output = f"{MARKER}files\n/proc/a:1\n/proc/a:2\n/proc/b:x\n{MARKER}end\n"
+    assert split_sections(output) == {"/proc/a": "1\n2\n", "/proc/b": "x\n"}
