@@ -90,6 +90,23 @@ def counter(name: str, help_text: str, value: float | None = None, **labels: str
     return fam
 
 
+# `# HELP`/`# TYPE` text per metric name: the same ~270 names come back on every
+# probe of every target, and building the header was a third of render's time.
+# Bounded so that label-less garbage cannot grow it without end.
+_HEADERS: dict[str, tuple[str, str, str]] = {}
+_HEADERS_MAX = 20000
+
+
+def _header(fam: Family) -> str:
+    cached = _HEADERS.get(fam.name)
+    if cached is not None and cached[0] == fam.help and cached[1] == fam.type:
+        return cached[2]
+    text = f"# HELP {fam.name} {escape_help(fam.help)}\n# TYPE {fam.name} {fam.type}\n"
+    if len(_HEADERS) < _HEADERS_MAX:
+        _HEADERS[fam.name] = (fam.help, fam.type, text)
+    return text
+
+
 def render(families: Iterable[Family]) -> str:
     """Render families to the text exposition format.
 
@@ -112,11 +129,16 @@ def render(families: Iterable[Family]) -> str:
     out: list[str] = []
     append = out.append
     fmt = format_value
+    headers = _HEADERS
     for fam in merged.values():
         if not fam.samples:
             continue
-        append(f"# HELP {fam.name} {escape_help(fam.help)}\n# TYPE {fam.name} {fam.type}\n")
         name = fam.name
+        cached = headers.get(name)
+        if cached is not None and cached[0] == fam.help and cached[1] == fam.type:
+            append(cached[2])
+        else:
+            append(_header(fam))
         for labels, value in fam.samples:
             if value.__class__ is float and value.is_integer() and -1e15 < value < 1e15:
                 append(f"{name}{labels} {int(value)}\n")

@@ -16,6 +16,7 @@ from functools import lru_cache
 from typing import Any
 
 from exporter.collectors import ParseError, ProbeContext
+from exporter.collectors._memo import Memo
 from exporter.collectors.registry import COLLECTORS
 from exporter.command import build_script, completed, split_sections
 from exporter.config import Module, Server
@@ -99,10 +100,16 @@ class Prober:
         dur_fam = gauge("stacksense_collector_duration_seconds",
                         "Time a collector spent parsing, in seconds.")
         all_ok = True
+        memo = Memo(ctx.state, sections)
         for name in module.collectors:
             t0 = time.perf_counter()
+            collector = COLLECTORS[name]
             try:
-                families.extend(COLLECTORS[name].collect(sections, ctx))
+                built = memo.get(collector)
+                if built is None:
+                    built = collector.collect(sections, ctx)
+                    memo.put(collector, built)
+                families.extend(built)
                 ok = True
             except KeyError as exc:
                 # The host lacks the source (e.g. no /proc/pressure on old kernels):
@@ -115,6 +122,8 @@ class Prober:
             except Exception:  # noqa: BLE001 - garbage must never crash a probe
                 log.exception("collector %s on %s raised", name, ctx.target)
                 ok = all_ok = False
+            if not ok:
+                memo.forget(collector)
             ok_fam.add(1.0 if ok else 0.0, collector=name)
             dur_fam.add(time.perf_counter() - t0, collector=name)
         families.append(ok_fam)

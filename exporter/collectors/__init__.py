@@ -12,7 +12,10 @@ Every collector module exposes:
 - `parse(text, ...)`: pure function from a section's text to plain data.
   Raises `ParseError` on garbage.
 - `collect(sections, ctx) -> list[Family]`: parse the sections it needs and
-  build fresh metric families.
+  build fresh metric families. When every text a collector may read (its
+  FILES and SECTIONS) equals the previous probe's, the probe reuses the
+  families it built then (`_memo`); a collector whose output also depends on
+  `ctx.state` or `ctx.now` sets `MEMOIZABLE = False`.
 
 `exporter.collectors.registry.COLLECTORS` is the name → module table; call
 sites never branch on collector names.

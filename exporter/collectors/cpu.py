@@ -16,6 +16,8 @@ FILES = ("/proc/stat",)
 MODES = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
 GUEST_MODES = ("user", "nice")  # columns 9 and 10: guest, guest_nice
 STATE_KEY = "cpu.previous_total"
+# The usage ratio depends on the previous probe too: never reuse this probe's families.
+MEMOIZABLE = False
 
 
 def parse(text: str) -> procstat.ProcStat:

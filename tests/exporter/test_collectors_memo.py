@@ -1,0 +1,116 @@
+"""Families reused when a collector's texts are unchanged, and only then."""
+
+from __future__ import annotations
+
+import re
+from types import ModuleType
+from typing import Any
+
+from exporter.collectors._memo import Memo
+from exporter.config import Module
+from exporter.heartbeats import HeartbeatStore
+from exporter.metrics import Family, gauge
+from exporter.probe import Prober
+from exporter.ssh_pool import CommandResult
+from tests.exporter.collector_helpers import HOST_NAMES, HOSTS
+
+
+def fake_collector(name: str = "fake", memoizable: bool = True) -> ModuleType:
+    """A collector reading /proc/a and /sys/x/*/y that counts how often it really parses."""
+    module = ModuleType(name)
+    module.NAME = name  # type: ignore[attr-defined]
+    module.FILES = ("/proc/a", "/sys/x/*/y")  # type: ignore[attr-defined]
+    module.MEMOIZABLE = memoizable  # type: ignore[attr-defined]
+    module.calls = 0  # type: ignore[attr-defined]
+
+    def collect(sections: dict[str, str], ctx: Any) -> list[Family]:
+        module.calls += 1  # type: ignore[attr-defined]
+        fam = gauge("node_fake", "fake")
+        for key, text in sorted(sections.items()):
+            if key.startswith("/sys/x/"):
+                fam.add(float(text), dev=key.split("/")[3])
+        return [fam]
+
+    module.collect = collect  # type: ignore[attr-defined]
+    return module
+
+
+def run(module: ModuleType, state: dict[str, Any], sections: dict[str, str]) -> list[Family]:
+    memo = Memo(state, sections)
+    built = memo.get(module)
+    if built is None:
+        built = module.collect(sections, None)
+        memo.put(module, built)
+    return built
+
+
+def test_unchanged_texts_reuse_the_families() -> None:
+    module, state = fake_collector(), {}
+    secs = {"/proc/a": "1\n", "/sys/x/eth0/y": "5\n", "/proc/other": "changes"}
+    first = run(module, state, secs)
+    again = run(module, state, {**secs, "/proc/other": "changed, not read by fake"})
+    assert again is first and module.calls == 1
+
+
+def test_a_changed_renamed_or_vanished_source_is_parsed_again() -> None:
+    module, state = fake_collector(), {}
+    run(module, state, {"/proc/a": "1\n", "/sys/x/eth0/y": "5\n"})
+    run(module, state, {"/proc/a": "1\n", "/sys/x/eth0/y": "6\n"})
+    assert module.calls == 2
+    # Same text under a new device name: the labels differ, so no reuse.
+    renamed = run(module, state, {"/proc/a": "1\n", "/sys/x/eth1/y": "6\n"})
+    assert module.calls == 3 and 'dev="eth1"' in renamed[0].samples[0][0]
+    run(module, state, {"/proc/a": "1\n"})
+    assert module.calls == 4
+
+
+def test_ever_changing_collectors_stop_being_remembered() -> None:
+    module, state = fake_collector(), {}
+    for value in range(5):
+        run(module, state, {"/proc/a": f"{value}\n"})
+    run(module, state, {"/proc/a": "4\n"})  # same as last time, but it is volatile now
+    assert module.calls == 6
+    assert state["_memo"]["fake"].texts is None  # no copy of its texts kept
+
+
+def test_collectors_that_need_the_previous_probe_are_never_reused() -> None:
+    module, state = fake_collector(memoizable=False), {}
+    for _ in range(3):
+        run(module, state, {"/proc/a": "1\n"})
+    assert module.calls == 3
+
+
+class Canned:
+    def __init__(self, output: str) -> None:
+        self.output = output
+
+    def run(self, server: object, command: str, deadline: float) -> CommandResult:
+        return CommandResult(0, self.output)
+
+
+class Target:
+    name = "h"
+
+
+def without_durations(text: str) -> str:
+    return re.sub(r"(?m)^(\S*duration_seconds\S*) .*$", r"\1", text)
+
+
+def probe_twice(output: str) -> tuple[Prober, str]:
+    prober = Prober(Canned(output), HeartbeatStore())
+    prober.probe(Target(), Module("default"), 10.0)  # type: ignore[arg-type]
+    second = prober.probe(Target(), Module("default"), 10.0)  # type: ignore[arg-type]
+    assert second.success
+    return prober, without_durations(second.text)
+
+
+def test_a_memoised_probe_renders_exactly_what_a_fresh_parse_does(monkeypatch) -> None:
+    outputs = [(HOSTS / host / "probe.txt").read_text() for host in HOST_NAMES]
+    with_memo = [probe_twice(output) for output in outputs]
+    for prober, _ in with_memo:
+        memo = prober._state("h")["_memo"]  # noqa: SLF001 - the memo is what is under test
+        assert memo["uname"].families is not None  # it was reused on the second probe
+        assert "cpu" not in memo
+    monkeypatch.setattr(Memo, "get", lambda self, module: None)
+    without = [probe_twice(output)[1] for output in outputs]
+    assert [text for _, text in with_memo] == without
