@@ -19,7 +19,7 @@ collector modules (fixed strings), never from the inventory or user input.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from types import ModuleType
 
 MARKER = "@@stacksense@@ "
@@ -28,14 +28,21 @@ READ_FILES = "head -v -n 1000000000"
 HEADER = "==> "
 
 
-def build_script(collectors: Iterable[ModuleType]) -> str:
-    """Join the collectors' files and sections into one script, each printed once."""
+def build_script(collectors: Iterable[ModuleType], cheap: Collection[str] = ()) -> str:
+    """Join the collectors' files and sections into one script, each printed once.
+
+    Collectors named in `cheap` contribute their CHEAP_SECTIONS in place of
+    the SECTIONS of the same name.
+    """
     files: dict[str, None] = {}
     sections: dict[str, str] = {}
     for module in collectors:
         for path in getattr(module, "FILES", ()):
             files[path] = None
-        for name, snippet in getattr(module, "SECTIONS", {}).items():
+        own = dict(getattr(module, "SECTIONS", {}))
+        if module.NAME in cheap:
+            own.update(getattr(module, "CHEAP_SECTIONS", {}))
+        for name, snippet in own.items():
             previous = sections.setdefault(name, snippet)
             if previous != snippet:
                 raise ValueError(f"section {name!r} defined twice with different snippets")

@@ -16,6 +16,7 @@ from functools import lru_cache
 from typing import Any
 
 from exporter.collectors import ParseError, ProbeContext
+from exporter.collectors._common import cheap_sections_key
 from exporter.collectors._memo import Memo
 from exporter.collectors.registry import COLLECTORS
 from exporter.command import build_script, completed, split_sections
@@ -28,10 +29,21 @@ from exporter.runner import Runner
 log = logging.getLogger(__name__)
 
 
-@lru_cache(maxsize=64)
-def script_for(collectors: tuple[str, ...]) -> str:
-    """The round-trip script for a set of collectors (built once per module)."""
-    return build_script(COLLECTORS[name] for name in collectors)
+# Set in a target's state once a probe that used CHEAP_SECTIONS timed out.
+CHEAP_BANNED = "probe.cheap_sections_banned"
+
+
+@lru_cache(maxsize=256)
+def script_for(collectors: tuple[str, ...], cheap: tuple[str, ...] = ()) -> str:
+    """The round-trip script for a set of collectors (built once per module and variant)."""
+    return build_script((COLLECTORS[name] for name in collectors), cheap)
+
+
+def cheap_collectors(collectors: tuple[str, ...], state: dict[str, Any]) -> tuple[str, ...]:
+    """The collectors whose CHEAP_SECTIONS are safe on this target, as they last said."""
+    if state.get(CHEAP_BANNED):
+        return ()
+    return tuple(name for name in collectors if state.get(cheap_sections_key(name)) is True)
 
 
 @dataclass
@@ -59,21 +71,29 @@ class Prober:
         deadline = started + timeout
         families: list[Family] = []
         failure: ProbeFailure | None = None
+        state = self._state(server.name)
+        cheap = cheap_collectors(module.collectors, state)
         try:
-            result = self.runner.run(server, script_for(module.collectors), deadline)
+            result = self.runner.run(server, script_for(module.collectors, cheap), deadline)
             if not completed(result.stdout):
                 raise ProbeFailure("command", f"{server.name}: command output ended early "
                                               f"(exit status {result.exit_status})")
             if result.exit_status != 0:
                 raise ProbeFailure("command",
                                    f"{server.name}: command exited with {result.exit_status}")
-            ctx = ProbeContext(server.name, now=time.time(), state=self._state(server.name))
+            ctx = ProbeContext(server.name, now=time.time(), state=state)
             families, parse_ok = self._collect(module, split_sections(result.stdout), ctx)
             if not parse_ok:
                 failure = ProbeFailure("parse", f"{server.name}: a collector could not parse "
                                                 "its output")
         except ProbeFailure as exc:
             failure = exc
+            if cheap and exc.reason == "timeout":
+                # Maybe what the cheap snippets left unguarded hung (a mount that
+                # appeared since): this target gets the guarded ones from now on.
+                state[CHEAP_BANNED] = True
+                log.warning("probe %s timed out with cheap sections of %s: using the guarded "
+                            "ones from now on", server.name, ", ".join(cheap))
         duration = time.monotonic() - started
         success = failure is None
         if failure is not None:

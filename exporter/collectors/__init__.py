@@ -9,6 +9,11 @@ Every collector module exposes:
 - `SECTIONS` (optional): `{section name: shell snippet}` for what needs a
   command (df). Fixed strings, never built from untrusted input. Several
   collectors may share a section (same name means same snippet).
+- `CHEAP_SECTIONS` (optional): cheaper snippets for some of its sections that
+  are safe only on some hosts (df without `timeout` where no mount can hang).
+  The probe uses them for a target while the collector's last `collect` set
+  `ctx.state[cheap_sections_key(NAME)]` to True, and never again for a target
+  once a probe using them timed out.
 - `parse(text, ...)`: pure function from a section's text to plain data.
   Raises `ParseError` on garbage.
 - `collect(sections, ctx) -> list[Family]`: parse the sections it needs and

@@ -41,6 +41,11 @@ def guarded(name: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
     return wrap
 
 
+def cheap_sections_key(collector: str) -> str:
+    """The `ctx.state` key where a collector says its CHEAP_SECTIONS are safe on this host."""
+    return f"{collector}.cheap_sections_ok"
+
+
 def require(sections: Mapping[str, str], path: str, collector: str) -> str:
     """The text of `path`, or a ParseError saying it is missing."""
     text = sections.get(path)

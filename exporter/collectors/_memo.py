@@ -5,14 +5,16 @@ addresses and speeds, CPU frequency limits, sensor names, sysctl limits); a
 string comparison is C-speed, parsing them again is not. Collectors are pure
 functions of their sections, so equal texts give equal families; a collector
 whose output also depends on the previous probe (`MEMOIZABLE = False`, e.g.
-cpu's usage ratio) is never reused. A collector whose texts changed on
-VOLATILE_AFTER probes in a row (meminfo, netstat...) stops being remembered
-for that target, so the memo keeps no copy of large, ever-changing texts.
+cpu's usage ratio) is never reused.
+
+Memory stays small: a collector's texts and families are kept only once two
+probes in a row read the same texts (until then only a hash is kept), and a
+collector whose texts changed on VOLATILE_AFTER probes (meminfo, netstat...)
+is no longer tracked for that target.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
 from fnmatch import fnmatchcase
 from types import ModuleType
@@ -22,11 +24,14 @@ from exporter.metrics import Family
 
 STATE_KEY = "_memo"
 VOLATILE_AFTER = 2
+# Which section keys each collector may read, per distinct set of keys (a "host
+# shape"): computed once per shape, then one dict lookup per probe.
+_PLANS: dict[tuple[str, ...], dict[str, tuple[str, ...]]] = {}
+_PLANS_MAX = 4096
 
 
-@functools.lru_cache(maxsize=16384)  # (collector, host shape): a few per host at most
-def _sources(module: ModuleType, keys: tuple[str, ...]) -> tuple[str, ...]:
-    """The section keys of this probe that `module` may read (its FILES, globs, SECTIONS)."""
+def sources(module: ModuleType, keys: tuple[str, ...]) -> tuple[str, ...]:
+    """The section keys among `keys` that `module` may read (its FILES, globs, SECTIONS)."""
     patterns = [*getattr(module, "FILES", ()), *getattr(module, "SECTIONS", {})]
     exact = {p for p in patterns if not any(c in p for c in "*?[")}
     globs = [p for p in patterns if p not in exact]
@@ -34,10 +39,11 @@ def _sources(module: ModuleType, keys: tuple[str, ...]) -> tuple[str, ...]:
 
 
 class _Entry:
-    __slots__ = ("sources", "texts", "families", "misses")
+    __slots__ = ("sources", "digest", "texts", "families", "misses")
 
     def __init__(self) -> None:
         self.sources: tuple[str, ...] | None = None
+        self.digest = 0
         self.texts: tuple[str | None, ...] | None = None
         self.families: list[Family] | None = None
         self.misses = 0
@@ -52,8 +58,25 @@ class Memo:
             entries = state[STATE_KEY] = {}
         self._entries: dict[str, _Entry] = entries
         self._sections = sections
-        self._keys = tuple(sections)
-        self._pending: dict[str, tuple[tuple[str, ...], tuple[str | None, ...]]] = {}
+        self._plan: dict[str, tuple[str, ...]] | None = None
+        self._keys: tuple[str, ...] = ()
+        self._pending: dict[str, tuple[tuple[str, ...], tuple[str | None, ...], int]] = {}
+
+    def _sources(self, module: ModuleType) -> tuple[str, ...]:
+        plan = self._plan
+        if plan is None:
+            keys = tuple(self._sections)
+            plan = _PLANS.get(keys)
+            if plan is None:
+                if len(_PLANS) >= _PLANS_MAX:
+                    _PLANS.clear()
+                plan = _PLANS[keys] = {}
+            self._plan = plan
+            self._keys = keys
+        found = plan.get(module.NAME)
+        if found is None:
+            found = plan[module.NAME] = sources(module, self._keys)
+        return found
 
     def get(self, module: ModuleType) -> list[Family] | None:
         """The families of the previous probe if `module`'s texts are unchanged, else None."""
@@ -62,31 +85,34 @@ class Memo:
         entry = self._entries.get(module.NAME)
         if entry is not None and entry.misses >= VOLATILE_AFTER:
             return None
-        sources = _sources(module, self._keys)
-        texts = tuple(map(self._sections.get, sources))
-        if entry is not None and entry.sources == sources and entry.texts == texts:
+        found = self._sources(module)
+        texts = tuple(map(self._sections.get, found))
+        if entry is not None and entry.texts is not None and entry.sources == found \
+                and entry.texts == texts:
             entry.misses = 0
             return entry.families
-        self._pending[module.NAME] = (sources, texts)
+        self._pending[module.NAME] = (found, texts, hash(texts))
         return None
 
     def put(self, module: ModuleType, families: list[Family]) -> None:
-        """Remember what `module` built from the texts `get` just compared."""
+        """Remember what `module` built, once its texts were the same twice in a row."""
         pending = self._pending.pop(module.NAME, None)
         if pending is None:
             return
+        found, texts, digest = pending
         entry = self._entries.get(module.NAME)
         if entry is None:
             entry = self._entries[module.NAME] = _Entry()
-        elif entry.texts is not None:
-            entry.misses += 1  # it was remembered, and the texts changed
+        elif entry.sources == found and entry.digest == digest and entry.texts is None:
+            entry.texts, entry.families = texts, families  # stable: keep it from now on
+        else:
+            entry.misses += 1
+            entry.texts = entry.families = None
+        entry.sources, entry.digest = found, digest
         if entry.misses >= VOLATILE_AFTER:
-            entry.sources = entry.texts = entry.families = None
-            return
-        entry.sources, entry.texts = pending
-        entry.families = families
+            entry.sources = None
 
     def forget(self, module: ModuleType) -> None:
-        """Drop what `module` remembered (it failed: retry the parse next probe)."""
+        """Drop what `module` remembered (it failed: parse again next probe)."""
         self._pending.pop(module.NAME, None)
         self._entries.pop(module.NAME, None)

@@ -17,11 +17,14 @@ from exporter.collectors import (
     diskstats,
     filesystem,
     osrelease,
+    registry,
     sockstat,
     uname,
 )
+from exporter.collectors._common import cheap_sections_key
+from exporter.command import build_script
 from exporter.metrics import render
-from tests.exporter.collector_helpers import Samples
+from tests.exporter.collector_helpers import Samples, sections
 
 
 def stat_text(user: int, system: int, idle: int, iowait: int, btime: int = 1700000000) -> str:
@@ -264,3 +267,29 @@ def test_old_short_partition_lines_are_skipped() -> None:
     assert [row[0] for row in rows] == ["sda"]
     with pytest.raises(ParseError, match="short line"):
         diskstats.parse("   8    0 sdb 1 2 3\n")
+
+
+def cheap_ok(host: str, df: str | None = None) -> bool:
+    secs = sections(host)
+    if df is not None:
+        secs["df"] = df
+    ctx = ProbeContext(target="h")
+    filesystem.collect(secs, ctx)
+    return bool(ctx.state[cheap_sections_key("filesystem")])
+
+
+def test_df_without_timeout_only_where_no_mount_can_hang() -> None:
+    # Only local filesystems: the cheaper df (no `timeout` process) is safe.
+    assert cheap_ok("debian12-vm") and cheap_ok("centos7") and cheap_ok("alpine318")
+    # An NFS mount (and autofs) could hang statfs(): keep the guard.
+    assert not cheap_ok("ubuntu2204-server64")
+    # A df that timed out, whatever the mounts say, keeps the guard too.
+    assert not cheap_ok("debian12-vm", f"{DF_HEADER}\n#rc=124\n")
+
+
+def test_cheap_script_drops_only_the_timeout_around_df() -> None:
+    guarded = build_script(registry.COLLECTORS.values())
+    cheap = build_script(registry.COLLECTORS.values(), cheap=("filesystem",))
+    assert "timeout -k 1 4 df -B1" in guarded and "timeout" not in cheap
+    assert cheap.replace("df -B1 $ss_df; ss_r", "") != cheap
+    assert guarded.split("@@stacksense@@ df")[0] == cheap.split("@@stacksense@@ df")[0]
