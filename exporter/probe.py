@@ -16,7 +16,7 @@ from functools import lru_cache
 from typing import Any
 
 from exporter.collectors import ParseError, ProbeContext
-from exporter.collectors._common import cheap_sections_key
+from exporter.collectors._common import cheap_sections_key, label_text
 from exporter.collectors._memo import Memo
 from exporter.collectors.registry import COLLECTORS
 from exporter.command import build_script, completed, split_sections
@@ -105,7 +105,7 @@ class Prober:
         fail_fam = gauge("stacksense_probe_failure",
                          "1 for the reason the probe failed, 0 for the others.")
         for r in REASONS:
-            fail_fam.add(1.0 if r == reason else 0.0, reason=r)
+            fail_fam.samples.append((label_text(reason=r), 1.0 if r == reason else 0.0))
         families.append(gauge("stacksense_probe_success",
                               "Whether the probe succeeded.", 1.0 if success else 0.0))
         families.append(gauge("stacksense_probe_duration_seconds",
@@ -144,8 +144,9 @@ class Prober:
                 ok = all_ok = False
             if not ok:
                 memo.forget(collector)
-            ok_fam.add(1.0 if ok else 0.0, collector=name)
-            dur_fam.add(time.perf_counter() - t0, collector=name)
+            labels = label_text(collector=name)  # cached: the same strings every probe
+            ok_fam.samples.append((labels, 1.0 if ok else 0.0))
+            dur_fam.samples.append((labels, time.perf_counter() - t0))
         families.append(ok_fam)
         families.append(dur_fam)
         # The same values under node_exporter's names, which its dashboards chart.
