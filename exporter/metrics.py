@@ -57,6 +57,10 @@ class Family:
     type: str  # "gauge", "counter" or "untyped"
     help: str
     samples: list[tuple[str, float]] = field(default_factory=list)
+    # Set by the collectors' memo on families it reuses unchanged probe after probe:
+    # such a family must not change any more, so render keeps its text.
+    frozen: bool = field(default=False, compare=False, repr=False)
+    text: str | None = field(default=None, compare=False, repr=False)
 
     def add(self, value: float, **labels: str) -> Family:
         """Add a sample with the given labels (in the given order)."""
@@ -127,21 +131,34 @@ def render(families: Iterable[Family]) -> str:
                 copied.add(fam.name)
             seen.samples.extend(fam.samples)
     out: list[str] = []
-    append = out.append
-    fmt = format_value
-    headers = _HEADERS
     for fam in merged.values():
         if not fam.samples:
             continue
-        name = fam.name
-        cached = headers.get(name)
-        if cached is not None and cached[0] == fam.help and cached[1] == fam.type:
-            append(cached[2])
+        if fam.frozen:  # never merged (a merge renders a copy): its text cannot change
+            if fam.text is None:
+                chunk: list[str] = []
+                _render_family(fam, chunk)
+                fam.text = "".join(chunk)
+            out.append(fam.text)
         else:
-            append(_header(fam))
-        for labels, value in fam.samples:
-            if value.__class__ is float and value.is_integer() and -1e15 < value < 1e15:
-                append(f"{name}{labels} {int(value)}\n")
-            else:
-                append(f"{name}{labels} {fmt(value)}\n")
+            _render_family(fam, out)
     return "".join(out)
+
+
+def _render_family(fam: Family, out: list[str]) -> None:
+    append = out.append
+    name = fam.name
+    cached = _HEADERS.get(name)
+    if cached is not None and cached[0] == fam.help and cached[1] == fam.type:
+        append(cached[2])
+    else:
+        append(_header(fam))
+    fmt = format_value
+    for labels, value in fam.samples:
+        cls = value.__class__
+        if cls is int:
+            append(f"{name}{labels} {value}\n")
+        elif cls is float and value.is_integer() and -1e15 < value < 1e15:
+            append(f"{name}{labels} {int(value)}\n")
+        else:
+            append(f"{name}{labels} {fmt(value)}\n")

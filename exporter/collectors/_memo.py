@@ -105,6 +105,8 @@ class Memo:
             entry = self._entries[module.NAME] = _Entry()
         elif entry.sources == found and entry.digest == digest and entry.texts is None:
             entry.texts, entry.families = texts, families  # stable: keep it from now on
+            for family in families:
+                family.frozen = True  # reused as is from now on: render keeps its text
         else:
             entry.misses += 1
             entry.texts = entry.families = None

@@ -52,6 +52,7 @@ def test_unchanged_texts_reuse_the_families() -> None:
     assert module.calls == 2
     third = run(module, state, {**secs, "/proc/other": "changed, not read by fake"})
     assert third is second and module.calls == 2
+    assert all(family.frozen for family in third)  # render may keep their text
 
 
 def test_a_changed_renamed_or_vanished_source_is_parsed_again() -> None:

@@ -36,3 +36,28 @@ def test_same_name_from_two_collectors_merges_without_mutating() -> None:
     assert 'node_x_total{cpu="1"} 2' in text
     assert len(a.samples) == 1 and len(b.samples) == 1  # inputs untouched
     assert render([Family("empty", "gauge", "no samples")]) == ""
+
+
+def test_frozen_families_keep_their_text_unless_merged() -> None:
+    def build() -> Family:
+        return gauge("node_static", "s").add(1, dev="a").add(2.5, dev="b").add(3, dev="c")
+
+    plain = render([build()])
+    frozen = build()
+    frozen.frozen = True
+    assert render([frozen]) == plain and frozen.text == plain
+    assert render([frozen]) == plain  # from the kept text
+    other = gauge("node_static", "s").add(4, dev="d")
+    merged = render([frozen, other])
+    assert 'node_static{dev="d"} 4' in merged and merged.count("# TYPE") == 1
+    assert frozen.text == plain and len(frozen.samples) == 3  # merging copied, never mutated
+
+
+def test_ints_floats_and_bools_render_as_the_parser_reads_them() -> None:
+    fam = gauge("x", "h")
+    for i, v in enumerate([7, 2**62, True, False, 1.5, 3.0, -0.0, 1e15, 1e16]):
+        fam.add(v, i=str(i))
+    text = render([fam])
+    parsed = next(text_string_to_metric_families(text))
+    assert [s.value for s in parsed.samples] == [7, 2**62, 1, 0, 1.5, 3, 0, 1e15, 1e16]
+    assert 'x{i="2"} 1\n' in text and 'x{i="0"} 7\n' in text

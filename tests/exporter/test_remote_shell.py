@@ -14,7 +14,7 @@ from exporter.config import Server, load_inventory
 from exporter.errors import ProbeFailure
 from exporter.ssh_pool import SshPool
 from tests.exporter.harness import server_entry, write_inventory
-from tests.peers.sshd import Sshd
+from tests.peers.sshd import Sshd, SshdKeys, sshd
 from tests.peers.util import wait_for
 
 
@@ -73,3 +73,24 @@ def test_a_deadline_closes_the_shell_and_the_next_run_starts_clean(pool_and_serv
     assert time.monotonic() - started < 1.5
     status, out = run(pool, server, "echo $$")
     assert status == 0 and out != first  # a new shell, and nothing left over from `sleep`
+
+
+def test_aes_gcm_is_preferred_and_ctr_still_works(pool_and_server, tmp_path: Path,
+                                                   ssh_keys: SshdKeys) -> None:
+    pool, server = pool_and_server
+    run(pool, server, "true")
+    transport = pool._slot("h").transport  # noqa: SLF001 - the negotiated cipher
+    assert transport is not None and transport.remote_cipher == "aes128-gcm@openssh.com"
+    with sshd(tmp_path / "old", ssh_keys, extra=["Ciphers aes128-ctr"]) as old:
+        known = tmp_path / "old_known_hosts"
+        known.write_text(old.known_hosts_line())
+        inv = load_inventory(write_inventory(
+            tmp_path / "old.yml", [server_entry("old", old)],
+            {"default": {"key_file": str(ssh_keys.client_key)}}, known))
+        old_pool = SshPool(inv)
+        try:
+            assert run(old_pool, inv.servers["old"], "echo ok") == (0, "ok\n")
+            old_transport = old_pool._slot("old").transport  # noqa: SLF001
+            assert old_transport is not None and old_transport.remote_cipher == "aes128-ctr"
+        finally:
+            old_pool.close()
