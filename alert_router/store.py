@@ -13,6 +13,7 @@ import os
 import socket
 import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -187,9 +188,21 @@ class Store:
     def _connect(self, path: str) -> sqlite3.Connection:
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
                                timeout=30.0)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute(f"PRAGMA synchronous={self.synchronous}")
         conn.execute("PRAGMA busy_timeout=30000")
+        # WAL is a property of the file: set it once. Switching the journal mode
+        # needs an exclusive lock and SQLite does not run the busy handler for it,
+        # so a thread opening the file while another writes gets "database is
+        # locked" at once (seen as 500s under load): retry briefly instead.
+        for attempt in range(100):
+            try:
+                if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                    conn.execute("PRAGMA journal_mode=WAL")
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == 99:
+                    raise
+                time.sleep(0.005 * (attempt + 1))
+        conn.execute(f"PRAGMA synchronous={self.synchronous}")
         with self._lock:
             self._all.append(conn)
         return conn
