@@ -33,6 +33,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench._exporter_procs import tree_cpu_seconds
+
 
 def _cpu_ms(fn: Callable[[], object], repeat: int, rounds: int = 5) -> float:
     """CPU ms per call: the best of `rounds` rounds, as timeit advises on a noisy machine."""
@@ -51,15 +53,27 @@ TARGETS = 20
 CAPTURES = 3
 
 
-def stage_costs(inventory_path: Path, target: str, repeat: int = 200) -> dict[str, Any]:
-    """CPU ms per stage for `target` of the inventory (needs a reachable sshd)."""
+def stage_costs(inventory_path: Path, target: str, repeat: int = 200,
+                sshd_pids: list[int] | None = None) -> dict[str, Any]:
+    """CPU ms per stage for `target` of the inventory (needs a reachable sshd).
+
+    With `sshd_pids`, also the monitored side's CPU per run of the steady script
+    on that one connection: one long-lived shell accumulates every run, so the
+    10 ms granularity of /proc's CPU times costs at most 10 ms over all runs.
+    """
     # Imported here so that --exporter-src (prepended to sys.path) decides which code runs.
     from exporter.collectors import ProbeContext
     from exporter.command import split_sections
     from exporter.config import load_inventory
     from exporter.heartbeats import HeartbeatStore
     from exporter.metrics import render
-    from exporter.probe import Prober, cheap_collectors, script_for
+    from exporter.probe import Prober, script_for
+
+    try:
+        from exporter.probe import cheap_collectors
+    except ImportError:  # an exporter from before cheap sections (--exporter-src)
+        def cheap_collectors(collectors: tuple[str, ...], state: dict[str, Any]) -> tuple[str, ...]:
+            return ()
     from exporter.ssh_pool import CommandResult, SshPool
 
     inventory = load_inventory(inventory_path)
@@ -79,9 +93,15 @@ def stage_costs(inventory_path: Path, target: str, repeat: int = 200) -> dict[st
         # The script as the prober runs it from the second probe on (cheap df where safe).
         first = ProbeContext(server.name, state={})
         Prober(pool, HeartbeatStore())._collect(module, split_sections(output), first)  # noqa: SLF001
-        steady = script_for(module.collectors, cheap_collectors(module.collectors, first.state))
+        cheap = cheap_collectors(module.collectors, first.state)
+        steady = script_for(module.collectors, cheap) if cheap else script
         exec_floor = _cpu_ms(lambda: run("true"), repeat)
+        host0 = tree_cpu_seconds(sshd_pids) if sshd_pids else 0.0
         exec_script = _cpu_ms(lambda: run(steady), repeat)
+        # _cpu_ms ran it once to warm up, then `repeat` // 5 * 5 times.
+        runs = 1 + max(1, repeat // 5) * 5
+        host_ms = ((tree_cpu_seconds(sshd_pids) - host0) / runs * 1e3 if sshd_pids
+                   else float("nan"))
     finally:
         pool.close()
 
@@ -109,6 +129,7 @@ def stage_costs(inventory_path: Path, target: str, repeat: int = 200) -> dict[st
         "output_bytes": len(output.encode()),
         "ssh_exec_floor_ms": exec_floor,
         "ssh_exec_script_ms": exec_script,
+        "host_script_ms": host_ms,
         "split_ms": _cpu_ms(lambda: split_sections(outputs[next(turn) % CAPTURES]), repeat),
         "collectors_ms": _cpu_ms(collect, repeat),
         "render_ms": _cpu_ms(lambda: render(families), repeat),
@@ -120,6 +141,8 @@ def stage_costs(inventory_path: Path, target: str, repeat: int = 200) -> dict[st
 def print_stages(stages: dict[str, Any], http_ms_per_probe: float) -> None:
     """Print the stage table with the HTTP remainder."""
     rows = [
+        ("monitored host: the steady script, one connection (sshd tree)",
+         stages.get("host_script_ms", float("nan"))),
         ("SSH round-trip floor (`true` in the kept shell)", stages["ssh_exec_floor_ms"]),
         (f"SSH run of the probe script ({stages['output_bytes']} bytes out)",
          stages["ssh_exec_script_ms"]),

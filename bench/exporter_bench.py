@@ -58,6 +58,7 @@ TARGET_EXPORTER_CPU_MS = 2.0
 TARGET_P99_MS = 100.0
 TARGET_MONITORED_CPU_MS = 3.0
 LADDER = (1, 2, 4, 8, 16, 32, 64)
+MIN_PROBES_PER_TARGET = 50  # below, /proc's 10 ms ticks per process blur the sshd figure
 RESULTS = ROOT / "bench" / "results"
 
 
@@ -244,9 +245,7 @@ def verdicts(res: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         (f"latency p50 / p99 at {st['rate']:g} probes/s",
          f"{st['p50_ms']:.1f} / {st['p99_ms']:.1f} ms", f"p99 <= {TARGET_P99_MS:g} ms",
          judge(st["p99_ms"] <= TARGET_P99_MS)),
-        ("monitored-side CPU per probe (sshd tree)", f"{st['sshd_cpu_ms_per_probe']:.2f} ms",
-         f"<= {TARGET_MONITORED_CPU_MS} ms",
-         judge(st["sshd_cpu_ms_per_probe"] <= TARGET_MONITORED_CPU_MS)),
+        *host_rows(res),
         ("memory per pooled connection (RSS)",
          f"{mem / 1024:.0f} KiB" if mem is not None else "n/a (1 target)", "", ""),
         ("max sustained probes/s (closed loop)",
@@ -267,6 +266,31 @@ def verdicts(res: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         ("our CPU/probe / node_exporter CPU/scrape",
          f"{ratio:.2f}" if ratio is not None else "n/a", "", ""),
     ]
+
+
+def host_rows(res: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """The monitored side's CPU: steady phase over the fleet, and one connection in isolation.
+
+    /proc gives each process's CPU in 10 ms ticks. Every pooled connection keeps
+    one shell that accumulates its probes' CPU, so with few probes per target in
+    the steady phase (1000 targets, 1 probe each) the per-process rounding
+    dominates and the fleet figure means nothing; the isolated figure (one
+    connection, 200 runs) is then the one judged.
+    """
+    st = res["steady"]
+    per_target = st["probes"] / res["targets"]
+    coarse = per_target < MIN_PROBES_PER_TARGET
+    rows = [("monitored-side CPU per probe (sshd tree, steady)",
+             f"{st['sshd_cpu_ms_per_probe']:.2f} ms" + (" (coarse)" if coarse else ""),
+             f"<= {TARGET_MONITORED_CPU_MS} ms",
+             "" if coarse else ("PASS" if st["sshd_cpu_ms_per_probe"] <= TARGET_MONITORED_CPU_MS
+                                else "MISS"))]
+    isolated = res.get("host_stage_ms")
+    if isolated is not None and isolated == isolated:
+        rows.append(("  one connection, 200 runs of the steady script", f"{isolated:.2f} ms",
+                     f"<= {TARGET_MONITORED_CPU_MS} ms",
+                     "PASS" if isolated <= TARGET_MONITORED_CPU_MS else "MISS"))
+    return rows
 
 
 def print_table(res: dict[str, Any]) -> None:
@@ -305,13 +329,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"sshd: {hosts} (user {args.user})")
             report["stages"] = stages = stage_costs(
                 fleet.inventory(workdir / "servers-stages.yml", 1, args.user,
-                                args.collector_list), target_name(0))
+                                args.collector_list), target_name(0), sshd_pids=fleet.pids)
             for i, n in enumerate(args.counts):
                 last = i == len(args.counts) - 1
                 res = run_count(fleet, n, args, workdir, profile if last else None)
                 if ne.get("available"):
                     res["node_exporter_ratio"] = (res["steady"]["exporter_cpu_ms_per_probe"]
                                                   / ne["cpu_ms_per_scrape"])
+                res["host_stage_ms"] = stages.get("host_script_ms")
                 res["http_remainder_ms"] = (res["steady"]["exporter_cpu_ms_per_probe"]
                                             - stages["ssh_exec_script_ms"]
                                             - stages["probe_without_ssh_ms"])
