@@ -5,9 +5,10 @@
 
 Both servers run on this machine at the same time of the run, one after the other, under the
 same load generator (client processes, keep-alive connections, pre-built bodies). The router
-runs under gunicorn (gthread) as in production and replies only after the batch is committed
-to SQLite (WAL). Prints alerts/s, p50/p99 request latency and the router/Alertmanager ratio
-per batch size, then resident memory with --memory-alerts active alerts.
+runs under gunicorn as `stacksense-router serve` runs it (gthread with keep-alive linger) and
+replies only after the batch is committed to SQLite (WAL). Prints alerts/s, p50/p99 request
+latency and the router/Alertmanager ratio per batch size, then resident memory with
+--memory-alerts active alerts.
 """
 
 from __future__ import annotations
@@ -104,7 +105,8 @@ def start_alertmanager(tmp: Path) -> Server:
     return Server("alertmanager", port, proc, {"Content-Type": "application/json"})
 
 
-def start_router(tmp: Path, threads: int, workers: int, worker_class: str = "gthread") -> Server:
+def start_router(tmp: Path, threads: int, workers: int,
+                 worker_class: str = "alert_router.cli.KeepAliveWorker") -> Server:
     port = free_port()
     (tmp / "tokens").write_text(TOKEN + "\n")
     cfg = tmp / "router.yml"
@@ -224,7 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="router-bench-"))
     version = subprocess.run([ALERTMANAGER, "--version"], capture_output=True,
                              text=True).stdout.split("\n")[0] or "alertmanager"
-    print(f"# {version}; router: gunicorn gthread, {args.workers} worker(s) x {args.threads} "
+    print(f"# {version}; router: gunicorn KeepAliveWorker, "
+          f"{args.workers} worker(s) x {args.threads} "
           f"threads, SQLite WAL synchronous=NORMAL; {args.clients} client processes, "
           f"{args.seconds:g}s per point, {os.cpu_count()} CPUs")
     rows = []
