@@ -132,8 +132,9 @@ class RemoteShell:
             if data[-1:] == b"\n":
                 at = buf.find(marker, max(0, len(buf) - len(data) - len(marker)))
                 if at >= 0:
-                    status = int(buf[at + len(marker):].strip() or b"-1")
-                    return CommandResult(status, buf[:at].decode("utf-8", "replace"))
+                    status = buf[at + len(marker):].strip()
+                    return CommandResult(int(status) if status.isdigit() else -1,
+                                         buf[:at].decode("utf-8", "replace"))
 
     def _ended(self, output: bytes, deadline: float) -> CommandResult:
         """The channel closed before the end line: the host ran its own command (or died)."""
