@@ -1,4 +1,4 @@
-"""The StackSense alert router as a real server process (gunicorn, gthread), on loopback."""
+"""The StackSense alert router as a real server process (gunicorn + KeepAliveWorker) on loopback."""
 
 from __future__ import annotations
 
@@ -40,7 +40,8 @@ class RouterProcess:
                "PYTHONPATH": str(REPO)}
         log = open(self.workdir / "router.log", "ab")  # noqa: SIM115 - owned by the process
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-k", "gthread", "--threads", str(self.threads),
+            [sys.executable, "-m", "gunicorn", "-k", "alert_router.cli.KeepAliveWorker",
+             "--threads", str(self.threads),
              "-w", str(self.workers), "-b", f"127.0.0.1:{self.port}", "--graceful-timeout", "2",
              "alert_router.wsgi:app"],
             env=env, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir,
