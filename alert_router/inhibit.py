@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from alert_router.errors import ConfigError
-from alert_router.matchers import LABEL_NAME, Matcher, matches_all, parse_matcher
+from alert_router.matchers import LABEL_NAME, Matcher, matchers_from_config, matches_all
 
 RULE_KEYS = {"source_matchers", "target_matchers", "equal", "source_match", "source_match_re",
              "target_match", "target_match_re"}
@@ -50,26 +50,7 @@ def default_inhibit_rules() -> list[InhibitRule]:
 
 
 def _side(raw: Mapping[str, Any], side: str, path: str) -> tuple[Matcher, ...]:
-    out: list[Matcher] = []
-    items = raw.get(f"{side}_matchers", [])
-    if not isinstance(items, list):
-        raise ConfigError(f"{path}.{side}_matchers", "must be a list of matcher strings")
-    for i, text in enumerate(items):
-        try:
-            out.append(parse_matcher(text))
-        except ValueError as exc:
-            raise ConfigError(f"{path}.{side}_matchers[{i}]", str(exc)) from None
-    for suffix, is_regex in (("match", False), ("match_re", True)):
-        key = f"{side}_{suffix}"
-        section = raw.get(key, {})
-        if not isinstance(section, dict):
-            raise ConfigError(f"{path}.{key}", "must be a mapping of label name to value")
-        for name, value in section.items():
-            try:
-                out.append(Matcher.create(str(name), str(value), is_regex=is_regex))
-            except ValueError as exc:
-                raise ConfigError(f"{path}.{key}.{name}", str(exc)) from None
-    return tuple(out)
+    return tuple(matchers_from_config(raw, f"{side}_", path))
 
 
 def build_inhibit_rules(raw: Any) -> list[InhibitRule]:

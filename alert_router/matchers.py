@@ -6,6 +6,9 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
+
+from alert_router.errors import ConfigError
 
 LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _MATCHER = re.compile(
@@ -104,3 +107,31 @@ def parse_matchers(text: str) -> list[Matcher]:
 def matches_all(matchers: list[Matcher], labels: Mapping[str, str]) -> bool:
     """Whether every matcher matches `labels`."""
     return all(m.matches(labels) for m in matchers)
+
+
+def matchers_from_config(raw: Mapping[str, Any], prefix: str, path: str) -> list[Matcher]:
+    """`<prefix>matchers` strings plus legacy `<prefix>match` / `<prefix>match_re` maps.
+
+    Errors name the key path (`route.routes[1].matchers[0]`); routes use prefix "",
+    inhibition rules "source_" and "target_".
+    """
+    out: list[Matcher] = []
+    items = raw.get(f"{prefix}matchers", [])
+    if not isinstance(items, list):
+        raise ConfigError(f"{path}.{prefix}matchers", "must be a list of matcher strings")
+    for i, text in enumerate(items):
+        try:
+            out.append(parse_matcher(text))
+        except ValueError as exc:
+            raise ConfigError(f"{path}.{prefix}matchers[{i}]", str(exc)) from None
+    for suffix, is_regex in (("match", False), ("match_re", True)):
+        key = f"{prefix}{suffix}"
+        section = raw.get(key, {})
+        if not isinstance(section, dict):
+            raise ConfigError(f"{path}.{key}", "must be a mapping of label name to value")
+        for name, value in section.items():
+            try:
+                out.append(Matcher.create(str(name), str(value), is_regex=is_regex))
+            except ValueError as exc:
+                raise ConfigError(f"{path}.{key}.{name}", str(exc)) from None
+    return out

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from alert_router.errors import ConfigError
-from alert_router.matchers import LABEL_NAME, Matcher, matches_all, parse_matcher
+from alert_router.matchers import LABEL_NAME, Matcher, matchers_from_config, matches_all
 from alert_router.timeutil import parse_duration
 
 # Alertmanager's defaults.
@@ -78,25 +78,7 @@ def _duration(raw: Mapping[str, Any], key: str, path: str, inherited: float) -> 
 
 
 def _matchers(raw: Mapping[str, Any], path: str) -> list[Matcher]:
-    out: list[Matcher] = []
-    items = raw.get("matchers", [])
-    if not isinstance(items, list):
-        raise ConfigError(f"{path}.matchers", "must be a list of matcher strings")
-    for i, text in enumerate(items):
-        try:
-            out.append(parse_matcher(text))
-        except ValueError as exc:
-            raise ConfigError(f"{path}.matchers[{i}]", str(exc)) from None
-    for key, is_regex in (("match", False), ("match_re", True)):
-        section = raw.get(key, {})
-        if not isinstance(section, dict):
-            raise ConfigError(f"{path}.{key}", "must be a mapping of label name to value")
-        for name, value in section.items():
-            try:
-                out.append(Matcher.create(str(name), str(value), is_regex=is_regex))
-            except ValueError as exc:
-                raise ConfigError(f"{path}.{key}.{name}", str(exc)) from None
-    return out
+    return matchers_from_config(raw, "", path)
 
 
 def _group_by(raw: Mapping[str, Any], path: str,
