@@ -7,10 +7,9 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, jsonify, request
 
-from alert_router.api.common import accept_alerts, state
+from alert_router.api.common import accept_alerts, filter_matchers, state
 from alert_router.ingest import postable_alerts
 from alert_router.inhibit import Inhibitor
-from alert_router.matchers import parse_matcher
 from alert_router.silence import Silencer
 from alert_router.timeutil import format_time
 
@@ -67,10 +66,7 @@ def gettable_alerts(now: float) -> list[dict[str, Any]]:
 def get_alerts() -> Response:
     """List alerts with Alertmanager's filters (filter, active, silenced, inhibited, receiver)."""
     now = time.time()
-    try:
-        matchers = [parse_matcher(f) for f in request.args.getlist("filter")]
-    except ValueError as exc:
-        abort(400, description=f"filter: {exc}")
+    matchers = filter_matchers()
     want = {"active": _flag("active", True), "silenced": _flag("silenced", True),
             "inhibited": _flag("inhibited", True)}
     _flag("unprocessed", True)

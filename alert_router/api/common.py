@@ -10,6 +10,7 @@ from typing import Any
 from flask import Response, abort, current_app, request
 
 from alert_router.errors import InputError
+from alert_router.matchers import Matcher, parse_matcher
 from alert_router.state import RouterState
 
 Parser = Callable[..., tuple[list[dict[str, Any]], list[str]]]
@@ -69,3 +70,11 @@ def accept_alerts(source: str, parser: Parser) -> Response:
     except InputError as exc:
         abort(400, description=str(exc))
     return Response(status=200)
+
+
+def filter_matchers() -> list[Matcher]:
+    """The request's `filter=` matchers (Alertmanager's list filters); 400 names a bad one."""
+    try:
+        return [parse_matcher(f) for f in request.args.getlist("filter")]
+    except ValueError as exc:
+        abort(400, description=f"filter: {exc}")

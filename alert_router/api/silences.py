@@ -6,11 +6,10 @@ import json
 import time
 import uuid
 
-from flask import Blueprint, Response, abort, jsonify, request
+from flask import Blueprint, Response, abort, jsonify
 
-from alert_router.api.common import json_body, state
+from alert_router.api.common import filter_matchers, json_body, state
 from alert_router.errors import InputError
-from alert_router.matchers import parse_matcher
 from alert_router.silence import Silence, parse_postable_silence
 from alert_router.store import HistoryEvent
 
@@ -30,10 +29,7 @@ def _record(silence: Silence, transition: str, now: float) -> None:
 def list_silences() -> Response:
     """All silences, optionally filtered by matchers (`filter=...`)."""
     now = time.time()
-    try:
-        matchers = [parse_matcher(f) for f in request.args.getlist("filter")]
-    except ValueError as exc:
-        abort(400, description=f"filter: {exc}")
+    matchers = filter_matchers()
     result = []
     for silence in state().store.list_silences():
         labels = {m.name: m.value for m in silence.matchers}

@@ -8,12 +8,13 @@ is used to check that alerts are accepted and resolved.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tests.peers.util import serving
 
 
 @dataclass
@@ -45,13 +46,6 @@ def alert_receiver(status: int = 200, port: int = 0) -> Iterator[AlertReceiver]:
             self.end_headers()
 
     httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    httpd.daemon_threads = True
     holder.append(AlertReceiver(f"http://127.0.0.1:{httpd.server_address[1]}", status))
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(httpd):
         yield holder[0]
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(5)

@@ -6,12 +6,13 @@ values (e.g. a heartbeat timestamp) that a real Prometheus then scrapes.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tests.peers.util import serving
 
 
 @dataclass
@@ -44,13 +45,6 @@ def metrics_server(text: Callable[[], str]) -> Iterator[MetricsServer]:
             self.wfile.write(body)
 
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
     holder.append(MetricsServer(int(httpd.server_address[1]), text))
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(httpd):
         yield holder[0]
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(5)
