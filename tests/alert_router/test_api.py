@@ -265,3 +265,10 @@ def test_silence_update_in_place_or_replaced_as_alertmanager_does(client):
     assert client.delete(f"/api/v2/silence/{new_id}", headers=AUTH).status_code == 400
     transitions = [e["transition"] for e in client.get("/api/v1/history?kind=silence").json]
     assert transitions == ["created", "updated", "expired", "created", "expired"]
+
+
+@pytest.mark.parametrize("path", ["/api/v2/alerts", "/api/v2/silences"])
+def test_a_bad_filter_is_a_400_naming_it(client, path):
+    resp = client.get(path, query_string={"filter": "not a matcher"})
+    assert resp.status_code == 400
+    assert resp.json["error"].startswith("filter:")
