@@ -241,6 +241,11 @@ def load_config(path: str | Path) -> RouterConfig:
         text = file.read_text()
     except OSError as exc:
         raise ConfigError("", f"cannot read config {file}: {exc.strerror}") from None
+    return load_config_text(text, file)
+
+
+def load_config_text(text: str, file: Path) -> RouterConfig:
+    """Validate config text that was read from `file` (relative paths resolve beside it)."""
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:

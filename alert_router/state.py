@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from alert_router.config import RouterConfig, load_config
+from alert_router.config import RouterConfig, load_config, load_config_text
 from alert_router.dispatch.dispatcher import Dispatcher
 from alert_router.metrics import RouterMetrics
 from alert_router.outbox import Outbox
@@ -64,10 +64,16 @@ class RouterState:
 
         With announce, other processes on the same store (gunicorn workers) reload too.
         """
-        if self.config_path is None:
+        path = self.config_path
+        if path is None:
             raise RuntimeError("no config file to reload (the app was given a config object)")
+        self._apply(lambda: load_config(path))
+        if announce:
+            self.generation = self.store.publish_config(self.config.original)
+
+    def _apply(self, load: Callable[[], RouterConfig]) -> None:
         try:
-            config = load_config(self.config_path)
+            config = load()
             notifiers = self.build_notifiers(config)
         except Exception:
             self.metrics.reload_ok.set(0)
@@ -76,19 +82,25 @@ class RouterState:
             self.config, self.notifiers = config, notifiers
         self.metrics.reload_ok.set(1)
         self.metrics.reload_time.set(time.time())
-        if announce:
-            self.generation = self.store.bump_generation("config")
 
     def follow_reloads(self) -> None:
-        """Reload when another process announced a reload (called by the runner loop)."""
-        current = self.store.generation("config")
-        if current == self.generation or self.config_path is None:
+        """Load the config another process's reload accepted (called by the runner loop).
+
+        The published text is used rather than the file, so every process runs the same
+        config even if the file was edited again before this one noticed.
+        """
+        if self.config_path is None or self.store.generation("config") == self.generation:
             return
-        self.generation = current
+        published = self.store.published_config()
+        if published is None:
+            return
+        generation, text = published
+        path = self.config_path
+        self.generation = generation
         try:
-            self.reload(announce=False)
+            self._apply(lambda: load_config_text(text, path))
         except Exception as exc:  # noqa: BLE001 - keep running on the old config
-            log.error("reload announced by another process failed: %s", exc)
+            log.error("config published by another process's reload failed here: %s", exc)
 
     def wake(self) -> None:
         if self.runner is not None:

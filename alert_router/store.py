@@ -27,6 +27,8 @@ from alert_router.silence import Silence
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS generations (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS published_config (
+    id INTEGER PRIMARY KEY CHECK (id = 1), generation INTEGER NOT NULL, text TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS inbox_cursors (file TEXT PRIMARY KEY, last_id INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS alerts (
     fingerprint TEXT PRIMARY KEY, labels TEXT NOT NULL, annotations TEXT NOT NULL,
@@ -178,6 +180,10 @@ class Store:
         # Writers of this process queue here instead of in SQLite's busy handler, which sleeps
         # in steps of milliseconds and would dominate latency under concurrent requests.
         self.write_lock = threading.RLock()
+        if path != ":memory:" and not os.path.exists(path):
+            # The store holds the published config (with its credentials) and alert data:
+            # readable by the router's user only, like the config file should be.
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
         self.conn().executescript(SCHEMA)
         self._inbox_path = (f"{path}.inbox.{uuid.uuid4().hex[:8]}.{os.getpid()}."
                             f"{socket.gethostname()}.db")
@@ -686,12 +692,30 @@ class Store:
                                   (name,)).fetchone()
         return 0 if row is None else int(row[0])
 
-    def bump_generation(self, name: str) -> int:
+    def publish_config(self, text: str) -> int:
+        """Record the config text a reload accepted; returns the new config generation.
+
+        Other processes load this text, not the file: the file may have changed again
+        (even to something invalid) before they notice the reload.
+        """
         with self.tx() as conn:
-            conn.execute("INSERT INTO generations (name, value) VALUES (?, 1) "
-                         "ON CONFLICT (name) DO UPDATE SET value = value + 1", (name,))
-            return int(conn.execute("SELECT value FROM generations WHERE name = ?",
-                                    (name,)).fetchone()[0])
+            generation = self._bump(conn, "config")
+            conn.execute("INSERT OR REPLACE INTO published_config (id, generation, text) "
+                         "VALUES (1, ?, ?)", (generation, text))
+        return generation
+
+    def published_config(self) -> tuple[int, str] | None:
+        """The generation and text of the last config a reload accepted, if any."""
+        row = self.conn().execute(
+            "SELECT generation, text FROM published_config WHERE id = 1").fetchone()
+        return None if row is None else (int(row[0]), str(row[1]))
+
+    @staticmethod
+    def _bump(conn: sqlite3.Connection, name: str) -> int:
+        conn.execute("INSERT INTO generations (name, value) VALUES (?, 1) "
+                     "ON CONFLICT (name) DO UPDATE SET value = value + 1", (name,))
+        return int(conn.execute("SELECT value FROM generations WHERE name = ?",
+                                (name,)).fetchone()[0])
 
     # ---- leadership between processes sharing one database
     def try_lease(self, name: str, holder: str, now: float, ttl: float,
