@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 
 from rules import validate as v
-from rules.validate import ConfigError
+from rules.validate import ConfigError, read_yaml
 
 OPERATORS = (">", ">=", "<", "<=", "==", "!=")
 SEVERITIES = ("critical", "warning", "info", "none")
@@ -158,12 +158,7 @@ def load_conditions(path: Path | None, *, include_defaults: bool = True) -> list
     """Defaults (unless disabled) plus the user's file; a user rule replaces a same-named one."""
     rules = default_conditions() if include_defaults else []
     if path is not None:
-        try:
-            raw = yaml.safe_load(path.read_text())
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: invalid YAML: {exc}") from None
+        raw = read_yaml(path)
         user = parse_conditions(raw, str(path))
         names = {c.alert for c in user}
         rules = [c for c in rules if c.alert not in names] + user

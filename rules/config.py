@@ -12,10 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from rules import validate as v
-from rules.validate import ConfigError
+from rules.validate import ConfigError, read_yaml
 
 ANOMALY_METRICS = ("cpu", "memory", "disk", "network")
 
@@ -81,12 +79,7 @@ def load_config(path: Path | str | None) -> EngineConfig:
     if path is None:
         return EngineConfig()
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {exc}") from None
+    raw = read_yaml(path)
     try:
         return parse_config(raw, base_dir=path.parent)
     except ConfigError as exc:

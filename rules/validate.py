@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Mapping
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?$")
 
@@ -96,3 +99,13 @@ def format_duration(seconds: float) -> str:
     if whole % 60 == 0:
         return f"{whole // 60}m"
     return f"{whole}s"
+
+
+def read_yaml(path: Path) -> Any:
+    """A YAML file's content; unreadable files and bad YAML are ConfigErrors naming the file."""
+    try:
+        return yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {exc}") from None

@@ -10,6 +10,7 @@ Error tree::
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
@@ -152,6 +153,16 @@ class Secrets:
     """The secret strings one notifier holds, to scrub from any text it emits."""
 
     values: list[str] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, *values: str | None, urls: Iterable[str] = ()) -> Secrets:
+        """Secrets holding `values` and each secret URL in `urls` (with its telling parts)."""
+        secrets = cls()
+        for url in urls:
+            secrets.add_url(url)
+        for value in values:
+            secrets.add(value)
+        return secrets
 
     def add(self, value: str | None) -> None:
         if value and len(value) >= 6 and value not in self.values:

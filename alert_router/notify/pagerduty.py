@@ -73,9 +73,7 @@ class PagerDutyNotifier:
         self.links = self._links(section)
         self.http = parse_http_options(section, global_config)
         self.session = session or requests.Session()
-        self.secrets = Secrets()
-        for value in [self.routing_key.reveal(), *self.http.secrets()]:
-            self.secrets.add(value)
+        self.secrets = Secrets.of(self.routing_key.reveal(), *self.http.secrets())
 
     @staticmethod
     def _links(section: Section) -> list[tuple[TemplateRef, str]]:

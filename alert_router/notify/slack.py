@@ -87,10 +87,7 @@ class SlackNotifier:
                          if fallback else None)
         self.http = parse_http_options(section, global_config)
         self.session = session or requests.Session()
-        self.secrets = Secrets()
-        self.secrets.add_url(self.url.reveal())
-        for value in self.http.secrets():
-            self.secrets.add(value)
+        self.secrets = Secrets.of(*self.http.secrets(), urls=[self.url.reveal()])
 
     def payload(self, data: NotificationData) -> dict[str, Any]:
         """The Block Kit message for `data`."""

@@ -28,10 +28,7 @@ class WebhookNotifier:
         self.max_alerts = section.integer("max_alerts", 0)
         self.http = parse_http_options(section, global_config)
         self.session = session or requests.Session()
-        self.secrets = Secrets()
-        self.secrets.add_url(self.url.reveal())
-        for value in self.http.secrets():
-            self.secrets.add(value)
+        self.secrets = Secrets.of(*self.http.secrets(), urls=[self.url.reveal()])
 
     def notify(self, data: NotificationData) -> None:
         """POST the payload; raise NotifyError on failure."""
