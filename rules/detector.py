@@ -1,6 +1,6 @@
 """Streaming anomaly detector: one instance per series, O(1) work per point.
 
-The method: *range novelty* on four views of the series, a quiet-period
+The method: *range novelty* on five views of the series, a quiet-period
 damping of repeated alarms, and a monotone rescaling to [0, 1]. No model is
 fitted and no labels are used; every decision reads one series' own past.
 
@@ -32,6 +32,12 @@ Views
        (``season_smoothing``), so one noisy yesterday does not raise alarms
        (a pattern that breaks: a missing daily peak, a flat day, a higher
        plateau).
+    5. ``|x - profile(same time of the week)|``: the same for a weekly season
+       (``week_max_slots`` slots, ``week_smoothing``): a weekday that looks
+       like a Sunday (a holiday, an upstream outage) is ordinary for the daily
+       profile, which mixes weekdays and weekends, but not for this one. It
+       only learns for its first ``week_min_age`` weeks: a profile of one week
+       is one noisy sample.
     Each view learns ``warmup`` values before it may score (view 2: half its
     span). The surprise of a point is the largest weighted surprise of the
     views.
@@ -50,15 +56,16 @@ Score
 
 Cost and robustness
     A handful of float operations per point in plain Python (numpy per-point
-    calls would cost more than the whole update): about 160,000 points/s per
-    core; the state is a few scalars, 2 x ``recent_blocks`` block extremes, a
-    ``mean_points`` ring and the season ring (<= 1440 doubles), 6-15 KiB per
-    series, saved as plain JSON by ``get_state``. NaN and infinities score 0
+    calls would cost more than the whole update): about 130,000-180,000
+    points/s per core; the state is a few scalars, 2 x ``recent_blocks`` block
+    extremes, a ``mean_points`` ring and the two season rings (<= 1440 and
+    <= 504 doubles), 10-19 KiB of heap per series, saved as plain JSON by
+    ``get_state`` (17-39 KiB). NaN and infinities score 0
     and leave the state untouched. Timestamps only place points in the season
     ring and detect gaps (longer than ``gap_seconds``, which restart the short
     mean); repeated and out-of-order timestamps are scored like any other
-    point and never move the clock backwards. A state saved before view 2
-    existed restores (view 2 starts empty and fills in over its span).
+    point and never move the clock backwards. A state saved before view 2 or
+    view 5 existed restores (the view starts empty and fills in).
 
 Figures (NAB, 41 shared series) and the reproduction command are in
 docs/anomaly-detection.md.
@@ -71,7 +78,8 @@ from array import array
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: the weekly view (view 5)
+_RESTORABLE = (1, 2)  # a version-1 state restores; view 5 starts empty
 _LOG_HALF = math.log(0.5)
 
 
@@ -93,6 +101,11 @@ class DetectorParams:
     season_smoothing: float = 0.3  # weight of the newest day in each slot's daily profile
     season_max_slots: int = 1440  # bounds memory: at most this many remembered slots
     season_setup_points: int = 32  # points used to learn the sampling interval
+    w_week: float = 0.7  # weight of the same-time-last-weeks view
+    week_seconds: float = 7 * 86400.0  # its season
+    week_smoothing: float = 0.2  # weight of the newest week in each slot's weekly profile
+    week_max_slots: int = 504  # memory bound of the weekly ring (slot width >= 20 min)
+    week_min_age: float = 2.0  # weeks of history before the weekly view may score
     gap_seconds: float = 6 * 3600.0  # a longer silence restarts the short-mean window
     quiet_points: int = 1000  # a score must beat every raw score this far back ...
     quiet_blocks: int = 20  # ... (tracked as this many block maxima) ...
@@ -112,6 +125,7 @@ class Detector:
         "recent_cur_max", "recent_cur_min", "recent_fill",
         "mean_buf", "mean_i", "mean_sum", "mean_lo", "mean_hi", "mean_n",
         "season", "season_width", "season_lo", "season_hi", "season_n",
+        "week", "week_width", "week_lo", "week_hi", "week_n", "week_t0",
         "block_max", "block_top", "block_cur", "block_fill", "last_lead",
     )
 
@@ -133,6 +147,10 @@ class Detector:
         self.season: array[float] | None = None
         self.season_width = 0.0
         self.season_lo, self.season_hi, self.season_n = math.inf, -math.inf, 0
+        self.week: array[float] | None = None
+        self.week_width = 0.0
+        self.week_lo, self.week_hi, self.week_n = math.inf, -math.inf, 0
+        self.week_t0 = math.nan  # when the weekly ring started
         self.block_max: list[float] = []
         self.block_top = 0.0
         self.block_cur = 0.0
@@ -215,13 +233,11 @@ class Detector:
         # view 4: distance to the value at the same time of the previous season
         season = self.season
         if season is None and self.n == p.season_setup_points and math.isfinite(self.dt):
-            self._start_season()
-            season = self.season
+            season, self.season_width = _new_ring(self.dt, p.season_seconds, p.season_max_slots)
+            self.season = season
         if season is not None:
-            slot = int((t % p.season_seconds) / self.season_width) % len(season)
-            old = season[slot]
             # the slot keeps a profile over past days, not one noisy yesterday
-            season[slot] = x if old != old else old + p.season_smoothing * (x - old)
+            old = _profile_step(season, self.season_width, t, x, p.season_smoothing)
             if old == old:  # not NaN: that slot was seen before
                 self.season_n += 1
                 self.season_lo, self.season_hi, us = _range_step(
@@ -230,6 +246,27 @@ class Detector:
                 us *= p.w_season
                 if us > u:
                     u = us
+
+        # view 5: distance to a profile of the same time of the week: a weekday
+        # that looks like a Sunday (a holiday, an outage) is ordinary for the daily
+        # profile, which mixes weekdays and weekends, but not for this one
+        week = self.week
+        if week is None and self.n >= p.season_setup_points and math.isfinite(self.dt):
+            # ">=": a state saved before this view existed starts its ring too
+            week, self.week_width = _new_ring(self.dt, p.week_seconds, p.week_max_slots)
+            self.week, self.week_t0 = week, t
+        if week is not None:
+            old = _profile_step(week, self.week_width, t, x, p.week_smoothing)
+            if old == old:
+                self.week_n += 1
+                # a profile of one or two weeks is mostly noise: learn only
+                self.week_lo, self.week_hi, uw = _range_step(
+                    abs(x - old), self.week_lo, self.week_hi,
+                    self.week_n > warm and t - self.week_t0 >= p.week_min_age * p.week_seconds,
+                    decay, up_only=True)
+                uw *= p.w_week
+                if uw > u:
+                    u = uw
 
         score = u / (1.0 + u)
         # quiet period: only a score that beats the recent ones keeps its full value
@@ -271,14 +308,6 @@ class Detector:
         self.recent_cur_max, self.recent_cur_min = -math.inf, math.inf
         self.recent_fill = 0
 
-    def _start_season(self) -> None:
-        p = self.params
-        width = max(self.dt, p.season_seconds / p.season_max_slots)
-        slots = round(p.season_seconds / width)
-        if slots >= 4:
-            self.season_width = p.season_seconds / slots
-            self.season = array("d", [math.nan]) * slots
-
     def get_state(self) -> dict[str, Any]:
         """Return the full state as a JSON-serialisable dict."""
         state: dict[str, Any] = {"version": STATE_VERSION}
@@ -292,12 +321,28 @@ class Detector:
     def from_state(cls, state: dict[str, Any], params: DetectorParams | None = None) -> Detector:
         """Rebuild a detector from ``get_state()`` output (fresh if incompatible)."""
         det = cls(params)
-        if state.get("version") != STATE_VERSION:
+        if state.get("version") not in _RESTORABLE:
             return det
         for name in cls.__slots__:
             if name != "params" and name in state:
                 setattr(det, name, _dec(state[name]))
         return det
+
+
+def _new_ring(dt: float, period: float, max_slots: int) -> tuple[array[float] | None, float]:
+    """An empty profile ring for ``period`` (slot width >= ``dt``) and its slot width."""
+    slots = round(period / max(dt, period / max_slots))
+    if slots < 4:  # sampled too coarsely for this season
+        return None, 0.0
+    return array("d", [math.nan]) * slots, period / slots
+
+
+def _profile_step(ring: array[float], width: float, t: float, x: float, smoothing: float) -> float:
+    """Move the slot of time ``t`` towards ``x``; return its old value (NaN if unseen)."""
+    slot = int((t % (width * len(ring))) / width) % len(ring)
+    old = ring[slot]
+    ring[slot] = x if old != old else old + smoothing * (x - old)
+    return old
 
 
 def _range_step(

@@ -134,9 +134,10 @@ def test_from_state_with_unknown_version_starts_fresh():
     assert det.get_state() == Detector().get_state()
 
 
-def test_state_is_small():
+@pytest.mark.parametrize("step", [300.0, 60.0])  # 60 s: both season rings at their bound
+def test_state_is_small(step):
     det = Detector()
-    run(det, noisy_daily(20000))
+    run(det, noisy_daily(20000, step=step))
     assert len(json.dumps(det.get_state())) < 64 * 1024
 
 
@@ -212,3 +213,54 @@ def test_state_saved_before_the_recent_view_existed_still_restores():
     assert back.raw_hi == det.raw_hi and back.n == det.n  # the learned ranges survive
     assert back.recent_max == [] and back.recent_top == -math.inf  # view 2 starts empty
     assert back.update(3000 * 300.0, 500.0) >= ALERT  # and the detector works at once
+
+
+def _weekdays_and_weekends(seed, weeks=6, holiday=None):
+    # office-hours load: a high daily peak on weekdays, a low one at weekends
+    rnd = random.Random(seed)
+    for i in range(288 * 7 * weeks):
+        day, k = divmod(i, 288)
+        weekend = day % 7 in (5, 6) or day == holiday
+        amp = 5 if weekend else 30
+        yield i * 300.0, 20 + amp * max(0.0, math.sin(2 * math.pi * k / 288)) + rnd.gauss(0, 2)
+
+
+def test_weekly_profile_sees_a_weekday_that_looks_like_a_weekend():
+    # a Wednesday with a weekend's load (a holiday, an outage upstream) is ordinary
+    # for the daily profile, which mixes weekdays and weekends, but not for the
+    # weekly one
+    holiday = 7 * 5 + 2
+    day = slice(288 * holiday, 288 * (holiday + 1))
+    ordinary = slice(288 * 14, 288 * holiday)  # after the weekly view's two weeks
+    for seed in range(1, 4):
+        pts = list(_weekdays_and_weekends(seed, holiday=holiday))
+        scores = run(Detector(), pts)
+        assert max(scores[day]) >= 0.5  # NAB's operating point
+        assert max(scores[day]) > max(scores[ordinary]) + 0.1
+        daily_only = run(Detector(DetectorParams(w_week=0.0)), pts)
+        assert max(daily_only[day]) < max(daily_only[ordinary])
+
+
+def test_weekly_view_only_learns_for_its_first_two_weeks():
+    # a profile of one week is one noisy sample: the view waits for two
+    pts = list(_weekdays_and_weekends(7, weeks=3))
+    pts[288 * 10 + 100] = (pts[288 * 10 + 100][0], 5.0)  # a dip in week 2
+    two_weeks = 288 * 14
+    with_week = run(Detector(), pts)
+    without = run(Detector(DetectorParams(w_week=0.0)), pts)
+    assert with_week[:two_weeks] == without[:two_weeks]
+    ungated = run(Detector(DetectorParams(week_min_age=0.0)), pts)
+    assert ungated[:two_weeks] != without[:two_weeks]  # the wait is what keeps it quiet
+
+
+def test_state_saved_before_the_weekly_view_existed_still_restores():
+    det = Detector()
+    run(det, noisy_daily(3000))
+    old = {k: v for k, v in json.loads(json.dumps(det.get_state())).items()
+           if not k.startswith("week")}
+    old["version"] = 1  # what round 2 saved
+    back = Detector.from_state(old)
+    assert back.raw_hi == det.raw_hi and back.season_n == det.season_n
+    assert back.week is None
+    assert back.update(3001 * 300.0, 500.0) >= ALERT  # it works at once ...
+    assert back.week is not None and back.week_t0 == 3001 * 300.0  # ... and view 5 starts
