@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 APT_PACKAGES := openssh-server openssh-client prometheus prometheus-alertmanager \
 	prometheus-node-exporter iptables iproute2 openssl python3-venv ca-certificates \
-	chromium
+	chromium postgresql
 
 .PHONY: setup system-deps venv run stop test lint bench clean
 
@@ -16,7 +16,7 @@ system-deps:
 	@missing=""; \
 	for b in /usr/sbin/sshd /usr/bin/prometheus /usr/bin/promtool /usr/bin/prometheus-alertmanager \
 	         /usr/bin/amtool /usr/bin/prometheus-node-exporter /usr/sbin/iptables /usr/bin/openssl \
-	         /usr/bin/chromium; do \
+	         /usr/bin/chromium /usr/lib/postgresql/15/bin/initdb; do \
 	  [ -x $$b ] || missing="$$missing $$b"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing system packages (missing:$$missing)"; \

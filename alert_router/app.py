@@ -37,6 +37,14 @@ def _load(config: RouterConfig | Mapping[str, Any] | str | Path | None,
     return parse_config(dict(config), base_dir=base_dir), None
 
 
+def _open_store(cfg: RouterConfig) -> Store:
+    if cfg.storage_url:
+        from alert_router.store_pg import PgStore  # psycopg is imported only when used
+
+        return PgStore(cfg.storage_url, password=cfg.storage_password)
+    return Store(cfg.storage_path, synchronous=cfg.storage_synchronous)
+
+
 def create_app(config: RouterConfig | Mapping[str, Any] | str | Path | None = None, *,
                base_dir: Path | None = None, start_background: bool = True,
                notifier_factory: NotifierFactory | None = None) -> Flask:
@@ -49,7 +57,7 @@ def create_app(config: RouterConfig | Mapping[str, Any] | str | Path | None = No
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = cfg.max_request_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    store = Store(cfg.storage_path, synchronous=cfg.storage_synchronous)
+    store = _open_store(cfg)
     metrics = RouterMetrics()
     state = RouterState(cfg, path, store, metrics, notifier_factory or default_notifier_factory)
     state.notifiers = state.build_notifiers(cfg)

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import yaml
 
@@ -62,6 +63,8 @@ class RouterConfig:
     webhook_resolve_timeout: float = 0.0
     storage_path: str = "stacksense-router.db"
     storage_synchronous: str = "NORMAL"
+    storage_url: str = ""  # postgresql://user@host:port/db (no password); "" = SQLite
+    storage_password: str = field(default="", repr=False)
     auth: AuthConfig = field(default_factory=AuthConfig)
     external_url: str = "http://localhost:9818"
     max_request_bytes: int = 5 * 1024 * 1024
@@ -148,6 +151,81 @@ def _delivery(raw: Any) -> DeliveryConfig:
     )
 
 
+@dataclass(frozen=True)
+class StorageConfig:
+    """Where the store lives: a SQLite file, or a PostgreSQL database shared by replicas."""
+
+    path: str
+    synchronous: str = "NORMAL"
+    url: str = ""
+    password: str = field(default="", repr=False)
+
+
+def _storage_password(section: Mapping[str, Any], base: Path) -> str:
+    if "password_env" in section and "password_file" in section:
+        raise ConfigError("storage.password_file", "set password_env or password_file, not both")
+    if "password_env" in section:
+        name = str(section["password_env"])
+        value = os.environ.get(name)
+        if value is None:
+            raise ConfigError("storage.password_env", f"environment variable {name} is not set")
+        return value
+    if "password_file" in section:
+        path = base / str(section["password_file"])
+        try:
+            return path.read_text().strip()
+        except OSError as exc:
+            raise ConfigError("storage.password_file",
+                              f"cannot read {path}: {exc.strerror}") from None
+    return ""
+
+
+def _storage_url(raw: Any) -> str:
+    # Errors never echo the url: a password pasted into it must not reach a log.
+    if not isinstance(raw, str):
+        raise ConfigError("storage.url", "must be a string postgresql://user@host:port/db")
+    try:
+        url = urlsplit(raw)
+        url.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise ConfigError("storage.url", "not a valid URL "
+                          "(expected postgresql://user@host:port/db)") from None
+    if url.scheme not in ("postgresql", "postgres"):
+        raise ConfigError("storage.url", "scheme must be postgresql:// "
+                          "(for SQLite, use storage.path)")
+    if url.password is not None or "password" in parse_qs(url.query):
+        raise ConfigError("storage.url", "must not contain a password: "
+                          "use storage.password_env or storage.password_file")
+    if not url.hostname:
+        raise ConfigError("storage.url", "a host is required (postgresql://user@host:port/db)")
+    if url.path.strip("/") == "":
+        raise ConfigError("storage.url", "a database name is required "
+                          "(postgresql://user@host:port/db)")
+    return raw
+
+
+def _storage(raw: Any, base: Path) -> StorageConfig:
+    section = _mapping(raw, "storage")
+    _check_keys(section, {"path", "synchronous", "url", "password_env", "password_file"},
+                "storage")
+    if "url" in section:
+        for key in ("path", "synchronous"):
+            if key in section:
+                raise ConfigError(f"storage.{key}", "SQLite only: not with storage.url")
+        return StorageConfig("", url=_storage_url(section["url"]),
+                             password=_storage_password(section, base))
+    for key in ("password_env", "password_file"):
+        if key in section:
+            raise ConfigError(f"storage.{key}", "only with storage.url (PostgreSQL)")
+    sync = str(section.get("synchronous", "normal")).upper()
+    if sync not in ("NORMAL", "FULL"):
+        raise ConfigError("storage.synchronous", "must be normal or full")
+    path = str(section.get("path", "stacksense-router.db"))
+    if path != ":memory:" and not os.path.isabs(path):
+        path = str(base / path)
+    return StorageConfig(path, sync)
+
+
 def _receivers(raw: Any, global_config: dict[str, Any]) -> dict[str, dict[str, Any]]:
     from alert_router.notify import build_notifiers
     from alert_router.notify.base import ReceiverConfigError
@@ -200,14 +278,7 @@ def parse_config(raw: Any, *, base_dir: Path | None = None, original: str = "") 
     if "templates" in top and not isinstance(top["templates"], list):
         raise ConfigError("templates", "must be a list of paths")
 
-    storage = _mapping(top.get("storage"), "storage")
-    _check_keys(storage, {"path", "synchronous"}, "storage")
-    sync = str(storage.get("synchronous", "normal")).upper()
-    if sync not in ("NORMAL", "FULL"):
-        raise ConfigError("storage.synchronous", "must be normal or full")
-    storage_path = str(storage.get("path", "stacksense-router.db"))
-    if storage_path != ":memory:" and not os.path.isabs(storage_path):
-        storage_path = str(base / storage_path)
+    storage = _storage(top.get("storage"), base)
 
     web = _mapping(top.get("web"), "web")
     _check_keys(web, {"external_url", "max_request_bytes"}, "web")
@@ -223,8 +294,10 @@ def parse_config(raw: Any, *, base_dir: Path | None = None, original: str = "") 
         global_config=notifier_global,
         resolve_timeout=resolve_timeout,
         webhook_resolve_timeout=webhook_timeout,
-        storage_path=storage_path,
-        storage_synchronous=sync,
+        storage_path=storage.path,
+        storage_synchronous=storage.synchronous,
+        storage_url=storage.url,
+        storage_password=storage.password,
         auth=_auth(top.get("auth"), base),
         external_url=str(web.get("external_url", "http://localhost:9818")).rstrip("/"),
         max_request_bytes=max_bytes,

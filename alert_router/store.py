@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from alert_router.dedupe import LogEntry
 from alert_router.matchers import Matcher
@@ -85,6 +85,14 @@ CREATE TABLE IF NOT EXISTS inbox (
     body TEXT NOT NULL, form TEXT NOT NULL);
 """
 InboxRow = tuple[int, str, float, str, str]  # id, source, received_at, body, form
+
+
+class Conn(Protocol):
+    """What the shared SQL needs of a connection (sqlite3's, or store_pg's wrapper)."""
+
+    def execute(self, sql: str, parameters: Any = ..., /) -> Any: ...
+
+    def executemany(self, sql: str, parameters: Any, /) -> Any: ...
 
 
 def process_alive(host: str, pid: int) -> bool:
@@ -184,7 +192,8 @@ class Store:
             # The store holds the published config (with its credentials) and alert data:
             # readable by the router's user only, like the config file should be.
             os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-        self.conn().executescript(SCHEMA)
+        self._local.conn = self._connect(path)
+        self._local.conn.executescript(SCHEMA)
         self._inbox_path = (f"{path}.inbox.{uuid.uuid4().hex[:8]}.{os.getpid()}."
                             f"{socket.gethostname()}.db")
         self._inbox_lock = threading.Lock()
@@ -213,7 +222,7 @@ class Store:
             self._all.append(conn)
         return conn
 
-    def conn(self) -> sqlite3.Connection:
+    def conn(self) -> Conn:
         """This thread's connection to the main database (opened on first use)."""
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
@@ -229,7 +238,7 @@ class Store:
         self._local = threading.local()
 
     @contextmanager
-    def tx(self) -> Iterator[sqlite3.Connection]:
+    def tx(self) -> Iterator[Conn]:
         """A write transaction (BEGIN IMMEDIATE ... COMMIT, rolled back on error)."""
         conn = self.conn()
         with self.write_lock:
@@ -421,7 +430,7 @@ class Store:
         cur = self.conn().execute(
             "DELETE FROM alerts WHERE state = 'resolved' AND ends_at < ? AND fingerprint NOT IN "
             "(SELECT fingerprint FROM group_alerts)", (resolved_before,))
-        return cur.rowcount
+        return int(cur.rowcount)
 
     def count_alerts(self, now: float) -> int:
         return int(self.conn().execute(
@@ -517,7 +526,7 @@ class Store:
         """Make every in-flight notification pending again (at start-up, before sending)."""
         cur = self.conn().execute(
             "UPDATE outbox SET status = 'pending', lease_until = NULL WHERE status = 'sending'")
-        return cur.rowcount
+        return int(cur.rowcount)
 
     def mark_sent(self, outbox_id: int, now: float, event: HistoryEvent) -> None:
         with self.tx() as conn:
@@ -656,7 +665,7 @@ class Store:
         self._history(self.conn(), events)
 
     @staticmethod
-    def _history(conn: sqlite3.Connection, events: Iterable[HistoryEvent]) -> None:
+    def _history(conn: Conn, events: Iterable[HistoryEvent]) -> None:
         conn.executemany(
             "INSERT INTO history (ts, kind, subject, server, transition, actor, reason, details) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -711,9 +720,9 @@ class Store:
         return None if row is None else (int(row[0]), str(row[1]))
 
     @staticmethod
-    def _bump(conn: sqlite3.Connection, name: str) -> int:
+    def _bump(conn: Conn, name: str) -> int:
         conn.execute("INSERT INTO generations (name, value) VALUES (?, 1) "
-                     "ON CONFLICT (name) DO UPDATE SET value = value + 1", (name,))
+                     "ON CONFLICT (name) DO UPDATE SET value = generations.value + 1", (name,))
         return int(conn.execute("SELECT value FROM generations WHERE name = ?",
                                 (name,)).fetchone()[0])
 

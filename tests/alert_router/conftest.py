@@ -14,7 +14,9 @@ from flask.testing import FlaskClient
 from alert_router.app import create_app
 from alert_router.notify.base import NotificationData, NotifyError
 from alert_router.state import RouterState
+from tests.peers.postgres import INSTALL_HINT, PostgresServer, pg_bindir, postgres
 
+PG_PASSWORD_ENV = "STACKSENSE_TEST_PG_PASSWORD"
 TOKEN = "router-test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -74,12 +76,43 @@ class Harness:
         return result
 
 
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    """One real PostgreSQL for the session (started on first use). Never skipped."""
+    try:
+        pg_bindir()
+    except RuntimeError:
+        pytest.fail(INSTALL_HINT)
+    with postgres() as server:
+        yield server
+
+
 @pytest.fixture
-def harness_factory(tmp_path: Path) -> Iterator[Callable[..., Harness]]:
+def pg_storage(pg_server: PostgresServer, monkeypatch: pytest.MonkeyPatch
+               ) -> Iterator[dict[str, str]]:
+    """A storage section for a new empty database (dropped after the test)."""
+    monkeypatch.setenv(PG_PASSWORD_ENV, pg_server.password)
+    name = pg_server.create_database()
+    yield {"url": pg_server.url(name), "password_env": PG_PASSWORD_ENV}
+    pg_server.drop_database(name)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
+    """The store of harness apps: each such test runs on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        return {"path": str(tmp_path / "router.db")}
+    section: dict[str, str] = request.getfixturevalue("pg_storage")
+    return section
+
+
+@pytest.fixture
+def harness_factory(tmp_path: Path, storage: dict[str, str]
+                    ) -> Iterator[Callable[..., Harness]]:
     made: list[Harness] = []
 
     def make(**overrides: Any) -> Harness:
-        config = base_config(tmp_path, **overrides)
+        config = base_config(tmp_path, **{"storage": storage, **overrides})
         stubs: dict[str, StubNotifier] = {}
 
         def factory(receiver: dict[str, Any], path: str, glob: dict[str, Any]) -> list[Any]:

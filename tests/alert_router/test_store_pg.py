@@ -1,0 +1,152 @@
+"""The PostgreSQL store: its config, its dialect, and what differs from SQLite (real server)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+import pytest
+
+from alert_router.app import create_app
+from alert_router.config import parse_config
+from alert_router.errors import ConfigError
+from alert_router.runner import holder_dead
+from alert_router.store_pg import PgStore, StoreConnectError, translate
+from tests.alert_router.conftest import PG_PASSWORD_ENV, base_config
+from tests.peers.postgres import PostgresServer
+from tests.peers.util import free_port
+
+SECRET = "hunter2-Pa55"
+
+
+@pytest.fixture
+def store(pg_storage: dict[str, str], pg_server: PostgresServer):
+    made = PgStore(pg_storage["url"], password=pg_server.password)
+    yield made
+    made.close()
+
+
+def test_storage_url_config(tmp_path, monkeypatch):
+    monkeypatch.setenv("ROUTER_DB_PASSWORD", SECRET)
+    cfg = parse_config(base_config(tmp_path, storage={
+        "url": "postgresql://router@db.example:5433/alerts", "password_env": "ROUTER_DB_PASSWORD"}))
+    assert (cfg.storage_url, cfg.storage_password) == (
+        "postgresql://router@db.example:5433/alerts", SECRET)
+    assert SECRET not in repr(cfg)
+    (tmp_path / "pw").write_text(SECRET + "\n")
+    cfg = parse_config(base_config(tmp_path, storage={
+        "url": "postgres://router@db/alerts?sslmode=require", "password_file": "pw"}),
+        base_dir=tmp_path)
+    assert cfg.storage_password == SECRET
+    assert parse_config(base_config(tmp_path)).storage_url == ""  # SQLite stays the default
+
+
+@pytest.mark.parametrize(("storage", "path", "message"), [
+    ({"url": f"postgresql://router:{SECRET}@db/alerts"}, "storage.url", "must not contain a pass"),
+    ({"url": f"postgresql://router@db/alerts?password={SECRET}"}, "storage.url",
+     "must not contain a password"),
+    ({"url": "mysql://router@db/alerts"}, "storage.url", "scheme must be postgresql://"),
+    ({"url": "postgresql:///alerts"}, "storage.url", "a host is required"),
+    ({"url": "postgresql://router@db"}, "storage.url", "a database name is required"),
+    ({"url": "postgresql://router@db:port/alerts"}, "storage.url", "not a valid URL"),
+    ({"url": 5432}, "storage.url", "must be a string"),
+    ({"url": "postgresql://db/a", "path": "x.db"}, "storage.path", "SQLite only"),
+    ({"url": "postgresql://db/a", "synchronous": "full"}, "storage.synchronous", "SQLite only"),
+    ({"url": "postgresql://db/a", "passwd": "x"}, "storage.passwd", "unknown key"),
+    ({"path": "x.db", "password_env": "X"}, "storage.password_env", "only with storage.url"),
+    ({"url": "postgresql://db/a", "password_env": "NO_SUCH_VARIABLE_X"}, "storage.password_env",
+     "NO_SUCH_VARIABLE_X is not set"),
+    ({"url": "postgresql://db/a", "password_file": "/nonexistent/pw"}, "storage.password_file",
+     "cannot read /nonexistent/pw"),
+    ({"url": "postgresql://db/a", "password_file": "/x", "password_env": "X"},
+     "storage.password_file", "not both"),
+])
+def test_invalid_storage_names_the_key_and_never_echoes_the_password(tmp_path, storage, path,
+                                                                     message):
+    with pytest.raises(ConfigError) as info:
+        parse_config(base_config(tmp_path, storage=storage))
+    assert str(info.value).startswith(f"{path}: ") and message in str(info.value)
+    assert SECRET not in str(info.value)
+
+
+def test_translate_sqlite_statements():
+    assert translate("SELECT a FROM t WHERE b = ? AND c LIKE 'x%'") == \
+        "SELECT a FROM t WHERE b = %s AND c LIKE 'x%%'"
+    assert translate("INSERT OR IGNORE INTO group_alerts (group_key, fingerprint) VALUES (?, ?)") \
+        == ("INSERT INTO group_alerts (group_key, fingerprint) VALUES (%s, %s) "
+            "ON CONFLICT DO NOTHING")
+    assert translate("INSERT OR REPLACE INTO leases (name, holder, until) VALUES (?, ?, ?)") == (
+        "INSERT INTO leases (name, holder, until) VALUES (%s, %s, %s) "
+        "ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, until = EXCLUDED.until")
+
+
+def test_unreachable_database_names_the_host_not_the_password(tmp_path, monkeypatch):
+    port = free_port()  # nothing listens there
+    monkeypatch.setenv(PG_PASSWORD_ENV, SECRET)
+    config = base_config(tmp_path, storage={"url": f"postgresql://router@127.0.0.1:{port}/alerts",
+                                            "password_env": PG_PASSWORD_ENV})
+    with pytest.raises(StoreConnectError) as info:
+        create_app(config, start_background=False)
+    assert f"cannot connect to PostgreSQL at router@127.0.0.1:{port}/alerts" in str(info.value)
+    assert SECRET not in str(info.value)
+
+
+def test_wrong_password_is_named_but_not_shown(pg_server, pg_storage):
+    with pytest.raises(StoreConnectError) as info:
+        PgStore(pg_storage["url"], password=SECRET)
+    assert "password authentication failed" in str(info.value)
+    assert SECRET not in str(info.value)
+
+
+def test_a_live_replica_on_another_host_is_never_declared_dead(pg_server, pg_storage, store):
+    # A replica on another host whose hostname is ours and whose pid does not exist here:
+    # the runner's hostname/pid check would call it dead.
+    other = PgStore(pg_storage["url"], password=pg_server.password)
+    remote = f"{socket.gethostname()}/4194303/remote"
+    assert holder_dead(remote)
+    assert other.try_lease("dispatcher", remote, 100.0, 15.0, holder_dead)
+    assert not store.try_lease("dispatcher", "here/1/local", 101.0, 15.0, holder_dead)
+    # Its database session ends (a crash, SIGKILL): taken over before the lease expires.
+    other.close()
+    assert store.try_lease("dispatcher", "here/1/local", 102.0, 15.0, holder_dead)
+
+
+def test_a_request_committed_late_is_not_skipped(pg_server, pg_storage, store):
+    # Identity values are taken at INSERT and committed later: a request whose commit lands
+    # after the dispatcher merged higher ids must still be merged.
+    slow = pg_server.connect(pg_storage["url"].rsplit("/", 1)[1])
+    slow.autocommit = False
+    slow.execute("INSERT INTO inbox (source, received_at, body, form) "
+                 "VALUES ('api', 1, '[\"slow\"]', 'normalised')")
+    store.add_inbox("api", '["fast"]', 2.0)
+    name, rows = store.read_inbox(100) or ("", [])
+    assert [r[3] for r in rows] == ['["fast"]']
+    with store.tx():
+        store.set_inbox_cursor(name, rows[-1][0])
+    store.trim_inbox(name, rows[-1][0])
+    slow.commit()
+    slow.close()
+    assert store.inbox_depth() == 1
+    assert [r[3] for r in (store.read_inbox(100) or ("", []))[1]] == ['["slow"]']
+
+
+def test_replicas_never_claim_one_notification_twice(pg_server, pg_storage, store):
+    with store.tx():
+        for i in range(300):
+            store.enqueue(f"g{i}", "r", 0, "webhook", "{}", 10.0)
+    stores = [store, PgStore(pg_storage["url"], password=pg_server.password)]
+    claimed: list[list[int]] = [[], []]
+
+    def claim(index: int) -> None:
+        while rows := stores[index].claim_due(20.0, 7, 60.0):
+            claimed[index] += [r.id for r in rows]
+
+    threads = [threading.Thread(target=claim, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    stores[1].close()
+    everything = claimed[0] + claimed[1]
+    assert sorted(everything) == sorted(set(everything)) and len(everything) == 300
+    assert claimed[0] and claimed[1]  # both really ran
