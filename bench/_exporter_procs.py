@@ -106,10 +106,11 @@ class Fleet:
         return [s.proc.pid for s in self.servers if s.proc is not None]
 
     def inventory(self, path: Path, count: int, user: str,
-                  collectors: list[str] | None = None) -> Path:
+                  collectors: list[str] | None = None, one_write: bool = False) -> Path:
         """An inventory of `count` targets spread round-robin over the sshd instances.
 
-        `collectors` replaces the default module's list (None keeps every collector).
+        `collectors` replaces the default module's list (None keeps every collector);
+        `one_write` sets the module's option of that name.
         """
         servers = [{"name": target_name(i), "host": self.servers[i % len(self.servers)].host,
                     "port": self.servers[i % len(self.servers)].port, "user": user}
@@ -119,8 +120,13 @@ class Fleet:
             "credentials": {"default": {"key_file": str(self.keys.client_key)}},
             "servers": servers,
         }
+        module: dict[str, Any] = {}
         if collectors is not None:
-            data["modules"] = {"default": {"collectors": collectors}}
+            module["collectors"] = collectors
+        if one_write:
+            module["one_write"] = True
+        if module:
+            data["modules"] = {"default": module}
         path.write_text(yaml.safe_dump(data, sort_keys=False))
         return path
 

@@ -79,7 +79,13 @@ def stage_costs(inventory_path: Path, target: str, repeat: int = 200,
     inventory = load_inventory(inventory_path)
     server = inventory.servers[target]
     module = inventory.modules[server.module]
-    script = script_for(module.collectors)
+    one_write = getattr(module, "one_write", False)  # older --exporter-src have no such option
+
+    def script_for_module(cheap: tuple[str, ...] = ()) -> str:
+        return script_for(module.collectors, cheap, one_write) if one_write \
+            else script_for(module.collectors, cheap)
+
+    script = script_for_module()
     pool = SshPool(inventory)
     try:
         def run(command: str) -> CommandResult:
@@ -94,7 +100,7 @@ def stage_costs(inventory_path: Path, target: str, repeat: int = 200,
         first = ProbeContext(server.name, state={})
         Prober(pool, HeartbeatStore())._collect(module, split_sections(output), first)  # noqa: SLF001
         cheap = cheap_collectors(module.collectors, first.state)
-        steady = script_for(module.collectors, cheap) if cheap else script
+        steady = script_for_module(cheap) if cheap else script
         exec_floor = _cpu_ms(lambda: run("true"), repeat)
         host0 = tree_cpu_seconds(sshd_pids) if sshd_pids else 0.0
         exec_script = _cpu_ms(lambda: run(steady), repeat)

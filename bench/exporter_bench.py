@@ -87,6 +87,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--user", default=PASSWORD_USER,
                    help="login user on the sshd (default %(default)s, shell /bin/sh; 'root' "
                         "runs root's login shell and its rc files)")
+    p.add_argument("--one-write", action="store_true",
+                   help="set the module's one_write option (the host writes the output at once)")
     p.add_argument("--collectors", default=None,
                    help="comma-separated collectors for the probed module (default: the "
                         "exporter's default module, every collector)")
@@ -173,7 +175,7 @@ def run_count(fleet: Fleet, n: int, args: argparse.Namespace, workdir: Path,
               ) -> dict[str, Any]:
     """Every measurement for one target count, against a freshly started exporter."""
     inventory = fleet.inventory(workdir / f"servers-{n}.yml", n, args.user,
-                                args.collector_list)
+                                args.collector_list, args.one_write)
     requests = probe_requests([target_name(i) for i in range(n)])
     with exporter_process(inventory, workdir / f"exporter-{n}.log",
                           args.exporter_src) as exp:
@@ -329,7 +331,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"sshd: {hosts} (user {args.user})")
             report["stages"] = stages = stage_costs(
                 fleet.inventory(workdir / "servers-stages.yml", 1, args.user,
-                                args.collector_list), target_name(0), sshd_pids=fleet.pids)
+                                args.collector_list, args.one_write), target_name(0),
+                sshd_pids=fleet.pids)
             for i, n in enumerate(args.counts):
                 last = i == len(args.counts) - 1
                 res = run_count(fleet, n, args, workdir, profile if last else None)

@@ -28,11 +28,18 @@ READ_FILES = "head -v -n 1000000000"
 HEADER = "==> "
 
 
-def build_script(collectors: Iterable[ModuleType], cheap: Collection[str] = ()) -> str:
+def build_script(collectors: Iterable[ModuleType], cheap: Collection[str] = (), *,
+                 one_write: bool = False) -> str:
     """Join the collectors' files and sections into one script, each printed once.
 
     Collectors named in `cheap` contribute their CHEAP_SECTIONS in place of
-    the SECTIONS of the same name.
+    the SECTIONS of the same name. With `one_write`, the shell collects the
+    whole output in a variable and prints it at the end: one write, so sshd
+    sends it in 1-2 packets instead of ~14 (head flushes its 4 KiB stdio
+    buffer, and again before each error message), which saves the exporter
+    ~0.7 ms of packet handling per probe; the command substitution costs the
+    host one fork (~0.7 ms). The output is the same byte for byte (the
+    substitution strips the trailing newline, printf puts it back).
     """
     files: dict[str, None] = {}
     sections: dict[str, str] = {}
@@ -54,6 +61,9 @@ def build_script(collectors: Iterable[ModuleType], cheap: Collection[str] = ()) 
     for name, snippet in sections.items():
         parts.append(f"echo '{MARKER}{name}'; {{ {snippet.strip()} ; }} 2>/dev/null")
     parts.append(f"echo '{MARKER}end'")
+    if one_write:
+        body = "\n".join(parts[1:])
+        parts = [parts[0], f"ss_o=$(\n{body}\n)", "printf '%s\\n' \"$ss_o\"; unset ss_o"]
     return "\n".join(parts) + "\n"
 
 

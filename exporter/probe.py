@@ -34,9 +34,10 @@ CHEAP_BANNED = "probe.cheap_sections_banned"
 
 
 @lru_cache(maxsize=256)
-def script_for(collectors: tuple[str, ...], cheap: tuple[str, ...] = ()) -> str:
+def script_for(collectors: tuple[str, ...], cheap: tuple[str, ...] = (),
+               one_write: bool = False) -> str:
     """The round-trip script for a set of collectors (built once per module and variant)."""
-    return build_script((COLLECTORS[name] for name in collectors), cheap)
+    return build_script((COLLECTORS[name] for name in collectors), cheap, one_write=one_write)
 
 
 def cheap_collectors(collectors: tuple[str, ...], state: dict[str, Any]) -> tuple[str, ...]:
@@ -74,7 +75,8 @@ class Prober:
         state = self._state(server.name)
         cheap = cheap_collectors(module.collectors, state)
         try:
-            result = self.runner.run(server, script_for(module.collectors, cheap), deadline)
+            script = script_for(module.collectors, cheap, module.one_write)
+            result = self.runner.run(server, script, deadline)
             if not completed(result.stdout):
                 raise ProbeFailure("command", f"{server.name}: command output ended early "
                                               f"(exit status {result.exit_status})")

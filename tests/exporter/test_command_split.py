@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
+from types import SimpleNamespace
 
-from exporter.command import MARKER, READ_FILES, split_headed, split_sections
+import pytest
+
+from exporter.command import MARKER, READ_FILES, build_script, split_headed, split_sections
 
 
 def read_files(*paths: Path | str) -> str:
@@ -51,3 +55,43 @@ def test_split_headed_edge_cases() -> None:
 def test_older_grep_captures_still_split() -> None:
     output = f"{MARKER}files\n/proc/a:1\n/proc/a:2\n/proc/b:x\n{MARKER}end\n"
     assert split_sections(output) == {"/proc/a": "1\n2\n", "/proc/b": "x\n"}
+
+
+def test_one_write_prints_the_same_bytes_in_one_go(tmp_path: Path) -> None:
+    (tmp_path / "a").write_text("1 2\n")
+    (tmp_path / "b").write_text("b\n")
+    unreadable = tmp_path / "dir"
+    unreadable.mkdir()
+    collector = SimpleNamespace(
+        NAME="fake", FILES=(str(tmp_path / "a"), str(unreadable), str(tmp_path / "b"),
+                            f"{tmp_path}/missing*"),
+        # a case pattern's `)` and an empty last line must survive the command substitution
+        SECTIONS={"odd": "case x in x) echo 'a)b' ;; esac; printf 'c\\n\\n\\n'"})
+    plain = build_script([collector])
+    one = build_script([collector], one_write=True)
+    assert one != plain and "$(" in one
+    for shell in ("/bin/sh", "/bin/bash"):
+        outputs = [subprocess.run([shell, "-c", script], capture_output=True, timeout=10,
+                                  check=True).stdout for script in (plain, one)]
+        assert outputs[0] == outputs[1], shell
+        sections = split_sections(outputs[1].decode())
+        assert sections == {f"{tmp_path}/a": "1 2\n", f"{tmp_path}/b": "b\n",
+                            "odd": "a)b\nc\n\n"}
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace")
+def test_one_write_writes_the_output_once(tmp_path: Path) -> None:
+    collector = SimpleNamespace(NAME="fake", FILES=("/proc/self/status", "/proc/nonexistent",
+                                                    "/proc/self/stat", "/proc/self/limits"))
+    writes = {}
+    for one_write in (False, True):
+        script = build_script([collector], one_write=one_write)
+        trace = tmp_path / f"trace-{one_write}"
+        with (tmp_path / "out").open("wb") as out:
+            # -y names each fd's file: count the writes that reach our output file,
+            # from the shell or any child
+            subprocess.run(["strace", "-f", "-y", "-e", "trace=write", "-o", str(trace),
+                            "/bin/sh", "-c", script], stdout=out, timeout=10, check=True)
+        writes[one_write] = sum(1 for line in trace.read_text().splitlines()
+                                if f"write(1<{tmp_path}/out>" in line)
+    assert writes[True] == 1 < writes[False]

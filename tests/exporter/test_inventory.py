@@ -35,6 +35,7 @@ BASE = {"credentials": {"default": {"key_file": "/k"}}}
     ({**BASE, "modules": {"m": {"collectors": ["loadavg", "warp_drive"]}}},
      "modules.m.collectors[1]: unknown collector 'warp_drive'"),
     ({**BASE, "defaults": {"host": "x"}}, "defaults.host: unknown key"),
+    ({**BASE, "modules": {"m": {"one_write": "yes"}}}, "modules.m.one_write: expected true or"),
 ])
 def test_errors_name_the_key_path(doc: dict, message: str) -> None:
     with pytest.raises(ConfigError) as err:

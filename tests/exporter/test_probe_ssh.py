@@ -167,3 +167,21 @@ def test_unknown_target_and_module_are_400(tmp_path: Path, ssh_server: Sshd) -> 
         assert resp.status_code == 400 and "unknown module 'nope'" in resp.text
         resp = requests.get(f"{exp.url}/probe", timeout=10)
         assert resp.status_code == 400 and "target" in resp.text
+
+
+def test_one_write_module_exports_the_same_series(tmp_path: Path, ssh_server: Sshd) -> None:
+    inv = write_inventory(tmp_path / "servers.yml",
+                          [server_entry("plain", ssh_server),
+                           server_entry("one", ssh_server, module="one")],
+                          {"default": {"key_file": str(ssh_server.keys.client_key)}},
+                          known_hosts_for(tmp_path, ssh_server),
+                          modules={"one": {"one_write": True}})
+    with running_exporter(inv) as exp:
+        assert exp.app.inventory.modules["one"].one_write
+        for _ in range(2):  # the second probe runs the steady script (cheap sections)
+            plain, one = exp.probe_samples("plain"), exp.probe_samples("one")
+    assert one["stacksense_probe_success"] == plain["stacksense_probe_success"] == 1
+    assert set(one) == set(plain)
+    static = [k for k in plain if k.startswith(("node_memory_MemTotal", "node_network_mtu",
+                                                "node_filesystem_size_bytes"))]
+    assert static and all(one[k] == plain[k] for k in static)
