@@ -339,7 +339,8 @@ def _new_ring(dt: float, period: float, max_slots: int) -> tuple[array[float] | 
 
 def _profile_step(ring: array[float], width: float, t: float, x: float, smoothing: float) -> float:
     """Move the slot of time ``t`` towards ``x``; return its old value (NaN if unseen)."""
-    slot = int((t % (width * len(ring))) / width) % len(ring)
+    n = len(ring)
+    slot = int((t % (width * n)) / width) % n
     old = ring[slot]
     ring[slot] = x if old != old else old + smoothing * (x - old)
     return old
@@ -363,10 +364,15 @@ def _range_step(
     if x < lo:
         lo = x
     if decay:
-        # forget old extremes slowly so the range follows the recent data
+        # forget old extremes slowly so the range follows the recent data (no
+        # min/max calls: this runs four times per point)
         shrink = decay * 0.5 * (hi - lo)
-        hi = max(hi - shrink, x)
-        lo = min(lo + shrink, x)
+        hi -= shrink
+        if hi < x:
+            hi = x
+        lo += shrink
+        if lo > x:
+            lo = x
     return lo, hi, u
 
 
