@@ -11,6 +11,7 @@ from alert_router.app import create_app
 from alert_router.config import parse_config
 from alert_router.errors import ConfigError
 from alert_router.runner import holder_dead
+from alert_router.store import HistoryEvent
 from alert_router.store_pg import PgStore, StoreConnectError, translate
 from tests.alert_router.conftest import PG_PASSWORD_ENV, base_config
 from tests.peers.postgres import PostgresServer
@@ -150,3 +151,21 @@ def test_replicas_never_claim_one_notification_twice(pg_server, pg_storage, stor
     everything = claimed[0] + claimed[1]
     assert sorted(everything) == sorted(set(everything)) and len(everything) == 300
     assert claimed[0] and claimed[1]  # both really ran
+
+
+def test_many_row_inserts_keep_every_row_and_type(store):
+    # executemany of an INSERT goes as one unnest statement: ints among floats, an int
+    # into a text column, a literal column value and duplicates ignored by OR IGNORE.
+    store.add_history([HistoryEvent(1, "alert", "fp1", "s1", "firing"),
+                       HistoryEvent(2.5, "notification", 7, "s1", "sent")])  # type: ignore[arg-type]
+    assert [(e.ts, e.subject) for e in store.query_history(by_id=True)] == [
+        (1.0, "fp1"), (2.5, "7")]
+    store.create_incidents([("k1", "t1", "s1", "page", 10), ("k2", "t2", "s2", "info", 11.5)])
+    assert [(i["key"], i["state"], i["opened_at"]) for i in store.list_incidents()] == [
+        ("k2", "open", 11.5), ("k1", "open", 10.0)]
+    first = store.list_incidents()[1]["id"]
+    store.link_incident_alerts([(first, "a"), (first, "b")])
+    store.link_incident_alerts([(first, "b"), (first, "c")])
+    assert sorted(store.get_incident(first)["alerts"]) == ["a", "b", "c"]
+    store.add_history([])  # nothing to send: no statement
+    assert len(store.query_history()) == 2

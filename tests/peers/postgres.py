@@ -73,8 +73,12 @@ def _as_postgres(argv: list[str]) -> list[str]:
 
 
 @contextmanager
-def postgres() -> Iterator[PostgresServer]:
-    """Start a throwaway PostgreSQL on 127.0.0.1; stop it and delete its files on exit."""
+def postgres(*, fsync: bool = False) -> Iterator[PostgresServer]:
+    """Start a throwaway PostgreSQL on 127.0.0.1; stop it and delete its files on exit.
+
+    fsync=False (tests): commits are still commits, only a power cut could lose them.
+    Benchmarks pass fsync=True to measure what production pays.
+    """
     bindir = pg_bindir()
     tmp = Path(tempfile.mkdtemp(prefix="stacksense-pg-"))
     password = uuid.uuid4().hex
@@ -91,9 +95,9 @@ def postgres() -> Iterator[PostgresServer]:
                                  "--auth-local=trust", "--auth-host=scram-sha-256",
                                  f"--pwfile={tmp / 'pw'}", "-E", "UTF8", "--no-sync"]),
                    check=True, capture_output=True)
-    # fsync off: a test server's data need not survive a power cut (commits stay commits).
-    options = (f"-c listen_addresses=127.0.0.1 -c port={port} -k {tmp} -c fsync=off "
-               "-c max_connections=300 -c shared_buffers=32MB")
+    options = (f"-c listen_addresses=127.0.0.1 -c port={port} -k {tmp} "
+               f"-c fsync={'on' if fsync else 'off'} -c max_connections=300 "
+               "-c shared_buffers=32MB")
     subprocess.run(_as_postgres([str(bindir / "pg_ctl"), "-D", str(datadir), "-l", str(log),
                                  "-o", options, "-w", "-t", "60", "start"]),
                    check=True, capture_output=True)
