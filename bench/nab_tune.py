@@ -5,6 +5,7 @@ Run from the repository root::
     python3 bench/nab_tune.py                          # default parameters
     python3 bench/nab_tune.py -p quiet_damping=0.3 -p warmup=200
     python3 bench/nab_tune.py --per-file               # where points are won and lost
+    python3 bench/nab_tune.py --flags                  # which rows: false alarms, missed windows
 
 Loads the 41 shared NAB files once, scores each with a fresh ``Detector``
 (same code path as ``rules.detect_csv``: timestamps parsed by its
@@ -65,28 +66,61 @@ def _job(args: tuple[Series, DetectorParams]) -> list[float]:
     return score_series(*args)
 
 
-def evaluate(
+def run(
     corpus: list[Series],
     params: DetectorParams,
     jobs: int = 1,
     scorer: Callable[[Series, DetectorParams], list[float]] = score_series,
-) -> dict[str, Any]:
-    """Normalised NAB result per profile for ``params`` on ``corpus``."""
-    import numpy as np
-
+) -> list[list[float]]:
+    """Scores of every file of ``corpus`` (fresh detector per file)."""
     if jobs > 1 and scorer is score_series:
         with ProcessPoolExecutor(jobs) as pool:
-            all_scores = list(pool.map(_job, [(s, params) for s in corpus]))
-    else:
-        all_scores = [scorer(s, params) for s in corpus]
+            return list(pool.map(_job, [(s, params) for s in corpus]))
+    return [scorer(s, params) for s in corpus]
+
+
+def file_rows(corpus: list[Series], all_scores: list[list[float]]) -> list[Any]:
+    """The scorer's view of each file: scores, windows as row ranges, probation."""
+    import numpy as np
+
     windows = nab_score.load_windows(os.path.join(NAB, "combined_windows.json"))
     files = []
     for (rel, stamps, _, _), scores in zip(corpus, all_scores, strict=True):
         ranges = nab_score.window_index_ranges(stamps, windows[rel], rel)
         files.append(nab_score.FileRows(
             rel, np.asarray(scores, dtype=float), ranges, nab_score.PROBATION_PERCENT))
+    return files
+
+
+def evaluate(
+    corpus: list[Series],
+    params: DetectorParams,
+    jobs: int = 1,
+    scorer: Callable[[Series, DetectorParams], list[float]] = score_series,
+    all_scores: list[list[float]] | None = None,
+) -> dict[str, Any]:
+    """Normalised NAB result per profile for ``params`` on ``corpus``."""
+    if all_scores is None:
+        all_scores = run(corpus, params, jobs, scorer)
     profiles = nab_score.load_profiles(os.path.join(NAB, "profiles.json"))
+    files = file_rows(corpus, all_scores)
     return dict(nab_score.score_corpus(files, {p: profiles[p] for p in PROFILES}))
+
+
+def flags(corpus: list[Series], all_scores: list[list[float]], threshold: float) -> list[str]:
+    """Per file with something to look at: its false-alarm rows (row:score) and
+    its missed windows (first-last row, highest score inside), at ``threshold``."""
+    lines = []
+    for f in file_rows(corpus, all_scores):
+        flagged = f.scorable & (f.scores >= threshold)
+        fps = [f"{i}:{f.scores[i]:.2f}" for i in flagged.nonzero()[0] if f.window_of[i] < 0]
+        missed = [f"{a}-{b} (max {f.scores[a:b + 1].max():.2f})"
+                  for w, (a, b) in enumerate(f.ranges)
+                  if f.counted[w] and not flagged[a:b + 1].any()]
+        if fps or missed:
+            fp_text, missed_text = " ".join(fps) or "-", " ".join(missed) or "-"
+            lines.append(f"  {f.relpath}: FP {fp_text} | missed {missed_text}")
+    return lines
 
 
 def summary(res: dict[str, Any]) -> str:
@@ -105,13 +139,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="NAME=VALUE override of a DetectorParams field (repeatable)")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--per-file", action="store_true", help="per-file breakdown (standard)")
+    ap.add_argument("--flags", action="store_true",
+                    help="false-alarm rows and missed windows per file (standard threshold)")
     args = ap.parse_args(list(argv) if argv is not None else None)
     raw: dict[str, Any] = {}
     for item in args.param:
         name, _, text = item.partition("=")
         raw[name] = json.loads(text)
     params = params_from_dict(raw)
-    res = evaluate(load_series(), params, args.jobs)
+    corpus = load_series()
+    all_scores = run(corpus, params, args.jobs)
+    res = evaluate(corpus, params, all_scores=all_scores)
+    if args.flags:
+        print("\n".join(flags(corpus, all_scores, res["standard"]["threshold"])))
     if args.per_file:
         for row in res["standard"]["per_file"]:
             print(f"  {row['file']:<58} {row['score']:8.3f}  win {row['windows_detected']}/"

@@ -122,3 +122,19 @@ def test_tuning_loop_scores_what_the_csv_face_writes():
     res = nab_tune.evaluate([series], DetectorParams())
     assert res["standard"]["windows"] == 3
     assert res["standard"]["score"] > 0.0  # it finds these windows: not the null detector
+
+
+@pytest.mark.skipif(not os.path.isdir(NAB_DATA), reason="shared NAB data not present")
+def test_tuning_loop_flags_list_the_false_alarms_and_missed_windows_it_scores():
+    from bench import nab_tune
+
+    corpus = nab_tune.load_series(only=["realAdExchange/exchange-4_cpc_results.csv",
+                                        "realAdExchange/exchange-2_cpm_results.csv"])
+    scores = nab_tune.run(corpus, DetectorParams())
+    std = nab_tune.evaluate(corpus, DetectorParams(), all_scores=scores)["standard"]
+    lines = nab_tune.flags(corpus, scores, std["threshold"])
+    fp_rows = sum(len(line.split(" FP ")[1].split(" | ")[0].replace("-", "").split())
+                  for line in lines)
+    missed = sum(line.split(" | missed ")[1].count("(max") for line in lines)
+    assert fp_rows == std["fp"] > 0
+    assert missed == std["windows"] - std["windows_detected"] > 0
