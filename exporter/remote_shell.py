@@ -20,17 +20,58 @@ Commands come only from the exporter's collectors (fixed strings).
 
 from __future__ import annotations
 
+import array
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import paramiko
+from paramiko.buffered_pipe import BufferedPipe
 
 from exporter.errors import ProbeFailure
 
 START_COMMAND = "exec /bin/sh 2>/dev/null"
 END = "@@stacksense-done@@"
 READ_CHUNK = 1 << 20  # take whatever paramiko has buffered in one call
+# Wake the reader before the end line when this much is buffered: paramiko only
+# reopens the SSH window as the reader takes data (2 MiB by default).
+WAKE_BYTES = 256 * 1024
+_END_TAIL = len(END) + 32  # the end line: END, a serial, an exit status
+
+
+if TYPE_CHECKING:
+    _Pipe = BufferedPipe[bytes]  # generic only in paramiko's stubs
+else:
+    _Pipe = BufferedPipe
+
+
+class QuietPipe(_Pipe):
+    """A channel's stdout buffer that wakes its reader once per command, not once per packet.
+
+    paramiko's BufferedPipe notifies the reading thread on every SSH packet
+    (~14 per probe); each wake-up is a GIL hand-off and a futex round trip for
+    data the reader can do nothing with until the end line is there. This one
+    notifies when the end line may have arrived, when WAKE_BYTES are waiting,
+    or when the channel closes (close() is unchanged).
+    """
+
+    # BufferedPipe's own state (not in paramiko's stubs).
+    _lock: threading.Lock
+    _cv: threading.Condition
+    _event: threading.Event | None
+    _buffer: array.array[int]
+
+    def feed(self, data: bytes) -> None:
+        with self._lock:
+            if self._event is not None:
+                self._event.set()
+            buffer = self._buffer
+            buffer.frombytes(data)
+            if (data[-1:] == b"\n" and END.encode() in buffer[-_END_TAIL:].tobytes()) \
+                    or len(buffer) >= WAKE_BYTES:
+                self._cv.notify_all()
 
 
 @dataclass
@@ -66,6 +107,7 @@ class RemoteShell:
                                               f"({type(exc).__name__})") from None
             raise ProbeFailure("timeout", f"{where}: timeout opening channel") from None
         try:
+            channel.in_buffer = QuietPipe()  # before any data can arrive
             channel.settimeout(max(0.01, deadline - clock()))
             channel.exec_command(START_COMMAND)
         except (paramiko.SSHException, OSError, EOFError) as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 
 from exporter.config import Server, load_inventory
 from exporter.errors import ProbeFailure
+from exporter.remote_shell import END, WAKE_BYTES, QuietPipe
 from exporter.ssh_pool import SshPool
 from tests.exporter.harness import server_entry, write_inventory
 from tests.peers.sshd import Sshd, SshdKeys, sshd
@@ -94,3 +96,57 @@ def test_aes_gcm_is_preferred_and_ctr_still_works(pool_and_server, tmp_path: Pat
             assert old_transport is not None and old_transport.remote_cipher == "aes128-ctr"
         finally:
             old_pool.close()
+
+
+class CountingCondition:
+    """Stands in for the pipe's condition variable: counts the wake-ups it is asked for."""
+
+    def __init__(self, cv: threading.Condition) -> None:
+        self.cv = cv
+        self.wakeups = 0
+
+    def notify_all(self) -> None:
+        self.wakeups += 1
+        self.cv.notify_all()
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.cv, name)
+
+
+def quiet_pipe() -> tuple[QuietPipe, CountingCondition]:
+    pipe = QuietPipe()
+    counter = CountingCondition(pipe._cv)  # noqa: SLF001 - what is under test
+    pipe._cv = counter  # type: ignore[assignment]  # noqa: SLF001
+    return pipe, counter
+
+
+def test_quiet_pipe_wakes_the_reader_for_the_end_line_only() -> None:
+    pipe, counter = quiet_pipe()
+    pipe.feed(b"@@stacksense@@ files\n==> /proc/stat <==\ncpu 1 2 3\n")
+    pipe.feed(b"x" * 4096)
+    assert counter.wakeups == 0 and len(pipe) == 4096 + 50
+    pipe.feed(f"\n{END} 7 ".encode())  # the end line split over two packets
+    assert counter.wakeups == 0
+    pipe.feed(b"0\n")
+    assert counter.wakeups == 1
+    assert pipe.read(1 << 20, timeout=0).endswith(f"{END} 7 0\n".encode())
+
+
+def test_quiet_pipe_wakes_for_a_large_backlog_and_on_close() -> None:
+    pipe, counter = quiet_pipe()
+    pipe.feed(b"y" * (WAKE_BYTES - 1))
+    assert counter.wakeups == 0
+    pipe.feed(b"y")  # the reader must take it so that paramiko reopens the SSH window
+    assert counter.wakeups == 1
+    assert len(pipe.read(1 << 20, timeout=0)) == WAKE_BYTES
+    pipe.feed(b"tail without an end line\n")
+    pipe.close()
+    assert counter.wakeups == 2
+    assert pipe.read(1 << 20, timeout=0) == b"tail without an end line\n"
+    assert pipe.read(1 << 20, timeout=0) == b""
+
+
+def test_a_command_printing_more_than_a_window_completes(pool_and_server) -> None:
+    # 3 MiB > paramiko's 2 MiB window: only completes if the reader is woken before the end.
+    status, out = run(*pool_and_server, "head -c 3145728 /dev/zero | tr '\\0' 'z'; echo")
+    assert status == 0 and len(out) == 3145728 + 1 and set(out) == {"z", "\n"}
