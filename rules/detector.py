@@ -39,8 +39,8 @@ Views
        only learns for its first ``week_min_age`` weeks: a profile of one week
        is one noisy sample.
     Each view learns ``warmup`` values before it may score (view 2: half its
-    span). The surprise of a point is the largest weighted surprise of the
-    views.
+    span, view 5: ``week_min_age`` weeks). The surprise of a point is the
+    largest weighted surprise of the views.
 
 Quiet period
     Only the first detection of an event matters, and repeated alarms erode
@@ -251,8 +251,10 @@ class Detector:
         # that looks like a Sunday (a holiday, an outage) is ordinary for the daily
         # profile, which mixes weekdays and weekends, but not for this one
         week = self.week
-        if week is None and self.n >= p.season_setup_points and math.isfinite(self.dt):
-            # ">=": a state saved before this view existed starts its ring too
+        if (week is None and not self.week_width and self.n >= p.season_setup_points
+                and math.isfinite(self.dt)):
+            # ">=": a state saved before this view existed starts its ring too;
+            # a width of -1 marks a series sampled too coarsely for a weekly ring
             week, self.week_width = _new_ring(self.dt, p.week_seconds, p.week_max_slots)
             self.week, self.week_t0 = week, t
         if week is not None:
@@ -330,10 +332,11 @@ class Detector:
 
 
 def _new_ring(dt: float, period: float, max_slots: int) -> tuple[array[float] | None, float]:
-    """An empty profile ring for ``period`` (slot width >= ``dt``) and its slot width."""
+    """An empty profile ring for ``period`` (slot width >= ``dt``) and its slot width
+    (None and -1 if the series is sampled too coarsely for this season)."""
     slots = round(period / max(dt, period / max_slots))
-    if slots < 4:  # sampled too coarsely for this season
-        return None, 0.0
+    if slots < 4:
+        return None, -1.0
     return array("d", [math.nan]) * slots, period / slots
 
 

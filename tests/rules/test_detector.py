@@ -264,3 +264,12 @@ def test_state_saved_before_the_weekly_view_existed_still_restores():
     assert back.week is None
     assert back.update(3001 * 300.0, 500.0) >= ALERT  # it works at once ...
     assert back.week is not None and back.week_t0 == 3001 * 300.0  # ... and view 5 starts
+
+
+def test_coarse_series_has_no_season_rings_and_still_scores():
+    # one point every three days: no daily or weekly profile can be kept
+    det = Detector()
+    scores = run(det, [(i * 259200.0, 10.0 + (i % 5)) for i in range(400)])
+    assert det.season is None and det.week is None and det.week_width == -1.0
+    assert max(scores[200:]) < ALERT
+    assert det.update(400 * 259200.0, 100.0) >= ALERT
