@@ -41,6 +41,7 @@ _INSERT = re.compile(r"INSERT INTO (\w+) (?:\(([^)]*)\) )?VALUES \(([^)]*)\)(.*)
 _TABLE = re.compile(r"CREATE TABLE IF NOT EXISTS (\w+) \((.*?)\);", re.S)
 _COLUMN = re.compile(r"(?:^|,)\s*(\w+) (TEXT|BIGINT|DOUBLE PRECISION)")
 
+
 class StoreConnectError(RuntimeError):
     """The database cannot be reached (the message names the host, never the password)."""
 
@@ -175,9 +176,11 @@ def describe(url: str) -> str:
 class PgStore(Store):
     """The store's interface on PostgreSQL: one autocommit connection per thread."""
 
-    def __init__(self, url: str, *, password: str = "", connect_timeout: float = 10.0) -> None:
+    def __init__(self, url: str, *, password: str = "", connect_timeout: float = 10.0,
+                 idle_tx_timeout: float = 60.0) -> None:
         self.path = url
         self._password = password
+        self._idle_tx_timeout = idle_tx_timeout
         self._connect_timeout = connect_timeout
         self._local = threading.local()
         self._conns: list[PgConn] = []
@@ -199,6 +202,10 @@ class PgStore(Store):
                 reason = reason.replace(self._password, "<secret>")
             raise StoreConnectError(f"storage.url: cannot connect to PostgreSQL at "
                                     f"{describe(self.path)}: {reason}") from None
+        # A replica cut off mid-transaction would hold the write lock until TCP gives up
+        # (hours): the server ends such a transaction instead. None of ours idles for long.
+        raw.execute("SELECT set_config('idle_in_transaction_session_timeout', %s, false)",
+                    (f"{round(self._idle_tx_timeout * 1000)}ms",))
         conn = PgConn(raw)
         with self._lock:
             self._conns.append(conn)

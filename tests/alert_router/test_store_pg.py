@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 
+import psycopg
 import pytest
 
 from alert_router.app import create_app
@@ -15,7 +16,7 @@ from alert_router.store import HistoryEvent
 from alert_router.store_pg import PgStore, StoreConnectError, translate
 from tests.alert_router.conftest import PG_PASSWORD_ENV, base_config
 from tests.peers.postgres import PostgresServer
-from tests.peers.util import free_port
+from tests.peers.util import free_port, wait_for
 
 SECRET = "hunter2-Pa55"
 
@@ -169,3 +170,19 @@ def test_many_row_inserts_keep_every_row_and_type(store):
     assert sorted(store.get_incident(first)["alerts"]) == ["a", "b", "c"]
     store.add_history([])  # nothing to send: no statement
     assert len(store.query_history()) == 2
+
+
+def test_a_replica_stuck_in_a_transaction_loses_it_and_reconnects(pg_server, pg_storage, store):
+    stuck = PgStore(pg_storage["url"], password=pg_server.password, idle_tx_timeout=0.5)
+    held = stuck.tx()
+    held.__enter__()  # holds the write lock and then idles, as if cut off from the network
+    try:
+        # The server ends the idle transaction, so the others' writes go on.
+        wait_for(lambda: store.try_lease("dispatcher", "here/1/a", 100.0, 15.0), timeout=10,
+                 what="the write lock released by the server")
+        with pytest.raises(psycopg.Error):
+            held.__exit__(None, None, None)
+        # The broken connection is replaced on next use.
+        assert stuck.try_lease("x", "here/2/b", 100.0, 15.0)
+    finally:
+        stuck.close()
