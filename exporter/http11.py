@@ -2,8 +2,9 @@
 
 Why not http.server.BaseHTTPRequestHandler: it parses every request's headers
 with the email package and writes the status line, headers and body in
-separate calls, about 0.35 ms of CPU per request against a probe budget of
-2 ms all-in. The exporter needs far less: GET, HEAD and POST, a few headers,
+separate calls: 121-140 us of server CPU per keep-alive request with
+Prometheus' headers, against 32-40 us for this (a probe's budget is 2 ms
+all-in). The exporter needs far less: GET, HEAD and POST, a few headers,
 bodies with a Content-Length. So this reads the request line and headers
 with C-level readline/partition calls and sends each response in one write.
 

@@ -4,7 +4,7 @@ A stdlib ThreadingHTTPServer rather than Flask: a probe's budget is 2 ms of
 CPU all-in and a WSGI stack costs a sizeable part of that. Every connection
 runs in its own thread, so a hanging host never delays another probe. Requests
 are parsed by exporter.http11 rather than BaseHTTPRequestHandler (its
-email-package header parsing cost ~0.35 ms per request).
+email-package header parsing: 121-140 -> 32-40 us of CPU per request).
 """
 
 from __future__ import annotations
