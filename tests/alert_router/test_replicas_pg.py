@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import psutil
@@ -12,6 +13,7 @@ import pytest
 import requests
 import yaml
 
+from tests.alert_router import test_durability as durability
 from tests.peers.postgres import PostgresServer
 from tests.peers.router import RouterExited, RouterProcess, router
 from tests.peers.util import free_port, wait_for
@@ -126,3 +128,15 @@ def test_unreachable_database_stops_the_router_naming_the_host(tmp_path: Path) -
         pass
     assert f"cannot connect to PostgreSQL at router@127.0.0.1:{port}/alerts" in info.value.log
     assert "Not-In-Any-Log-7" not in info.value.log
+
+
+def test_sigkill_mid_burst_then_restart_exactly_once_on_postgres(
+        tmp_path: Path, pg_server: PostgresServer, receiver: WebhookReceiver,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """test_durability's SIGKILL-mid-burst test, its router on PostgreSQL."""
+    monkeypatch.setattr(durability, "router", partial(
+        router, storage_url=pg_server.url(pg_server.create_database()),
+        password=pg_server.password))
+    durability.test_sigkill_mid_burst_then_restart_notifies_every_alert_exactly_once(
+        tmp_path, receiver)
+    assert not list(tmp_path.glob("*.db"))  # no SQLite file: it really ran on PostgreSQL
