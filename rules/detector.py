@@ -47,7 +47,13 @@ Quiet period
     trust: a score that does not beat every raw score of the last
     ``quiet_points`` points (kept as ``quiet_blocks`` block maxima, O(1)) is
     multiplied by ``quiet_damping``, and by ``burst_damping`` within
-    ``burst_points`` of the score that led.
+    ``burst_points`` of the score that led. A lead that is itself an alarm
+    (reported at ``refractory_score`` or more) opens a refractory period of
+    ``refractory_points``: a higher score in it is the same event still
+    rising (a spike's second, taller point, a burst that keeps growing) and is
+    multiplied by ``burst_damping`` too. A lead below that level opens none, so
+    an event whose first point barely moves the score still reports its
+    larger second point.
 
 Score
     ``s = u / (1 + u)``, damped as above, then reported as
@@ -78,8 +84,8 @@ from array import array
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-STATE_VERSION = 2  # 2: the weekly view (view 5)
-_RESTORABLE = (1, 2)  # a version-1 state restores; view 5 starts empty
+STATE_VERSION = 3  # 2: the weekly view (view 5); 3: the refractory period after an alarm
+_RESTORABLE = (1, 2, 3)  # older states restore; what they lack starts empty
 _LOG_HALF = math.log(0.5)
 
 
@@ -113,6 +119,8 @@ class DetectorParams:
     score_pivot: float = 0.0109  # internal score shown as 0.5 (NAB's best threshold)
     burst_points: int = 50  # for this long after a leading score, the same event ...
     burst_damping: float = 0.05  # ... only echoes: others are multiplied by this
+    refractory_points: int = 100  # after an alarm, a higher score this soon is its echo ...
+    refractory_score: float = 0.45  # ... an alarm: a lead reported at least this high
 
 
 class Detector:
@@ -126,7 +134,7 @@ class Detector:
         "mean_buf", "mean_i", "mean_sum", "mean_lo", "mean_hi", "mean_n",
         "season", "season_width", "season_lo", "season_hi", "season_n",
         "week", "week_width", "week_lo", "week_hi", "week_n", "week_t0",
-        "block_max", "block_top", "block_cur", "block_fill", "last_lead",
+        "block_max", "block_top", "block_cur", "block_fill", "last_lead", "last_alarm",
     )
 
     def __init__(self, params: DetectorParams | None = None) -> None:
@@ -156,6 +164,7 @@ class Detector:
         self.block_cur = 0.0
         self.block_fill = 0
         self.last_lead = -(10**9)
+        self.last_alarm = -(10**9)
 
     def update(self, timestamp: float, value: float) -> float:
         """Learn one point and return its anomaly score in [0, 1]."""
@@ -293,10 +302,15 @@ class Detector:
                 score *= p.quiet_damping
         elif score > 0.0:
             self.last_lead = self.n
+            if self.n - self.last_alarm < p.refractory_points:
+                # the same event still rising: it has been reported already
+                score *= p.burst_damping
+            elif score ** _exponent(p) >= p.refractory_score:
+                self.last_alarm = self.n
         if score <= 0.0:
             return 0.0
         # monotone rescaling (ranks unchanged) so that the pivot reads as 0.5
-        return float(score ** (_LOG_HALF / math.log(p.score_pivot)))
+        return float(score ** _exponent(p))
 
     def _close_recent_block(self) -> None:
         highs, lows = self.recent_max, self.recent_min
@@ -329,6 +343,11 @@ class Detector:
             if name != "params" and name in state:
                 setattr(det, name, _dec(state[name]))
         return det
+
+
+def _exponent(p: DetectorParams) -> float:
+    """Exponent of the monotone rescaling under which ``score_pivot`` reads 0.5."""
+    return _LOG_HALF / math.log(p.score_pivot)
 
 
 def _new_ring(dt: float, period: float, max_slots: int) -> tuple[array[float] | None, float]:
