@@ -15,8 +15,9 @@ from alert_router.runner import holder_dead
 from alert_router.store import HistoryEvent
 from alert_router.store_pg import PgStore, StoreConnectError, translate
 from tests.alert_router.conftest import PG_PASSWORD_ENV, base_config
-from tests.peers.postgres import PostgresServer
-from tests.peers.util import free_port, wait_for
+from tests.peers import postgres as peer
+from tests.peers.postgres import PostgresServer, postgres
+from tests.peers.util import free_port, port_open, wait_for
 
 SECRET = "hunter2-Pa55"
 
@@ -188,3 +189,18 @@ def test_a_replica_stuck_in_a_transaction_loses_it_and_reconnects(pg_server, pg_
         assert stuck.try_lease("x", "here/2/b", 100.0, 15.0)
     finally:
         stuck.close()
+
+
+def test_the_postgres_peer_listens_on_loopback_and_leaves_nothing_behind():
+    with postgres() as server, server.connect() as conn:
+        assert conn.execute("SHOW listen_addresses").fetchone() == ("127.0.0.1",)
+        datadir, port = server.datadir, server.port
+        assert port_open("127.0.0.1", port)
+    assert not datadir.exists() and not port_open("127.0.0.1", port)
+
+
+def test_missing_postgres_binaries_fail_with_how_to_install(monkeypatch):
+    monkeypatch.setattr(peer.shutil, "which", lambda _name: None)
+    monkeypatch.setattr(peer.glob, "glob", lambda _pattern: [])
+    with pytest.raises(RuntimeError, match=r"make setup.*apt-get install -y postgresql"):
+        peer.pg_bindir()
