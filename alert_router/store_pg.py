@@ -166,6 +166,7 @@ class PgConn:
                 in zip(zip(*rows, strict=True), kinds, strict=True)])
         return cur
 
+
 def describe(url: str) -> str:
     """user@host:port/db of a storage url, for messages."""
     parts = urlsplit(url)
@@ -197,7 +198,7 @@ class PgStore(Store):
                                   connect_timeout=max(1, round(self._connect_timeout)),
                                   application_name="stacksense-router")
         except psycopg.Error as exc:
-            reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+            reason = " ".join(str(exc).split()) or type(exc).__name__
             if self._password:
                 reason = reason.replace(self._password, "<secret>")
             raise StoreConnectError(f"storage.url: cannot connect to PostgreSQL at "
@@ -214,7 +215,10 @@ class PgStore(Store):
     def conn(self) -> PgConn:
         """This thread's connection (opened on first use, reopened after it broke)."""
         conn: PgConn | None = getattr(self._local, "conn", None)
-        if conn is None or conn.raw.closed or conn.raw.broken:
+        if conn is None or conn.raw.closed:  # a broken connection counts as closed
+            with self._lock:
+                if conn in self._conns:
+                    self._conns.remove(conn)
             conn = self._local.conn = self._open()
         return conn
 

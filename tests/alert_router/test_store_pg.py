@@ -204,3 +204,10 @@ def test_missing_postgres_binaries_fail_with_how_to_install(monkeypatch):
     monkeypatch.setattr(peer.glob, "glob", lambda _pattern: [])
     with pytest.raises(RuntimeError, match=r"make setup.*apt-get install -y postgresql"):
         peer.pg_bindir()
+
+
+def test_unreachable_message_keeps_libpqs_reason(tmp_path):
+    port = free_port()
+    with pytest.raises(StoreConnectError, match=f'at router@127.0.0.1:{port}/alerts: connection '
+                       'failed: .* failed: Connection refused Is the server running'):
+        PgStore(f"postgresql://router@127.0.0.1:{port}/alerts", password=SECRET)
