@@ -48,12 +48,12 @@ Quiet period
     ``quiet_points`` points (kept as ``quiet_blocks`` block maxima, O(1)) is
     multiplied by ``quiet_damping``, and by ``burst_damping`` within
     ``burst_points`` of the score that led. A lead that is itself an alarm
-    (reported at ``refractory_score`` or more) opens a refractory period of
-    ``refractory_points``: a higher score in it is the same event still
-    rising (a spike's second, taller point, a burst that keeps growing) and is
-    multiplied by ``burst_damping`` too. A lead below that level opens none, so
-    an event whose first point barely moves the score still reports its
-    larger second point.
+    (reported at ``refractory_score`` or more, just under the 0.5 operating
+    point) opens a refractory period of ``refractory_points``: every score in
+    it, a higher one too, is the same event still unfolding (a spike's second,
+    taller point, a burst that keeps growing) and is multiplied by
+    ``burst_damping``. A lead below that level opens none, so an event whose
+    first point barely moves the score still reports its larger second point.
 
 Score
     ``s = u / (1 + u)``, damped as above, then reported as
@@ -119,8 +119,8 @@ class DetectorParams:
     score_pivot: float = 0.0109  # internal score shown as 0.5 (NAB's best threshold)
     burst_points: int = 50  # for this long after a leading score, the same event ...
     burst_damping: float = 0.05  # ... only echoes: others are multiplied by this
-    refractory_points: int = 100  # after an alarm, a higher score this soon is its echo ...
-    refractory_score: float = 0.45  # ... an alarm: a lead reported at least this high
+    refractory_points: int = 120  # after an alarm, any score this soon is its echo ...
+    refractory_score: float = 0.47  # ... an alarm: a lead reported at least this high
 
 
 class Detector:
@@ -296,7 +296,8 @@ class Detector:
             self.block_cur = 0.0
             self.block_fill = 0
         if score <= recent:
-            if self.n - self.last_lead < p.burst_points:
+            n = self.n
+            if n - self.last_lead < p.burst_points or n - self.last_alarm < p.refractory_points:
                 score *= p.burst_damping
             else:
                 score *= p.quiet_damping

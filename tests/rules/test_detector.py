@@ -279,14 +279,14 @@ def test_coarse_series_has_no_season_rings_and_still_scores():
     assert det.update(400 * 259200.0, 100.0) >= ALERT
 
 
-def _spike_then_higher_spike(params, gap):
+def _spike_then_higher_spike(params, gap, rise=1000.0):
     det = Detector(params)
     pts = list(noisy_daily(2000))
     run(det, pts)
     t, v = pts[-1]
     first = det.update(t + 300, v + 60)
     run(det, [(t + 300 * (2 + i), v) for i in range(gap - 1)])
-    second = det.update(t + 300 * (gap + 1), v + 1000)  # a new record: a lead
+    second = det.update(t + 300 * (gap + 1), v + rise)  # 1000: a new record, a lead
     return first, second
 
 
@@ -297,8 +297,13 @@ def test_a_higher_score_soon_after_an_alarm_is_its_echo():
     _, again = _spike_then_higher_spike(DetectorParams(refractory_points=0), gap=10)
     assert again >= ALERT
     # and after it, a higher score is news again
-    _, later = _spike_then_higher_spike(DetectorParams(), gap=120)
+    _, later = _spike_then_higher_spike(DetectorParams(), gap=130)
     assert later >= ALERT
+    # past the 50-point burst but inside the refractory period, a smaller surprise
+    # (not a lead) is damped as an echo too, harder than the quiet period would
+    _, echo = _spike_then_higher_spike(DetectorParams(), gap=80, rise=90.0)
+    _, quiet = _spike_then_higher_spike(DetectorParams(refractory_points=0), gap=80, rise=90.0)
+    assert 0.0 < echo < quiet < ALERT
 
 
 def test_state_saved_before_the_refractory_period_existed_still_restores():
