@@ -46,6 +46,10 @@ class StoreConnectError(RuntimeError):
     """The database cannot be reached (the message names the host, never the password)."""
 
 
+class InboxMergedElsewhere(RuntimeError):
+    """The inbox rows a dispatcher read were merged by another one meanwhile."""
+
+
 def pg_schema(sqlite_schema: str) -> str:
     """SQLite's DDL in PostgreSQL types (REAL is 4 bytes there: times need 8)."""
     return (sqlite_schema
@@ -256,7 +260,12 @@ class PgStore(Store):
     def set_inbox_cursor(self, path: str, last_id: int) -> None:
         """Delete the rows read last, up to last_id, inside the dispatcher's transaction."""
         ids = [i for i in getattr(self._local, "read_ids", []) if i <= last_id]
-        self.conn().execute("DELETE FROM inbox WHERE id = ANY(?)", (ids,))
+        cur = self.conn().execute("DELETE FROM inbox WHERE id = ANY(?)", (ids,))
+        if cur.rowcount != len(ids):
+            # Another dispatcher (a leader that lost its lease mid-step) merged them first:
+            # abort this transaction rather than merge the same requests twice.
+            raise InboxMergedElsewhere(f"{len(ids) - cur.rowcount} inbox rows were merged "
+                                       "by another dispatcher; this merge is rolled back")
 
     def trim_inbox(self, path: str, last_id: int) -> None:
         """Nothing left to do: set_inbox_cursor deleted the rows."""

@@ -13,7 +13,7 @@ from alert_router.config import parse_config
 from alert_router.errors import ConfigError
 from alert_router.runner import holder_dead
 from alert_router.store import HistoryEvent
-from alert_router.store_pg import PgStore, StoreConnectError, translate
+from alert_router.store_pg import InboxMergedElsewhere, PgStore, StoreConnectError, translate
 from tests.alert_router.conftest import PG_PASSWORD_ENV, base_config
 from tests.peers import postgres as peer
 from tests.peers.postgres import PostgresServer, postgres
@@ -211,3 +211,22 @@ def test_unreachable_message_keeps_libpqs_reason(tmp_path):
     with pytest.raises(StoreConnectError, match=f'at router@127.0.0.1:{port}/alerts: connection '
                        'failed: .* failed: Connection refused Is the server running'):
         PgStore(f"postgresql://router@127.0.0.1:{port}/alerts", password=SECRET)
+
+
+def test_two_dispatchers_never_merge_one_request_twice(pg_server, pg_storage, store):
+    # A leader that lost its lease in the middle of a step may still try to merge what it
+    # read: its transaction is rolled back instead of merging the requests again.
+    late = PgStore(pg_storage["url"], password=pg_server.password)
+    try:
+        store.add_inbox("api", '["a"]', 1.0)
+        first, second = store.read_inbox(10), late.read_inbox(10)
+        assert first is not None and second is not None and first[1] == second[1]
+        with store.tx():
+            store.add_history([HistoryEvent(1.0, "alert", "fp", "s", "firing")])
+            store.set_inbox_cursor(first[0], first[1][-1][0])
+        with pytest.raises(InboxMergedElsewhere), late.tx():
+            late.add_history([HistoryEvent(1.0, "alert", "fp", "s", "firing")])
+            late.set_inbox_cursor(second[0], second[1][-1][0])
+        assert len(store.query_history()) == 1 and store.inbox_depth() == 0
+    finally:
+        late.close()
