@@ -156,7 +156,11 @@ def test_rendered_configs_pass_the_services_own_validation(
         conditions = load_conditions(rules.conditions_file, include_defaults=True)
         assert "HighLoad" in {c.alert for c in conditions}
     router = load_router(_localize(_configmap(d, "router")["router.yml"], tmp_path))
-    assert router.storage_path == "/var/lib/stacksense/router.db"
+    if case == "router-postgres":
+        assert router.storage_url == CASES[case]["router"]["postgres"]["url"]
+        assert router.storage_password == "placeholder"  # read from the mounted Secret file
+    else:
+        assert router.storage_path == "/var/lib/stacksense/router.db"
     assert router.auth.tokens, "writes must be authenticated"
 
 
@@ -297,8 +301,31 @@ def test_unknown_values_are_rejected_with_their_path() -> None:
 
 
 def test_router_refuses_replicas_it_cannot_serve() -> None:
-    with pytest.raises(RenderError, match=r"router.*replicas"):
+    with pytest.raises(RenderError, match=r"router.*replicas.*postgres"):
         render({"router": {"replicas": 2}})
+
+
+def test_router_replicas_share_a_postgres_store(rendered: dict[str, str]) -> None:
+    d = docs(rendered, "router-postgres")
+    router = _workload(d, "router")
+    assert router["spec"]["replicas"] == 3
+    assert router["spec"]["strategy"]["type"] == "RollingUpdate"
+    volumes = {v["name"]: v for v in router["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["data"] == {"name": "data", "emptyDir": {}}
+    assert "ss-stacksense-router" not in by_kind(d, "PersistentVolumeClaim")
+    router_yml = yaml.safe_load(_configmap(d, "router")["router.yml"])
+    assert router_yml["storage"] == {
+        "url": "postgresql://stacksense@postgres.monitoring.svc:5432/stacksense",
+        "password_file": "/etc/stacksense/secrets/router/postgres-password"}
+    secret = by_kind(d, "Secret")["ss-stacksense-router"]["data"]
+    assert base64.b64decode(secret["postgres-password"]).decode() == "ci-postgres-password"
+    for doc in d:
+        if doc["kind"] != "Secret":
+            assert "ci-postgres-password" not in json.dumps(doc), doc["metadata"]["name"]
+    # The default install keeps one replica on SQLite, its volume and Recreate.
+    default = _workload(docs(rendered, "default"), "router")
+    assert default["spec"]["strategy"]["type"] == "Recreate"
+    assert "ss-stacksense-router" in by_kind(docs(rendered, "default"), "PersistentVolumeClaim")
 
 
 def undocumented_values(text: str) -> list[str]:
