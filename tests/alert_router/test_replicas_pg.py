@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -128,6 +130,25 @@ def test_unreachable_database_stops_the_router_naming_the_host(tmp_path: Path) -
         pass
     assert f"cannot connect to PostgreSQL at router@127.0.0.1:{port}/alerts" in info.value.log
     assert "Not-In-Any-Log-7" not in info.value.log
+
+
+def test_serve_refuses_an_unreachable_database_before_gunicorn_starts(tmp_path: Path) -> None:
+    port = free_port()  # nothing listens there
+    (tmp_path / "pw").write_text("Not-In-Any-Log-8\n")
+    (tmp_path / "token").write_text("t0ken-for-the-test\n")
+    (tmp_path / "router.yml").write_text(yaml.safe_dump({
+        "route": {"receiver": "r"}, "receivers": [{"name": "r"}],
+        "auth": {"tokens_file": str(tmp_path / "token")},
+        "storage": {"url": f"postgresql://router@127.0.0.1:{port}/alerts",
+                    "password_file": str(tmp_path / "pw")}}))
+    done = subprocess.run(
+        [sys.executable, "-m", "alert_router.cli", "-c", str(tmp_path / "router.yml"),
+         "serve", "--listen", f"127.0.0.1:{free_port()}"],
+        capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1, done.stderr
+    assert f"cannot connect to PostgreSQL at router@127.0.0.1:{port}/alerts" in done.stderr
+    assert "Not-In-Any-Log-8" not in done.stdout + done.stderr
+    assert "Booting worker" not in done.stdout + done.stderr  # gunicorn never started
 
 
 def test_sigkill_mid_burst_then_restart_exactly_once_on_postgres(
