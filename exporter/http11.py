@@ -185,6 +185,11 @@ class HttpHandler(socketserver.StreamRequestHandler):
     # One write per response already; NODELAY so that it leaves at once.
     disable_nagle_algorithm = True
     max_body = 64 * 1024
+    # Socket timeout (StreamRequestHandler.setup applies it): a client that goes silent,
+    # mid-request or between keep-alive requests, gives its thread back after this long
+    # instead of holding it for ever. Longer than any scrape interval in use, so
+    # Prometheus' kept connections stay open; the probe itself is not a socket wait.
+    timeout = 300.0
 
     req: Request
     _close: bool

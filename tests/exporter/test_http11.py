@@ -178,3 +178,15 @@ def test_client_closing_mid_request_is_not_answered(connect: Callable[[], Conn])
     conn.sock.shutdown(socket.SHUT_WR)
     status, _, body = conn.response()
     assert status == 400 and b"ended inside the body" in body
+
+
+def test_a_silent_client_is_dropped_after_the_timeout(
+        connect: Callable[[], Conn], monkeypatch: pytest.MonkeyPatch) -> None:
+    assert HttpHandler.timeout is not None and HttpHandler.timeout >= 60  # > scrape intervals
+    monkeypatch.setattr(Echo, "timeout", 0.3)
+    idle = connect()  # says nothing at all
+    partial = connect().send(b"GET / HTTP/1.1\r\nHost: h\r\n")  # stops inside the headers
+    kept = connect().send(b"GET / HTTP/1.1\r\n\r\n")
+    assert kept.response()[0] == 200
+    for conn in (idle, partial, kept):  # each recv blocks until the server closes (10 s cap)
+        assert conn.closed()
