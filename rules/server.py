@@ -117,9 +117,15 @@ class RulesService:
         self.engine.save_anomalies()  # detectors keep what they learnt across restarts
 
 
+# Socket timeout per connection: a client that connects and goes silent gives its thread
+# back after this long instead of holding it for ever.
+CLIENT_TIMEOUT = 60.0
+
+
 def _handler(service: RulesService) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "stacksense-rules"
+        timeout = CLIENT_TIMEOUT
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
             log.debug("%s %s", self.address_string(), format % args)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 import requests
 
+from rules import server as rules_server
 from rules.cli import main
 from rules.server import RulesService
 from tests.peers.util import free_port, wait_for
@@ -123,3 +126,17 @@ def test_run_as_a_process_reloads_on_sighup_and_stops_on_sigterm(tmp_path):
         log.close()
     assert (tmp_path / "state.json").exists() and (tmp_path / "state.json.anomalies").exists()
     assert "bogus: unknown key" in (tmp_path / "rules.log").read_text()
+
+
+def test_a_silent_client_is_dropped_after_the_timeout(tmp_path, monkeypatch):
+    assert rules_server.CLIENT_TIMEOUT >= 30
+    monkeypatch.setattr(rules_server, "CLIENT_TIMEOUT", 0.3)
+    svc = RulesService(write_config(tmp_path / "rules.yml"))
+    host, port = svc.start(f"127.0.0.1:{free_port()}")
+    try:
+        with socket.create_connection((host, port), timeout=10) as silent:
+            silent.sendall(b"GET /-/healthy HTTP/1.1\r\n")  # and never ends its headers
+            assert silent.recv(1024) == b""  # closed by the server, well before our 10 s
+        assert requests.get(f"http://{host}:{port}/-/healthy", timeout=5).status_code == 200
+    finally:
+        svc.stop()
