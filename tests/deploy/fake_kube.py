@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import yaml
 
-from tests.peers.util import free_port
+from tests.peers.util import free_port, serving
 
 # group/version -> [(resource, kind, namespaced)]
 DISCOVERY: dict[str, list[tuple[str, str, bool]]] = {
@@ -280,12 +280,5 @@ def fake_kube() -> Iterator[FakeKube]:
     """Serve the fake API on a free loopback port in a thread."""
     port = free_port()
     kube = FakeKube(f"http://127.0.0.1:{port}")
-    httpd = ThreadingHTTPServer(("127.0.0.1", port), _handler(kube))
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(ThreadingHTTPServer(("127.0.0.1", port), _handler(kube))):
         yield kube
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(5)

@@ -8,7 +8,6 @@ a test can check what a real Prometheus, configured by our files, asked for.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -16,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from tests.peers.util import free_port
+from tests.peers.util import free_port, serving
 
 PROBE_BODY = """# TYPE stacksense_probe_success gauge
 stacksense_probe_success 1
@@ -100,12 +99,5 @@ def fake_stack(servers: list[str]) -> Iterator[FakeStack]:
     """Serve the fake on a free loopback port in a thread."""
     port = free_port()
     stack = FakeStack(f"http://127.0.0.1:{port}", port, servers)
-    httpd = ThreadingHTTPServer(("127.0.0.1", port), _handler(stack))
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(ThreadingHTTPServer(("127.0.0.1", port), _handler(stack))):
         yield stack
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(5)
