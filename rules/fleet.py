@@ -53,18 +53,23 @@ def fetch(client: PrometheusClient, config: EngineConfig, conditions: Sequence[C
         start = now - (points - 1) * step
     rejected: list[str] = []
     with ThreadPoolExecutor(max_workers=QUERY_CONCURRENCY) as pool:
-        f_hb = pool.submit(client.query, queries.heartbeats(hb_window), now)
-        f_inv = pool.submit(client.query, queries.suspended(), now)
+        f_hb_inv = pool.submit(client.query, queries.heartbeats_and_inventory(hb_window), now)
         f_up = pool.submit(client.query_matrix,
                            queries.exporter_up(config.exporter_job, up_window), now)
         f_start = pool.submit(client.query, queries.prometheus_start(config.prometheus_job), now)
         f_metrics = [pool.submit(client.query_range, q, start, now, step)
                      for q in queries.fleet_metric_queries(names)]
         f_cond = pool.submit(_conditions, client, conditions, now, rejected)
-        heartbeats = {s.labels["server"]: s.value for s in f_hb.result()
-                      if "server" in s.labels and math.isfinite(s.value) and s.value > 0}
-        inventory = {s.labels["server"]: s.value for s in f_inv.result()
-                     if "server" in s.labels}
+        heartbeats: dict[str, float] = {}
+        inventory: dict[str, float] = {}
+        for s in f_hb_inv.result():
+            server, part = s.labels.get("server"), s.labels.get(queries.PART_MARKER)
+            if server is None:
+                continue
+            if part == "inventory":
+                inventory[server] = s.value
+            elif part == "heartbeat" and math.isfinite(s.value) and s.value > 0:
+                heartbeats[server] = s.value
         started = f_start.result()
         metrics = {(s.labels["server"], queries.metric_of(s.labels)): s.points
                    for f in f_metrics for s in f.result() if "server" in s.labels}

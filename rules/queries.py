@@ -54,6 +54,20 @@ def suspended() -> str:
     return "max by (server) (stacksense_server_suspended)"
 
 
+PART_MARKER = "stacksense_part"
+
+
+def heartbeats_and_inventory(window_seconds: float) -> str:
+    """`heartbeats` and `suspended` as one query, each series marked with its part.
+
+    One query reads one snapshot of Prometheus' head. As two queries, a scrape that
+    lands between them could show a new server in the inventory but not yet its
+    heartbeat, which reads as "offline" for one cycle and fires ServerOffline.
+    """
+    return (f'label_replace({heartbeats(window_seconds)}, "{PART_MARKER}", "heartbeat", "", "")'
+            f' or label_replace({suspended()}, "{PART_MARKER}", "inventory", "", "")')
+
+
 def exporter_up(job: str, window_seconds: float) -> str:
     """Raw `up` samples of the exporter's own scrape job (a range selector)."""
     return f'up{{job="{escape_label_value(job)}"}}[{format_duration(window_seconds)}]'
