@@ -35,6 +35,7 @@ import requests
 from exporter.collectors import ParseError, ProbeContext, registry
 from exporter.command import build_script, split_sections
 from exporter.metrics import CONTENT_TYPE, Family, render
+from tests.peers.util import serving
 
 REPO = Path(__file__).resolve().parent.parent
 DASHBOARD = REPO.parent / "shared" / "compat" / "node-exporter-full.json"
@@ -158,14 +159,8 @@ def serve_collectors(port: int) -> Iterator[LocalCollectors]:
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(ThreadingHTTPServer(("127.0.0.1", port), Handler)):
         yield collectors
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @contextmanager

@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.app import ExporterApp
 from exporter.server import ExporterHTTPServer
-from tests.peers.sshd import Sshd
+from tests.peers.sshd import Sshd, SshdKeys, sshd
 
 
 @dataclass
@@ -67,3 +67,25 @@ def write_inventory(path: Path, servers: list[dict[str, Any]], credentials: dict
 
 def server_entry(name: str, sshd: Sshd, **overrides: Any) -> dict[str, Any]:
     return {"name": name, "host": sshd.host, "port": sshd.port, "user": "root", **overrides}
+
+
+@contextmanager
+def exporter_over_fake_df(tmp_path: Path, ssh_keys: SshdKeys, name: str,
+                          df_script: str) -> Iterator[RunningExporter]:
+    """An exporter probing one sshd host `name` whose `df` is the shell script `df_script`.
+
+    sshd puts the fake df first on the session's PATH, as a hung mount would make the
+    real one block.
+    """
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    (fake_bin / "df").write_text(df_script)
+    (fake_bin / "df").chmod(0o755)
+    extra = [f"SetEnv PATH={fake_bin}:/usr/local/bin:/usr/bin:/bin"]
+    with sshd(tmp_path / "sshd", ssh_keys, extra=extra) as server:
+        known = tmp_path / "known_hosts"
+        known.write_text(server.known_hosts_line())
+        inv = write_inventory(tmp_path / "servers.yml", [server_entry(name, server)],
+                              {"default": {"key_file": str(ssh_keys.client_key)}}, known)
+        with running_exporter(inv) as exp:
+            yield exp

@@ -5,42 +5,32 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from tests.exporter.harness import running_exporter, server_entry, write_inventory
-from tests.peers.sshd import SshdKeys, sshd
+from tests.exporter.harness import exporter_over_fake_df
+from tests.peers.sshd import SshdKeys
 
 FAIL = 'stacksense_probe_failure{reason="timeout"}'
 
 
 def test_a_hang_with_the_cheap_df_brings_the_guard_back(tmp_path: Path,
                                                           ssh_keys: SshdKeys) -> None:
-    fake_bin = tmp_path / "bin"
-    fake_bin.mkdir()
     hang = tmp_path / "hang"
     # A df that works until `hang` exists, as a mount that appears and then stalls.
-    (fake_bin / "df").write_text(f"#!/bin/sh\n[ -e {hang} ] && exec sleep 60\n"
-                                 'exec /usr/bin/df "$@"\n')
-    (fake_bin / "df").chmod(0o755)
-    extra = [f"SetEnv PATH={fake_bin}:/usr/local/bin:/usr/bin:/bin"]
-    with sshd(tmp_path / "sshd", ssh_keys, extra=extra) as server:
-        known = tmp_path / "known_hosts"
-        known.write_text(server.known_hosts_line())
-        inv = write_inventory(tmp_path / "servers.yml", [server_entry("h", server)],
-                              {"default": {"key_file": str(ssh_keys.client_key)}}, known)
-        with running_exporter(inv) as exp:
-            # This machine's mounts are all local: after one probe, df runs unguarded.
-            assert exp.probe_samples("h")["stacksense_probe_success"] == 1
-            prober = exp.app.prober
-            state = prober._state("h")  # noqa: SLF001 - the switch is what is under test
-            assert state["filesystem.cheap_sections_ok"] is True
-            assert exp.probe_samples("h")["stacksense_probe_success"] == 1
-            hang.touch()
-            # Unguarded, the stalled df costs this probe...
-            assert exp.probe_samples("h", timeout=1.5)[FAIL] == 1
-            assert state["probe.cheap_sections_banned"] is True
-            # ...and never another: the guarded df is back, the other collectors answer.
-            started = time.monotonic()
-            values = exp.probe_samples("h", timeout=9)
-            assert time.monotonic() - started < 8.5
+    script = f'#!/bin/sh\n[ -e {hang} ] && exec sleep 60\nexec /usr/bin/df "$@"\n'
+    with exporter_over_fake_df(tmp_path, ssh_keys, "h", script) as exp:
+        # This machine's mounts are all local: after one probe, df runs unguarded.
+        assert exp.probe_samples("h")["stacksense_probe_success"] == 1
+        prober = exp.app.prober
+        state = prober._state("h")  # noqa: SLF001 - the switch is what is under test
+        assert state["filesystem.cheap_sections_ok"] is True
+        assert exp.probe_samples("h")["stacksense_probe_success"] == 1
+        hang.touch()
+        # Unguarded, the stalled df costs this probe...
+        assert exp.probe_samples("h", timeout=1.5)[FAIL] == 1
+        assert state["probe.cheap_sections_banned"] is True
+        # ...and never another: the guarded df is back, the other collectors answer.
+        started = time.monotonic()
+        values = exp.probe_samples("h", timeout=9)
+        assert time.monotonic() - started < 8.5
     assert values["stacksense_probe_success"] == 1
     errors = {k: v for k, v in values.items() if k.startswith("node_filesystem_device_error")}
     assert errors and all(v == 1 for v in errors.values()), errors
