@@ -137,9 +137,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config = _config(args.config)  # fail fast with a clear message before gunicorn starts
     if config.storage_url:
         # Likewise an unreachable database: one clear line instead of workers failing to boot.
-        from alert_router.store_pg import PgStore
+        from alert_router.store_pg import PgStore, StoreConnectError
 
-        PgStore(config.storage_url, password=config.storage_password).close()
+        try:
+            PgStore(config.storage_url, password=config.storage_password).close()
+        except StoreConnectError as exc:  # names the database, never the password
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
     argv = ["gunicorn", "--bind", args.listen, "--worker-class", WORKER_CLASS,
             "--threads", str(args.threads), "--workers", str(args.workers),
             "--access-logfile", "-" if args.access_log else "/dev/null",
@@ -192,11 +196,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:  # e.g. an unknown template name from the notifiers
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except RuntimeError as exc:  # StoreConnectError: names the database, never the password
-        if type(exc).__name__ != "StoreConnectError":
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
 
 
 if __name__ == "__main__":
