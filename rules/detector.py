@@ -38,6 +38,14 @@ Views
        profile, which mixes weekdays and weekends, but not for this one. It
        only learns for its first ``week_min_age`` weeks: a profile of one week
        is one noisy sample.
+    6. the median of the same last ``mean_points`` values as view 3 (kept
+       sorted beside the mean's ring: a bisect and an insort per point): a
+       sustained change of level among spikes. One burst of spikes lifts the
+       mean as far as a new level does, and so widens view 3's range until a
+       real shift no longer breaks it; the median ignores anything that
+       lasts less than half the window, so its range stays the series'
+       ordinary level and a plateau above it (a service that got busier and
+       stays busier, inside the range of earlier bursts) is a record.
     Each view learns ``warmup`` values before it may score (view 2: half its
     span, view 5: ``week_min_age`` weeks). The surprise of a point is the
     largest weighted surprise of the views.
@@ -81,11 +89,13 @@ from __future__ import annotations
 
 import math
 from array import array
+from bisect import bisect_left, insort
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-STATE_VERSION = 3  # 2: the weekly view (view 5); 3: the refractory period after an alarm
-_RESTORABLE = (1, 2, 3)  # older states restore; what they lack starts empty
+# 2: the weekly view (view 5); 3: the refractory period after an alarm; 4: the median view
+STATE_VERSION = 4
+_RESTORABLE = (1, 2, 3, 4)  # older states restore; what they lack starts empty
 _LOG_HALF = math.log(0.5)
 
 
@@ -101,6 +111,7 @@ class DetectorParams:
     recent_blocks: int = 20  # ... tracked as this many block extremes
     recent_margin: float = 0.1  # view 2 ignores the first 10 % of the range beyond its edge
     w_mean: float = 0.7  # weight of the short-mean view
+    w_median: float = 0.7  # weight of the short-median view (same window as the mean)
     mean_points: int = 24  # length of the short mean
     w_season: float = 0.7  # weight of the same-time-yesterday view
     season_seconds: float = 86400.0  # the season compared against
@@ -132,6 +143,7 @@ class Detector:
         "recent_max", "recent_min", "recent_top", "recent_bot",
         "recent_cur_max", "recent_cur_min", "recent_fill",
         "mean_buf", "mean_i", "mean_sum", "mean_lo", "mean_hi", "mean_n",
+        "median_sorted", "median_lo", "median_hi", "median_n",
         "season", "season_width", "season_lo", "season_hi", "season_n",
         "week", "week_width", "week_lo", "week_hi", "week_n", "week_t0",
         "block_max", "block_top", "block_cur", "block_fill", "last_lead", "last_alarm",
@@ -152,6 +164,8 @@ class Detector:
         self.mean_i = 0
         self.mean_sum = 0.0
         self.mean_lo, self.mean_hi, self.mean_n = math.inf, -math.inf, 0
+        self.median_sorted: list[float] = []  # mean_buf's values, sorted
+        self.median_lo, self.median_hi, self.median_n = math.inf, -math.inf, 0
         self.season: array[float] | None = None
         self.season_width = 0.0
         self.season_lo, self.season_hi, self.season_n = math.inf, -math.inf, 0
@@ -183,6 +197,7 @@ class Detector:
                 self.dt = step
             if step > p.gap_seconds:
                 self.mean_buf.clear()
+                self.median_sorted.clear()
                 self.mean_i = 0
                 self.mean_sum = 0.0
             self.last_ts = t
@@ -219,12 +234,14 @@ class Detector:
         # view 3: mean of the last few values (sustained shifts in noisy data)
         k = p.mean_points
         buf = self.mean_buf
+        srt = self.median_sorted
         if len(buf) < k:
             buf.append(x)
             self.mean_sum += x
         else:
             i = self.mean_i
             self.mean_sum += x - buf[i]
+            del srt[bisect_left(srt, buf[i])]
             buf[i] = x
             i += 1
             if i == k:
@@ -238,6 +255,19 @@ class Detector:
             um *= p.w_mean
             if um > u:
                 u = um
+
+        # view 6: median of the same values (a new level among spikes, which
+        # lift the mean, and so view 3's range, as much as the level does)
+        insort(srt, x)
+        if len(srt) == k:
+            h = k // 2
+            med = srt[h] if k % 2 else 0.5 * (srt[h - 1] + srt[h])
+            self.median_n += 1
+            self.median_lo, self.median_hi, ud = _range_step(
+                med, self.median_lo, self.median_hi, self.median_n > warm, decay)
+            ud *= p.w_median
+            if ud > u:
+                u = ud
 
         # view 4: distance to the value at the same time of the previous season
         season = self.season
@@ -343,6 +373,9 @@ class Detector:
         for name in cls.__slots__:
             if name != "params" and name in state:
                 setattr(det, name, _dec(state[name]))
+        if "median_sorted" not in state:
+            # saved before the median view: it sorts the mean's window and learns
+            det.median_sorted = sorted(det.mean_buf)
         return det
 
 

@@ -128,7 +128,7 @@ def test_tuning_loop_scores_what_the_csv_face_writes():
 def test_tuning_loop_flags_list_the_false_alarms_and_missed_windows_it_scores():
     from bench import nab_tune
 
-    corpus = nab_tune.load_series(only=["realAdExchange/exchange-4_cpc_results.csv",
+    corpus = nab_tune.load_series(only=["realAdExchange/exchange-4_cpm_results.csv",
                                         "realAdExchange/exchange-2_cpm_results.csv"])
     scores = nab_tune.run(corpus, DetectorParams())
     std = nab_tune.evaluate(corpus, DetectorParams(), all_scores=scores)["standard"]

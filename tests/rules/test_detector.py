@@ -316,3 +316,46 @@ def test_state_saved_before_the_refractory_period_existed_still_restores():
     assert back.raw_hi == det.raw_hi and back.week_n == det.week_n
     assert back.update(3001 * 300.0, 500.0) >= ALERT
     assert back.last_alarm == back.n
+
+
+def _bursts_then_plateau(params, plateau=25.0):
+    """Level 10 with a burst of six points at 100 every 100 points, then a level of
+    ``plateau`` that stays inside every range the raw, recent and mean views keep
+    (a burst lifts the 24-point mean to ~32). Returns the plateau's scores."""
+    rnd = random.Random(5)
+    det = Detector(params)
+    pts = [(i * 300.0, 100.0 if i % 100 < 6 else 10 + rnd.gauss(0, 1)) for i in range(3000)]
+    run(det, pts)
+    return run(det, [((3000 + i) * 300.0, plateau + rnd.gauss(0, 1)) for i in range(200)])
+
+
+def test_median_view_sees_a_new_level_among_spikes():
+    # scored against the detector's operating point (0.5): the median creeps up
+    # through the old level's upper values first, so the onset reads ~0.6
+    without = _bursts_then_plateau(DetectorParams(w_median=0.0))
+    assert max(without) < 0.5  # the mean's range already holds the bursts
+    scores = _bursts_then_plateau(DetectorParams())
+    assert max(scores[:24]) >= 0.5  # found before the median reaches the plateau
+    assert sum(s >= 0.5 for s in scores) <= 3 and max(scores[24:]) < 0.5  # one event
+    # bursts alone do not move the median: the same history stays quiet
+    assert max(_bursts_then_plateau(DetectorParams(), plateau=10.0)) < 0.5
+
+
+def test_state_saved_before_the_median_view_existed_still_restores():
+    det = Detector()
+    run(det, noisy_daily(3000))
+    old = {k: v for k, v in json.loads(json.dumps(det.get_state())).items()
+           if not k.startswith("median_")}
+    old["version"] = 3  # what round 4 saved
+    back = Detector.from_state(old)
+    assert back.median_sorted == sorted(back.mean_buf) and back.median_n == 0
+    run(back, noisy_daily(500, seed=3, start=3000 * 300.0))  # the view learns, nothing breaks
+    assert back.median_sorted == sorted(back.mean_buf) and back.median_n == 500
+    assert back.update(3501 * 300.0, 500.0) >= ALERT
+
+
+def test_a_gap_restarts_the_median_with_the_mean():
+    det = Detector()
+    run(det, noisy_daily(1000))
+    det.update(1000 * 300.0 + 7 * 3600, 50.0)  # silent for 7 h: the short window restarts
+    assert det.mean_buf == [50.0] and det.median_sorted == [50.0]
