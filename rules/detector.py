@@ -44,7 +44,7 @@ Views
        mean as far as a new level does, and so widens view 3's range until a
        real shift no longer breaks it; the median ignores anything that
        lasts less than half the window, so its range stays the series'
-       ordinary level and a plateau above it (a service that got busier and
+       ordinary level and a plateau above or below it (a service that got busier and
        stays busier, inside the range of earlier bursts) is a record.
     Each view learns ``warmup`` values before it may score (view 2: half its
     span, view 5: ``week_min_age`` weeks). The surprise of a point is the

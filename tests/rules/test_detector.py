@@ -204,11 +204,20 @@ def test_daily_profile_keeps_noisy_days_quiet_and_sees_a_missing_peak():
     assert sum(smoothed) < sum(one_yesterday) - 0.2
 
 
+def _older_state(det, dropped_prefix, version=None):
+    """``det``'s state as JSON, as an earlier round saved it: without the fields
+    whose names start with ``dropped_prefix``, under that round's version."""
+    old = {k: v for k, v in json.loads(json.dumps(det.get_state())).items()
+           if not k.startswith(dropped_prefix)}
+    if version is not None:
+        old["version"] = version
+    return old
+
+
 def test_state_saved_before_the_recent_view_existed_still_restores():
     det = Detector()
     run(det, noisy_daily(3000))
-    old = {k: v for k, v in json.loads(json.dumps(det.get_state())).items()
-           if not k.startswith("recent")}  # what round 1 saved
+    old = _older_state(det, "recent")  # what round 1 saved
     back = Detector.from_state(old)
     assert back.raw_hi == det.raw_hi and back.n == det.n  # the learned ranges survive
     assert back.recent_max == [] and back.recent_top == -math.inf  # view 2 starts empty
@@ -260,9 +269,7 @@ def test_weekly_view_only_learns_for_its_first_two_weeks():
 def test_state_saved_before_the_weekly_view_existed_still_restores():
     det = Detector()
     run(det, noisy_daily(3000))
-    old = {k: v for k, v in json.loads(json.dumps(det.get_state())).items()
-           if not k.startswith("week")}
-    old["version"] = 1  # what round 2 saved
+    old = _older_state(det, "week", version=1)  # what round 2 saved
     back = Detector.from_state(old)
     assert back.raw_hi == det.raw_hi and back.season_n == det.season_n
     assert back.week is None
@@ -309,9 +316,7 @@ def test_a_higher_score_soon_after_an_alarm_is_its_echo():
 def test_state_saved_before_the_refractory_period_existed_still_restores():
     det = Detector()
     run(det, noisy_daily(3000))
-    old = {k: v for k, v in json.loads(json.dumps(det.get_state())).items()
-           if k != "last_alarm"}
-    old["version"] = 2  # what round 3 saved
+    old = _older_state(det, "last_alarm", version=2)  # what round 3 saved
     back = Detector.from_state(old)
     assert back.raw_hi == det.raw_hi and back.week_n == det.week_n
     assert back.update(3001 * 300.0, 500.0) >= ALERT
@@ -344,9 +349,7 @@ def test_median_view_sees_a_new_level_among_spikes():
 def test_state_saved_before_the_median_view_existed_still_restores():
     det = Detector()
     run(det, noisy_daily(3000))
-    old = {k: v for k, v in json.loads(json.dumps(det.get_state())).items()
-           if not k.startswith("median_")}
-    old["version"] = 3  # what round 4 saved
+    old = _older_state(det, "median_", version=3)  # what rounds 4-5 saved
     back = Detector.from_state(old)
     assert back.median_sorted == sorted(back.mean_buf) and back.median_n == 0
     run(back, noisy_daily(500, seed=3, start=3000 * 300.0))  # the view learns, nothing breaks
