@@ -44,8 +44,9 @@ Views
        mean as far as a new level does, and so widens view 3's range until a
        real shift no longer breaks it; the median ignores anything that
        lasts less than half the window, so its range stays the series'
-       ordinary level and a plateau above or below it (a service that got busier and
-       stays busier, inside the range of earlier bursts) is a record.
+       ordinary level and a plateau above or below it (a service that got
+       busier and stays busier, inside the range of earlier bursts) is a
+       record.
     Each view learns ``warmup`` values before it may score (view 2: half its
     span, view 5: ``week_min_age`` weeks). The surprise of a point is the
     largest weighted surprise of the views.
@@ -72,9 +73,10 @@ Cost and robustness
     A handful of float operations per point in plain Python (numpy per-point
     calls would cost more than the whole update): about 280,000-300,000
     points/s per core on a quiet machine; the state is a few scalars, 2 x
-    ``recent_blocks`` block extremes, a ``mean_points`` ring and its sorted
-    copy, and the two season rings (<= 1440 and <= 504 doubles), 10-20 KiB of
-    heap per series, saved as plain JSON by ``get_state`` (18-40 KiB). NaN
+    ``recent_blocks`` block extremes, a ``mean_points`` ring (and its sorted
+    copy, rebuilt on restore rather than saved), the two season rings (<= 1440
+    and <= 504 doubles), 10-20 KiB of heap per series, saved as plain JSON by
+    ``get_state`` (17-39 KiB). NaN
     and infinities score 0 and leave the state untouched. Timestamps only place
     points in the season ring and detect gaps (longer than ``gap_seconds``,
     which restart the short mean and median); repeated and out-of-order
@@ -98,6 +100,8 @@ from typing import Any
 STATE_VERSION = 4
 _RESTORABLE = (1, 2, 3, 4)  # older states restore; what they lack starts empty
 _LOG_HALF = math.log(0.5)
+# not saved: the parameters are the caller's, the median's sorted window is the mean's ring
+_DERIVED = frozenset({"params", "median_sorted"})
 
 
 @dataclass(frozen=True)
@@ -360,7 +364,7 @@ class Detector:
         """Return the full state as a JSON-serialisable dict."""
         state: dict[str, Any] = {"version": STATE_VERSION}
         for name in self.__slots__:
-            if name == "params":
+            if name in _DERIVED:
                 continue
             state[name] = _enc(getattr(self, name))
         return state
@@ -372,11 +376,9 @@ class Detector:
         if state.get("version") not in _RESTORABLE:
             return det
         for name in cls.__slots__:
-            if name != "params" and name in state:
+            if name not in _DERIVED and name in state:
                 setattr(det, name, _dec(state[name]))
-        if "median_sorted" not in state:
-            # saved before the median view: it sorts the mean's window and learns
-            det.median_sorted = sorted(det.mean_buf)
+        det.median_sorted = sorted(det.mean_buf)
         return det
 
 
