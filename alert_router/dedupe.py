@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Set
+from collections.abc import Mapping, Set
 from dataclasses import dataclass
+from typing import Any
+
+# The key of an outbox payload that holds the log entry its successful send records.
+NFLOG_KEY = "_nflog"
 
 
 @dataclass(frozen=True)
@@ -13,6 +17,18 @@ class LogEntry:
     firing: frozenset[str]
     resolved: frozenset[str]
     sent_at: float
+
+
+def entry_of_payload(payload: Mapping[str, Any], sent_at: float) -> LogEntry:
+    """The log entry an outbox payload stands for (rows queued before the key existed carry
+    only their alerts: those that were sent)."""
+    logged = payload.get(NFLOG_KEY)
+    if isinstance(logged, Mapping):
+        return LogEntry(frozenset(logged["firing"]), frozenset(logged["resolved"]), sent_at)
+    alerts = payload.get("alerts", [])
+    return LogEntry(frozenset(a["fingerprint"] for a in alerts if a["status"] == "firing"),
+                    frozenset(a["fingerprint"] for a in alerts if a["status"] != "firing"),
+                    sent_at)
 
 
 @dataclass(frozen=True)

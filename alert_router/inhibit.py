@@ -83,13 +83,16 @@ class Inhibitor:
 
     def __init__(self, rules: list[InhibitRule], firing: Iterable[tuple[str, Mapping[str, str]]]):
         self._rules = rules
-        # Per rule: equal-label values -> fingerprints of the firing sources.
-        self._sources: list[dict[tuple[str, ...], list[str]]] = [{} for _ in rules]
+        # Per rule: equal-label values -> (fingerprint, also matches the target side) of the
+        # firing sources.
+        self._sources: list[dict[tuple[str, ...], list[tuple[str, bool]]]] = [
+            {} for _ in rules]
         for fingerprint, labels in firing:
             for i, rule in enumerate(rules):
                 key = rule.source_key(labels)
                 if key is not None:
-                    self._sources[i].setdefault(key, []).append(fingerprint)
+                    two_sided = matches_all(list(rule.target), labels)
+                    self._sources[i].setdefault(key, []).append((fingerprint, two_sided))
 
     def inhibited_by(self, fingerprint: str, labels: Mapping[str, str]) -> list[str]:
         """Fingerprints of the firing alerts that inhibit this one (empty when not muted)."""
@@ -98,6 +101,10 @@ class Inhibitor:
             if not sources or not matches_all(list(rule.target), labels):
                 continue
             key = tuple(labels.get(name, "") for name in rule.equal)
-            # An alert that is itself a source of the same rule never inhibits itself.
-            found.extend(fp for fp in sources.get(key, []) if fp != fingerprint)
+            # Alertmanager's hasEqual(excludeTwoSidedMatch): a target that also matches the
+            # source side is never muted by a source that also matches the target side, so
+            # two such alerts (e.g. two ServerOffline for one server) cannot mute each other.
+            two_sided_target = matches_all(list(rule.source), labels)
+            found.extend(fp for fp, two_sided in sources.get(key, [])
+                         if fp != fingerprint and not (two_sided_target and two_sided))
         return found

@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from alert_router.config import RouterConfig
+from alert_router.dedupe import entry_of_payload
 from alert_router.metrics import RouterMetrics
 from alert_router.notify.base import AlertData, NotificationData, NotifyError
 from alert_router.store import HistoryEvent, OutboxRow, Store
@@ -106,11 +107,13 @@ class Outbox:
                                   f"internal: {type(exc).__name__}")
             return
         self.metrics.sent.labels(row.receiver, row.kind).inc()
+        entry = entry_of_payload(payload, now)
         self.store.mark_sent(row.id, now, HistoryEvent(
             now, "notification", str(row.id), server, "sent",
             details=json.dumps({"receiver": row.receiver, "integration": row.kind,
                                 "group_key": row.group_key, "status": payload["status"],
-                                "alerts": [a["fingerprint"] for a in payload["alerts"]]})))
+                                "alerts": [a["fingerprint"] for a in payload["alerts"]]})),
+            nflog=(row.group_key, row.receiver, row.integration, entry))
 
     def _give_up(self, row: OutboxRow, now: float, server: str, reason: str,
                  error: str) -> None:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from alert_router.dedupe import LogEntry
+from alert_router.dedupe import LogEntry, entry_of_payload
 from alert_router.matchers import Matcher
 from alert_router.silence import Silence
 
@@ -54,6 +54,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     created_at REAL NOT NULL, next_attempt_at REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
     status TEXT NOT NULL, lease_until REAL, last_error TEXT, sent_at REAL);
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (status, next_attempt_at);
+CREATE INDEX IF NOT EXISTS outbox_group ON outbox (group_key, receiver, integration);
 CREATE TABLE IF NOT EXISTS silences (
     id TEXT PRIMARY KEY, matchers TEXT NOT NULL, starts_at REAL NOT NULL, ends_at REAL NOT NULL,
     created_by TEXT NOT NULL, comment TEXT NOT NULL, updated_at REAL NOT NULL);
@@ -447,6 +448,12 @@ class Store:
         self.conn().executemany(
             "INSERT OR IGNORE INTO group_alerts (group_key, fingerprint) VALUES (?, ?)", pairs)
 
+    def expedite_unflushed_groups(self, keys: Iterable[str], now: float) -> None:
+        """Flush at `now` the groups that have not flushed yet (an old alert joined them)."""
+        self.conn().executemany(
+            "UPDATE groups SET next_flush_at = ? WHERE group_key = ? AND last_flush_at IS NULL "
+            "AND next_flush_at > ?", [(now, key, now) for key in keys])
+
     def due_groups(self, now: float, limit: int = 1000) -> list[GroupRow]:
         return [GroupRow(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5])
                 for r in self.conn().execute(
@@ -500,6 +507,18 @@ class Store:
             (group_key, receiver, integration, json.dumps(sorted(entry.firing)),
              json.dumps(sorted(entry.resolved)), entry.sent_at))
 
+    def latest_notified(self, group_key: str, receiver: str,
+                        integration: int) -> LogEntry | None:
+        """What the receiver has been or is being told: the newest notification still queued
+        or being sent, else the log of the last successful send."""
+        row = self.conn().execute(
+            "SELECT payload, created_at FROM outbox WHERE group_key = ? AND receiver = ? AND "
+            "integration = ? AND status IN ('pending', 'sending') ORDER BY id DESC LIMIT 1",
+            (group_key, receiver, integration)).fetchone()
+        if row is not None:
+            return entry_of_payload(json.loads(row[0]), float(row[1]))
+        return self.get_nflog(group_key, receiver, integration)
+
     def gc_nflog(self, before: float) -> None:
         self.conn().execute("DELETE FROM nflog WHERE sent_at < ? AND firing = '[]'", (before,))
 
@@ -528,10 +547,14 @@ class Store:
             "UPDATE outbox SET status = 'pending', lease_until = NULL WHERE status = 'sending'")
         return int(cur.rowcount)
 
-    def mark_sent(self, outbox_id: int, now: float, event: HistoryEvent) -> None:
+    def mark_sent(self, outbox_id: int, now: float, event: HistoryEvent,
+                  nflog: tuple[str, str, int, LogEntry] | None = None) -> None:
+        """Record a delivery and, with it, the notification log entry it stands for."""
         with self.tx() as conn:
             conn.execute("UPDATE outbox SET status = 'sent', sent_at = ?, attempts = attempts + 1,"
                          " lease_until = NULL, payload = '' WHERE id = ?", (now, outbox_id))
+            if nflog is not None:
+                self.put_nflog(*nflog)
             self._history(conn, [event])
 
     def mark_retry(self, outbox_id: int, next_attempt_at: float, error: str) -> None:

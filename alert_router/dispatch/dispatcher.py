@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from alert_router.config import RouterConfig
-from alert_router.dedupe import LogEntry, should_notify
+from alert_router.dedupe import NFLOG_KEY, LogEntry, should_notify
 from alert_router.dispatch.route import Route
 from alert_router.fingerprint import fingerprint
 from alert_router.incidents import Incidents
@@ -157,6 +157,7 @@ class Dispatcher:
             events: list[HistoryEvent] = []
             groups: dict[str, tuple[str, str, str, str, float, float]] = {}
             members: list[tuple[str, str]] = []
+            expedite: set[str] = set()
             fired: list[tuple[AlertRow, str]] = []
             became_resolved: list[AlertRow] = []
             for alert in merged.values():
@@ -166,10 +167,17 @@ class Dispatcher:
                     routes = cfg.route.match(alert.labels)
                     for route in routes:
                         key = route.group_key(alert.labels)
+                        # Alertmanager's aggrGroup.insert: an alert that started more than
+                        # group_wait ago flushes a group that has not flushed yet at once.
+                        old_alert = alert.starts_at + route.group_wait < now
                         if key not in groups:
                             groups[key] = (key, route.route_id, route.receiver,
                                            json.dumps(route.group_labels(alert.labels)), now,
-                                           now + route.group_wait)
+                                           now if old_alert else now + route.group_wait)
+                        elif old_alert and groups[key][5] > now:
+                            groups[key] = (*groups[key][:5], now)
+                        if old_alert:
+                            expedite.add(key)
                         members.append((key, alert.fingerprint))
                 if state != alert.state:
                     server = alert.labels.get("server", "")
@@ -186,6 +194,8 @@ class Dispatcher:
             for alert in became_resolved:
                 events += self.incidents.on_resolved(alert, now)
             self.store.ensure_groups(groups.values())
+            if expedite:
+                self.store.expedite_unflushed_groups(expedite, now)
             self.store.add_group_alerts(members)
             self.store.add_history(events)
             self.store.set_inbox_cursor(inbox_file, rows[-1][0])
@@ -232,8 +242,10 @@ class Dispatcher:
                         kept.append(alert)
                 firing = frozenset(a.fingerprint for a in kept if a.firing(now))
                 resolved = frozenset(a.fingerprint for a in kept if not a.firing(now))
+                # Alertmanager's pipeline stops when the mute stage leaves no alert: no
+                # notification and no log entry, so the log still holds what was last sent.
                 enqueued = self._notify(group.group_key, group.receiver, group.group_labels,
-                                        kept, firing, resolved, repeat, now, cfg)
+                                        kept, firing, resolved, repeat, now, cfg) if kept else 0
                 done = [a.fingerprint for a in members if not a.firing(now)]
                 self.store.remove_group_alerts(group.group_key, done)
                 if len(done) == len(members):
@@ -249,7 +261,9 @@ class Dispatcher:
                 repeat: float, now: float, cfg: RouterConfig) -> int:
         enqueued = 0
         for index, notifier in enumerate(self.notifiers(receiver)):
-            last = self.store.get_nflog(group_key, receiver, index)
+            # The log is written when a send succeeds; a notification still queued or retrying
+            # counts as sent meanwhile, so a flush does not queue the same one twice.
+            last = self.store.latest_notified(group_key, receiver, index)
             decision = should_notify(last, firing, resolved, send_resolved=notifier.send_resolved,
                                      repeat_interval=repeat, now=now)
             if not decision.notify:
@@ -258,13 +272,18 @@ class Dispatcher:
                 continue
             alerts = kept if notifier.send_resolved else [
                 a for a in kept if a.fingerprint in firing]
+            entry = LogEntry(firing, resolved, now)
             if alerts:
                 payload = notification_payload(receiver, group_key, group_labels, alerts, now,
                                                cfg.external_url)
+                payload[NFLOG_KEY] = {"firing": sorted(firing), "resolved": sorted(resolved)}
                 self.store.enqueue(group_key, receiver, index, notifier.kind,
                                    json.dumps(payload), now)
                 enqueued += 1
-            self.store.put_nflog(group_key, receiver, index, LogEntry(firing, resolved, now))
+            else:
+                # Only resolved alerts for a receiver that does not want them: nothing to send,
+                # logged at once (Alertmanager's RetryStage reports them as notified).
+                self.store.put_nflog(group_key, receiver, index, entry)
         return enqueued
 
     def gc(self, now: float) -> None:

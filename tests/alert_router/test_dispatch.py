@@ -256,3 +256,85 @@ def test_restart_keeps_pending_notifications_and_sends_nothing_twice(harness_fac
     h2.step(T0 + 400)
     assert h.stubs["default"].sent == []
     assert sent_alerts(h2.stubs["default"]) == [[("A", "firing"), ("B", "firing")]]
+
+
+def test_two_sided_inhibition_never_mutes_each_other(harness_factory):
+    """Alertmanager's excludeTwoSidedMatch: two alerts matching both sides of a rule (two
+    ServerOffline for one server with differing labels) are both sent; a one-sided target of
+    the same server is still muted."""
+    h = harness_factory(
+        route={"receiver": "default", "group_by": ["..."], "group_wait": "0s"},
+        inhibit_rules=[{"source_matchers": ['alertname="ServerOffline"'],
+                        "target_matchers": ['severity=~"critical|warning"'],
+                        "equal": ["server"]}])
+    stub = h.stubs["default"]
+    h.post([alert("ServerOffline", "s1", severity="critical", source="rules",
+                  end=T0 + 10_000),
+            alert("ServerOffline", "s1", severity="critical", source="prometheus",
+                  end=T0 + 10_000),
+            alert("HighCpuUsage", "s1", severity="warning", end=T0 + 10_000)])
+    h.step(T0)
+    got = sorted((a.labels["alertname"], a.labels.get("source", "")) for n in stub.sent
+                 for a in n.alerts)
+    assert got == [("ServerOffline", "prometheus"), ("ServerOffline", "rules")]
+
+
+def test_fully_muted_group_keeps_its_notification_log(harness_factory):
+    """A group whose alerts are all silenced writes no empty log entry: when the silence
+    ends, the unchanged firing set waits for repeat_interval (no extra page)."""
+    from tests.alert_router.conftest import AUTH
+    h = harness_factory(route={"receiver": "default", "group_by": ["alertname"],
+                               "group_wait": "0s", "group_interval": "5m",
+                               "repeat_interval": "4h"})
+    stub = h.stubs["default"]
+    h.post([alert("A", end=T0 + 100_000)])
+    h.step(T0)
+    assert sent_alerts(stub) == [[("A", "firing")]]
+    silence = {"matchers": [{"name": "alertname", "value": "A", "isRegex": False}],
+               "startsAt": format_time(time.time()), "endsAt": format_time(T0 + 400),
+               "createdBy": "ops", "comment": "maintenance"}
+    assert h.client.post("/api/v2/silences", json=silence, headers=AUTH).status_code == 200
+    h.step(T0 + 300)  # flushed while muted: nothing sent, log kept
+    assert len(stub.sent) == 1
+    h.post([alert("A", end=T0 + 100_000)])
+    for minutes in range(10, 4 * 60, 5):  # silence over at T0+400; repeat is 4 h
+        h.step(T0 + minutes * 60)
+    assert len(stub.sent) == 1
+    h.step(T0 + 4 * 3600 + 300)
+    assert sent_alerts(stub) == [[("A", "firing")], [("A", "firing")]]
+
+
+def test_notification_log_is_written_after_the_send(harness_factory):
+    """A notification given up is not in the log, so the next flush sends it again (as
+    Alertmanager retries at the next group_interval); one still retrying is not doubled."""
+    h = harness_factory(route={"receiver": "default", "group_by": ["alertname"],
+                               "group_wait": "0s", "group_interval": "5m"},
+                        delivery={"initial_backoff": "1h", "max_backoff": "1h"})
+    stub = h.stubs["default"]
+    stub.fail_with = NotifyError("503", retryable=True, reason="http_5xx")
+    h.post([alert("A", end=T0 + 100_000)])
+    h.step(T0)
+    assert h.state.store.get_nflog(
+        next(iter([g.group_key for g in h.state.store.list_groups()])), "default", 0) is None
+    h.step(T0 + 300)  # still pending (retry in 1 h): the flush does not enqueue a second one
+    assert h.state.store.outbox_counts() == {"pending": 1}
+    stub.fail_with = NotifyError("404", retryable=False, reason="http_4xx")
+    h.state.outbox.step(T0 + 3 * 3600)
+    assert h.state.store.outbox_counts() == {"failed": 1}
+    stub.fail_with = None
+    h.step(T0 + 3 * 3600 + 300)  # nothing was delivered: the next flush notifies
+    assert sent_alerts(stub) == [[("A", "firing")]]
+    h.step(T0 + 3 * 3600 + 600)
+    assert len(stub.sent) == 1
+
+
+def test_alert_older_than_group_wait_flushes_a_new_group_at_once(harness_factory):
+    h = harness_factory(route={"receiver": "default", "group_by": ["alertname"],
+                               "group_wait": "30s"})
+    stub = h.stubs["default"]
+    h.post([alert("Old", start=T0 - 3600, end=T0 + 10_000),
+            alert("Fresh", start=T0, end=T0 + 10_000)])
+    h.step(T0)
+    assert sent_alerts(stub) == [[("Old", "firing")]]
+    h.step(T0 + 30)
+    assert sent_alerts(stub) == [[("Old", "firing")], [("Fresh", "firing")]]
