@@ -80,18 +80,36 @@ class ExporterApp:
     # ------------------------------------------------------------ operations
 
     def reload(self) -> None:
-        """Load the inventory again; all-or-nothing (raises ConfigError, keeps the old one)."""
+        """Load the inventory again; all-or-nothing (raises ConfigError, keeps the old one).
+
+        Refused, besides an invalid file: one that cannot be read or decoded, and
+        one that would remove every server unless it says `allow_empty: true` (an
+        editor's truncated save must not silently empty the fleet). Servers that
+        left lose all their state: heartbeats, collector memo, connection, backoff.
+        """
         try:
-            inventory = self._local_inventory(load_inventory(self.config_path))
+            try:
+                inventory = self._local_inventory(load_inventory(self.config_path))
+            except ConfigError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - any failure keeps the old inventory
+                raise ConfigError(f"{self.config_path}: cannot load inventory "
+                                  f"({type(exc).__name__})") from None
             if inventory.local != self.inventory.local:
                 raise ConfigError("switching between local and SSH mode needs a restart")
+            if not inventory.servers and self.inventory.servers and not inventory.allow_empty:
+                raise ConfigError(f"{self.config_path}: the new inventory has no servers and "
+                                  f"would remove all {len(self.inventory.servers)}; set "
+                                  "`allow_empty: true` in it to allow that")
         except ConfigError:
             self.reload_ok.set(0)
             raise
         with self._lock:
             self.inventory = inventory
+            names = set(inventory.servers)
             self.pool.update_inventory(inventory)
-            self.heartbeats.forget_except(set(inventory.servers))
+            self.prober.forget_except(names)
+            self.heartbeats.forget_except(names)
         self.reload_ok.set(1)
         self.reload_ts.set(time.time())
         log.info("inventory reloaded: %d servers", len(inventory.servers))
@@ -112,6 +130,7 @@ class ExporterApp:
                       (scrape_timeout or DEFAULT_TIMEOUT) - TIMEOUT_MARGIN)
         result = self.prober.probe(server, module, max(0.1, timeout))
         self.probes.labels("success" if result.success else "failure").inc()
+        self.probe_seconds.observe(result.duration)
         return result
 
     def service_discovery(self) -> list[dict[str, object]]:

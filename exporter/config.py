@@ -68,6 +68,9 @@ class Module:
     # the exporter (-0.7 ms CPU per probe), one more fork on the host (+0.7 ms). See
     # docs/benchmarks-exporter.md, "One write for the whole output".
     one_write: bool = False
+    # Output read per probe at most; past it the probe fails (reason "command",
+    # detail "output_too_large"). Bounds the exporter's memory whatever a host prints.
+    max_output_bytes: int = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,8 @@ class Inventory:
     known_hosts: Path
     max_concurrency: int = 64
     local: bool = False  # no inventory: monitor the machine we run on
+    # A reload that would leave no server is refused unless the file says this.
+    allow_empty: bool = False
 
     def server(self, name: str) -> Server | None:
         return self.servers.get(name)
@@ -169,12 +174,14 @@ def _path(value: Any, path: str, base: Path) -> Path:
 
 _CRED_KEYS = {"key_file", "passphrase_env", "passphrase_file", "certificate_file", "agent",
               "password_env", "password_file"}
-_MODULE_KEYS = {"collectors", "command_timeout_seconds", "one_write"}
+_MODULE_KEYS = {"collectors", "command_timeout_seconds", "one_write", "max_output_bytes"}
 _SERVER_KEYS = {"name", "host", "port", "user", "credentials", "module", "jump", "labels",
                 "trust_on_first_use", "suspended", "push_token_env", "push_token_file",
                 "connect_timeout_seconds"}
 _DEFAULT_KEYS = _SERVER_KEYS - {"name", "host", "labels", "push_token_env", "push_token_file"}
-_TOP_KEYS = {"defaults", "credentials", "modules", "servers", "known_hosts", "max_concurrency"}
+_TOP_KEYS = {"defaults", "credentials", "modules", "servers", "known_hosts", "max_concurrency",
+             "allow_empty"}
+MIN_OUTPUT_BYTES = 64 * 1024
 
 
 def _credentials(name: str, raw: Mapping[str, Any], path: str, base: Path) -> Credentials:
@@ -211,7 +218,12 @@ def _module(name: str, raw: Mapping[str, Any], path: str) -> Module:
         collectors = tuple(items)
     timeout = _number(raw.get("command_timeout_seconds", 10.0), f"{path}.command_timeout_seconds")
     one_write = _bool(raw.get("one_write", False), f"{path}.one_write")
-    return Module(name, collectors, timeout, one_write)
+    max_output = raw.get("max_output_bytes", Module.max_output_bytes)
+    if isinstance(max_output, bool) or not isinstance(max_output, int) \
+            or max_output < MIN_OUTPUT_BYTES:
+        raise ConfigError(f"{path}.max_output_bytes: expected an integer >= {MIN_OUTPUT_BYTES}, "
+                          f"got {max_output!r}")
+    return Module(name, collectors, timeout, one_write, max_output)
 
 
 def _labels(value: Any, path: str) -> dict[str, str]:
@@ -286,7 +298,9 @@ def parse_inventory(data: Any, *, base: Path) -> Inventory:
 
     known_hosts = _path(top.get("known_hosts", DEFAULT_KNOWN_HOSTS), "known_hosts", base)
     concurrency = int(_number(top.get("max_concurrency", 64), "max_concurrency"))
-    return Inventory(servers, credentials, modules, known_hosts, concurrency)
+    allow_empty = _bool(top.get("allow_empty", False), "allow_empty")
+    return Inventory(servers, credentials, modules, known_hosts, concurrency,
+                     allow_empty=allow_empty)
 
 
 def load_inventory(path: str | os.PathLike[str] | None) -> Inventory:
@@ -296,12 +310,14 @@ def load_inventory(path: str | os.PathLike[str] | None) -> Inventory:
                          local=True)
     file = Path(path)
     try:
-        text = file.read_text()
+        text = file.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{file}: cannot read inventory: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{file}: not UTF-8 (invalid byte at offset {exc.start})") from None
     try:
         data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, RecursionError) as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise ConfigError(f"{file}: invalid YAML{where}: {getattr(exc, 'problem', exc)}") from None
@@ -309,3 +325,7 @@ def load_inventory(path: str | os.PathLike[str] | None) -> Inventory:
         return parse_inventory(data, base=file.parent.resolve())
     except ConfigError as exc:
         raise ConfigError(f"{file}: {exc}") from None
+    except (TypeError, ValueError, AttributeError, RecursionError) as exc:
+        # Shapes the validators did not foresee (a list as a mapping key, deep nesting):
+        # still one clear line, never a traceback.
+        raise ConfigError(f"{file}: unusable inventory ({type(exc).__name__})") from None

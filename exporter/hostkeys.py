@@ -56,16 +56,19 @@ class KnownHosts:
                         "host_key",
                         f"{server_name}: host key of {entry} is not in {self.path} "
                         f"({key.get_name()} {fingerprint(key)}); add it or set trust_on_first_use",
+                        "host_key_unknown",
                     )
                 self._pin(entry, key)
                 return
             pinned = known.get(key.get_name())
             if pinned is not None and pinned == key:
                 return
+            expected = ", ".join(fingerprint(k) for k in known.values())
             raise ProbeFailure(
                 "host_key",
-                f"{server_name}: HOST KEY CHANGED for {entry}: got {key.get_name()} "
-                f"{fingerprint(key)}, which does not match {self.path}; refusing to connect",
+                f"{server_name}: host key of {entry} changed (expected {expected}, got "
+                f"{fingerprint(key)}); refusing to connect until {self.path} is fixed",
+                "host_key_changed",
             )
 
     def preferred_key_types(self, host: str, port: int) -> list[str]:

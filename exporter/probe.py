@@ -2,18 +2,24 @@
 
 Failure is a value: `stacksense_probe_success`, `stacksense_probe_duration_seconds`
 and `stacksense_probe_failure{reason}` (0/1 for every reason) are always in the
-output; one broken collector sets its `stacksense_collector_success` to 0 and
-never fails the others.
+output; a failed probe adds `stacksense_probe_last_error_info{reason,message}` 1
+(the finer reason and one short line saying why). One broken collector sets its
+`stacksense_collector_success` to 0 and never fails the others. Whatever the
+host or a library does, a probe returns a result: an unexpected exception is a
+failure with a reason too, logged in one line (its traceback only at debug).
 """
 
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
+
+import paramiko
 
 from exporter.collectors import ParseError, ProbeContext
 from exporter.collectors._common import cheap_sections_key, label_text
@@ -52,6 +58,7 @@ class ProbeResult:
     success: bool
     text: str
     failure: ProbeFailure | None = None
+    duration: float = 0.0
 
 
 class Prober:
@@ -67,6 +74,16 @@ class Prober:
         with self._states_lock:
             return self._states.setdefault(target, {})
 
+    def forget_except(self, servers: set[str]) -> None:
+        """Drop the collector state of servers that left the inventory (after a reload)."""
+        with self._states_lock:
+            for name in [n for n in self._states if n not in servers]:
+                del self._states[name]
+
+    def state_names(self) -> set[str]:
+        with self._states_lock:
+            return set(self._states)
+
     def probe(self, server: Server, module: Module, timeout: float) -> ProbeResult:
         started = time.monotonic()
         deadline = started + timeout
@@ -76,7 +93,8 @@ class Prober:
         cheap = cheap_collectors(module.collectors, state)
         try:
             script = script_for(module.collectors, cheap, module.one_write)
-            result = self.runner.run(server, script, deadline)
+            result = self.runner.run(server, script, deadline,
+                                     max_output=module.max_output_bytes)
             if not completed(result.stdout):
                 raise ProbeFailure("command", f"{server.name}: command output ended early "
                                               f"(exit status {result.exit_status})")
@@ -94,12 +112,18 @@ class Prober:
                 # Maybe what the cheap snippets left unguarded hung (a mount that
                 # appeared since): this target gets the guarded ones from now on.
                 state[CHEAP_BANNED] = True
-                log.warning("probe %s timed out with cheap sections of %s: using the guarded "
-                            "ones from now on", server.name, ", ".join(cheap))
+                log.info("probe %s timed out with cheap sections of %s: using the guarded "
+                         "ones from now on", server.name, ", ".join(cheap))
+        except Exception as exc:  # noqa: BLE001 - a probe always answers with a reason
+            failure = _unexpected(server, exc)
+            log.debug("probe %s raised", server.name, exc_info=True)
         duration = time.monotonic() - started
         success = failure is None
         if failure is not None:
-            log.warning("probe %s failed (%s): %s", server.name, failure.reason, failure)
+            retry = (f" (backoff: next attempt in {failure.retry_in:.1f}s)"
+                     if failure.retry_in is not None else "")
+            log.warning("probe %s failed: reason=%s %s%s", server.name, failure.detail,
+                        failure.short_message(), retry)
         # A probe whose command ran is a contact even if one collector choked.
         if failure is None or failure.reason == "parse":
             self.heartbeats.record(server.name, "ssh", time.time())
@@ -113,7 +137,13 @@ class Prober:
         families.append(gauge("stacksense_probe_duration_seconds",
                               "How long the probe took, in seconds.", duration))
         families.append(fail_fam)
-        return ProbeResult(success, render(families), failure)
+        if failure is not None:
+            families.append(Family(
+                "stacksense_probe_last_error_info", "gauge",
+                "1 with the probe's failure: reason (finer than stacksense_probe_failure's) "
+                "and a one-line message.",
+                [(label_text(reason=failure.detail, message=failure.short_message()), 1.0)]))
+        return ProbeResult(success, render(families), failure, duration)
 
     def _collect(self, module: Module, sections: dict[str, str],
                  ctx: ProbeContext) -> tuple[list[Family], bool]:
@@ -157,3 +187,14 @@ class Prober:
         families.append(Family("node_scrape_collector_duration_seconds", "gauge",
                                "node_exporter: Duration of a collector scrape.", dur_fam.samples))
         return families, all_ok
+
+
+def _unexpected(server: Server, exc: Exception) -> ProbeFailure:
+    """A failure for an exception no handler classified (a library raising late, a bug)."""
+    if isinstance(exc, TimeoutError | socket.timeout):
+        return ProbeFailure("timeout", f"{server.name}: timed out ({type(exc).__name__})")
+    if isinstance(exc, paramiko.SSHException | OSError | EOFError):
+        return ProbeFailure("unreachable", f"{server.name}: SSH connection failed "
+                                           f"({type(exc).__name__})")
+    return ProbeFailure("command", f"{server.name}: probe failed unexpectedly "
+                                   f"({type(exc).__name__})")

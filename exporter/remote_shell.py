@@ -39,6 +39,11 @@ READ_CHUNK = 1 << 20  # take whatever paramiko has buffered in one call
 # reopens the SSH window as the reader takes data (2 MiB by default).
 WAKE_BYTES = 256 * 1024
 _END_TAIL = len(END) + 32  # the end line: END, a serial, an exit status
+# Output read per probe at most (a module's max_output_bytes overrides it). The
+# default module prints ~60 KiB; a login shell or forced command that prints
+# without end must not grow the exporter: past this the probe fails ("command",
+# detail "output_too_large") and the channel is closed.
+DEFAULT_MAX_OUTPUT = 4 * 1024 * 1024
 
 
 if TYPE_CHECKING:
@@ -127,11 +132,12 @@ class RemoteShell:
         self.alive = False
         self.channel.close()
 
-    def run(self, command: str, deadline: float) -> CommandResult:
+    def run(self, command: str, deadline: float,
+            max_output: int = DEFAULT_MAX_OUTPUT) -> CommandResult:
         """Run `command` in the shell before `deadline`; the channel is closed on any failure."""
         ok = False
         try:
-            result = self._run(command, deadline)
+            result = self._run(command, deadline, max_output)
             ok = True
             return result
         except TimeoutError:
@@ -144,7 +150,7 @@ class RemoteShell:
             if not ok or not self.alive:
                 self.close()
 
-    def _run(self, command: str, deadline: float) -> CommandResult:
+    def _run(self, command: str, deadline: float, max_output: int) -> CommandResult:
         channel = self.channel
         name = self._functions.get(command)
         definition = ""
@@ -170,6 +176,10 @@ class RemoteShell:
             if not data:
                 return self._ended(bytes(buf), deadline)
             buf += data
+            if len(buf) > max_output:
+                raise ProbeFailure("command", f"{self.where}: output larger than {max_output} "
+                                              "bytes (module max_output_bytes)",
+                                   "output_too_large")
             # The end line is the last thing the shell writes: look only at the tail.
             if data[-1:] == b"\n":
                 at = buf.find(marker, max(0, len(buf) - len(data) - len(marker)))

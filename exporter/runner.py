@@ -8,11 +8,13 @@ from typing import Protocol
 
 from exporter.config import Server
 from exporter.errors import ProbeFailure
+from exporter.remote_shell import DEFAULT_MAX_OUTPUT
 from exporter.ssh_pool import CommandResult, SshPool
 
 
 class Runner(Protocol):
-    def run(self, server: Server, command: str, deadline: float) -> CommandResult: ...
+    def run(self, server: Server, command: str, deadline: float, *,
+            max_output: int = DEFAULT_MAX_OUTPUT) -> CommandResult: ...
 
 
 class SshRunner:
@@ -21,14 +23,18 @@ class SshRunner:
     def __init__(self, pool: SshPool) -> None:
         self.pool = pool
 
-    def run(self, server: Server, command: str, deadline: float) -> CommandResult:
-        return self.pool.run(server, command, deadline)
+    def run(self, server: Server, command: str, deadline: float, *,
+            max_output: int = DEFAULT_MAX_OUTPUT) -> CommandResult:
+        return self.pool.run(server, command, deadline, max_output=max_output)
 
 
 class LocalRunner:
     """Runs the same command with the local /bin/sh: the host the exporter runs on."""
 
-    def run(self, server: Server, command: str, deadline: float) -> CommandResult:
+    def run(self, server: Server, command: str, deadline: float, *,
+            max_output: int = DEFAULT_MAX_OUTPUT) -> CommandResult:
+        # The local command is only ever the exporter's own script, so its output is
+        # checked after the fact rather than streamed against the limit.
         timeout = deadline - time.monotonic()
         if timeout <= 0:
             raise ProbeFailure("timeout", f"{server.name}: deadline passed before the command ran")
@@ -40,4 +46,7 @@ class LocalRunner:
         except OSError as exc:
             raise ProbeFailure("command", f"{server.name}: cannot run /bin/sh: {exc.strerror}") \
                 from None
+        if len(proc.stdout) > max_output:
+            raise ProbeFailure("command", f"{server.name}: output larger than {max_output} bytes "
+                                          "(module max_output_bytes)", "output_too_large")
         return CommandResult(proc.returncode, proc.stdout.decode("utf-8", "replace"))

@@ -26,7 +26,7 @@ import paramiko
 from exporter.config import Credentials, Inventory, Server
 from exporter.errors import ProbeFailure
 from exporter.hostkeys import KnownHosts
-from exporter.remote_shell import CommandResult, RemoteShell
+from exporter.remote_shell import DEFAULT_MAX_OUTPUT, CommandResult, RemoteShell
 
 __all__ = ["CommandResult", "SshPool", "load_private_key"]
 
@@ -57,7 +57,8 @@ def _classify_os_error(exc: OSError, where: str) -> ProbeFailure:
     if isinstance(exc, ConnectionRefusedError) or exc.errno == errno.ECONNREFUSED:
         return ProbeFailure("refused", f"{where}: connection refused")
     if isinstance(exc, socket.gaierror):
-        return ProbeFailure("unreachable", f"{where}: cannot resolve host ({exc.strerror})")
+        return ProbeFailure("unreachable", f"{where}: cannot resolve host ({exc.strerror})",
+                            "dns")
     if isinstance(exc, ConnectionResetError):
         return ProbeFailure("refused", f"{where}: connection reset")
     return ProbeFailure("unreachable", f"{where}: {exc.strerror or type(exc).__name__}")
@@ -116,11 +117,22 @@ class SshPool:
     # ------------------------------------------------------------ public
 
     def update_inventory(self, inventory: Inventory) -> None:
-        """Swap the inventory; connections whose settings changed are closed lazily."""
+        """Swap the inventory; connections whose settings changed are closed lazily.
+
+        Servers that left the inventory lose everything kept for them: their
+        connection is closed and their backoff and last failure are forgotten,
+        so a server added back later starts afresh and nothing grows with churn.
+        """
         self._inventory = inventory
         with self._slots_lock:
+            gone = [name for name in self._slots if name not in inventory.servers]
+            dropped = [self._slots.pop(name) for name in gone]
             for slot in self._slots.values():
                 slot.retry_at = 0.0  # a reload may have fixed what failed
+        for slot in dropped:
+            # A probe still running on it keeps its own references and fails or ends.
+            if slot.transport is not None:
+                _close(slot.transport)
         if inventory.known_hosts != self._known_hosts.path:
             self._known_hosts = KnownHosts(inventory.known_hosts)
 
@@ -137,8 +149,18 @@ class SshPool:
             if slot.transport is not None:
                 _close(slot.transport)
 
-    def run(self, server: Server, command: str, deadline: float) -> CommandResult:
-        """Run `command` with /bin/sh on `server` before `deadline` (monotonic seconds)."""
+    def slot_names(self) -> set[str]:
+        """Servers the pool keeps state for (connections, backoff)."""
+        with self._slots_lock:
+            return set(self._slots)
+
+    def run(self, server: Server, command: str, deadline: float, *,
+            max_output: int = DEFAULT_MAX_OUTPUT) -> CommandResult:
+        """Run `command` with /bin/sh on `server` before `deadline` (monotonic seconds).
+
+        More than `max_output` bytes of output fail the probe ("command",
+        detail "output_too_large") and close the shell, so memory stays bounded.
+        """
         slot = self._slot(server.name)
         if not slot.lock.acquire(timeout=max(0.0, deadline - self._clock())):
             raise ProbeFailure("timeout", f"{server.name}: previous probe still running")
@@ -146,7 +168,7 @@ class SshPool:
             if not self._gate.acquire(timeout=max(0.0, deadline - self._clock())):
                 raise ProbeFailure("timeout", f"{server.name}: too many probes in flight")
             try:
-                return self._run_locked(slot, server, command, deadline)
+                return self._run_locked(slot, server, command, deadline, max_output)
             finally:
                 self._gate.release()
         finally:
@@ -167,7 +189,7 @@ class SshPool:
         return (server.host, server.port, server.user, creds, jump)
 
     def _run_locked(self, slot: _Slot, server: Server, command: str,
-                    deadline: float) -> CommandResult:
+                    deadline: float, max_output: int) -> CommandResult:
         settings = self._settings(server)
         if slot.transport is not None and (not slot.transport.is_active()
                                            or slot.fingerprint != settings):
@@ -179,8 +201,12 @@ class SshPool:
             # every probe so that fixing known_hosts takes effect at once.
             if now < slot.retry_at and slot.last_failure is not None \
                     and slot.last_failure.reason != "host_key":
-                raise ProbeFailure(slot.last_failure.reason,
-                                   f"{slot.last_failure} (retrying in {slot.retry_at - now:.1f}s)")
+                # The same message as the failure itself: the message is a label value of
+                # stacksense_probe_last_error_info, which must not change every probe.
+                last = slot.last_failure
+                again = ProbeFailure(last.reason, str(last), last.detail)
+                again.retry_in = slot.retry_at - now
+                raise again
             try:
                 slot.transport = self._connect(server, deadline)
                 slot.fingerprint = settings
@@ -191,7 +217,8 @@ class SshPool:
                 raise
             slot.failures, slot.last_failure = 0, None
         try:
-            return self._run_in_shell(slot, slot.transport, server, command, deadline)
+            return self._run_in_shell(slot, slot.transport, server, command, deadline,
+                                      max_output)
         except ProbeFailure as failure:
             if failure.reason == "timeout":
                 # A channel that timed out mid-session means a dead or blackholed
@@ -240,7 +267,6 @@ class SshPool:
         ok = False
         try:
             remaining = max(0.05, deadline - self._clock())
-            transport.banner_timeout = remaining
             transport.handshake_timeout = remaining
             transport.auth_timeout = remaining
             options = transport.get_security_options()
@@ -252,10 +278,23 @@ class SshPool:
             pinned = self._known_hosts.preferred_key_types(server.host, server.port)
             if pinned:
                 options.key_types = [t for t in options.key_types if t in pinned] or pinned
+            # start_client(timeout=) returns silently when the time is up (a host that
+            # accepts TCP and never sends a banner); the next call then raises outside
+            # any handler. So wait on our own event: not set by the deadline = timeout.
+            negotiated = threading.Event()
+            # paramiko's own banner wait a little longer than ours, so ours decides.
+            transport.banner_timeout = remaining + 1.0
             try:
-                transport.start_client(timeout=remaining)
+                transport.start_client(event=negotiated)
             except (paramiko.SSHException, OSError, EOFError) as exc:
                 raise self._negotiation_failure(exc, where) from None
+            if not negotiated.wait(remaining):
+                raise ProbeFailure("timeout", f"{where}: no SSH banner or handshake before "
+                                              "the deadline")
+            if not transport.is_active():
+                raise self._negotiation_failure(
+                    transport.get_exception() or paramiko.SSHException("negotiation failed"),
+                    where)
             key = transport.get_remote_server_key()
             self._known_hosts.verify(server.name, server.host, server.port, key,
                                      trust_on_first_use=server.trust_on_first_use)
@@ -324,7 +363,7 @@ class SshPool:
                                    f"(tried {', '.join(tried) or 'nothing'})")
 
     def _run_in_shell(self, slot: _Slot, transport: paramiko.Transport, server: Server,
-                      command: str, deadline: float) -> CommandResult:
+                      command: str, deadline: float, max_output: int) -> CommandResult:
         where = f"{server.name} ({server.host}:{server.port})"
         while True:
             if slot.shell is not None and not slot.shell.usable():
@@ -335,7 +374,7 @@ class SshPool:
                 slot.shell = RemoteShell.start(transport, where, deadline, self._clock)
             shell = slot.shell
             try:
-                result = shell.run(command, deadline)
+                result = shell.run(command, deadline, max_output)
             finally:
                 if not shell.alive:
                     slot.shell = None
