@@ -61,6 +61,10 @@ class RouterMetrics:
         self.given_up = Counter("stacksense_router_notifications_given_up_total",
                                 "Notifications dropped after a permanent error or too long.",
                                 ["receiver", "integration", "reason"], registry=r)
+        self.set_aside = Counter("stacksense_router_alerts_set_aside_total",
+                                 "Stored requests or groups the dispatcher could not process "
+                                 "and set aside (see the log), by stage.", ["stage"],
+                                 registry=r)
         self.request_seconds = Histogram(
             "stacksense_router_http_request_duration_seconds", "HTTP request latency.",
             ["handler", "method"], registry=r,

@@ -73,6 +73,9 @@ CREATE TABLE IF NOT EXISTS history (
     details TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS history_server ON history (server, ts);
 CREATE INDEX IF NOT EXISTS history_ts ON history (ts);
+CREATE TABLE IF NOT EXISTS set_aside (
+    id INTEGER PRIMARY KEY, kind TEXT NOT NULL, source TEXT NOT NULL, received_at REAL NOT NULL,
+    body TEXT NOT NULL, error TEXT NOT NULL, ts REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS leases (
     name TEXT PRIMARY KEY, holder TEXT NOT NULL, until REAL NOT NULL);
 """
@@ -177,8 +180,18 @@ def _alert(row: tuple[Any, ...]) -> AlertRow:
                     row[6], row[7])
 
 
+def storable(text: str) -> str:
+    """`text` with what no store accepts in a string (lone surrogates, NUL) escaped."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+
+
 class Store:
     """SQLite access, one connection per thread; `tx()` wraps a write transaction."""
+
+    # Errors by which the database refuses a value (the dispatcher sets such a row aside),
+    # and the error of a merge another dispatcher already did (never set aside).
+    data_errors: tuple[type[BaseException], ...] = (sqlite3.DataError,)
+    inbox_conflict: tuple[type[BaseException], ...] = ()
 
     def __init__(self, path: str, *, synchronous: str = "NORMAL") -> None:
         self.path = path
@@ -338,6 +351,20 @@ class Store:
         self.conn().execute("DELETE FROM inbox_cursors WHERE file = ?",
                             (os.path.basename(path),))
 
+    def set_aside(self, rows: Iterable[tuple[str, str, float, str, str, float]]) -> None:
+        """Keep rows the dispatcher cannot process: (kind, source, received_at, body, error,
+        now), escaped so that they can be stored whatever they hold."""
+        self.conn().executemany(
+            "INSERT INTO set_aside (kind, source, received_at, body, error, ts) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [(kind, storable(source), received_at, storable(body), storable(error), now)
+             for kind, source, received_at, body, error, now in rows])
+
+    def list_set_aside(self, limit: int = 100) -> list[dict[str, Any]]:
+        cols = ("id", "kind", "source", "received_at", "body", "error", "ts")
+        return [dict(zip(cols, row, strict=True)) for row in self.conn().execute(
+            f"SELECT {', '.join(cols)} FROM set_aside ORDER BY id DESC LIMIT ?", (limit,))]
+
     def inbox_depth(self) -> int:
         """Accepted requests not yet merged, over every inbox file."""
         total = 0
@@ -414,7 +441,13 @@ class Store:
             rows = self.conn().execute(
                 "SELECT fingerprint, labels FROM alerts WHERE ends_at > ? AND alertname IN "
                 f"({','.join('?' * len(names))})", (now, *names))
-        return [(fp, json.loads(labels)) for fp, labels in rows]
+        out = []
+        for fp, labels in rows:
+            try:
+                out.append((fp, json.loads(labels)))
+            except ValueError:  # an unreadable row is reported where its group flushes
+                continue
+        return out
 
     def newly_resolved(self, now: float) -> list[AlertRow]:
         """Alerts recorded as firing whose end time has passed."""

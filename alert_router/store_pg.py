@@ -181,6 +181,9 @@ def describe(url: str) -> str:
 class PgStore(Store):
     """The store's interface on PostgreSQL: one autocommit connection per thread."""
 
+    data_errors = (psycopg.DataError,)
+    inbox_conflict = (InboxMergedElsewhere,)
+
     def __init__(self, url: str, *, password: str = "", connect_timeout: float = 10.0,
                  idle_tx_timeout: float = 60.0) -> None:
         self.path = url
@@ -266,6 +269,8 @@ class PgStore(Store):
             # abort this transaction rather than merge the same requests twice.
             raise InboxMergedElsewhere(f"{len(ids) - cur.rowcount} inbox rows were merged "
                                        "by another dispatcher; this merge is rolled back")
+        # Merged one by one after a row was refused: the next call covers the later rows only.
+        self._local.read_ids = [i for i in getattr(self._local, "read_ids", []) if i > last_id]
 
     def trim_inbox(self, path: str, last_id: int) -> None:
         """Nothing left to do: set_inbox_cursor deleted the rows."""

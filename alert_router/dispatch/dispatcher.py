@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,8 +17,14 @@ from alert_router.ingest import trusted_postable
 from alert_router.inhibit import Inhibitor, source_alertnames
 from alert_router.metrics import RouterMetrics
 from alert_router.silence import Silencer
-from alert_router.store import AlertRow, HistoryEvent, Store
+from alert_router.store import AlertRow, GroupRow, HistoryEvent, InboxRow, Store, storable
 
+log = logging.getLogger(__name__)
+# Errors that say a request's data cannot be merged (as opposed to the store being busy or
+# gone, which a later step retries): such a request is set aside so the rest flow.
+POISON: tuple[type[BaseException], ...] = (ValueError, TypeError, KeyError, AttributeError,
+                                           IndexError, RecursionError, OverflowError)
+Incoming = tuple[dict[str, Any], float, float, str]  # alert, received_at, timeout, fingerprint
 NotifierLookup = Callable[[str], Sequence[Any]]  # receiver name -> its notifiers
 INBOX_BATCH = 500  # requests per transaction (request threads write elsewhere, never wait)
 INBOX_BATCH_BYTES = 2_000_000  # ...but about this much alert JSON at most
@@ -123,7 +130,11 @@ class Dispatcher:
         return fp
 
     def ingest(self, now: float) -> int:
-        """Merge stored requests into alerts and groups (one transaction per batch)."""
+        """Merge stored requests into alerts and groups (one transaction per batch).
+
+        A request that cannot be merged (undecodable, or data the store refuses) is set
+        aside with a log line and a metric; the requests around it are merged.
+        """
         batch = self.store.read_inbox(INBOX_BATCH)
         if batch is None:
             return 0
@@ -138,19 +149,68 @@ class Dispatcher:
         # After a reload every alert is routed again through the new tree as it arrives.
         reroute = cfg is not self._routed_config
         self._routed_config = cfg
-        incoming: list[tuple[dict[str, Any], float, float]] = []
-        for _id, source, received_at, body, form in rows:
-            timeout = cfg.webhook_resolve_timeout if source in ("alertmanager", "grafana") \
-                else cfg.resolve_timeout
-            alerts = json.loads(body)
-            if form == "postable":
-                alerts = trusted_postable(alerts, now=received_at)
-            incoming.extend((a, received_at, timeout) for a in alerts)
-        fps = [self._fingerprint(a["labels"]) for a, _, _ in incoming]
+        parsed: list[tuple[InboxRow, list[Incoming]]] = []
+        poison: list[tuple[InboxRow, BaseException]] = []
+        for row in rows:
+            try:
+                parsed.append((row, self._parse(row, cfg)))
+            except POISON as exc:
+                poison.append((row, exc))
+        try:
+            count = self._merge(inbox_file, rows[-1][0], parsed, poison, now, cfg, reroute)
+        except self.store.inbox_conflict:
+            raise
+        except POISON + self.store.data_errors:
+            # Find the culprit: merge the requests one by one, setting aside what fails.
+            count = 0
+            items: list[tuple[InboxRow, list[Incoming] | BaseException]] = [
+                *parsed, *poison]
+            items.sort(key=lambda item: item[0][0])
+            for row, alerts in items:
+                if not isinstance(alerts, BaseException):
+                    try:
+                        count += self._merge(inbox_file, row[0], [(row, alerts)], [], now,
+                                             cfg, reroute)
+                        continue
+                    except self.store.inbox_conflict:
+                        raise
+                    except POISON + self.store.data_errors as exc:
+                        alerts = exc
+                self._merge(inbox_file, row[0], [], [(row, alerts)], now, cfg, reroute)
+        self.store.trim_inbox(inbox_file, rows[-1][0])
+        return count
+
+    def _parse(self, row: InboxRow, cfg: RouterConfig) -> list[Incoming]:
+        _id, source, received_at, body, form = row
+        timeout = cfg.webhook_resolve_timeout if source in ("alertmanager", "grafana") \
+            else cfg.resolve_timeout
+        alerts = json.loads(body)
+        if form == "postable":
+            alerts = trusted_postable(alerts, now=received_at)
+        return [(a, received_at, timeout, self._fingerprint(a["labels"])) for a in alerts]
+
+    def _report_set_aside(self, rows: list[tuple[InboxRow, BaseException]]) -> None:
+        """Once the set-aside rows are committed: one log line and one count each."""
+        for row, exc in rows:
+            self.metrics.set_aside.labels("inbox").inc()
+            log.error("inbox request %s from %s set aside, it cannot be merged: %s",
+                      row[0], storable(row[1]), storable(f"{type(exc).__name__}: {exc}")[:300])
+
+    def _set_aside(self, rows: list[tuple[InboxRow, BaseException]], now: float) -> None:
+        self.store.set_aside([("inbox", row[1], row[2], row[3],
+                               f"{type(exc).__name__}: {exc}"[:300], now) for row, exc in rows])
+
+    def _merge(self, inbox_file: str, last_id: int,
+               parsed: list[tuple[InboxRow, list[Incoming]]],
+               poison: list[tuple[InboxRow, BaseException]], now: float, cfg: RouterConfig,
+               reroute: bool) -> int:
+        incoming = [item for _, alerts in parsed for item in alerts]
         with self.store.tx():
-            existing = self.store.alert_times(set(fps))
+            if poison:
+                self._set_aside(poison, now)
+            existing = self.store.alert_times({fp for _, _, _, fp in incoming})
             merged: dict[str, AlertRow] = {}
-            for (raw, received_at, timeout), fp in zip(incoming, fps, strict=True):
+            for raw, received_at, timeout, fp in incoming:
                 prev = merged.get(fp)
                 old = (prev.starts_at, prev.ends_at, prev.state) if prev else existing.get(fp)
                 merged[fp] = _merge(old, raw, received_at, timeout, fp)
@@ -198,9 +258,10 @@ class Dispatcher:
                 self.store.expedite_unflushed_groups(expedite, now)
             self.store.add_group_alerts(members)
             self.store.add_history(events)
-            self.store.set_inbox_cursor(inbox_file, rows[-1][0])
-        self.store.trim_inbox(inbox_file, rows[-1][0])
+            self.store.set_inbox_cursor(inbox_file, last_id)
+        self._report_set_aside(poison)
         return len(incoming)
+
 
     def resolve_expired(self, now: float) -> None:
         """Record the alerts whose end time passed without an update (resolve_timeout)."""
@@ -228,33 +289,53 @@ class Dispatcher:
             now, source_alertnames(cfg.inhibit_rules))) if cfg.inhibit_rules else None
         for group in due:
             route = routes.get(group.route_id)
-            repeat = route.repeat_interval if route else cfg.route.repeat_interval
             interval = route.group_interval if route else cfg.route.group_interval
-            with self.store.tx():
-                members = self.store.group_members(group.group_key)
-                kept: list[AlertRow] = []
-                for alert in members:
-                    if silencer.silenced_by(alert.labels):
-                        self.metrics.muted.labels("silenced").inc()
-                    elif inhibitor and inhibitor.inhibited_by(alert.fingerprint, alert.labels):
-                        self.metrics.muted.labels("inhibited").inc()
-                    else:
-                        kept.append(alert)
-                firing = frozenset(a.fingerprint for a in kept if a.firing(now))
-                resolved = frozenset(a.fingerprint for a in kept if not a.firing(now))
-                # Alertmanager's pipeline stops when the mute stage leaves no alert: no
-                # notification and no log entry, so the log still holds what was last sent.
-                enqueued = self._notify(group.group_key, group.receiver, group.group_labels,
-                                        kept, firing, resolved, repeat, now, cfg) if kept else 0
-                done = [a.fingerprint for a in members if not a.firing(now)]
-                self.store.remove_group_alerts(group.group_key, done)
-                if len(done) == len(members):
-                    self.store.delete_group(group.group_key)
-                else:
+            try:
+                enqueued = self._flush(group, route, silencer, inhibitor, now, cfg)
+            except self.store.inbox_conflict:
+                raise
+            except POISON + self.store.data_errors as exc:
+                # A group whose stored alerts cannot be read must not hold up the others:
+                # it waits a group_interval (and is reported) while the rest flush.
+                self.metrics.set_aside.labels("group").inc()
+                log.error("group %s set aside until its next interval, it cannot be flushed: "
+                          "%s: %s", storable(group.group_key), type(exc).__name__,
+                          storable(str(exc))[:300])
+                with self.store.tx():
                     self.store.set_group_flushed(group.group_key, now, now + interval)
+                continue
             if result is not None:
                 result.flushed.append(group.group_key)
                 result.enqueued += enqueued
+
+    def _flush(self, group: GroupRow, route: Route | None, silencer: Silencer,
+               inhibitor: Inhibitor | None, now: float, cfg: RouterConfig) -> int:
+        """Flush one group: mute, dedupe, enqueue, record (one transaction)."""
+        repeat = route.repeat_interval if route else cfg.route.repeat_interval
+        interval = route.group_interval if route else cfg.route.group_interval
+        with self.store.tx():
+            members = self.store.group_members(group.group_key)
+            kept: list[AlertRow] = []
+            for alert in members:
+                if silencer.silenced_by(alert.labels):
+                    self.metrics.muted.labels("silenced").inc()
+                elif inhibitor and inhibitor.inhibited_by(alert.fingerprint, alert.labels):
+                    self.metrics.muted.labels("inhibited").inc()
+                else:
+                    kept.append(alert)
+            firing = frozenset(a.fingerprint for a in kept if a.firing(now))
+            resolved = frozenset(a.fingerprint for a in kept if not a.firing(now))
+            # Alertmanager's pipeline stops when the mute stage leaves no alert: no
+            # notification and no log entry, so the log still holds what was last sent.
+            enqueued = self._notify(group.group_key, group.receiver, group.group_labels,
+                                    kept, firing, resolved, repeat, now, cfg) if kept else 0
+            done = [a.fingerprint for a in members if not a.firing(now)]
+            self.store.remove_group_alerts(group.group_key, done)
+            if len(done) == len(members):
+                self.store.delete_group(group.group_key)
+            else:
+                self.store.set_group_flushed(group.group_key, now, now + interval)
+        return enqueued
 
     def _notify(self, group_key: str, receiver: str, group_labels: dict[str, str],
                 kept: list[AlertRow], firing: frozenset[str], resolved: frozenset[str],
