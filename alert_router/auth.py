@@ -6,10 +6,23 @@ import hmac
 
 from flask import abort, current_app, request
 
+from alert_router.api.body import is_json
 from alert_router.state import RouterState
 
 OPEN_PATHS = frozenset({"/-/healthy", "/-/ready", "/metrics"})
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+NOT_JSON = "Content-Type: must be application/json (writes without a token accept JSON only)"
+
+
+def open_write_refused(method: str, content_type: str | None) -> bool:
+    """Whether an unauthenticated write must be refused for its Content-Type (a 415).
+
+    With no token required, a browser on any site could post an HTML form (or a text/plain
+    "simple request") to the router; such requests cannot carry application/json without
+    a CORS preflight, which the router never grants.
+    """
+    return method in BODY_METHODS and not is_json(content_type)
 
 
 def token_valid(header: str | None, tokens: tuple[str, ...]) -> bool:
@@ -31,6 +44,8 @@ def check_auth() -> None:
         return
     is_write = request.method in WRITE_METHODS
     if is_write and auth.allow_unauthenticated_writes and not auth.tokens:
+        if open_write_refused(request.method, request.headers.get("Content-Type")):
+            abort(415, description=NOT_JSON)
         return
     if not is_write and not auth.protect_reads:
         return

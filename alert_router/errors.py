@@ -6,6 +6,7 @@ Error tree::
     └── ConfigError      the config is invalid; the message starts with the key path
     Exception
     └── InputError       an API request body is invalid; the message names the field
+        └── LimitError   the request is over a documented limit (a 413, not a 400)
 """
 
 from __future__ import annotations
@@ -21,3 +22,9 @@ class ConfigError(ValueError):
 
 class InputError(Exception):
     """A request body is invalid; the message names what is wrong (becomes a 400)."""
+
+
+class LimitError(InputError):
+    """A request is over one of the documented limits (alert_router.limits); becomes a 413."""
+
+    status = 413

@@ -9,10 +9,18 @@ _PRIME = 1099511628211
 _MASK = 0xFFFFFFFFFFFFFFFF
 
 
+def _bytes(text: object) -> bytes:
+    # Total on purpose: the dispatcher fingerprints every stored row, and one row that
+    # raised here (a lone surrogate accepted before input was checked) stalled it for good.
+    # surrogatepass keeps such a value's fingerprint deterministic and distinct; valid
+    # UTF-8 text encodes exactly as before.
+    return str(text).encode("utf-8", "surrogatepass")
+
+
 def fingerprint(labels: Mapping[str, str]) -> str:
-    """The 16-hex-digit fingerprint Alertmanager gives the same label set."""
-    data = b"".join(b"%s\xff%s\xff" % (name.encode(), labels[name].encode())
-                    for name in sorted(labels))
+    """The 16-hex-digit fingerprint Alertmanager gives the same label set (never raises)."""
+    data = b"".join(b"%s\xff%s\xff" % (_bytes(name), _bytes(labels[name]))
+                    for name in sorted(labels, key=str))
     h = _OFFSET
     for byte in data:
         h = ((h ^ byte) * _PRIME) & _MASK

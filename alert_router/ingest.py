@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from alert_router.errors import InputError
+from alert_router import limits
+from alert_router.errors import InputError, LimitError
 from alert_router.matchers import LABEL_NAME
 from alert_router.timeutil import parse_time
 
@@ -32,13 +33,40 @@ def _string_map(value: Any, path: str, *, names_must_be_labels: bool) -> dict[st
         return {}
     if type(value) is not dict:
         raise InputError(f"{path}: must be an object of strings")
+    if names_must_be_labels:
+        what, most, name_max, value_max = ("labels", limits.LABELS_PER_ALERT,
+                                           limits.LABEL_NAME_CHARS, limits.LABEL_VALUE_CHARS)
+    else:
+        what, most, name_max, value_max = ("annotations", limits.ANNOTATIONS_PER_ALERT,
+                                           limits.ANNOTATION_NAME_CHARS,
+                                           limits.ANNOTATION_VALUE_CHARS)
+    if len(value) > most:
+        raise InputError(f"{path}: {len(value)} {what}, more than the limit of {most} "
+                         f"({what} per alert)")
     known = _known_names
     for key, item in value.items():
         if type(item) is not str:
-            raise InputError(f"{path}.{key}: must be a string")
+            raise InputError(f"{path}.{_short(key)}: must be a string")
+        if len(item) > value_max or len(key) > name_max:
+            part = "value" if len(item) > value_max else "name"
+            size = value_max if part == "value" else name_max
+            raise InputError(f"{path}.{_short(key)}: {part} longer than the limit of {size} "
+                             f"characters ({what[:-1]} {part} size)")
         if names_must_be_labels and key not in known and not _valid_name(key):
             raise InputError(f"{path}.{key}: invalid label name (want [a-zA-Z_][a-zA-Z0-9_]*)")
     return value
+
+
+def _short(name: str) -> str:
+    """A field name as an error message shows it: never more than 64 characters."""
+    return name if len(name) <= 64 else f"{name[:64]}..."
+
+
+def check_count(items: list[Any], path: str) -> None:
+    """LimitError (413) when one request holds more alerts than the documented limit."""
+    if len(items) > limits.ALERTS_PER_REQUEST:
+        raise LimitError(f"{path}: {len(items)} alerts in one request, more than the limit of "
+                         f"{limits.ALERTS_PER_REQUEST} (alerts per request); send batches")
 
 
 def _time(value: Any, path: str) -> float | None:
@@ -73,6 +101,9 @@ def normalise_alert(raw: Any, path: str, *, now: float, status: str | None = Non
     url = raw.get("generatorURL", "")
     if type(url) is not str:
         raise InputError(f"{path}.generatorURL: must be a string")
+    if len(url) > limits.GENERATOR_URL_CHARS:
+        raise InputError(f"{path}.generatorURL: longer than the limit of "
+                         f"{limits.GENERATOR_URL_CHARS} characters")
     if status == "resolved" and ends is None:
         ends = now
     return {"labels": labels, "annotations": annotations or {}, "startsAt": starts,
@@ -83,6 +114,7 @@ def _normalise_list(items: Any, path: str, *, now: float,
                     with_status: bool) -> tuple[list[Normalised], list[str]]:
     if not isinstance(items, list):
         raise InputError(f"{path}: must be a list of alerts")
+    check_count(items, path)
     good: list[Normalised] = []
     errors: list[str] = []
     for i, item in enumerate(items):
@@ -121,6 +153,7 @@ def grafana_webhook(body: Any, *, now: float) -> tuple[list[Normalised], list[st
     items = body.get("alerts")
     if not isinstance(items, list):
         raise InputError("alerts: required, a list of alerts")
+    check_count(items, "alerts")
     good: list[Normalised] = []
     errors: list[str] = []
     for i, raw in enumerate(items):
@@ -132,7 +165,8 @@ def grafana_webhook(body: Any, *, now: float) -> tuple[list[Normalised], list[st
         # Grafana's links are useful in notifications; keep them as annotations.
         for key in ("dashboardURL", "panelURL", "silenceURL", "valueString"):
             value = raw.get(key)
-            if isinstance(value, str) and value and key not in alert["annotations"]:
+            if isinstance(value, str) and value and key not in alert["annotations"] \
+                    and len(value) <= limits.ANNOTATION_VALUE_CHARS:
                 alert["annotations"] = {**alert["annotations"], key: value}
         good.append(alert)
     return good, errors
@@ -161,6 +195,9 @@ def _generic_one(raw: Any, path: str, now: float) -> Normalised:
             if not isinstance(raw[key], str):
                 raise InputError(f"{path}.{key}: must be a string")
             target[key] = raw[key]
+    # The named fields join the maps: the same limits apply to the result.
+    _string_map(labels, f"{path}.labels", names_must_be_labels=True)
+    _string_map(annotations, f"{path}.annotations", names_must_be_labels=False)
     status = raw.get("status", "firing")
     if status not in ("firing", "resolved"):
         raise InputError(f"{path}.status: must be firing or resolved")
@@ -180,6 +217,7 @@ def generic_alerts(body: Any, *, now: float) -> tuple[list[Normalised], list[str
         items, path = [body], "alert"
     if not isinstance(items, list):
         raise InputError("alerts: must be a list")
+    check_count(items, path)
     good: list[Normalised] = []
     errors: list[str] = []
     for i, item in enumerate(items):

@@ -8,7 +8,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import re2  # type: ignore[import-untyped]  # google-re2 ships no type hints
+
 from alert_router.errors import ConfigError
+
+# Alertmanager's regex engine is Go's RE2: linear time in the input, no backreferences or
+# lookaround. google-re2 is the same engine and syntax, so no matcher a client or config
+# writes can make a match expensive, and what Alertmanager rejects is rejected here too.
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False  # a bad regex is the caller's 400, not a line on stderr
+_RE2_OPTIONS.max_mem = 8 << 20  # bounds the compiled program of a huge pattern
+MAX_REGEX_BYTES = 4096
 
 LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _MATCHER = re.compile(
@@ -24,7 +34,7 @@ class Matcher:
     value: str
     is_regex: bool = False
     is_equal: bool = True
-    _compiled: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+    _compiled: Any = field(default=None, compare=False, repr=False)
 
     @classmethod
     def create(cls, name: str, value: str, *, is_regex: bool = False,
@@ -34,17 +44,17 @@ class Matcher:
             raise ValueError(f"invalid label name {name!r}")
         compiled = None
         if is_regex:
-            try:
-                compiled = re.compile(f"(?:{value})")
-            except re.error as exc:
-                raise ValueError(f"invalid regex {value!r} for {name}: {exc}") from None
+            compiled = compile_regex(name, value)
         return cls(name, value, is_regex, is_equal, compiled)
 
     def matches(self, labels: Mapping[str, str]) -> bool:
         """Whether `labels` satisfy this matcher (a missing label is the empty string)."""
         actual = labels.get(self.name, "")
         if self._compiled is not None:
-            hit = self._compiled.fullmatch(actual) is not None
+            try:
+                hit = self._compiled.fullmatch(actual) is not None
+            except UnicodeEncodeError:  # a lone surrogate stored before input was checked
+                hit = self._compiled.fullmatch(printable(actual)) is not None
         else:
             hit = actual == self.value
         return hit == self.is_equal
@@ -62,6 +72,27 @@ class Matcher:
         """The v2 API form (name, value, isRegex, isEqual)."""
         return {"name": self.name, "value": self.value, "isRegex": self.is_regex,
                 "isEqual": self.is_equal}
+
+
+def printable(text: str) -> str:
+    """`text` with any lone surrogate replaced by U+FFFD (encodable as UTF-8)."""
+    return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+
+
+def compile_regex(name: str, value: str) -> Any:
+    """An RE2 pattern anchored like Alertmanager's (`^(?:value)$`); ValueError says why not."""
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise ValueError(f"invalid regex for {name}: contains a lone surrogate") from None
+    if size > MAX_REGEX_BYTES:
+        raise ValueError(f"invalid regex for {name}: longer than {MAX_REGEX_BYTES} bytes")
+    try:
+        return re2.compile(f"^(?:{value})$", options=_RE2_OPTIONS)
+    except re2.error as exc:
+        reason = exc.args[0].decode("utf-8", "replace") if exc.args and \
+            isinstance(exc.args[0], bytes) else str(exc)
+        raise ValueError(f"invalid regex {value!r} for {name}: {reason}") from None
 
 
 def parse_matcher(text: str) -> Matcher:

@@ -7,13 +7,14 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, jsonify, request
 
-from alert_router.api.common import accept_alerts, filter_matchers, state
+from alert_router.api.common import accept_alerts, filter_matchers, register_error_handlers, state
 from alert_router.ingest import postable_alerts
 from alert_router.inhibit import Inhibitor
 from alert_router.silence import Silencer
 from alert_router.timeutil import format_time
 
 bp = Blueprint("alerts", __name__)
+register_error_handlers(bp)
 
 
 @bp.post("/api/v2/alerts")

@@ -8,11 +8,12 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, jsonify, request
 
-from alert_router.api.common import json_body, state
+from alert_router.api.common import json_body, register_error_handlers, state
 from alert_router.incidents import Incidents, TransitionError
 from alert_router.timeutil import parse_time
 
 bp = Blueprint("incidents", __name__)
+register_error_handlers(bp)
 STATES = ("open", "acknowledged", "resolved", "closed")
 MAX_ID = 2**63 - 1  # SQLite's INTEGER range
 

@@ -7,9 +7,10 @@ import logging
 from flask import Blueprint, Response, abort
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from alert_router.api.common import state
+from alert_router.api.common import register_error_handlers, state
 
 bp = Blueprint("ops", __name__)
+register_error_handlers(bp)
 log = logging.getLogger(__name__)
 
 

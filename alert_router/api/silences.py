@@ -8,12 +8,13 @@ import uuid
 
 from flask import Blueprint, Response, abort, jsonify
 
-from alert_router.api.common import filter_matchers, json_body, state
+from alert_router.api.common import filter_matchers, json_body, register_error_handlers, state
 from alert_router.errors import InputError
 from alert_router.silence import Silence, parse_postable_silence
 from alert_router.store import HistoryEvent
 
 bp = Blueprint("silences", __name__)
+register_error_handlers(bp)
 _UUID_CHARS = set("0123456789abcdef-")
 
 

@@ -10,12 +10,13 @@ import yaml
 from flask import Blueprint, Response, jsonify
 from jinja2 import Environment
 
-from alert_router.api.common import state
+from alert_router.api.common import register_error_handlers, state
 from alert_router.api.page import PAGE
 from alert_router.openapi import openapi_document
 from alert_router.timeutil import format_time
 
 bp = Blueprint("status", __name__)
+register_error_handlers(bp)
 _SECRET_KEY = re.compile(r"password|secret|token|key|url|credentials", re.IGNORECASE)
 _env = Environment(autoescape=True)
 _page = _env.from_string(PAGE)

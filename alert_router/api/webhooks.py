@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from flask import Blueprint, Response
 
-from alert_router.api.common import accept_alerts
+from alert_router.api.common import accept_alerts, register_error_handlers
 from alert_router.ingest import alertmanager_webhook, generic_alerts, grafana_webhook
 
 bp = Blueprint("webhooks", __name__)
+register_error_handlers(bp)
 
 
 @bp.post("/api/v1/webhook/alertmanager")

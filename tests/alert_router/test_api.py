@@ -10,6 +10,13 @@ from tests.alert_router.conftest import AUTH
 
 NOW_ISO = "2030-01-01T00:00:00Z"
 
+
+def error_text(resp) -> str:
+    """The message of a JSON error: a bare string on /api/v2 (Alertmanager), else ["error"]."""
+    body = resp.json
+    return body if isinstance(body, str) else body["error"]
+
+
 WRITES = [
     ("POST", "/api/v2/alerts", [{"labels": {"alertname": "A"}}]),
     ("POST", "/api/v1/webhook/alertmanager", {"version": "4", "alerts": []}),
@@ -29,7 +36,7 @@ def test_every_write_needs_a_valid_token(client, method, path, body, header):
     headers = {"Authorization": header} if header else {}
     resp = client.open(path, method=method, json=body, headers=headers)
     assert resp.status_code == 401
-    assert "Bearer" in resp.json["error"]
+    assert "Bearer" in error_text(resp)
 
 
 def test_reads_are_open_by_default_and_writes_work_with_the_token(client):
@@ -68,15 +75,15 @@ def test_invalid_alerts_get_400_naming_the_problem(client, body, message):
     resp = client.post("/api/v2/alerts", data=body, headers={**AUTH,
                                                               "Content-Type": "application/json"})
     assert resp.status_code == 400
-    assert message in resp.json["error"]
+    assert message in error_text(resp)
 
 
 def test_valid_alerts_of_a_partly_invalid_request_are_kept(harness):
     resp = harness.post([{"labels": {"alertname": "Good"}}, {"labels": {"bad-name": "x"}},
                          {"labels": {"alertname": "AlsoGood"}}])
     assert resp.status_code == 400
-    assert "1 invalid alert(s) rejected, 2 valid alert(s) accepted" in resp.json["error"]
-    assert "alerts[1].labels.bad-name" in resp.json["error"]
+    assert "1 invalid alert(s) rejected, 2 valid alert(s) accepted" in error_text(resp)
+    assert "alerts[1].labels.bad-name" in error_text(resp)
     harness.state.dispatcher.step(1e10 - 1e9)
     names = {a["labels"]["alertname"] for a in harness.client.get("/api/v2/alerts").json}
     assert names == {"Good", "AlsoGood"}
@@ -87,7 +94,7 @@ def test_request_size_limit(harness_factory):
     big = [{"labels": {"alertname": "A", "x": "y" * 4000}}]
     resp = h.client.post("/api/v2/alerts", json=big, headers=AUTH)
     assert resp.status_code == 413
-    assert resp.json["code"] == 413
+    assert "larger than" in error_text(resp)
 
 
 @pytest.mark.parametrize(("path", "body", "message"), [
@@ -105,7 +112,7 @@ def test_request_size_limit(harness_factory):
 def test_other_forms_validate_too(client, path, body, message):
     resp = client.post(path, json=body, headers=AUTH)
     assert resp.status_code == 400
-    assert message in resp.json["error"]
+    assert message in error_text(resp)
 
 
 def _firing_alerts(h):
@@ -157,7 +164,7 @@ def test_grafana_documented_payload_with_an_invalid_alert_keeps_links_aligned(ha
                "truncatedAlerts": 0, "title": "[FIRING:1]", "state": "alerting",
                "message": "x"}
     resp = harness.client.post("/api/v1/webhook/grafana", json=payload, headers=AUTH)
-    assert resp.status_code == 400 and "alerts[0].labels.bad-name" in resp.json["error"]
+    assert resp.status_code == 400 and "alerts[0].labels.bad-name" in error_text(resp)
     alert = _firing_alerts(harness)["High memory usage"]
     assert alert["annotations"] == {"summary": "zone us-1", "silenceURL": "https://g/silence"}
     assert alert["startsAt"] == "2021-10-12T07:51:03.157Z"
@@ -242,7 +249,7 @@ def _silence(**overrides):
 def test_invalid_silences(client, change, message):
     resp = client.post("/api/v2/silences", json=_silence(**change), headers=AUTH)
     assert resp.status_code == 400
-    assert message in resp.json["error"]
+    assert message in error_text(resp)
 
 
 def test_silence_update_in_place_or_replaced_as_alertmanager_does(client):
@@ -271,4 +278,4 @@ def test_silence_update_in_place_or_replaced_as_alertmanager_does(client):
 def test_a_bad_filter_is_a_400_naming_it(client, path):
     resp = client.get(path, query_string={"filter": "not a matcher"})
     assert resp.status_code == 400
-    assert resp.json["error"].startswith("filter:")
+    assert error_text(resp).startswith("filter:")
