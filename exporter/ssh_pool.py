@@ -85,10 +85,13 @@ def load_private_key(creds: Credentials) -> paramiko.PKey:
     passphrase: Any = creds.passphrase.get().encode() if creds.passphrase else None
     try:
         key = paramiko.PKey.from_path(creds.key_file, password=passphrase)
-    except paramiko.PasswordRequiredException:
-        raise ProbeFailure("auth", f"key {creds.key_file} is encrypted and no passphrase "
-                                   f"is configured (credentials {creds.name})") from None
     except (paramiko.SSHException, ValueError, TypeError) as exc:
+        # An encrypted key without a passphrase: PasswordRequiredException for PEM
+        # keys, TypeError (from cryptography) for OpenSSH-format ones.
+        if passphrase is None and isinstance(exc, paramiko.PasswordRequiredException
+                                             | TypeError):
+            raise ProbeFailure("auth", f"key {creds.key_file} is encrypted and no passphrase "
+                                       f"is configured (credentials {creds.name})") from None
         msg = "wrong passphrase or unreadable key" if passphrase else type(exc).__name__
         raise ProbeFailure("auth", f"cannot load key {creds.key_file} ({msg})") from None
     except OSError as exc:
@@ -212,7 +215,10 @@ class SshPool:
                 slot.fingerprint = settings
             except ProbeFailure as failure:
                 slot.failures += 1
-                slot.retry_at = now + min(BACKOFF_MAX, BACKOFF_INITIAL * 2 ** (slot.failures - 1))
+                # From the failure, not from the attempt: a handshake that timed out took
+                # the whole deadline, longer than the first backoff step.
+                slot.retry_at = self._clock() + min(BACKOFF_MAX,
+                                                    BACKOFF_INITIAL * 2 ** (slot.failures - 1))
                 slot.last_failure = failure
                 raise
             slot.failures, slot.last_failure = 0, None
