@@ -22,6 +22,7 @@ from tests.peers.sshd import Sshd, SshdKeys, sshd
 class RunningExporter:
     app: ExporterApp
     url: str
+    server: ExporterHTTPServer | None = None
 
     def probe(self, target: str, timeout: float | None = None, **params: str) -> requests.Response:
         headers = {"X-Prometheus-Scrape-Timeout-Seconds": str(timeout)} if timeout else {}
@@ -45,13 +46,15 @@ def samples(text: str) -> dict[str, float]:
 
 
 @contextmanager
-def running_exporter(config: Path | None, **kwargs: Any) -> Iterator[RunningExporter]:
+def running_exporter(config: Path | None, *, server_options: dict[str, Any] | None = None,
+                     **kwargs: Any) -> Iterator[RunningExporter]:
+    """`server_options` go to ExporterHTTPServer (max_connections, reload_token_file)."""
     app = ExporterApp(str(config) if config else None, **kwargs)
-    server = ExporterHTTPServer(("127.0.0.1", 0), app)
+    server = ExporterHTTPServer(("127.0.0.1", 0), app, **(server_options or {}))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield RunningExporter(app, f"http://127.0.0.1:{server.server_address[1]}")
+        yield RunningExporter(app, f"http://127.0.0.1:{server.server_address[1]}", server)
     finally:
         server.shutdown()
         server.server_close()
