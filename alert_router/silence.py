@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from alert_router import limits
 from alert_router.errors import InputError
 from alert_router.matchers import Matcher, matches_all
 from alert_router.timeutil import format_time, parse_time
@@ -56,6 +57,9 @@ def _matcher(raw: Any, path: str) -> Matcher:
     name, value = raw.get("name"), raw.get("value")
     if not isinstance(name, str) or not isinstance(value, str):
         raise InputError(f"{path}: name and value are required strings")
+    if len(value) > limits.MATCHER_VALUE_CHARS or len(name) > limits.LABEL_NAME_CHARS:
+        raise InputError(f"{path}: longer than the limit of {limits.MATCHER_VALUE_CHARS} "
+                         f"characters (value) or {limits.LABEL_NAME_CHARS} (name)")
     is_regex = raw.get("isRegex", False)
     is_equal = raw.get("isEqual", True)
     if not isinstance(is_regex, bool) or not isinstance(is_equal, bool):
@@ -73,6 +77,9 @@ def parse_postable_silence(body: Any, now: float) -> Silence:
     raw_matchers = body.get("matchers")
     if not isinstance(raw_matchers, list) or not raw_matchers:
         raise InputError("matchers: required, a non-empty list")
+    if len(raw_matchers) > limits.MATCHERS_PER_SILENCE:
+        raise InputError(f"matchers: {len(raw_matchers)} matchers, more than the limit of "
+                         f"{limits.MATCHERS_PER_SILENCE} (matchers per silence)")
     matchers = tuple(_matcher(m, f"matchers[{i}]") for i, m in enumerate(raw_matchers))
     if all(m.matches({}) for m in matchers):
         raise InputError("matchers: at least one matcher must not match the empty string")
@@ -89,12 +96,18 @@ def parse_postable_silence(body: Any, now: float) -> Silence:
         raise InputError("endsAt: must be after startsAt")
     if times["endsAt"] <= now:
         raise InputError("endsAt: is in the past")
-    for key in ("createdBy", "comment"):
+    for key, most in (("createdBy", limits.SILENCE_CREATED_BY_CHARS),
+                      ("comment", limits.SILENCE_COMMENT_CHARS)):
         if not isinstance(body.get(key), str) or not body[key].strip():
             raise InputError(f"{key}: required, a non-empty string")
+        if len(body[key]) > most:
+            raise InputError(f"{key}: longer than the limit of {most} characters "
+                             f"(silence {key} size)")
     silence_id = body.get("id") or ""
     if not isinstance(silence_id, str):
         raise InputError("id: must be a string")
+    if len(silence_id) > 64:
+        raise InputError("id: longer than 64 characters (silence ids are UUIDs)")
     return Silence(
         id=silence_id or str(uuid.uuid4()),
         matchers=matchers,

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from itertools import islice
 from typing import Any
+from urllib.parse import urlencode
 
 from flask import Blueprint, Response, abort, jsonify, request
 
 from alert_router.api.common import accept_alerts, filter_matchers, register_error_handlers, state
+from alert_router.config import RouterConfig
 from alert_router.ingest import postable_alerts
 from alert_router.inhibit import Inhibitor
+from alert_router.limits import READ_PAGE_MAX
+from alert_router.matchers import Matcher
 from alert_router.silence import Silencer
+from alert_router.store import AlertRow
 from alert_router.timeutil import format_time
 
 bp = Blueprint("alerts", __name__)
@@ -32,59 +39,112 @@ def _flag(name: str, default: bool) -> bool:
     return value.lower() == "true"
 
 
-def gettable_alerts(now: float) -> list[dict[str, Any]]:
-    """Every stored alert in the v2 gettableAlert form, with silenced/inhibited status."""
+def _gettable(alert: AlertRow, silencer: Silencer, inhibitor: Inhibitor, cfg: RouterConfig,
+              now: float) -> dict[str, Any]:
+    silenced = silencer.silenced_by(alert.labels)
+    inhibited = inhibitor.inhibited_by(alert.fingerprint, alert.labels) \
+        if alert.firing(now) else []
+    receivers = []
+    for route in cfg.route.match(alert.labels):
+        if route.receiver not in receivers:
+            receivers.append(route.receiver)
+    return {
+        "labels": alert.labels,
+        "annotations": alert.annotations,
+        "startsAt": format_time(alert.starts_at),
+        "endsAt": format_time(alert.ends_at),
+        "updatedAt": format_time(alert.updated_at),
+        "generatorURL": alert.generator_url,
+        "fingerprint": alert.fingerprint,
+        "receivers": [{"name": r} for r in receivers],
+        "status": {"state": "suppressed" if silenced or inhibited else "active",
+                   "silencedBy": silenced, "inhibitedBy": inhibited},
+        "_firing": alert.firing(now),
+    }
+
+
+def gettable_iter(now: float, *, firing_only: bool = False,
+                  matchers: list[Matcher] | None = None) -> Iterator[dict[str, Any]]:
+    """Stored alerts in the v2 gettableAlert form, oldest first, computed one at a time.
+
+    Label matchers are applied before the (costlier) silence, inhibition and route status,
+    so a caller that stops after a page pays for that page only.
+    """
     st = state()
     cfg = st.config
     silencer = Silencer(st.store.list_silences(), now)
     inhibitor = Inhibitor(cfg.inhibit_rules, st.store.firing_labels(now))
-    out = []
-    for alert in st.store.all_alerts():
-        silenced = silencer.silenced_by(alert.labels)
-        inhibited = inhibitor.inhibited_by(alert.fingerprint, alert.labels) \
-            if alert.firing(now) else []
-        receivers = []
-        for route in cfg.route.match(alert.labels):
-            if route.receiver not in receivers:
-                receivers.append(route.receiver)
-        out.append({
-            "labels": alert.labels,
-            "annotations": alert.annotations,
-            "startsAt": format_time(alert.starts_at),
-            "endsAt": format_time(alert.ends_at),
-            "updatedAt": format_time(alert.updated_at),
-            "generatorURL": alert.generator_url,
-            "fingerprint": alert.fingerprint,
-            "receivers": [{"name": r} for r in receivers],
-            "status": {"state": "suppressed" if silenced or inhibited else "active",
-                       "silencedBy": silenced, "inhibitedBy": inhibited},
-            "_firing": alert.firing(now),
-        })
-    return out
+    rows = sorted(st.store.all_alerts(), key=lambda a: (a.starts_at, a.fingerprint))
+    for alert in rows:
+        if firing_only and not alert.firing(now):
+            continue
+        if matchers and not all(m.matches(alert.labels) for m in matchers):
+            continue
+        yield _gettable(alert, silencer, inhibitor, cfg, now)
+
+
+def gettable_alerts(now: float) -> list[dict[str, Any]]:
+    """Every stored alert in the v2 gettableAlert form, with silenced/inhibited status."""
+    return list(gettable_iter(now))
+
+
+def page_args() -> tuple[int, int]:
+    """The request's `limit` (default and most: READ_PAGE_MAX) and `offset` (default 0)."""
+    values = []
+    for name, default in (("limit", READ_PAGE_MAX), ("offset", 0)):
+        raw = request.args.get(name)
+        try:
+            value = default if raw is None else int(raw)
+        except ValueError:
+            abort(400, description=f"{name}: must be an integer")
+        values.append(value)
+    limit, offset = values
+    if not 1 <= limit <= READ_PAGE_MAX:
+        abort(400, description=f"limit: must be from 1 to {READ_PAGE_MAX} (limit: read page size)")
+    if offset < 0:
+        abort(400, description="offset: must be 0 or more")
+    return limit, offset
+
+
+def paged(items: Iterator[dict[str, Any]], limit: int, offset: int) -> Response:
+    """A JSON list of at most `limit` items after `offset`; a Link header names the next page."""
+    page = list(islice(items, offset, offset + limit + 1))
+    more = len(page) > limit
+    response = jsonify(page[:limit])
+    if more:
+        args = request.args.to_dict(flat=False)
+        args["offset"] = [str(offset + limit)]
+        args["limit"] = [str(limit)]
+        response.headers["Link"] = f'<{request.path}?{urlencode(args, doseq=True)}>; rel="next"'
+    return response
 
 
 @bp.get("/api/v2/alerts")
 def get_alerts() -> Response:
-    """List alerts with Alertmanager's filters (filter, active, silenced, inhibited, receiver)."""
+    """List alerts with Alertmanager's filters (filter, active, silenced, inhibited, receiver).
+
+    Bounded: at most `limit` alerts (READ_PAGE_MAX by default), `offset` pages on.
+    """
     now = time.time()
     matchers = filter_matchers()
     want = {"active": _flag("active", True), "silenced": _flag("silenced", True),
             "inhibited": _flag("inhibited", True)}
     _flag("unprocessed", True)
     receiver = request.args.get("receiver")
-    result = []
-    for alert in gettable_alerts(now):
-        if not alert.pop("_firing"):
-            continue
-        status = alert["status"]
-        if status["silencedBy"] and not want["silenced"]:
-            continue
-        if status["inhibitedBy"] and not want["inhibited"]:
-            continue
-        if status["state"] == "active" and not want["active"]:
-            continue
-        if receiver and not any(r["name"] == receiver for r in alert["receivers"]):
-            continue
-        if all(m.matches(alert["labels"]) for m in matchers):
-            result.append(alert)
-    return jsonify(result)
+    limit, offset = page_args()
+
+    def wanted() -> Iterator[dict[str, Any]]:
+        for alert in gettable_iter(now, firing_only=True, matchers=matchers):
+            alert.pop("_firing")
+            status = alert["status"]
+            if status["silencedBy"] and not want["silenced"]:
+                continue
+            if status["inhibitedBy"] and not want["inhibited"]:
+                continue
+            if status["state"] == "active" and not want["active"]:
+                continue
+            if receiver and not any(r["name"] == receiver for r in alert["receivers"]):
+                continue
+            yield alert
+
+    return paged(wanted(), limit, offset)

@@ -10,7 +10,10 @@ th{background:#f3f3f3}.suppressed{color:#888}.label{display:inline-block;backgro
 border-radius:3px;padding:0 .3em;margin:.1em;font-size:.9em}
 </style></head><body>
 <h1>StackSense alert router</h1>
-<h2>Alerts ({{ alerts|length }})</h2>
+<h2>Alerts ({{ firing_count }})</h2>
+{% if more_alerts %}<p class="more" id="more-alerts">Showing the oldest {{ page_rows }} of
+{{ firing_count }} alerts; more: <a href="api/v2/alerts">/api/v2/alerts</a>
+(paged with limit and offset).</p>{% endif %}
 <table id="alerts"><tr><th>Alert</th><th>Server</th><th>Labels</th><th>Summary</th>
 <th>Since</th><th>State</th></tr>
 {% for a in alerts %}<tr class="{{ a.status.state }}">
@@ -36,5 +39,7 @@ border-radius:3px;padding:0 .3em;margin:.1em;font-size:.9em}
 <td>{{ s.comment }}</td></tr>
 {% else %}<tr><td colspan="5">No silences.</td></tr>{% endfor %}
 </table>
+{% if more_silences > 0 %}<p class="more" id="more-silences">{{ more_silences }} more
+silences: <a href="api/v2/silences">/api/v2/silences</a>.</p>{% endif %}
 </body></html>
 """

@@ -8,6 +8,7 @@ import uuid
 
 from flask import Blueprint, Response, abort, jsonify
 
+from alert_router.api.alerts import page_args, paged
 from alert_router.api.common import filter_matchers, json_body, register_error_handlers, state
 from alert_router.errors import InputError
 from alert_router.silence import Silence, parse_postable_silence
@@ -28,7 +29,7 @@ def _record(silence: Silence, transition: str, now: float) -> None:
 
 @bp.get("/api/v2/silences")
 def list_silences() -> Response:
-    """All silences, optionally filtered by matchers (`filter=...`)."""
+    """Silences, optionally filtered by matchers (`filter=...`); paged like alerts."""
     now = time.time()
     matchers = filter_matchers()
     result = []
@@ -38,7 +39,8 @@ def list_silences() -> Response:
             result.append(silence.to_api(now))
     order = {"active": 0, "pending": 1, "expired": 2}
     result.sort(key=lambda s: order[s["status"]["state"]])
-    return jsonify(result)
+    limit, offset = page_args()
+    return paged(iter(result), limit, offset)
 
 
 @bp.post("/api/v2/silences")
@@ -55,12 +57,15 @@ def post_silence() -> tuple[Response, int]:
     if isinstance(body, dict) and body.get("id"):
         old = store.get_silence(body["id"])
         if old is None:
+            # Alertmanager's answer; amtool silence import then posts it again without an id.
             abort(404, description=f"silence {body['id']} not found")
         if old.state(now) == "expired":
-            abort(400, description=f"silence {old.id} is expired and cannot be updated")
+            # Alertmanager leaves an expired silence as it is and creates a new one.
+            silence = Silence(str(uuid.uuid4()), silence.matchers, max(silence.starts_at, now),
+                              silence.ends_at, silence.created_by, silence.comment, now)
         # Times travel with millisecond precision: a start within 1 ms is the same start.
-        if old.matchers == silence.matchers and (old.state(now) == "pending"
-                                                 or abs(old.starts_at - silence.starts_at) < 1e-3):
+        elif old.matchers == silence.matchers and (
+                old.state(now) == "pending" or abs(old.starts_at - silence.starts_at) < 1e-3):
             transition = "updated"  # Alertmanager updates such a change in place
         else:
             # Alertmanager's rule: other changes expire the old silence and make a new one.
@@ -95,7 +100,7 @@ def expire_silence(silence_id: str) -> Response:
     now = time.time()
     silence = _get(silence_id)
     if silence.state(now) == "expired":
-        abort(400, description=f"silence {silence_id} is already expired")
+        return Response(status=200)  # as Alertmanager 0.25: already done, nothing changes
     expired = Silence(silence.id, silence.matchers, min(silence.starts_at, now), now,
                       silence.created_by, silence.comment, now)
     state().store.put_silence(expired)

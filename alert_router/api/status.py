@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from itertools import islice
 from typing import Any
 
 import yaml
@@ -12,13 +13,18 @@ from jinja2 import Environment
 
 from alert_router.api.common import register_error_handlers, state
 from alert_router.api.page import PAGE
+from alert_router.limits import PAGE_ROWS
+from alert_router.matchers import printable
 from alert_router.openapi import openapi_document
 from alert_router.timeutil import format_time
 
 bp = Blueprint("status", __name__)
 register_error_handlers(bp)
 _SECRET_KEY = re.compile(r"password|secret|token|key|url|credentials", re.IGNORECASE)
-_env = Environment(autoescape=True)
+# finalize: a value stored before input was checked (a lone surrogate) is shown as U+FFFD
+# instead of failing to encode the whole page.
+_env = Environment(autoescape=True,
+                   finalize=lambda value: printable(value) if isinstance(value, str) else value)
 _page = _env.from_string(PAGE)
 
 
@@ -67,16 +73,21 @@ def openapi() -> Response:
 @bp.get("/")
 def index() -> Response:
     """Alerts, incidents and silences on one page (every value HTML-escaped)."""
-    from alert_router.api.alerts import gettable_alerts
+    from alert_router.api.alerts import gettable_iter
 
     now = time.time()
     st = state()
-    alerts = [a for a in gettable_alerts(now) if a.pop("_firing")]
+    # Bounded: PAGE_ROWS rows per table; the page says how many more the API has.
+    alerts = list(islice(gettable_iter(now, firing_only=True), PAGE_ROWS + 1))
+    silences = [s.to_api(now) for s in st.store.list_silences() if s.state(now) != "expired"]
     html = _page.render(
-        alerts=alerts,
+        alerts=alerts[:PAGE_ROWS],
+        more_alerts=len(alerts) > PAGE_ROWS,
+        firing_count=st.store.count_alerts(now) if len(alerts) > PAGE_ROWS else len(alerts),
         incidents=st.store.list_incidents(limit=50),
-        silences=[s.to_api(now) for s in st.store.list_silences()
-                  if s.state(now) != "expired"],
+        silences=silences[:PAGE_ROWS],
+        more_silences=len(silences) - PAGE_ROWS,
+        page_rows=PAGE_ROWS,
         fmt=lambda ts: format_time(ts)[:19].replace("T", " "),
     )
     return Response(html, mimetype="text/html")
