@@ -11,6 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import yaml
 
+from alert_router.console.settings import ConsoleConfig, parse_console
 from alert_router.dispatch.route import Route, build_route
 from alert_router.errors import ConfigError
 from alert_router.inhibit import InhibitRule, build_inhibit_rules, default_inhibit_rules
@@ -28,7 +29,7 @@ NOTIFIER_GLOBAL_KEYS = {
     "slack_api_url", "slack_api_url_file", "pagerduty_url", "http_config",
 }
 TOP_KEYS = {"global", "route", "inhibit_rules", "receivers", "templates", "storage", "auth",
-            "web", "delivery", "incidents"}
+            "web", "delivery", "incidents", "console"}
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,10 @@ class RouterConfig:
     max_request_bytes: int = 5 * 1024 * 1024
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
     incident_auto_close: float = 0.0  # 0 = closing is a human decision
+    # Severities whose alerts open incidents (Watchdog, InfoInhibitor and severity "none"
+    # never do; an alert without a severity label does).
+    incident_open_for: tuple[str, ...] = ("critical", "warning")
+    console: ConsoleConfig = field(default_factory=ConsoleConfig)  # the web console
     original: str = ""  # the YAML as read, for /api/v2/status (secrets redacted)
 
 
@@ -286,7 +291,10 @@ def parse_config(raw: Any, *, base_dir: Path | None = None, original: str = "") 
     if not isinstance(max_bytes, int) or isinstance(max_bytes, bool) or max_bytes < 1024:
         raise ConfigError("web.max_request_bytes", "must be an integer of at least 1024")
     incidents = _mapping(top.get("incidents"), "incidents")
-    _check_keys(incidents, {"auto_close_after"}, "incidents")
+    _check_keys(incidents, {"auto_close_after", "open_for_severities"}, "incidents")
+    open_for = incidents.get("open_for_severities", ["critical", "warning"])
+    if not isinstance(open_for, list) or not all(isinstance(v, str) for v in open_for):
+        raise ConfigError("incidents.open_for_severities", "must be a list of severities")
     return RouterConfig(
         route=route,
         receivers=receivers,
@@ -303,8 +311,24 @@ def parse_config(raw: Any, *, base_dir: Path | None = None, original: str = "") 
         max_request_bytes=max_bytes,
         delivery=_delivery(top.get("delivery")),
         incident_auto_close=_dur(incidents, "auto_close_after", "incidents", 0.0),
+        incident_open_for=tuple(open_for),
+        console=parse_console(top.get("console"), base),
         original=original,
     )
+
+
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """"line N, column M: <problem>" of a YAML error, never the text of the line.
+
+    PyYAML's own message quotes the offending lines, and a broken line is as likely as any
+    to hold a password or a webhook token.
+    """
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or "invalid YAML"
+    # The problem itself can quote a scalar (e.g. "found unknown escape character 'x'"),
+    # but only one character of it; the context ("while scanning ...") is dropped.
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return f"{where}{problem}"
 
 
 def load_config(path: str | Path) -> RouterConfig:
@@ -322,5 +346,5 @@ def load_config_text(text: str, file: Path) -> RouterConfig:
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError("", f"{file} is not valid YAML: {exc}") from None
+        raise ConfigError("", f"{file} is not valid YAML: {yaml_problem(exc)}") from None
     return parse_config(raw, base_dir=file.parent, original=text)

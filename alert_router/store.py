@@ -271,6 +271,8 @@ class Store:
             conns = self._local.inbox = {}
         conn = conns.get(path)
         if conn is None:
+            if not os.path.exists(path):  # private like the main file (SQLite would use 0644)
+                os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
             conn = conns[path] = self._connect(path)
         return conn
 

@@ -10,11 +10,14 @@ Error tree::
 
 from __future__ import annotations
 
+import base64
+import binascii
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 # Go's zero time, which Alertmanager writes as endsAt while an alert fires.
 GO_ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -165,22 +168,56 @@ class Secrets:
         return secrets
 
     def add(self, value: str | None) -> None:
-        if value and len(value) >= 6 and value not in self.values:
-            self.values.append(value)
+        """A secret and its percent-encoded forms (as it appears inside URLs and bodies)."""
+        if not value or len(value) < 6:
+            return
+        for form in (value, quote(value, safe=""), quote(value)):
+            if form not in self.values:
+                self.values.append(form)
 
     def add_url(self, url: str) -> None:
-        """A secret URL and the parts of it that give it away (path, token, query values)."""
+        """A secret URL and the parts of it that give it away (path, token, query values,
+        credentials before the @, which the client also sends as a Basic-auth header)."""
         parts = urlsplit(url)
         self.add(url)
         self.add(parts.path + (f"?{parts.query}" if parts.query else ""))
         self.add(parts.path)
         self.add(parts.path.rstrip("/").rpartition("/")[2])
-        self.add(parts.password)
+        if parts.password:
+            self.add(parts.password)
+            self.add(unquote(parts.password))
+            userinfo = parts.netloc.rpartition("@")[0]
+            self.add(userinfo)
+            self.add(unquote(userinfo))
         for _, value in parse_qsl(parts.query):
             self.add(value)
 
     def scrub(self, text: str) -> str:
-        """`text` with every known secret replaced by "<secret>"."""
+        """`text` with every known secret replaced by "<secret>", also when base64-encoded.
+
+        A Basic-auth header is base64("user:password"); a peer that echoes it (many answer
+        a 400 with the request's headers) must not put the password in an error, the log
+        or the history: every base64-looking word that decodes to text holding a secret
+        is replaced too.
+        """
         for value in sorted(self.values, key=len, reverse=True):
             text = text.replace(value, "<secret>")
+        if self.values:
+            text = _BASE64_WORD.sub(self._encoded_secret, text)
         return text
+
+    def _encoded_secret(self, match: re.Match[str]) -> str:
+        word = match.group(0)
+        padded = word.rstrip("=") + "=" * (-len(word.rstrip("=")) % 4)
+        for decode in (base64.b64decode, base64.urlsafe_b64decode):
+            try:
+                decoded = decode(padded).decode("utf-8", "replace")
+            except (binascii.Error, ValueError):
+                continue
+            if any(value in decoded for value in self.values):
+                return "<secret>"
+        return word
+
+
+# A base64 (or base64url) word long enough to hold a 6-character secret.
+_BASE64_WORD = re.compile(r"[A-Za-z0-9+/_-]{8,}={0,2}")
