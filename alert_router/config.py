@@ -70,6 +70,9 @@ class RouterConfig:
     max_request_bytes: int = 5 * 1024 * 1024
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
     incident_auto_close: float = 0.0  # 0 = closing is a human decision
+    # Severities whose alerts open incidents (Watchdog, InfoInhibitor and severity "none"
+    # never do; an alert without a severity label does).
+    incident_open_for: tuple[str, ...] = ("critical", "warning")
     original: str = ""  # the YAML as read, for /api/v2/status (secrets redacted)
 
 
@@ -286,7 +289,10 @@ def parse_config(raw: Any, *, base_dir: Path | None = None, original: str = "") 
     if not isinstance(max_bytes, int) or isinstance(max_bytes, bool) or max_bytes < 1024:
         raise ConfigError("web.max_request_bytes", "must be an integer of at least 1024")
     incidents = _mapping(top.get("incidents"), "incidents")
-    _check_keys(incidents, {"auto_close_after"}, "incidents")
+    _check_keys(incidents, {"auto_close_after", "open_for_severities"}, "incidents")
+    open_for = incidents.get("open_for_severities", ["critical", "warning"])
+    if not isinstance(open_for, list) or not all(isinstance(v, str) for v in open_for):
+        raise ConfigError("incidents.open_for_severities", "must be a list of severities")
     return RouterConfig(
         route=route,
         receivers=receivers,
@@ -303,6 +309,7 @@ def parse_config(raw: Any, *, base_dir: Path | None = None, original: str = "") 
         max_request_bytes=max_bytes,
         delivery=_delivery(top.get("delivery")),
         incident_auto_close=_dur(incidents, "auto_close_after", "incidents", 0.0),
+        incident_open_for=tuple(open_for),
         original=original,
     )
 
