@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from alert_router.store import AlertRow, HistoryEvent, Store
@@ -26,6 +27,26 @@ def _event(incident_id: int, server: str, transition: str, now: float, *, actor:
                         json.dumps(details or {}))
 
 
+# Alerts that exist to be always firing or to mute others: never a human's work.
+NEVER_INCIDENT = frozenset({"Watchdog", "InfoInhibitor"})
+OFFLINE, ONLINE = "ServerOffline", "ServerOnline"
+
+
+def opens_incident(labels: Mapping[str, str], open_for: Collection[str]) -> bool:
+    """Whether a firing alert needs a human: not Watchdog-like, severity in `open_for`.
+
+    An alert without a severity label opens one (nothing says it may wait); ServerOnline
+    never does, it closes the server's offline incident instead.
+    """
+    name = labels.get("alertname", "")
+    if name in NEVER_INCIDENT or name == ONLINE:
+        return False
+    severity = labels.get("severity", "")
+    if severity == "none":
+        return False
+    return not severity or severity in open_for
+
+
 def _title(alert: AlertRow) -> str:
     title = alert.labels.get("alertname", "alert")
     server = alert.labels.get("server", "")
@@ -38,13 +59,19 @@ class Incidents:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def on_firing_many(self, items: list[tuple[AlertRow, str]],
-                       now: float) -> list[HistoryEvent]:
-        """Alerts started firing (with their incident keys): the batch form of on_firing."""
-        if not items:
-            return []
-        found = self.store.open_incidents_for({key for _, key in items})
+    def on_firing_many(self, items: list[tuple[AlertRow, str]], now: float,
+                       open_for: Collection[str] = ("critical", "warning")
+                       ) -> list[HistoryEvent]:
+        """Alerts started firing (with their incident keys): open or reopen incidents for
+        those that need a human; a ServerOnline closes its server's offline incident."""
         events: list[HistoryEvent] = []
+        for alert, _key in items:
+            if alert.labels.get("alertname") == ONLINE:
+                events += self._server_online(alert, now)
+        items = [(alert, key) for alert, key in items if opens_incident(alert.labels, open_for)]
+        if not items:
+            return events
+        found = self.store.open_incidents_for({key for _, key in items})
         new: dict[str, AlertRow] = {}
         for alert, key in items:
             if key not in found and key not in new:
@@ -70,6 +97,21 @@ class Incidents:
                                      details={"alert": alert.fingerprint}))
         self.store.link_incident_alerts((found[key][0], alert.fingerprint)
                                         for alert, key in items)
+        return events
+
+    def _server_online(self, alert: AlertRow, now: float) -> list[HistoryEvent]:
+        """Close the server's ServerOffline incidents, recording the ServerOnline in them."""
+        server = alert.labels.get("server", "")
+        if not server:
+            return []
+        events = []
+        for incident_id in self.store.incidents_with_alert(OFFLINE, server):
+            self.store.set_incident_state(incident_id, "closed", now, actor="router",
+                                          reason="server back online (ServerOnline)")
+            self.store.link_incident_alerts([(incident_id, alert.fingerprint)])
+            events.append(_event(incident_id, server, "closed", now,
+                                 reason="server back online (ServerOnline)",
+                                 details={"alert": alert.fingerprint, "alertname": ONLINE}))
         return events
 
     def on_resolved(self, alert: AlertRow, now: float) -> list[HistoryEvent]:

@@ -576,6 +576,41 @@ class Store:
                 "attempts", (now + lease, now, now, limit)).fetchall()
         return sorted((OutboxRow(*r) for r in rows), key=lambda r: r.id)
 
+    def claim_due_per_receiver(self, now: float, lease: float, free: dict[str, int],
+                               per_receiver: int, busy: set[tuple[str, str, int]]
+                               ) -> list[OutboxRow]:
+        """Take due notifications, oldest first, at most free[receiver] (else per_receiver)
+        per receiver and one per group and integration not in `busy`."""
+        with self.tx() as conn:
+            candidates = conn.execute(
+                "SELECT id, receiver, group_key, integration FROM (SELECT id, receiver, "
+                "group_key, integration, ROW_NUMBER() OVER (PARTITION BY receiver ORDER BY id) "
+                "AS n FROM outbox WHERE (status = 'pending' AND next_attempt_at <= ?) OR "
+                "(status = 'sending' AND lease_until <= ?)) due WHERE n <= ? ORDER BY id",
+                (now, now, per_receiver * 4)).fetchall()
+            taken: list[int] = []
+            left = dict(free)
+            seen = set(busy)
+            for outbox_id, receiver, group_key, integration in candidates:
+                key = (group_key, receiver, integration)
+                if left.get(receiver, per_receiver) <= 0 or key in seen:
+                    continue
+                left[receiver] = left.get(receiver, per_receiver) - 1
+                seen.add(key)
+                taken.append(outbox_id)
+            if not taken:
+                return []
+            rows = conn.execute(
+                "UPDATE outbox SET status = 'sending', lease_until = ? WHERE id IN ("
+                f"{','.join('?' * len(taken))}) RETURNING id, group_key, receiver, integration, "
+                "kind, payload, created_at, attempts", (now + lease, *taken)).fetchall()
+        return sorted((OutboxRow(*r) for r in rows), key=lambda r: r.id)
+
+    def release_claim(self, outbox_id: int) -> None:
+        """Give a claimed notification back unsent (this process lost the lease)."""
+        self.conn().execute("UPDATE outbox SET status = 'pending', lease_until = NULL "
+                            "WHERE id = ? AND status = 'sending'", (outbox_id,))
+
     def release_claims(self) -> int:
         """Make every in-flight notification pending again (at start-up, before sending)."""
         cur = self.conn().execute(
@@ -682,6 +717,13 @@ class Store:
             "SELECT i.id, i.state FROM incident_alerts l JOIN incidents i ON i.id = l.incident_id"
             " WHERE l.fingerprint = ? AND i.state IN ('open', 'acknowledged')", (fingerprint,))]
 
+    def incidents_with_alert(self, alertname: str, server: str) -> list[int]:
+        """Incidents not yet closed that hold an alert of this name for this server."""
+        return [int(r[0]) for r in self.conn().execute(
+            "SELECT DISTINCT i.id FROM incidents i JOIN incident_alerts l ON l.incident_id = "
+            "i.id JOIN alerts a ON a.fingerprint = l.fingerprint WHERE i.state != 'closed' "
+            "AND a.alertname = ? AND a.server = ? ORDER BY i.id", (alertname, server))]
+
     def incident_firing_count(self, incident_id: int, now: float) -> int:
         return int(self.conn().execute(
             "SELECT count(*) FROM incident_alerts l JOIN alerts a USING (fingerprint) "
@@ -785,6 +827,16 @@ class Store:
                                 (name,)).fetchone()[0])
 
     # ---- leadership between processes sharing one database
+    def lease_holder(self, name: str) -> str | None:
+        """Who holds (or last held) the named lease."""
+        row = self.conn().execute("SELECT holder FROM leases WHERE name = ?",
+                                  (name,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def holder_gone(self, holder: str, holder_dead: Callable[[str], bool]) -> bool:
+        """Whether a lease holder is known to be dead (not merely late)."""
+        return holder_dead(holder)
+
     def try_lease(self, name: str, holder: str, now: float, ttl: float,
                   holder_dead: Callable[[str], bool] = lambda _: False) -> bool:
         """Take or renew the named lease; False while another live holder's lease runs."""

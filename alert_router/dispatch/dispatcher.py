@@ -250,7 +250,7 @@ class Dispatcher:
                     alert.state = state
             self.store.upsert_alerts(a for fp, a in merged.items() if fp not in existing)
             self.store.update_alerts(a for fp, a in merged.items() if fp in existing)
-            events += self.incidents.on_firing_many(fired, now)
+            events += self.incidents.on_firing_many(fired, now, cfg.incident_open_for)
             for alert in became_resolved:
                 events += self.incidents.on_resolved(alert, now)
             self.store.ensure_groups(groups.values())
