@@ -98,7 +98,8 @@ class Canned:
     def __init__(self, output: str) -> None:
         self.output = output
 
-    def run(self, server: object, command: str, deadline: float) -> CommandResult:
+    def run(self, server: object, command: str, deadline: float, *,
+            max_output: int = 0) -> CommandResult:
         return CommandResult(0, self.output)
 
 
