@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import random
+import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -41,7 +43,12 @@ def backoff(attempts: int, *, initial: float, maximum: float, rand: float) -> fl
 
 
 class Outbox:
-    """Sends claimed notifications through the receivers' notifiers."""
+    """Sends claimed notifications through the receivers' notifiers.
+
+    `step` sends what is due and returns when done (tests drive it with their clock). The
+    runner uses `pump`: each receiver has its own worker threads and claims only as many
+    rows as it has idle workers, so a hung receiver holds its own rows and nobody else's.
+    """
 
     def __init__(self, store: Store, config: Callable[[], RouterConfig],
                  notifiers: Callable[[str], Sequence[Any]], metrics: RouterMetrics,
@@ -51,12 +58,28 @@ class Outbox:
         self.notifiers = notifiers
         self.metrics = metrics
         self.rand = rand
+        # Fencing: checked right before each send; the runner answers "do I still hold
+        # the dispatcher lease?" so a process that lost it never sends.
+        self.may_send: Callable[[], bool] = lambda: True
+        self.on_done: Callable[[], None] = lambda: None  # a worker became idle
         self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+        self._pools: dict[str, ThreadPoolExecutor] = {}
+        self._busy: dict[str, int] = {}  # receiver -> rows claimed and not yet done
+        self._busy_groups: set[tuple[str, str, int]] = set()
 
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
+    def close(self, *, wait: bool = True) -> None:
+        pools = [self._pool, *self._pools.values()]
+        self._pool = None
+        self._pools = {}
+        for pool in pools:
+            if pool is not None:
+                pool.shutdown(wait=wait, cancel_futures=True)
+
+    def busy(self) -> bool:
+        """Whether a send of this process is claimed and not yet done."""
+        with self._lock:
+            return bool(self._busy)
 
     def step(self, now: float, *, limit: int = 200) -> int:
         """Send every due notification once; returns how many were attempted."""
@@ -74,6 +97,45 @@ class Outbox:
             list(self._pool.map(lambda row: self._send(row, now, cfg), rows))
         return len(rows)
 
+    def pump(self, now: float) -> int:
+        """Hand due notifications to their receivers' idle workers; never waits for a send.
+
+        At most one notification per group and integration is in flight, so a group's
+        notifications arrive in order.
+        """
+        cfg = self.config()
+        per_receiver = cfg.delivery.workers
+        with self._lock:
+            free = {name: per_receiver - n for name, n in self._busy.items()}
+            skip = set(self._busy_groups)
+        rows = self.store.claim_due_per_receiver(now, cfg.delivery.lease, free, per_receiver,
+                                                 skip)
+        for row in rows:
+            key = (row.group_key, row.receiver, row.integration)
+            with self._lock:
+                self._busy[row.receiver] = self._busy.get(row.receiver, 0) + 1
+                self._busy_groups.add(key)
+                pool = self._pools.get(row.receiver)
+                if pool is None:
+                    pool = self._pools[row.receiver] = ThreadPoolExecutor(
+                        per_receiver, thread_name_prefix="router-send")
+            pool.submit(self._send_and_release, row, cfg, key)
+        return len(rows)
+
+    def _send_and_release(self, row: OutboxRow, cfg: RouterConfig,
+                          key: tuple[str, str, int]) -> None:
+        try:
+            self._send(row, time.time(), cfg)
+        except Exception:  # noqa: BLE001 - the worker must free its slot whatever happens
+            log.exception("sending notification %d failed", row.id)
+        finally:
+            with self._lock:
+                self._busy[row.receiver] -= 1
+                if self._busy[row.receiver] <= 0:
+                    del self._busy[row.receiver]
+                self._busy_groups.discard(key)
+            self.on_done()
+
     def _send(self, row: OutboxRow, now: float, cfg: RouterConfig) -> None:
         notifiers = self.notifiers(row.receiver)
         payload = json.loads(row.payload)
@@ -83,10 +145,17 @@ class Outbox:
                           f"receiver {row.receiver!r} has no integration {row.integration} now")
             return
         notifier = notifiers[row.integration]
+        if not self.may_send():
+            # This process no longer leads: the row goes back for the new leader, unsent.
+            self.store.release_claim(row.id)
+            return
         try:
             notifier.notify(notification_data(payload))
         except NotifyError as exc:
             self.metrics.failed.labels(row.receiver, row.kind, exc.reason).inc()
+            # Backoff counts from the end of the attempt, however long it took (a caller's
+            # clock ahead of the real one, as in tests, is kept).
+            now = max(now, time.time())
             age = now - row.created_at
             if exc.retryable and age < cfg.delivery.give_up_after:
                 delay = backoff(row.attempts, initial=cfg.delivery.initial_backoff,
@@ -101,6 +170,7 @@ class Outbox:
                 self._give_up(row, now, server, why, f"{exc.reason}: {exc}")
             return
         except Exception as exc:  # noqa: BLE001 - a notifier bug must not lose the row
+            now = max(now, time.time())
             self.metrics.failed.labels(row.receiver, row.kind, "internal").inc()
             log.exception("notifier %s crashed on notification %d", row.kind, row.id)
             self.store.mark_retry(row.id, now + cfg.delivery.max_backoff,

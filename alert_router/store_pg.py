@@ -293,6 +293,10 @@ class PgStore(Store):
             conn.holding.add(holder)
         return super().try_lease(name, holder, now, ttl, self._session_gone)
 
+    def holder_gone(self, holder: str, holder_dead: Callable[[str], bool]) -> bool:
+        """A holder is dead when its database session ended (on any host)."""
+        return self._session_gone(holder)
+
     def _session_gone(self, holder: str) -> bool:
         conn = self.conn()
         if holder in conn.holding:  # another holder of this very session (tests): alive

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import email.utils
 import logging
+import socket
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -11,6 +13,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
+from requests.adapters import HTTPAdapter
 
 from alert_router.notify.base import NotifyError, ReceiverConfigError, Secrets
 from alert_router.notify.config import Secret, Section
@@ -39,6 +43,78 @@ class _HideRequestUrls(logging.Filter):
 
 # Installed once at import: anyone who turns on DEBUG logging still sees no secret URL.
 logging.getLogger("urllib3.connectionpool").addFilter(_HideRequestUrls())
+
+# The connections one send uses, per sending thread: the deadline watchdog shuts them down.
+_sending = threading.local()
+
+
+def _track(conn: Any) -> Any:
+    tracked: list[Any] | None = getattr(_sending, "conns", None)
+    if tracked is not None:
+        tracked.append(conn)
+    return conn
+
+
+class _TrackedHTTPPool(urllib3.HTTPConnectionPool):
+    def _get_conn(self, timeout: float | None = None) -> Any:
+        return _track(super()._get_conn(timeout))
+
+
+class _TrackedHTTPSPool(urllib3.HTTPSConnectionPool):
+    def _get_conn(self, timeout: float | None = None) -> Any:
+        return _track(super()._get_conn(timeout))
+
+
+class DeadlineAdapter(HTTPAdapter):
+    """requests' adapter whose pools report the connection each send uses.
+
+    requests' timeout applies to each socket operation, so a peer that trickles one byte
+    every few seconds never trips it; post_json shuts the connection down at a wall-clock
+    deadline instead (connect to last byte).
+    """
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {  # type: ignore[assignment]
+            "http": _TrackedHTTPPool, "https": _TrackedHTTPSPool}
+
+
+def deadline_session(session: requests.Session) -> requests.Session:
+    """Mount DeadlineAdapter on `session` (once)."""
+    if not isinstance(session.get_adapter("http://x"), DeadlineAdapter):
+        session.mount("http://", DeadlineAdapter())
+        session.mount("https://", DeadlineAdapter())
+    return session
+
+
+class _Watchdog:
+    """Shuts down a send's connections when its total deadline passes."""
+
+    def __init__(self, seconds: float) -> None:
+        self.conns: list[Any] = []
+        self.fired = False
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Watchdog:
+        _sending.conns = self.conns
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+        _sending.conns = None
+
+    def _fire(self) -> None:
+        self.fired = True
+        for conn in list(self.conns):
+            sock = getattr(conn, "sock", None)
+            if sock is None:
+                continue
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
 
 @dataclass
@@ -191,31 +267,26 @@ def post_json(
     proxies = None
     if options.proxy_url:
         proxies = {"http": options.proxy_url.reveal(), "https": options.proxy_url.reveal()}
+    deadline_session(session)
+    watchdog = _Watchdog(options.timeout)
     try:
-        resp = session.post(
-            url.reveal(),
-            json=payload,
-            headers=all_headers,
-            auth=auth,
-            timeout=options.timeout,
-            verify=options.verify,
-            cert=options.cert,
-            proxies=proxies,
-            allow_redirects=options.follow_redirects,
-        )
-    except requests.exceptions.SSLError as exc:
-        # certificate and handshake problems need a person, not a retry
-        raise NotifyError(f"{kind}: TLS error talking to {target}: {_cause(exc)}",
-                          retryable=False, reason="tls") from None
-    except requests.exceptions.Timeout:
-        raise NotifyError(f"{kind}: {target} did not answer within {options.timeout:g}s",
-                          retryable=True, reason="timeout") from None
-    except requests.exceptions.ConnectionError as exc:
-        raise NotifyError(f"{kind}: cannot connect to {target}: {_cause(exc)}",
-                          retryable=True, reason="connection") from None
+        with watchdog:
+            resp = session.post(
+                url.reveal(),
+                json=payload,
+                headers=all_headers,
+                auth=auth,
+                timeout=options.timeout,
+                verify=options.verify,
+                cert=options.cert,
+                proxies=proxies,
+                allow_redirects=options.follow_redirects,
+            )
     except requests.exceptions.RequestException as exc:
-        raise NotifyError(f"{kind}: request to {target} failed: {type(exc).__name__}",
-                          retryable=False, reason="request") from None
+        if not watchdog.fired:
+            _raise_request_error(exc, kind, target, options)
+        raise NotifyError(f"{kind}: {target} did not answer within {options.timeout:g}s "
+                          "(total deadline)", retryable=True, reason="timeout") from None
     if 200 <= resp.status_code < 300:
         log.debug("%s: %s accepted the notification (HTTP %d)", kind, target, resp.status_code)
         return resp
@@ -223,6 +294,23 @@ def post_json(
                             resp.headers.get("Retry-After"), target)
     error.args = (secrets.scrub(str(error)),)
     raise error
+
+
+def _raise_request_error(exc: requests.exceptions.RequestException, kind: str, target: str,
+                         options: HttpOptions) -> None:
+    """The scrubbed NotifyError for a failed request (never a URL)."""
+    if isinstance(exc, requests.exceptions.SSLError):
+        # certificate and handshake problems need a person, not a retry
+        raise NotifyError(f"{kind}: TLS error talking to {target}: {_cause(exc)}",
+                          retryable=False, reason="tls") from None
+    if isinstance(exc, requests.exceptions.Timeout):
+        raise NotifyError(f"{kind}: {target} did not answer within {options.timeout:g}s",
+                          retryable=True, reason="timeout") from None
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        raise NotifyError(f"{kind}: cannot connect to {target}: {_cause(exc)}",
+                          retryable=True, reason="connection") from None
+    raise NotifyError(f"{kind}: request to {target} failed: {type(exc).__name__}",
+                      retryable=False, reason="request") from None
 
 
 def _cause(exc: BaseException) -> str:
