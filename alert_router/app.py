@@ -14,7 +14,7 @@ from werkzeug.exceptions import HTTPException
 from alert_router.api.fastpath import FastIngest
 from alert_router.config import RouterConfig, load_config, parse_config
 from alert_router.dispatch.dispatcher import Dispatcher
-from alert_router.metrics import RouterMetrics
+from alert_router.metrics import CountRequests, RouterMetrics
 from alert_router.outbox import Outbox
 from alert_router.runner import Runner
 from alert_router.state import NotifierFactory, RouterState, default_notifier_factory
@@ -78,6 +78,11 @@ def create_app(config: RouterConfig | Mapping[str, Any] | str | Path | None = No
     register_blueprints(app)
     app.before_request(check_auth)
     app.wsgi_app = FastIngest(app.wsgi_app, state)  # type: ignore[method-assign]
+    from alert_router.console.mount import mount_console  # the web console at /console
+
+    app.wsgi_app = mount_console(app.wsgi_app, state)  # type: ignore[method-assign]
+    app.wsgi_app = CountRequests(  # type: ignore[method-assign]
+        app.wsgi_app, metrics, ["/api/v2/alerts", "/api/v1/alerts"])
 
     @app.before_request
     def _start_timer() -> None:
@@ -88,6 +93,7 @@ def create_app(config: RouterConfig | Mapping[str, Any] | str | Path | None = No
         started = g.get("started")
         if started is not None:
             rule = request.url_rule.rule if request.url_rule else "unmatched"
+            request.environ[CountRequests.HANDLER_KEY] = rule
             metrics.request_seconds.labels(rule, request.method).observe(
                 time.perf_counter() - started)
         return response

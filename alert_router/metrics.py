@@ -1,15 +1,49 @@
-"""The router's own metrics, on a registry per app (nothing module-global)."""
+"""The router's own metrics, on a registry per app (nothing module-global).
+
+Under gunicorn each worker is a process with its own counters; with
+PROMETHEUS_MULTIPROC_DIR set (wsgi.py sets it) every worker writes its values to files
+there and /metrics sums them (prometheus_client's multiprocess mode), so every scrape sees
+the whole router whichever worker answers.
+"""
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
 from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from alert_router.store import Store
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def use_multiprocess_dir(base: Path, master_pid: int,
+                         alive: Callable[[int], bool]) -> Path:
+    """Point prometheus_client at a fresh directory for the server process `master_pid`.
+
+    Each gunicorn master gets its own subdirectory of `base`, so a restarted router starts
+    from zero; those of masters no longer running are removed. Call before any metric is
+    created in this process.
+    """
+    base.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for old in base.glob("master-*"):
+        pid = old.name.removeprefix("master-")
+        if pid.isdigit() and int(pid) != master_pid and not alive(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+    path = base / f"master-{master_pid}"
+    path.mkdir(mode=0o700, exist_ok=True)
+    os.environ[MULTIPROC_ENV] = str(path)
+    # prometheus_client picks its value class when first imported, maybe before this ran.
+    values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
+    return path
 
 
 class StoreCollector(Collector):
@@ -40,8 +74,16 @@ class RouterMetrics:
     """Counters, gauges and histograms the router updates as it works."""
 
     def __init__(self) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
-        r = self.registry
+        # The metrics live on `own`; /metrics exposes `registry`, which in multiprocess mode
+        # reads every worker's files instead (own values are in those files too).
+        self.own = CollectorRegistry(auto_describe=True)
+        multiproc = os.environ.get(MULTIPROC_ENV)
+        if multiproc and os.path.isdir(multiproc):
+            self.registry = CollectorRegistry()
+            MultiProcessCollector(self.registry, multiproc)  # type: ignore[no-untyped-call]
+        else:
+            self.registry = self.own
+        r = self.own
         self.received = Counter("stacksense_router_alerts_received_total",
                                 "Valid alerts accepted, by ingest source.", ["source"], registry=r)
         self.invalid = Counter("stacksense_router_alerts_invalid_total",
@@ -69,12 +111,50 @@ class RouterMetrics:
             "stacksense_router_http_request_duration_seconds", "HTTP request latency.",
             ["handler", "method"], registry=r,
             buckets=(.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5))
+        self.requests = Counter("stacksense_router_http_requests_total",
+                                "HTTP requests answered, by handler, method and status code.",
+                                ["handler", "method", "code"], registry=r)
+        # Every worker loads or reloads the config: the latest outcome is the router's.
         self.reload_ok = Gauge("stacksense_router_config_last_reload_successful",
                                "Whether the last config reload worked (1) or not (0).",
-                               registry=r)
+                               registry=r, multiprocess_mode="mostrecent")
         self.reload_time = Gauge("stacksense_router_config_last_reload_success_timestamp_seconds",
-                                 "When the config was last loaded successfully.", registry=r)
+                                 "When the config was last loaded successfully.", registry=r,
+                                 multiprocess_mode="max")
 
     def watch_store(self, store: Callable[[], Store]) -> None:
         """Expose the store-backed gauges."""
         self.registry.register(StoreCollector(store))
+
+
+class CountRequests:
+    """WSGI middleware: counts every answered request by handler, method and status code.
+
+    The handler is the Flask route (app.py puts it in the environ) or, for requests the
+    fast ingest path answers before Flask, their path; anything else is "unmatched", so
+    the label set stays bounded whatever paths clients ask for.
+    """
+
+    HANDLER_KEY = "stacksense.handler"
+
+    def __init__(self, app: Any, metrics: RouterMetrics, fast_paths: Iterable[str]) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.fast_paths = frozenset(fast_paths)
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        status: list[str] = []
+
+        def record(code: str, headers: Any, exc_info: Any = None) -> Any:
+            status.append(code)
+            return start_response(code, headers, exc_info)
+
+        try:
+            return self.app(environ, record)
+        finally:
+            path = environ.get("PATH_INFO", "")
+            handler = environ.get(self.HANDLER_KEY) or (
+                path if path in self.fast_paths else "unmatched")
+            code = status[-1].split(" ", 1)[0] if status else "500"
+            self.metrics.requests.labels(handler, environ.get("REQUEST_METHOD", ""),
+                                         code).inc()

@@ -1,9 +1,30 @@
 """WSGI entry point for gunicorn: `gunicorn 'alert_router.wsgi:app'` (config from
 $STACKSENSE_ROUTER_CONFIG). Run one worker process with threads (`-k gthread --threads 8`),
-or several: the store's lease lets only one process dispatch and send."""
+or several: the store's lease lets only one process dispatch and send.
+
+Metrics: unless PROMETHEUS_MULTIPROC_DIR is already set (its owner then empties it before
+each start), every worker writes its metrics under a directory of this gunicorn master
+($STACKSENSE_ROUTER_METRICS_DIR, default the system's temporary directory), so /metrics
+answers for all workers alike.
+"""
 
 from __future__ import annotations
 
-from alert_router.app import create_app
+import os
+import socket
+import tempfile
+from pathlib import Path
+
+from alert_router.metrics import MULTIPROC_ENV, use_multiprocess_dir
+from alert_router.store import process_alive
+
+if not os.environ.get(MULTIPROC_ENV):
+    _base = os.environ.get("STACKSENSE_ROUTER_METRICS_DIR") or os.path.join(
+        tempfile.gettempdir(), f"stacksense-router-metrics-{os.getuid()}")
+    # gunicorn's workers are children of its master: they share the master's directory.
+    use_multiprocess_dir(Path(_base), os.getppid(),
+                         lambda pid: process_alive(socket.gethostname(), pid))
+
+from alert_router.app import create_app  # noqa: E402 - after the metrics directory is set
 
 app = create_app()
