@@ -129,3 +129,56 @@ def test_out_of_descriptors_pauses_the_accept_loop(tmp_path: Path) -> None:
     text = log.read_text()
     assert text.count("cannot accept connections") == 1, text
     assert "Traceback" not in text, text
+
+
+def soft_nofile(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
+        if line.startswith("Max open files"):
+            return int(line.split()[3])
+    raise AssertionError("no open-files line")
+
+
+LIMITED = """
+import resource, sys
+resource.setrlimit(resource.RLIMIT_NOFILE, (int(sys.argv[2]), int(sys.argv[3])))
+from exporter.main import main
+sys.exit(main([f"--web.listen-address=127.0.0.1:{sys.argv[1]}", "--local-name=self"]))
+"""
+
+
+def start_limited(tmp_path: Path, soft: int, hard: int) -> tuple[subprocess.Popen[bytes], int,
+                                                                 Path]:
+    port = free_port()
+    log = tmp_path / f"exporter-{soft}-{hard}.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen([sys.executable, "-c", LIMITED, str(port), str(soft), str(hard)],
+                                stdout=out, stderr=subprocess.STDOUT,
+                                cwd=Path(__file__).parents[2])
+    wait_for(lambda: requests.get(f"http://127.0.0.1:{port}/-/ready", timeout=1).ok,
+             timeout=30, what="exporter ready")
+    return proc, port, log
+
+
+def test_the_open_file_limit_is_raised_at_start(tmp_path: Path) -> None:
+    proc, _, log = start_limited(tmp_path, 256, 4096)
+    try:
+        assert soft_nofile(proc.pid) == 4096
+    finally:
+        stop(proc)
+    assert "lowered" not in log.read_text()
+
+
+def test_the_cap_fits_under_a_low_hard_limit(tmp_path: Path) -> None:
+    proc, port, log = start_limited(tmp_path, 128, 128)
+    held: list[socket.socket] = []
+    try:
+        text = log.read_text()
+        assert "--web.max-connections 256 lowered to 63: the open-file limit is 128" in text
+        held = [idle_client(port) for _ in range(70)]
+        # The 64th and later are refused with a 503, never left waiting for a descriptor.
+        resp = requests.get(f"http://127.0.0.1:{port}/-/healthy", timeout=10)
+        assert resp.status_code == 503 and "limit 63" in resp.text
+    finally:
+        for sock in held:
+            sock.close()
+        stop(proc)
