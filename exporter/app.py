@@ -88,19 +88,7 @@ class ExporterApp:
         left lose all their state: heartbeats, collector memo, connection, backoff.
         """
         try:
-            try:
-                inventory = self._local_inventory(load_inventory(self.config_path))
-            except ConfigError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - any failure keeps the old inventory
-                raise ConfigError(f"{self.config_path}: cannot load inventory "
-                                  f"({type(exc).__name__})") from None
-            if inventory.local != self.inventory.local:
-                raise ConfigError("switching between local and SSH mode needs a restart")
-            if not inventory.servers and self.inventory.servers and not inventory.allow_empty:
-                raise ConfigError(f"{self.config_path}: the new inventory has no servers and "
-                                  f"would remove all {len(self.inventory.servers)}; set "
-                                  "`allow_empty: true` in it to allow that")
+            inventory = self._load_for_reload()
         except ConfigError:
             self.reload_ok.set(0)
             raise
@@ -113,6 +101,22 @@ class ExporterApp:
         self.reload_ok.set(1)
         self.reload_ts.set(time.time())
         log.info("inventory reloaded: %d servers", len(inventory.servers))
+
+    def _load_for_reload(self) -> Inventory:
+        try:
+            inventory = self._local_inventory(load_inventory(self.config_path))
+        except ConfigError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any failure keeps the old inventory
+            raise ConfigError(f"{self.config_path}: cannot load inventory "
+                              f"({type(exc).__name__})") from None
+        if inventory.local != self.inventory.local:
+            raise ConfigError("switching between local and SSH mode needs a restart")
+        if not inventory.servers and self.inventory.servers and not inventory.allow_empty:
+            raise ConfigError(f"{self.config_path}: the new inventory has no servers and "
+                              f"would remove all {len(self.inventory.servers)}; set "
+                              "`allow_empty: true` in it to allow that")
+        return inventory
 
     def resolve(self, target: str, module_name: str | None) -> tuple[Server, Module]:
         inventory = self.inventory
