@@ -181,6 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
     render = sub.add_parser("render", help="render a template with sample data")
     render.add_argument("template")
     render.set_defaults(func=cmd_render)
+    from alert_router.console.cli import add_users_parser  # console accounts
+
+    add_users_parser(sub)
     return parser
 
 

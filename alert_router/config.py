@@ -11,6 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import yaml
 
+from alert_router.console.settings import ConsoleConfig, parse_console
 from alert_router.dispatch.route import Route, build_route
 from alert_router.errors import ConfigError
 from alert_router.inhibit import InhibitRule, build_inhibit_rules, default_inhibit_rules
@@ -28,7 +29,7 @@ NOTIFIER_GLOBAL_KEYS = {
     "slack_api_url", "slack_api_url_file", "pagerduty_url", "http_config",
 }
 TOP_KEYS = {"global", "route", "inhibit_rules", "receivers", "templates", "storage", "auth",
-            "web", "delivery", "incidents"}
+            "web", "delivery", "incidents", "console"}
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,7 @@ class RouterConfig:
     # Severities whose alerts open incidents (Watchdog, InfoInhibitor and severity "none"
     # never do; an alert without a severity label does).
     incident_open_for: tuple[str, ...] = ("critical", "warning")
+    console: ConsoleConfig = field(default_factory=ConsoleConfig)  # the web console
     original: str = ""  # the YAML as read, for /api/v2/status (secrets redacted)
 
 
@@ -310,6 +312,7 @@ def parse_config(raw: Any, *, base_dir: Path | None = None, original: str = "") 
         delivery=_delivery(top.get("delivery")),
         incident_auto_close=_dur(incidents, "auto_close_after", "incidents", 0.0),
         incident_open_for=tuple(open_for),
+        console=parse_console(top.get("console"), base),
         original=original,
     )
 

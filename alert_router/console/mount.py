@@ -1,0 +1,71 @@
+"""The console as its own Flask app, mounted at /console inside the router's WSGI app.
+
+A separate app rather than a blueprint on the router's app: the router's before_request
+hook demands a bearer token for every write (and refuses form posts without one), and its
+error handlers answer JSON. The console authenticates people by session cookie and CSRF
+token and answers HTML, so it gets its own hooks, while sharing the router's process,
+config, store and state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from alert_router.state import RouterState
+
+PREFIX = "/console"
+PACKAGE = Path(__file__).resolve().parents[1]
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def create_console(state: RouterState) -> Flask:
+    """The console app for one router process (its Users table is created here)."""
+    from alert_router.console import session as sess
+    from alert_router.console.users import Users
+    from alert_router.console.views import bp
+
+    cfg = state.config.console
+    app = Flask("alert_router.console", template_folder=str(PACKAGE / "templates"),
+                static_folder=str(PACKAGE / "static"), static_url_path=f"{PREFIX}/static")
+    app.secret_key = sess.load_session_key(cfg.session_key_file)
+    app.config.update(
+        SESSION_COOKIE_NAME="stacksense_console",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Strict",
+        SESSION_COOKIE_SECURE=cfg.secure_cookies,
+        SESSION_COOKIE_PATH=PREFIX,
+        PERMANENT_SESSION_LIFETIME=timedelta(seconds=cfg.session_lifetime),
+        MAX_CONTENT_LENGTH=64 * 1024,  # forms only: a silence comment is the largest field
+        SEND_FILE_MAX_AGE_DEFAULT=3600,
+    )
+    app.extensions["stacksense"] = state
+    app.extensions["console_users"] = Users(state.store)
+    app.register_blueprint(bp)
+    return app
+
+
+class ConsoleMount:
+    """Send /console and /console/... to the console app, everything else to the router."""
+
+    def __init__(self, router: WSGIApp, console: Flask) -> None:
+        self.router = router
+        self.console = console
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
+                 ) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path == PREFIX or path.startswith(PREFIX + "/"):
+            return self.console.wsgi_app(environ, start_response)  # type: ignore[no-any-return]
+        return self.router(environ, start_response)
+
+
+def mount_console(router: WSGIApp, state: RouterState) -> WSGIApp:
+    """`router` with the console mounted at /console (unchanged when console.enabled is off)."""
+    if not state.config.console.enabled:
+        return router
+    return ConsoleMount(router, create_console(state))
