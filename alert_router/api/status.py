@@ -6,6 +6,7 @@ import re
 import time
 from itertools import islice
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 from flask import Blueprint, Response, jsonify
@@ -15,6 +16,7 @@ from alert_router.api.common import register_error_handlers, state
 from alert_router.api.page import PAGE
 from alert_router.limits import PAGE_ROWS
 from alert_router.matchers import printable
+from alert_router.notify.http import safe_target
 from alert_router.openapi import openapi_document
 from alert_router.timeutil import format_time
 
@@ -28,19 +30,60 @@ _env = Environment(autoescape=True,
 _page = _env.from_string(PAGE)
 
 
+# What Alertmanager's config knows: amtool parses /api/v2/status strictly, so the router's
+# own sections and keys are left out of what it is shown.
+AM_TOP_KEYS = ("global", "route", "inhibit_rules", "receivers", "templates",
+               "time_intervals", "mute_time_intervals")
+ROUTER_ONLY_GLOBAL_KEYS = {"webhook_resolve_timeout"}
+ROUTER_ONLY_ROUTE_KEYS = {"receivers_by_label"}
+
+
+def _secret_value(value: str) -> str:
+    # A URL keeps its scheme and host, so it still parses as one (Alertmanager's webhook
+    # url must); its path and query, where tokens live, and any credentials are hidden.
+    parts = urlsplit(value)
+    if parts.scheme in ("http", "https") and parts.hostname:
+        return f"{safe_target(value)}/<secret>"
+    return "<secret>"
+
+
 def _redact(value: Any) -> Any:
     if isinstance(value, dict):
-        return {k: "<secret>" if _SECRET_KEY.search(str(k)) and not str(k).endswith("_file")
-                and isinstance(v, str) else _redact(v) for k, v in value.items()}
+        return {k: _secret_value(v) if _SECRET_KEY.search(str(k))
+                and not str(k).endswith("_file") and isinstance(v, str) else _redact(v)
+                for k, v in value.items()}
     if isinstance(value, list):
         return [_redact(v) for v in value]
     return value
 
 
+def _am_route(route: Any) -> Any:
+    if not isinstance(route, dict):
+        return route
+    out = {k: v for k, v in route.items() if k not in ROUTER_ONLY_ROUTE_KEYS}
+    if isinstance(out.get("routes"), list):
+        out["routes"] = [_am_route(r) for r in out["routes"]]
+    return out
+
+
+def alertmanager_view(raw: Any) -> Any:
+    """The Alertmanager part of a router config (what amtool config show/routes parse)."""
+    if not isinstance(raw, dict):
+        return raw
+    view = {k: raw[k] for k in AM_TOP_KEYS if k in raw}
+    if isinstance(view.get("global"), dict):
+        view["global"] = {k: v for k, v in view["global"].items()
+                          if k not in ROUTER_ONLY_GLOBAL_KEYS}
+    if "route" in view:
+        view["route"] = _am_route(view["route"])
+    return view
+
+
 def redact(text: str) -> str:
-    """The config YAML with every secret-looking value shown as <secret>."""
+    """The config YAML (its Alertmanager part) with every secret-looking value hidden."""
     try:
-        return yaml.safe_dump(_redact(yaml.safe_load(text)), sort_keys=False)
+        return yaml.safe_dump(_redact(alertmanager_view(yaml.safe_load(text))),
+                              sort_keys=False)
     except yaml.YAMLError:
         return "<unreadable>"
 
