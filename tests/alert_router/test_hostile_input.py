@@ -177,3 +177,27 @@ def test_fingerprint_is_total_and_deterministic():
     assert first != fingerprint({"alertname": "\ufffd", "server": "s"})
     # Valid text keeps Alertmanager's fingerprint (unchanged encoding).
     assert fingerprint({"alertname": "A"}) == fingerprint({"alertname": "A"})
+
+
+def test_unauthenticated_writes_accept_json_only(tmp_path):
+    """No cross-site form post: without a token, a write must be application/json (415)."""
+    config = {"route": {"receiver": "null"}, "receivers": [{"name": "null"}],
+              "auth": {"allow_unauthenticated_writes": True}}
+    with router(tmp_path, config, workers=2) as proc:
+        alert = json.dumps([{"labels": {"alertname": "Form"}}])
+        for path, body in ((V2, alert), (V1, '{"name": "Form"}'),
+                           (SILENCES, json.dumps(_silence())), ("/-/reload", "")):
+            for content_type in ("application/x-www-form-urlencoded", "text/plain",
+                                 "multipart/form-data; boundary=x", None):
+                headers = {"Content-Type": content_type} if content_type else {}
+                resp = requests.post(f"{proc.url}{path}", data=body, headers=headers,
+                                     timeout=10)
+                assert resp.status_code == 415, (path, content_type, resp.text[:200])
+                message = resp.json()
+                message = message if isinstance(message, str) else message["error"]
+                assert "application/json" in message
+        for path, body in ((V2, alert), (V1, '{"name": "Form"}'),
+                           (SILENCES, json.dumps(_silence()))):
+            resp = requests.post(f"{proc.url}{path}", data=body, timeout=10,
+                                 headers={"Content-Type": "application/json; charset=utf-8"})
+            assert resp.status_code == 200, (path, resp.text[:200])
