@@ -519,6 +519,11 @@ class Store:
             "UPDATE groups SET last_flush_at = ?, next_flush_at = ? WHERE group_key = ?",
             (now, next_flush_at, group_key))
 
+    def group_memberships(self) -> list[tuple[str, str]]:
+        """(group_key, fingerprint) of every alert in every group."""
+        return [(str(k), str(f)) for k, f in self.conn().execute(
+            "SELECT group_key, fingerprint FROM group_alerts ORDER BY group_key")]
+
     def list_groups(self) -> list[GroupRow]:
         return [GroupRow(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5])
                 for r in self.conn().execute(

@@ -338,3 +338,31 @@ def test_alert_older_than_group_wait_flushes_a_new_group_at_once(harness_factory
     assert sent_alerts(stub) == [[("Old", "firing")]]
     h.step(T0 + 30)
     assert sent_alerts(stub) == [[("Old", "firing")], [("Fresh", "firing")]]
+
+
+def test_alert_groups_api_shape_and_filters(harness_factory):
+    from tests.alert_router.conftest import AUTH
+    hook = [{"url": "http://127.0.0.1:9/"}]
+    h = harness_factory(
+        route={"receiver": "default", "group_by": ["alertname"], "routes": [
+            {"matchers": ['severity="critical"'], "receiver": "pager", "continue": True}]},
+        receivers=[{"name": n, "webhook_configs": hook} for n in ("default", "pager")])
+    h.post([alert("Down", "web-1", severity="critical", end=T0 + 10_000),
+            alert("Down", "web-2", severity="critical", end=T0 + 10_000),
+            alert("Slow", "web-1", end=T0 + 10_000)])
+    h.step(T0)
+    silence = {"matchers": [{"name": "server", "value": "web-2", "isRegex": False}],
+               "startsAt": format_time(time.time()), "endsAt": format_time(T0 + 100),
+               "createdBy": "ops", "comment": "x"}
+    assert h.client.post("/api/v2/silences", json=silence, headers=AUTH).status_code == 200
+    got = h.client.get("/api/v2/alerts/groups").json
+    assert [(g["labels"], g["receiver"], len(g["alerts"])) for g in got] == [
+        ({"alertname": "Down"}, {"name": "pager"}, 2),
+        ({"alertname": "Slow"}, {"name": "default"}, 1)]
+    assert set(got[0]["alerts"][0]) >= {"labels", "annotations", "startsAt", "endsAt",
+                                        "updatedAt", "fingerprint", "receivers", "status"}
+    quiet = h.client.get("/api/v2/alerts/groups?silenced=false&receiver=pag.*").json
+    assert [[a["labels"]["server"] for a in g["alerts"]] for g in quiet] == [["web-1"]]
+    assert h.client.get('/api/v2/alerts/groups?filter=alertname="Slow"').json[0][
+        "labels"] == {"alertname": "Slow"}
+    assert h.client.get("/api/v2/alerts/groups?active=maybe").status_code == 400
