@@ -102,10 +102,12 @@ class Prober:
                 raise ProbeFailure("command",
                                    f"{server.name}: command exited with {result.exit_status}")
             ctx = ProbeContext(server.name, now=time.time(), state=state)
-            families, parse_ok = self._collect(module, split_sections(result.stdout), ctx)
-            if not parse_ok:
-                failure = ProbeFailure("parse", f"{server.name}: a collector could not parse "
-                                                "its output")
+            families, broken = self._collect(module, split_sections(result.stdout), ctx)
+            if broken:
+                names = ", ".join(broken[:3]) + (f" and {len(broken) - 3} more"
+                                                 if len(broken) > 3 else "")
+                failure = ProbeFailure("parse", f"{server.name}: could not parse the output of "
+                                                f"collector {names}")
         except ProbeFailure as exc:
             failure = exc
             if cheap and exc.reason == "timeout":
@@ -146,12 +148,12 @@ class Prober:
         return ProbeResult(success, render(families), failure, duration)
 
     def _collect(self, module: Module, sections: dict[str, str],
-                 ctx: ProbeContext) -> tuple[list[Family], bool]:
+                 ctx: ProbeContext) -> tuple[list[Family], list[str]]:
         families: list[Family] = []
         ok_fam = gauge("stacksense_collector_success", "Whether a collector succeeded.")
         dur_fam = gauge("stacksense_collector_duration_seconds",
                         "Time a collector spent parsing, in seconds.")
-        all_ok = True
+        broken: list[str] = []
         memo = Memo(ctx.state, sections)
         for name in module.collectors:
             t0 = time.perf_counter()
@@ -169,11 +171,15 @@ class Prober:
                 log.debug("collector %s on %s: no source %s", name, ctx.target, exc)
                 ok = False
             except ParseError as exc:
-                log.info("collector %s on %s: %s", name, ctx.target, exc)
-                ok = all_ok = False
-            except Exception:  # noqa: BLE001 - garbage must never crash a probe
-                log.exception("collector %s on %s raised", name, ctx.target)
-                ok = all_ok = False
+                # The probe's own failure line names the collector; the detail is for debugging.
+                log.debug("collector %s on %s: %s", name, ctx.target, exc)
+                ok = False
+                broken.append(name)
+            except Exception as exc:  # noqa: BLE001 - garbage must never crash a probe
+                log.warning("collector %s on %s raised %s", name, ctx.target, type(exc).__name__)
+                log.debug("collector %s on %s raised", name, ctx.target, exc_info=True)
+                ok = False
+                broken.append(name)
             if not ok:
                 memo.forget(collector)
             labels = label_text(collector=name)  # cached: the same strings every probe
@@ -186,7 +192,7 @@ class Prober:
                                "node_exporter: Whether a collector succeeded.", ok_fam.samples))
         families.append(Family("node_scrape_collector_duration_seconds", "gauge",
                                "node_exporter: Duration of a collector scrape.", dur_fam.samples))
-        return families, all_ok
+        return families, broken
 
 
 def _unexpected(server: Server, exc: Exception) -> ProbeFailure:

@@ -83,3 +83,12 @@ def test_hanging_host_never_delays_another(exporter) -> None:
         assert time.monotonic() - started < 1.0
     finally:
         hang.join()
+
+
+def test_parse_failure_names_the_collector(exporter) -> None:
+    from tests.exporter.test_probe_faults import error_info
+
+    info = error_info(exporter.probe("parse").text)
+    assert info["reason"] == "parse"
+    assert info["message"].startswith("parse: could not parse the output of collector ")
+    assert "loadavg" in info["message"] and len(info["message"]) <= 200
