@@ -7,8 +7,8 @@
         output_too_large (command)
 
 `reason` is the `stacksense_probe_failure{reason}` label; that set is stable
-(dashboards and rules sum over it). `detail` is the `reason` label of
-`stacksense_probe_last_error_info`, which the rule engine puts on its pages.
+(dashboards and rules sum over it). `stacksense_probe_last_error_info` carries
+both, as `reason` and `detail`, with the message the rule engine puts on its pages.
 
 Messages never contain secrets: they name the server, host and port and what
 went wrong, nothing from the credentials. `short_message` makes one line of at

@@ -2,8 +2,8 @@
 
 Failure is a value: `stacksense_probe_success`, `stacksense_probe_duration_seconds`
 and `stacksense_probe_failure{reason}` (0/1 for every reason) are always in the
-output; a failed probe adds `stacksense_probe_last_error_info{reason,message}` 1
-(the finer reason and one short line saying why). One broken collector sets its
+output; a failed probe adds `stacksense_probe_last_error_info{reason,detail,message}`
+1 (the same reason, a finer detail and one short line saying why). One broken collector sets its
 `stacksense_collector_success` to 0 and never fails the others. Whatever the
 host or a library does, a probe returns a result: an unexpected exception is a
 failure with a reason too, logged in one line (its traceback only at debug).
@@ -142,9 +142,10 @@ class Prober:
         if failure is not None:
             families.append(Family(
                 "stacksense_probe_last_error_info", "gauge",
-                "1 with the probe's failure: reason (finer than stacksense_probe_failure's) "
-                "and a one-line message.",
-                [(label_text(reason=failure.detail, message=failure.short_message()), 1.0)]))
+                "1 while the probe fails: its reason (as in stacksense_probe_failure), "
+                "a finer detail and a one-line message.",
+                [(label_text(reason=failure.reason, detail=failure.detail,
+                             message=failure.short_message()), 1.0)]))
         return ProbeResult(success, render(families), failure, duration)
 
     def _collect(self, module: Module, sections: dict[str, str],

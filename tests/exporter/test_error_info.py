@@ -58,8 +58,9 @@ def test_each_cause_has_its_reason_and_message(tmp_path: Path, ssh_server: Sshd,
         key = keygen(tmp_path / "stranger_key")
     values, info, text = probe_one(tmp_path, entry, key, known)
     assert values["stacksense_probe_success"] == 0
-    assert info["reason"] == case
-    assert values[FAIL.format(DETAILS[case])] == 1  # the stable coarse reason
+    assert info["detail"] == case
+    assert info["reason"] == DETAILS[case]  # the stable reason, as in stacksense_probe_failure
+    assert values[FAIL.format(DETAILS[case])] == 1
     message = info["message"]
     assert message.startswith("h1") and "\n" not in message and len(message) <= 200
     expected = {

@@ -89,6 +89,6 @@ def test_parse_failure_names_the_collector(exporter) -> None:
     from tests.exporter.test_probe_faults import error_info
 
     info = error_info(exporter.probe("parse").text)
-    assert info["reason"] == "parse"
+    assert info["reason"] == info["detail"] == "parse"
     assert info["message"].startswith("parse: could not parse the output of collector ")
     assert "loadavg" in info["message"] and len(info["message"]) <= 200

@@ -115,7 +115,8 @@ def test_silent_host_is_a_timeout_within_the_deadline_then_backs_off(faulty) -> 
     assert values[FAIL.format("timeout")] == 1
     assert elapsed < 3.0, f"probe took {elapsed:.2f}s for a 3s scrape timeout"
     info = error_info(resp.text)
-    assert info["reason"] == "timeout" and "no SSH banner" in info["message"]
+    assert info["reason"] == info["detail"] == "timeout"
+    assert "no SSH banner" in info["message"]
     assert len(silent.accepted) == 1
     # Within the backoff the host is not contacted again: the same reason and message
     # (a stable label value), at once.
@@ -159,7 +160,7 @@ def test_endless_output_fails_at_the_cap_with_bounded_memory(faulty) -> None:
     assert values["stacksense_probe_success"] == 0
     assert values[FAIL.format("command")] == 1
     info = error_info(resp.text)
-    assert info["reason"] == "output_too_large", info
+    assert (info["reason"], info["detail"]) == ("command", "output_too_large"), info
     assert "4194304 bytes" in info["message"]
     # It stops at the cap, not at the deadline, and memory grows by a few times the cap.
     assert elapsed < 9.0, f"{elapsed:.2f}s"
@@ -178,7 +179,7 @@ def test_the_cap_is_a_module_setting(tmp_path: Path, ssh_server: Sshd, yes_host:
                           modules={"small": {"max_output_bytes": 65536}})
     with running_exporter(inv) as exp:
         info = error_info(exp.probe("yes", timeout=10.0).text)
-    assert info["reason"] == "output_too_large" and "65536 bytes" in info["message"]
+    assert info["detail"] == "output_too_large" and "65536 bytes" in info["message"]
 
 
 def median_latency(exp: RunningExporter, target: str, n: int) -> float:
