@@ -570,6 +570,13 @@ class Store:
             "next_attempt_at, status) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending')",
             (group_key, receiver, integration, kind, payload, now, now))
 
+    def supersede_pending(self, group_key: str, receiver: str, integration: int) -> int:
+        """Drop the group's notifications still waiting (not being sent) for a newer one."""
+        cur = self.conn().execute(
+            "DELETE FROM outbox WHERE group_key = ? AND receiver = ? AND integration = ? "
+            "AND status = 'pending'", (group_key, receiver, integration))
+        return int(cur.rowcount)
+
     def claim_due(self, now: float, limit: int, lease: float) -> list[OutboxRow]:
         """Take due notifications for sending; the lease lets another worker retake them."""
         with self.tx() as conn:

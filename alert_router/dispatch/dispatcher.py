@@ -358,6 +358,9 @@ class Dispatcher:
                 payload = notification_payload(receiver, group_key, group_labels, alerts, now,
                                                cfg.external_url)
                 payload[NFLOG_KEY] = {"firing": sorted(firing), "resolved": sorted(resolved)}
+                # One waiting notification per group and integration: the newest state
+                # replaces one not yet sent (a retrying one would otherwise arrive after it).
+                self.store.supersede_pending(group_key, receiver, index)
                 self.store.enqueue(group_key, receiver, index, notifier.kind,
                                    json.dumps(payload), now)
                 enqueued += 1

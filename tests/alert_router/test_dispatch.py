@@ -366,3 +366,18 @@ def test_alert_groups_api_shape_and_filters(harness_factory):
     assert h.client.get('/api/v2/alerts/groups?filter=alertname="Slow"').json[0][
         "labels"] == {"alertname": "Slow"}
     assert h.client.get("/api/v2/alerts/groups?active=maybe").status_code == 400
+
+
+def test_a_newer_notification_replaces_one_still_waiting_for_a_retry(harness_factory):
+    h = harness_factory(route={"receiver": "default", "group_by": ["alertname"],
+                               "group_wait": "0s", "group_interval": "5m"},
+                        delivery={"initial_backoff": "1h", "max_backoff": "1h"})
+    stub = h.stubs["default"]
+    stub.fail_with = NotifyError("503", retryable=True, reason="http_5xx")
+    h.post([alert("A", end=T0 + 100_000)])
+    h.step(T0)
+    h.post([alert("A", "s2", end=T0 + 100_000)])
+    stub.fail_with = None
+    h.step(T0 + 300)  # the group changed: the waiting notification is replaced, then sent
+    h.step(T0 + 2 * 3600)
+    assert [sorted(a.labels["server"] for a in n.alerts) for n in stub.sent] == [["s1", "s2"]]
