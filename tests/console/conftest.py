@@ -34,6 +34,13 @@ def console_config(tmp_path: Path, peers_url: str, prometheus_url: str = "http:/
     }
 
 
+@pytest.fixture(autouse=True)
+def _cheap_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Tests add and log in many users: a cheaper scrypt cost keeps the suite fast. The
+    # shipped cost is checked by test_users.py (hashes carry their parameters).
+    monkeypatch.setattr("alert_router.console.users.SCRYPT_N", 2**12)
+
+
 @pytest.fixture
 def peers() -> Iterator[FakePeers]:
     with fake_peers() as p:
