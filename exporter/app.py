@@ -89,8 +89,9 @@ class ExporterApp:
         """
         try:
             inventory = self._load_for_reload()
-        except ConfigError:
+        except ConfigError as exc:
             self.reload_ok.set(0)
+            log.error("reload failed, keeping the previous inventory: %s", exc)
             raise
         with self._lock:
             self.inventory = inventory

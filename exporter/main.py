@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import resource
 import signal
@@ -151,10 +152,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _reload(app: ExporterApp) -> None:
-    try:
+    with contextlib.suppress(ConfigError):  # app.reload logged it in one line
         app.reload()
-    except ConfigError as exc:
-        log.error("reload failed, keeping the previous inventory: %s", exc)
 
 
 if __name__ == "__main__":

@@ -50,13 +50,17 @@ BAD_FILES = {
 
 
 @pytest.mark.parametrize("kind", sorted(BAD_FILES))
-def test_a_file_that_cannot_be_decoded_keeps_the_old_inventory(tmp_path: Path, ssh_server: Sshd,
-                                                               kind: str) -> None:
+def test_a_file_that_cannot_be_decoded_keeps_the_old_inventory(
+        tmp_path: Path, ssh_server: Sshd, kind: str, caplog: pytest.LogCaptureFixture) -> None:
     inv = inventory(tmp_path, ssh_server)
     content, expected = BAD_FILES[kind]
     with running_exporter(inv) as exp:
         inv.write_bytes(content)
+        caplog.clear()
         resp = requests.post(f"{exp.url}/-/reload", timeout=10)
+        logged = [r for r in caplog.records if r.name.startswith("exporter")]
+        assert len(logged) == 1 and "reload failed" in logged[0].getMessage(), logged
+        assert logged[0].exc_info is None
         assert resp.status_code == 500 and expected in resp.text, resp.text
         assert resp.text.count("\n") == 1
         assert metrics(exp.url)[RELOAD_OK] == 0
