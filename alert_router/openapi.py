@@ -26,7 +26,9 @@ def _post(summary: str, body_ref: str, ok: dict[str, Any] | None = None) -> dict
         "summary": summary, "security": [{"bearer": []}],
         "requestBody": {"required": True, **_json(body_ref)},
         "responses": {"200": ok or _OK, "400": _ERROR, "401": _AUTH_ERROR,
-                      "413": {"description": "Request too large"}},
+                      "413": {"description": "Request too large (a documented limit)"},
+                      "415": {"description": "Not application/json (unauthenticated writes)"},
+                      "503": {"description": "The store cannot be written (disk full)"}},
     }}
 
 
@@ -36,6 +38,11 @@ _SILENCE_ID = {"name": "silence_id", "in": "path", "required": True, "schema": {
 _FILTER = {"name": "filter", "in": "query", "required": False,
            "schema": {"type": "array", "items": {"type": "string"}}, "style": "form",
            "explode": True}
+# Reads are paged (docs/alert-router.md, "Limits"); a Link header names the next page.
+_PAGE = [{"name": "limit", "in": "query", "required": False,
+          "schema": {"type": "integer", "minimum": 1, "maximum": 5000}},
+         {"name": "offset", "in": "query", "required": False,
+          "schema": {"type": "integer", "minimum": 0}}]
 
 SCHEMAS: dict[str, Any] = {
     "Error": {"type": "object", "properties": {"status": {"type": "string"},
@@ -147,7 +154,7 @@ def openapi_document() -> dict[str, Any]:
                        "schema": {"type": "boolean"}}
                       for n in ("active", "silenced", "inhibited", "unprocessed")),
                     {"name": "receiver", "in": "query", "required": False,
-                     "schema": {"type": "string"}}],
+                     "schema": {"type": "string"}}, *_PAGE],
                     "responses": {"200": {"description": "Alerts", **_list("GettableAlert")},
                                   "400": _ERROR}},
             },
@@ -160,7 +167,7 @@ def openapi_document() -> dict[str, Any]:
                     "description": "The silence id", "content": {"application/json": {
                         "schema": {"type": "object", "properties": {
                             "silenceID": {"type": "string"}}}}}}),
-                "get": {"summary": "List silences", "parameters": [_FILTER],
+                "get": {"summary": "List silences", "parameters": [_FILTER, *_PAGE],
                         "responses": {"200": {"description": "Silences",
                                               **_list("GettableSilence")},
                                       "400": _ERROR}},
