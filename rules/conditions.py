@@ -205,11 +205,18 @@ class ConditionTracker:
         self.active: dict[str, ActiveCondition] = {}
 
     def update(self, cond: Condition, results: Iterable[tuple[Mapping[str, str], float]],
-               now: float) -> list[ActiveCondition]:
-        """Apply one evaluation of `cond`; return the instances that resolved now."""
+               now: float, frozen: frozenset[str] = frozenset()) -> list[ActiveCondition]:
+        """Apply one evaluation of `cond`; return the instances that resolved now.
+
+        Instances of `frozen` servers (offline, unknown: their series say nothing
+        now) are left exactly as they are, neither advanced nor resolved, until
+        fresh data about the server decides.
+        """
         seen: set[str] = set()
         for series_labels, value in results:
             labels = alert_labels(cond, series_labels)
+            if labels.get("server") in frozen:
+                continue
             key = label_key(labels)
             seen.add(key)
             entry = self.active.get(key)
@@ -220,12 +227,18 @@ class ConditionTracker:
             if entry.fired_at is None and now - entry.active_since >= cond.for_seconds:
                 entry.fired_at = now
         resolved = []
-        for key in [k for k, a in self.active.items() if a.condition == cond.alert]:
+        for key in [k for k, a in self.active.items() if a.condition == cond.alert
+                    and a.labels.get("server") not in frozen]:
             if key not in seen:
                 entry = self.active.pop(key)
                 if entry.firing:
                     resolved.append(entry)
         return resolved
+
+    def forget_servers(self, servers: set[str]) -> None:
+        """Drop every instance of servers that left the inventory (their alerts end now)."""
+        self.active = {k: a for k, a in self.active.items()
+                       if a.labels.get("server") not in servers}
 
     def forget_missing(self, names: set[str]) -> None:
         """Drop state of conditions that no longer exist (after a reload)."""

@@ -53,6 +53,11 @@ class EngineConfig:
     grace_offline_after_seconds: float = 600.0
     grace_period_seconds: float = 600.0
     outage_threshold_seconds: float = 300.0
+    # A server never reached raises ServerUnreachable (warning) after this long.
+    pending_timeout_seconds: float = 300.0
+    # The engine's own pipeline alerts (exporter down, Prometheus unreachable) fire after
+    # the problem has lasted this long: past a restart, well within 3 minutes.
+    pipeline_alert_after_seconds: float = 60.0
     health_yellow_at: float = 0.70
     health_red_at: float = 0.85
     conditions_file: Path | None = None
@@ -125,8 +130,9 @@ def parse_config(raw: Any, *, base_dir: Path = Path(".")) -> EngineConfig:
 
     status = v.mapping(top.get("status"), "status",
                        {"offline_after", "grace_offline_after", "grace_period",
-                        "outage_threshold"})
-    for key in ("offline_after", "grace_offline_after", "grace_period", "outage_threshold"):
+                        "outage_threshold", "pending_timeout", "pipeline_alert_after"})
+    for key in ("offline_after", "grace_offline_after", "grace_period", "outage_threshold",
+                "pending_timeout", "pipeline_alert_after"):
         if key in status:
             out[f"{key}_seconds"] = _positive(status[key], f"status.{key}")
     offline = out.get("offline_after_seconds", d.offline_after_seconds)

@@ -7,24 +7,28 @@ and anomalies in Python, hands the firing alerts to the alert book, sends
 them, and saves its state. The clock is passed in, so tests and backtests
 evaluate any instant of history.
 
-When Prometheus cannot be asked, nothing is decided: statuses stay as they
-were, firing alerts are re-sent as they are, and the failure shows in the
-metrics. The fleet is never declared offline for want of an answer.
+When the pipeline cannot see (Prometheus cannot be asked, or the exporter is
+down or stale), every server is `unknown`, its alerts are kept exactly as they
+were, and the engine raises its own pipeline alert, which it delivers without
+Prometheus. The fleet is never declared offline for want of an answer, and a
+heartbeat is judged stale only against the time since the pipeline could see
+(pipeline.py), so the pipeline's return is no ServerOffline storm.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import re
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import requests
 
-from rules import firing, fleet, grace, queries
+from rules import firing, fleet, grace, pipeline, queries, reasons
 from rules.alerts import AlertBook, send_alerts
 from rules.anomaly import AnomalyTracker, AnomalyUpdate
 from rules.conditions import Condition, ConditionTracker
@@ -34,6 +38,8 @@ from rules.health import Health, health_of
 from rules.promapi import PrometheusClient, PrometheusError
 from rules.state import load_state, save_state
 from rules.status import StatusInputs, decide_status
+
+STATUS_ALERTS = frozenset({"ServerOffline", "ServerUnreachable"})
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +58,11 @@ class CycleReport:
     anomalies: dict[tuple[str, str], AnomalyUpdate] = field(default_factory=dict)
     firing_conditions: dict[tuple[str, str, str], int] = field(default_factory=dict)
     grace_active: bool = False
-    pipeline_down: bool = False
+    pipeline_down: bool = False  # the exporter or Prometheus cannot see: statuses unknown
+    exporter_up: bool = False
+    observable_since: float | None = None
+    since: dict[str, float] = field(default_factory=dict)
+    reasons: dict[str, firing.Reason] = field(default_factory=dict)
     queries: int = 0
     duration_seconds: float = 0.0
     error: str = ""
@@ -131,6 +141,13 @@ class Engine:
         self.last_cycle: float | None = raw.get("last_cycle")
         self.grace_until: float | None = raw.get("grace_until")
         self.last_ok_cycle: float | None = raw.get("last_ok_cycle")
+        # The last status other than unknown: what a server returns to after an outage.
+        self.known: dict[str, str] = {s: str(v) for s, v in raw.get("known", {}).items()}
+        # Servers the engine has seen a heartbeat of: only these can go offline.
+        self.reached: set[str] = {str(s) for s in raw.get("reached", [])}
+        # Start of the engine's current run of successful cycles.
+        self.observing_since: float | None = raw.get("observing_since")
+        self.watch = pipeline.PipelineWatch.from_state(raw.get("pipeline"))
 
     def _save(self) -> None:
         save_state(self.config.state_file, {
@@ -141,6 +158,10 @@ class Engine:
             "last_cycle": self.last_cycle,
             "grace_until": self.grace_until,
             "last_ok_cycle": self.last_ok_cycle,
+            "known": self.known,
+            "reached": sorted(self.reached),
+            "observing_since": self.observing_since,
+            "pipeline": self.watch.get_state(),
         })
 
     def anomaly_state_path(self) -> Path:
@@ -170,11 +191,9 @@ class Engine:
             except PrometheusError as exc:
                 report.ok, report.error = False, str(exc)
                 self.counters.failed_cycles += 1
-                log.error("cycle at %.0f: cannot evaluate, keeping previous decisions: %s",
+                log.error("cycle at %.0f: cannot query Prometheus, every server unknown: %s",
                           now, exc)
-                report.statuses = {s: v[0] for s, v in self.statuses.items()}
-                if self.report is not None:
-                    report.health, report.anomalies = self.report.health, self.report.anomalies
+                self._blind(now, report, exc)
             for a in self.tracker.firing():
                 key = (a.labels.get("server", ""), a.condition, a.labels.get("severity", ""))
                 report.firing_conditions[key] = report.firing_conditions.get(key, 0) + 1
@@ -210,12 +229,69 @@ class Engine:
                         "; ".join(gstate.reasons), cfg.grace_offline_after_seconds,
                         gstate.grace_until or 0)
         self.grace_until = gstate.grace_until
-        report.grace_active, report.pipeline_down = gstate.active(now), gstate.pipeline_down
+        report.grace_active = gstate.active(now)
+
+        exporter = pipeline.exporter_view(data.up, now, cfg.exporter_job)
+        if (self.observing_since is None or self.last_ok_cycle is None
+                or now - self.last_ok_cycle > self.engine_gap_seconds()):
+            self.observing_since = now  # the engine itself was not looking before this
+        # A start after `now` belongs to a later instant than the one evaluated (backtests).
+        started = data.prometheus_start
+        observable = pipeline.observable_since(
+            self.observing_since, started if started is not None and started <= now else None,
+            exporter.observable_since)
+        report.exporter_up, report.pipeline_down = exporter.healthy_now, not exporter.healthy_now
+        report.observable_since = observable
+        self.watch.update([exporter_problem(cfg.exporter_job, instance, why,
+                                            exporter.healthy_now)
+                           for instance, why in sorted(exporter.down.items())], now)
+        if not exporter.healthy_now and not self.report_pipeline_down():
+            log.error("exporter job %s down or stale (%s): every server unknown",
+                      cfg.exporter_job, "; ".join(exporter.down.values()))
+
+        if inventory:
+            # The inventory is authoritative: a server removed from it is gone, even if
+            # its last heartbeat is still within the query window.
+            servers = set(inventory)
+        elif not exporter.healthy_now:
+            # The inventory went stale with the exporter: the servers known before.
+            servers = set(self.statuses) or set(heartbeats)
+        else:  # no inventory series at all (exporter's /metrics not scraped?)
+            servers = set(self.statuses) | set(heartbeats)
+        gone = set(self.statuses) - servers
+        if gone:
+            self.tracker.forget_servers(gone)
+        self.reached = {s for s in self.reached if s in servers} | (set(heartbeats) & servers)
+        self.known = {s: st for s, st in self.known.items() if s in servers}
+
+        threshold = (cfg.grace_offline_after_seconds if gstate.active(now)
+                     else cfg.offline_after_seconds)
+        inputs = StatusInputs(
+            servers=frozenset(servers), heartbeats=heartbeats,
+            suspended=frozenset(s for s, v in inventory.items() if v >= 1),
+            troubled=frozenset(), now=now, offline_after_seconds=threshold,
+            reached=frozenset(self.reached), observable_since=observable,
+            pipeline_ok=exporter.healthy_now, previous=self.known)
+        fresh = {s for s, hb in heartbeats.items() if now - hb <= threshold}
+        # Servers whose series say nothing now keep their conditions and anomalies as
+        # they were (no false "resolved") until fresh data about them decides: those
+        # not heard from within the threshold, and those whose latest probe failed (its
+        # series vanished at once, while the last heartbeat still looks fresh).
+        frozen = frozenset(s for s in servers
+                           if not exporter.healthy_now
+                           or (s not in inputs.suspended
+                               and (s not in fresh or s in data.failures)))
 
         for index, cond in enumerate(self.conditions):
             if index in data.conditions:
-                self.tracker.update(cond, data.conditions[index], now)
+                self.tracker.update(cond, data.conditions[index], now, frozen)
         self._anomalies(metrics, now, report)
+        if inventory:
+            report.anomalies = {k: u for k, u in report.anomalies.items() if k[0] in servers}
+        if self.report is not None:
+            for key, update in self.report.anomalies.items():
+                if key[0] in frozen:
+                    report.anomalies.setdefault(key, update)
         for server, ratios in _latest_by_server(metrics, queries.HEALTH_METRICS, now).items():
             h = health_of(ratios, yellow_at=cfg.health_yellow_at, red_at=cfg.health_red_at)
             if h is not None:
@@ -224,28 +300,37 @@ class Engine:
         troubled = {a.labels.get("server", "") for a in self.tracker.firing()
                     if a.labels.get("severity") in TROUBLE_SEVERITIES}
         troubled |= {server for (server, _), u in report.anomalies.items() if u.active}
-        if gstate.pipeline_down:
-            servers = set(inventory) | set(heartbeats) | set(self.statuses)
-        elif inventory:
-            # The inventory is authoritative: a server removed from it is gone, even if
-            # its last heartbeat is still within the query window.
-            servers = set(inventory)
-        else:  # no inventory series at all (exporter's /metrics not scraped?)
-            servers = set(self.statuses) | set(heartbeats)
-        lenient = gstate.active(now) or gstate.pipeline_down
-        threshold = cfg.grace_offline_after_seconds if lenient else cfg.offline_after_seconds
-        decided = decide_status(StatusInputs(
-            servers=frozenset(servers), heartbeats=heartbeats,
-            suspended=frozenset(s for s, v in inventory.items() if v >= 1),
-            troubled=frozenset(troubled), now=now, offline_after_seconds=threshold))
-        if gstate.pipeline_down:
-            # The exporter is down: heartbeats say nothing now. Hold what we knew.
-            decided = {s: (self.statuses[s][0] if s in self.statuses else st)
-                       for s, st in decided.items()}
+        decided = decide_status(replace(inputs, troubled=frozenset(troubled)))
         self._transition(decided, now)
-        report.statuses = {s: v[0] for s, v in self.statuses.items()}
-        self._sync_alerts(now, report)
+        report.reasons = {s: reasons.pick(data.failures, data.errors, s)
+                          for s in servers if s not in fresh or s in data.failures}
+        self._report_statuses(report)
+        self._sync_alerts(now, report, frozen)
         self.last_ok_cycle = now
+
+    def _blind(self, now: float, report: CycleReport, exc: PrometheusError) -> None:
+        """A cycle that could not query Prometheus: every server unknown, alerts as they were."""
+        self.watch.update([prometheus_problem(str(exc))], now, keep_unseen=True)
+        report.pipeline_down = True
+        self._transition({s: "unknown" for s in self.statuses}, now)
+        if self.report is not None:
+            report.health, report.anomalies = self.report.health, self.report.anomalies
+            report.reasons = self.report.reasons
+            report.grace_active = self.report.grace_active
+        self._report_statuses(report)
+        self._sync_alerts(now, report, frozenset(self.statuses))
+
+    def _report_statuses(self, report: CycleReport) -> None:
+        report.statuses = {s: v[0] for s, v in self.statuses.items()}
+        report.since = {s: v[1] for s, v in self.statuses.items()}
+
+    def report_pipeline_down(self) -> bool:
+        """Whether the previous cycle already had the pipeline down (log once)."""
+        return self.report is not None and self.report.pipeline_down
+
+    def engine_gap_seconds(self) -> float:
+        """A gap between successful cycles longer than this: the engine was not looking."""
+        return max(3 * self.config.interval_seconds, 30.0)
 
     def _anomalies(self, metrics: dict[tuple[str, str], list[tuple[float, float]]], now: float,
                    report: CycleReport) -> None:
@@ -275,10 +360,14 @@ class Engine:
             old = self.statuses.get(server)
             since = old[1] if old is not None and old[0] == status else now
             new[server] = (status, since)
-            if old is not None and old[0] == "offline" and status in ("online", "warning"):
+            # Back from offline, even through a spell of unknown: one ServerOnline.
+            if self.known.get(server) == "offline" and status in ("online", "warning"):
+                offline_since = self._offline_since(server, now)
                 self.book.add_event(firing.online_event(
-                    server, old[1], now, 4 * self.config.interval_seconds,
+                    server, offline_since, now, 4 * self.config.interval_seconds,
                     self.config.external_url))
+            if status != "unknown":
+                self.known[server] = status
             if old is None or old[0] != status:
                 if old is not None:
                     log.info("server %s: %s -> %s", server, old[0], status)
@@ -289,12 +378,34 @@ class Engine:
         for server in [s for s in self.history if s not in new]:
             del self.history[server]
 
-    def _sync_alerts(self, now: float, report: CycleReport) -> None:
+    def _offline_since(self, server: str, now: float) -> float:
+        for t, status in reversed(self.history.get(server, [])):
+            if status == "offline":
+                return float(t)
+        return now
+
+    def _sync_alerts(self, now: float, report: CycleReport, frozen: frozenset[str]) -> None:
         url = self.config.external_url
-        self.book.sync(
+        cfg = self.config
+        observable = report.observable_since
+        computed = (
             firing.condition_alerts(self.tracker.firing(), self.conditions, url)
             + firing.anomaly_alerts(report.anomalies, now, url)
-            + firing.offline_alerts(self.statuses, url), now)
+            + firing.offline_alerts(self.statuses, url, report.reasons)
+            + firing.unreachable_alerts(self.statuses,
+                                        observable if observable is not None else now,
+                                        now, cfg.pending_timeout_seconds, url, report.reasons)
+            + firing.pipeline_alerts(self.watch.due(now, cfg.pipeline_alert_after_seconds), url))
+        # What the engine cannot re-decide now stays exactly as it was: the condition and
+        # anomaly alerts of frozen servers, and every alert of an unknown server.
+        names = {c.alert for c in self.conditions} | {"MetricAnomaly"}
+        carried = [
+            r for r in self.book.records.values()
+            if r.ends_at is None and not r.event and r.labels.get("server") in frozen
+            and (r.labels.get("alertname") in names
+                 or (r.labels.get("alertname") in STATUS_ALERTS
+                     and report.statuses.get(r.labels.get("server", "")) == "unknown"))]
+        self.book.sync(carried + computed, now)
 
     def _deliver(self, now: float) -> None:
         if not self.config.receivers:
@@ -312,6 +423,29 @@ class Engine:
     def state_path(self) -> Path:
         """Where the state lives."""
         return self.config.state_file
+
+
+def exporter_problem(job: str, instance: str, why: str, others_up: bool) -> tuple[
+        dict[str, str], dict[str, str]]:
+    """StackSenseExporterDown for one exporter replica (or for a job with no `up` at all)."""
+    labels = {"alertname": "StackSenseExporterDown", "severity": "critical", "job": job}
+    if instance:
+        labels["instance"] = instance
+    effect = ("other replicas still answer" if others_up else
+              "every server's status is unknown until it is back (no ServerOffline meanwhile)")
+    name = instance or job
+    return labels, {"summary": f"StackSense exporter {name} is down",
+                    "description": f"The rule engine sees {why}; {effect}."}
+
+
+def prometheus_problem(error: str) -> tuple[dict[str, str], dict[str, str]]:
+    """StackSensePrometheusUnreachable: the engine's queries fail."""
+    # An URL may carry credentials (http://user:pass@host): never in an alert.
+    error = re.sub(r"//[^/@\s]*@", "//", error)[:300]
+    return ({"alertname": "StackSensePrometheusUnreachable", "severity": "critical"},
+            {"summary": "The StackSense rule engine cannot query Prometheus",
+             "description": f"{error}. Every server's status is unknown until Prometheus "
+                            "answers again (no ServerOffline meanwhile)."})
 
 
 def report_grace_known(engine: Engine, gstate: grace.GraceState) -> bool:

@@ -13,6 +13,9 @@ from urllib.parse import quote
 from rules.alerts import AlertRecord
 from rules.anomaly import AnomalyUpdate
 from rules.conditions import ActiveCondition, Condition
+from rules.pipeline import Problem
+from rules.reasons import reason_annotations
+from rules.status import pending_overdue
 
 
 def generator_url(external_url: str, server: str | None) -> str:
@@ -55,14 +58,67 @@ def anomaly_alerts(anomalies: Mapping[tuple[str, str], AnomalyUpdate], now: floa
     return out
 
 
-def offline_alerts(statuses: Mapping[str, tuple[str, float]],
-                   external_url: str) -> list[AlertRecord]:
-    """ServerOffline for every offline server, starting when it went offline."""
-    return [AlertRecord(
-        labels={"alertname": "ServerOffline", "server": server, "severity": "critical"},
-        annotations={"summary": f"{server} is offline (no heartbeat)"},
-        starts_at=since, generator_url=generator_url(external_url, server))
-        for server, (status, since) in statuses.items() if status == "offline"]
+Reason = tuple[str | None, str | None]  # (probe failure reason, last error message)
+
+
+def offline_alerts(statuses: Mapping[str, tuple[str, float]], external_url: str,
+                   reasons: Mapping[str, Reason] | None = None) -> list[AlertRecord]:
+    """ServerOffline for every offline server, starting when it went offline.
+
+    The probe's failure reason is an annotation, not a label: a reason that changes
+    (refused, then timeout) must not end one alert and start another.
+    """
+    out = []
+    for server, (status, since) in statuses.items():
+        if status != "offline":
+            continue
+        reason, message = (reasons or {}).get(server, (None, None))
+        notes = reason_annotations(reason, message)
+        description = f"{server} stopped answering: {notes['reason_text']}"
+        if "last_error" in notes:
+            description += f" ({notes['last_error']})"
+        out.append(AlertRecord(
+            labels={"alertname": "ServerOffline", "server": server, "severity": "critical"},
+            annotations={"summary": f"{server} is offline ({notes['reason_text']})",
+                         "description": description, **notes},
+            starts_at=since, generator_url=generator_url(external_url, server)))
+    return out
+
+
+def unreachable_alerts(statuses: Mapping[str, tuple[str, float]], observable_since: float,
+                       now: float, timeout_seconds: float, external_url: str,
+                       reasons: Mapping[str, Reason] | None = None) -> list[AlertRecord]:
+    """ServerUnreachable (warning) for servers still pending after the bound, with the reason.
+
+    Never ServerOffline: a server that was never reached has not gone down; it is
+    new, or misconfigured, and the reason says which.
+    """
+    out = []
+    for server, (status, since) in statuses.items():
+        if status != "pending" or not pending_overdue(since, observable_since, now,
+                                                      timeout_seconds):
+            continue
+        reason, message = (reasons or {}).get(server, (None, None))
+        notes = reason_annotations(reason, message)
+        minutes = timeout_seconds / 60
+        description = (f"{server} has not been reached since it joined the inventory "
+                       f"(more than {minutes:g} min): {notes['reason_text']}")
+        if "last_error" in notes:
+            description += f" ({notes['last_error']})"
+        out.append(AlertRecord(
+            labels={"alertname": "ServerUnreachable", "server": server, "severity": "warning"},
+            annotations={"summary": f"{server} was never reached ({notes['reason_text']})",
+                         "description": description, **notes},
+            starts_at=max(since, observable_since) + timeout_seconds,
+            generator_url=generator_url(external_url, server)))
+    return out
+
+
+def pipeline_alerts(problems: Iterable[Problem], external_url: str) -> list[AlertRecord]:
+    """The engine's own alerts about the pipeline (exporter down, Prometheus unreachable)."""
+    return [AlertRecord(labels=dict(p.labels), annotations=dict(p.annotations),
+                        starts_at=p.since, generator_url=external_url + "/")
+            for p in problems]
 
 
 def online_event(server: str, offline_since: float, now: float, lasts: float,

@@ -38,6 +38,8 @@ class FleetData:
     metrics: dict[tuple[str, str], Points]  # (server, metric) -> points, oldest first
     conditions: ConditionResults  # condition index -> result series (absent = not evaluated)
     rejected: list[str] = field(default_factory=list)  # conditions Prometheus rejected
+    failures: dict[str, str] = field(default_factory=dict)  # server -> probe failure reason
+    errors: dict[str, tuple[str, str]] = field(default_factory=dict)  # server -> (reason, msg)
 
 
 def fetch(client: PrometheusClient, config: EngineConfig, conditions: Sequence[Condition],
@@ -62,6 +64,9 @@ def fetch(client: PrometheusClient, config: EngineConfig, conditions: Sequence[C
         f_cond = pool.submit(_conditions, client, conditions, now, rejected)
         heartbeats: dict[str, float] = {}
         inventory: dict[str, float] = {}
+        failures: dict[str, str] = {}
+        errors: dict[str, tuple[str, str]] = {}
+        scrape_failed: set[str] = set()
         for s in f_hb_inv.result():
             server, part = s.labels.get("server"), s.labels.get(queries.PART_MARKER)
             if server is None:
@@ -70,12 +75,22 @@ def fetch(client: PrometheusClient, config: EngineConfig, conditions: Sequence[C
                 inventory[server] = s.value
             elif part == "heartbeat" and math.isfinite(s.value) and s.value > 0:
                 heartbeats[server] = s.value
+            elif part == "failure":
+                # Several exporter replicas may disagree: the same pick every cycle.
+                reason = s.labels.get("reason", "")
+                failures[server] = min(failures.get(server, reason), reason)
+            elif part == "error":
+                errors[server] = (s.labels.get("reason", ""), s.labels.get("message", ""))
+            elif part == "scrape_failed":
+                scrape_failed.add(server)
+        for server in scrape_failed:
+            failures.setdefault(server, "scrape_failed")
         started = f_start.result()
         metrics = {(s.labels["server"], queries.metric_of(s.labels)): s.points
                    for f in f_metrics for s in f.result() if "server" in s.labels}
         return FleetData(heartbeats, inventory, f_up.result(),
                          started[0].value if started else None, metrics, f_cond.result(),
-                         rejected)
+                         rejected, failures, errors)
 
 
 def _conditions(client: PrometheusClient, conditions: Sequence[Condition], now: float,

@@ -81,8 +81,27 @@ class EngineCollector(Collector):
                      "1 while the lenient offline threshold applies after an outage.",
                      1.0 if report is not None and report.grace_active else 0.0)
         yield _gauge("stacksense_rules_pipeline_down",
-                     "1 while the exporter is down and statuses are held.",
+                     "1 while the exporter or Prometheus cannot see: every status unknown.",
                      1.0 if report is not None and report.pipeline_down else 0.0)
+        yield _gauge("stacksense_rules_exporter_up",
+                     "1 if the last cycle saw a healthy, recent exporter `up` sample.",
+                     1.0 if report is not None and report.exporter_up else 0.0)
+        yield _gauge("stacksense_rules_last_successful_cycle_timestamp_seconds",
+                     "Evaluation time of the last cycle that could query Prometheus.",
+                     engine.last_ok_cycle or 0.0)
+        observable = report.observable_since if report is not None else None
+        yield _gauge("stacksense_rules_observable_since_timestamp_seconds",
+                     "Since when the pipeline could see the servers (staleness is judged "
+                     "from here).",
+                     observable if observable is not None and observable > 0 else 0.0)
+        problems = GaugeMetricFamily(
+            "stacksense_rules_pipeline_problem",
+            "Pipeline problems the engine alerts on by itself (1 while seen).",
+            labels=["alertname", "instance"])
+        for p in list(engine.watch.problems.values()):
+            problems.add_metric([p.labels.get("alertname", ""), p.labels.get("instance", "")],
+                                1.0)
+        yield problems
         yield _gauge("stacksense_rules_config_last_reload_successful",
                      "1 if the last configuration reload worked.",
                      1.0 if self.reload_ok[0] else 0.0)

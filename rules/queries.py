@@ -57,15 +57,28 @@ def suspended() -> str:
 PART_MARKER = "stacksense_part"
 
 
+# Why probes fail: the reason of the latest failed probe per server, and the exporter's
+# last error message when it publishes one (absent on older exporters: no harm).
+PROBE_FAILURES = "max by (server, reason) (stacksense_probe_failure == 1)"
+PROBE_LAST_ERRORS = "max by (server, reason, message) (stacksense_probe_last_error_info)"
+# A probe scrape that failed outright (the exporter answered an error, or timed out):
+# any scrape job whose targets carry a `server` label.
+PROBE_SCRAPE_FAILED = 'max by (server) (up{server!=""} == 0)'
+
+
 def heartbeats_and_inventory(window_seconds: float) -> str:
-    """`heartbeats` and `suspended` as one query, each series marked with its part.
+    """`heartbeats`, `suspended` and probe failures as one query, each part marked.
 
     One query reads one snapshot of Prometheus' head. As two queries, a scrape that
     lands between them could show a new server in the inventory but not yet its
-    heartbeat, which reads as "offline" for one cycle and fires ServerOffline.
+    heartbeat. The failure reasons ride along so that the number of queries per
+    cycle does not grow.
     """
-    return (f'label_replace({heartbeats(window_seconds)}, "{PART_MARKER}", "heartbeat", "", "")'
-            f' or label_replace({suspended()}, "{PART_MARKER}", "inventory", "", "")')
+    parts = ((heartbeats(window_seconds), "heartbeat"), (suspended(), "inventory"),
+             (PROBE_FAILURES, "failure"), (PROBE_LAST_ERRORS, "error"),
+             (PROBE_SCRAPE_FAILED, "scrape_failed"))
+    return " or ".join(f'label_replace({expr}, "{PART_MARKER}", "{name}", "", "")'
+                       for expr, name in parts)
 
 
 def exporter_up(job: str, window_seconds: float) -> str:

@@ -28,6 +28,7 @@ from rules.conditions import load_conditions
 from rules.config import ConfigError, EngineConfig, load_config
 from rules.engine import CycleReport, Engine
 from rules.metrics import EngineCollector
+from rules.reasons import reason_annotations
 
 log = logging.getLogger(__name__)
 
@@ -38,14 +39,39 @@ def snapshot(engine: Engine) -> dict[str, Any]:
     if report is None:
         return {"servers": {}}
     return {"time": report.now, "ok": report.ok, "grace_active": report.grace_active,
+            "pipeline": {"prometheus_up": report.ok, "exporter_up": report.exporter_up,
+                         "statuses_unknown": report.pipeline_down,
+                         "observable_since": report.observable_since,
+                         "problems": [{"alertname": p.labels.get("alertname"),
+                                       "instance": p.labels.get("instance"),
+                                       "since": p.since,
+                                       "summary": p.annotations.get("summary"),
+                                       "description": p.annotations.get("description")}
+                                      for p in list(engine.watch.problems.values())]},
             "servers": {s: server_view(s, report) for s in report.statuses}}
 
 
 def server_view(server: str, report: CycleReport) -> dict[str, Any]:
-    """One server's status, health breakdown and anomaly scores."""
+    """One server's status (and since when, and why when it is not reached), health, anomalies."""
     h = report.health.get(server)
+    reason, message = report.reasons.get(server, (None, None))
+    status = report.statuses.get(server)
+    why = None
+    if status == "unknown" and report.pipeline_down:
+        why = {"reason": "pipeline_down",
+               "reason_text": "the monitoring pipeline cannot see now (see pipeline.problems)"}
+    elif status == "unknown":
+        why = {"reason": "not_observed_yet",
+               "reason_text": "heartbeat stale, but the pipeline has not watched long enough "
+                              "to tell"}
+    elif status in ("offline", "pending"):
+        why = dict(reason_annotations(reason, message))
     return {
-        "status": report.statuses.get(server),
+        "status": status,
+        "since": report.since.get(server),
+        "reason": None if why is None else why["reason"],
+        "reason_text": None if why is None else why["reason_text"],
+        "last_error": None if why is None else why.get("last_error"),
         "health": None if h is None else {"color": h.color, "score": h.score,
                                           "worst": h.worst, "components": h.components},
         "anomalies": {m: {"score": u.score, "active": u.active, "severity": u.severity}

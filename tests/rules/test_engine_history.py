@@ -120,6 +120,20 @@ def make_engine(prom: Prometheus, tmp_path: Path, conditions: list[Condition] | 
     return Engine(config, default_conditions() if conditions is None else conditions)
 
 
+def warm(prom: Prometheus, tmp_path: Path, until: float, seconds: float = 75.0) -> Engine:
+    """An engine that has been watching (cycles every 15 s) for `seconds` before `until`.
+
+    A fresh engine calls nothing offline before it has itself watched for the offline
+    threshold; the engine under test reuses this one's state file.
+    """
+    engine = make_engine(prom, tmp_path)
+    t = until - seconds
+    while t < until:
+        engine.run_cycle(t)
+        t += 15
+    return engine
+
+
 def test_health_colours_at_the_70_and_85_boundaries(prom, tmp_path):
     engine = make_engine(prom, tmp_path)
     report = engine.run_cycle(T0 + 50 * M)
@@ -143,7 +157,10 @@ def test_health_colours_at_the_70_and_85_boundaries(prom, tmp_path):
 
 
 def test_fleet_status_in_a_handful_of_queries(prom, tmp_path):
-    engine = make_engine(prom, tmp_path)
+    fresh = make_engine(prom, tmp_path / "fresh").run_cycle(T0 + 50 * M).statuses
+    # A fresh engine has not watched: dead servers are unknown, not offline, at first.
+    assert (fresh["web1"], fresh["gone1"], fresh["db1"]) == ("online", "unknown", "unknown")
+    engine = warm(prom, tmp_path, T0 + 50 * M)
     report = engine.run_cycle(T0 + 50 * M)
     assert report.ok, report.error
     assert report.queries <= 10
@@ -151,7 +168,7 @@ def test_fleet_status_in_a_handful_of_queries(prom, tmp_path):
     s = report.statuses
     assert s["web1"] == "online"  # exp2 and older sources lose to the newest heartbeat
     assert s["sus1"] == "suspended"
-    assert s["never1"] == "offline"  # in the inventory, never heard from
+    assert s["never1"] == "pending"  # in the inventory, never heard from: never offline
     assert s["gone1"] == "offline"
     assert s["db1"] == "offline"  # died at 40 min
     assert s["cpuhot"] == "online"  # HighCpuUsage only pending in a first cycle
@@ -165,7 +182,7 @@ def test_fleet_status_in_a_handful_of_queries(prom, tmp_path):
 
 
 def test_offline_within_one_cycle_after_the_heartbeat_passes_60s(prom, tmp_path):
-    engine = make_engine(prom, tmp_path)
+    engine = warm(prom, tmp_path, DB_DEATH + 45)
     before = engine.run_cycle(DB_DEATH + 45)
     assert before.statuses["db1"] == "online"  # 45 s old (push source is 700 s old)
     report = engine.run_cycle(DB_DEATH + 61)
@@ -174,28 +191,41 @@ def test_offline_within_one_cycle_after_the_heartbeat_passes_60s(prom, tmp_path)
                if r.labels["alertname"] == "ServerOffline" and r.labels["server"] == "db1"]
     assert len(offline) == 1 and offline[0].ends_at is None
     assert offline[0].labels["severity"] == "critical"
-    assert engine.history["db1"] == [[DB_DEATH + 45, "online"], [DB_DEATH + 61, "offline"]]
+    assert offline[0].annotations["reason"] == "no_heartbeat"  # no probe failure recorded
+    assert engine.history["db1"] == [[DB_DEATH - 30, "online"], [DB_DEATH + 61, "offline"]]
     assert make_engine(prom, tmp_path).history["db1"][-1] == [DB_DEATH + 61, "offline"]
 
 
 def test_no_offline_after_a_six_minute_monitoring_outage(prom, tmp_path):
-    engine = make_engine(prom, tmp_path)
-    assert engine.run_cycle(OUT_START - 15).statuses["web1"] == "online"
+    engine = warm(prom, tmp_path, OUT_START - 15)
+    before = engine.run_cycle(OUT_START - 15)
+    assert (before.statuses["web1"], before.statuses["gone1"]) == ("online", "offline")
     during = engine.run_cycle(OUT_START + 3 * M)
-    assert during.pipeline_down  # no fresh `up` sample: statuses are held
-    assert during.statuses["web1"] == "online"
+    assert during.pipeline_down and not during.exporter_up  # no fresh `up` sample
+    assert set(during.statuses.values()) == {"unknown"}  # neither online nor offline
+    # gone1's ServerOffline is kept as it was while nothing can be seen.
+    gone = [r for r in engine.book.records.values() if r.labels.get("server") == "gone1"
+            and r.labels["alertname"] == "ServerOffline"]
+    assert len(gone) == 1 and gone[0].ends_at is None
     assert make_engine(prom, tmp_path / "fresh").run_cycle(
-        OUT_START + 3 * M).statuses["web1"] == "online"
+        OUT_START + 3 * M).statuses["web1"] == "unknown"
     report = engine.run_cycle(RECOVERY + 5)
     # The heartbeat the exporter reports right after recovery is 6.5 minutes old.
-    assert report.grace_active
+    assert report.grace_active and report.exporter_up
     assert report.statuses["web1"] == "online"
     assert report.statuses["gone1"] == "offline"  # 16 minutes without a heartbeat: still offline
+    after = [r for r in engine.book.records.values() if r.labels.get("server") == "gone1"
+             and r.labels["alertname"] == "ServerOffline"]
+    assert [(r.starts_at, r.ends_at) for r in after] == [(gone[0].starts_at, None)]  # one alert
     assert not [r for r in engine.book.records.values()
                 if r.labels.get("server") == "web1" and r.labels["alertname"] == "ServerOffline"]
-    # The same instant without grace would have declared web1 offline.
+    assert not [r for r in engine.book.records.values() if r.labels["alertname"] == "ServerOnline"]
+    # Without grace, web1 is not offline either: the pipeline has watched only 5 s since
+    # it came back, so the 6.5-minute-old heartbeat says nothing yet (unknown) ...
     strict = make_engine(prom, tmp_path / "strict", grace_offline_after_seconds=60.0)
-    assert strict.run_cycle(RECOVERY + 5).statuses["web1"] == "offline"
+    assert strict.run_cycle(RECOVERY + 5).statuses["web1"] == "unknown"
+    # ... and the first fresh heartbeat after the recovery makes it online.
+    assert strict.run_cycle(RECOVERY + 35).statuses["web1"] == "online"
     # Grace lasts 10 minutes after the outage ended, then the normal threshold is back.
     later = make_engine(prom, tmp_path / "later")
     assert later.run_cycle(RECOVERY + 10 * M - 15).grace_active
@@ -330,17 +360,18 @@ def test_receiver_outage_is_counted_and_caught_up(prom, tmp_path):
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
+    warm(prom, tmp_path, T0 + 50 * M - 15)
     engine = make_engine(prom, tmp_path, receivers=(Receiver(url, timeout_seconds=2),))
     report = engine.run_cycle(T0 + 50 * M)
     assert report.ok  # the cycle completes with the receiver down
     failed = engine.counters.alerts_failed[url]
-    assert failed >= 4 and engine.counters.alerts_sent[url] == 0  # 3 offline + Watchdog
+    assert failed >= 3 and engine.counters.alerts_sent[url] == 0  # 2 offline + Watchdog
     with alert_receiver(port=port) as receiver:
         engine.run_cycle(T0 + 50 * M + 15)
         names = {(a["labels"]["alertname"], a["labels"].get("server")) for a in
                  receiver.alerts()}
-        assert {("ServerOffline", "db1"), ("ServerOffline", "never1"),
-                ("ServerOffline", "gone1"), ("Watchdog", None)} <= names
+        assert {("ServerOffline", "db1"), ("ServerOffline", "gone1"), ("Watchdog", None)} <= names
+        assert ("ServerOffline", "never1") not in names  # never reached: pending, no page
         offline = next(a for a in receiver.alerts() if a["labels"].get("server") == "db1")
         assert offline["startsAt"] == rfc3339(T0 + 50 * M)  # the original start, not the retry
     assert engine.counters.alerts_sent[url] == failed

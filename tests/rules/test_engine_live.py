@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -81,11 +82,11 @@ def am(tmp_path_factory):
 
 
 def make_engine(prom_url: str, tmp_path: Path, am: Alertmanager | None = None,
-                session: requests.Session | None = None) -> Engine:
+                session: requests.Session | None = None, **overrides: Any) -> Engine:
     receivers = (Receiver(am.url),) if am else ()
     config = EngineConfig(prometheus_url=prom_url, state_file=tmp_path / "state.json",
                           interval_seconds=1.0, prometheus_retries=1,
-                          prometheus_timeout_seconds=3.0, receivers=receivers)
+                          prometheus_timeout_seconds=3.0, receivers=receivers, **overrides)
     return Engine(config, default_conditions(), session=session)
 
 
@@ -96,12 +97,17 @@ def am_alerts(am: Alertmanager, name: str, server: str | None = None) -> list[di
 
 
 def test_offline_within_one_cycle_and_alerts_in_alertmanager(prom, am, tmp_path):
-    engine = make_engine(prom.url, tmp_path, am)
-    FROZEN["late1"] = time.time() - 56
+    # 20 s instead of 60 s: the engine must first have watched for the threshold.
+    engine = make_engine(prom.url, tmp_path, am, offline_after_seconds=20.0,
+                         grace_offline_after_seconds=20.0)
+    wait_for(lambda: (r := engine.run_cycle()).ok and r.observable_since is not None
+             and r.now - r.observable_since > 20, timeout=60, interval=0.5,
+             what="the pipeline observed for 20 s")
+    FROZEN["late1"] = time.time() - 16
     SERVERS.append("late1")
     try:
         wait_for(lambda: engine.run_cycle().statuses.get("late1") == "online", timeout=15,
-                 what="late1 online with a 56 s old heartbeat")
+                 what="late1 online with a 16 s old heartbeat")
         assert not engine.report.grace_active, engine.report
         cycles = []
 
@@ -111,8 +117,8 @@ def test_offline_within_one_cycle_and_alerts_in_alertmanager(prom, am, tmp_path)
             return r if r.statuses["late1"] == "offline" else None
 
         report = wait_for(offline, timeout=30, interval=0.3, what="late1 offline")
-        # Every cycle decided by the heartbeat's age: offline from the first cycle past 60 s.
-        assert all((status == "offline") == (age > 60) for age, status in cycles), cycles
+        # Every cycle decided by the heartbeat's age: offline from the first cycle past 20 s.
+        assert all((status == "offline") == (age > 20) for age, status in cycles), cycles
         assert report.statuses["live2"] == "online"
         offline = wait_for(lambda: am_alerts(am, "ServerOffline", "late1"), timeout=15,
                            what="ServerOffline in Alertmanager")
@@ -156,7 +162,8 @@ def test_prometheus_killed_mid_cycle(tmp_path, exporter: MetricsServer, am):
                     data_dir=tmp_path / "data") as p:
         p.wait_for_series('stacksense_last_heartbeat_timestamp_seconds{server="live2"}')
         session = KillPrometheusMidCycle(p.proc, at_query=3)
-        engine = make_engine(p.url, tmp_path, am, session=session)
+        engine = make_engine(p.url, tmp_path, am, session=session,
+                             pipeline_alert_after_seconds=2.0)
         wait_for(lambda: engine.run_cycle().statuses.get("live1") == "online", timeout=15,
                  what="both servers online")
         before = dict(engine.report.statuses)
@@ -164,25 +171,41 @@ def test_prometheus_killed_mid_cycle(tmp_path, exporter: MetricsServer, am):
         session.armed = True
         report = engine.run_cycle()
         assert not report.ok and "unavailable" in report.error
-        assert report.statuses == before  # nothing declared offline for want of an answer
+        # Neither online nor offline: unknown, every server, at once.
+        assert report.statuses == dict.fromkeys(before, "unknown") and report.pipeline_down
         again = engine.run_cycle()  # Prometheus still down: the engine keeps running
-        assert not again.ok and again.statuses == before
+        assert not again.ok and again.statuses == report.statuses
         assert engine.counters.alerts_sent[am.url] > sent_before  # firing alerts re-sent
+        # The engine's own alert reaches Alertmanager without Prometheus.
+        unreachable = wait_for(
+            lambda: engine.run_cycle() and am_alerts(am, "StackSensePrometheusUnreachable"),
+            timeout=20, interval=0.5, what="StackSensePrometheusUnreachable in Alertmanager")
+        assert unreachable[0]["labels"]["severity"] == "critical"
+        assert "unknown" in unreachable[0]["annotations"]["description"]
+        assert am_alerts(am, "Watchdog")  # what was firing is still sent as it was
         registry = CollectorRegistry()
         registry.register(EngineCollector(engine, [True]))
         assert registry.get_sample_value("stacksense_rules_prometheus_up") == 0.0
         assert registry.get_sample_value("stacksense_rules_prometheus_errors_total") >= 2
-        assert registry.get_sample_value("stacksense_rules_failed_cycles_total") == 2
+        assert registry.get_sample_value("stacksense_rules_failed_cycles_total") >= 3
+        assert registry.get_sample_value("stacksense_rules_pipeline_down") == 1.0
         assert registry.get_sample_value("stacksense_server_status",
-                                          {"server": "live1", "status": "online"}) == 1.0
+                                          {"server": "live1", "status": "unknown"}) == 1.0
+        assert registry.get_sample_value("stacksense_server_status",
+                                          {"server": "live1", "status": "online"}) == 0.0
         stop(p.proc)
     session.armed = False
     # Prometheus comes back on the same port and data: the engine catches up by itself.
     with prometheus(tmp_path / "b", prom_config(exporter.address), data_dir=tmp_path / "data",
                     port=p.port):
-        report = wait_for(lambda: (r := engine.run_cycle()).ok and r, timeout=20,
-                          what="a successful cycle after restart")
+        report = wait_for(lambda: (r := engine.run_cycle()).ok and r.exporter_up and r,
+                          timeout=20, what="a successful cycle after restart")
         assert set(report.statuses.values()) == {"online"}
+        wait_for(lambda: engine.run_cycle() and not am_alerts(
+            am, "StackSensePrometheusUnreachable"), timeout=20, interval=0.5,
+            what="StackSensePrometheusUnreachable resolved")
+        assert not [r for r in engine.book.records.values()
+                    if r.labels["alertname"] == "ServerOffline"]
         registry = CollectorRegistry()
         registry.register(EngineCollector(engine, [True]))
         assert registry.get_sample_value("stacksense_rules_prometheus_up") == 1.0

@@ -29,10 +29,11 @@ def inputs(**kw):
     ({}, "online"),
     ({"heartbeats": {"a": NOW - 60}}, "online"),  # exactly at the threshold: not yet
     ({"heartbeats": {"a": NOW - 60.001}}, "offline"),
-    ({"heartbeats": {}}, "offline"),  # never heard from
+    ({"heartbeats": {}}, "pending"),  # never heard from: pending, never offline
     ({"heartbeats": {"a": NOW + 30}}, "online"),  # clock skew is not staleness
     ({"troubled": frozenset({"a"})}, "warning"),
-    ({"troubled": frozenset({"a"}), "heartbeats": {}}, "offline"),
+    ({"troubled": frozenset({"a"}), "heartbeats": {}}, "pending"),
+    ({"troubled": frozenset({"a"}), "heartbeats": {"a": NOW - 61}}, "offline"),
     ({"suspended": frozenset({"a"}), "heartbeats": {}}, "suspended"),
     ({"heartbeats": {"a": NOW - 300}, "offline_after_seconds": 600.0}, "online"),  # grace
 ])
