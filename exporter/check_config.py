@@ -75,8 +75,9 @@ def check_inventory(inventory: Inventory, reload_token_file: Path | None = None)
     if inventory.servers and not tofu_only:
         why = _readable(inventory.known_hosts)
         if why:
-            names = ", ".join(s.name for s in inventory.servers.values()
-                              if not s.trust_on_first_use)
+            needing = [s.name for s in inventory.servers.values() if not s.trust_on_first_use]
+            names = ", ".join(needing[:5]) + (f" and {len(needing) - 5} more"
+                                              if len(needing) > 5 else "")
             lines.append(f"known_hosts {inventory.known_hosts} {why} (needed by servers "
                          f"{names}: they do not trust on first use)")
     return lines
