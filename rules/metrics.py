@@ -86,6 +86,9 @@ class EngineCollector(Collector):
         yield _gauge("stacksense_rules_exporter_up",
                      "1 if the last cycle saw a healthy, recent exporter `up` sample.",
                      1.0 if report is not None and report.exporter_up else 0.0)
+        yield _gauge("stacksense_rules_interval_seconds",
+                     "Configured time between cycles (for staleness rules).",
+                     engine.config.interval_seconds)
         yield _gauge("stacksense_rules_last_successful_cycle_timestamp_seconds",
                      "Evaluation time of the last cycle that could query Prometheus.",
                      engine.last_ok_cycle or 0.0)
