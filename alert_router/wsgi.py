@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import tempfile
 from pathlib import Path
 
@@ -22,8 +23,12 @@ if not os.environ.get(MULTIPROC_ENV):
     _base = os.environ.get("STACKSENSE_ROUTER_METRICS_DIR") or os.path.join(
         tempfile.gettempdir(), f"stacksense-router-metrics-{os.getuid()}")
     # gunicorn's workers are children of its master: they share the master's directory.
-    use_multiprocess_dir(Path(_base), os.getppid(),
-                         lambda pid: process_alive(socket.gethostname(), pid))
+    try:
+        use_multiprocess_dir(Path(_base), os.getppid(),
+                             lambda pid: process_alive(socket.gethostname(), pid))
+    except OSError as exc:  # e.g. a read-only filesystem: per-worker metrics, but running
+        sys.stderr.write(f"warning: metrics stay per worker, cannot use {_base}: "
+                         f"{exc.strerror}\n")
 
 from alert_router.app import create_app  # noqa: E402 - after the metrics directory is set
 
