@@ -432,6 +432,12 @@ class Store:
         return [_alert(r) for r in self.conn().execute(
             f"SELECT {_ALERT_COLUMNS} FROM alerts ORDER BY starts_at")]
 
+    def alerts_named(self, alertname: str) -> list[AlertRow]:
+        """The alerts with this alertname (indexed: an API filter need not read them all)."""
+        return [_alert(r) for r in self.conn().execute(
+            f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE alertname = ? ORDER BY starts_at",
+            (alertname,))]
+
     def firing_labels(self, now: float, alertnames: set[str] | None = None
                       ) -> list[tuple[str, dict[str, str]]]:
         """(fingerprint, labels) of the alerts firing at `now`, optionally only these names."""

@@ -13,7 +13,7 @@ from flask import Blueprint, Response, abort, jsonify, request
 from alert_router.api.common import accept_alerts, filter_matchers, register_error_handlers, state
 from alert_router.config import RouterConfig
 from alert_router.ingest import postable_alerts
-from alert_router.inhibit import Inhibitor
+from alert_router.inhibit import Inhibitor, source_alertnames
 from alert_router.limits import READ_PAGE_MAX
 from alert_router.matchers import Matcher
 from alert_router.silence import Silencer
@@ -39,28 +39,52 @@ def _flag(name: str, default: bool) -> bool:
     return value.lower() == "true"
 
 
-def _gettable(alert: AlertRow, silencer: Silencer, inhibitor: Inhibitor, cfg: RouterConfig,
-              now: float) -> dict[str, Any]:
-    silenced = silencer.silenced_by(alert.labels)
-    inhibited = inhibitor.inhibited_by(alert.fingerprint, alert.labels) \
-        if alert.firing(now) else []
-    receivers = []
-    for route in cfg.route.match(alert.labels):
-        if route.receiver not in receivers:
-            receivers.append(route.receiver)
-    return {
-        "labels": alert.labels,
-        "annotations": alert.annotations,
-        "startsAt": format_time(alert.starts_at),
-        "endsAt": format_time(alert.ends_at),
-        "updatedAt": format_time(alert.updated_at),
-        "generatorURL": alert.generator_url,
-        "fingerprint": alert.fingerprint,
-        "receivers": [{"name": r} for r in receivers],
-        "status": {"state": "suppressed" if silenced or inhibited else "active",
-                   "silencedBy": silenced, "inhibitedBy": inhibited},
-        "_firing": alert.firing(now),
-    }
+class _Status:
+    """Silences and inhibition of one read, loaded only once an alert needs them."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+        self.cfg: RouterConfig = state().config
+        self._silencer: Silencer | None = None
+        self._inhibitor: Inhibitor | None = None
+
+    def of(self, alert: AlertRow) -> dict[str, Any]:
+        now, cfg = self.now, self.cfg
+        store = state().store
+        if self._silencer is None:
+            self._silencer = Silencer(store.list_silences(), now)
+            self._inhibitor = Inhibitor(cfg.inhibit_rules, store.firing_labels(
+                now, source_alertnames(cfg.inhibit_rules)) if cfg.inhibit_rules else [])
+        assert self._inhibitor is not None
+        silenced = self._silencer.silenced_by(alert.labels)
+        inhibited = self._inhibitor.inhibited_by(alert.fingerprint, alert.labels) \
+            if alert.firing(now) else []
+        receivers = []
+        for route in cfg.route.match(alert.labels):
+            if route.receiver not in receivers:
+                receivers.append(route.receiver)
+        return {
+            "labels": alert.labels,
+            "annotations": alert.annotations,
+            "startsAt": format_time(alert.starts_at),
+            "endsAt": format_time(alert.ends_at),
+            "updatedAt": format_time(alert.updated_at),
+            "generatorURL": alert.generator_url,
+            "fingerprint": alert.fingerprint,
+            "receivers": [{"name": r} for r in receivers],
+            "status": {"state": "suppressed" if silenced or inhibited else "active",
+                       "silencedBy": silenced, "inhibitedBy": inhibited},
+            "_firing": alert.firing(now),
+        }
+
+
+def _candidates(matchers: list[Matcher] | None) -> list[AlertRow]:
+    store = state().store
+    for m in matchers or ():
+        # alertname is an indexed column: an equality filter on it reads only those rows.
+        if m.name == "alertname" and m.is_equal and not m.is_regex and m.value:
+            return store.alerts_named(m.value)
+    return store.all_alerts()
 
 
 def gettable_iter(now: float, *, firing_only: bool = False,
@@ -70,22 +94,22 @@ def gettable_iter(now: float, *, firing_only: bool = False,
     Label matchers are applied before the (costlier) silence, inhibition and route status,
     so a caller that stops after a page pays for that page only.
     """
-    st = state()
-    cfg = st.config
-    silencer = Silencer(st.store.list_silences(), now)
-    inhibitor = Inhibitor(cfg.inhibit_rules, st.store.firing_labels(now))
-    rows = sorted(st.store.all_alerts(), key=lambda a: (a.starts_at, a.fingerprint))
+    status = _Status(now)
+    rows = sorted(_candidates(matchers), key=lambda a: (a.starts_at, a.fingerprint))
     for alert in rows:
         if firing_only and not alert.firing(now):
             continue
         if matchers and not all(m.matches(alert.labels) for m in matchers):
             continue
-        yield _gettable(alert, silencer, inhibitor, cfg, now)
+        yield status.of(alert)
 
 
 def gettable_alerts(now: float) -> list[dict[str, Any]]:
     """Every stored alert in the v2 gettableAlert form, with silenced/inhibited status."""
     return list(gettable_iter(now))
+
+
+MAX_OFFSET = 10**9
 
 
 def page_args() -> tuple[int, int]:
@@ -101,8 +125,8 @@ def page_args() -> tuple[int, int]:
     limit, offset = values
     if not 1 <= limit <= READ_PAGE_MAX:
         abort(400, description=f"limit: must be from 1 to {READ_PAGE_MAX} (limit: read page size)")
-    if offset < 0:
-        abort(400, description="offset: must be 0 or more")
+    if not 0 <= offset <= MAX_OFFSET:
+        abort(400, description=f"offset: must be from 0 to {MAX_OFFSET}")
     return limit, offset
 
 
