@@ -51,7 +51,6 @@ from bench.nab_tune import (  # noqa: E402
     NAB,
     PROFILES,
     Series,
-    file_rows,
     load_series,
 )
 
@@ -123,17 +122,75 @@ def families(only: str | None = None) -> list[Family]:
 
 
 # the candidate's tuned constants and the values tried for each
-CANDIDATE_GRID: dict[str, Sequence[Any]] = {}
+CANDIDATE_GRID: dict[str, Sequence[Any]] = {
+    "w_mean": (0.5, 0.7, 1.0),
+    "w_week": (0.0, 0.7),
+    "quiet_points": (300, 500, 1000),
+}
 
 
-def score_all(fam: Family, corpus: list[Series], overrides: dict[str, Any]) -> list[list[float]]:
-    """Scores of every file, fresh detector each, with ``overrides`` of the defaults."""
+PIECE_ROWS = 4032  # 14 days of 5-minute points: the length of a typical server-metric file
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One scored series: rows [lo, hi) of a shared file, with its windows as row ranges."""
+
+    category: str
+    series: int  # index into the corpus
+    lo: int
+    hi: int
+    ranges: tuple[tuple[int, int], ...]
+
+
+def whole_files(corpus: list[Series]) -> list[Unit]:
+    """Each of the 41 shared files, whole."""
+    windows = nab_score.load_windows(os.path.join(NAB, "combined_windows.json"))
+    out = []
+    for i, (rel, stamps, _, _) in enumerate(corpus):
+        ranges = nab_score.window_index_ranges(stamps, windows[rel], rel)
+        out.append(Unit(rel.split("/")[0], i, 0, len(stamps), tuple(ranges)))
+    return out
+
+
+def pieces(corpus: list[Series], rows: int = PIECE_ROWS) -> list[Unit]:
+    """The shared files cut into pieces of ``rows`` rows, each scored by a fresh
+    detector (a short history, like a two-week server-metric file); a window that
+    straddles a cut is dropped, a last piece shorter than half is dropped."""
+    out = []
+    for whole in whole_files(corpus):
+        for lo in range(0, whole.hi, rows):
+            hi = min(whole.hi, lo + rows)
+            if lo and hi - lo < rows // 2:
+                continue
+            inside = tuple((a - lo, b - lo) for a, b in whole.ranges if a >= lo and b < hi)
+            out.append(Unit(whole.category, whole.series, lo, hi, inside))
+    return out
+
+
+def score_units(
+    fam: Family, corpus: list[Series], units: list[Unit], overrides: dict[str, Any]
+) -> list[Any]:
+    """NAB's view (FileRows) of every unit, each scored by a fresh detector."""
+    import numpy as np
+
     params = fam.params(overrides)
     det_cls: Callable[[Any], Any] = fam.module.Detector
     out = []
-    for _, _, times, values in corpus:
+    for u in units:
+        rel, _, times, values = corpus[u.series]
         update = det_cls(params).update
-        out.append([update(t, v) for t, v in zip(times, values, strict=True)])
+        scores = [
+            update(t, v) for t, v in zip(times[u.lo : u.hi], values[u.lo : u.hi], strict=True)
+        ]
+        out.append(
+            nab_score.FileRows(
+                f"{rel}@{u.lo}",
+                np.asarray(scores, dtype=float),
+                list(u.ranges),
+                nab_score.PROBATION_PERCENT,
+            )
+        )
     return out
 
 
@@ -153,18 +210,25 @@ class Fold:
     held_out_fp_rows: int
 
 
+@dataclass
+class Result:
+    folds: list[Fold]
+    pooled: dict[str, Any]  # every unit scored with the constants chosen without its category
+    plain: dict[str, Any]  # the detector's defaults on every unit
+
+
 def cross_validate(
-    fam: Family, corpus: list[Series], log: Callable[[str], None]
-) -> tuple[list[Fold], dict[str, Any], dict[str, Any]]:
-    """Leave-one-category-out over the grid; (folds, pooled result, plain result)."""
+    fam: Family, corpus: list[Series], units: list[Unit], log: Callable[[str], None]
+) -> Result:
+    """Leave one category out over the grid of ``fam`` on ``units``."""
     cost = nab_score.load_profiles(os.path.join(NAB, "profiles.json"))["standard"]
-    cat_of = [s[0].split("/")[0] for s in corpus]
+    cat_of = [u.category for u in units]
     configs = fam.configs() or [{}]
-    # per config: the training result of each fold (raw, threshold) and the files
+    # per config: its units' FileRows and each fold's training result (score, threshold)
     runs: list[tuple[dict[str, Any], list[Any], dict[str, tuple[float, float]]]] = []
     for k, cfg in enumerate(configs):
         t0 = time.time()
-        files = file_rows(corpus, score_all(fam, corpus, cfg))
+        files = score_units(fam, corpus, units, cfg)
         per_fold = {}
         for cat in CATEGORIES:
             train = [f for f, c in zip(files, cat_of, strict=True) if c != cat]
@@ -173,23 +237,21 @@ def cross_validate(
         runs.append((cfg, files, per_fold))
         log(f"  {fam.name} {k + 1}/{len(configs)} {cfg} ({time.time() - t0:.0f} s)")
     folds = []
-    pooled_scores: list[Any] = [None] * len(corpus)
+    pooled: list[Any] = [None] * len(units)
     for cat in CATEGORIES:
         cfg, files, per_fold = max(runs, key=lambda r: r[2][cat][0])
         train_score, thr = per_fold[cat]
         held = [f for f, c in zip(files, cat_of, strict=True) if c == cat]
         rows = nab_score.score_at(held, cost, thr)
         raw = sum(r["score"] for r in rows)
-        folds.append(
-            Fold(cat, cfg, train_score, thr, _norm(raw, held, cost), sum(r["fp"] for r in rows))
-        )
+        fp_rows = sum(r["fp"] for r in rows)
+        folds.append(Fold(cat, cfg, train_score, thr, _norm(raw, held, cost), fp_rows))
         for i, c in enumerate(cat_of):
             if c == cat:
-                pooled_scores[i] = files[i].scores
-    pooled = _score(corpus, pooled_scores)
+                pooled[i] = files[i]
     default = next((r for r in runs if r[0] == _defaults(fam)), None)
-    plain_scores = [f.scores for f in default[1]] if default else score_all(fam, corpus, {})
-    return folds, pooled, _score(corpus, plain_scores)
+    plain = default[1] if default else score_units(fam, corpus, units, {})
+    return Result(folds, _score(pooled), _score(plain))
 
 
 def _defaults(fam: Family) -> dict[str, Any]:
@@ -197,66 +259,72 @@ def _defaults(fam: Family) -> dict[str, Any]:
     return {k: getattr(base, k) for k in fam.grid}
 
 
-def _score(corpus: list[Series], all_scores: list[Any]) -> dict[str, Any]:
+def _score(files: list[Any]) -> dict[str, Any]:
     profiles = nab_score.load_profiles(os.path.join(NAB, "profiles.json"))
-    files = file_rows(corpus, [list(s) for s in all_scores])
     return dict(nab_score.score_corpus(files, {p: profiles[p] for p in PROFILES}))
 
 
-def report(
-    name: str, folds: list[Fold], pooled: dict[str, Any], plain: dict[str, Any]
-) -> dict[str, float]:
-    real = [f.held_out_score for f in folds if f.held_out in REAL]
-    out = {
-        "plain standard": plain["standard"]["score"],
-        "plain low FP": plain["reward_low_FP_rate"]["score"],
-        "plain low FN": plain["reward_low_FN_rate"]["score"],
-        "plain windows": plain["standard"]["windows_detected"],
-        "plain FP rows": plain["standard"]["fp"],
-        "CV standard (mean of 4 real)": sum(real) / len(real),
-        "CV pooled standard (41 files)": pooled["standard"]["score"],
+def report(name: str, whole: Result, short: Result | None) -> dict[str, float | int]:
+    """Print the folds of ``name``; return its column of the summary table."""
+    out: dict[str, float | int] = {
+        "plain standard": whole.plain["standard"]["score"],
+        "plain low FP": whole.plain["reward_low_FP_rate"]["score"],
+        "plain low FN": whole.plain["reward_low_FN_rate"]["score"],
+        "plain windows (of 86)": whole.plain["standard"]["windows_detected"],
+        "plain FP rows": whole.plain["standard"]["fp"],
     }
-    for f in folds:
-        out[f"held-out {f.held_out}"] = (
-            f.held_out_score if f.held_out_score == f.held_out_score else f.held_out_fp_rows
-        )
-    print(f"\n{name}: constants chosen per held-out category")
-    for f in folds:
-        print(
-            f"  {f.held_out:<22} train {f.train_score:6.2f}  thr {f.threshold:.4g}  "
-            f"held-out {f.held_out_score:6.2f}  FP rows {f.held_out_fp_rows:3d}  {f.config}"
-        )
+    for label, res in (("", whole), ("14-day pieces: ", short)):
+        if res is None:
+            continue
+        real = [f.held_out_score for f in res.folds if f.held_out in REAL]
+        if label:
+            out[label + "plain standard"] = res.plain["standard"]["score"]
+        out[label + "CV standard (mean of 4 real)"] = sum(real) / len(real)
+        out[label + "CV pooled standard"] = res.pooled["standard"]["score"]
+        for f in res.folds:
+            out[f"{label}held-out {f.held_out}"] = (
+                f.held_out_score if f.held_out_score == f.held_out_score else f.held_out_fp_rows
+            )
+        print(f"\n{name}, {label or 'whole files: '}constants chosen per held-out category")
+        for f in res.folds:
+            print(
+                f"  {f.held_out:<22} train {f.train_score:6.2f}  thr {f.threshold:.4g}  "
+                f"held-out {f.held_out_score:6.2f}  FP rows {f.held_out_fp_rows:3d}  {f.config}"
+            )
     return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--only", choices=("003ef12", "candidate"), default=None)
+    ap.add_argument("--no-pieces", action="store_true", help="whole files only")
     ap.add_argument("--quiet", action="store_true", help="no per-grid-point progress lines")
     args = ap.parse_args(list(argv) if argv is not None else None)
     corpus = load_series()
+    whole, short = whole_files(corpus), pieces(corpus)
 
     def log(msg: str) -> None:
         if not args.quiet:
             print(msg, file=sys.stderr, flush=True)
 
     t0 = time.time()
-    table: dict[str, dict[str, float]] = {}
+    table: dict[str, dict[str, float | int]] = {}
     for fam in families(args.only):
-        table[fam.name] = report(fam.name, *cross_validate(fam, corpus, log))
+        res_short = None if args.no_pieces else cross_validate(fam, corpus, short, log)
+        table[fam.name] = report(fam.name, cross_validate(fam, corpus, whole, log), res_short)
     names = list(table)
-    print(f"\n{'':<34}" + "".join(f"{n:>12}" for n in names))
+    print(f"\n{'':<46}" + "".join(f"{n:>11}" for n in names))
     for row in table[names[0]]:
         cells = "".join(
-            f"{table[n][row]:>12.2f}"
+            f"{table[n][row]:>11.2f}"
             if isinstance(table[n][row], float)
-            else f"{table[n][row]:>12}"
+            else f"{table[n][row]:>11}"
             for n in names
         )
-        print(f"{row:<34}{cells}")
+        print(f"{row:<46}{cells}")
     print(
-        f"({time.time() - t0:.0f} s; artificialNoAnomaly has no windows: its held-out "
-        "figure is its false-alarm rows)"
+        f"({time.time() - t0:.0f} s; {len(short)} pieces of {PIECE_ROWS} rows; artificialNoAnomaly "
+        "has no windows: its held-out figure is its false-alarm rows)"
     )
     return 0
 

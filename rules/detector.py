@@ -1,8 +1,8 @@
 """Streaming anomaly detector: one instance per series, O(1) work per point.
 
-The method: *range novelty* on five views of the series, a quiet-period
-damping of repeated alarms, and a monotone rescaling to [0, 1]. No model is
-fitted and no labels are used; every decision reads one series' own past.
+The method: *range novelty* on four views of the series, a quiet period that
+damps repeated alarms, and a monotone rescaling to [0, 1]. No model is fitted
+and no labels are used; every decision reads one series' own past.
 
 Range novelty (the core)
     For each view the detector keeps the range [lo, hi] of the values seen so
@@ -19,47 +19,35 @@ Range novelty (the core)
 
 Views
     1. the value itself (spikes and dips, new levels);
-    2. the value against the range of only the last ``recent_points`` values
-       (kept as ``recent_blocks`` block extremes, O(1)), weighted low
-       (``w_recent``) and counted only beyond a margin (``recent_margin``): a
-       change that is large for the last few days but stays inside an old
-       extreme (an earlier incident's spike) that blinds view 1;
-    3. the mean of the last ``mean_points`` values (sustained shifts hidden in
+    2. the mean of the last ``mean_points`` values (sustained shifts hidden in
        noise, that no single point reveals);
-    4. ``|x - profile(same time of day)|`` for a daily season: a time-indexed
+    3. ``|x - profile(same time of day)|`` for a daily season: a time-indexed
        ring of at most ``season_max_slots`` slots, each an exponentially
        weighted average of that time of day over past days
        (``season_smoothing``), so one noisy yesterday does not raise alarms
        (a pattern that breaks: a missing daily peak, a flat day, a higher
-       plateau).
-    5. ``|x - profile(same time of the week)|``: the same for a weekly season
+       plateau);
+    4. ``|x - profile(same time of the week)|``: the same for a weekly season
        (``week_max_slots`` slots, ``week_smoothing``): a weekday that looks
        like a Sunday (a holiday, an upstream outage) is ordinary for the daily
        profile, which mixes weekdays and weekends, but not for this one. It
        only learns for its first ``week_min_age`` weeks: a profile of one week
        is one noisy sample.
-    6. the median of the same last ``mean_points`` values as view 3 (kept
-       sorted beside the mean's ring: a bisect and an insort per point): a
-       sustained change of level among spikes. One burst of spikes lifts the
-       mean as far as a new level does, and so widens view 3's range until a
-       real shift no longer breaks it; the median ignores anything that
-       lasts less than half the window, so its range stays the series'
-       ordinary level and a plateau above or below it (a service that got
-       busier and stays busier, inside the range of earlier bursts) is a
-       record.
-    Each view learns ``warmup`` values before it may score (view 2: half its
-    span, view 5: ``week_min_age`` weeks). The surprise of a point is the
-    largest weighted surprise of the views.
+    Each view learns ``warmup`` values before it may score (view 4:
+    ``week_min_age`` weeks). The surprise of a point is the largest weighted
+    surprise of the views. Every view is there because leaving it out lowers
+    the cross-validated NAB score (``bench/nab_cv.py``); views that raised the
+    plain score on the files they were tuned on but not the cross-validated
+    one were removed (docs/decisions/anomaly-detector-rounds.md).
 
 Quiet period
     Only the first detection of an event matters, and repeated alarms erode
     trust: a score that does not beat every raw score of the last
     ``quiet_points`` points (kept as ``quiet_blocks`` block maxima, O(1)) is
-    multiplied by ``quiet_damping``, and by ``burst_damping`` within
-    ``burst_points`` of the score that led. A lead that is itself an alarm
-    (reported at ``refractory_score`` or more, just under the 0.5 operating
-    point) opens a refractory period of ``refractory_points``: every score in
-    it, a higher one too, is the same event still unfolding (a spike's second,
+    multiplied by ``quiet_damping``. A lead that is itself an alarm (reported
+    at ``refractory_score`` or more, just under the 0.5 operating point)
+    opens a refractory period of ``refractory_points``: every score in it, a
+    higher one too, is the same event still unfolding (a spike's second,
     taller point, a burst that keeps growing) and is multiplied by
     ``burst_damping``. A lead below that level opens none, so an event whose
     first point barely moves the score still reports its larger second point.
@@ -71,37 +59,32 @@ Score
 
 Cost and robustness
     A handful of float operations per point in plain Python (numpy per-point
-    calls would cost more than the whole update): about 280,000-300,000
-    points/s per core on a quiet machine; the state is a few scalars, 2 x
-    ``recent_blocks`` block extremes, a ``mean_points`` ring (and its sorted
-    copy, rebuilt on restore rather than saved), the two season rings (<= 1440
-    and <= 504 doubles), 10-20 KiB of heap per series, saved as plain JSON by
-    ``get_state`` (17-39 KiB). NaN
-    and infinities score 0 and leave the state untouched. Timestamps only place
-    points in the season ring and detect gaps (longer than ``gap_seconds``,
-    which restart the short mean and median); repeated and out-of-order
-    timestamps are scored like any other point and never move the clock
-    backwards. A state saved before view 2, 5 or 6 existed restores (the view
-    starts empty and fills in).
+    calls would cost more than the whole update); the state is a few scalars,
+    a ``mean_points`` ring and the two season rings (<= 1440 and <= 504
+    doubles), saved as plain JSON by ``get_state``. NaN and infinities score 0
+    and leave the state untouched. Timestamps only place points in the season
+    rings and detect gaps (longer than ``gap_seconds``, which restart the
+    short mean); repeated and out-of-order timestamps are scored like any
+    other point and never move the clock backwards. A state saved by an
+    earlier version restores: what it lacks starts empty and fills in, what
+    belonged to views since removed is ignored.
 
-Figures (NAB, 41 shared series) and the reproduction command are in
-docs/anomaly-detection.md.
+Figures (NAB, 41 shared series, plain and cross-validated) and the
+reproduction commands are in docs/anomaly-detection.md.
 """
 
 from __future__ import annotations
 
 import math
 from array import array
-from bisect import bisect_left, insort
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-# 2: the weekly view (view 5); 3: the refractory period after an alarm; 4: the median view
-STATE_VERSION = 4
-_RESTORABLE = (1, 2, 3, 4)  # older states restore; what they lack starts empty
+# 2: weekly view; 3: refractory period; 4: median view; 5: recent-range and median views removed
+STATE_VERSION = 5
+_RESTORABLE = (1, 2, 3, 4, 5)  # older states restore; what they lack starts empty
 _LOG_HALF = math.log(0.5)
-# not saved: the parameters are the caller's, the median's sorted window is the mean's ring
-_DERIVED = frozenset({"params", "median_sorted"})
+_DERIVED = frozenset({"params"})  # not saved: the parameters are the caller's
 
 
 @dataclass(frozen=True)
@@ -111,30 +94,24 @@ class DetectorParams:
     warmup: int = 150  # values a view learns before it may score
     range_decay: float = 1e-5  # per point, how fast each view's range shrinks to its centre
     w_raw: float = 1.0  # weight of the raw-value view
-    w_recent: float = 0.2  # weight of the recent-range view (raw value vs the last few days)
-    recent_points: int = 1500  # span of the recent range ...
-    recent_blocks: int = 20  # ... tracked as this many block extremes
-    recent_margin: float = 0.1  # view 2 ignores the first 10 % of the range beyond its edge
     w_mean: float = 0.7  # weight of the short-mean view
-    w_median: float = 0.7  # weight of the short-median view (same window as the mean)
     mean_points: int = 24  # length of the short mean
-    w_season: float = 0.7  # weight of the same-time-yesterday view
+    w_season: float = 0.7  # weight of the same-time-of-day view
     season_seconds: float = 86400.0  # the season compared against
     season_smoothing: float = 0.3  # weight of the newest day in each slot's daily profile
     season_max_slots: int = 1440  # bounds memory: at most this many remembered slots
     season_setup_points: int = 32  # points used to learn the sampling interval
-    w_week: float = 0.7  # weight of the same-time-last-weeks view
+    w_week: float = 0.7  # weight of the same-time-of-the-week view
     week_seconds: float = 7 * 86400.0  # its season
     week_smoothing: float = 0.2  # weight of the newest week in each slot's weekly profile
     week_max_slots: int = 504  # memory bound of the weekly ring (slot width >= 20 min)
     week_min_age: float = 2.0  # weeks of history before the weekly view may score
     gap_seconds: float = 6 * 3600.0  # a longer silence restarts the short-mean window
-    quiet_points: int = 1000  # a score must beat every raw score this far back ...
+    quiet_points: int = 500  # a score must beat every raw score this far back ...
     quiet_blocks: int = 20  # ... (tracked as this many block maxima) ...
     quiet_damping: float = 0.2  # ... or it is multiplied by this
     score_pivot: float = 0.0109  # internal score shown as 0.5 (NAB's best threshold)
-    burst_points: int = 50  # for this long after a leading score, the same event ...
-    burst_damping: float = 0.05  # ... only echoes: others are multiplied by this
+    burst_damping: float = 0.05  # a score inside a refractory period is multiplied by this
     refractory_points: int = 120  # after an alarm, any score this soon is its echo ...
     refractory_score: float = 0.47  # ... an alarm: a lead reported at least this high
 
@@ -143,15 +120,35 @@ class Detector:
     """Scores each new point of one series against that series' own history."""
 
     __slots__ = (
-        "params", "n", "last_ts", "dt",
-        "raw_lo", "raw_hi", "raw_n",
-        "recent_max", "recent_min", "recent_top", "recent_bot",
-        "recent_cur_max", "recent_cur_min", "recent_fill",
-        "mean_buf", "mean_i", "mean_sum", "mean_lo", "mean_hi", "mean_n",
-        "median_sorted", "median_lo", "median_hi", "median_n",
-        "season", "season_width", "season_lo", "season_hi", "season_n",
-        "week", "week_width", "week_lo", "week_hi", "week_n", "week_t0",
-        "block_max", "block_top", "block_cur", "block_fill", "last_lead", "last_alarm",
+        "params",
+        "n",
+        "last_ts",
+        "dt",
+        "raw_lo",
+        "raw_hi",
+        "raw_n",
+        "mean_buf",
+        "mean_i",
+        "mean_sum",
+        "mean_lo",
+        "mean_hi",
+        "mean_n",
+        "season",
+        "season_width",
+        "season_lo",
+        "season_hi",
+        "season_n",
+        "week",
+        "week_width",
+        "week_lo",
+        "week_hi",
+        "week_n",
+        "week_t0",
+        "block_max",
+        "block_top",
+        "block_cur",
+        "block_fill",
+        "last_alarm",
     )
 
     def __init__(self, params: DetectorParams | None = None) -> None:
@@ -160,17 +157,10 @@ class Detector:
         self.last_ts = -math.inf
         self.dt = math.inf
         self.raw_lo, self.raw_hi, self.raw_n = math.inf, -math.inf, 0
-        self.recent_max: list[float] = []  # extremes of the last complete blocks
-        self.recent_min: list[float] = []
-        self.recent_top, self.recent_bot = -math.inf, math.inf  # their max / min
-        self.recent_cur_max, self.recent_cur_min = -math.inf, math.inf  # the open block
-        self.recent_fill = 0
         self.mean_buf: list[float] = []
         self.mean_i = 0
         self.mean_sum = 0.0
         self.mean_lo, self.mean_hi, self.mean_n = math.inf, -math.inf, 0
-        self.median_sorted: list[float] = []  # mean_buf's values, sorted
-        self.median_lo, self.median_hi, self.median_n = math.inf, -math.inf, 0
         self.season: array[float] | None = None
         self.season_width = 0.0
         self.season_lo, self.season_hi, self.season_n = math.inf, -math.inf, 0
@@ -182,7 +172,6 @@ class Detector:
         self.block_top = 0.0
         self.block_cur = 0.0
         self.block_fill = 0
-        self.last_lead = -(10**9)
         self.last_alarm = -(10**9)
 
     def update(self, timestamp: float, value: float) -> float:
@@ -202,7 +191,6 @@ class Detector:
                 self.dt = step
             if step > p.gap_seconds:
                 self.mean_buf.clear()
-                self.median_sorted.clear()
                 self.mean_i = 0
                 self.mean_sum = 0.0
             self.last_ts = t
@@ -210,43 +198,19 @@ class Detector:
         # view 1: the value itself
         self.raw_n += 1
         self.raw_lo, self.raw_hi, u = _range_step(
-            x, self.raw_lo, self.raw_hi, self.raw_n > warm, decay)
+            x, self.raw_lo, self.raw_hi, self.raw_n > warm, decay
+        )
         u *= p.w_raw
 
-        # view 2: the value against the range of the last few days only; weighted
-        # low, it catches a change that is large for the recent past but still
-        # inside an old extreme (an earlier incident's spike, last month's peak)
-        top = self.recent_top if self.recent_top > self.recent_cur_max else self.recent_cur_max
-        bot = self.recent_bot if self.recent_bot < self.recent_cur_min else self.recent_cur_min
-        if 2 * len(self.recent_max) >= p.recent_blocks and top > bot:
-            # a few days' range is often just brushed: only a clear break counts
-            if x > top:
-                ur = ((x - top) / (top - bot) - p.recent_margin) * p.w_recent
-            elif x < bot:
-                ur = ((bot - x) / (top - bot) - p.recent_margin) * p.w_recent
-            else:
-                ur = 0.0
-            if ur > u:
-                u = ur
-        if x > self.recent_cur_max:
-            self.recent_cur_max = x
-        if x < self.recent_cur_min:
-            self.recent_cur_min = x
-        self.recent_fill += 1
-        if self.recent_fill >= max(1, p.recent_points // p.recent_blocks):
-            self._close_recent_block()
-
-        # view 3: mean of the last few values (sustained shifts in noisy data)
+        # view 2: mean of the last few values (sustained shifts in noisy data)
         k = p.mean_points
         buf = self.mean_buf
-        srt = self.median_sorted
         if len(buf) < k:
             buf.append(x)
             self.mean_sum += x
         else:
             i = self.mean_i
             self.mean_sum += x - buf[i]
-            del srt[bisect_left(srt, buf[i])]
             buf[i] = x
             i += 1
             if i == k:
@@ -256,25 +220,13 @@ class Detector:
         if len(buf) == k:
             self.mean_n += 1
             self.mean_lo, self.mean_hi, um = _range_step(
-                self.mean_sum / k, self.mean_lo, self.mean_hi, self.mean_n > warm, decay)
+                self.mean_sum / k, self.mean_lo, self.mean_hi, self.mean_n > warm, decay
+            )
             um *= p.w_mean
             if um > u:
                 u = um
 
-        # view 6: median of the same values (a new level among spikes, which
-        # lift the mean, and so view 3's range, as much as the level does)
-        insort(srt, x)
-        if len(srt) == k:
-            h = k // 2
-            med = srt[h] if k % 2 else 0.5 * (srt[h - 1] + srt[h])
-            self.median_n += 1
-            self.median_lo, self.median_hi, ud = _range_step(
-                med, self.median_lo, self.median_hi, self.median_n > warm, decay)
-            ud *= p.w_median
-            if ud > u:
-                u = ud
-
-        # view 4: distance to the value at the same time of the previous season
+        # view 3: distance to the profile of the same time of day
         season = self.season
         if season is None and self.n == p.season_setup_points and math.isfinite(self.dt):
             season, self.season_width = _new_ring(self.dt, p.season_seconds, p.season_max_slots)
@@ -285,18 +237,27 @@ class Detector:
             if old == old:  # not NaN: that slot was seen before
                 self.season_n += 1
                 self.season_lo, self.season_hi, us = _range_step(
-                    abs(x - old), self.season_lo, self.season_hi, self.season_n > warm,
-                    decay, up_only=True)
+                    abs(x - old),
+                    self.season_lo,
+                    self.season_hi,
+                    self.season_n > warm,
+                    decay,
+                    up_only=True,
+                )
                 us *= p.w_season
                 if us > u:
                     u = us
 
-        # view 5: distance to a profile of the same time of the week: a weekday
+        # view 4: distance to a profile of the same time of the week: a weekday
         # that looks like a Sunday (a holiday, an outage) is ordinary for the daily
         # profile, which mixes weekdays and weekends, but not for this one
         week = self.week
-        if (week is None and not self.week_width and self.n >= p.season_setup_points
-                and math.isfinite(self.dt)):
+        if (
+            week is None
+            and not self.week_width
+            and self.n >= p.season_setup_points
+            and math.isfinite(self.dt)
+        ):
             # ">=": a state saved before this view existed starts its ring too;
             # a width of -1 marks a series sampled too coarsely for a weekly ring
             week, self.week_width = _new_ring(self.dt, p.week_seconds, p.week_max_slots)
@@ -307,9 +268,13 @@ class Detector:
                 self.week_n += 1
                 # a profile of one or two weeks is mostly noise: learn only
                 self.week_lo, self.week_hi, uw = _range_step(
-                    abs(x - old), self.week_lo, self.week_hi,
+                    abs(x - old),
+                    self.week_lo,
+                    self.week_hi,
                     self.week_n > warm and t - self.week_t0 >= p.week_min_age * p.week_seconds,
-                    decay, up_only=True)
+                    decay,
+                    up_only=True,
+                )
                 uw *= p.w_week
                 if uw > u:
                     u = uw
@@ -330,35 +295,17 @@ class Detector:
             self.block_top = max(blocks)
             self.block_cur = 0.0
             self.block_fill = 0
-        if score <= recent:
-            n = self.n
-            if n - self.last_lead < p.burst_points or n - self.last_alarm < p.refractory_points:
-                score *= p.burst_damping
-            else:
-                score *= p.quiet_damping
-        elif score > 0.0:
-            self.last_lead = self.n
-            if self.n - self.last_alarm < p.refractory_points:
-                # the same event still rising: it has been reported already
-                score *= p.burst_damping
-            elif score ** _exponent(p) >= p.refractory_score:
-                self.last_alarm = self.n
+        if self.n - self.last_alarm < p.refractory_points:
+            # the same event still unfolding, a higher score too: reported already
+            score *= p.burst_damping
+        elif score <= recent:
+            score *= p.quiet_damping
+        elif score ** _exponent(p) >= p.refractory_score:
+            self.last_alarm = self.n
         if score <= 0.0:
             return 0.0
         # monotone rescaling (ranks unchanged) so that the pivot reads as 0.5
         return float(score ** _exponent(p))
-
-    def _close_recent_block(self) -> None:
-        highs, lows = self.recent_max, self.recent_min
-        highs.append(self.recent_cur_max)
-        lows.append(self.recent_cur_min)
-        if len(highs) > self.params.recent_blocks:
-            del highs[0]
-            del lows[0]
-        self.recent_top = max(highs)
-        self.recent_bot = min(lows)
-        self.recent_cur_max, self.recent_cur_min = -math.inf, math.inf
-        self.recent_fill = 0
 
     def get_state(self) -> dict[str, Any]:
         """Return the full state as a JSON-serialisable dict."""
@@ -371,14 +318,16 @@ class Detector:
 
     @classmethod
     def from_state(cls, state: dict[str, Any], params: DetectorParams | None = None) -> Detector:
-        """Rebuild a detector from ``get_state()`` output (fresh if incompatible)."""
+        """Rebuild a detector from ``get_state()`` output (fresh if incompatible).
+
+        A state of an earlier version restores: fields it lacks keep their
+        fresh values, fields of views removed since are ignored."""
         det = cls(params)
         if state.get("version") not in _RESTORABLE:
             return det
         for name in cls.__slots__:
             if name not in _DERIVED and name in state:
                 setattr(det, name, _dec(state[name]))
-        det.median_sorted = sorted(det.mean_buf)
         return det
 
 
