@@ -19,10 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from rules.conditions import parse_conditions
 from rules.config import EngineConfig, Receiver
 from rules.engine import CycleReport, Engine
+from rules.metrics import EngineCollector
+from rules.server import snapshot
 from tests.peers.alert_receiver import AlertReceiver, alert_receiver
 from tests.peers.prometheus import prometheus
 from tests.peers.util import serving, wait_for
@@ -179,6 +182,19 @@ def test_cold_start_is_pending_then_a_warning_with_the_reason_never_offline(tmp_
         assert alert["annotations"]["summary"] == "cold1 was never reached (connection refused)"
         assert "127.0.0.1:2222: Connection refused" in alert["annotations"]["description"]
         assert alert["annotations"]["last_error"] == refused.error
+        # What a console reads: GET /api/v1/servers and /metrics.
+        view = snapshot(run.engine)
+        assert view["servers"]["cold1"]["status"] == "pending"
+        assert view["servers"]["cold1"]["reason"] == "refused"
+        assert view["servers"]["cold1"]["last_error"] == refused.error
+        assert view["servers"]["live1"]["reason"] is None
+        assert view["pipeline"]["exporter_up"] and not view["pipeline"]["statuses_unknown"]
+        registry = CollectorRegistry()
+        registry.register(EngineCollector(run.engine, [True]))
+        assert registry.get_sample_value("stacksense_server_status",
+                                         {"server": "cold1", "status": "pending"}) == 1.0
+        assert registry.get_sample_value("stacksense_server_status",
+                                         {"server": "cold1", "status": "offline"}) == 0.0
 
 
 def test_new_server_is_pending_then_online_without_any_page(tmp_path):
@@ -233,6 +249,12 @@ def test_exporter_down_is_unknown_and_a_pipeline_alert_then_no_storm(tmp_path):
                  if a["labels"].get("instance") == exporter.address][-1]
         assert alert["labels"]["severity"] == "critical"
         assert "unknown" in alert["annotations"]["description"]
+        view = snapshot(run.engine)
+        assert view["servers"]["e1"]["status"] == "unknown"
+        assert view["servers"]["e1"]["reason"] == "pipeline_down"
+        assert view["pipeline"]["statuses_unknown"] and not view["pipeline"]["exporter_up"]
+        assert [p["alertname"] for p in view["pipeline"]["problems"]] == [
+            "StackSenseExporterDown"]
         # Down for well past the offline threshold: still no ServerOffline.
         run.until(lambda r: time.monotonic() - t0 > 3 * OFFLINE_AFTER, "exporter down a while")
         exporter.down = False
