@@ -6,7 +6,9 @@ them and the template only prints.
 
 from __future__ import annotations
 
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +53,12 @@ class Fleet:
     errors: list[str]
     pipeline: dict[str, Any]
     total: int
+    matched: int = 0  # rows matching the filters (the page shows at most PAGE_ROWS)
+    page: int = 1
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.matched // PAGE_ROWS))
 
 
 def _str(value: Any) -> str:
@@ -138,21 +146,61 @@ def sd_labels(cfg: ConsoleConfig) -> tuple[dict[str, dict[str, str]], str]:
     return out, ""
 
 
+PAGE_ROWS = 200  # rows per page: bounds the page (and every live poll) whatever the fleet
+CACHE_SECONDS = 2.0  # one read of the peers serves every browser polling within this time
+_cache: dict[ConsoleConfig, tuple[float, tuple[list[ServerRow], list[str], dict[str, Any]]]] = {}
+_cache_lock = threading.Lock()
+
+
+def _read_peers(cfg: ConsoleConfig) -> tuple[list[ServerRow], list[str], dict[str, Any]]:
+    """All rows, errors and pipeline state, the peers read in parallel (one round trip)."""
+    with ThreadPoolExecutor(max_workers=len(sources.FLEET_QUERIES) + 2) as pool:
+        rules = pool.submit(sources.rules_servers, cfg)
+        sd = pool.submit(sd_labels, cfg)
+        prom = {key: pool.submit(sources.prom_instant, cfg, expr)
+                for key, expr in sources.FLEET_QUERIES.items()}
+        got = rules.result()
+        errors = [f"rule engine: {got.error}"] if got.error else []
+        metrics: dict[str, dict[str, float]] = {}
+        for key, future in prom.items():
+            result = future.result()
+            if result.error:
+                message = f"Prometheus: {result.error}"
+                if got.data and message not in errors:
+                    errors.append(message)
+                continue
+            for server, value in result.data.items():
+                metrics.setdefault(server, {})[key] = value
+        labels, _sd_error = sd.result()  # labels are optional: the exporter may be elsewhere
+    return build_rows(got.data or {}, metrics, labels), errors, got.extra.get("pipeline", {})
+
+
+def read_peers_cached(cfg: ConsoleConfig, now: float | None = None
+                      ) -> tuple[list[ServerRow], list[str], dict[str, Any]]:
+    """_read_peers, shared by the requests of this process for CACHE_SECONDS.
+
+    With many browsers polling, the peers are read once per interval instead of once per
+    browser; the lock makes concurrent requests wait for one read instead of each reading.
+    """
+    with _cache_lock:
+        now = time.monotonic() if now is None else now
+        hit = _cache.get(cfg)
+        if hit is not None and now - hit[0] < CACHE_SECONDS:
+            return hit[1]
+        value = _read_peers(cfg)
+        _cache.clear()  # one config at a time: a reload must not keep old entries
+        _cache[cfg] = (time.monotonic(), value)
+        return value
+
+
 def load_fleet(cfg: ConsoleConfig, *, status: str = "", label: str = "", text: str = "",
-               sort: str = "status") -> Fleet:
-    """Read the peers and build the filtered, sorted fleet."""
-    errors: list[str] = []
-    got = sources.rules_servers(cfg)
-    if got.error:
-        errors.append(f"rule engine: {got.error}")
-    metrics, prom_errors = sources.fleet_metrics(cfg) if got.data else ({}, [])
-    errors += [f"Prometheus: {e}" for e in prom_errors]
-    labels, sd_error = sd_labels(cfg) if got.data else ({}, "")
-    if sd_error and label:
-        errors.append(f"exporter (labels): {sd_error}")
-    rows = build_rows(got.data or {}, metrics, labels)
-    return Fleet(select(rows, status=status, label=label, text=text, sort=sort), count(rows),
-                 errors, got.extra.get("pipeline", {}), len(rows))
+               sort: str = "status", page: int = 1) -> Fleet:
+    """The filtered, sorted fleet; one page of rows (PAGE_ROWS), counts over all servers."""
+    rows, errors, pipeline = read_peers_cached(cfg)
+    selected = select(rows, status=status, label=label, text=text, sort=sort)
+    start = (max(page, 1) - 1) * PAGE_ROWS
+    return Fleet(selected[start:start + PAGE_ROWS], count(rows), errors, pipeline, len(rows),
+                 matched=len(selected), page=max(page, 1))
 
 
 def ago(t: float | None, now: float | None = None) -> str:

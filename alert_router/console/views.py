@@ -186,12 +186,16 @@ def _fleet_args() -> dict[str, str]:
     sort = _text("sort", 20) or "status"
     if sort not in fleet.SORTS:
         abort(400, description=f"sort: one of {', '.join(fleet.SORTS)}")
-    return {"status": status, "label": _text("label"), "q": _text("q"), "sort": sort}
+    page = _text("page", 6) or "1"
+    if not page.isdigit() or int(page) < 1:
+        abort(400, description="page: a positive number")
+    return {"status": status, "label": _text("label"), "q": _text("q"), "sort": sort,
+            "page": page}
 
 
 def _load_fleet(args: dict[str, str]) -> fleet.Fleet:
     return fleet.load_fleet(ccfg(), status=args["status"], label=args["label"], text=args["q"],
-                            sort=args["sort"])
+                            sort=args["sort"], page=int(args["page"]))
 
 
 @bp.get("/")
@@ -201,6 +205,7 @@ def fleet_view() -> View:
     data = _load_fleet(args)
     template = "console/_fleet_live.html" if _partial() else "console/fleet.html"
     return render_template(template, fleet=data, args=args, statuses=fleet.STATUSES,
+                           page_rows=fleet.PAGE_ROWS,
                            sorts=fleet.SORTS, updated=time.time(), ccfg=ccfg())
 
 
@@ -217,6 +222,7 @@ def fleet_json() -> Response:
         abort(401, description="log in or send 'Authorization: Bearer <token>'")
     data = _load_fleet(_fleet_args())
     return jsonify({"counts": data.counts, "errors": data.errors, "total": data.total,
+                    "matched": data.matched, "page": data.page, "pages": data.pages,
                     "servers": [asdict(r) for r in data.rows]})
 
 

@@ -23,6 +23,7 @@ class FakePeers:
         self.labels: dict[str, dict[str, str]] = {}
         self.history: dict[str, list[dict[str, Any]]] = {}
         self.probes: list[str] = []
+        self.prometheus = False  # also answer /api/v1/query (bench: no real Prometheus)
         self.url = ""
 
     def set(self, name: str, status: str, **fields: Any) -> None:
@@ -43,6 +44,11 @@ class FakePeers:
                 return 404, {"error": f"unknown server: {name}"}
             return 200, {"server": name, **self.servers[name],
                          "history": self.history.get(name, [])}
+        if path == "/api/v1/query" and self.prometheus:
+            # A Prometheus stand-in for the benchmark: one sample per server for any query.
+            return 200, {"status": "success", "data": {"resultType": "vector", "result": [
+                {"metric": {"server": n}, "value": [0, str(0.25 + (i % 70) / 100)]}
+                for i, n in enumerate(self.servers)]}}
         if path == "/sd":
             return 200, [{"targets": [n], "labels": {**self.labels.get(n, {}), "server": n}}
                          for n in self.servers]

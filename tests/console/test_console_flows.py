@@ -285,3 +285,18 @@ def test_empty_fleet_tells_a_new_user_what_to_do(app):
     c = app.test_client()
     login(c, "vera")
     assert "No servers yet" in c.get("/console/").text
+
+
+def test_fleet_is_paged_critical_first_and_counts_cover_every_server(app, peers, monkeypatch):
+    monkeypatch.setattr("alert_router.console.fleet.PAGE_ROWS", 2)
+    for i in range(5):
+        peers.set(f"s{i}", "offline" if i == 4 else "online")
+    c = app.test_client()
+    login(c, "vera")
+    html = c.get("/console/").text
+    assert re.findall(r'data-server="([^"]+)"', html) == ["s4", "s0"]
+    assert "Servers 1–2 of 5" in html and 'data-count="online">4<' in html
+    assert re.findall(r'data-server="([^"]+)"', c.get("/console/?page=3").text) == ["s3"]
+    assert c.get("/console/?page=0").status_code == 400
+    body = c.get("/console/api/fleet?page=2", headers=AUTH).json
+    assert body["pages"] == 3 and [s["name"] for s in body["servers"]] == ["s1", "s2"]
