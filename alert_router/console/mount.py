@@ -52,20 +52,19 @@ def create_console(state: RouterState) -> Flask:
 class ConsoleMount:
     """Send /console and /console/... to the console app, everything else to the router."""
 
-    def __init__(self, router: WSGIApp, console: Flask) -> None:
+    def __init__(self, router: WSGIApp, console: Flask | None) -> None:
         self.router = router
         self.console = console
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
                  ) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
-        if path == PREFIX or path.startswith(PREFIX + "/"):
+        if self.console is not None and (path == PREFIX or path.startswith(PREFIX + "/")):
             return self.console.wsgi_app(environ, start_response)  # type: ignore[no-any-return]
         return self.router(environ, start_response)
 
 
-def mount_console(router: WSGIApp, state: RouterState) -> WSGIApp:
-    """`router` with the console mounted at /console (unchanged when console.enabled is off)."""
-    if not state.config.console.enabled:
-        return router
-    return ConsoleMount(router, create_console(state))
+def mount_console(router: WSGIApp, state: RouterState) -> ConsoleMount:
+    """`router` with the console mounted at /console (passed through when disabled)."""
+    enabled = state.config.console.enabled
+    return ConsoleMount(router, create_console(state) if enabled else None)

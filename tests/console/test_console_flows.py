@@ -300,3 +300,24 @@ def test_fleet_is_paged_critical_first_and_counts_cover_every_server(app, peers,
     assert c.get("/console/?page=0").status_code == 400
     body = c.get("/console/api/fleet?page=2", headers=AUTH).json
     assert body["pages"] == 3 and [s["name"] for s in body["servers"]] == ["s1", "s2"]
+
+
+def test_console_can_be_turned_off_and_its_config_is_strict(tmp_path):
+    import pytest
+
+    from alert_router.app import create_app
+    from alert_router.errors import ConfigError
+    from tests.console.conftest import console_config
+
+    config = console_config(tmp_path, "http://127.0.0.1:9", enabled=False)
+    app = create_app(config, start_background=False)
+    assert app.test_client().get("/console/").status_code == 404
+    app.extensions["stacksense"].close()
+    for bad, key in (({"rules_url": "ftp://x"}, "console.rules_url"),
+                     ({"colour": "red"}, "console.colour"),
+                     ({"refresh_interval": "0s"}, "console.refresh_interval"),
+                     ({"rules_url": "http://u:secret@h"}, "console.rules_url")):
+        with pytest.raises(ConfigError) as err:
+            create_app(console_config(tmp_path, "http://127.0.0.1:9", **bad),
+                       start_background=False)
+        assert key in str(err.value) and "secret" not in str(err.value)
