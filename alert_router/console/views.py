@@ -32,7 +32,7 @@ from alert_router.console import session as sess
 from alert_router.console.settings import ConsoleConfig
 from alert_router.errors import InputError
 from alert_router.incidents import Incidents, TransitionError
-from alert_router.matchers import parse_matcher
+from alert_router.matchers import parse_matcher, parse_matchers
 from alert_router.state import RouterState
 
 log = logging.getLogger(__name__)
@@ -399,15 +399,16 @@ def _prefill() -> dict[str, Any]:
         alert = st().store.get_alerts([fingerprint]).get(fingerprint)
         if alert is None:
             abort(404, description="that alert is no longer stored")
-        rows = [(k, "=", v) for k, v in sorted(alert.labels.items())
-                if k in ("alertname", "server", "instance", "job", "severity")
-                or k not in ("severity",)][:20]
-    for text in request.args.getlist("matcher")[:20]:
-        try:
-            m = parse_matcher(text)
-        except ValueError as exc:
-            abort(400, description=f"matcher: {exc}")
-        rows.append((m.name, al.op_of(m), m.value))
+        # Every label, as Alertmanager's UI does: the person removes what should not match.
+        rows = [(k, "=", v) for k, v in sorted(alert.labels.items())][:20]
+    try:
+        parsed = [parse_matcher(text) for text in request.args.getlist("matcher")[:20]]
+        # Alertmanager's link shape, as email and Slack notifications build it:
+        # ?filter={alertname="X",server="Y"}
+        parsed += parse_matchers(_text("filter", 4000))[:20] if _text("filter", 4000) else []
+    except ValueError as exc:
+        abort(400, description=f"matcher: {exc}")
+    rows += [(m.name, al.op_of(m), m.value) for m in parsed]
     return {"rows": rows or [("server", "=", "")], "duration": _text("duration_hours", 10) or "2",
             "comment": _text("comment", MAX_REASON), "id": ""}
 

@@ -118,6 +118,10 @@ def test_silence_from_an_alert_is_prefilled_and_mutes_it(app):
     # Links from notifications can carry matchers: ?matcher=server%3Ddb-1
     form = c.get("/console/silences/new?matcher=server%3Ddb-1&comment=from+email").text
     assert 'value="db-1"' in form and 'value="from email"' in form
+    # ... or Alertmanager's filter, as the notification templates build their links.
+    form = c.get('/console/silences/new?filter=%7Balertname%3D%22HighLoad%22%2C'
+                 'server%3D%22db-1%22%7D').text
+    assert 'value="HighLoad"' in form and 'value="db-1"' in form
     # Expire it.
     assert c.post(f"/console/silences/{silence.id}/expire",
                   data={"csrf": csrf}).status_code == 302
