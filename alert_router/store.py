@@ -432,6 +432,12 @@ class Store:
         return [_alert(r) for r in self.conn().execute(
             f"SELECT {_ALERT_COLUMNS} FROM alerts ORDER BY starts_at")]
 
+    def firing_page(self, now: float, limit: int, offset: int) -> list[AlertRow]:
+        """Firing alerts, oldest first, one page of them (an unfiltered read decodes no more)."""
+        return [_alert(r) for r in self.conn().execute(
+            f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE ends_at > ? "
+            "ORDER BY starts_at, fingerprint LIMIT ? OFFSET ?", (now, limit, offset))]
+
     def alerts_named(self, alertname: str) -> list[AlertRow]:
         """The alerts with this alertname (indexed: an API filter need not read them all)."""
         return [_alert(r) for r in self.conn().execute(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import time
-from itertools import islice
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -116,12 +115,12 @@ def openapi() -> Response:
 @bp.get("/")
 def index() -> Response:
     """Alerts, incidents and silences on one page (every value HTML-escaped)."""
-    from alert_router.api.alerts import gettable_iter
+    from alert_router.api.alerts import page_of_firing
 
     now = time.time()
     st = state()
     # Bounded: PAGE_ROWS rows per table; the page says how many more the API has.
-    alerts = list(islice(gettable_iter(now, firing_only=True), PAGE_ROWS + 1))
+    alerts = page_of_firing(now, PAGE_ROWS + 1, 0)
     silences = [s.to_api(now) for s in st.store.list_silences() if s.state(now) != "expired"]
     html = _page.render(
         alerts=alerts[:PAGE_ROWS],
