@@ -4,7 +4,9 @@ For users who prefer Prometheus to evaluate: the conditions become alerting
 rules verbatim (annotation templates translated to Go templates), status
 becomes a `ServerOffline` alerting rule, health becomes recording rules.
 
-What cannot be expressed in PromQL is approximated and documented:
+A server of the inventory never reached is `ServerUnreachable` (warning) after
+`status.pending_timeout`, never `ServerOffline`; alerts name the probe's failure
+reason. What cannot be expressed in PromQL is approximated and documented:
 - grace after a monitoring outage: 600 s instead of 60 s while Prometheus
   started less than 15 min ago, or while an exporter replica failed at least
   a third of its scrapes in the last 15 min (≈ 5 minutes down); the engine's
@@ -96,18 +98,27 @@ def status_rules(config: EngineConfig) -> list[dict[str, Any]]:
                  '  or label_replace(vector(0), "sign", "none", "", "")\n)'},
         {"record": "stacksense:server_offline_threshold_seconds",
          "expr": f"{config.offline_after_seconds:g} + {extra:g} * stacksense:monitoring_grace"},
+        # Reached (a heartbeat in the window), stale, and in the inventory, not suspended;
+        # a server never reached is pending, never offline (docs/rules-engine.md).
         {"alert": "ServerOffline",
-         "expr": "(\n"
-                 "  stacksense:server_heartbeat_age_seconds\n"
-                 "    > on () group_left () stacksense:server_offline_threshold_seconds\n"
-                 "  or\n"
-                 "  max by (server) (stacksense_server_suspended == 0)\n"
-                 "    unless on (server) stacksense:server_last_heartbeat_timestamp_seconds\n"
-                 ")\n"
-                 "unless on (server) max by (server) (stacksense_server_suspended == 1)",
+         "expr": "stacksense:server_heartbeat_age_seconds\n"
+                 "  > on () group_left () stacksense:server_offline_threshold_seconds\n"
+                 "and on (server) max by (server) (stacksense_server_suspended == 0)",
          "labels": {"severity": "critical"},
-         "annotations": {"summary": "{{ $labels.server }} is offline (no heartbeat)"}},
+         "annotations": {"summary": "{{ $labels.server }} is offline (" + _REASON + ")"}},
+        {"alert": "ServerUnreachable",
+         "expr": "max by (server) (stacksense_server_suspended == 0)\n"
+                 "unless on (server) stacksense:server_last_heartbeat_timestamp_seconds",
+         "for": format_duration(config.pending_timeout_seconds),
+         "labels": {"severity": "warning"},
+         "annotations": {"summary": "{{ $labels.server }} was never reached (" + _REASON + ")"}},
     ]
+
+
+# The probe's failure reason, looked up when the alert is rendered.
+_REASON = ('{{ with query (printf "max by (reason) (stacksense_probe_failure{server=\'%s\'}'
+           ' == 1)" $labels.server) }}{{ . | first | label \"reason\" }}'
+           '{{ else }}no heartbeat{{ end }}')
 
 
 def health_rules(config: EngineConfig) -> list[dict[str, Any]]:

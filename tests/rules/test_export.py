@@ -35,7 +35,7 @@ def test_promtool_checks_and_unit_tests_pass(tmp_path):
         shutil.copy(SHIPPED / name, tmp_path / name)
     check = promtool("check", "rules", export.RULES_FILE, cwd=tmp_path)
     assert check.returncode == 0, check.stdout + check.stderr
-    assert "SUCCESS: 14 rules found" in check.stdout
+    assert "SUCCESS: 15 rules found" in check.stdout
     test = promtool("test", "rules", "stacksense.rules.test.yml", cwd=tmp_path)
     assert test.returncode == 0, test.stdout + test.stderr
 
