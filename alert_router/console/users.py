@@ -210,6 +210,8 @@ class Users:
                              (f"user:{name}",))
                 return user
             # Names are bounded before they become keys: the table cannot be bloated by them.
-            conn.executemany("INSERT INTO console_login_failures (key, ts) VALUES (?, ?)",
-                             [(f"user:{name[:64]}", now), (f"ip:{ip[:64]}", now)])
+            # Two plain INSERTs: the PostgreSQL store's executemany knows only its own tables.
+            for key in (f"user:{name[:64]}", f"ip:{ip[:64]}"):
+                conn.execute("INSERT INTO console_login_failures (key, ts) VALUES (?, ?)",
+                             (key, now))
         return None
