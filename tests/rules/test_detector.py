@@ -3,6 +3,8 @@
 import json
 import math
 import random
+import types
+from dataclasses import dataclass
 
 import pytest
 
@@ -360,3 +362,49 @@ def test_a_gap_restarts_the_short_mean():
     run(det, noisy_daily(1000))
     det.update(1000 * 300.0 + 7 * 3600, 50.0)  # silent for 7 h: the short window restarts
     assert det.mean_buf == [50.0] and det.mean_i == 0 and det.mean_sum == 50.0
+
+
+@dataclass(frozen=True)
+class _FireAboveParams:
+    fire_above: float = 7.0
+
+
+class _FireAbove:
+    """A stand-in detector for the protocol test: 1 above a constant, else 0."""
+
+    def __init__(self, params):
+        self.params = params
+
+    def update(self, t, v):
+        return 1.0 if v > self.params.fire_above else 0.0
+
+
+def test_cross_validation_scores_each_category_with_constants_chosen_without_it():
+    # five categories whose events reach 10 over noise up to 5, one whose events
+    # reach only 3 over noise up to 2: the grid point that fits the sixth (2.5)
+    # must not be the one it is scored with
+    from bench import nab_cv
+
+    rnd = random.Random(3)
+    corpus, units = [], []
+    for i, cat in enumerate(nab_cv.CATEGORIES):
+        odd = cat == "realTweets"
+        values = [rnd.uniform(0, 2 if odd else 5) for _ in range(1000)]
+        values[600:605] = [3.0 if odd else 10.0] * 5
+        stamps = [str(k * 300) for k in range(1000)]
+        corpus.append((f"{cat}/x.csv", stamps, [k * 300.0 for k in range(1000)], values))
+        units.append(nab_cv.Unit(cat, i, 0, 1000, ((600, 620),)))
+    fam = nab_cv.Family(
+        "fake",
+        types.SimpleNamespace(Detector=_FireAbove, DetectorParams=_FireAboveParams),
+        {"fire_above": (2.5, 7.0)},
+    )
+    res = nab_cv.cross_validate(fam, corpus, units, log=lambda _: None)
+    folds = {f.held_out: f for f in res.folds}
+    assert folds["realTweets"].config == {"fire_above": 7.0}  # chosen on the other five
+    assert folds["realTweets"].held_out_score == 0.0  # so its event is missed: no fitting
+    assert folds["realTraffic"].config == {"fire_above": 7.0}
+    assert folds["realTraffic"].held_out_score == 100.0
+    # the plain score (defaults, 7.0) and the pooled one agree here; both miss realTweets
+    assert res.plain["standard"]["windows_detected"] == 5
+    assert res.pooled["standard"]["windows_detected"] == 5
