@@ -251,6 +251,24 @@ def test_markup_in_labels_renders_as_text(stack):
     page.context.close()
 
 
+def test_keyboard_reaches_a_server_page_with_a_visible_focus(stack):
+    page = open_page(stack, "vera")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    target = "/console/servers/db-1"
+    for _ in range(40):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.getAttribute('href')") == target:
+            break
+    else:
+        raise AssertionError("Tab never reached the db-1 link")
+    outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+    assert outline not in ("none", ""), "no visible focus"
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r".*/console/servers/db-1$"))
+    page.context.close()
+
+
 def test_connection_lost_is_shown_and_recovers(stack):
     from playwright.sync_api import expect
 
