@@ -257,3 +257,65 @@ def test_reason_pick_uses_the_message_of_the_same_reason_only():
     assert pick({}, {}, "a") == (None, None)
     long = reason_annotations("timeout", "x" * 1000)["last_error"]
     assert len(long) == 300
+
+
+# --- the engine's bookkeeping across cycles and restarts -------------------------------
+
+def quiet_engine(tmp_path):
+    from rules.config import EngineConfig
+    from rules.engine import Engine
+    from tests.peers.util import free_port
+
+    config = EngineConfig(prometheus_url=f"http://127.0.0.1:{free_port()}", prometheus_retries=0,
+                          prometheus_timeout_seconds=1.0, state_file=tmp_path / "state.json")
+    return Engine(config, [])
+
+
+def test_anomaly_alert_of_a_frozen_server_is_kept_until_fresh_data(tmp_path):
+    from rules.alerts import AlertRecord
+    from rules.engine import CycleReport
+
+    engine = quiet_engine(tmp_path)
+    labels = {"alertname": "MetricAnomaly", "server": "a", "metric": "cpu",
+              "anomaly_severity": "high", "severity": "warning"}
+    engine.book.sync([AlertRecord(labels, {"summary": "x"}, NOW - 100)], NOW - 100)
+    engine.statuses = {"a": ("offline", NOW - 50)}
+    report = CycleReport(now=NOW, ok=True, statuses={"a": "offline"})
+    engine._sync_alerts(NOW, report, frozenset({"a"}))  # no anomaly update: a is offline
+    (kept,) = [r for r in engine.book.records.values()
+               if r.labels["alertname"] == "MetricAnomaly"]
+    assert kept.ends_at is None and kept.starts_at == NOW - 100
+    engine.statuses = {"a": ("online", NOW + 15)}
+    engine._sync_alerts(NOW + 15, CycleReport(now=NOW + 15, ok=True), frozenset())
+    assert kept.ends_at == NOW + 15  # fresh data without the anomaly: resolved
+
+
+def test_reached_known_and_observing_since_survive_a_restart(tmp_path):
+    engine = quiet_engine(tmp_path)
+    engine.reached, engine.known, engine.observing_since = {"a"}, {"a": "offline"}, NOW - 500
+    engine.watch.update([({"alertname": "StackSenseExporterDown"}, {})], NOW)
+    engine._save()
+    again = quiet_engine(tmp_path)
+    assert again.reached == {"a"} and again.known == {"a": "offline"}
+    assert again.observing_since == NOW - 500
+    assert [p.since for p in again.watch.problems.values()] == [NOW]
+
+
+def test_prometheus_unreachable_cycle_is_unknown_and_keeps_every_alert(tmp_path):
+    from rules.alerts import AlertRecord
+
+    engine = quiet_engine(tmp_path)
+    engine.statuses = {"a": ("offline", NOW - 50), "b": ("online", NOW - 900)}
+    engine.known = {"a": "offline", "b": "online"}
+    offline = AlertRecord({"alertname": "ServerOffline", "server": "a", "severity": "critical"},
+                          {}, NOW - 50)
+    engine.book.sync([offline], NOW - 50)
+    report = engine.run_cycle(NOW)
+    assert not report.ok and report.statuses == {"a": "unknown", "b": "unknown"}
+    assert offline.ends_at is None  # not resolved for want of an answer
+    assert [p.labels["alertname"] for p in engine.watch.problems.values()] == [
+        "StackSensePrometheusUnreachable"]
+    engine.run_cycle(NOW + 60)
+    names = {r.labels["alertname"] for r in engine.book.firing(NOW + 60)}
+    assert names == {"ServerOffline", "StackSensePrometheusUnreachable"}
+    assert engine.known == {"a": "offline", "b": "online"}  # what they return to

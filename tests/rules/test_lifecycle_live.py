@@ -42,19 +42,38 @@ class Host:
     error: str | None = None  # stacksense_probe_last_error_info message
 
 
+PROBE_EVERY = 4.0  # "probed" hosts: a probe every 4 s while Prometheus scrapes ...
+PROBES_RESUME_AFTER = 8.0  # ... and the first 8 s after scrapes resume from a gap
+
+
 @dataclass
 class StandIn:
     hosts: dict[str, Host] = field(default_factory=dict)
     down: bool = False  # answer 503, as an exporter that cannot serve
     address: str = ""
+    last_scrape: float = 0.0
+    probed_at: float = 0.0
+    probes_resume: float = 0.0
+
+    def _probe(self, now: float) -> float:
+        """As the real exporter: heartbeats advance only when Prometheus asks for probes,
+        and after Prometheus was away its probe job needs a while to start again."""
+        if now - self.last_scrape > 3.0:
+            self.probes_resume = now + (PROBES_RESUME_AFTER if self.last_scrape else 0.0)
+        self.last_scrape = now
+        if now >= self.probes_resume and now - self.probed_at >= PROBE_EVERY:
+            self.probed_at = now
+        return self.probed_at
 
     def exposition(self) -> str:
         now = time.time()
+        probed = self._probe(now)
         out = []
         for name, h in sorted(self.hosts.items()):
             out.append(f'stacksense_server_suspended{{server="{name}"}} {h.suspended}')
             if h.heartbeat is not None:
-                value = now - 0.5 if h.heartbeat == "live" else float(h.heartbeat)
+                value = (now - 0.5 if h.heartbeat == "live" else
+                         probed if h.heartbeat == "probed" else float(h.heartbeat))
                 out.append(f'stacksense_last_heartbeat_timestamp_seconds{{server="{name}",'
                            f'source="ssh"}} {value:.3f}')
             if h.fs is not None:
@@ -91,14 +110,17 @@ def stand_in(**hosts: Host) -> Iterator[StandIn]:
         yield state
 
 
+def prom_config(exporter: StandIn) -> dict[str, Any]:
+    return {"global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "scrape_configs": [{"job_name": "stacksense-exporter",
+                                "static_configs": [{"targets": [exporter.address]}]}]}
+
+
 @contextmanager
 def stack(tmp: Path, **hosts: Host) -> Iterator[tuple[StandIn, str, AlertReceiver]]:
     """A fresh Prometheus (no history) scraping a stand-in, and a recording receiver."""
     with stand_in(**hosts) as exporter, alert_receiver() as receiver:
-        config = {"global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-                  "scrape_configs": [{"job_name": "stacksense-exporter",
-                                      "static_configs": [{"targets": [exporter.address]}]}]}
-        with prometheus(tmp, config) as p:
+        with prometheus(tmp, prom_config(exporter)) as p:
             yield exporter, p.url, receiver
 
 
@@ -306,3 +328,35 @@ def _show_timings(capsys: pytest.CaptureFixture[str]) -> Iterator[None]:
         out = capsys.readouterr().out
         if out:
             print("\n" + out, end="")
+
+
+def test_prometheus_restart_pages_no_healthy_host(tmp_path):
+    """Prometheus away longer than the offline threshold: when it is back, the exporter's
+    `up` is 1 at once but the hosts' heartbeats advance only with the next probes."""
+    threshold = 10.0
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    with stand_in(h1=Host(heartbeat="probed")) as exporter, alert_receiver() as receiver:
+        with prometheus(tmp_path / "a", prom_config(exporter),
+                        data_dir=tmp_path / "data") as p:
+            run = Run(make_engine(p.url, tmp_path, receiver, offline_after_seconds=threshold,
+                                  grace_offline_after_seconds=threshold))
+            run.until(lambda r: r.statuses.get("h1") == "online", "h1 online")
+            run.until(lambda r: r.observable_since is not None
+                      and r.now - r.observable_since > threshold, "observed for the threshold")
+            port = p.port
+        stopped = time.monotonic()
+        run.until(lambda r: r.statuses.get("h1") == "unknown", "h1 unknown, Prometheus away")
+        run.until(lambda r: time.monotonic() - stopped > threshold + 5, "Prometheus away a while")
+        with prometheus(tmp_path / "b", prom_config(exporter), data_dir=tmp_path / "data",
+                        port=port):
+            back = run.until(lambda r: r.ok and r.exporter_up, "Prometheus and exporter back")
+            stale = back.now - exporter.probed_at
+            run.until(lambda r: exporter.probed_at > back.now, "first probe after the return")
+            run.until(lambda r: r.statuses.get("h1") == "online", "h1 online again")
+            run.until(lambda r: time.monotonic() - stopped > 3 * threshold + 10,
+                      "a while after the return")
+        print(f"heartbeat {stale:.1f}s old when Prometheus came back (threshold {threshold:g}s)")
+        assert stale > threshold  # what paged ServerOffline before
+        assert "offline" not in run.seen("h1"), run.seen("h1")
+        assert sent(receiver, "ServerOffline") == [] and sent(receiver, "ServerOnline") == []
