@@ -15,6 +15,7 @@ from typing import Any
 
 from alert_router.notify.base import NotificationData, NotifyError, ReceiverConfigError, Secrets
 from alert_router.notify.config import Secret, Section, global_secret
+from alert_router.notify.deadline import Watchdog
 from alert_router.notify.resolved import only_what_to_send
 from alert_router.notify.templating import TemplateRef, render_or_fail
 
@@ -176,19 +177,35 @@ class EmailNotifier:
             context.verify_mode = ssl.CERT_NONE
         return context
 
-    def _connect(self) -> smtplib.SMTP:
+    def _connect(self, watchdog: Watchdog | None = None) -> smtplib.SMTP:
         client = (smtplib.SMTP_SSL(local_hostname=self.hello, timeout=self.timeout,
                                    context=self._tls_context())
                   if self.tls == "implicit"
                   else smtplib.SMTP(local_hostname=self.hello, timeout=self.timeout))
         # smtplib checks the certificate against _host, which only its constructor sets
         setattr(client, "_host", self.server_name or self.host)  # noqa: B010 - not in stubs
+        if watchdog is not None:
+            watchdog.watch(client)  # before connect: the greeting is read there
         client.connect(self.host, self.port)
         return client
 
     def _send(self, msg: EmailMessage, envelope_from: str, recipients: list[str]) -> None:
+        # smtplib's timeout is per socket operation; the watchdog bounds the whole send
+        # (a server that trickles its replies would otherwise hold this sender for good).
+        with Watchdog(self.timeout) as watchdog:
+            try:
+                self._send_watched(msg, envelope_from, recipients, watchdog)
+            except NotifyError:
+                if watchdog.fired:
+                    raise NotifyError(f"email: {self.target} did not finish within "
+                                      f"{self.timeout:g}s (total deadline)", retryable=True,
+                                      reason="timeout") from None
+                raise
+
+    def _send_watched(self, msg: EmailMessage, envelope_from: str, recipients: list[str],
+                      watchdog: Watchdog) -> None:
         try:
-            client = self._connect()
+            client = self._connect(watchdog)
         except (smtplib.SMTPException, OSError) as exc:
             raise self._error(exc, "connect") from None
         try:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import email.utils
 import logging
-import socket
 import threading
 import time
 from collections.abc import Mapping
@@ -18,6 +17,7 @@ from requests.adapters import HTTPAdapter
 
 from alert_router.notify.base import NotifyError, ReceiverConfigError, Secrets
 from alert_router.notify.config import Secret, Section
+from alert_router.notify.deadline import Watchdog
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +49,8 @@ _sending = threading.local()
 
 
 def _track(conn: Any) -> Any:
-    tracked: list[Any] | None = getattr(_sending, "conns", None)
-    if tracked is not None:
-        tracked.append(conn)
-    return conn
+    watchdog: Watchdog | None = getattr(_sending, "watchdog", None)
+    return conn if watchdog is None else watchdog.watch(conn)
 
 
 class _TrackedHTTPPool(urllib3.HTTPConnectionPool):
@@ -85,36 +83,6 @@ def deadline_session(session: requests.Session) -> requests.Session:
         session.mount("http://", DeadlineAdapter())
         session.mount("https://", DeadlineAdapter())
     return session
-
-
-class _Watchdog:
-    """Shuts down a send's connections when its total deadline passes."""
-
-    def __init__(self, seconds: float) -> None:
-        self.conns: list[Any] = []
-        self.fired = False
-        self._timer = threading.Timer(seconds, self._fire)
-        self._timer.daemon = True
-
-    def __enter__(self) -> _Watchdog:
-        _sending.conns = self.conns
-        self._timer.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._timer.cancel()
-        _sending.conns = None
-
-    def _fire(self) -> None:
-        self.fired = True
-        for conn in list(self.conns):
-            sock = getattr(conn, "sock", None)
-            if sock is None:
-                continue
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
 
 @dataclass
@@ -268,7 +236,8 @@ def post_json(
     if options.proxy_url:
         proxies = {"http": options.proxy_url.reveal(), "https": options.proxy_url.reveal()}
     deadline_session(session)
-    watchdog = _Watchdog(options.timeout)
+    watchdog = Watchdog(options.timeout)
+    _sending.watchdog = watchdog
     try:
         with watchdog:
             resp = session.post(
@@ -287,6 +256,8 @@ def post_json(
             _raise_request_error(exc, kind, target, options)
         raise NotifyError(f"{kind}: {target} did not answer within {options.timeout:g}s "
                           "(total deadline)", retryable=True, reason="timeout") from None
+    finally:
+        _sending.watchdog = None
     if 200 <= resp.status_code < 300:
         log.debug("%s: %s accepted the notification (HTTP %d)", kind, target, resp.status_code)
         return resp

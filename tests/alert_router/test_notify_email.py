@@ -201,3 +201,43 @@ def test_port_465_means_implicit_tls_and_require_tls_false_means_plain() -> None
     assert tls_of(smarthost="mail.example.com:465") == "implicit"
     assert tls_of(smarthost="mail.example.com:587") == "starttls"
     assert tls_of(smarthost="mail.example.com:25", require_tls=False) == "none"
+
+
+def test_a_trickling_smtp_server_is_cut_at_the_total_deadline() -> None:
+    """A server that sends its greeting one byte every 1.5 s never trips smtplib's
+    per-read timeout (3 s here); the send still ends, as a retryable timeout, at 3 s."""
+    import socket
+    import threading
+    import time
+
+    from tests.peers.util import free_port
+    port = free_port()
+    listener = socket.create_server(("127.0.0.1", port))
+    stop = threading.Event()
+
+    def trickle() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            for byte in b"220 slow.example ESMTP " + b"x" * 100 + b"\r\n":
+                if stop.wait(1.5):
+                    return
+                try:
+                    conn.sendall(bytes([byte]))
+                except OSError:
+                    return
+
+    threading.Thread(target=trickle, daemon=True).start()
+    [mail] = build_notifiers({"name": "mail", "email_configs": [{
+        "to": "ops@example.com", "smarthost": f"127.0.0.1:{port}", "require_tls": False,
+        "timeout": "3s"}]}, path="receivers[0]",
+        global_config={"smtp_from": "alerts@example.com"})
+    started = time.monotonic()
+    try:
+        with pytest.raises(NotifyError) as err:
+            mail.notify(group(alert("DiskFull", "web-1")))
+    finally:
+        stop.set()
+        listener.close()
+    assert time.monotonic() - started < 6
+    assert err.value.reason == "timeout" and err.value.retryable
+    assert "total deadline" in str(err.value)
