@@ -180,6 +180,26 @@ def _alert(row: tuple[Any, ...]) -> AlertRow:
                     row[6], row[7])
 
 
+def _readable(rows: Iterable[tuple[Any, ...]]) -> list[AlertRow]:
+    """The rows that decode; one that does not (written by hand, or by a bug) is skipped
+    here and reported where its group flushes, so no read fails because of it."""
+    out = []
+    for row in rows:
+        try:
+            out.append(_alert(row))
+        except ValueError:
+            continue
+    return out
+
+
+def _lenient(row: tuple[Any, ...]) -> AlertRow:
+    """A row with undecodable labels or annotations read as empty ones."""
+    try:
+        return _alert(row)
+    except ValueError:
+        return AlertRow(row[0], {}, {}, row[3], row[4], row[5], row[6], row[7])
+
+
 def storable(text: str) -> str:
     """`text` with what no store accepts in a string (lone surrogates, NUL) escaped."""
     return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
@@ -362,6 +382,25 @@ class Store:
             [(kind, storable(source), received_at, storable(body), storable(error), now)
              for kind, source, received_at, body, error, now in rows])
 
+    def set_aside_unreadable(self, group_key: str, now: float) -> int:
+        """Move the group's alerts whose stored labels or annotations do not decode to the
+        set_aside table; returns how many."""
+        bad = []
+        for fp, labels, annots, updated_at in self.conn().execute(
+                "SELECT a.fingerprint, a.labels, a.annotations, a.updated_at FROM group_alerts "
+                "g JOIN alerts a USING (fingerprint) WHERE g.group_key = ?", (group_key,)):
+            try:
+                json.loads(labels)
+                json.loads(annots)
+            except ValueError as exc:
+                bad.append((fp, labels, annots, updated_at, f"{type(exc).__name__}: {exc}"))
+        self.set_aside(("alert", fp, updated_at, f"{labels}\n{annots}", error, now)
+                       for fp, labels, annots, updated_at, error in bad)
+        for fp, *_ in bad:
+            self.conn().execute("DELETE FROM group_alerts WHERE fingerprint = ?", (fp,))
+            self.conn().execute("DELETE FROM alerts WHERE fingerprint = ?", (fp,))
+        return len(bad)
+
     def list_set_aside(self, limit: int = 100) -> list[dict[str, Any]]:
         cols = ("id", "kind", "source", "received_at", "body", "error", "ts")
         return [dict(zip(cols, row, strict=True)) for row in self.conn().execute(
@@ -393,9 +432,8 @@ class Store:
         for start in range(0, len(fps), 500):
             chunk = fps[start:start + 500]
             marks = ",".join("?" * len(chunk))
-            for row in self.conn().execute(
-                    f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE fingerprint IN ({marks})", chunk):
-                alert = _alert(row)
+            for alert in _readable(self.conn().execute(
+                    f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE fingerprint IN ({marks})", chunk)):
                 out[alert.fingerprint] = alert
         return out
 
@@ -429,20 +467,20 @@ class Store:
               a.labels.get("alertname", "")) for a in alerts])
 
     def all_alerts(self) -> list[AlertRow]:
-        return [_alert(r) for r in self.conn().execute(
-            f"SELECT {_ALERT_COLUMNS} FROM alerts ORDER BY starts_at")]
+        return _readable(self.conn().execute(
+            f"SELECT {_ALERT_COLUMNS} FROM alerts ORDER BY starts_at"))
 
     def firing_page(self, now: float, limit: int, offset: int) -> list[AlertRow]:
         """Firing alerts, oldest first, one page of them (an unfiltered read decodes no more)."""
-        return [_alert(r) for r in self.conn().execute(
+        return _readable(self.conn().execute(
             f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE ends_at > ? "
-            "ORDER BY starts_at, fingerprint LIMIT ? OFFSET ?", (now, limit, offset))]
+            "ORDER BY starts_at, fingerprint LIMIT ? OFFSET ?", (now, limit, offset)))
 
     def alerts_named(self, alertname: str) -> list[AlertRow]:
         """The alerts with this alertname (indexed: an API filter need not read them all)."""
-        return [_alert(r) for r in self.conn().execute(
+        return _readable(self.conn().execute(
             f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE alertname = ? ORDER BY starts_at",
-            (alertname,))]
+            (alertname,)))
 
     def firing_labels(self, now: float, alertnames: set[str] | None = None
                       ) -> list[tuple[str, dict[str, str]]]:
@@ -464,8 +502,9 @@ class Store:
         return out
 
     def newly_resolved(self, now: float) -> list[AlertRow]:
-        """Alerts recorded as firing whose end time has passed."""
-        return [_alert(r) for r in self.conn().execute(
+        """Alerts recorded as firing whose end time has passed (an undecodable one still
+        resolves, with empty labels)."""
+        return [_lenient(r) for r in self.conn().execute(
             f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE state = 'firing' AND ends_at <= ?",
             (now,))]
 

@@ -297,12 +297,14 @@ class Dispatcher:
             except POISON + self.store.data_errors as exc:
                 # A group whose stored alerts cannot be read must not hold up the others:
                 # it waits a group_interval (and is reported) while the rest flush.
-                self.metrics.set_aside.labels("group").inc()
-                log.error("group %s set aside until its next interval, it cannot be flushed: "
-                          "%s: %s", storable(group.group_key), type(exc).__name__,
-                          storable(str(exc))[:300])
+                # Its unreadable alerts are set aside; the rest flush at its next interval.
                 with self.store.tx():
+                    moved = self.store.set_aside_unreadable(group.group_key, now)
                     self.store.set_group_flushed(group.group_key, now, now + interval)
+                self.metrics.set_aside.labels("group").inc()
+                log.error("group %s could not be flushed (%s: %s); %d unreadable alert(s) set "
+                          "aside, the group flushes again in %gs", storable(group.group_key),
+                          type(exc).__name__, storable(str(exc))[:300], moved, interval)
                 continue
             if result is not None:
                 result.flushed.append(group.group_key)

@@ -155,12 +155,23 @@ def test_a_group_with_an_unreadable_alert_does_not_hold_up_the_others(harness_fa
     h.state.dispatcher.ingest(now)
     with h.state.store.tx() as conn:
         conn.execute("UPDATE alerts SET labels = ? WHERE alertname = ?", ("{not json", "Broken"))
+    # Reads skip the unreadable row instead of failing.
+    listed = h.client.get("/api/v2/alerts")
+    assert listed.status_code == 200 and listed.json == []
     h.post([{"labels": {"alertname": "Fine"}}])
     h.step(now + 1)
     assert [a.labels["alertname"] for n in h.stubs["default"].sent for a in n.alerts] == [
         "Fine"]
     assert 'stacksense_router_alerts_set_aside_total{stage="group"} 1.0' in \
         h.client.get("/metrics").data.decode()
+    # The unreadable alert was moved to the set_aside table; its group lives on.
+    assert [(k["kind"], k["body"].split("\n")[0]) for k in h.state.store.list_set_aside()] == [
+        ("alert", "{not json")]
+    # The rest ends (resolve_timeout 5 min) as usual: nothing stalls.
+    h.step(now + 400)
+    assert h.state.store.count_alerts(now + 400) == 0
+    assert [(n.status, [a.labels["alertname"] for a in n.alerts])
+            for n in h.stubs["default"].sent] == [("firing", ["Fine"]), ("resolved", ["Fine"])]
 
 
 def test_poison_request_in_a_live_router_then_a_normal_alert_is_notified(tmp_path, receiver):
