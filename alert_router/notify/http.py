@@ -63,6 +63,9 @@ class _TrackedHTTPSPool(urllib3.HTTPSConnectionPool):
         return _track(super()._get_conn(timeout))
 
 
+_TRACKED_POOLS = {"http": _TrackedHTTPPool, "https": _TrackedHTTPSPool}
+
+
 class DeadlineAdapter(HTTPAdapter):
     """requests' adapter whose pools report the connection each send uses.
 
@@ -73,8 +76,12 @@ class DeadlineAdapter(HTTPAdapter):
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {  # type: ignore[assignment]
-            "http": _TrackedHTTPPool, "https": _TrackedHTTPSPool}
+        self.poolmanager.pool_classes_by_scheme = _TRACKED_POOLS  # type: ignore[assignment]
+
+    def proxy_manager_for(self, proxy: str, **kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **kwargs)
+        manager.pool_classes_by_scheme = _TRACKED_POOLS
+        return manager
 
 
 def deadline_session(session: requests.Session) -> requests.Session:

@@ -119,3 +119,23 @@ def test_hung_and_trickling_receivers_do_not_delay_a_healthy_one(tmp_path):
             assert "did not answer within 4s (total deadline)" in proc.log()
         print(f"healthy receiver: 10 notifications in {took:.1f}s; trickling sends cut after "
               f"{max(durations):.1f}s (deadline {DEADLINE:g}s)")
+
+
+@pytest.mark.parametrize("via", ["direct", "proxy"])
+def test_a_trickling_peer_is_cut_at_the_total_deadline(via):
+    """The notifier alone: per-read timeouts never trip on a trickle; the deadline does,
+    also when the trickling peer is the HTTP proxy."""
+    from alert_router.notify import NotifyError, build_notifiers, sample_notification
+    with bad_peer(1.0) as trickler:
+        hook: dict[str, object] = {"url": trickler.url, "timeout": "2s"}
+        if via == "proxy":
+            hook = {"url": "http://receiver.invalid/hook", "timeout": "2s",
+                    "http_config": {"proxy_url": f"http://127.0.0.1:{trickler.port}"}}
+        [notifier] = build_notifiers({"name": "w", "webhook_configs": [hook]},
+                                     path="receivers[0]", global_config={})
+        started = time.monotonic()
+        with pytest.raises(NotifyError) as err:
+            notifier.notify(sample_notification())
+        took = time.monotonic() - started
+    assert err.value.reason == "timeout" and "total deadline" in str(err.value)
+    assert took < 4.0, took
