@@ -124,6 +124,9 @@ class ExporterApp:
         server = inventory.server(target)
         if server is None:
             raise UnknownTarget(f"unknown target {target!r}: not in the inventory")
+        if server.push_only:
+            raise UnknownTarget(f"target {target!r} is push-only (mode: push): it is never "
+                                "probed over SSH; its status comes from its agent's heartbeats")
         name = module_name or server.module
         module = inventory.modules.get(name)
         if module is None:
@@ -139,10 +142,10 @@ class ExporterApp:
         return result
 
     def service_discovery(self) -> list[dict[str, object]]:
-        """http_sd targets: every server that is not suspended."""
+        """http_sd targets: every server that is neither suspended nor push-only."""
         groups: list[dict[str, object]] = []
         for server in self.inventory.servers.values():
-            if server.suspended:
+            if server.suspended or server.push_only:
                 continue
             labels = {**server.labels, "server": server.name,
                       "__param_module": server.module}

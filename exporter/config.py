@@ -10,6 +10,7 @@ load time and never appear in `repr`, logs or errors.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from exporter.checks_config import Checks, ChecksError, parse_checks
 from exporter.collectors.registry import COLLECTORS, DEFAULT_COLLECTORS
 
 DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
@@ -71,6 +73,8 @@ class Module:
     # Output read per probe at most; past it the probe fails (reason "command",
     # detail "output_too_large"). Bounds the exporter's memory whatever a host prints.
     max_output_bytes: int = 4 * 1024 * 1024
+    # Service checks, custom commands and log watches of every server of the module.
+    checks: Checks = Checks()
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,19 @@ class Server:
     suspended: bool = False
     push_token: Secret | None = None
     connect_timeout_seconds: float = 5.0
+    # "push": the host only sends heartbeats (stacksense agent); never contacted over
+    # SSH, not in /sd, its status comes from the heartbeat's age.
+    mode: str = "ssh"
+    # "sha256:<hex>" of the push token (`stacksense servers token NAME` writes it).
+    push_token_hash: str | None = None
+    # A push host whose last heartbeat is older than this is offline.
+    push_offline_after_seconds: float = 60.0
+    # This server's own checks, added to its module's (Inventory.checks_for merges them).
+    checks: Checks = Checks()
+
+    @property
+    def push_only(self) -> bool:
+        return self.mode == "push"
 
 
 @dataclass(frozen=True)
@@ -102,6 +119,9 @@ class Inventory:
 
     def server(self, name: str) -> Server | None:
         return self.servers.get(name)
+
+    def checks_for(self, server: Server, module: Module) -> Checks:
+        return module.checks.merged(server.checks)
 
 
 # ---------------------------------------------------------------- validation helpers
@@ -174,11 +194,16 @@ def _path(value: Any, path: str, base: Path) -> Path:
 
 _CRED_KEYS = {"key_file", "passphrase_env", "passphrase_file", "certificate_file", "agent",
               "password_env", "password_file"}
-_MODULE_KEYS = {"collectors", "command_timeout_seconds", "one_write", "max_output_bytes"}
+_CHECK_KEYS = {"services", "commands", "logs"}
+_MODULE_KEYS = {"collectors", "command_timeout_seconds", "one_write", "max_output_bytes",
+                *_CHECK_KEYS}
 _SERVER_KEYS = {"name", "host", "port", "user", "credentials", "module", "jump", "labels",
                 "trust_on_first_use", "suspended", "push_token_env", "push_token_file",
-                "connect_timeout_seconds"}
-_DEFAULT_KEYS = _SERVER_KEYS - {"name", "host", "labels", "push_token_env", "push_token_file"}
+                "connect_timeout_seconds", "mode", "push_token_hash",
+                "push_offline_after_seconds", *_CHECK_KEYS}
+_DEFAULT_KEYS = _SERVER_KEYS - {"name", "host", "labels", "push_token_env", "push_token_file",
+                                "push_token_hash", *_CHECK_KEYS}
+_TOKEN_HASH = re.compile(r"sha256:[0-9a-f]{64}")
 _TOP_KEYS = {"defaults", "credentials", "modules", "servers", "known_hosts", "max_concurrency",
              "allow_empty"}
 MIN_OUTPUT_BYTES = 64 * 1024
@@ -223,7 +248,20 @@ def _module(name: str, raw: Mapping[str, Any], path: str) -> Module:
             or max_output < MIN_OUTPUT_BYTES:
         raise ConfigError(f"{path}.max_output_bytes: expected an integer >= {MIN_OUTPUT_BYTES}, "
                           f"got {max_output!r}")
-    return Module(name, collectors, timeout, one_write, max_output)
+    checks = _checks(raw, path)
+    budget = sum(c.timeout_seconds for c in checks.commands)
+    if budget >= timeout:
+        raise ConfigError(f"{path}.commands: their timeouts add up to {budget:g}s, not below "
+                          f"the module's command_timeout_seconds ({timeout:g}s); the probe "
+                          "would time out before they do")
+    return Module(name, collectors, timeout, one_write, max_output, checks)
+
+
+def _checks(raw: Mapping[str, Any], path: str) -> Checks:
+    try:
+        return parse_checks(raw, path)
+    except ChecksError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _labels(value: Any, path: str) -> dict[str, str]:
@@ -244,9 +282,22 @@ def _server(raw: Mapping[str, Any], defaults: Mapping[str, Any], path: str, base
     _check_keys(raw, path, _SERVER_KEYS)
     merged = {**defaults, **raw}
     get: Callable[[str, Any], Any] = merged.get
+    mode = get("mode", "ssh")
+    if mode not in ("ssh", "push"):
+        raise ConfigError(f"{path}.mode: expected ssh or push, got {mode!r}")
+    token_hash = raw.get("push_token_hash")
+    if token_hash is not None and (not isinstance(token_hash, str)
+                                   or not _TOKEN_HASH.fullmatch(token_hash)):
+        raise ConfigError(f"{path}.push_token_hash: expected sha256:<64 hex digits> "
+                          "(written by `stacksense servers token NAME`)")
+    if token_hash is not None and ("push_token_env" in raw or "push_token_file" in raw):
+        raise ConfigError(f"{path}: give only one of push_token_hash and push_token_env/_file")
+    host = raw.get("host")
+    if mode == "push" and host is None:
+        host = "-"  # never contacted
     return Server(
         name=_str(raw.get("name"), f"{path}.name"),
-        host=_str(raw.get("host"), f"{path}.host"),
+        host=_str(host, f"{path}.host"),
         port=_port(get("port", 22), f"{path}.port"),
         user=_str(get("user", "root"), f"{path}.user"),
         credentials=_str(get("credentials", "default"), f"{path}.credentials"),
@@ -258,6 +309,11 @@ def _server(raw: Mapping[str, Any], defaults: Mapping[str, Any], path: str, base
         push_token=_secret(raw, path, "push_token", base),
         connect_timeout_seconds=_number(get("connect_timeout_seconds", 5.0),
                                         f"{path}.connect_timeout_seconds"),
+        mode=mode,
+        push_token_hash=token_hash,
+        push_offline_after_seconds=_number(get("push_offline_after_seconds", 60.0),
+                                           f"{path}.push_offline_after_seconds"),
+        checks=_checks(raw, path),
     )
 
 
@@ -295,6 +351,15 @@ def parse_inventory(data: Any, *, base: Path) -> Inventory:
             raise ConfigError(f"servers[{i}].jump: no server named {server.jump!r}")
         if server.jump == server.name:
             raise ConfigError(f"servers[{i}].jump: a server cannot be its own jump host")
+        if server.jump is not None and servers[server.jump].push_only:
+            raise ConfigError(f"servers[{i}].jump: {server.jump!r} is push-only (mode: push)")
+        module = modules[server.module]
+        budget = sum(c.timeout_seconds
+                     for c in module.checks.merged(server.checks).commands)
+        if budget >= module.command_timeout_seconds:
+            raise ConfigError(f"servers[{i}].commands: with module {module.name!r}'s, their "
+                              f"timeouts add up to {budget:g}s, not below its "
+                              f"command_timeout_seconds ({module.command_timeout_seconds:g}s)")
 
     known_hosts = _path(top.get("known_hosts", DEFAULT_KNOWN_HOSTS), "known_hosts", base)
     concurrency = int(_number(top.get("max_concurrency", 64), "max_concurrency"))

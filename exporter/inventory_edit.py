@@ -209,3 +209,79 @@ def _write_atomically(path: Path, text: str) -> None:
             os.unlink(tmp)
         raise
 
+
+
+def replace_server(path: Path, entry: dict[str, Any]) -> bool:
+    """Replace the server named `entry["name"]` by exactly `entry` (it must exist).
+
+    Used by suspend, resume and push-token changes: keys the operator set stay
+    because the caller starts from the current entry. False if comments were lost.
+    """
+    text = path.read_text() if path.exists() else ""
+    data = load_inventory(path)
+    servers = data.get("servers") or []
+    index = next((i for i, s in enumerate(servers)
+                  if isinstance(s, dict) and s.get("name") == entry["name"]), None)
+    if index is None:
+        raise InventoryEditError(f"no server named {entry['name']!r} in {path}")
+    wanted = copy.deepcopy(data)
+    wanted["servers"][index] = entry
+    try:
+        edited = _edit_text(text, entry, (entry.get("credentials", ""), None), None)
+        kept = yaml.safe_load(edited) == wanted
+    except (_CannotEdit, yaml.YAMLError):
+        kept = False
+    if not kept:
+        edited = _dump(wanted)
+    _write_atomically(path, edited)
+    return kept or "#" not in text
+
+
+def remove_server(path: Path, name: str) -> bool:
+    """Remove the server `name` (it must exist); False if comments were lost.
+
+    The item's lines are cut from its dash to the end of its last line, so the
+    comments above and below it and every other entry stay as they were.
+    """
+    text = path.read_text() if path.exists() else ""
+    data = load_inventory(path)
+    servers = data.get("servers") or []
+    if not any(isinstance(s, dict) and s.get("name") == name for s in servers):
+        raise InventoryEditError(f"no server named {name!r} in {path}")
+    wanted = copy.deepcopy(data)
+    wanted["servers"] = [s for s in servers if not (isinstance(s, dict) and s.get("name") == name)]
+    try:
+        edited = _cut_item(text, name)
+        kept = yaml.safe_load(edited) == wanted
+    except (_CannotEdit, yaml.YAMLError):
+        kept = False
+    if not kept:
+        edited = _dump(wanted)
+    _write_atomically(path, edited)
+    return kept or "#" not in text
+
+
+def _cut_item(text: str, name: str) -> str:
+    root = yaml.compose(text)
+    if not isinstance(root, yaml.MappingNode):
+        raise _CannotEdit
+    node = {k.value: v for k, v in root.value}.get("servers")
+    if not isinstance(node, yaml.SequenceNode) or node.flow_style:
+        raise _CannotEdit
+    items = node.value
+    at = next((i for i, item in enumerate(items) if _name_of(item) == name), None)
+    if at is None:
+        raise _CannotEdit
+    if len(items) == 1:
+        # The last server: `servers: []` keeps the key (and the file) valid.
+        start = text.rfind("\n", 0, items[0].start_mark.index) + 1
+        end = text.find("\n", _content_end(items[0]))
+        end = len(text) if end < 0 else end + 1
+        key_line_end = text.rfind("\n", 0, start)
+        if text[:max(key_line_end, 0)].rstrip().endswith("servers:"):
+            return text[:key_line_end].rstrip() + " []\n" + text[end:]
+        raise _CannotEdit
+    start = text.rfind("\n", 0, items[at].start_mark.index) + 1
+    end = text.find("\n", _content_end(items[at]))
+    end = len(text) if end < 0 else end + 1
+    return text[:start] + text[end:]

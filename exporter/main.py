@@ -38,6 +38,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--web.reload-token-file", dest="reload_token_file", default=None,
                         help="file holding the bearer token POST /-/reload needs; without it "
                              "only loopback clients may reload")
+    parser.add_argument("--web.api-token-file", dest="api_token_file", default=None,
+                        help="file holding the bearer token that writes to /api/v1/servers "
+                             "need (default: the reload token file); without either, only "
+                             "loopback clients may change servers")
     parser.add_argument("--local-name", default=None,
                         help="server name of the local host in embedded mode (default: hostname)")
     parser.add_argument("--check-config", action="store_true",
@@ -121,8 +125,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     cap = connection_cap(args.max_connections, raise_fd_limit(), len(app.inventory.servers))
     try:
-        server = ExporterHTTPServer(address, app, max_connections=cap,
-                                    reload_token_file=token_file)
+        server = ExporterHTTPServer(
+            address, app, max_connections=cap, reload_token_file=token_file,
+            api_token_file=Path(args.api_token_file) if args.api_token_file else None)
     except OSError as exc:
         reason = (exc.strerror or str(exc)).lower() if not isinstance(exc, socket.gaierror) \
             else f"cannot resolve host ({exc.strerror})"

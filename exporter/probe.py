@@ -61,6 +61,17 @@ class ProbeResult:
     duration: float = 0.0
 
 
+@dataclass(frozen=True)
+class LastProbe:
+    """The outcome of a server's latest probe, for the server list (`/api/v1/servers`)."""
+
+    at: float
+    success: bool
+    reason: str | None = None
+    detail: str | None = None
+    message: str | None = None
+
+
 class Prober:
     """Runs probes and keeps each target's collector state between probes."""
 
@@ -69,6 +80,7 @@ class Prober:
         self.heartbeats = heartbeats
         self._states: dict[str, dict[str, Any]] = {}
         self._states_lock = threading.Lock()
+        self._last: dict[str, LastProbe] = {}
 
     def _state(self, target: str) -> dict[str, Any]:
         with self._states_lock:
@@ -79,6 +91,18 @@ class Prober:
         with self._states_lock:
             for name in [n for n in self._states if n not in servers]:
                 del self._states[name]
+            self._last = {n: v for n, v in self._last.items() if n in servers}
+
+    def log_matches(self, target: str) -> dict[str, dict[str, str]]:
+        """The last matching line per log file and pattern (truncated and scrubbed)."""
+        with self._states_lock:
+            state = self._states.get(target, {})
+        last: dict[str, dict[str, str]] = state.get("logs.last_match", {})
+        return {file: dict(per) for file, per in last.items()}
+
+    def last_probes(self) -> dict[str, LastProbe]:
+        with self._states_lock:
+            return dict(self._last)
 
     def state_names(self) -> set[str]:
         with self._states_lock:
@@ -130,6 +154,10 @@ class Prober:
         if failure is None or failure.reason == "parse":
             self.heartbeats.record(server.name, "ssh", time.time())
         reason = failure.reason if failure else None
+        with self._states_lock:
+            self._last[server.name] = LastProbe(
+                time.time(), success, reason, failure.detail if failure else None,
+                failure.short_message() if failure else None)
         fail_fam = gauge("stacksense_probe_failure",
                          "1 for the reason the probe failed, 0 for the others.")
         for r in REASONS:

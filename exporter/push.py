@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from exporter.config import Server
 
 RATIOS = ("cpu_usage_ratio", "memory_usage_ratio", "swap_usage_ratio")
 NUMBERS = ("load1", "boot_time_seconds")
@@ -21,6 +25,24 @@ def token_matches(expected: str, authorization: str | None) -> bool:
     if not authorization or not authorization.startswith("Bearer "):
         return False
     return hmac.compare_digest(expected.encode(), authorization[7:].strip().encode())
+
+
+def hash_token(token: str) -> str:
+    """How a push token is stored: SHA-256 of a random 256-bit token (no salt needed:
+    the token is not guessable, so a hash table of candidates is no shortcut)."""
+    return "sha256:" + hashlib.sha256(token.encode()).hexdigest()
+
+
+def push_authorized(server: Server, authorization: str | None) -> bool:
+    """The bearer token against the stored hash (or the plain token of older inventories)."""
+    if not authorization or not authorization.startswith("Bearer "):
+        return False
+    given = authorization[7:].strip()
+    if server.push_token_hash is not None:
+        return hmac.compare_digest(hash_token(given).encode(), server.push_token_hash.encode())
+    if server.push_token is not None:
+        return token_matches(server.push_token.get(), authorization)
+    return False
 
 
 def _number(value: Any, path: str, *, ratio: bool) -> float:

@@ -15,7 +15,8 @@ stays readable.
 
 `POST /-/reload` (or PUT) is authenticated as the rule engine's is: with a
 reload token file, `Authorization: Bearer <token>`; without one, loopback
-clients only; 401 otherwise.
+clients only; 401 otherwise. Writes to `/api/v1/servers` (exporter.fleet_api)
+are authorized the same way, with the API token file (default: the reload one).
 """
 
 from __future__ import annotations
@@ -37,9 +38,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from exporter.app import ExporterApp, UnknownTarget
 from exporter.config import ConfigError
+from exporter.fleet_api import PREFIX as FLEET_PREFIX
+from exporter.fleet_api import FleetApi
 from exporter.http11 import HttpHandler, Request, response_bytes
 from exporter.metrics import CONTENT_TYPE
-from exporter.push import PushError, parse_heartbeat, token_matches
+from exporter.push import PushError, parse_heartbeat, push_authorized
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +69,14 @@ class Handler(HttpHandler):
     max_body = MAX_BODY
 
     def dispatch(self, req: Request) -> None:
-        if req.method in ("GET", "HEAD"):
+        url = urlsplit(req.target)
+        if url.path == FLEET_PREFIX or url.path.startswith(FLEET_PREFIX + "/"):
+            writing = req.method not in ("GET", "HEAD")
+            authorized = writing and self._token_authorized(self.server.api_token_file)
+            status, payload = self.server.fleet.handle(req.method, url.path, url.query,
+                                                       req.body, authorized)
+            self._json(status, payload)
+        elif req.method in ("GET", "HEAD"):
             self._get(urlsplit(req.target))
         elif req.method == "POST" or (req.method == "PUT" and req.target == "/-/reload"):
             self._post(urlsplit(req.target))
@@ -114,13 +124,15 @@ class Handler(HttpHandler):
             self.send(404, "not found\n")
 
     def _reload_authorized(self) -> bool:
-        token_file = self.server.reload_token_file
+        return self._token_authorized(self.server.reload_token_file)
+
+    def _token_authorized(self, token_file: Path | None) -> bool:
         if token_file is None:
             return self.client_address[0] in ("127.0.0.1", "::1", "::ffff:127.0.0.1")
         try:
             expected = token_file.read_text().strip()  # read each time: rotation needs no restart
         except (OSError, UnicodeDecodeError):
-            log.error("reload token file %s unreadable; refusing reload", token_file)
+            log.error("token file %s unreadable; refusing the request", token_file)
             return False
         given = self.req.headers.get("authorization", "")
         return bool(expected) and hmac.compare_digest(given.encode(),
@@ -157,8 +169,7 @@ class Handler(HttpHandler):
             app.pushes.labels("unknown_server").inc()
             self.send(404, f"unknown server {name!r}\n")
             return
-        if server.push_token is None or not token_matches(server.push_token.get(),
-                                                          self.req.headers.get("authorization")):
+        if not push_authorized(server, self.req.headers.get("authorization")):
             app.pushes.labels("unauthorized").inc()
             self.send(401, "missing or wrong bearer token\n")
             return
@@ -189,10 +200,13 @@ class ExporterHTTPServer(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], app: ExporterApp, *,
                  max_connections: int = DEFAULT_MAX_CONNECTIONS,
-                 reload_token_file: Path | None = None) -> None:
+                 reload_token_file: Path | None = None,
+                 api_token_file: Path | None = None) -> None:
         self.app = app
+        self.fleet = FleetApi(app)
         self.max_connections = max_connections
         self.reload_token_file = reload_token_file
+        self.api_token_file = api_token_file or reload_token_file
         self._active = 0
         self._active_lock = threading.Lock()
         self._accept_pause = 0.0

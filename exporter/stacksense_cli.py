@@ -1,8 +1,8 @@
-"""`stacksense`: one command for every part (onboard, agent, exporter, rules, router).
+"""`stacksense`: one command for every part (onboard, servers, agent, exporter, rules, router).
 
-`onboard` is implemented here; the others hand their arguments to the part's own
-entry point, imported only when asked for, so a machine that runs only the agent
-needs nothing else installed.
+`onboard` and `servers` (exporter.fleet_cli) are implemented here; the others hand
+their arguments to the part's own entry point, imported only when asked for, so a
+machine that runs only the agent needs nothing else installed.
 """
 
 from __future__ import annotations
@@ -61,6 +61,9 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _onboard_parser(sub)
+    from exporter import fleet_cli  # not imported for delegated parts (an agent-only host)
+
+    fleet_cli.add_parser(sub)
     for name, (_, _, help_text) in DELEGATES.items():
         # add_help=False: `stacksense agent --help` shows the part's own help.
         sub.add_parser(name, help=help_text, add_help=False)
@@ -78,6 +81,12 @@ def main(argv: list[str] | None = None) -> int:
         return _delegate(argv[i], argv[i + 1 :])
     args = parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    if args.command == "servers":
+        # paramiko logs a failed handshake as an ERROR traceback; the command says why.
+        logging.getLogger("paramiko").setLevel(logging.CRITICAL)
+        from exporter import fleet_cli
+
+        return fleet_cli.run(args)
     return _onboard(args)
 
 
