@@ -142,7 +142,10 @@ class Engine:
         self.grace_until: float | None = raw.get("grace_until")
         self.last_ok_cycle: float | None = raw.get("last_ok_cycle")
         # The last status other than unknown: what a server returns to after an outage.
-        self.known: dict[str, str] = {s: str(v) for s, v in raw.get("known", {}).items()}
+        # (status, since): a return from unknown to the same status keeps its since.
+        self.known: dict[str, tuple[str, float]] = {
+            s: (str(v[0]), float(v[1])) for s, v in raw.get("known", {}).items()
+            if isinstance(v, list) and len(v) == 2}
         # Servers the engine has seen a heartbeat of: only these can go offline.
         self.reached: set[str] = {str(s) for s in raw.get("reached", [])}
         # Start of the engine's current run of successful cycles.
@@ -158,7 +161,7 @@ class Engine:
             "last_cycle": self.last_cycle,
             "grace_until": self.grace_until,
             "last_ok_cycle": self.last_ok_cycle,
-            "known": self.known,
+            "known": {s: list(v) for s, v in self.known.items()},
             "reached": sorted(self.reached),
             "observing_since": self.observing_since,
             "pipeline": self.watch.get_state(),
@@ -271,8 +274,11 @@ class Engine:
             suspended=frozenset(s for s, v in inventory.items() if v >= 1),
             troubled=frozenset(), now=now, offline_after_seconds=threshold,
             reached=frozenset(self.reached), observable_since=observable,
-            pipeline_ok=exporter.healthy_now, previous=self.known)
+            pipeline_ok=exporter.healthy_now,
+            previous={s: v[0] for s, v in self.known.items()})
         fresh = {s for s, hb in heartbeats.items() if now - hb <= threshold}
+        # A collector that could not parse is still a contact with fresh series.
+        failing = {s for s, reason in data.failures.items() if reason != "parse"}
         # Servers whose series say nothing now keep their conditions and anomalies as
         # they were (no false "resolved") until fresh data about them decides: those
         # not heard from within the threshold, and those whose latest probe failed (its
@@ -280,7 +286,7 @@ class Engine:
         frozen = frozenset(s for s in servers
                            if not exporter.healthy_now
                            or (s not in inputs.suspended
-                               and (s not in fresh or s in data.failures)))
+                               and (s not in fresh or s in failing)))
 
         for index, cond in enumerate(self.conditions):
             if index in data.conditions:
@@ -358,16 +364,21 @@ class Engine:
         new: dict[str, tuple[str, float]] = {}
         for server, status in decided.items():
             old = self.statuses.get(server)
-            since = old[1] if old is not None and old[0] == status else now
+            known = self.known.get(server)
+            if old is not None and old[0] == status:
+                since = old[1]
+            elif old is not None and old[0] == "unknown" and known and known[0] == status:
+                since = known[1]  # back to what it was before the pipeline went blind
+            else:
+                since = now
             new[server] = (status, since)
             # Back from offline, even through a spell of unknown: one ServerOnline.
-            if self.known.get(server) == "offline" and status in ("online", "warning"):
-                offline_since = self._offline_since(server, now)
+            if known and known[0] == "offline" and status in ("online", "warning"):
                 self.book.add_event(firing.online_event(
-                    server, offline_since, now, 4 * self.config.interval_seconds,
+                    server, known[1], now, 4 * self.config.interval_seconds,
                     self.config.external_url))
             if status != "unknown":
-                self.known[server] = status
+                self.known[server] = (status, since)
             if old is None or old[0] != status:
                 if old is not None:
                     log.info("server %s: %s -> %s", server, old[0], status)
@@ -377,12 +388,6 @@ class Engine:
         self.statuses = new
         for server in [s for s in self.history if s not in new]:
             del self.history[server]
-
-    def _offline_since(self, server: str, now: float) -> float:
-        for t, status in reversed(self.history.get(server, [])):
-            if status == "offline":
-                return float(t)
-        return now
 
     def _sync_alerts(self, now: float, report: CycleReport, frozen: frozenset[str]) -> None:
         url = self.config.external_url
@@ -397,14 +402,19 @@ class Engine:
                                         now, cfg.pending_timeout_seconds, url, report.reasons)
             + firing.pipeline_alerts(self.watch.due(now, cfg.pipeline_alert_after_seconds), url))
         # What the engine cannot re-decide now stays exactly as it was: the condition and
-        # anomaly alerts of frozen servers, and every alert of an unknown server.
+        # anomaly alerts of frozen servers, every alert of an unknown server, and the
+        # ServerUnreachable of a server still pending (its bound restarts after an outage).
         names = {c.alert for c in self.conditions} | {"MetricAnomaly"}
-        carried = [
-            r for r in self.book.records.values()
-            if r.ends_at is None and not r.event and r.labels.get("server") in frozen
-            and (r.labels.get("alertname") in names
-                 or (r.labels.get("alertname") in STATUS_ALERTS
-                     and report.statuses.get(r.labels.get("server", "")) == "unknown"))]
+        carried = []
+        for r in self.book.records.values():
+            server, name = r.labels.get("server", ""), r.labels.get("alertname")
+            if r.ends_at is not None or r.event or server not in self.statuses:
+                continue
+            status = report.statuses.get(server)
+            if ((server in frozen and name in names)
+                    or (status == "unknown" and name in STATUS_ALERTS)
+                    or (status == "pending" and name == "ServerUnreachable")):
+                carried.append(r)
         self.book.sync(carried + computed, now)
 
     def _deliver(self, now: float) -> None:

@@ -11,9 +11,9 @@ Three signs of an outage, each turned into "grace until T":
   the gap, so we assume it was long (a false "offline" is the worse mistake);
 * the engine's own downtime: the time since its last cycle, from the state file.
 
-Grace lasts `grace_period` after the outage ended. While the exporter is down
-*right now* the heartbeats say nothing about the servers, so the engine holds
-the statuses it had (`pipeline_down`).
+Grace lasts `grace_period` after the outage ended. Whether the exporter is
+down *right now*, and since when the pipeline can see, is pipeline.py's job
+(`GraceState.pipeline_down` is kept for the tests of this module only).
 """
 
 from __future__ import annotations

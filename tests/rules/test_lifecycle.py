@@ -292,11 +292,12 @@ def test_anomaly_alert_of_a_frozen_server_is_kept_until_fresh_data(tmp_path):
 
 def test_reached_known_and_observing_since_survive_a_restart(tmp_path):
     engine = quiet_engine(tmp_path)
-    engine.reached, engine.known, engine.observing_since = {"a"}, {"a": "offline"}, NOW - 500
+    engine.reached, engine.observing_since = {"a"}, NOW - 500
+    engine.known = {"a": ("offline", NOW - 900)}
     engine.watch.update([({"alertname": "StackSenseExporterDown"}, {})], NOW)
     engine._save()
     again = quiet_engine(tmp_path)
-    assert again.reached == {"a"} and again.known == {"a": "offline"}
+    assert again.reached == {"a"} and again.known == {"a": ("offline", NOW - 900)}
     assert again.observing_since == NOW - 500
     assert [p.since for p in again.watch.problems.values()] == [NOW]
 
@@ -306,7 +307,7 @@ def test_prometheus_unreachable_cycle_is_unknown_and_keeps_every_alert(tmp_path)
 
     engine = quiet_engine(tmp_path)
     engine.statuses = {"a": ("offline", NOW - 50), "b": ("online", NOW - 900)}
-    engine.known = {"a": "offline", "b": "online"}
+    engine.known = {"a": ("offline", NOW - 50), "b": ("online", NOW - 900)}
     offline = AlertRecord({"alertname": "ServerOffline", "server": "a", "severity": "critical"},
                           {}, NOW - 50)
     engine.book.sync([offline], NOW - 50)
@@ -318,4 +319,23 @@ def test_prometheus_unreachable_cycle_is_unknown_and_keeps_every_alert(tmp_path)
     engine.run_cycle(NOW + 60)
     names = {r.labels["alertname"] for r in engine.book.firing(NOW + 60)}
     assert names == {"ServerOffline", "StackSensePrometheusUnreachable"}
-    assert engine.known == {"a": "offline", "b": "online"}  # what they return to
+    assert engine.known == {"a": ("offline", NOW - 50), "b": ("online", NOW - 900)}
+
+
+def test_pending_warning_survives_a_pipeline_outage(tmp_path):
+    from rules.engine import CycleReport
+
+    engine = quiet_engine(tmp_path)
+    engine.statuses = {"p": ("pending", NOW - 1000)}
+    report = CycleReport(now=NOW, ok=True, statuses={"p": "pending"}, observable_since=-math.inf)
+    engine._sync_alerts(NOW, report, frozenset({"p"}))
+    (warning,) = engine.book.firing(NOW)
+    assert warning.labels["alertname"] == "ServerUnreachable"
+    # The pipeline was blind, then back 10 s ago: the bound would count again from there,
+    # but the warning already firing stays (no false resolve, no second notification).
+    engine.statuses = {"p": ("pending", NOW + 60)}
+    later = CycleReport(now=NOW + 70, ok=True, statuses={"p": "pending"},
+                        observable_since=NOW + 60)
+    engine._sync_alerts(NOW + 70, later, frozenset({"p"}))
+    assert [(r.labels["alertname"], r.starts_at, r.ends_at) for r in engine.book.firing(
+        NOW + 70)] == [("ServerUnreachable", warning.starts_at, None)]
