@@ -14,7 +14,7 @@ from rules.alerts import AlertRecord
 from rules.anomaly import AnomalyUpdate
 from rules.conditions import ActiveCondition, Condition
 from rules.pipeline import Problem
-from rules.reasons import reason_annotations
+from rules.reasons import Why, reason_annotations
 from rules.status import pending_overdue
 
 
@@ -58,7 +58,7 @@ def anomaly_alerts(anomalies: Mapping[tuple[str, str], AnomalyUpdate], now: floa
     return out
 
 
-Reason = tuple[str | None, str | None]  # (probe failure reason, last error message)
+Reason = Why
 
 
 def offline_alerts(statuses: Mapping[str, tuple[str, float]], external_url: str,
@@ -72,8 +72,7 @@ def offline_alerts(statuses: Mapping[str, tuple[str, float]], external_url: str,
     for server, (status, since) in statuses.items():
         if status != "offline":
             continue
-        reason, message = (reasons or {}).get(server, (None, None))
-        notes = reason_annotations(reason, message)
+        notes = reason_annotations((reasons or {}).get(server, Why()))
         description = f"{server} stopped answering: {notes['reason_text']}"
         if "last_error" in notes:
             description += f" ({notes['last_error']})"
@@ -98,8 +97,7 @@ def unreachable_alerts(statuses: Mapping[str, tuple[str, float]], observable_sin
         if status != "pending" or not pending_overdue(since, observable_since, now,
                                                       timeout_seconds):
             continue
-        reason, message = (reasons or {}).get(server, (None, None))
-        notes = reason_annotations(reason, message)
+        notes = reason_annotations((reasons or {}).get(server, Why()))
         minutes = timeout_seconds / 60
         description = (f"{server} has not been reached since it joined the inventory "
                        f"(more than {minutes:g} min): {notes['reason_text']}")

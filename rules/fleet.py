@@ -39,7 +39,8 @@ class FleetData:
     conditions: ConditionResults  # condition index -> result series (absent = not evaluated)
     rejected: list[str] = field(default_factory=list)  # conditions Prometheus rejected
     failures: dict[str, str] = field(default_factory=dict)  # server -> probe failure reason
-    errors: dict[str, tuple[str, str]] = field(default_factory=dict)  # server -> (reason, msg)
+    # server -> (reason, detail, message) of the last error
+    errors: dict[str, tuple[str, str, str]] = field(default_factory=dict)
 
 
 def fetch(client: PrometheusClient, config: EngineConfig, conditions: Sequence[Condition],
@@ -65,7 +66,7 @@ def fetch(client: PrometheusClient, config: EngineConfig, conditions: Sequence[C
         heartbeats: dict[str, float] = {}
         inventory: dict[str, float] = {}
         failures: dict[str, str] = {}
-        errors: dict[str, tuple[str, str]] = {}
+        errors: dict[str, tuple[str, str, str]] = {}
         scrape_failed: set[str] = set()
         for s in f_hb_inv.result():
             server, part = s.labels.get("server"), s.labels.get(queries.PART_MARKER)
@@ -80,7 +81,8 @@ def fetch(client: PrometheusClient, config: EngineConfig, conditions: Sequence[C
                 reason = s.labels.get("reason", "")
                 failures[server] = min(failures.get(server, reason), reason)
             elif part == "error":
-                errors[server] = (s.labels.get("reason", ""), s.labels.get("message", ""))
+                errors[server] = (s.labels.get("reason", ""), s.labels.get("detail", ""),
+                                  s.labels.get("message", ""))
             elif part == "scrape_failed":
                 scrape_failed.add(server)
         for server in scrape_failed:

@@ -60,7 +60,8 @@ PART_MARKER = "stacksense_part"
 # Why probes fail: the reason of the latest failed probe per server, and the exporter's
 # last error message when it publishes one (absent on older exporters: no harm).
 PROBE_FAILURES = "max by (server, reason) (stacksense_probe_failure == 1)"
-PROBE_LAST_ERRORS = "max by (server, reason, message) (stacksense_probe_last_error_info)"
+PROBE_LAST_ERRORS = ("max by (server, reason, detail, message) "
+                     "(stacksense_probe_last_error_info)")
 # A probe scrape that failed outright (the exporter answered an error, or timed out):
 # any scrape job whose targets carry a `server` label.
 PROBE_SCRAPE_FAILED = 'max by (server) (up{server!=""} == 0)'

@@ -28,7 +28,7 @@ from rules.conditions import load_conditions
 from rules.config import ConfigError, EngineConfig, load_config
 from rules.engine import CycleReport, Engine
 from rules.metrics import EngineCollector
-from rules.reasons import reason_annotations
+from rules.reasons import Why, reason_annotations
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,6 @@ def snapshot(engine: Engine) -> dict[str, Any]:
 def server_view(server: str, report: CycleReport) -> dict[str, Any]:
     """One server's status (and since when, and why when it is not reached), health, anomalies."""
     h = report.health.get(server)
-    reason, message = report.reasons.get(server, (None, None))
     status = report.statuses.get(server)
     why = None
     if status == "unknown" and report.pipeline_down:
@@ -65,12 +64,13 @@ def server_view(server: str, report: CycleReport) -> dict[str, Any]:
                "reason_text": "heartbeat stale, but the pipeline has not watched long enough "
                               "to tell"}
     elif status in ("offline", "pending"):
-        why = dict(reason_annotations(reason, message))
+        why = dict(reason_annotations(report.reasons.get(server, Why())))
     return {
         "status": status,
         "since": report.since.get(server),
         "reason": None if why is None else why["reason"],
         "reason_text": None if why is None else why["reason_text"],
+        "detail": None if why is None else why.get("detail"),
         "last_error": None if why is None else why.get("last_error"),
         "health": None if h is None else {"color": h.color, "score": h.score,
                                           "worst": h.worst, "components": h.components},

@@ -16,7 +16,7 @@ from rules import firing
 from rules.conditions import ConditionTracker, parse_conditions
 from rules.pipeline import PipelineWatch, exporter_view, observable_since, run_start
 from rules.promapi import Series
-from rules.reasons import pick, reason_annotations
+from rules.reasons import Why, pick, reason_annotations
 from rules.status import StatusInputs, decide_status, pending_overdue, status_of
 
 NOW = 100_000.0
@@ -227,7 +227,7 @@ def test_a_server_that_left_the_inventory_loses_its_conditions():
 # --- reasons in the alerts -------------------------------------------------------------
 
 def test_offline_alert_carries_reason_and_last_error():
-    reasons = {"a": ("refused", "a: connect to 10.0.0.1:22: Connection refused")}
+    reasons = {"a": Why("refused", None, "a: connect to 10.0.0.1:22: Connection refused")}
     (alert,) = firing.offline_alerts({"a": ("offline", NOW - 10)}, "http://e", reasons)
     assert alert.labels == {"alertname": "ServerOffline", "server": "a", "severity": "critical"}
     assert alert.annotations["reason"] == "refused"
@@ -238,11 +238,19 @@ def test_offline_alert_carries_reason_and_last_error():
     assert bare.annotations["reason"] == "no_heartbeat" and "last_error" not in bare.annotations
 
 
+def test_the_detail_says_which_host_key_problem():
+    why = Why("host_key", "host_key_changed", "a: host key for [h]:22 changed (expected ...)")
+    (alert,) = firing.offline_alerts({"a": ("offline", NOW)}, "http://e", {"a": why})
+    assert alert.annotations["reason"] == "host_key"  # the stable set, as the exporter's
+    assert alert.annotations["detail"] == "host_key_changed"
+    assert alert.annotations["summary"] == "a is offline (host key changed)"
+
+
 def test_unreachable_warning_after_the_pending_bound_never_offline():
     statuses = {"new": ("pending", NOW - 299), "old": ("pending", NOW - 301),
                 "up": ("online", NOW - 999)}
     alerts = firing.unreachable_alerts(statuses, -math.inf, NOW, 300, "http://e",
-                                       {"old": ("host_key", None)})
+                                       {"old": Why("host_key")})
     assert [(a.labels["alertname"], a.labels["server"], a.labels["severity"])
             for a in alerts] == [("ServerUnreachable", "old", "warning")]
     assert alerts[0].annotations["reason_text"] == "host key changed or not trusted"
@@ -250,12 +258,13 @@ def test_unreachable_warning_after_the_pending_bound_never_offline():
 
 
 def test_reason_pick_uses_the_message_of_the_same_reason_only():
-    errors = {"a": ("auth", "a: authentication failed for user ops")}
-    assert pick({"a": "auth"}, errors, "a") == ("auth", "a: authentication failed for user ops")
-    assert pick({"a": "timeout"}, errors, "a") == ("timeout", None)
-    assert pick({}, errors, "a") == ("auth", "a: authentication failed for user ops")
-    assert pick({}, {}, "a") == (None, None)
-    long = reason_annotations("timeout", "x" * 1000)["last_error"]
+    errors = {"a": ("auth", "auth", "a: authentication failed for user ops")}
+    assert pick({"a": "auth"}, errors, "a") == Why(
+        "auth", "auth", "a: authentication failed for user ops")
+    assert pick({"a": "timeout"}, errors, "a") == Why("timeout")
+    assert pick({}, errors, "a") == Why("auth", "auth", "a: authentication failed for user ops")
+    assert pick({}, {}, "a") == Why()
+    long = reason_annotations(Why("timeout", None, "x" * 1000))["last_error"]
     assert len(long) == 300
 
 
