@@ -139,6 +139,8 @@ class Engine:
         self.anomaly_last: dict[str, float] = dict(anomaly_state.get("last", {}))
         self.anomalies_saved_at: float | None = anomaly_state.get("saved_at")
         self.last_cycle: float | None = raw.get("last_cycle")
+        # Whether this fleet was watched before this process started (grace.py).
+        self.monitored_before = self.last_cycle is not None
         self.grace_until: float | None = raw.get("grace_until")
         self.last_ok_cycle: float | None = raw.get("last_ok_cycle")
         # The last status other than unknown: what a server returns to after an outage.
@@ -146,8 +148,12 @@ class Engine:
         self.known: dict[str, tuple[str, float]] = {
             s: (str(v[0]), float(v[1])) for s, v in raw.get("known", {}).items()
             if isinstance(v, list) and len(v) == 2}
-        # Servers the engine has seen a heartbeat of: only these can go offline.
-        self.reached: set[str] = {str(s) for s in raw.get("reached", [])}
+        # Servers the engine has seen a heartbeat of: only these can go offline. A state
+        # written before this was kept: a server it knew online/warning/offline was reached.
+        self.reached: set[str] = {str(s) for s in raw.get("reached", [
+            s for s, (st, _) in self.statuses.items() if st in ("online", "warning", "offline")])}
+        if "known" not in raw:
+            self.known.update({s: v for s, v in self.statuses.items() if s in self.reached})
         # Start of the engine's current run of successful cycles.
         self.observing_since: float | None = raw.get("observing_since")
         self.watch = pipeline.PipelineWatch.from_state(raw.get("pipeline"))
@@ -224,9 +230,11 @@ class Engine:
 
         gstate = grace.GraceState(grace_until=self.grace_until)
         grace.from_engine_downtime(self.last_cycle, now, self.grace_settings, gstate)
-        grace.from_up_history(data.up, now, self.grace_settings, gstate)
-        grace.from_prometheus_start(data.prometheus_start, bool(data.up), now,
-                                    self.grace_settings, gstate)
+        grace.from_up_history(data.up, now, self.grace_settings, gstate,
+                              monitored_before=self.monitored_before)
+        if self.monitored_before:  # a fresh Prometheus on a first start is no outage
+            grace.from_prometheus_start(data.prometheus_start, bool(data.up), now,
+                                        self.grace_settings, gstate)
         if gstate.reasons and gstate.active(now) and not report_grace_known(self, gstate):
             log.warning("monitoring outage detected (%s): offline threshold %gs until %.0f",
                         "; ".join(gstate.reasons), cfg.grace_offline_after_seconds,

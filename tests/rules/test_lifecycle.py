@@ -348,3 +348,15 @@ def test_pending_warning_survives_a_pipeline_outage(tmp_path):
     engine._sync_alerts(NOW + 70, later, frozenset({"p"}))
     assert [(r.labels["alertname"], r.starts_at, r.ends_at) for r in engine.book.firing(
         NOW + 70)] == [("ServerUnreachable", warning.starts_at, None)]
+
+
+def test_a_state_file_from_before_the_lifecycle_keeps_offline_servers_offline(tmp_path):
+    import json
+
+    # Written by the previous engine: statuses only. "a" has been offline for 20 minutes
+    # (its heartbeat is out of the query window): it must not turn pending and resolve.
+    (tmp_path / "state.json").write_text(json.dumps({
+        "version": 1, "statuses": {"a": ["offline", NOW - 1200], "s": ["suspended", NOW]}}))
+    engine = quiet_engine(tmp_path)
+    assert engine.reached == {"a"} and engine.known == {"a": ("offline", NOW - 1200)}
+    assert decide(reached=frozenset(engine.reached), observable_since=NOW - 3600) == "offline"
