@@ -150,6 +150,7 @@ PAGE_ROWS = 200  # rows per page: bounds the page (and every live poll) whatever
 CACHE_SECONDS = 2.0  # one read of the peers serves every browser polling within this time
 _cache: dict[ConsoleConfig, tuple[float, tuple[list[ServerRow], list[str], dict[str, Any]]]] = {}
 _cache_lock = threading.Lock()
+_refreshing: set[ConsoleConfig] = set()
 
 
 def _read_peers(cfg: ConsoleConfig) -> tuple[list[ServerRow], list[str], dict[str, Any]]:
@@ -175,22 +176,38 @@ def _read_peers(cfg: ConsoleConfig) -> tuple[list[ServerRow], list[str], dict[st
     return build_rows(got.data or {}, metrics, labels), errors, got.extra.get("pipeline", {})
 
 
-def read_peers_cached(cfg: ConsoleConfig, now: float | None = None
+def read_peers_cached(cfg: ConsoleConfig
                       ) -> tuple[list[ServerRow], list[str], dict[str, Any]]:
     """_read_peers, shared by the requests of this process for CACHE_SECONDS.
 
     With many browsers polling, the peers are read once per interval instead of once per
-    browser; the lock makes concurrent requests wait for one read instead of each reading.
+    browser. When the answer is stale, one request reads the peers again while the others
+    are served the previous answer (at most one read in flight per process), so a slow
+    peer delays one request, not every poll.
     """
     with _cache_lock:
-        now = time.monotonic() if now is None else now
         hit = _cache.get(cfg)
-        if hit is not None and now - hit[0] < CACHE_SECONDS:
+        fresh = hit is not None and time.monotonic() - hit[0] < CACHE_SECONDS
+        if fresh or (hit is not None and cfg in _refreshing):
+            assert hit is not None
             return hit[1]
+        first = hit is None
+        if not first:
+            _refreshing.add(cfg)
+    if first:
+        # Nothing to serve yet: concurrent first requests each read (a rare, bounded case).
         value = _read_peers(cfg)
-        _cache.clear()  # one config at a time: a reload must not keep old entries
+    else:
+        try:
+            value = _read_peers(cfg)
+        finally:
+            with _cache_lock:
+                _refreshing.discard(cfg)
+    with _cache_lock:
+        if cfg not in _cache:
+            _cache.clear()  # one config at a time: a reload must not keep old entries
         _cache[cfg] = (time.monotonic(), value)
-        return value
+    return value
 
 
 def load_fleet(cfg: ConsoleConfig, *, status: str = "", label: str = "", text: str = "",

@@ -1,0 +1,47 @@
+"""Browsers keep connections alive: idle ones must not take the router's threads.
+
+Fails today (xfail, strict): under gunicorn 27, `KeepAliveWorker.handle` in
+alert_router/cli.py waits with `conn.wait_for_data()`, whose `data_ready` flag stays True
+after the connection's first request, so the thread goes on to block reading the next
+request of an idle connection. Each idle keep-alive connection then holds a thread: with
+2 workers x 4 threads, the 9th idle browser connection hangs every request, the alert
+API's included. Resetting `conn.data_ready = False` before that wait fixes it (checked by
+hand with a subclass). When fixed, this test passes and strict xfail makes it fail: remove
+the mark.
+"""
+
+from __future__ import annotations
+
+import pytest
+import requests
+
+from alert_router.console.users import Users
+from alert_router.store import Store
+from tests.console.conftest import PASSWORD, TOKEN, console_config
+from tests.console.fake_peers import fake_peers
+from tests.peers.router import router
+
+
+@pytest.mark.xfail(strict=True, reason="KeepAliveWorker pins a thread per idle keep-alive "
+                   "connection under gunicorn 27 (alert_router/cli.py, see module docstring)")
+def test_idle_keepalive_connections_do_not_starve_the_router(tmp_path):
+    with fake_peers() as peers:
+        config = console_config(tmp_path, peers.url)
+        store = Store(str(tmp_path / "router.db"))
+        Users(store).add("vera", "viewer", PASSWORD)
+        store.close()
+        with router(tmp_path, config, token=TOKEN, workers=2, threads=4) as proc:
+            sessions = []
+            try:
+                for _ in range(12):  # more idle connections than the 8 threads
+                    session = requests.Session()
+                    session.get(f"{proc.url}/console/login", timeout=3).raise_for_status()
+                    sessions.append(session)
+                resp = requests.get(f"{proc.url}/-/ready", timeout=3)
+                assert resp.status_code == 200
+            except requests.Timeout as exc:
+                raise AssertionError(f"router hung with {len(sessions)} idle keep-alive "
+                                     "connections") from exc
+            finally:
+                for session in sessions:
+                    session.close()
