@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import os
 import stat
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
+from alert_router.cli import main
 from alert_router.console import users as users_mod
 from tests.console.conftest import console_config
 
@@ -27,13 +30,29 @@ def test_scrypt_hash_is_salted_memory_hard_and_verifies(monkeypatch):
     assert not users_mod.verify_password("same password", "garbage")
 
 
-def run_cli(config: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "alert_router.cli", "-c", str(config),
-                           "users", *args], capture_output=True, text=True, input=stdin,
-                          cwd=REPO, timeout=60)
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
 
 
-def test_users_cli_add_list_set_role_remove(tmp_path):
+def test_users_cli_runs_as_a_process(tmp_path):
+    config = tmp_path / "router.yml"
+    config.write_text(yaml.safe_dump(console_config(tmp_path, "http://127.0.0.1:9")))
+    out = subprocess.run([sys.executable, "-m", "alert_router.cli", "-c", str(config), "users",
+                          "add", "alice", "--role", "viewer"], capture_output=True, text=True,
+                         cwd=REPO, timeout=60)
+    assert out.returncode == 0 and "password (shown once):" in out.stdout, out.stderr
+
+
+def test_users_cli_add_list_set_role_remove(tmp_path, monkeypatch, capsys):
+    def run_cli(config: Path, *args: str, stdin: str = "") -> Result:
+        monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+        code = main(["-c", str(config), "users", *args])
+        out = capsys.readouterr()
+        return Result(code, out.out, out.err)
+
     config = tmp_path / "router.yml"
     config.write_text(yaml.safe_dump(console_config(tmp_path, "http://127.0.0.1:9")))
     out = run_cli(config, "add", "alice", "--role", "viewer")
