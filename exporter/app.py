@@ -136,7 +136,8 @@ class ExporterApp:
     def probe(self, server: Server, module: Module, scrape_timeout: float | None) -> ProbeResult:
         timeout = min(module.command_timeout_seconds,
                       (scrape_timeout or DEFAULT_TIMEOUT) - TIMEOUT_MARGIN)
-        result = self.prober.probe(server, module, max(0.1, timeout))
+        checks = self.inventory.checks_for(server, module)
+        result = self.prober.probe(server, module, max(0.1, timeout), checks)
         self.probes.labels("success" if result.success else "failure").inc()
         self.probe_seconds.observe(result.duration)
         return result

@@ -23,7 +23,7 @@ UNIT = re.compile(r"[A-Za-z0-9:_.\\@-]{1,255}")
 PROCESS = re.compile(r"[^\s/]{1,15}")  # a comm name: at most 15 bytes, as the kernel keeps it
 MAX_COMMAND_OUTPUT = 4096
 MAX_LOG_BYTES = 64 * 1024 * 1024
-DEFAULT_LOG_BYTES = 1024 * 1024
+DEFAULT_LOG_BYTES = 256 * 1024
 MAX_CHECKS = 64
 
 

@@ -29,7 +29,7 @@ HEADER = "==> "
 
 
 def build_script(collectors: Iterable[ModuleType], cheap: Collection[str] = (), *,
-                 one_write: bool = False) -> str:
+                 one_write: bool = False, extra: Iterable[tuple[str, str]] = ()) -> str:
     """Join the collectors' files and sections into one script, each printed once.
 
     Collectors named in `cheap` contribute their CHEAP_SECTIONS in place of
@@ -40,6 +40,8 @@ def build_script(collectors: Iterable[ModuleType], cheap: Collection[str] = (), 
     ~0.7 ms of packet handling per probe; the command substitution costs the
     host one fork (~0.7 ms). The output is the same byte for byte (the
     substitution strips the trailing newline, printf puts it back).
+    `extra` adds the inventory's checks (exporter.checks) as sections after the
+    collectors' own.
     """
     files: dict[str, None] = {}
     sections: dict[str, str] = {}
@@ -58,7 +60,7 @@ def build_script(collectors: Iterable[ModuleType], cheap: Collection[str] = (), 
         # 2>/dev/null: missing files and globs that match nothing are simply absent.
         parts.append(f"echo '{MARKER}{FILES_SECTION}'; {READ_FILES} {' '.join(files)}"
                      " 2>/dev/null")
-    for name, snippet in sections.items():
+    for name, snippet in (*sections.items(), *extra):
         parts.append(f"echo '{MARKER}{name}'; {{ {snippet.strip()} ; }} 2>/dev/null")
     parts.append(f"echo '{MARKER}end'")
     if one_write:

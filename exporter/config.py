@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from exporter.checks_config import Checks, ChecksError, parse_checks
+from exporter.checks_config import MAX_COMMAND_OUTPUT, Checks, ChecksError, parse_checks
 from exporter.collectors.registry import COLLECTORS, DEFAULT_COLLECTORS
 
 DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
@@ -207,6 +207,7 @@ _TOKEN_HASH = re.compile(r"sha256:[0-9a-f]{64}")
 _TOP_KEYS = {"defaults", "credentials", "modules", "servers", "known_hosts", "max_concurrency",
              "allow_empty"}
 MIN_OUTPUT_BYTES = 64 * 1024
+CHECKS_OUTPUT_ROOM = 1024 * 1024
 
 
 def _credentials(name: str, raw: Mapping[str, Any], path: str, base: Path) -> Credentials:
@@ -354,8 +355,18 @@ def parse_inventory(data: Any, *, base: Path) -> Inventory:
         if server.jump is not None and servers[server.jump].push_only:
             raise ConfigError(f"servers[{i}].jump: {server.jump!r} is push-only (mode: push)")
         module = modules[server.module]
-        budget = sum(c.timeout_seconds
-                     for c in module.checks.merged(server.checks).commands)
+        checks = module.checks.merged(server.checks)
+        # Log data and command output reach the exporter with a '|' before every line:
+        # at most twice their caps. They must fit in the probe's output cap with room
+        # for the collectors (~60 KiB on a small host, far more on a big one).
+        needed = 2 * (sum(w.max_bytes_per_probe for w in checks.logs)
+                      + len(checks.commands) * MAX_COMMAND_OUTPUT) + CHECKS_OUTPUT_ROOM
+        if needed > module.max_output_bytes:
+            raise ConfigError(f"servers[{i}]: its logs' max_bytes_per_probe and commands need "
+                              f"up to {needed} bytes of output, more than module "
+                              f"{module.name!r}'s max_output_bytes ({module.max_output_bytes});"
+                              " lower max_bytes_per_probe or raise max_output_bytes")
+        budget = sum(c.timeout_seconds for c in checks.commands)
         if budget >= module.command_timeout_seconds:
             raise ConfigError(f"servers[{i}].commands: with module {module.name!r}'s, their "
                               f"timeouts add up to {budget:g}s, not below its "

@@ -21,6 +21,9 @@ from typing import Any
 
 import paramiko
 
+from exporter.checks import commands, hardware, logs, services
+from exporter.checks.sections import check_sections
+from exporter.checks_config import Checks
 from exporter.collectors import ParseError, ProbeContext
 from exporter.collectors._common import cheap_sections_key, label_text
 from exporter.collectors._memo import Memo
@@ -37,13 +40,18 @@ log = logging.getLogger(__name__)
 
 # Set in a target's state once a probe that used CHEAP_SECTIONS timed out.
 CHEAP_BANNED = "probe.cheap_sections_banned"
+# The connection (shell) whose host facts a target's state holds.
+FACTS_CONNECTION = "hw.connection"
+NO_CHECKS = Checks()
 
 
 @lru_cache(maxsize=256)
 def script_for(collectors: tuple[str, ...], cheap: tuple[str, ...] = (),
-               one_write: bool = False) -> str:
-    """The round-trip script for a set of collectors (built once per module and variant)."""
-    return build_script((COLLECTORS[name] for name in collectors), cheap, one_write=one_write)
+               one_write: bool = False, checks: Checks = NO_CHECKS,
+               host_facts: bool = False) -> str:
+    """The round-trip script for a set of collectors and checks (built once per variant)."""
+    return build_script((COLLECTORS[name] for name in collectors), cheap, one_write=one_write,
+                        extra=check_sections(checks, host_facts))
 
 
 def cheap_collectors(collectors: tuple[str, ...], state: dict[str, Any]) -> tuple[str, ...]:
@@ -108,7 +116,8 @@ class Prober:
         with self._states_lock:
             return set(self._states)
 
-    def probe(self, server: Server, module: Module, timeout: float) -> ProbeResult:
+    def probe(self, server: Server, module: Module, timeout: float,
+              checks: Checks = NO_CHECKS) -> ProbeResult:
         started = time.monotonic()
         deadline = started + timeout
         families: list[Family] = []
@@ -116,9 +125,12 @@ class Prober:
         state = self._state(server.name)
         cheap = cheap_collectors(module.collectors, state)
         try:
-            script = script_for(module.collectors, cheap, module.one_write)
+            connection = self.runner.connection_id(server)
+            facts = connection is None or state.get(FACTS_CONNECTION) != connection
+            script = script_for(module.collectors, cheap, module.one_write, checks, facts)
             result = self.runner.run(server, script, deadline,
-                                     max_output=module.max_output_bytes)
+                                     max_output=module.max_output_bytes,
+                                     prelude=logs.prelude(checks, state))
             if not completed(result.stdout):
                 raise ProbeFailure("command", f"{server.name}: command output ended early "
                                               f"(exit status {result.exit_status})")
@@ -126,7 +138,11 @@ class Prober:
                 raise ProbeFailure("command",
                                    f"{server.name}: command exited with {result.exit_status}")
             ctx = ProbeContext(server.name, now=time.time(), state=state)
-            families, broken = self._collect(module, split_sections(result.stdout), ctx)
+            sections = split_sections(result.stdout)
+            families, broken = self._collect(module, sections, ctx)
+            families.extend(self._checks(checks, sections, state, facts))
+            if facts:
+                state[FACTS_CONNECTION] = self.runner.connection_id(server)
             if broken:
                 names = ", ".join(broken[:3]) + (f" and {len(broken) - 3} more"
                                                  if len(broken) > 3 else "")
@@ -175,6 +191,20 @@ class Prober:
                 [(label_text(reason=failure.reason, detail=failure.detail,
                              message=failure.short_message()), 1.0)]))
         return ProbeResult(success, render(families), failure, duration)
+
+    def _checks(self, checks: Checks, sections: dict[str, str], state: dict[str, Any],
+                facts: bool) -> list[Family]:
+        """Services, commands, logs and host facts; each guarded (garbage never fails a probe)."""
+        families: list[Family] = []
+        for name, build in (("services", services.collect), ("commands", commands.collect),
+                            ("logs", logs.collect)):
+            try:
+                families.extend(build(sections, checks, state))
+            except Exception as exc:  # noqa: BLE001 - a check must never crash a probe
+                log.warning("%s checks could not be read: %s", name, type(exc).__name__)
+                log.debug("%s checks raised", name, exc_info=True)
+        families.extend(hardware.collect(sections if facts else {}, state))
+        return families
 
     def _collect(self, module: Module, sections: dict[str, str],
                  ctx: ProbeContext) -> tuple[list[Family], list[str]]:

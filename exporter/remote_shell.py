@@ -15,7 +15,10 @@ meant for the shell. Any failure or a deadline closes the channel, so a hung
 command never poisons the next run. A host that ignores the shell (sshd's
 ForceCommand) just runs its own command and ends the channel: its output and
 exit status are then taken as they come, exactly as with an exec channel.
-Commands come only from the exporter's collectors (fixed strings).
+Commands come only from the exporter's collectors (fixed strings) and the
+inventory's checks (validated and quoted, exporter.checks). A prelude of shell
+variable assignments (numbers the exporter computed: log offsets) may precede a
+run's call line.
 """
 
 from __future__ import annotations
@@ -133,11 +136,11 @@ class RemoteShell:
         self.channel.close()
 
     def run(self, command: str, deadline: float,
-            max_output: int = DEFAULT_MAX_OUTPUT) -> CommandResult:
+            max_output: int = DEFAULT_MAX_OUTPUT, prelude: str = "") -> CommandResult:
         """Run `command` in the shell before `deadline`; the channel is closed on any failure."""
         ok = False
         try:
-            result = self._run(command, deadline, max_output)
+            result = self._run(command, deadline, max_output, prelude)
             ok = True
             return result
         except TimeoutError:
@@ -150,7 +153,8 @@ class RemoteShell:
             if not ok or not self.alive:
                 self.close()
 
-    def _run(self, command: str, deadline: float, max_output: int) -> CommandResult:
+    def _run(self, command: str, deadline: float, max_output: int,
+             prelude: str = "") -> CommandResult:
         channel = self.channel
         name = self._functions.get(command)
         definition = ""
@@ -164,7 +168,9 @@ class RemoteShell:
         if remaining <= 0:
             raise TimeoutError
         channel.settimeout(remaining)
-        channel.sendall(f"{definition}{name} </dev/null; "
+        # The prelude (variable assignments that change every probe, e.g. log offsets)
+        # goes on the call line, so the function itself is defined only once.
+        channel.sendall(f"{definition}{prelude}{name} </dev/null; "
                         f"printf '\\n{END} %s %s\\n' {self.runs} $?\n".encode())
         buf = bytearray()
         while True:

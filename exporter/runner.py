@@ -14,7 +14,9 @@ from exporter.ssh_pool import CommandResult, SshPool
 
 class Runner(Protocol):
     def run(self, server: Server, command: str, deadline: float, *,
-            max_output: int = DEFAULT_MAX_OUTPUT) -> CommandResult: ...
+            max_output: int = DEFAULT_MAX_OUTPUT, prelude: str = "") -> CommandResult: ...
+
+    def connection_id(self, server: Server) -> int | None: ...
 
 
 class SshRunner:
@@ -24,22 +26,28 @@ class SshRunner:
         self.pool = pool
 
     def run(self, server: Server, command: str, deadline: float, *,
-            max_output: int = DEFAULT_MAX_OUTPUT) -> CommandResult:
-        return self.pool.run(server, command, deadline, max_output=max_output)
+            max_output: int = DEFAULT_MAX_OUTPUT, prelude: str = "") -> CommandResult:
+        return self.pool.run(server, command, deadline, max_output=max_output, prelude=prelude)
+
+    def connection_id(self, server: Server) -> int | None:
+        return self.pool.connection_id(server)
 
 
 class LocalRunner:
     """Runs the same command with the local /bin/sh: the host the exporter runs on."""
 
+    def connection_id(self, server: Server) -> int | None:
+        return 0  # one machine, always the same: host facts are read once per process
+
     def run(self, server: Server, command: str, deadline: float, *,
-            max_output: int = DEFAULT_MAX_OUTPUT) -> CommandResult:
+            max_output: int = DEFAULT_MAX_OUTPUT, prelude: str = "") -> CommandResult:
         # The local command is only ever the exporter's own script, so its output is
         # checked after the fact rather than streamed against the limit.
         timeout = deadline - time.monotonic()
         if timeout <= 0:
             raise ProbeFailure("timeout", f"{server.name}: deadline passed before the command ran")
         try:
-            proc = subprocess.run(["/bin/sh", "-c", command], capture_output=True,
+            proc = subprocess.run(["/bin/sh", "-c", prelude + "\n" + command], capture_output=True,
                                   timeout=timeout, check=False)
         except subprocess.TimeoutExpired:
             raise ProbeFailure("timeout", f"{server.name}: local command timed out") from None

@@ -152,13 +152,23 @@ class SshPool:
             if slot.transport is not None:
                 _close(slot.transport)
 
+    def connection_id(self, server: Server) -> int | None:
+        """An id of the shell the next probe of `server` would reuse; None if it needs a new one.
+
+        Per-connection work (host facts) is done when this changes.
+        """
+        with self._slots_lock:
+            slot = self._slots.get(server.name)
+        shell = slot.shell if slot is not None else None
+        return id(shell) if shell is not None and shell.usable() else None
+
     def slot_names(self) -> set[str]:
         """Servers the pool keeps state for (connections, backoff)."""
         with self._slots_lock:
             return set(self._slots)
 
     def run(self, server: Server, command: str, deadline: float, *,
-            max_output: int = DEFAULT_MAX_OUTPUT) -> CommandResult:
+            max_output: int = DEFAULT_MAX_OUTPUT, prelude: str = "") -> CommandResult:
         """Run `command` with /bin/sh on `server` before `deadline` (monotonic seconds).
 
         More than `max_output` bytes of output fail the probe ("command",
@@ -171,7 +181,7 @@ class SshPool:
             if not self._gate.acquire(timeout=max(0.0, deadline - self._clock())):
                 raise ProbeFailure("timeout", f"{server.name}: too many probes in flight")
             try:
-                return self._run_locked(slot, server, command, deadline, max_output)
+                return self._run_locked(slot, server, command, deadline, max_output, prelude)
             finally:
                 self._gate.release()
         finally:
@@ -192,7 +202,7 @@ class SshPool:
         return (server.host, server.port, server.user, creds, jump)
 
     def _run_locked(self, slot: _Slot, server: Server, command: str,
-                    deadline: float, max_output: int) -> CommandResult:
+                    deadline: float, max_output: int, prelude: str = "") -> CommandResult:
         settings = self._settings(server)
         if slot.transport is not None and (not slot.transport.is_active()
                                            or slot.fingerprint != settings):
@@ -224,7 +234,7 @@ class SshPool:
             slot.failures, slot.last_failure = 0, None
         try:
             return self._run_in_shell(slot, slot.transport, server, command, deadline,
-                                      max_output)
+                                      max_output, prelude)
         except ProbeFailure as failure:
             if failure.reason == "timeout":
                 # A channel that timed out mid-session means a dead or blackholed
@@ -369,7 +379,8 @@ class SshPool:
                                    f"(tried {', '.join(tried) or 'nothing'})")
 
     def _run_in_shell(self, slot: _Slot, transport: paramiko.Transport, server: Server,
-                      command: str, deadline: float, max_output: int) -> CommandResult:
+                      command: str, deadline: float, max_output: int,
+                      prelude: str = "") -> CommandResult:
         where = f"{server.name} ({server.host}:{server.port})"
         while True:
             if slot.shell is not None and not slot.shell.usable():
@@ -380,7 +391,7 @@ class SshPool:
                 slot.shell = RemoteShell.start(transport, where, deadline, self._clock)
             shell = slot.shell
             try:
-                result = shell.run(command, deadline, max_output)
+                result = shell.run(command, deadline, max_output, prelude)
             finally:
                 if not shell.alive:
                     slot.shell = None

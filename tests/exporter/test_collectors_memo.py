@@ -99,8 +99,11 @@ class Canned:
         self.output = output
 
     def run(self, server: object, command: str, deadline: float, *,
-            max_output: int = 0) -> CommandResult:
+            max_output: int = 0, prelude: str = "") -> CommandResult:
         return CommandResult(0, self.output)
+
+    def connection_id(self, server: object) -> int:
+        return 0
 
 
 class Target:
