@@ -16,6 +16,11 @@ from alert_router.timeutil import parse_time
 
 Normalised = dict[str, Any]
 _known_names: set[str] = set()  # label names already checked: a cache, not state
+# (what, items per alert, name size, value size), looked up once per map on the hot path.
+_LABEL_LIMITS = ("labels", limits.LABELS_PER_ALERT, limits.LABEL_NAME_CHARS,
+                 limits.LABEL_VALUE_CHARS)
+_ANNOTATION_LIMITS = ("annotations", limits.ANNOTATIONS_PER_ALERT,
+                      limits.ANNOTATION_NAME_CHARS, limits.ANNOTATION_VALUE_CHARS)
 
 
 def _valid_name(name: Any) -> bool:
@@ -33,13 +38,8 @@ def _string_map(value: Any, path: str, *, names_must_be_labels: bool) -> dict[st
         return {}
     if type(value) is not dict:
         raise InputError(f"{path}: must be an object of strings")
-    if names_must_be_labels:
-        what, most, name_max, value_max = ("labels", limits.LABELS_PER_ALERT,
-                                           limits.LABEL_NAME_CHARS, limits.LABEL_VALUE_CHARS)
-    else:
-        what, most, name_max, value_max = ("annotations", limits.ANNOTATIONS_PER_ALERT,
-                                           limits.ANNOTATION_NAME_CHARS,
-                                           limits.ANNOTATION_VALUE_CHARS)
+    what, most, name_max, value_max = _LABEL_LIMITS if names_must_be_labels \
+        else _ANNOTATION_LIMITS
     if len(value) > most:
         raise InputError(f"{path}: {len(value)} {what}, more than the limit of {most} "
                          f"({what} per alert)")
@@ -47,12 +47,15 @@ def _string_map(value: Any, path: str, *, names_must_be_labels: bool) -> dict[st
     for key, item in value.items():
         if type(item) is not str:
             raise InputError(f"{path}.{_short(key)}: must be a string")
-        if len(item) > value_max or len(key) > name_max:
-            part = "value" if len(item) > value_max else "name"
-            size = value_max if part == "value" else name_max
-            raise InputError(f"{path}.{_short(key)}: {part} longer than the limit of {size} "
-                             f"characters ({what[:-1]} {part} size)")
-        if names_must_be_labels and key not in known and not _valid_name(key):
+        if len(item) > value_max:
+            raise InputError(f"{path}.{_short(key)}: value longer than the limit of "
+                             f"{value_max} characters ({what[:-1]} value size)")
+        if names_must_be_labels and key in known:
+            continue  # a label name seen before: valid and short
+        if len(key) > name_max:
+            raise InputError(f"{path}.{_short(key)}: name longer than the limit of "
+                             f"{name_max} characters ({what[:-1]} name size)")
+        if names_must_be_labels and not _valid_name(key):
             raise InputError(f"{path}.{key}: invalid label name (want [a-zA-Z_][a-zA-Z0-9_]*)")
     return value
 
