@@ -16,6 +16,7 @@ from typing import Any
 
 from flask import Flask
 
+from alert_router.errors import ConfigError
 from alert_router.state import RouterState
 
 PREFIX = "/console"
@@ -32,7 +33,13 @@ def create_console(state: RouterState) -> Flask:
     cfg = state.config.console
     app = Flask("alert_router.console", template_folder=str(PACKAGE / "templates"),
                 static_folder=str(PACKAGE / "static"), static_url_path=f"{PREFIX}/static")
-    app.secret_key = sess.load_session_key(cfg.session_key_file)
+    try:
+        app.secret_key = sess.load_session_key(cfg.session_key_file)
+    except OSError as exc:
+        # One line naming the key and the file, instead of a worker's boot traceback.
+        raise ConfigError("console.session_key_file",
+                          f"cannot create or read {cfg.session_key_file}: {exc.strerror}"
+                          ) from None
     app.config.update(
         SESSION_COOKIE_NAME="stacksense_console",
         SESSION_COOKIE_HTTPONLY=True,

@@ -41,7 +41,7 @@ def load_session_key(path: str) -> bytes:
             os.unlink(tmp)
     key = file.read_text().strip()
     if len(key) < 32:
-        raise RuntimeError(f"console.session_key_file {file}: shorter than 32 characters")
+        raise OSError(0, "the key is shorter than 32 characters", str(file))
     if file.stat().st_mode & 0o077:
         os.chmod(file, 0o600)  # the key signs every session: readable by the router only
     return key.encode()

@@ -158,15 +158,18 @@ def login_post() -> View:
     now = time.time()
     ip = sess.client_ip()
     if users.throttled(name, ip, now):
-        log.warning("console login throttled for a user or address (ip %s)", ip)
+        log.warning("console login refused (throttled) for %r from %s", name, ip)
         return render_template("console/login.html", next=target, has_users=True,
                                error="Too many failed logins: wait 15 minutes and try "
                                      "again."), 429
     user = users.authenticate(name, password, ip, now)
+    # Names are quoted with %r: a name with a newline cannot forge a log line.
     if user is None:
+        log.warning("console login failed for %r from %s", name, ip)
         return render_template("console/login.html", next=target, has_users=True,
                                error="Wrong name or password."), 401
     sess.start_session(user)
+    log.info("console login: %s (%s) from %s", user.name, user.role, ip)
     return redirect(target)
 
 

@@ -325,3 +325,17 @@ def test_console_can_be_turned_off_and_its_config_is_strict(tmp_path):
             create_app(console_config(tmp_path, "http://127.0.0.1:9", **bad),
                        start_background=False)
         assert key in str(err.value) and "secret" not in str(err.value)
+
+
+def test_an_unwritable_session_key_is_a_config_error_naming_the_key(tmp_path):
+    import pytest
+
+    from alert_router.app import create_app
+    from alert_router.errors import ConfigError
+    from tests.console.conftest import console_config
+
+    config = console_config(tmp_path, "http://127.0.0.1:9",
+                            session_key_file="/proc/no-such-dir/console.key")
+    with pytest.raises(ConfigError) as err:
+        create_app(config, start_background=False)
+    assert str(err.value).startswith("console.session_key_file")
