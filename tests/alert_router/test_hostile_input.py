@@ -93,6 +93,10 @@ CASES = [
     (V2, json.dumps([{"labels": {"alertname": "A"}}]).encode(), f"{JSON}; charset=utf-16",
      "charset"),
     (SILENCES, json.dumps(_silence()).encode(), f"{JSON}; charset=latin-1", "charset"),
+    ("/api/v1/webhook/grafana", _raw('{"alerts":[{"labels":{"alertname":"\\ud800"}}]}'), JSON,
+     "alerts[0].labels.alertname"),
+    ("/api/v1/incidents/1/acknowledge", _raw('{"by":"\\ud800"}'), JSON, "by"),
+    ("/api/v1/incidents/1/close", b"[" * 100_000, JSON, "nested too deeply"),
     (V2, b"", JSON, "body: empty"),
     (V2, b"\xef\xbb\xbf[]", JSON, "invalid JSON"),
 ]
