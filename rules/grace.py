@@ -58,8 +58,15 @@ class GraceState:
 
 
 def from_up_history(up: Sequence[Series], now: float, settings: GraceSettings,
-                    state: GraceState) -> None:
-    """Find outages in the exporter job's raw `up` samples (one series per replica)."""
+                    state: GraceState, *, monitored_before: bool = True) -> None:
+    """Find outages in the exporter job's raw `up` samples (one series per replica).
+
+    `monitored_before`: the engine had watched this fleet before it started (its state
+    file says so). Without that, a series that starts late in the window is the
+    monitoring's first start, not an outage: nothing was missed, so there is nothing
+    to be lenient about, and a host that dies minutes after a fresh start is paged on
+    the ordinary threshold.
+    """
     window_start = now - settings.window_seconds
     newest_healthy = None
     for series in up:
@@ -72,7 +79,8 @@ def from_up_history(up: Sequence[Series], now: float, settings: GraceSettings,
         newest_healthy = max(newest_healthy or healthy[-1], healthy[-1])
         # A series that starts late in the window: its history before was a gap too
         # (fresh Prometheus data, new exporter), measured from the window start.
-        previous = window_start if series.points[0][0] > window_start + 60.0 else healthy[0]
+        starts_late = series.points[0][0] > window_start + 60.0
+        previous = window_start if starts_late and monitored_before else healthy[0]
         for t in healthy:
             if t - previous > settings.outage_threshold_seconds:
                 state.extend(t + settings.grace_period_seconds,

@@ -407,7 +407,7 @@ def test_check_config_has_prometheus_parse_the_expressions(prom, tmp_path, capsy
     assert "Fine" not in err
     conds.write_text("conditions: [{alert: Fine, expr: 'up == 0', severity: warning}]\n")
     assert main(["check-config", "--conditions", str(conds), "--prometheus", prom.url]) == 0
-    assert "all 5 condition expressions accepted" in capsys.readouterr().out
+    assert "all 6 condition expressions accepted" in capsys.readouterr().out
 
 
 def test_queries_per_cycle_do_not_grow_with_conditions(prom, tmp_path):

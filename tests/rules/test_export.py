@@ -35,7 +35,7 @@ def test_promtool_checks_and_unit_tests_pass(tmp_path):
         shutil.copy(SHIPPED / name, tmp_path / name)
     check = promtool("check", "rules", export.RULES_FILE, cwd=tmp_path)
     assert check.returncode == 0, check.stdout + check.stderr
-    assert "SUCCESS: 15 rules found" in check.stdout
+    assert "SUCCESS: 16 rules found" in check.stdout
     test = promtool("test", "rules", "stacksense.rules.test.yml", cwd=tmp_path)
     assert test.returncode == 0, test.stdout + test.stderr
 
@@ -82,4 +82,4 @@ def test_go_template_translation():
     assert export.go_template("{threshold_percent}", 0.85) == "85%"
     # A literal "{{" (written "{{{{") must not open a Go template action.
     assert export.go_template("a {{{{b}}}}", None) == 'a {{ "{{" }}b{{ "}}" }}'
-    assert len(default_conditions()) == 4
+    assert len(default_conditions()) == 5

@@ -67,8 +67,8 @@ def test_reload_needs_the_token_and_keeps_old_config_on_error(service):
 def test_check_config_cli(tmp_path, capsys):
     cfg = write_config(tmp_path / "ok.yml")
     assert main(["check-config", "--config", str(cfg)]) == 0
-    assert "4 condition(s): HighCpuUsage, HighMemoryUsage, DiskAlmostFull, Watchdog" in (
-        capsys.readouterr().out)
+    assert ("5 condition(s): HighCpuUsage, HighMemoryUsage, DiskAlmostFull, Watchdog, "
+            "ServiceDown") in capsys.readouterr().out
     cfg.write_text("status: {offline_after: soon}\n")
     assert main(["check-config", "--config", str(cfg)]) == 2
     assert "ok.yml: status.offline_after: expected a duration" in capsys.readouterr().err

@@ -129,3 +129,14 @@ def test_engine_downtime():
     assert not state.active(NOW)
     from_engine_downtime(NOW - 400, NOW, S, state)
     assert state.grace_until == NOW + 600 and "rule engine was down" in state.reasons[0]
+
+
+def test_a_first_start_is_no_outage_but_a_restart_is():
+    # Prometheus' data starts 5 minutes ago: on a first start nothing was missed ...
+    state = GraceState()
+    from_up_history([up(scrape(NOW - 300, NOW))], NOW, S, state, monitored_before=False)
+    assert not state.active(NOW)
+    # ... but an engine that watched before was blind during the missing history.
+    state = GraceState()
+    from_up_history([up(scrape(NOW - 300, NOW))], NOW, S, state, monitored_before=True)
+    assert state.active(NOW)
