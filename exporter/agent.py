@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import argparse
 import email.utils
+import importlib.metadata
 import logging
 import os
+import platform
 import random
 import signal
+import socket
 import sys
 import threading
 import time
@@ -162,6 +165,48 @@ class HostMetrics:
         return metrics
 
 
+def agent_version() -> str:
+    try:
+        return importlib.metadata.version("stacksense")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def host_facts() -> dict[str, Any]:
+    """What the exporter shows as stacksense_agent_info (read once; they do not change)."""
+    facts: dict[str, Any] = {
+        "os": platform.system(), "os_release": platform.release(),
+        "arch": platform.machine(), "hostname": socket.gethostname(),
+        "cpu_threads": psutil.cpu_count() or 0,
+        "cpu_cores": psutil.cpu_count(logical=False) or 0,
+        "memory_bytes": psutil.virtual_memory().total,
+        "cpu_model": _cpu_model(), "os_pretty_name": _pretty_name(),
+    }
+    return {k: (v[:128] if isinstance(v, str) else v) for k, v in facts.items()}
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def _pretty_name() -> str:
+    try:
+        with open("/etc/os-release", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("PRETTY_NAME="):
+                    return line.partition("=")[2].strip().strip('"')
+    except OSError:
+        pass
+    return platform.platform()
+
+
 def filesystem_ratios() -> dict[str, float]:
     """Used / (used + available) per mounted filesystem, as df computes Use%."""
     out: dict[str, float] = {}
@@ -189,11 +234,15 @@ class Outcome:
     message: str = ""
 
 
-def send(session: requests.Session, config: AgentConfig, metrics: Mapping[str, Any]) -> Outcome:
-    """POST one heartbeat and classify the answer."""
+def send(session: requests.Session, config: AgentConfig, metrics: Mapping[str, Any],
+         agent: Mapping[str, Any] | None = None) -> Outcome:
+    """POST one heartbeat (with the agent's version and host facts) and classify the answer."""
+    body: dict[str, Any] = {"metrics": dict(metrics)}
+    if agent is not None:
+        body["agent"] = dict(agent)
     try:
         resp = session.post(
-            config.endpoint, json={"metrics": dict(metrics)},
+            config.endpoint, json=body,
             headers={"Authorization": f"Bearer {config.token}"},
             timeout=(min(5.0, config.timeout_seconds), config.timeout_seconds),
             allow_redirects=False,
@@ -214,7 +263,7 @@ def send(session: requests.Session, config: AgentConfig, metrics: Mapping[str, A
     hints = {
         400: "the exporter rejected the heartbeat body",
         401: f"the exporter rejected the token for server {config.server!r}; check the token "
-             "and the server's push_token_env/push_token_file in the inventory",
+             "(a new one: `stacksense servers token NAME` on the exporter's host)",
         403: f"the exporter refused heartbeats for server {config.server!r}",
         404: f"server {config.server!r} is not in the exporter's inventory (or the URL is not "
              "the exporter's)",
@@ -276,8 +325,9 @@ def run(
     # Waiting on the event lets a SIGTERM handler end the loop at once.
     wait = sleep or stop.wait
     failures, delivered = 0, False
+    agent = {"version": agent_version(), "facts": host_facts()}
     while not stop.is_set():
-        outcome = send(session, config, collect())
+        outcome = send(session, config, collect(), agent)
         delivered = outcome.ok
         if outcome.ok:
             if failures:

@@ -6,7 +6,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from prometheus_client import (
@@ -176,6 +176,9 @@ class _InventoryCollector(Collector):
         suspended = GaugeMetricFamily("stacksense_server_suspended",
                                       "Whether monitoring of the server is suspended.",
                                       labels=["server"])
+        push_only = GaugeMetricFamily("stacksense_server_push_only",
+                                      "1 for a push-only server (mode: push): never probed, "
+                                      "its status is its heartbeat's age.", labels=["server"])
         for name, server in servers.items():
             newest = float("-inf")
             for source in ("ssh", "push"):
@@ -185,14 +188,34 @@ class _InventoryCollector(Collector):
                     newest = max(newest, ts)
             age.add_metric([name], now - newest if newest > float("-inf") else float("inf"))
             suspended.add_metric([name], 1.0 if server.suspended else 0.0)
+            push_only.add_metric([name], 1.0 if server.push_only else 0.0)
         yield last
         yield age
         yield suspended
+        yield push_only
+        yield from _agent_families(self.app.heartbeats.agents(), servers)
         yield from _pushed_families(pushed, servers)
         yield GaugeMetricFamily("stacksense_ssh_connections_open", "Pooled SSH connections open.",
                                 value=self.app.pool.open_connections())
         yield GaugeMetricFamily("stacksense_inventory_servers", "Servers in the inventory.",
                                 value=len(servers))
+
+
+AGENT_LABELS = ("version", "os", "os_release", "os_pretty_name", "arch", "hostname",
+                "cpu_model", "cpu_cores", "cpu_threads", "memory_bytes")
+
+
+def _agent_families(agents: dict[str, dict[str, str]],
+                    servers: Mapping[str, Server]) -> Iterable[Metric]:
+    """stacksense_agent_info: each pushing agent's version and the host facts it sent."""
+    fam = GaugeMetricFamily("stacksense_agent_info", "The push agent's version and the host "
+                            "facts it sent with its last heartbeat.",
+                            labels=["server", *AGENT_LABELS])
+    for server, info in agents.items():
+        if server in servers:
+            fam.add_metric([server, *(info.get(k, "") for k in AGENT_LABELS)], 1.0)
+    if fam.samples:
+        yield fam
 
 
 _PUSHED = {

@@ -15,15 +15,24 @@ class HeartbeatStore:
         self._lock = threading.Lock()
         self._beats: dict[tuple[str, str], float] = {}
         self._pushed: dict[str, dict[str, Any]] = {}
+        self._agents: dict[str, dict[str, str]] = {}
 
     def record(self, server: str, source: str, timestamp: float,
-               metrics: dict[str, Any] | None = None) -> None:
+               metrics: dict[str, Any] | None = None,
+               agent: dict[str, str] | None = None) -> None:
         with self._lock:
             key = (server, source)
             if timestamp > self._beats.get(key, float("-inf")):
                 self._beats[key] = timestamp
             if metrics is not None:
                 self._pushed[server] = metrics
+            if agent is not None:
+                self._agents[server] = agent
+
+    def agents(self) -> dict[str, dict[str, str]]:
+        """The version and host facts each pushing agent last sent."""
+        with self._lock:
+            return dict(self._agents)
 
     def snapshot(self) -> tuple[dict[tuple[str, str], float], dict[str, dict[str, Any]]]:
         with self._lock:
@@ -34,3 +43,4 @@ class HeartbeatStore:
         with self._lock:
             self._beats = {k: v for k, v in self._beats.items() if k[0] in servers}
             self._pushed = {k: v for k, v in self._pushed.items() if k in servers}
+            self._agents = {k: v for k, v in self._agents.items() if k in servers}

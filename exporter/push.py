@@ -14,6 +14,9 @@ if TYPE_CHECKING:
 RATIOS = ("cpu_usage_ratio", "memory_usage_ratio", "swap_usage_ratio")
 NUMBERS = ("load1", "boot_time_seconds")
 MAX_FILESYSTEMS = 256
+MAX_FACT = 128
+FACTS = ("os", "os_release", "os_pretty_name", "arch", "hostname", "cpu_model", "cpu_cores",
+         "cpu_threads", "memory_bytes")
 
 
 class PushError(ValueError):
@@ -55,18 +58,58 @@ def _number(value: Any, path: str, *, ratio: bool) -> float:
 
 def parse_heartbeat(body: bytes) -> dict[str, Any] | None:
     """Parse the optional JSON body into the metrics dict (None when no metrics were sent)."""
+    return parse_push(body)[0]
+
+
+def parse_push(body: bytes) -> tuple[dict[str, Any] | None, dict[str, str] | None]:
+    """(metrics, agent) from a heartbeat body; either is None when it was not sent.
+
+    `agent` is `{"version": ..., "facts": {...}}` flattened to label values: the agent's
+    version and host facts (os, os_release, arch, hostname, cpu_model, cpu_cores,
+    cpu_threads, memory_bytes), each at most MAX_FACT characters.
+    """
     if not body.strip():
-        return None
+        return None, None
     try:
         data = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise PushError(f"invalid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise PushError("body: expected a JSON object")
-    unknown = set(data) - {"metrics"}
+    unknown = set(data) - {"metrics", "agent"}
     if unknown:
-        raise PushError(f"body.{sorted(unknown)[0]}: unknown key (allowed: metrics)")
-    raw = data.get("metrics")
+        raise PushError(f"body.{sorted(unknown)[0]}: unknown key (allowed: agent, metrics)")
+    agent = _agent(data["agent"]) if data.get("agent") is not None else None
+    return _metrics(data.get("metrics")), agent
+
+
+def _agent(raw: Any) -> dict[str, str]:
+    if not isinstance(raw, dict):
+        raise PushError("agent: expected an object with version and facts")
+    unknown = set(raw) - {"version", "facts"}
+    if unknown:
+        raise PushError(f"agent.{sorted(unknown)[0]}: unknown key (allowed: facts, version)")
+    out: dict[str, str] = {"version": _fact(raw.get("version", ""), "agent.version")}
+    facts = raw.get("facts") or {}
+    if not isinstance(facts, dict):
+        raise PushError("agent.facts: expected an object")
+    for key, value in facts.items():
+        if key not in FACTS:
+            raise PushError(f"agent.facts.{key}: unknown fact (allowed: {', '.join(FACTS)})")
+        out[key] = _fact(value, f"agent.facts.{key}")
+    return out
+
+
+def _fact(value: Any, path: str) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise PushError(f"{path}: expected a string or number")
+    text = str(value)
+    if len(text) > MAX_FACT or any(ord(c) < 32 for c in text):
+        raise PushError(f"{path}: at most {MAX_FACT} printable characters")
+    return text
+
+
+def _metrics(raw: Any) -> dict[str, Any] | None:
     if raw is None:
         return None
     if not isinstance(raw, dict):

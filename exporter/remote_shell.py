@@ -170,8 +170,14 @@ class RemoteShell:
         channel.settimeout(remaining)
         # The prelude (variable assignments that change every probe, e.g. log offsets)
         # goes on the call line, so the function itself is defined only once.
-        channel.sendall(f"{definition}{prelude}{name} </dev/null; "
-                        f"printf '\\n{END} %s %s\\n' {self.runs} $?\n".encode())
+        try:
+            channel.sendall(f"{definition}{prelude}{name} </dev/null; "
+                            f"printf '\\n{END} %s %s\\n' {self.runs} $?\n".encode())
+        except OSError:
+            # A host that ignores the shell (ForceCommand) may have printed its output and
+            # closed the channel before our line went out: that output is the answer.
+            if not channel.eof_received:
+                raise
         buf = bytearray()
         while True:
             remaining = deadline - self.clock()

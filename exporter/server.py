@@ -42,7 +42,7 @@ from exporter.fleet_api import PREFIX as FLEET_PREFIX
 from exporter.fleet_api import FleetApi
 from exporter.http11 import HttpHandler, Request, response_bytes
 from exporter.metrics import CONTENT_TYPE
-from exporter.push import PushError, parse_heartbeat, push_authorized
+from exporter.push import PushError, parse_push, push_authorized
 
 log = logging.getLogger(__name__)
 
@@ -174,12 +174,12 @@ class Handler(HttpHandler):
             self.send(401, "missing or wrong bearer token\n")
             return
         try:
-            metrics = parse_heartbeat(body)
+            metrics, agent = parse_push(body)
         except PushError as exc:
             app.pushes.labels("invalid").inc()
             self.send(400, f"{exc}\n")
             return
-        app.heartbeats.record(server.name, "push", time.time(), metrics)
+        app.heartbeats.record(server.name, "push", time.time(), metrics, agent)
         app.pushes.labels("ok").inc()
         self.send(204, b"")
 

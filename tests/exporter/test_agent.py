@@ -112,7 +112,8 @@ def test_once_sends_one_well_formed_heartbeat(
     assert req.headers["Authorization"] == f"Bearer {TOKEN}"
     assert req.headers["Content-Type"] == "application/json"
     body = json.loads(req.body)
-    assert list(body) == ["metrics"]
+    assert list(body) == ["metrics", "agent"]
+    assert body["agent"]["version"] and body["agent"]["facts"]["os"] == "Linux"
     # The exporter's own validator accepts what this host really measured.
     metrics = parse_heartbeat(req.body)
     assert metrics is not None
