@@ -106,11 +106,13 @@ class Fleet:
         return [s.proc.pid for s in self.servers if s.proc is not None]
 
     def inventory(self, path: Path, count: int, user: str,
-                  collectors: list[str] | None = None, one_write: bool = False) -> Path:
+                  collectors: list[str] | None = None, one_write: bool = False,
+                  checks: dict[str, Any] | None = None) -> Path:
         """An inventory of `count` targets spread round-robin over the sshd instances.
 
         `collectors` replaces the default module's list (None keeps every collector);
-        `one_write` sets the module's option of that name.
+        `one_write` sets the module's option of that name; `checks` adds services,
+        commands and logs (and any module option) to the module.
         """
         servers = [{"name": target_name(i), "host": self.servers[i % len(self.servers)].host,
                     "port": self.servers[i % len(self.servers)].port, "user": user}
@@ -125,6 +127,7 @@ class Fleet:
             module["collectors"] = collectors
         if one_write:
             module["one_write"] = True
+        module.update(checks or {})
         if module:
             data["modules"] = {"default": module}
         path.write_text(yaml.safe_dump(data, sort_keys=False))

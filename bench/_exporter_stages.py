@@ -116,8 +116,12 @@ def stage_costs(inventory_path: Path, target: str, repeat: int = 200,
     class Canned:
         """A runner that returns the captured outputs in turn: the probe without SSH."""
 
-        def run(self, server: object, command: str, deadline: float) -> CommandResult:
+        def run(self, server: object, command: str, deadline: float, *,
+                max_output: int = 0, prelude: str = "") -> CommandResult:
             return CommandResult(0, outputs[next(calls) % CAPTURES])
+
+        def connection_id(self, server: object) -> int:
+            return 0
 
     prober = Prober(Canned(), HeartbeatStore())
     split = [split_sections(o) for o in outputs]

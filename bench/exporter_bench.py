@@ -92,6 +92,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--collectors", default=None,
                    help="comma-separated collectors for the probed module (default: the "
                         "exporter's default module, every collector)")
+    p.add_argument("--with-checks", action="store_true",
+                   help="per target count, run a second exporter whose module adds 5 services, "
+                        "3 commands and 2 logs (bench/_exporter_checks.py) and compare")
     p.add_argument("--profile", action="store_true",
                    help="also sample the exporter with py-spy during an extra steady phase "
                         "at the largest target count")
@@ -171,13 +174,14 @@ def ladder(fleet: Fleet, host: str, port: int, pid: int, requests: list[bytes],
 
 
 def run_count(fleet: Fleet, n: int, args: argparse.Namespace, workdir: Path,
-              profile: Callable[[int, Callable[[], Outcome]], dict[str, Any]] | None
-              ) -> dict[str, Any]:
+              profile: Callable[[int, Callable[[], Outcome]], dict[str, Any]] | None,
+              checks: dict[str, Any] | None = None) -> dict[str, Any]:
     """Every measurement for one target count, against a freshly started exporter."""
-    inventory = fleet.inventory(workdir / f"servers-{n}.yml", n, args.user,
-                                args.collector_list, args.one_write)
+    suffix = "-checks" if checks else ""
+    inventory = fleet.inventory(workdir / f"servers-{n}{suffix}.yml", n, args.user,
+                                args.collector_list, args.one_write, checks)
     requests = probe_requests([target_name(i) for i in range(n)])
-    with exporter_process(inventory, workdir / f"exporter-{n}.log",
+    with exporter_process(inventory, workdir / f"exporter-{n}{suffix}.log",
                           args.exporter_src) as exp:
         pid = exp.pid
         res: dict[str, Any] = {"targets": n, "rss_start_bytes": rss_bytes(pid)}
@@ -301,6 +305,28 @@ def print_table(res: dict[str, Any]) -> None:
         print(f"  {figure:<44} {value:>18}  {target:<14} {verdict}")
 
 
+def with_checks(fleet: Fleet, n: int, args: argparse.Namespace,
+                workdir: Path) -> dict[str, Any]:
+    """The same measurements with 5 services, 3 commands and 2 logs per host."""
+    from bench._exporter_checks import appended_logs, checks_module
+
+    with appended_logs(workdir / "logs") as log_dir:
+        return run_count(fleet, n, args, workdir, None, checks_module(log_dir))
+
+
+def print_checks_comparison(plain: dict[str, Any], checks: dict[str, Any]) -> None:
+    print(f"\n== {plain['targets']} targets: default module vs + 5 services, 3 commands, "
+          "2 logs ==")
+    rows = (("exporter CPU per probe (steady)", "exporter_cpu_ms_per_probe", "ms"),
+            ("monitored-side CPU per probe (sshd tree)", "sshd_cpu_ms_per_probe", "ms"),
+            ("latency p50", "p50_ms", "ms"), ("latency p99", "p99_ms", "ms"))
+    for label, key, unit in rows:
+        a, b = plain["steady"][key], checks["steady"][key]
+        print(f"  {label:<44} {a:>8.2f} -> {b:>8.2f} {unit}  ({b - a:+.2f})")
+    print(f"  {'samples per probe':<44} {plain['samples_per_probe']:>8} -> "
+          f"{checks['samples_per_probe']:>8}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.exporter_src.resolve() != ROOT:
@@ -350,6 +376,9 @@ def main(argv: list[str] | None = None) -> int:
                 if "profile" in res:
                     from bench._exporter_profile import print_profile
                     print_profile(res["profile"])
+                if args.with_checks:
+                    res["with_checks"] = with_checks(fleet, n, args, workdir)
+                    print_checks_comparison(res, res["with_checks"])
     report["loadavg_at_end"] = os.getloadavg()
     out = args.output or RESULTS / f"exporter-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,7 @@ import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ import yaml
 from exporter import stacksense_cli
 from tests.exporter.harness import RunningExporter, running_exporter
 from tests.peers.sshd import SSHD, Sshd, SshdKeys, sshd
-from tests.peers.util import free_port, port_open, stop, wait_for
+from tests.peers.util import free_port, port_open, serving, stop, wait_for
 
 HEADER = """# Our fleet. Keep this comment.
 known_hosts: {known}
@@ -46,6 +47,24 @@ def inventory(tmp_path: Path, ssh_keys: SshdKeys, server: Sshd) -> Path:
 def servers_cli(inv: Path, exp: RunningExporter, *args: str) -> list[str]:
     op, *rest = args
     return ["servers", op, "--inventory", str(inv), "--exporter", exp.url, *rest]
+
+
+def json_server(payload: object) -> ThreadingHTTPServer:
+    """A stand-in for the rule engine's GET /api/v1/servers."""
+    body = json.dumps(payload).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            self.send_response(200 if self.path == "/api/v1/servers" else 404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    return ThreadingHTTPServer(("127.0.0.1", 0), Handler)
 
 
 def names(path: Path) -> list[str]:
@@ -106,6 +125,25 @@ def test_cli_lifecycle_edits_the_inventory_in_place_and_reloads_the_exporter(
         assert stacksense_cli.main(servers_cli(inv, exp, "remove", "web2")) == 0
         assert names(inv) == ["web1"] and "# end of servers" in inv.read_text()
         assert sorted(exp.app.inventory.servers) == ["web1"]
+
+        # A push-only host needs no address and is never probed (no login check either).
+        assert stacksense_cli.main(servers_cli(inv, exp, "add", "laptop", "--mode", "push")) == 0
+        assert yaml.safe_load(inv.read_text())["servers"][1] == {"name": "laptop",
+                                                                 "mode": "push"}
+        assert sd_targets(exp) == ["web1"]
+        assert stacksense_cli.main(servers_cli(inv, exp, "remove", "laptop")) == 0
+        capsys.readouterr()
+
+        # With the rule engine reachable, its status and reason win (it sees the history).
+        rules = {"servers": {"web1": {"status": "offline", "reason": "refused",
+                                      "reason_text": "connection refused by 127.0.0.1:22",
+                                      "last_error": None}}}
+        with serving(json_server(rules)) as httpd:
+            rules_url = f"http://127.0.0.1:{httpd.server_address[1]}"
+            assert stacksense_cli.main(servers_cli(inv, exp, "list", "--rules", rules_url)) == 0
+        row = next(line for line in capsys.readouterr().out.splitlines()
+                   if line.startswith("web1"))
+        assert "offline" in row and "connection refused by 127.0.0.1:22" in row
 
         # Errors are one line each, and change nothing.
         before = inv.read_text()
