@@ -209,14 +209,14 @@ class ConditionTracker:
         """Apply one evaluation of `cond`; return the instances that resolved now.
 
         Instances of `frozen` servers (offline, unknown: their series say nothing
-        now) are left exactly as they are, neither advanced nor resolved, until
-        fresh data about the server decides.
+        now) that left the result are kept as they are, not resolved, until fresh
+        data about the server decides. Series still in the result are evaluated as
+        usual: a condition about the failure itself (`stacksense_probe_success == 0`)
+        must be able to fire while the server is down.
         """
         seen: set[str] = set()
         for series_labels, value in results:
             labels = alert_labels(cond, series_labels)
-            if labels.get("server") in frozen:
-                continue
             key = label_key(labels)
             seen.add(key)
             entry = self.active.get(key)

@@ -217,6 +217,16 @@ def test_an_offline_server_keeps_its_firing_condition_until_fresh_data():
     assert len(tracker.update(DISK, [], NOW + 120)) == 1 and tracker.firing() == []
 
 
+def test_a_condition_about_the_failure_itself_fires_while_frozen():
+    probe = parse_conditions({"conditions": [{
+        "alert": "ProbeFailing", "expr": "stacksense_probe_success == 0", "for": "60s",
+        "severity": "warning"}]}, "t")[0]
+    tracker = ConditionTracker()
+    tracker.update(probe, [({"server": "a"}, 0.0)], NOW, frozenset({"a"}))
+    tracker.update(probe, [({"server": "a"}, 0.0)], NOW + 60, frozenset({"a"}))
+    assert [a.labels["server"] for a in tracker.firing()] == ["a"]
+
+
 def test_a_server_that_left_the_inventory_loses_its_conditions():
     tracker = ConditionTracker()
     tracker.update(DISK, [({"server": "a", "mountpoint": "/"}, 0.95)], NOW)
