@@ -24,6 +24,7 @@ from tests.peers.openmetrics import History
 from tests.peers.prometheus import backfill, prometheus
 from tests.peers.router import router
 from tests.peers.util import wait_for
+from tests.peers.webhook import webhook_receiver
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(chromium_peer.available() is not None,
@@ -64,7 +65,8 @@ def history(now: float) -> str:
 def stack(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("console-browser")
     backfill(history(time.time()), tmp / "prom-data")
-    with fake_peers() as peers, prometheus(tmp, data_dir=tmp / "prom-data") as prom:
+    with fake_peers() as peers, prometheus(tmp, data_dir=tmp / "prom-data") as prom, \
+            webhook_receiver() as hook:
         peers.set("web-1", "online", since=time.time() - 3600)
         peers.set("db-1", "warning", health={"color": "orange", "score": 62.0})
         peers.labels["web-1"] = {"env": "prod", "role": "web"}
@@ -72,14 +74,19 @@ def stack(tmp_path_factory):
                                   {"time": time.time() - 3590, "status": "online"}]
         (tmp / "router").mkdir()
         config = console_config(tmp / "router", peers.url, prom.url, refresh_interval="1s")
+        config["receivers"] = [{"name": "null", "webhook_configs": [{"url": hook.url}]}]
         store = Store(str(tmp / "router" / "router.db"))
         users = Users(store)
         users.add("vera", "viewer", PASSWORD)
         users.add("otto", "operator", PASSWORD)
         store.close()
+        from playwright.sync_api import expect
+
+        expect.set_options(timeout=WAIT_MS)  # assertions poll as long as page waits
         with router(tmp / "router", config, token=TOKEN, workers=2, threads=4) as proc, \
                 chromium_peer.chromium() as browser:
-            yield {"peers": peers, "prom": prom, "router": proc, "browser": browser}
+            yield {"peers": peers, "prom": prom, "router": proc, "browser": browser,
+                   "hook": hook}
 
 
 def fire(proc, labels, annotations):
@@ -229,6 +236,33 @@ def test_operator_acknowledges_an_incident_and_silences_from_the_alert(stack):
     page.goto(f"{proc.url}/console/incidents/{incident}")
     expect(page.locator("main")).to_contain_text("on it")
     shot(page, "incident")
+    page.context.close()
+
+
+def test_maintenance_silence_from_the_server_page_mutes_the_next_notification(stack):
+    from playwright.sync_api import expect
+
+    proc, hook = stack["router"], stack["hook"]
+    page = open_page(stack, "otto")
+    page.goto(f"{proc.url}/console/servers/db-1")
+    page.fill("input[name=duration_hours]", "1")
+    page.fill("input[name=comment]", "disk swap")
+    page.click("button:has-text('Silence db-1')")
+    expect(page.locator(".flash.ok")).to_contain_text("Silenced db-1 until")
+    # One request, two alerts: the dispatcher handles them in the same step. The control
+    # server is a fresh one (web-1's ServerOffline, fired earlier, inhibits its alerts).
+    requests.post(f"{proc.url}/api/v2/alerts", headers=AUTH, timeout=10, json=[
+        {"labels": {"alertname": "HighLoad", "server": server, "severity": "warning"},
+         "annotations": {"summary": "load"}} for server in ("db-1", "app-1")
+    ]).raise_for_status()
+
+    def high_load_servers() -> set[str]:
+        return {a["labels"]["server"] for a in hook.alerts()
+                if a["labels"]["alertname"] == "HighLoad"}
+
+    wait_for(lambda: "app-1" in high_load_servers(), timeout=20,
+             what="HighLoad on app-1 notified")
+    assert "db-1" not in high_load_servers()  # muted by the maintenance silence
     page.context.close()
 
 
