@@ -133,7 +133,7 @@ def count(rows: list[ServerRow]) -> dict[str, int]:
 
 def sd_labels(cfg: ConsoleConfig) -> tuple[dict[str, dict[str, str]], str]:
     """Each server's inventory labels, from the exporter's http_sd endpoint."""
-    got = sources._get(f"{cfg.exporter_url}/sd", cfg.request_timeout)
+    got = sources.get_json(f"{cfg.exporter_url}/sd", cfg.request_timeout)
     if got.error:
         return {}, got.error
     out: dict[str, dict[str, str]] = {}

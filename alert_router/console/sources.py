@@ -56,7 +56,8 @@ class Fetched:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _get(url: str, timeout: float, params: dict[str, Any] | None = None) -> Fetched:
+def get_json(url: str, timeout: float, params: dict[str, Any] | None = None) -> Fetched:
+    """GET `url` as JSON; errors name the URL without its query (which may hold a label)."""
     try:
         resp = requests.get(url, params=params, timeout=timeout)
     except requests.RequestException as exc:
@@ -73,7 +74,7 @@ def _get(url: str, timeout: float, params: dict[str, Any] | None = None) -> Fetc
 
 def rules_servers(cfg: ConsoleConfig) -> Fetched:
     """The rule engine's fleet: {"servers": {name: view}, "pipeline": ...}."""
-    got = _get(f"{cfg.rules_url}/api/v1/servers", cfg.request_timeout)
+    got = get_json(f"{cfg.rules_url}/api/v1/servers", cfg.request_timeout)
     if got.error:
         return got
     body = got.data if isinstance(got.data, dict) else {}
@@ -87,7 +88,7 @@ def rules_servers(cfg: ConsoleConfig) -> Fetched:
 
 def rules_server(cfg: ConsoleConfig, name: str) -> Fetched:
     """One server's view from the rule engine (with its status history)."""
-    got = _get(f"{cfg.rules_url}/api/v1/servers/{quote(name, safe='')}", cfg.request_timeout)
+    got = get_json(f"{cfg.rules_url}/api/v1/servers/{quote(name, safe='')}", cfg.request_timeout)
     if not got.error and not isinstance(got.data, dict):
         return Fetched(error="the rule engine answered an unexpected shape")
     return got
@@ -103,7 +104,7 @@ def _number(raw: Any) -> float | None:
 
 def prom_instant(cfg: ConsoleConfig, expr: str) -> Fetched:
     """An instant vector as {server label: value}."""
-    got = _get(f"{cfg.prometheus_url}/api/v1/query", cfg.request_timeout, {"query": expr})
+    got = get_json(f"{cfg.prometheus_url}/api/v1/query", cfg.request_timeout, {"query": expr})
     if got.error:
         return got
     out: dict[str, float] = {}
@@ -120,7 +121,7 @@ def prom_instant(cfg: ConsoleConfig, expr: str) -> Fetched:
 def prom_range(cfg: ConsoleConfig, expr: str, start: float, end: float,
                step: float) -> Fetched:
     """A range query's first series as [(t, value)] (NaN and gaps dropped)."""
-    got = _get(f"{cfg.prometheus_url}/api/v1/query_range", cfg.request_timeout,
+    got = get_json(f"{cfg.prometheus_url}/api/v1/query_range", cfg.request_timeout,
                {"query": expr, "start": f"{start:.3f}", "end": f"{end:.3f}",
                 "step": f"{step:g}"})
     if got.error:
@@ -165,7 +166,8 @@ def test_probe(cfg: ConsoleConfig, server: str) -> tuple[bool, str]:
     for line in resp.text.splitlines():
         if line.startswith("stacksense_probe_success"):
             up = _number(line.rsplit(" ", 1)[-1])
-        if line.startswith("stacksense_probe_failure{") and line.endswith(" 1"):
+        if line.startswith("stacksense_probe_failure{") and \
+                _number(line.rsplit(" ", 1)[-1]) == 1.0:  # "1" or "1.0", as clients write
             reason = line.split('reason="', 1)[-1].split('"', 1)[0]
     if up == 1.0:
         return True, "probe succeeded"

@@ -23,6 +23,7 @@ class FakePeers:
         self.labels: dict[str, dict[str, str]] = {}
         self.history: dict[str, list[dict[str, Any]]] = {}
         self.probes: list[str] = []
+        self.probe_body = "stacksense_probe_success 1\n"  # what /probe answers
         self.prometheus = False  # also answer /api/v1/query (bench: no real Prometheus)
         self.url = ""
 
@@ -67,7 +68,7 @@ def fake_peers() -> Iterator[FakePeers]:
             url = urlsplit(self.path)
             if url.path == "/probe":
                 peers.probes.append(url.query)
-                data = b"stacksense_probe_success 1\n"
+                data = peers.probe_body.encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "text/plain")
                 self.send_header("Content-Length", str(len(data)))

@@ -339,3 +339,16 @@ def test_an_unwritable_session_key_is_a_config_error_naming_the_key(tmp_path):
     with pytest.raises(ConfigError) as err:
         create_app(config, start_background=False)
     assert str(err.value).startswith("console.session_key_file")
+
+
+def test_a_failed_test_probe_names_its_reason():
+    from alert_router.console import sources
+    from alert_router.console.settings import ConsoleConfig
+    from tests.console.fake_peers import fake_peers
+
+    with fake_peers() as peers:
+        peers.probe_body = ('stacksense_probe_success{server="x"} 0.0\n'
+                            'stacksense_probe_failure{reason="auth",server="x"} 1.0\n'
+                            'stacksense_probe_failure{reason="refused",server="x"} 0.0\n')
+        ok, message = sources.test_probe(ConsoleConfig(exporter_url=peers.url), "x")
+    assert not ok and message == "probe failed: auth"
