@@ -500,7 +500,7 @@ def users_view() -> View:
 
 @bp.post("/users")
 @sess.require("admin")
-def users_change() -> BaseResponse:
+def users_change() -> View:
     from alert_router.console.users import UserError, generate_password
 
     users = sess.users()
@@ -511,7 +511,10 @@ def users_change() -> BaseResponse:
         if action == "add":
             password = generate_password()
             users.add(name, _form("role", 20), password)
-            flash(f"User {name} added. Password (shown once): {password}", "secret")
+            # Rendered in this response, not flashed: a flash travels in the session cookie
+            # (signed, not encrypted) and would keep the password in the browser's storage.
+            return render_template("console/users.html", users=users.list(),
+                                   new_user=name, new_password=password)
         elif action == "set-role":
             if name == me.name and _form("role", 20) != "admin":
                 abort(400, description="you cannot take the admin role from yourself")
