@@ -361,7 +361,7 @@ def parse_inventory(data: Any, *, base: Path) -> Inventory:
         # for the collectors (~60 KiB on a small host, far more on a big one).
         needed = 2 * (sum(w.max_bytes_per_probe for w in checks.logs)
                       + len(checks.commands) * MAX_COMMAND_OUTPUT) + CHECKS_OUTPUT_ROOM
-        if needed > module.max_output_bytes:
+        if (checks.logs or checks.commands) and needed > module.max_output_bytes:
             raise ConfigError(f"servers[{i}]: its logs' max_bytes_per_probe and commands need "
                               f"up to {needed} bytes of output, more than module "
                               f"{module.name!r}'s max_output_bytes ({module.max_output_bytes});"
