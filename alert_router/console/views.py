@@ -368,7 +368,11 @@ def incident_view(incident_id: int) -> View:
     if incident is None:
         abort(404, description=f"incident {incident_id} not found")
     events = store.query_history(kind="incident", subject=str(incident_id), by_id=True)
-    return render_template("console/incident.html", incident=incident, events=events)
+    now = time.time()
+    alerts = sorted(store.get_alerts(incident["alerts"][:200]).values(),
+                    key=lambda a: a.starts_at)
+    return render_template("console/incident.html", incident=incident, events=events,
+                           alerts=[(a, a.firing(now)) for a in alerts])
 
 
 @bp.post("/incidents/<int:incident_id>/<action>")

@@ -91,6 +91,7 @@ def test_viewer_cannot_acknowledge_and_operator_acknowledges_with_who_and_why(ap
                          data={"csrf": csrf, "reason": "disk grown"}).status_code == 302
     page = operator.get(f"/console/incidents/{incident}").text
     assert "disk grown" in page and "looking at it" in page and "otto" in page
+    assert "DiskAlmostFull" in page and "server=web-1" in page  # its alerts
     # Acknowledging a closed incident is a 409 that says why, not a 500.
     resp = operator.post(f"/console/incidents/{incident}/acknowledge",
                          data={"csrf": csrf})
