@@ -74,7 +74,10 @@ def series(lines: list[str], name: str, labels: dict[str, str], value: Any,
 
 def history(end: float) -> str:
     times = [end - 15 * i for i in range(80, -1, -1)]
-    rising = (lambda i: 1000.0 * i)
+
+    def rising(i: int) -> float:
+        return 1000.0 * i
+
     lines: list[str] = []
     rules = {"job": "stacksense-rules", "instance": "rules:9817"}
     exporter = {"job": "stacksense-exporter", "instance": "exporter:9816"}
