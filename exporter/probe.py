@@ -48,10 +48,10 @@ NO_CHECKS = Checks()
 @lru_cache(maxsize=256)
 def script_for(collectors: tuple[str, ...], cheap: tuple[str, ...] = (),
                one_write: bool = False, checks: Checks = NO_CHECKS,
-               host_facts: bool = False) -> str:
+               host_facts: bool = False, no_systemd: bool = False) -> str:
     """The round-trip script for a set of collectors and checks (built once per variant)."""
     return build_script((COLLECTORS[name] for name in collectors), cheap, one_write=one_write,
-                        extra=check_sections(checks, host_facts))
+                        extra=check_sections(checks, host_facts, no_systemd))
 
 
 def cheap_collectors(collectors: tuple[str, ...], state: dict[str, Any]) -> tuple[str, ...]:
@@ -127,7 +127,10 @@ class Prober:
         try:
             connection = self.runner.connection_id(server)
             facts = connection is None or state.get(FACTS_CONNECTION) != connection
-            script = script_for(module.collectors, cheap, module.one_write, checks, facts)
+            # Facts are re-read on every new connection; so is whether systemd runs.
+            no_systemd = not facts and bool(state.get(services.NO_SYSTEMD_SEEN))
+            script = script_for(module.collectors, cheap, module.one_write, checks, facts,
+                                no_systemd)
             result = self.runner.run(server, script, deadline,
                                      max_output=module.max_output_bytes,
                                      prelude=logs.prelude(checks, state))

@@ -50,10 +50,12 @@ def section_name(command: CommandCheck) -> str:
 def snippet(command: CommandCheck) -> str:
     argv = " ".join(shlex.quote(a) for a in command.argv)
     return (
+        # The braces around the assignment: a redirection written after a bare
+        # assignment is set up only after its command substitution ran (bash).
         "read ss_t0 ss_x </proc/uptime; "
-        f"ss_rc=$( {{ {{ timeout -k 1 {command.timeout_seconds:g} {argv} </dev/null 2>/dev/null "
-        f"3>&-; echo $? >&3; }} | head -c {MAX_COMMAND_OUTPUT} | {PREFIX_LINES} >&4; }} 3>&1 ) "
-        "4>&1; read ss_t1 ss_x </proc/uptime; "
+        f"{{ ss_rc=$( {{ {{ timeout -k 1 {command.timeout_seconds:g} {argv} </dev/null "
+        f"2>/dev/null 3>&-; echo $? >&3; }} | head -c {MAX_COMMAND_OUTPUT} | {PREFIX_LINES} "
+        ">&4; } 3>&1 ); } 4>&1; read ss_t1 ss_x </proc/uptime; "
         f"printf '\\n{RC_LINE}%s %s %s\\n' \"$ss_rc\" \"$ss_t0\" \"$ss_t1\""
     )
 

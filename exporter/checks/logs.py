@@ -47,9 +47,13 @@ def section_name(index: int) -> str:
 
 
 def _read(tag: str, file: str, start: str, count: str) -> str:
-    """Print `@@log data TAG START COUNT`, then COUNT bytes of FILE from START, prefixed."""
-    return (f'echo "{HEAD}data {tag} $(({start})) $(({count}))"; '
-            f"tail -c +$(({start} + 1)) -- {file} | head -c $(({count})) | {PREFIX_LINES}; echo")
+    """Print `@@log data TAG START COUNT`, then COUNT bytes of FILE from START, prefixed.
+
+    Nothing new (COUNT 0, a quiet log) costs no process: only the header is printed.
+    """
+    return (f'ss_n=$(({count})); echo "{HEAD}data {tag} $(({start})) $ss_n"; '
+            f'if [ "$ss_n" -gt 0 ]; then tail -c +$(({start} + 1)) -- {file} | '
+            f'head -c "$ss_n" | {PREFIX_LINES}; fi; echo')
 
 
 def snippet(index: int, watch: LogWatch) -> str:

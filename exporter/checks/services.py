@@ -12,7 +12,8 @@ systemctl, or not booted with it: containers, old distributions) a service that
 also names a process falls back to the process match; one that names only a unit
 is down with state "no_systemd", which says why.
 
-Cost on the host: one `systemctl show` for all units (only if a unit is named), one
+Cost on the host: one `systemctl show` for all units (only if a unit is named, and
+only on the first probe of a connection to a host without systemd), one
 `head` over /proc/*/comm (only if a process is named), one `grep` over
 /proc/*/cmdline (only if a cmdline pattern is given).
 """
@@ -32,13 +33,19 @@ UNITS = "svc.units"
 COMMS = "svc.comms"
 CMDLINES = "svc.cmdlines"
 NO_SYSTEMD = "@@no-systemd@@"
+# In a target's state: its last probe found no systemd (the prober then skips systemctl
+# for the rest of that connection: a host does not gain systemd without a reboot).
+NO_SYSTEMD_SEEN = "svc.no_systemd"
 
 
-def sections(checks: Checks) -> dict[str, str]:
+def sections(checks: Checks, no_systemd: bool = False) -> dict[str, str]:
+    """`no_systemd`: this connection's host said so already; skip systemctl (~5 ms)."""
     services = checks.services
     out: dict[str, str] = {}
     units = [s.unit for s in services if s.unit]
-    if units:
+    if units and no_systemd:
+        out[UNITS] = f"echo '{NO_SYSTEMD}'"
+    elif units:
         names = " ".join(shlex.quote(u) for u in dict.fromkeys(units))
         # `systemctl show` prints one block per unit, in the order asked, blank-line
         # separated. Not booted with systemd, it prints nothing and fails.
@@ -70,6 +77,7 @@ def collect(sections: Mapping[str, str], checks: Checks, state: dict[str, Any]) 
     if not services:
         return []
     units = parse_units(sections.get(UNITS, "")) if UNITS in sections else None
+    state[NO_SYSTEMD_SEEN] = UNITS in sections and units is None
     comms = Counter(line.strip() for line in sections.get(COMMS, "").splitlines())
     cmdlines = [line[1:].replace("\0", " ").strip()
                 for line in sections.get(CMDLINES, "").splitlines() if line.startswith("|")]

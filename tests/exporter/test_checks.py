@@ -279,3 +279,20 @@ def test_invalid_checks_are_refused_with_the_key_path(
     with pytest.raises(ConfigError) as info:
         parse_inventory(data, base=tmp_path)
     assert message in str(info.value) and "modules.m." in str(info.value)
+
+
+@pytest.mark.parametrize("shell", ["/bin/sh", "/bin/bash", "/bin/busybox"])
+def test_command_snippet_works_in_every_common_host_shell(shell: str) -> None:
+    """RHEL's /bin/sh is bash, Debian's dash, Alpine's busybox ash: the same snippet."""
+    from exporter.checks import commands
+    from exporter.checks_config import parse_commands
+
+    if not os.path.exists(shell):
+        pytest.skip(f"{shell} not installed")
+    argv = [shell, "sh"] if shell.endswith("busybox") else [shell]
+    [check] = parse_commands([{"name": "n", "run": ["sh", "-c", "echo 'v=12'; exit 0"],
+                               "value": {"regex": r"v=(\d+)"}}], "c")
+    out = subprocess.run([*argv, "-c", commands.snippet(check)], capture_output=True,
+                         text=True, timeout=10).stdout
+    value, rc, duration, reason = commands.evaluate(check, out)
+    assert (value, rc, reason) == (12.0, 0, None) and duration is not None
