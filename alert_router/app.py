@@ -81,9 +81,6 @@ def create_app(config: RouterConfig | Mapping[str, Any] | str | Path | None = No
     from alert_router.console.mount import mount_console  # the web console at /console
 
     app.wsgi_app = mount_console(app.wsgi_app, state)  # type: ignore[method-assign]
-    from alert_router.console.mount import mount_console  # the web console at /console
-
-    app.wsgi_app = mount_console(app.wsgi_app, state)  # type: ignore[method-assign]
     app.wsgi_app = CountRequests(  # type: ignore[method-assign]
         app.wsgi_app, metrics, ["/api/v2/alerts", "/api/v1/alerts"])
 
