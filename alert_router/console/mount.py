@@ -9,6 +9,8 @@ config, store and state.
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Callable, Iterable
 from datetime import timedelta
 from pathlib import Path
@@ -24,6 +26,23 @@ PACKAGE = Path(__file__).resolve().parents[1]
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
+def session_key_path(state: RouterState) -> str:
+    """console.session_key_file, or by default a file beside the router's private state.
+
+    Beside the SQLite store (already the router's private directory), else beside the
+    config file; a config given as a mapping with a PostgreSQL store (tests) falls back to
+    the temporary directory, never the working directory.
+    """
+    cfg = state.config
+    if cfg.console.session_key_file:
+        return cfg.console.session_key_file
+    if cfg.storage_path and cfg.storage_path != ":memory:" and not cfg.storage_url:
+        return f"{cfg.storage_path}.console-key"
+    if state.config_path is not None:
+        return str(Path(state.config_path).resolve().parent / "console-session.key")
+    return os.path.join(tempfile.gettempdir(), f"stacksense-console-{os.getuid()}.key")
+
+
 def create_console(state: RouterState) -> Flask:
     """The console app for one router process (its Users table is created here)."""
     from alert_router.console import session as sess
@@ -33,13 +52,13 @@ def create_console(state: RouterState) -> Flask:
     cfg = state.config.console
     app = Flask("alert_router.console", template_folder=str(PACKAGE / "templates"),
                 static_folder=str(PACKAGE / "static"), static_url_path=f"{PREFIX}/static")
+    key_file = session_key_path(state)
     try:
-        app.secret_key = sess.load_session_key(cfg.session_key_file)
+        app.secret_key = sess.load_session_key(key_file)
     except OSError as exc:
         # One line naming the key and the file, instead of a worker's boot traceback.
         raise ConfigError("console.session_key_file",
-                          f"cannot create or read {cfg.session_key_file}: {exc.strerror}"
-                          ) from None
+                          f"cannot create or read {key_file}: {exc.strerror}") from None
     app.config.update(
         SESSION_COOKIE_NAME="stacksense_console",
         SESSION_COOKIE_HTTPONLY=True,

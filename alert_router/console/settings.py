@@ -25,7 +25,8 @@ class ConsoleConfig:
     prometheus_url: str = "http://127.0.0.1:9090"
     exporter_url: str = "http://127.0.0.1:9816"
     grafana_url: str = ""  # "" = no Grafana links
-    session_key_file: str = "console-session.key"  # relative to the config file
+    # "" = beside the SQLite store (<storage.path>.console-key), else beside the config file
+    session_key_file: str = ""
     session_lifetime: float = 12 * 3600.0
     secure_cookies: bool = False  # set true behind HTTPS
     refresh_interval: float = 5.0  # seconds between the browser's polls of live regions
@@ -72,8 +73,8 @@ def parse_console(raw: Any, base: Path) -> ConsoleConfig:
         if key in raw and not isinstance(raw[key], bool):
             raise ConfigError(f"console.{key}", "must be true or false")
     d = ConsoleConfig()
-    key_file = raw.get("session_key_file", d.session_key_file)
-    if not isinstance(key_file, str) or not key_file:
+    key_file = raw.get("session_key_file")
+    if key_file is not None and (not isinstance(key_file, str) or not key_file):
         raise ConfigError("console.session_key_file", "must be a file path")
     return ConsoleConfig(
         enabled=raw.get("enabled", d.enabled),
@@ -81,7 +82,7 @@ def parse_console(raw: Any, base: Path) -> ConsoleConfig:
         prometheus_url=_url(raw, "prometheus_url", d.prometheus_url),
         exporter_url=_url(raw, "exporter_url", d.exporter_url),
         grafana_url=_url(raw, "grafana_url", d.grafana_url, optional=True),
-        session_key_file=str(base / key_file),
+        session_key_file=str(base / key_file) if key_file else "",
         session_lifetime=_seconds(raw, "session_lifetime", d.session_lifetime, 60, 30 * 86400),
         secure_cookies=raw.get("secure_cookies", d.secure_cookies),
         refresh_interval=_seconds(raw, "refresh_interval", d.refresh_interval, 1, 300),

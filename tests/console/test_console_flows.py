@@ -354,3 +354,20 @@ def test_a_failed_test_probe_names_its_reason():
                             'stacksense_probe_failure{reason="refused",server="x"} 0.0\n')
         ok, message = sources.test_probe(ConsoleConfig(exporter_url=peers.url), "x")
     assert not ok and message == "probe failed: auth"
+
+
+def test_the_default_session_key_lives_beside_the_store_not_in_the_working_directory(
+        tmp_path, monkeypatch):
+    from alert_router.app import create_app
+    from tests.console.conftest import console_config
+
+    workdir = tmp_path / "cwd"
+    workdir.mkdir()
+    monkeypatch.chdir(workdir)
+    config = console_config(tmp_path, "http://127.0.0.1:9")
+    del config["console"]["session_key_file"]
+    app = create_app(config, start_background=False)
+    key = tmp_path / "router.db.console-key"
+    assert stat.S_IMODE(os.stat(key).st_mode) == 0o600 and len(key.read_text().strip()) == 64
+    assert list(workdir.iterdir()) == []
+    app.extensions["stacksense"].close()
