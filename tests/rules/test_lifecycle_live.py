@@ -360,3 +360,24 @@ def test_prometheus_restart_pages_no_healthy_host(tmp_path):
         assert stale > threshold  # what paged ServerOffline before
         assert "offline" not in run.seen("h1"), run.seen("h1")
         assert sent(receiver, "ServerOffline") == [] and sent(receiver, "ServerOnline") == []
+
+
+def test_removing_an_offline_host_ends_all_its_alerts_at_once(tmp_path):
+    with stack(tmp_path, gone1=Host(fs=0.95), keep1=Host()) as (exporter, url, receiver):
+        run = Run(make_engine(url, tmp_path, receiver))
+        run.until(lambda r: firing_now(receiver, "DiskFull", "gone1"), "DiskFull firing")
+        host = exporter.hosts["gone1"]
+        host.heartbeat, host.fs, host.failure = time.time(), None, "refused"
+        run.until(lambda r: firing_now(receiver, "ServerOffline", "gone1"), "gone1 offline")
+        del exporter.hosts["gone1"]  # removed from the inventory while offline
+        removed = time.monotonic()
+        run.until(lambda r: "gone1" not in r.statuses and not firing_now(
+            receiver, "ServerOffline", "gone1") and not firing_now(receiver, "DiskFull", "gone1"),
+            "gone1's status and alerts ended")
+        print(f"ended {time.monotonic() - removed:.1f}s after the removal")
+        run.until(lambda r: time.monotonic() - removed > 3 * OFFLINE_AFTER, "a while after")
+        assert not [a for a in receiver.alerts() if a["labels"].get("server") == "gone1"
+                    and a["labels"]["alertname"] not in ("ServerOffline", "DiskFull")]
+        assert not firing_now(receiver, "ServerOffline", "gone1")
+        assert not [a for a in run.engine.tracker.active.values()
+                    if a.labels.get("server") == "gone1"]
