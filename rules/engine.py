@@ -1,8 +1,9 @@
 """One evaluation cycle for the whole fleet: query, decide, alert, persist.
 
-`Engine.run_cycle(now)` runs seven fleet-wide queries concurrently (fleet.py:
-heartbeats, suspension, exporter `up` history, Prometheus start time, usage
-ratios, network, conditions), then decides status, grace, health, conditions
+`Engine.run_cycle(now)` runs six fleet-wide queries concurrently (fleet.py:
+heartbeats with the inventory and probe failures, exporter `up` history,
+Prometheus start time, usage ratios, network, conditions), then decides
+status, grace, health, conditions
 and anomalies in Python, hands the firing alerts to the alert book, sends
 them, and saves its state. The clock is passed in, so tests and backtests
 evaluate any instant of history.
@@ -458,8 +459,10 @@ def exporter_problem(job: str, instance: str, why: str, others_up: bool) -> tupl
 
 def prometheus_problem(error: str) -> tuple[dict[str, str], dict[str, str]]:
     """StackSensePrometheusUnreachable: the engine's queries fail."""
-    # An URL may carry credentials (http://user:pass@host): never in an alert.
-    error = re.sub(r"//[^/@\s]*@", "//", error)[:300]
+    # An URL may carry credentials (http://user:pass@host): never in an alert. Object
+    # addresses would make the text differ every cycle.
+    error = re.sub(r"//[^/@\s]*@", "//", error)
+    error = re.sub(r"<[^<>]* at 0x[0-9a-fA-F]+>", "<connection>", error)[:300]
     return ({"alertname": "StackSensePrometheusUnreachable", "severity": "critical"},
             {"summary": "The StackSense rule engine cannot query Prometheus",
              "description": f"{error}. Every server's status is unknown until Prometheus "

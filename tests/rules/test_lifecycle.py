@@ -370,3 +370,15 @@ def test_a_state_file_from_before_the_lifecycle_keeps_offline_servers_offline(tm
     engine = quiet_engine(tmp_path)
     assert engine.reached == {"a"} and engine.known == {"a": ("offline", NOW - 1200)}
     assert decide(reached=frozenset(engine.reached), observable_since=NOW - 3600) == "offline"
+
+
+def test_prometheus_problem_text_has_no_credentials_and_is_stable():
+    from rules.engine import prometheus_problem
+
+    error = ("Prometheus at http://ops:s3cret@prom:9090 unavailable after 3 attempts: "
+             "ConnectionError: (<urllib3.connection.HTTPConnection object at 0x7f3a2b1c>, "
+             "'Connection refused')")
+    labels, notes = prometheus_problem(error)
+    assert labels == {"alertname": "StackSensePrometheusUnreachable", "severity": "critical"}
+    assert "s3cret" not in notes["description"] and "ops" not in notes["description"]
+    assert "0x7f3a" not in notes["description"] and "http://prom:9090" in notes["description"]
