@@ -199,10 +199,10 @@ class Engine:
             try:
                 self._evaluate(now, report)
             except PrometheusError as exc:
-                report.ok, report.error = False, str(exc)
+                report.ok, report.error = False, redact(str(exc))
                 self.counters.failed_cycles += 1
                 log.error("cycle at %.0f: cannot query Prometheus, every server unknown: %s",
-                          now, exc)
+                          now, report.error)
                 self._blind(now, report, exc)
             for a in self.tracker.firing():
                 key = (a.labels.get("server", ""), a.condition, a.labels.get("severity", ""))
@@ -457,12 +457,19 @@ def exporter_problem(job: str, instance: str, why: str, others_up: bool) -> tupl
                     "description": f"The rule engine sees {why}; {effect}."}
 
 
+def redact(error: str) -> str:
+    """An error text fit for logs and alerts.
+
+    A URL may carry credentials (http://user:pass@host): never shown. Object
+    addresses would make the text differ every cycle.
+    """
+    error = re.sub(r"//[^/@\s]*@", "//", error)
+    return re.sub(r"<[^<>]* at 0x[0-9a-fA-F]+>", "<connection>", error)
+
+
 def prometheus_problem(error: str) -> tuple[dict[str, str], dict[str, str]]:
     """StackSensePrometheusUnreachable: the engine's queries fail."""
-    # An URL may carry credentials (http://user:pass@host): never in an alert. Object
-    # addresses would make the text differ every cycle.
-    error = re.sub(r"//[^/@\s]*@", "//", error)
-    error = re.sub(r"<[^<>]* at 0x[0-9a-fA-F]+>", "<connection>", error)[:300]
+    error = redact(error)[:300]
     return ({"alertname": "StackSensePrometheusUnreachable", "severity": "critical"},
             {"summary": "The StackSense rule engine cannot query Prometheus",
              "description": f"{error}. Every server's status is unknown until Prometheus "

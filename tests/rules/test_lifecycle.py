@@ -382,3 +382,16 @@ def test_prometheus_problem_text_has_no_credentials_and_is_stable():
     assert labels == {"alertname": "StackSensePrometheusUnreachable", "severity": "critical"}
     assert "s3cret" not in notes["description"] and "ops" not in notes["description"]
     assert "0x7f3a" not in notes["description"] and "http://prom:9090" in notes["description"]
+
+
+def test_a_failed_cycle_logs_no_credentials_of_the_prometheus_url(tmp_path, caplog):
+    from rules.config import EngineConfig
+    from rules.engine import Engine
+    from tests.peers.util import free_port
+
+    config = EngineConfig(prometheus_url=f"http://ops:s3cret@127.0.0.1:{free_port()}",
+                          prometheus_retries=0, prometheus_timeout_seconds=1.0,
+                          state_file=tmp_path / "state.json")
+    report = Engine(config, []).run_cycle(NOW)
+    assert not report.ok and "s3cret" not in report.error
+    assert "cannot query Prometheus" in caplog.text and "s3cret" not in caplog.text
