@@ -16,9 +16,9 @@ it can never forge the probe's own section markers.
 
 from __future__ import annotations
 
-PREFIX_LINES = "sed 's/^/|/'"
+PREFIX_LINES = "sed 's/^/|/'"  # where no awk does it on the way (commands, logs)
 
 
 def unprefix(text: str) -> str:
-    """Undo PREFIX_LINES: the text as the host printed it (a lone line may lack '|')."""
+    """Undo the '|' prefix: the text as the host printed it (a lone line may lack '|')."""
     return "\n".join(line[1:] if line.startswith("|") else line for line in text.split("\n"))

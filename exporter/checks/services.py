@@ -25,6 +25,7 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
+from exporter.checks import PREFIX_LINES
 from exporter.checks_config import Checks
 from exporter.collectors._common import label_text
 from exporter.metrics import Family, gauge
@@ -56,7 +57,7 @@ def sections(checks: Checks, no_systemd: bool = False) -> dict[str, str]:
     if any(s.cmdline for s in services):
         # One line per process (arguments NUL-separated), prefixed so a command line
         # can never forge a section marker.
-        out[CMDLINES] = "grep -ash '' /proc/[0-9]*/cmdline | sed 's/^/|/'"
+        out[CMDLINES] = f"grep -ash '' /proc/[0-9]*/cmdline | {PREFIX_LINES}"
     return out
 
 
