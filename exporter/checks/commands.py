@@ -81,21 +81,21 @@ def evaluate(command: CommandCheck, text: str | None) -> tuple[float | None, int
         return None, None, None, "no output from the host (section missing)"
     lines = text.split("\n")
     tails = [line[len(RC_LINE):].split() for line in lines if line.startswith(RC_LINE)]
-    status = [t for t in tails if t[:1] not in (["time"], ["cut"])]
-    if any(t[:1] == ["cut"] for t in tails):
-        return None, None, None, f"output larger than {MAX_COMMAND_OUTPUT} bytes"
-    if not status:
-        return None, None, None, "no exit status from the host"
-    try:
-        rc = int(status[-1][0])
-    except (IndexError, ValueError):
-        return None, None, None, "unreadable exit status"
     duration: float | None = None
     timing = [t for t in tails if t[:1] == ["time"]]
     try:
         duration = max(0.0, float(timing[-1][2]) - float(timing[-1][1]))
     except (IndexError, ValueError):
         pass
+    status = [t for t in tails if t[:1] not in (["time"], ["cut"])]
+    if any(t[:1] == ["cut"] for t in tails):
+        return None, None, duration, f"output larger than {MAX_COMMAND_OUTPUT} bytes"
+    if not status:
+        return None, None, duration, "no exit status from the host"
+    try:
+        rc = int(status[-1][0])
+    except (IndexError, ValueError):
+        return None, None, duration, "unreadable exit status"
     body = "\n".join(line for line in lines if line.startswith("|"))
     output = unprefix(body).strip()
     if rc in EXIT_REASONS and rc not in command.ok_exit_codes:

@@ -127,6 +127,8 @@ def test_custom_commands_time_out_print_garbage_or_fail_without_failing_the_prob
         {"name": "exit3", "run": ["sh", "-c", "echo 5; exit 3"], "value": "number"},
         {"name": "nagios", "run": ["sh", "-c", "exit 3"], "ok_exit_codes": [0, 1]},
         {"name": "missing", "run": ["/nonexistent/check"]},
+        # Endless output: cut at 4 KiB, and the command stopped at once (not at its timeout).
+        {"name": "chatty", "run": ["yes"], "value": "number"},
     ]
     for command in commands:
         command["timeout_seconds"] = 1
@@ -153,6 +155,9 @@ def test_custom_commands_time_out_print_garbage_or_fail_without_failing_the_prob
         assert values['stacksense_command_value{command="nagios"}'] == 3
         assert values['stacksense_command_success{command="nagios"}'] == 0
         assert values['stacksense_command_exit_code{command="missing"}'] == 127
+        assert values['stacksense_command_last_error_info{command="chatty",'
+                      'reason="output larger than 4096 bytes"}'] == 1
+        assert values['stacksense_command_duration_seconds{command="chatty"}'] < 0.5
         # The forged marker did not cut the output: every collector still parsed.
         failed = [k for k, v in values.items()
                   if k.startswith("stacksense_collector_success") and v != 1]
