@@ -357,7 +357,8 @@ def incidents_view() -> View:
     if wanted and wanted not in ("open", "acknowledged", "resolved", "closed"):
         abort(400, description="state: open, acknowledged, resolved or closed")
     rows = st().store.list_incidents(state=wanted or None, limit=500)
-    return render_template("console/incidents.html", incidents=rows, wanted=wanted)
+    template = "console/_incidents_live.html" if _partial() else "console/incidents.html"
+    return render_template(template, incidents=rows, wanted=wanted, updated=time.time())
 
 
 @bp.get("/incidents/<int:incident_id>")

@@ -371,3 +371,14 @@ def test_the_default_session_key_lives_beside_the_store_not_in_the_working_direc
     assert stat.S_IMODE(os.stat(key).st_mode) == 0o600 and len(key.read_text().strip()) == 64
     assert list(workdir.iterdir()) == []
     app.extensions["stacksense"].close()
+
+
+def test_incidents_list_is_live_and_filtered(app):
+    fire(app, {"alertname": "DiskAlmostFull", "server": "web-1", "severity": "warning"})
+    c = app.test_client()
+    login(c, "vera")
+    page = c.get("/console/incidents").text
+    assert 'data-live="/console/incidents?partial=1"' in page
+    partial = c.get("/console/incidents?partial=1")
+    assert partial.headers["X-Console-Partial"] == "1" and "DiskAlmostFull on web-1" in partial.text
+    assert "DiskAlmostFull" not in c.get("/console/incidents?state=closed&partial=1").text
