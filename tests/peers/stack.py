@@ -10,6 +10,7 @@ everything, as an operator's week does.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -23,6 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import psutil
 import requests
 import yaml
 
@@ -165,17 +167,22 @@ class Stack:
                                 "user": "root"}
 
     def stop_host(self, name: str) -> None:
+        """The host dies: sshd and every session it forked (the exporter's pooled one too)."""
         host = self.hosts[name]
         assert host.proc is not None
-        host.proc.terminate()
+        sessions = psutil.Process(host.proc.pid).children(recursive=True)
+        host.proc.kill()
+        for child in sessions:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
         host.proc.wait(10)
 
     def start_host(self, name: str) -> None:
         host = self.hosts[name]
         cfg = host.workdir / "sshd_config"
-        log = open(host.workdir / "sshd.log", "ab")  # noqa: SIM115 - lives with sshd
-        host.proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(cfg)],
-                                     stdout=log, stderr=subprocess.STDOUT)
+        with open(host.workdir / "sshd.log", "ab") as log:  # sshd keeps its own copy
+            host.proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(cfg)],
+                                         stdout=log, stderr=subprocess.STDOUT)
         proc = host.proc
         self.exits.callback(lambda: proc.poll() is None and (proc.terminate(), proc.wait(10)))
         wait_for(lambda: subprocess.run(["ss", "-ltnH", f"sport = :{host.port}"],
@@ -291,8 +298,8 @@ class Stack:
 
     def servers(self) -> dict[str, dict[str, Any]]:
         body = requests.get(f"{self.url['rules']}/api/v1/servers", timeout=5).json()
-        items = body.get("servers", body) if isinstance(body, dict) else body
-        return {s["name"]: s for s in items}
+        servers: dict[str, dict[str, Any]] = body["servers"]
+        return servers
 
     def status(self, name: str) -> str | None:
         try:
@@ -301,11 +308,12 @@ class Stack:
             return None
         return None if server is None else str(server.get("status"))
 
-    def wait_status(self, name: str, status: str, timeout: float) -> float:
-        """Wait until the engine says `status` for `name`; seconds it took."""
+    def wait_status(self, name: str, status: str | tuple[str, ...], timeout: float) -> float:
+        """Wait until the engine says `status` (or one of them) for `name`; seconds it took."""
+        wanted = (status,) if isinstance(status, str) else status
         started = time.monotonic()
-        wait_for(lambda: self.status(name) == status, timeout=timeout, interval=1,
-                 what=f"{name} {status} (now {self.status(name)})")
+        wait_for(lambda: self.status(name) in wanted, timeout=timeout, interval=1,
+                 what=f"{name} {'/'.join(wanted)} (now {self.status(name)})")
         return time.monotonic() - started
 
     def wait_notified(self, alertname: str, *, server: str | None = None,
