@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -131,6 +132,22 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cannot_listen(listen: str) -> str | None:
+    """Why `host:port` cannot be bound right now (None when it can, or is not host:port)."""
+    host, sep, port = listen.rpartition(":")
+    if not sep or not port.isdigit() or listen.startswith("unix:"):
+        return None
+    host = host.strip("[]") or "0.0.0.0"
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds
+        try:
+            sock.bind((host, int(port)))
+        except OSError as exc:
+            return (exc.strerror or str(exc)).lower()
+    return None
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run under gunicorn (gthread) as in production."""
     os.environ["STACKSENSE_ROUTER_CONFIG"] = os.path.abspath(args.config)
@@ -144,6 +161,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         except StoreConnectError as exc:  # names the database, never the password
             print(f"error: {exc}", file=sys.stderr)
             return 1
+    problem = _cannot_listen(args.listen)
+    if problem:  # gunicorn would retry five times and print ten lines
+        print(f"router: cannot listen on {args.listen}: {problem}", file=sys.stderr)
+        return 1
     argv = ["gunicorn", "--bind", args.listen, "--worker-class", WORKER_CLASS,
             "--threads", str(args.threads), "--workers", str(args.workers),
             "--access-logfile", "-" if args.access_log else "/dev/null",

@@ -78,3 +78,16 @@ def test_render(capsys):
     assert "HighCpuUsage" in capsys.readouterr().out
     assert main(["render", "no-such-template"]) == 2
     assert "unknown template" in capsys.readouterr().err
+
+
+def test_serve_on_a_port_in_use_is_one_line_and_exit_1(config_file, capsys):
+    import socket
+
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        code = main(["-c", config_file(), "serve", "--listen", f"127.0.0.1:{port}"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err == f"router: cannot listen on 127.0.0.1:{port}: address already in use\n"
