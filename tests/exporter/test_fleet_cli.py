@@ -304,3 +304,20 @@ def test_remove_with_remove_key_takes_the_key_off_the_host(
         assert yaml.safe_load(inv.read_text())["servers"] == []
     finally:
         stop(proc)
+
+
+def test_cli_reload_uses_the_exporters_token_and_says_when_it_is_refused(
+    tmp_path: Path, ssh_keys: SshdKeys, ssh_server: Sshd, capsys: pytest.CaptureFixture[str],
+) -> None:
+    inv = inventory(tmp_path, ssh_keys, ssh_server)
+    token = tmp_path / "reload.token"
+    token.write_text("reload-s3cret\n")
+    with running_exporter(inv, server_options={"reload_token_file": token}) as exp:
+        assert stacksense_cli.main(servers_cli(inv, exp, "suspend", "web1")) == 1
+        err = capsys.readouterr().err
+        assert "the inventory was changed but the exporter's reload answered 401" in err
+        assert "reload-s3cret" not in err
+        assert exp.app.inventory.servers["web1"].suspended is False  # not reloaded
+        assert stacksense_cli.main(servers_cli(inv, exp, "resume", "web1", "--token-file",
+                                               str(token))) == 0
+        assert "exporter reloaded" in capsys.readouterr().out
