@@ -35,9 +35,13 @@ class KeepAliveWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn has no ty
             # Fairness: other connections waiting for a thread get it back at once.
             if self.tpool._work_queue.qsize():
                 break
-            if not conn.parser.unreader.buf.getvalue() and \
-                    not conn.wait_for_data(KEEPALIVE_LINGER):
-                break
+            if not conn.parser.unreader.buf.getvalue():
+                # gthread leaves `data_ready` set after a request; without clearing it
+                # wait_for_data answers True at once and the thread blocks reading an
+                # idle connection, so each idle browser would hold a thread.
+                conn.data_ready = False
+                if not conn.wait_for_data(KEEPALIVE_LINGER):
+                    break
             result = super().handle(conn)
         return result
 

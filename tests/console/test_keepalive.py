@@ -1,18 +1,14 @@
 """Browsers keep connections alive: idle ones must not take the router's threads.
 
-Fails today (xfail, strict): under gunicorn 27, `KeepAliveWorker.handle` in
-alert_router/cli.py waits with `conn.wait_for_data()`, whose `data_ready` flag stays True
-after the connection's first request, so the thread goes on to block reading the next
-request of an idle connection. Each idle keep-alive connection then holds a thread: with
-2 workers x 4 threads, the 9th idle browser connection hangs every request, the alert
-API's included. Resetting `conn.data_ready = False` before that wait fixes it (checked by
-hand with a subclass). When fixed, this test passes and strict xfail makes it fail: remove
-the mark.
+Under gunicorn 27, `conn.wait_for_data()` answers True at once while the connection's
+`data_ready` flag is still set from its previous request, so `KeepAliveWorker.handle`
+(alert_router/cli.py) clears it before lingering; otherwise each idle keep-alive
+connection holds a thread and, with 2 workers x 4 threads, the 9th idle browser
+connection hangs every request, the alert API's included.
 """
 
 from __future__ import annotations
 
-import pytest
 import requests
 
 from alert_router.console.users import Users
@@ -22,8 +18,6 @@ from tests.console.fake_peers import fake_peers
 from tests.peers.router import router
 
 
-@pytest.mark.xfail(strict=True, reason="KeepAliveWorker pins a thread per idle keep-alive "
-                   "connection under gunicorn 27 (alert_router/cli.py, see module docstring)")
 def test_idle_keepalive_connections_do_not_starve_the_router(tmp_path):
     with fake_peers() as peers:
         config = console_config(tmp_path, peers.url)
