@@ -59,7 +59,8 @@ LANDING = """<!doctype html><html><head><title>StackSense exporter</title></head
 <ul><li><a href="/metrics">/metrics</a> (the exporter itself and heartbeats)</li>
 <li><a href="/sd">/sd</a> (http_sd targets)</li>
 <li>/probe?target=NAME&amp;module=MODULE</li></ul>
-<h2>Servers</h2><table><tr><th>name</th><th>module</th><th>suspended</th><th>probe</th></tr>
+<h2>Servers</h2><p><a href="/api/v1/servers">/api/v1/servers</a> (status, last heartbeat,
+reason)</p><table><tr><th>name</th><th>module</th><th>suspended</th><th>probe</th></tr>
 {rows}</table></body></html>
 """
 
@@ -187,7 +188,9 @@ class Handler(HttpHandler):
         rows = "".join(
             f"<tr><td>{html.escape(s.name)}</td><td>{html.escape(s.module)}</td>"
             f"<td>{'yes' if s.suspended else 'no'}</td>"
-            f"<td><a href=\"/probe?target={html.escape(s.name, quote=True)}\">probe</a></td></tr>"
+            + ("<td>push-only</td></tr>" if s.push_only else
+               f"<td><a href=\"/probe?target={html.escape(s.name, quote=True)}\">probe</a>"
+               "</td></tr>")
             for s in self.server.app.inventory.servers.values()
         )
         self.send(200, LANDING.format(rows=rows), "text/html; charset=utf-8")
