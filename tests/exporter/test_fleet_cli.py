@@ -19,7 +19,7 @@ import yaml
 
 from exporter import stacksense_cli
 from tests.exporter.harness import RunningExporter, running_exporter
-from tests.peers.sshd import SSHD, Sshd, SshdKeys, sshd
+from tests.peers.sshd import PASSWORD, SSHD, Sshd, SshdKeys, sshd
 from tests.peers.util import free_port, port_open, serving, stop, wait_for
 
 HEADER = """# Our fleet. Keep this comment.
@@ -250,7 +250,7 @@ def authorized_keys_user() -> Iterator[pwd.struct_passwd]:
     subprocess.run(["useradd", "-M", "-d", str(home), "-s", "/bin/sh", name], check=True)
     try:
         # A user without a password is "locked", and sshd (without PAM) refuses it any login.
-        subprocess.run(["chpasswd"], input=f"{name}:{uuid.uuid4().hex}\n".encode(), check=True)
+        subprocess.run(["chpasswd"], input=f"{name}:{PASSWORD}\n".encode(), check=True)
         entry = pwd.getpwnam(name)
         os.chown(home, entry.pw_uid, entry.pw_gid)
         home.chmod(0o755)
@@ -260,17 +260,16 @@ def authorized_keys_user() -> Iterator[pwd.struct_passwd]:
         shutil.rmtree(home, ignore_errors=True)
 
 
-def test_remove_with_remove_key_takes_the_key_off_the_host(
+def test_add_with_a_password_deploys_the_key_and_remove_key_takes_it_off(
     tmp_path: Path, ssh_keys: SshdKeys, authorized_keys_user: pwd.struct_passwd,
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     user = authorized_keys_user
     ssh_dir = Path(user.pw_dir) / ".ssh"
     ssh_dir.mkdir(mode=0o700)
     keys_file = ssh_dir / "authorized_keys"
-    own = Path(str(ssh_keys.protected_key) + ".pub").read_text()
-    monitoring = Path(str(ssh_keys.client_key) + ".pub").read_text()
-    keys_file.write_text(own + monitoring)
+    own = Path(str(ssh_keys.protected_key) + ".pub").read_text()  # the operator's own key
+    keys_file.write_text(own)
     keys_file.chmod(0o600)
     os.chown(ssh_dir, user.pw_uid, user.pw_gid)
     os.chown(keys_file, user.pw_uid, user.pw_gid)
@@ -280,20 +279,35 @@ def test_remove_with_remove_key_takes_the_key_off_the_host(
     (work / "sshd_config").write_text("\n".join([
         f"Port {port}", "ListenAddress 127.0.0.1", f"HostKey {ssh_keys.host_key}",
         f"PidFile {work}/sshd.pid", "AuthorizedKeysFile .ssh/authorized_keys", "UsePAM no",
-        "StrictModes yes", f"AllowUsers {user.pw_name}", "LogLevel ERROR"]) + "\n")
+        "StrictModes yes", "PasswordAuthentication yes", f"AllowUsers {user.pw_name}",
+        "LogLevel ERROR"]) + "\n")
     os.makedirs("/run/sshd", exist_ok=True)
     proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(work / "sshd_config")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    monkeypatch.setenv("SS_TEST_PW", PASSWORD)
     try:
         wait_for(lambda: port_open("127.0.0.1", port), timeout=10, what="sshd")
-        server = Sshd("127.0.0.1", port, work, ssh_keys, proc)
-        inv = inventory(tmp_path, ssh_keys, server)
-        text = inv.read_text().replace("    port:", f"    user: {user.pw_name}\n    port:")
-        inv.write_text(text)
+        known = tmp_path / "known_hosts"
+        known.write_text("")
+        inv = tmp_path / "servers.yml"
+        inv.write_text(f"# Our fleet. Keep this comment.\nknown_hosts: {known}\n"
+                       f"credentials:\n  default:\n    key_file: {ssh_keys.client_key}\n")
         nowhere = RunningExporter(None, f"http://127.0.0.1:{free_port()}")  # type: ignore[arg-type]
+        # `servers add` with a password is today's onboarding: the key is deployed.
+        assert stacksense_cli.main(servers_cli(
+            inv, nowhere, "add", "web1", "--host", "127.0.0.1", "--port", str(port), "--user",
+            user.pw_name, "--password-env", "SS_TEST_PW", "--trust-on-first-use")) == 0
+        out, err = capsys.readouterr()
+        assert "web1: added (key deployed)" in out and "not reachable" in err
+        assert PASSWORD not in out + err
+        monitoring = Path(str(ssh_keys.client_key) + ".pub").read_text().split()[:2]
+        lines = keys_file.read_text().splitlines()
+        assert lines[0] == own.strip() and lines[1].split()[:2] == monitoring
+        assert "# Our fleet. Keep this comment." in inv.read_text()
+
         assert stacksense_cli.main(servers_cli(inv, nowhere, "remove", "web1")) == 1
         assert "is the last server" in capsys.readouterr().err
-        inv.write_text("allow_empty: true\n" + text)
+        inv.write_text("allow_empty: true\n" + inv.read_text())
         with running_exporter(inv) as exp:
             assert exp.probe_samples("web1")["stacksense_probe_success"] == 1
             assert stacksense_cli.main(servers_cli(inv, exp, "remove", "web1",
