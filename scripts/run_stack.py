@@ -127,8 +127,21 @@ def write_configs(token: str) -> dict[str, Path]:
         # notifications.jsonl); add email_configs / slack_configs here to deliver.
         "receivers": [{"name": "local-sink", "webhook_configs": [
             {"url": f"http://{HOST}:{SINK}/"}]}],
+        # The console at /console/ reads the rule engine, Prometheus and the exporter.
+        "console": {"rules_url": f"http://{HOST}:{RULES}",
+                    "prometheus_url": f"http://{HOST}:{PROMETHEUS}",
+                    "exporter_url": f"http://{HOST}:{EXPORTER}"},
     })
     return paths
+
+
+def console_admin(paths: dict[str, Path]) -> Path:
+    """The console's first admin, with a generated password in .run/console-admin (0600)."""
+    secret = RUN / "console-admin"
+    subprocess.run([str(BIN / "stacksense-router"), "-c", str(paths["router"]), "users", "add",
+                    "admin", "--role", "admin", "--if-missing", "--write-password",
+                    str(secret)], check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+    return secret
 
 
 @dataclass
@@ -225,6 +238,8 @@ def wait_ready(service: Service, timeout: float = READY_TIMEOUT_SECONDS) -> bool
 
 def print_banner(paths: dict[str, Path]) -> None:
     print(f"\nStackSense is running (logs and state in {RUN}). Ctrl-C stops it.")
+    print(f"  Console:       http://{HOST}:{ROUTER}/console/  (log in as admin; the password "
+          f"is the second line of {RUN / 'console-admin'})")
     print(f"  Alert router:  http://{HOST}:{ROUTER}/  (write token in {RUN / 'router-token'})")
     print(f"  Notifications: {paths['notifications']}  (one JSON line per notification)")
     print(f"  Prometheus:    http://{HOST}:{PROMETHEUS}/alerts")
@@ -259,6 +274,12 @@ def supervise(stack: list[Service], stopping: list[bool]) -> None:
 def main() -> int:
     RUN.mkdir(exist_ok=True)
     paths = write_configs(router_token())
+    try:
+        console_admin(paths)
+    except subprocess.CalledProcessError as exc:
+        print(f"  cannot create the console's admin (exit {exc.returncode}); see above",
+              file=sys.stderr)
+        return 1
     stack = services(paths)
     stopping: list[bool] = []
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -48,6 +49,8 @@ def stop_stack(proc: subprocess.Popen[str], out: Output) -> int:
     proc.send_signal(signal.SIGINT)
     proc.wait(timeout=40)
     out.thread.join(timeout=5)
+    if proc.stdout is not None:
+        proc.stdout.close()
     return proc.returncode
 
 
@@ -84,6 +87,24 @@ def test_run_stack_brings_up_everything_notifies_the_sink_and_restarts_a_dead_se
 
         first = wait_for(notified, timeout=120, interval=1, what="a notification in the sink")
         assert first[0]["body"]["version"] == "4"  # type: ignore[index]
+
+        # The console: the printed admin logs in and sees this machine in the fleet.
+        admin = tmp_path / "console-admin"
+        assert admin.stat().st_mode & 0o777 == 0o600
+        name, password = admin.read_text().split()[:2]
+        console = f"http://127.0.0.1:{ports['ROUTER']}/console"
+        browser = requests.Session()
+        page = browser.get(f"{console}/login", timeout=5)
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert csrf, page.text[:500]
+        resp = browser.post(f"{console}/login", data={"name": name, "password": password,
+                                                      "csrf": csrf.group(1)}, timeout=5)
+        assert resp.status_code == 200 and "/console/login" not in resp.url, resp.text[:500]
+        fleet = wait_for(lambda: (t := browser.get(f"{console}/", timeout=10).text)
+                         and "online" in t and t, timeout=60, interval=2,
+                         what="the local host in the console's fleet")
+        assert "Console:" in out.text and "/console/" in out.text
+        assert fleet
 
         # A service that dies is restarted and said so.
         exporter_pid = int(subprocess.check_output(
