@@ -287,7 +287,8 @@ def test_prometheus_rule_is_the_compose_rules_file(rendered: dict[str, str]) -> 
 def test_dashboards_are_configmaps_for_the_grafana_sidecar(rendered: dict[str, str]) -> None:
     maps = {n: m for n, m in by_kind(docs(rendered, "dashboards"), "ConfigMap").items()
             if "dashboard" in n}
-    assert len(maps) == 2
+    # overview, server, pipeline and Node Exporter Full
+    assert len(maps) == 4
     for cm in maps.values():
         assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
         assert cm["metadata"]["annotations"]["grafana_folder"] == "StackSense"
