@@ -130,12 +130,16 @@ def alert_duration(alert: AlertData, now: datetime | None = None) -> str:
 
 
 def silence_url(data: NotificationData, alert: AlertData | None = None) -> str:
-    """Alertmanager-UI style link that pre-fills a silence for the alert (or the group)."""
+    """A link to the console's silence form, pre-filled for the alert (or the group).
+
+    The query is Alertmanager UI's `filter={a="b",...}`, which the console reads.
+    """
     if not data.external_url:
         return ""
     labels = alert.labels if alert is not None else data.common_labels
     matchers = ",".join(f'{k}="{_escape_matcher(v)}"' for k, v in sorted(labels.items()))
-    return f"{data.external_url.rstrip('/')}/#/silences/new?filter={quote('{' + matchers + '}')}"
+    base = data.external_url.rstrip("/")
+    return f"{base}/console/silences/new?filter={quote('{' + matchers + '}')}"
 
 
 def _escape_matcher(value: str) -> str:

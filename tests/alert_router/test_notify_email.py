@@ -95,7 +95,7 @@ def test_starttls_auth_delivers_multipart_mail(mailbox: SmtpServer) -> None:
     assert "CPU usage on db1 is 99%" in text and "CPU usage on db1 is 99%" in html
     assert text.index("[CRITICAL]") < text.index("[WARNING]")  # most severe first
     assert "Firing (2)" in html and "Resolved (1)" in html
-    assert "/#/silences/new?filter=" in html  # a silence link per firing alert
+    assert "/console/silences/new?filter=" in html  # a silence link per firing alert
 
 
 def test_html_escapes_labels_text_does_not(mailbox: SmtpServer) -> None:
