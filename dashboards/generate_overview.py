@@ -20,13 +20,17 @@ STATUS_CODE = (
     f'0 * (stacksense_server_status{{{SEL}, status="online"}} == 1)'
     f' or 1 * (stacksense_server_status{{{SEL}, status="warning"}} == 1)'
     f' or 2 * (stacksense_server_status{{{SEL}, status="offline"}} == 1)'
-    f' or 3 * (stacksense_server_status{{{SEL}, status="suspended"}} == 1))'
+    f' or 3 * (stacksense_server_status{{{SEL}, status="suspended"}} == 1)'
+    f' or 4 * (stacksense_server_status{{{SEL}, status="pending"}} == 1)'
+    f' or 5 * (stacksense_server_status{{{SEL}, status="unknown"}} == 1))'
 )
 STATUS_MAPPINGS = [{"type": "value", "options": {
     "0": {"text": "online", "color": "green", "index": 0},
     "1": {"text": "warning", "color": "yellow", "index": 1},
     "2": {"text": "offline", "color": "red", "index": 2},
     "3": {"text": "suspended", "color": "gray", "index": 3},
+    "4": {"text": "pending", "color": "blue", "index": 4},
+    "5": {"text": "unknown", "color": "purple", "index": 5},
 }}]
 OK_MAPPINGS = [{"type": "value", "options": {
     "0": {"text": "failed", "color": "red", "index": 0},
@@ -108,8 +112,8 @@ def build() -> dict[str, Any]:
                           "{{status}}", instant=True)],
                   options={"colorMode": "background", "graphMode": "none",
                            "textMode": "value_and_name"}), 6, 6)
-    lay.add(panel("state-timeline", "Server status", "online / warning / offline / suspended, "
-                  "as decided by the rule engine.", [target(STATUS_CODE, "{{server}}")],
+    lay.add(panel("state-timeline", "Server status", "pending / online / warning / offline / suspended / "
+                  "unknown, as decided by the rule engine.", [target(STATUS_CODE, "{{server}}")],
                   mappings=STATUS_MAPPINGS, thresholds=[(None, "green")],
                   options={"showValue": "never", "mergeValues": True}), 18, 6)
     lay.add(panel("bargauge", "Health score", "0-100 per server (100 = all resources idle).",
