@@ -112,8 +112,9 @@ def build() -> dict[str, Any]:
                           "{{status}}", instant=True)],
                   options={"colorMode": "background", "graphMode": "none",
                            "textMode": "value_and_name"}), 6, 6)
-    lay.add(panel("state-timeline", "Server status", "pending / online / warning / offline / suspended / "
-                  "unknown, as decided by the rule engine.", [target(STATUS_CODE, "{{server}}")],
+    lay.add(panel("state-timeline", "Server status",
+                  "pending / online / warning / offline / suspended / unknown, "
+                  "as decided by the rule engine.", [target(STATUS_CODE, "{{server}}")],
                   mappings=STATUS_MAPPINGS, thresholds=[(None, "green")],
                   options={"showValue": "never", "mergeValues": True}), 18, 6)
     lay.add(panel("bargauge", "Health score", "0-100 per server (100 = all resources idle).",
