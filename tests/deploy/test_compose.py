@@ -108,7 +108,10 @@ def localized_copy(resolved: dict[str, Any], service: str, tmp: Path) -> Path:
     _, target = config_argument(svc["command"])
     (volume,) = [v for v in svc["volumes"] if v["target"] == target]
     (tmp / "router-token").write_text("token\n")
-    (tmp / "demo_ed25519").write_text("only the path is checked\n")
+    # --check-config parses the key (a missing or garbage key is an error), so a real one.
+    if not (tmp / "demo_ed25519").exists():
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f",
+                        str(tmp / "demo_ed25519")], check=True)
     copy = tmp / f"{service}.yml"
     copy.write_text(Path(volume["source"]).read_text().replace("/secrets/", f"{tmp}/"))
     return copy
