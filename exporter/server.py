@@ -16,7 +16,8 @@ stays readable.
 `POST /-/reload` (or PUT) is authenticated as the rule engine's is: with a
 reload token file, `Authorization: Bearer <token>`; without one, loopback
 clients only; 401 otherwise. Writes to `/api/v1/servers` (exporter.fleet_api)
-are authorized the same way, with the API token file (default: the reload one).
+are authorized the same way, with the API token file (default: the reload one),
+and so is `POST /api/v1/diagnose/<server>` (exporter.diagnose_api).
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from exporter.app import ExporterApp, UnknownTarget
 from exporter.config import ConfigError
+from exporter.diagnose_api import PREFIX as DIAGNOSE_PREFIX
+from exporter.diagnose_api import DiagnoseApi
 from exporter.fleet_api import PREFIX as FLEET_PREFIX
 from exporter.fleet_api import FleetApi
 from exporter.http11 import HttpHandler, Request, response_bytes
@@ -76,6 +79,11 @@ class Handler(HttpHandler):
             authorized = writing and self._token_authorized(self.server.api_token_file)
             status, payload = self.server.fleet.handle(req.method, url.path, url.query,
                                                        req.body, authorized)
+            self._json(status, payload)
+        elif url.path.startswith(DIAGNOSE_PREFIX):
+            authorized = self._token_authorized(self.server.api_token_file)
+            status, payload = self.server.diagnose.handle(req.method, url.path, req.body,
+                                                          authorized)
             self._json(status, payload)
         elif req.method in ("GET", "HEAD"):
             self._get(urlsplit(req.target))
@@ -207,6 +215,7 @@ class ExporterHTTPServer(ThreadingHTTPServer):
                  api_token_file: Path | None = None) -> None:
         self.app = app
         self.fleet = FleetApi(app)
+        self.diagnose = DiagnoseApi(app)
         self.max_connections = max_connections
         self.reload_token_file = reload_token_file
         self.api_token_file = api_token_file or reload_token_file

@@ -201,8 +201,69 @@ class SshPool:
         jump = self._inventory.server(server.jump) if server.jump else None
         return (server.host, server.port, server.user, creds, jump)
 
+    def exec_channel(self, server: Server, command: str, deadline: float, *,
+                     max_output: int) -> tuple[int | None, str]:
+        """Run `command` on its own exec channel of the server's pooled connection.
+
+        For long, rare commands (exporter.diagnose): the server's lock is held only
+        to (re)connect, so probes keep running on the pooled shell meanwhile. The
+        output is returned even when the deadline cuts the command (exit status
+        None then), and is truncated at `max_output` bytes.
+        """
+        slot = self._slot(server.name)
+        if not slot.lock.acquire(timeout=max(0.0, deadline - self._clock())):
+            raise ProbeFailure("timeout", f"{server.name}: previous probe still running")
+        try:
+            transport = self._ensure_transport(slot, server, deadline)
+        finally:
+            slot.lock.release()
+        where = f"{server.name} ({server.host}:{server.port})"
+        try:
+            channel = transport.open_session(timeout=max(0.05, deadline - self._clock()))
+            channel.exec_command(command)
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise ProbeFailure("command", f"{where}: cannot open a session "
+                                          f"({type(exc).__name__})") from None
+        buf = bytearray()
+        status: int | None = None
+        try:
+            while len(buf) < max_output:
+                remaining = deadline - self._clock()
+                if remaining <= 0:
+                    break
+                channel.settimeout(remaining)
+                try:
+                    data = channel.recv(65536)
+                except TimeoutError:
+                    break
+                if not data:
+                    if channel.status_event.wait(max(0.0, deadline - self._clock())):
+                        status = channel.recv_exit_status()
+                    break
+                buf += data
+        except (paramiko.SSHException, OSError, EOFError):
+            pass  # what was read so far is the (partial) answer
+        finally:
+            channel.close()
+        return status, bytes(buf[:max_output]).decode("utf-8", "replace")
+
     def _run_locked(self, slot: _Slot, server: Server, command: str,
                     deadline: float, max_output: int, prelude: str = "") -> CommandResult:
+        transport = self._ensure_transport(slot, server, deadline)
+        try:
+            return self._run_in_shell(slot, transport, server, command, deadline,
+                                      max_output, prelude)
+        except ProbeFailure as failure:
+            if failure.reason == "timeout":
+                # A channel that timed out mid-session means a dead or blackholed
+                # link: drop the connection so the next probe reconnects.
+                _close(transport)
+                slot.transport = slot.shell = None
+            raise
+
+    def _ensure_transport(self, slot: _Slot, server: Server,
+                          deadline: float) -> paramiko.Transport:
+        """The slot's live connection, made now if needed (the slot's lock is held)."""
         settings = self._settings(server)
         if slot.transport is not None and (not slot.transport.is_active()
                                            or slot.fingerprint != settings):
@@ -232,16 +293,7 @@ class SshPool:
                 slot.last_failure = failure
                 raise
             slot.failures, slot.last_failure = 0, None
-        try:
-            return self._run_in_shell(slot, slot.transport, server, command, deadline,
-                                      max_output, prelude)
-        except ProbeFailure as failure:
-            if failure.reason == "timeout":
-                # A channel that timed out mid-session means a dead or blackholed
-                # link: drop the connection so the next probe reconnects.
-                _close(slot.transport)
-                slot.transport = slot.shell = None
-            raise
+        return slot.transport
 
     def _open_socket(self, server: Server, deadline: float) -> socket.socket | paramiko.Channel:
         where = f"{server.name} ({server.host}:{server.port})"

@@ -1,0 +1,68 @@
+"""`POST /api/v1/diagnose/<server>`: diagnostics and findings for one inventory server.
+
+Authorized like the fleet writes (it runs commands on the host): the API bearer
+token, or loopback clients only without a token file. The optional JSON body
+`{"labels": {...}}` (the alert's labels) only orders the findings
+(exporter.recommend); nothing from the request reaches the host but the choice
+of server. Errors are 4xx with one line: 400 bad body, 401, 404 unknown server,
+409 push-only (never contacted over SSH).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
+
+from exporter.diagnose import Diagnoser
+from exporter.recommend import Recommender, RuleRecommender
+
+if TYPE_CHECKING:
+    from exporter.app import ExporterApp
+
+PREFIX = "/api/v1/diagnose/"
+MAX_LABELS = 64
+
+
+class DiagnoseApi:
+    def __init__(self, app: ExporterApp, recommender: Recommender | None = None) -> None:
+        self.app = app
+        # Local mode runs the script on this machine; otherwise over the pool.
+        self.diagnoser = Diagnoser(None if app.inventory.local else app.pool)
+        self.recommender = recommender or RuleRecommender()
+
+    def handle(self, method: str, path: str, body: bytes,
+               authorized: bool) -> tuple[int, Any]:
+        if method != "POST":
+            return 405, {"error": "use POST (a diagnosis runs commands on the host)"}
+        if not authorized:
+            return 401, {"error": "diagnostics need a valid bearer token "
+                                  "(or a loopback client when no token file is set)"}
+        name = unquote(path[len(PREFIX):]).strip("/")
+        labels = _labels(body)
+        if isinstance(labels, str):
+            return 400, {"error": labels}
+        server = self.app.inventory.server(name) if name else None
+        if server is None:
+            return 404, {"error": f"no server named {name[:100]!r} in the inventory"}
+        if server.push_only:
+            return 409, {"error": f"{server.name} is push-only: the exporter never connects "
+                                  "to it, so it cannot diagnose it"}
+        report = self.diagnoser.diagnose(server)
+        findings = self.recommender.recommend(labels, report)
+        return 200, {**report, "findings": [f.to_json() for f in findings]}
+
+
+def _labels(body: bytes) -> dict[str, str] | str:
+    """The alert labels from the body, or an error text."""
+    if not body.strip():
+        return {}
+    try:
+        raw = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return f"invalid JSON: {exc}"
+    labels = raw.get("labels", {}) if isinstance(raw, dict) else None
+    if not isinstance(labels, dict) or len(labels) > MAX_LABELS or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in labels.items()):
+        return f'expected {{"labels": {{name: value}}}} with at most {MAX_LABELS} string labels'
+    return {k[:100]: v[:200] for k, v in labels.items()}

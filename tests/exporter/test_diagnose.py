@@ -1,0 +1,181 @@
+"""Diagnostics over a real sshd: the busy process and the full filesystem are named,
+a hung command costs only its section, and the API refuses what it should."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from exporter.diagnose import DEADLINE, SCRIPT, parse, split_sections
+from exporter.recommend import RuleRecommender
+from tests.conftest import require_root
+from tests.exporter.harness import (
+    RunningExporter,
+    running_exporter,
+    server_entry,
+    write_inventory,
+)
+from tests.peers.sshd import SshdKeys, sshd
+
+HOG = "ss-memhog"
+# Names itself (prctl PR_SET_NAME: ps's comm) and holds 64 MiB touched, until killed.
+HOG_CODE = ("import ctypes, time; ctypes.CDLL(None).prctl(15, b'" + HOG + "', 0, 0, 0); "
+            "x = bytearray(64 << 20); x[::4096] = b'x' * len(x[::4096]); print('ok', flush=True); "
+            "time.sleep(120)")
+
+
+@contextlib.contextmanager
+def exporter_with(tmp_path: Path, ssh_keys: SshdKeys, *, fake: dict[str, str] | None = None,
+                  token: str | None = None) -> Iterator[RunningExporter]:
+    extra = []
+    if fake:
+        fake_bin = tmp_path / "bin"
+        fake_bin.mkdir()
+        for name, script in fake.items():
+            (fake_bin / name).write_text(script)
+            (fake_bin / name).chmod(0o755)
+        extra = [f"SetEnv PATH={fake_bin}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"]
+    with sshd(tmp_path / "sshd", ssh_keys, extra=extra) as server:
+        known = tmp_path / "known_hosts"
+        known.write_text(server.known_hosts_line())
+        agent = {"name": "agent1", "mode": "push", "push_token_hash": "sha256:" + "0" * 64}
+        inv = write_inventory(tmp_path / "servers.yml", [server_entry("web1", server), agent],
+                              {"default": {"key_file": str(ssh_keys.client_key)}}, known)
+        options = {}
+        if token:
+            (tmp_path / "token").write_text(token + "\n")
+            options["api_token_file"] = tmp_path / "token"
+        with running_exporter(inv, server_options=options) as exp:
+            yield exp
+
+
+@pytest.fixture
+def hog() -> Iterator[int]:
+    proc = subprocess.Popen([sys.executable, "-c", HOG_CODE], stdout=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stdout.readline().startswith(b"ok")
+    yield proc.pid
+    proc.kill()
+    proc.wait()
+    proc.stdout.close()
+
+
+@pytest.fixture
+def full_tmpfs(tmp_path: Path) -> Iterator[Path]:
+    require_root()
+    mount = tmp_path / "full"
+    (mount).mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount)], check=True)
+    try:
+        (mount / "dumps").mkdir()
+        # Past the size, write() fails: the filesystem is then 100 % used.
+        with contextlib.suppress(OSError), open(mount / "dumps" / "core.1", "wb") as f:
+            for _ in range(9):
+                f.write(b"\0" * (1 << 20))
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_names_the_memory_hog_and_the_full_filesystem(tmp_path: Path, ssh_keys: SshdKeys,
+                                                      hog: int, full_tmpfs: Path) -> None:
+    with exporter_with(tmp_path, ssh_keys, token="t0ken") as exp:
+        resp = requests.post(f"{exp.url}/api/v1/diagnose/web1", timeout=30,
+                             headers={"Authorization": "Bearer t0ken"},
+                             json={"labels": {"alertname": "HostDiskFull"}})
+        assert resp.status_code == 200, resp.text
+        report = resp.json()
+        # Probes still work on the pooled connection afterwards.
+        assert exp.probe_samples("web1")["stacksense_probe_success"] == 1
+    assert report["complete"], report
+    assert any(p["command"] == HOG and p["pid"] == hog
+               for p in report["processes"]["by_memory"][:5]), report["processes"]
+    fs = next(f for f in report["filesystems"] if f["mountpoint"] == str(full_tmpfs))
+    assert fs["used_percent"] == 100
+    assert any(x["path"] == f"{full_tmpfs}/dumps" for x in fs["largest"]), fs
+    assert report["memory"]["total_bytes"] > 0 and report["load"]["cpus"] >= 1
+    assert report["listening"], "sshd itself listens"
+    first = report["findings"][0]  # the alert is about disk: the disk finding comes first
+    assert first["kind"] == "disk" and str(full_tmpfs) in first["text"], report["findings"]
+    assert f"{full_tmpfs}/dumps" in first["text"]
+
+
+def test_hung_command_costs_its_section_only(tmp_path: Path, ssh_keys: SshdKeys) -> None:
+    with exporter_with(tmp_path, ssh_keys, fake={"ps": "#!/bin/sh\nsleep 60\n"}) as exp:
+        started = time.monotonic()
+        resp = requests.post(f"{exp.url}/api/v1/diagnose/web1", timeout=30)
+        elapsed = time.monotonic() - started
+    assert resp.status_code == 200, resp.text
+    report = resp.json()
+    assert elapsed < DEADLINE
+    assert report["sections"]["ps_cpu"] == "timed_out"
+    assert report["sections"]["ps_memory"] == "timed_out"
+    assert report["sections"]["memory"] == "ok" and report["memory"]["total_bytes"] > 0
+    assert not report["complete"] and set(report["timed_out"]) == {"ps_cpu", "ps_memory"}
+    assert any(f["kind"] == "incomplete" and "ps_cpu" in f["text"] for f in report["findings"])
+
+
+def test_api_refusals_are_4xx(tmp_path: Path, ssh_keys: SshdKeys) -> None:
+    with exporter_with(tmp_path, ssh_keys, token="t0ken") as exp:
+        url = f"{exp.url}/api/v1/diagnose"
+        auth = {"Authorization": "Bearer t0ken"}
+        assert requests.post(f"{url}/web1", timeout=10).status_code == 401
+        assert requests.post(f"{url}/web1", headers={"Authorization": "Bearer nope"},
+                             timeout=10).status_code == 401
+        assert requests.get(f"{url}/web1", headers=auth, timeout=10).status_code == 405
+        assert requests.post(f"{url}/nosuch", headers=auth, timeout=10).status_code == 404
+        assert requests.post(f"{url}/agent1", headers=auth, timeout=10).status_code == 409
+        for body in (b"{", b"[1]", b'{"labels": {"a": 1}}', b"\xff"):
+            resp = requests.post(f"{url}/web1", headers=auth, data=body, timeout=10)
+            assert resp.status_code == 400, (body, resp.text)
+        resp = requests.post(f"{url}/web1;rm%20-rf%20/", headers=auth, timeout=10)
+        assert resp.status_code == 404
+
+
+def test_a_cut_off_run_is_parsed_as_far_as_it_went() -> None:
+    out = subprocess.run(["/bin/sh", "-c", SCRIPT], capture_output=True, text=True,
+                         timeout=DEADLINE).stdout
+    cut = out[:out.index("@@ss-diag load")] + "@@ss-diag load\n0.5 0.4"
+    _, status = split_sections(cut)
+    assert status["memory"] == "ok" and status["load"] == "incomplete"
+    assert status["kernel"] == "missing"
+    report = parse(cut)
+    assert set(report["timed_out"]) == {"load"} and report["memory"]["total_bytes"] > 0
+
+
+def test_kernel_log_unreadable_is_said() -> None:
+    out = ("@@ss-diag kernel\n@@unreadable dmesg: read kernel buffer failed: Operation not "
+           "permitted\n@@ss-diag-end kernel 0\n")
+    report = parse(out)
+    assert report["kernel"]["readable"] is False
+    assert "Operation not permitted" in report["kernel"]["note"]
+    findings = RuleRecommender().recommend({}, report)
+    assert any("kernel log unreadable" in f.text for f in findings)
+
+
+def test_memory_finding_names_the_processes_holding_it() -> None:
+    gib = 1 << 30
+    report = {
+        "memory": {"total_bytes": 10 * gib, "available_bytes": 0.7 * gib, "used_ratio": 0.93,
+                   "oom_kills_since_boot": 3},
+        "processes": {"by_memory": [
+            {"pid": 1, "user": "a", "command": "java", "rss_bytes": 4 * gib, "cpu_percent": 5},
+            {"pid": 2, "user": "a", "command": "redis", "rss_bytes": 2 * gib, "cpu_percent": 1},
+            {"pid": 3, "user": "a", "command": "nginx", "rss_bytes": 1 * gib, "cpu_percent": 1},
+        ], "by_cpu": []},
+        "failed_units": [{"unit": "backup.service", "description": "Nightly backup"}],
+        "kernel": {"oom_lines": ["Out of memory: Killed process 9 (java)"]},
+    }
+    findings = RuleRecommender().recommend({"alertname": "HostMemoryHigh"}, report)
+    texts = [f.text for f in findings]
+    assert texts[0] == ("memory is 93 % used: the top 3 processes hold 70 % of it "
+                        "(java, redis, nginx)")
+    assert "unit backup.service failed" in texts
+    assert "3 OOM kills since boot" in texts
+    assert all(f.action and f.evidence for f in findings)
