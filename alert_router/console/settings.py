@@ -11,7 +11,8 @@ from urllib.parse import urlsplit
 from alert_router.errors import ConfigError
 from alert_router.timeutil import parse_duration
 
-KEYS = {"enabled", "rules_url", "prometheus_url", "exporter_url", "grafana_url",
+KEYS = {"enabled", "rules_url", "prometheus_url", "exporter_url", "exporter_token_file",
+        "grafana_url",
         "session_key_file", "session_lifetime", "secure_cookies", "refresh_interval",
         "request_timeout"}
 
@@ -24,6 +25,10 @@ class ConsoleConfig:
     rules_url: str = "http://127.0.0.1:9817"
     prometheus_url: str = "http://127.0.0.1:9090"
     exporter_url: str = "http://127.0.0.1:9816"
+    # The bearer token for the exporter's /api/v1/servers writes (its --web.api-token-file,
+    # or its reload token); read at each use, never logged. "" = send none (the exporter then
+    # accepts writes from loopback clients only).
+    exporter_token_file: str = ""
     grafana_url: str = ""  # "" = no Grafana links
     # "" = beside the SQLite store (<storage.path>.console-key), else beside the config file
     session_key_file: str = ""
@@ -73,6 +78,9 @@ def parse_console(raw: Any, base: Path) -> ConsoleConfig:
         if key in raw and not isinstance(raw[key], bool):
             raise ConfigError(f"console.{key}", "must be true or false")
     d = ConsoleConfig()
+    token_file = raw.get("exporter_token_file", "")
+    if not isinstance(token_file, str):
+        raise ConfigError("console.exporter_token_file", "must be a file path (or empty)")
     key_file = raw.get("session_key_file")
     if key_file is not None and (not isinstance(key_file, str) or not key_file):
         raise ConfigError("console.session_key_file", "must be a file path")
@@ -81,6 +89,7 @@ def parse_console(raw: Any, base: Path) -> ConsoleConfig:
         rules_url=_url(raw, "rules_url", d.rules_url),
         prometheus_url=_url(raw, "prometheus_url", d.prometheus_url),
         exporter_url=_url(raw, "exporter_url", d.exporter_url),
+        exporter_token_file=str(base / token_file) if token_file else "",
         grafana_url=_url(raw, "grafana_url", d.grafana_url, optional=True),
         session_key_file=str(base / key_file) if key_file else "",
         session_lifetime=_seconds(raw, "session_lifetime", d.session_lifetime, 60, 30 * 86400),

@@ -148,29 +148,3 @@ def fleet_metrics(cfg: ConsoleConfig) -> tuple[dict[str, dict[str, float]], list
         for server, value in got.data.items():
             out.setdefault(server, {})[key] = value
     return out, errors
-
-
-def test_probe(cfg: ConsoleConfig, server: str) -> tuple[bool, str]:
-    """Run one probe through the exporter's /probe; (success, one line to show)."""
-    url = f"{cfg.exporter_url}/probe"
-    try:
-        resp = requests.get(url, params={"target": server}, timeout=max(cfg.request_timeout,
-                                                                         15.0))
-    except requests.RequestException as exc:
-        return False, f"cannot reach the exporter at {cfg.exporter_url}: {type(exc).__name__}"
-    if resp.status_code != 200:
-        return False, f"the exporter refused the probe (HTTP {resp.status_code}): " \
-                      f"{resp.text.strip()[:200]}"
-    up = None
-    reason = ""
-    for line in resp.text.splitlines():
-        if line.startswith("stacksense_probe_success"):
-            up = _number(line.rsplit(" ", 1)[-1])
-        if line.startswith("stacksense_probe_failure{") and \
-                _number(line.rsplit(" ", 1)[-1]) == 1.0:  # "1" or "1.0", as clients write
-            reason = line.split('reason="', 1)[-1].split('"', 1)[0]
-    if up == 1.0:
-        return True, "probe succeeded"
-    if up is None:
-        return True, "probe answered (no stacksense_probe_success line to judge it)"
-    return False, f"probe failed{': ' + reason if reason else ''}"

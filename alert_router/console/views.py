@@ -27,7 +27,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from alert_router.api.common import storage_failure
 from alert_router.auth import token_valid
 from alert_router.console import alerts as al
-from alert_router.console import charts, fleet, sources
+from alert_router.console import charts, exporter_api, fleet, sources
 from alert_router.console import session as sess
 from alert_router.console.settings import ConsoleConfig
 from alert_router.errors import InputError
@@ -290,13 +290,18 @@ def server_view(name: str) -> View:
         series = sources.prom_range(cfg, expr, start, end, step)
         chart_list.append({"title": title, "error": series.error,
                            "svg": charts.svg_chart(title, series.data or [], start, end, unit)})
+    exporter_view = None
+    user = sess.current_user()
+    if user is not None and user.can("operator"):
+        exporter_view = exporter_api.server(cfg, name)
     history = [h for h in view.get("history", []) if isinstance(h, dict)][-50:] \
         if isinstance(view.get("history"), list) else []
     return render_template("console/server.html", name=name, view=view, error=got.error,
                            alerts=alerts, incidents=incidents, charts=chart_list,
                            range_name=range_name, start=start, end=end, ranges=RANGES,
                            status_history=list(reversed(history)),
-                           events=al.history(store, server=name, limit=50), updated=now)
+                           events=al.history(store, server=name, limit=50), updated=now,
+                           exporter=exporter_view)
 
 
 @bp.post("/servers/<path:name>/silence")
@@ -319,12 +324,55 @@ def server_silence(name: str) -> BaseResponse:
     return redirect(url_for("console.server_view", name=name))
 
 
-@bp.post("/servers/<path:name>/probe")
+def _server_event(name: str, transition: str, reason: str = "",
+                  details: dict[str, Any] | None = None) -> None:
+    """A line in the router's history: who changed or tested a server through the console."""
+    import json
+
+    from alert_router.store import HistoryEvent
+
+    user = sess.current_user()
+    st().store.add_history([HistoryEvent(time.time(), "server", name, name, transition,
+                                         actor=user.name if user else "console",
+                                         reason=reason[:MAX_REASON],
+                                         details=json.dumps(details or {}))])
+
+
+def _server_name(name: str) -> str:
+    if not name or len(name) > 253:
+        abort(404, description="no such server")
+    return name
+
+
+@bp.post("/servers/<path:name>/test")
 @sess.require("operator")
-def server_probe(name: str) -> BaseResponse:
-    ok, message = sources.test_probe(ccfg(), name)
-    flash(f"Test probe of {name}: {message}", "ok" if ok else "error")
+def server_test(name: str) -> BaseResponse:
+    name = _server_name(name)
+    got = exporter_api.run_test_probe(ccfg(), name)
+    if got.status == 200:  # a probe ran (whatever its outcome): worth a history line
+        _server_event(name, "tested", got.message, {"success": got.ok})
+    flash(got.message if got.status == 200 else f"Test probe of {name}: {got.message}",
+          "ok" if got.ok else "error")
     return redirect(url_for("console.server_view", name=name))
+
+
+@bp.post("/servers/<path:name>/<any(suspend, resume):action>")
+@sess.require("operator")
+def server_suspend(name: str, action: str) -> BaseResponse:
+    name = _server_name(name)
+    got = exporter_api.set_suspended(ccfg(), name, action == "suspend")
+    if got.ok:
+        _server_event(name, "suspended" if action == "suspend" else "resumed", got.message)
+        log.info("console: %r %s monitoring of %r", _actor(), action, name)
+        flash(got.message, "ok")
+    else:
+        flash(f"Could not {action} monitoring of {name}: {got.message}", "error")
+    return redirect(url_for("console.server_view", name=name))
+
+
+def _actor() -> str:
+    user = sess.current_user()
+    return user.name if user else ""
 
 
 # ---- alerts and incidents
@@ -537,6 +585,94 @@ def users_change() -> View:
     except UserError as exc:
         abort(400, description=str(exc))
     return redirect(url_for("console.users_view"))
+
+
+# ---- server inventory (admin), through the exporter's API
+ADD_FIELDS = ("name", "host", "port", "user", "mode", "labels")
+
+
+def parse_labels(text: str) -> dict[str, str]:
+    """`env=prod, rack=r1` (commas or new lines) as a mapping; the exporter checks the names."""
+    labels: dict[str, str] = {}
+    for item in text.replace("\n", ",").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"labels: {item!r} is not name=value")
+        labels[key.strip()] = value.strip()
+    return labels
+
+
+def _inventory_page(code: int = 200, *, error: str = "",
+                    form: dict[str, str] | None = None) -> tuple[str, int]:
+    got = exporter_api.inventory(ccfg())
+    return render_template("console/inventory.html",
+                           servers=got.data.get("servers", []) if got.ok else [],
+                           list_error="" if got.ok else got.message, error=error,
+                           form=form or {"mode": "ssh"}, exporter_url=ccfg().exporter_url), code
+
+
+@bp.get("/inventory")
+@sess.require("admin")
+def inventory_view() -> View:
+    return _inventory_page()
+
+
+@bp.post("/inventory")
+@sess.require("admin")
+def inventory_add() -> View:
+    form = {k: _form(k, 2000 if k == "labels" else 253).strip() for k in ADD_FIELDS}
+    try:
+        labels = parse_labels(form["labels"])
+    except InputError as exc:
+        return _inventory_page(400, error=str(exc), form=form)
+    if len(labels) > 50:
+        return _inventory_page(400, error="labels: at most 50", form=form)
+    # The exporter validates every field (and logs in to an ssh host once before writing);
+    # the console sends what was typed, so its message names the field as typed.
+    entry: dict[str, Any] = {k: form[k] for k in ("name", "host", "port", "user") if form[k]}
+    entry["name"] = form["name"]
+    if form["mode"] == "push":
+        entry["mode"] = "push"
+    elif form["mode"] not in ("", "ssh"):
+        return _inventory_page(400, error="mode: ssh or push", form=form)
+    if labels:
+        entry["labels"] = labels
+    got = exporter_api.add(ccfg(), entry)
+    if not got.ok:
+        # The exporter's 4xx (invalid field, login refused) is the user's to fix: 400 with the
+        # form kept; an exporter that cannot be reached or failed is a 502 with the same page.
+        code = 400 if 400 <= got.status < 500 and got.status != 401 else 502
+        return _inventory_page(code, error=f"Not added: {got.message}", form=form)
+    _server_event(form["name"], "added", got.message, entry)
+    log.info("console: %r added server %r to the inventory", _actor(), form["name"])
+    flash(got.message, "ok")
+    return redirect(url_for("console.inventory_view"))
+
+
+@bp.get("/inventory/<path:name>/remove")
+@sess.require("admin")
+def inventory_remove_confirm(name: str) -> View:
+    return render_template("console/inventory_remove.html", name=_server_name(name))
+
+
+@bp.post("/inventory/<path:name>/remove")
+@sess.require("admin")
+def inventory_remove(name: str) -> View:
+    name = _server_name(name)
+    if _form("confirm", 10) != "yes":
+        return render_template("console/inventory_remove.html", name=name), 400
+    remove_key = _form("remove_key", 10) in ("1", "on")
+    got = exporter_api.remove(ccfg(), name, remove_key=remove_key)
+    if not got.ok:
+        flash(f"Could not remove {name}: {got.message}", "error")
+        return redirect(url_for("console.inventory_view"))
+    _server_event(name, "removed", got.message, {"remove_key": remove_key})
+    log.info("console: %r removed server %r from the inventory", _actor(), name)
+    flash(got.message, "ok")
+    return redirect(url_for("console.inventory_view"))
 
 
 def query_string(args: dict[str, str], **changes: str) -> str:

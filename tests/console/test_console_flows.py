@@ -129,7 +129,7 @@ def test_silence_from_an_alert_is_prefilled_and_mutes_it(app):
     assert store.get_silence(silence.id).state(time.time()) == "expired"
 
 
-def test_maintenance_silence_and_test_probe_from_the_server_page(app, peers):
+def test_maintenance_silence_from_the_server_page(app, peers):
     peers.set("db-1", "online")
     c = app.test_client()
     csrf = login(c, "otto")
@@ -139,9 +139,7 @@ def test_maintenance_silence_and_test_probe_from_the_server_page(app, peers):
     [silence] = app.extensions["stacksense"].store.list_silences()
     assert [(m.name, m.value) for m in silence.matchers] == [("server", "db-1")]
     assert 3500 < silence.ends_at - time.time() <= 3600
-    c.post("/console/servers/db-1/probe", data={"csrf": csrf})
-    assert peers.probes == ["target=db-1"]
-    assert "probe succeeded" in c.get("/console/servers/db-1").text
+    # Suspend, resume and the test probe: tests/console/test_server_actions.py.
 
 
 def test_markup_in_labels_and_reasons_renders_as_text(app, peers):
@@ -341,19 +339,6 @@ def test_an_unwritable_session_key_is_a_config_error_naming_the_key(tmp_path):
     with pytest.raises(ConfigError) as err:
         create_app(config, start_background=False)
     assert str(err.value).startswith("console.session_key_file")
-
-
-def test_a_failed_test_probe_names_its_reason():
-    from alert_router.console import sources
-    from alert_router.console.settings import ConsoleConfig
-    from tests.console.fake_peers import fake_peers
-
-    with fake_peers() as peers:
-        peers.probe_body = ('stacksense_probe_success{server="x"} 0.0\n'
-                            'stacksense_probe_failure{reason="auth",server="x"} 1.0\n'
-                            'stacksense_probe_failure{reason="refused",server="x"} 0.0\n')
-        ok, message = sources.test_probe(ConsoleConfig(exporter_url=peers.url), "x")
-    assert not ok and message == "probe failed: auth"
 
 
 def test_the_default_session_key_lives_beside_the_store_not_in_the_working_directory(
