@@ -38,7 +38,7 @@ class Recommender(Protocol):
                   diagnostics: Mapping[str, Any]) -> list[Finding]: ...
 
 
-def _size(n: float | None) -> str:
+def human_size(n: float | None) -> str:
     if n is None:
         return "?"
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
@@ -50,7 +50,7 @@ def _size(n: float | None) -> str:
 
 def _proc(p: Mapping[str, Any]) -> str:
     return (f"{p.get('command')} (pid {p.get('pid')}, user {p.get('user')}): "
-            f"{_size(p.get('rss_bytes'))} RSS, {p.get('cpu_percent')} % CPU")
+            f"{human_size(p.get('rss_bytes'))} RSS, {p.get('cpu_percent')} % CPU")
 
 
 class RuleRecommender:
@@ -85,8 +85,8 @@ class RuleRecommender:
                      f"({', '.join(str(p.get('command')) for p in top3)})")
         return [Finding(text, "check whether the largest process is expected to be this big "
                               "(a leak, a cache without a limit); restart or cap it",
-                        [_proc(p) for p in top3] + [f"MemTotal {_size(total)}, available "
-                                                    f"{_size(mem.get('available_bytes'))}"],
+                        [_proc(p) for p in top3] + [f"MemTotal {human_size(total)}, available "
+                                                    f"{human_size(mem.get('available_bytes'))}"],
                         "memory")]
 
     def _disk(self, d: Mapping[str, Any]) -> list[Finding]:
@@ -98,12 +98,12 @@ class RuleRecommender:
             text = f"{fs.get('mountpoint')} is {fs.get('used_percent'):.0f} % full"
             if dirs:
                 text += ": largest directories " + ", ".join(
-                    f"{x['path']} ({_size(x['bytes'])})" for x in dirs)
+                    f"{x['path']} ({human_size(x['bytes'])})" for x in dirs)
             out.append(Finding(text, "remove or rotate what grew in these directories "
                                      "(old logs, dumps, caches), or grow the filesystem",
-                               [f"{fs.get('device')} {_size(fs.get('used_bytes'))} used of "
-                                f"{_size(fs.get('size_bytes'))}"]
-                               + [f"{_size(x['bytes'])}\t{x['path']}" for x in largest[:8]],
+                               [f"{fs.get('device')} {human_size(fs.get('used_bytes'))} used of "
+                                f"{human_size(fs.get('size_bytes'))}"]
+                               + [f"{human_size(x['bytes'])}\t{x['path']}" for x in largest[:8]],
                                "disk"))
         return out
 

@@ -64,6 +64,9 @@ def parser() -> argparse.ArgumentParser:
     from exporter import fleet_cli  # not imported for delegated parts (an agent-only host)
 
     fleet_cli.add_parser(sub)
+    from exporter import diagnose_cli
+
+    diagnose_cli.add_parser(sub)
     for name, (_, _, help_text) in DELEGATES.items():
         # add_help=False: `stacksense agent --help` shows the part's own help.
         sub.add_parser(name, help=help_text, add_help=False)
@@ -87,6 +90,11 @@ def main(argv: list[str] | None = None) -> int:
         from exporter import fleet_cli
 
         return fleet_cli.run(args)
+    if args.command == "diagnose":
+        logging.getLogger("paramiko").setLevel(logging.CRITICAL)
+        from exporter import diagnose_cli
+
+        return diagnose_cli.run(args)
     return _onboard(args)
 
 

@@ -4,6 +4,7 @@ a hung command costs only its section, and the API refuses what it should."""
 from __future__ import annotations
 
 import contextlib
+import json
 import subprocess
 import sys
 import time
@@ -179,3 +180,22 @@ def test_memory_finding_names_the_processes_holding_it() -> None:
     assert "unit backup.service failed" in texts
     assert "3 OOM kills since boot" in texts
     assert all(f.action and f.evidence for f in findings)
+
+
+def test_cli_prints_the_report_from_the_exporter_and_directly(
+        tmp_path: Path, ssh_keys: SshdKeys, hog: int, capsys: pytest.CaptureFixture[str]) -> None:
+    from exporter.stacksense_cli import main
+
+    with exporter_with(tmp_path, ssh_keys, token="t0ken") as exp:
+        assert main(["diagnose", "web1", "--exporter", exp.url,
+                     "--token-file", str(tmp_path / "token")]) == 0
+        via_api = capsys.readouterr().out
+        assert main(["diagnose", "web1", "--exporter", exp.url]) == 1  # no token: 401
+        assert "401" in capsys.readouterr().err
+        assert main(["diagnose", "web1", "--direct", "--inventory",
+                     str(tmp_path / "servers.yml"), "--json"]) == 0
+        direct = json.loads(capsys.readouterr().out)
+    assert via_api.startswith("web1: diagnostics in ") and "Findings:" in via_api
+    assert HOG in via_api.split("Top memory:")[1]
+    assert any(p["command"] == HOG for p in direct["processes"]["by_memory"])
+    assert "findings" in direct
