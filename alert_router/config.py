@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 import yaml
 
 from alert_router.console.settings import ConsoleConfig, parse_console
+from alert_router.diagnostics.fetch import DiagnosticsConfig, parse_diagnostics
 from alert_router.dispatch.route import Route, build_route
 from alert_router.errors import ConfigError
 from alert_router.inhibit import InhibitRule, build_inhibit_rules, default_inhibit_rules
@@ -29,7 +30,7 @@ NOTIFIER_GLOBAL_KEYS = {
     "slack_api_url", "slack_api_url_file", "pagerduty_url", "http_config",
 }
 TOP_KEYS = {"global", "route", "inhibit_rules", "receivers", "templates", "storage", "auth",
-            "web", "delivery", "incidents", "console"}
+            "web", "delivery", "incidents", "console", "diagnostics"}
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,7 @@ class RouterConfig:
     # never do; an alert without a severity label does).
     incident_open_for: tuple[str, ...] = ("critical", "warning")
     console: ConsoleConfig = field(default_factory=ConsoleConfig)  # the web console
+    diagnostics: DiagnosticsConfig | None = None  # alert_router.diagnostics.fetch
     original: str = ""  # the YAML as read, for /api/v2/status (secrets redacted)
 
 
@@ -313,6 +315,7 @@ def parse_config(raw: Any, *, base_dir: Path | None = None, original: str = "") 
         incident_auto_close=_dur(incidents, "auto_close_after", "incidents", 0.0),
         incident_open_for=tuple(open_for),
         console=parse_console(top.get("console"), base),
+        diagnostics=parse_diagnostics(top.get("diagnostics"), base),
         original=original,
     )
 

@@ -33,7 +33,7 @@ def notification_data(payload: dict[str, Any]) -> NotificationData:
         receiver=payload["receiver"], status=payload["status"], alerts=alerts,
         group_labels=payload["groupLabels"], common_labels=payload["commonLabels"],
         common_annotations=payload["commonAnnotations"], external_url=payload["externalURL"],
-        group_key=payload["groupKey"])
+        group_key=payload["groupKey"], diagnostics=payload.get("diagnostics"))
 
 
 def backoff(attempts: int, *, initial: float, maximum: float, rand: float) -> float:

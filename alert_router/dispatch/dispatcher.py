@@ -10,6 +10,7 @@ from typing import Any
 
 from alert_router.config import RouterConfig
 from alert_router.dedupe import NFLOG_KEY, LogEntry, should_notify
+from alert_router.diagnostics.fetch import DiagnosticsFetcher
 from alert_router.dispatch.route import Route
 from alert_router.fingerprint import fingerprint
 from alert_router.incidents import Incidents
@@ -101,6 +102,7 @@ class Dispatcher:
         self._last_gc = 0.0
         self._fingerprints: dict[tuple[tuple[str, str], ...], str] = {}
         self._routed_config: RouterConfig | None = None
+        self.diagnostics = DiagnosticsFetcher(lambda: self.config().diagnostics)
 
     def step(self, now: float) -> StepResult:
         """Ingest what arrived, resolve what timed out, flush due groups, collect garbage."""
@@ -239,6 +241,9 @@ class Dispatcher:
                         if old_alert:
                             expedite.add(key)
                         members.append((key, alert.fingerprint))
+                        if route.diagnostics and state == "firing":
+                            # Started now, so group_wait covers the run (no thread waits).
+                            self.diagnostics.prefetch(key, alert.labels)
                 if state != alert.state:
                     server = alert.labels.get("server", "")
                     events.append(HistoryEvent(now, "alert", alert.fingerprint, server, state,
@@ -330,19 +335,22 @@ class Dispatcher:
             # Alertmanager's pipeline stops when the mute stage leaves no alert: no
             # notification and no log entry, so the log still holds what was last sent.
             enqueued = self._notify(group.group_key, group.receiver, group.group_labels,
-                                    kept, firing, resolved, repeat, now, cfg) if kept else 0
+                                    kept, firing, resolved, repeat, now, cfg,
+                                    diagnose=bool(route and route.diagnostics)) if kept else 0
             done = [a.fingerprint for a in members if not a.firing(now)]
             self.store.remove_group_alerts(group.group_key, done)
             if len(done) == len(members):
                 self.store.delete_group(group.group_key)
+                self.diagnostics.forget_group(group.group_key)
             else:
                 self.store.set_group_flushed(group.group_key, now, now + interval)
         return enqueued
 
     def _notify(self, group_key: str, receiver: str, group_labels: dict[str, str],
                 kept: list[AlertRow], firing: frozenset[str], resolved: frozenset[str],
-                repeat: float, now: float, cfg: RouterConfig) -> int:
+                repeat: float, now: float, cfg: RouterConfig, *, diagnose: bool = False) -> int:
         enqueued = 0
+        diagnostics: dict[str, Any] | None = None
         for index, notifier in enumerate(self.notifiers(receiver)):
             # The log is written when a send succeeds; a notification still queued or retrying
             # counts as sent meanwhile, so a flush does not queue the same one twice.
@@ -360,6 +368,13 @@ class Dispatcher:
                 payload = notification_payload(receiver, group_key, group_labels, alerts, now,
                                                cfg.external_url)
                 payload[NFLOG_KEY] = {"firing": sorted(firing), "resolved": sorted(resolved)}
+                if diagnose and firing:
+                    if diagnostics is None:  # once per flush, shared by the integrations
+                        servers = list(dict.fromkeys(a.labels.get("server", "") for a in kept
+                                                     if a.fingerprint in firing))
+                        diagnostics = self.diagnostics.collect(group_key,
+                                                               [s for s in servers if s])
+                    payload["diagnostics"] = diagnostics
                 # One waiting notification per group and integration: the newest state
                 # replaces one not yet sent (a retrying one would otherwise arrive after it).
                 self.store.supersede_pending(group_key, receiver, index)

@@ -17,7 +17,7 @@ DEFAULT_REPEAT_INTERVAL = 4 * 3600.0
 
 ROUTE_KEYS = {
     "receiver", "group_by", "group_wait", "group_interval", "repeat_interval", "matchers",
-    "match", "match_re", "continue", "routes", "receivers_by_label",
+    "match", "match_re", "continue", "routes", "receivers_by_label", "diagnostics",
 }
 
 
@@ -34,6 +34,7 @@ class Route:
     matchers: list[Matcher] = field(default_factory=list)
     continue_: bool = False
     routes: list[Route] = field(default_factory=list)
+    diagnostics: bool = False  # fetch diagnostics for the first notification (inherited)
 
     def match(self, labels: Mapping[str, str]) -> list[Route]:
         """The routes that take an alert with `labels` (depth first, honouring `continue`)."""
@@ -145,6 +146,9 @@ def build_route(raw: Any, path: str = "route", parent: Route | None = None,
     cont = raw.get("continue", False)
     if not isinstance(cont, bool):
         raise ConfigError(f"{path}.continue", "must be true or false")
+    diagnostics = raw.get("diagnostics", parent.diagnostics if parent else False)
+    if not isinstance(diagnostics, bool):
+        raise ConfigError(f"{path}.diagnostics", "must be true or false")
     route = Route(
         route_id=route_id,
         receiver=receiver,
@@ -157,6 +161,7 @@ def build_route(raw: Any, path: str = "route", parent: Route | None = None,
                                   parent.repeat_interval if parent else DEFAULT_REPEAT_INTERVAL),
         matchers=_matchers(raw, path),
         continue_=cont,
+        diagnostics=diagnostics,
     )
     if route.group_interval <= 0:
         raise ConfigError(f"{path}.group_interval", "must be greater than 0")

@@ -49,6 +49,8 @@ class NotificationData:
     external_url: str
     group_key: str
     truncated_alerts: int = 0
+    # Set for routes with `diagnostics: true` (alert_router.diagnostics.fetch); None otherwise.
+    diagnostics: dict[str, Any] | None = None
 
     @property
     def firing(self) -> list[AlertData]:
@@ -137,7 +139,7 @@ def webhook_payload(data: NotificationData, *, max_alerts: int = 0) -> dict[str,
     if max_alerts > 0 and len(alerts) > max_alerts:
         truncated += len(alerts) - max_alerts
         alerts = alerts[:max_alerts]
-    return {
+    payload = {
         "receiver": data.receiver,
         "status": data.status,
         "alerts": [alert_payload(a) for a in alerts],
@@ -149,6 +151,11 @@ def webhook_payload(data: NotificationData, *, max_alerts: int = 0) -> dict[str,
         "groupKey": data.group_key,
         "truncatedAlerts": truncated,
     }
+    if data.diagnostics is not None:
+        # Only for routes that enable it. An extra top-level key: Alertmanager's consumers
+        # decode the payload with Go's encoding/json, which ignores unknown fields.
+        payload["diagnostics"] = data.diagnostics
+    return payload
 
 
 @dataclass

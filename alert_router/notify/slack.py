@@ -7,6 +7,7 @@ from typing import Any
 
 import requests
 
+from alert_router.diagnostics.fetch import as_text
 from alert_router.notify.base import (
     AlertData,
     NotificationData,
@@ -115,6 +116,10 @@ class SlackNotifier:
                          "text": {"type": "mrkdwn", "text": cut(body or " ", SECTION_TEXT_MAX)}}]
         else:
             attached = self._alert_blocks(data)
+        if data.diagnostics is not None:
+            blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": cut(
+                "*Diagnostics*\n" + slack_escape(as_text(data.diagnostics) or "none"),
+                SECTION_TEXT_MAX)}})
         message: dict[str, Any] = {
             "text": cut(fallback, SECTION_TEXT_MAX),
             "blocks": blocks,

@@ -9,6 +9,7 @@ from typing import Any
 
 import jinja2
 
+from alert_router.diagnostics.fetch import as_text
 from alert_router.notify.base import NotificationData, NotifyError, ReceiverConfigError
 from alert_router.notify.presentation import (
     alert_duration,
@@ -44,6 +45,8 @@ def template_context(data: NotificationData) -> dict[str, Any]:
         "silence_url": silence_url(data),
         "status_change": status_change(data),
         "now": datetime.now(UTC),
+        "diagnostics": data.diagnostics,
+        "diagnostics_text": as_text(data.diagnostics),
     }
 
 

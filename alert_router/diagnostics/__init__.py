@@ -1,0 +1,1 @@
+"""Diagnostics in the first notification (docs/diagnostics.md)."""
