@@ -1,4 +1,6 @@
-"""A small fake rule-engine API (and exporter /sd and /probe) on loopback, for console tests.
+"""A small fake rule-engine API (and exporter /sd) on loopback, for console tests.
+
+The exporter's fleet API (server actions) is faked by tests/console/fake_exporter.py.
 
 The real rule engine needs a warmed Prometheus and cycles of its own to reach a state;
 the console only reads its JSON, so tests set that JSON directly and change it live.
@@ -22,8 +24,6 @@ class FakePeers:
         self.servers: dict[str, dict[str, Any]] = {}
         self.labels: dict[str, dict[str, str]] = {}
         self.history: dict[str, list[dict[str, Any]]] = {}
-        self.probes: list[str] = []
-        self.probe_body = "stacksense_probe_success 1\n"  # what /probe answers
         self.prometheus = False  # also answer /api/v1/query (bench: no real Prometheus)
         self.url = ""
 
@@ -66,15 +66,6 @@ def fake_peers() -> Iterator[FakePeers]:
 
         def do_GET(self) -> None:  # noqa: N802
             url = urlsplit(self.path)
-            if url.path == "/probe":
-                peers.probes.append(url.query)
-                data = peers.probe_body.encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-                return
             code, obj = peers.body(url.path)
             data = json.dumps(obj).encode()
             self.send_response(code)
