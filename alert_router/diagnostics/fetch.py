@@ -160,17 +160,25 @@ class DiagnosticsFetcher:
                 log.warning("diagnostics for %s: %s", server, fetch.error)
             fetch.done.set()
 
-    def collect(self, group_key: str, servers: list[str]) -> dict[str, Any]:
-        """The diagnostics for a notification: waits at most until `timeout` after each fetch
-        started; what is not there by then is reported missing, with why."""
+    def collect(self, group_key: str, servers: Mapping[str, Mapping[str, str]]
+                ) -> dict[str, Any]:
+        """The diagnostics for a notification (`servers`: name -> an alert's labels): waits
+        at most until `timeout` after each fetch started; what is not there by then is
+        reported missing, with why."""
         cfg = self.config()
         if cfg is None:
             return {"included": False, "note": "diagnostics are not configured", "reports": []}
         reports: list[dict[str, Any]] = []
         missing: list[str] = []
-        for server in servers[:MAX_SERVERS_PER_GROUP]:
+        for server, labels in list(servers.items())[:MAX_SERVERS_PER_GROUP]:
             with self._lock:
                 fetch = self._fetches.get((group_key, server))
+            if fetch is None:
+                # Not started here (a restart since, or another replica ingested the alert):
+                # start it now; the wait below still bounds the delay by `timeout`.
+                self.prefetch(group_key, labels)
+                with self._lock:
+                    fetch = self._fetches.get((group_key, server))
             if fetch is None:
                 missing.append(f"{server}: not requested")
                 continue

@@ -370,10 +370,9 @@ class Dispatcher:
                 payload[NFLOG_KEY] = {"firing": sorted(firing), "resolved": sorted(resolved)}
                 if diagnose and firing:
                     if diagnostics is None:  # once per flush, shared by the integrations
-                        servers = list(dict.fromkeys(a.labels.get("server", "") for a in kept
-                                                     if a.fingerprint in firing))
-                        diagnostics = self.diagnostics.collect(group_key,
-                                                               [s for s in servers if s])
+                        servers = {a.labels["server"]: a.labels for a in reversed(kept)
+                                   if a.fingerprint in firing and a.labels.get("server")}
+                        diagnostics = self.diagnostics.collect(group_key, servers)
                     payload["diagnostics"] = diagnostics
                 # One waiting notification per group and integration: the newest state
                 # replaces one not yet sent (a retrying one would otherwise arrive after it).

@@ -142,3 +142,17 @@ def test_route_switch_must_be_boolean(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"route.routes\[0\].diagnostics"):
         parse_config(base_config(tmp_path, route={"receiver": "default", "routes": [
             {"receiver": "default", "diagnostics": "yes"}]}))
+
+
+def test_a_fetch_lost_to_a_restart_starts_at_the_flush(
+        tmp_path: Path, ssh_keys: SshdKeys, make_router: Callable[..., Harness]) -> None:
+    with exporter_with(tmp_path, ssh_keys) as exp:
+        router = make_router(exp.url, "8s")
+        fire(router, "HostDiskFull")
+        router.step(T0)
+        dispatcher = router.state.dispatcher
+        assert dispatcher is not None
+        dispatcher.diagnostics.forget_group(next(iter(dispatcher.diagnostics._fetches))[0])
+        router.step(T0 + 30)
+    [data] = router.stubs["default"].sent
+    assert data.diagnostics is not None and data.diagnostics["included"], data.diagnostics
