@@ -14,7 +14,9 @@ less than DEADLINE), so one hung command (a `ps` stuck on a dead NFS mount's
 process group, so a child left behind cannot hold the pipe open. `du` runs
 under `nice`/`ionice -c 3`, with `-x` (never crossing into other filesystems)
 and `-d 2`, only on filesystems above FULL_PERCENT, at most three of them.
-Process lines carry the command name only, never the arguments: command lines
+Every output line is prefixed with `|` on the host (the section markers never
+are), so nothing a host prints can end or open a section. Process lines carry
+the command name only, never the arguments: command lines
 hold passwords often enough. Every section is cut at SECTION_BYTES on the host
 and the whole output at MAX_OUTPUT; the parser caps every list again.
 """
@@ -41,6 +43,9 @@ TOP_PROCESSES = 10
 MAX_ITEMS = 40  # any list in the report (ports, units, kernel lines)
 CACHE_SECONDS = 30.0  # a burst of alerts about one server runs one diagnosis
 BEGIN, FINISH = "@@ss-diag", "@@ss-diag-end"
+# Every output line is prefixed on the host, so no line a host controls (a mount path, a
+# unit's description, a kernel message) can pass for a section marker.
+QUOTE = "sed 's/^/|/'"
 
 _PS = "ps -eo pid=,user=,pcpu=,pmem=,rss=,comm= --sort={key} | head -n " + str(TOP_PROCESSES)
 _DF = "df -P -k -x squashfs -x devtmpfs -x iso9660 2>/dev/null"
@@ -79,10 +84,10 @@ def build_script() -> str:
         "s() {",
         f"  printf '{BEGIN} %s\\n' \"$1\"",
         "  if command -v timeout >/dev/null 2>&1; then",
-        f"    timeout -k 0.5 \"$2\" sh -c \"{{ $3 ; }} 2>&1 | head -c {SECTION_BYTES}\""
+        f"    timeout -k 0.5 \"$2\" sh -c \"{{ $3 ; }} 2>&1 | head -c {SECTION_BYTES} | {QUOTE}\""
         " </dev/null",
         "  else",
-        f"    sh -c \"{{ $3 ; }} 2>&1 | head -c {SECTION_BYTES}\" </dev/null",
+        f"    sh -c \"{{ $3 ; }} 2>&1 | head -c {SECTION_BYTES} | {QUOTE}\" </dev/null",
         "  fi",
         f"  printf '\\n{FINISH} %s %s\\n' \"$1\" \"$?\"",
         "}",
@@ -114,8 +119,9 @@ def split_sections(output: str) -> tuple[dict[str, list[str]], dict[str, str]]:
             if current:
                 lines[current] = []
                 status[current] = "incomplete"  # until its end line arrives
-        elif current is not None and line and len(lines[current]) < 200:
-            lines[current].append(line[:500])
+        elif current is not None and line[:1] == "|" and len(line) > 1 \
+                and len(lines[current]) < 200:
+            lines[current].append(line[1:501])
     return lines, status
 
 

@@ -142,7 +142,7 @@ def test_api_refusals_are_4xx(tmp_path: Path, ssh_keys: SshdKeys) -> None:
 def test_a_cut_off_run_is_parsed_as_far_as_it_went() -> None:
     out = subprocess.run(["/bin/sh", "-c", SCRIPT], capture_output=True, text=True,
                          timeout=DEADLINE).stdout
-    cut = out[:out.index("@@ss-diag load")] + "@@ss-diag load\n0.5 0.4"
+    cut = out[:out.index("@@ss-diag load")] + "@@ss-diag load\n|0.5 0.4"
     _, status = split_sections(cut)
     assert status["memory"] == "ok" and status["load"] == "incomplete"
     assert status["kernel"] == "missing"
@@ -151,7 +151,7 @@ def test_a_cut_off_run_is_parsed_as_far_as_it_went() -> None:
 
 
 def test_kernel_log_unreadable_is_said() -> None:
-    out = ("@@ss-diag kernel\n@@unreadable dmesg: read kernel buffer failed: Operation not "
+    out = ("@@ss-diag kernel\n|@@unreadable dmesg: read kernel buffer failed: Operation not "
            "permitted\n@@ss-diag-end kernel 0\n")
     report = parse(out)
     assert report["kernel"]["readable"] is False
@@ -199,3 +199,11 @@ def test_cli_prints_the_report_from_the_exporter_and_directly(
     assert HOG in via_api.split("Top memory:")[1]
     assert any(p["command"] == HOG for p in direct["processes"]["by_memory"])
     assert "findings" in direct
+
+
+def test_host_output_cannot_forge_a_section_end() -> None:
+    out = ("@@ss-diag units\n|@@ss-diag-end units 0\n|@@ss-diag kernel\n"
+           "|x.service loaded failed failed @@ss-diag-end\n@@ss-diag-end units 0\n")
+    lines, status = split_sections(out)
+    assert status["units"] == "ok" and status["kernel"] == "missing"
+    assert len(lines["units"]) == 3
