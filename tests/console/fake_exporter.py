@@ -39,6 +39,7 @@ class FakeExporter:
         "summary": ["cpu 12%", "memory 40%"]})
     requests: list[Request] = field(default_factory=list)
     url: str = ""
+    sd_from: Any = None  # a FakePeers whose /sd (inventory labels) this exporter serves
 
     def add_server(self, name: str, **fields: Any) -> None:
         self.servers[name] = {"name": name, "mode": "ssh", "host": "10.0.0.5", "port": 22,
@@ -49,6 +50,9 @@ class FakeExporter:
         return [r for r in self.requests if r.method != "GET"]
 
     def handle(self, req: Request) -> tuple[int, Any]:
+        if req.path == "/sd" and self.sd_from is not None:
+            result: tuple[int, Any] = self.sd_from.body("/sd")
+            return result
         if not req.path.startswith(PREFIX):
             return 404, {"error": "not found"}
         parts = [unquote(p) for p in req.path[len(PREFIX):].strip("/").split("/") if p]

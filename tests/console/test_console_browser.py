@@ -19,6 +19,7 @@ import requests
 from alert_router.console.users import Users
 from alert_router.store import Store
 from tests.console.conftest import PASSWORD, TOKEN, console_config
+from tests.console.fake_exporter import fake_exporter
 from tests.console.fake_peers import fake_peers
 from tests.peers import chromium as chromium_peer
 from tests.peers.openmetrics import History
@@ -67,14 +68,18 @@ def stack(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("console-browser")
     backfill(history(time.time()), tmp / "prom-data")
     with fake_peers() as peers, prometheus(tmp, data_dir=tmp / "prom-data") as prom, \
-            webhook_receiver() as hook:
+            webhook_receiver() as hook, fake_exporter() as exporter:
+        exporter.sd_from = peers  # the label filter reads /sd from the exporter too
+        exporter.add_server("web-1", labels={"env": "prod", "role": "web"})
+        exporter.add_server("db-1", host="10.0.0.6")
         peers.set("web-1", "online", since=time.time() - 3600)
         peers.set("db-1", "warning", health={"color": "orange", "score": 62.0})
         peers.labels["web-1"] = {"env": "prod", "role": "web"}
         peers.history["web-1"] = [{"time": time.time() - 3600, "status": "pending"},
                                   {"time": time.time() - 3590, "status": "online"}]
         (tmp / "router").mkdir()
-        config = console_config(tmp / "router", peers.url, prom.url, refresh_interval="1s")
+        config = console_config(tmp / "router", peers.url, prom.url, refresh_interval="1s",
+                                exporter_url=exporter.url)
         config["receivers"] = [{"name": "null", "webhook_configs": [{"url": hook.url}]}]
         store = Store(str(tmp / "router" / "router.db"))
         users = Users(store)
@@ -88,7 +93,7 @@ def stack(tmp_path_factory):
         with router(tmp / "router", config, token=TOKEN, workers=2, threads=4) as proc, \
                 chromium_peer.chromium() as browser:
             yield {"peers": peers, "prom": prom, "router": proc, "browser": browser,
-                   "hook": hook}
+                   "hook": hook, "exporter": exporter}
 
 
 def fire(proc, labels, annotations):
@@ -329,6 +334,44 @@ def test_history_and_users_views_for_an_admin(stack):
     expect(page.locator("#new-password")).not_to_be_empty()
     expect(page.locator("main")).to_contain_text("nina")
     shot(page, "users")
+    page.context.close()
+
+
+def test_operator_suspends_and_tests_and_an_admin_manages_the_inventory(stack):
+    from playwright.sync_api import expect
+
+    base = stack["router"].url
+    page = open_page(stack, "otto")
+    page.goto(f"{base}/console/servers/db-1")
+    page.get_by_role("button", name="Suspend monitoring").click()
+    expect(page.locator(".flash.ok")).to_contain_text("Monitoring of db-1 suspended")
+    expect(page.get_by_role("button", name="Resume monitoring")).to_be_visible()
+    assert stack["exporter"].servers["db-1"]["suspended"] is True
+    page.get_by_role("button", name="Resume monitoring").click()
+    expect(page.locator(".flash.ok")).to_contain_text("Monitoring of db-1 resumed")
+    page.get_by_role("button", name="Run a test probe").click()
+    expect(page.locator(".flash.ok")).to_contain_text("Test probe of db-1 succeeded")
+    page.context.close()
+
+    page = open_page(stack, "ada")
+    page.get_by_role("link", name="Inventory").click()
+    page.wait_for_url(re.compile(r".*/console/inventory$"))
+    form = page.locator("form", has=page.get_by_role("button", name="Add server"))
+    form.locator("input[name=name]").fill("web-9")
+    form.locator("input[name=host]").fill("10.0.0.9")
+    form.locator("input[name=port]").fill("http")
+    form.locator("input[name=labels]").fill("env=prod, rack=r1")
+    form.get_by_role("button", name="Add server").click()
+    expect(page.locator("#add-error")).to_contain_text("port: expected 1-65535, got 'http'")
+    form.locator("input[name=port]").fill("2222")  # the other values were kept
+    form.get_by_role("button", name="Add server").click()
+    expect(page.locator(".flash.ok")).to_contain_text("Server web-9 added.")
+    shot(page, "inventory")
+    page.get_by_role("row", name=re.compile("web-9")).get_by_role("link", name="Remove…").click()
+    expect(page.locator("h1")).to_have_text("Remove web-9?")
+    page.get_by_role("button", name="Remove web-9").click()
+    expect(page.locator(".flash.ok")).to_contain_text("Server web-9 removed")
+    assert "web-9" not in stack["exporter"].servers
     page.context.close()
 
 
