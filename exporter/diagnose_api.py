@@ -48,7 +48,10 @@ class DiagnoseApi:
         if server.push_only:
             return 409, {"error": f"{server.name} is push-only: the exporter never connects "
                                   "to it, so it cannot diagnose it"}
-        report = self.diagnoser.diagnose(server)
+        # The configured logs' last matching line per pattern, as the probes saw them
+        # (exporter.checks.logs: truncated, credentials masked); no extra read of the host.
+        report = {**self.diagnoser.diagnose(server),
+                  "log_matches": self.app.prober.log_matches(server.name)}
         findings = self.recommender.recommend(labels, report)
         return 200, {**report, "findings": [f.to_json() for f in findings]}
 

@@ -27,7 +27,7 @@ class Finding:
     text: str  # what is wrong, one line
     action: str  # what to do about it
     evidence: list[str] = field(default_factory=list)  # the report's lines it rests on
-    kind: str = "info"  # memory|disk|unit|oom|cpu|kernel|incomplete: for ordering and styling
+    kind: str = "info"  # memory|disk|unit|oom|cpu|kernel|log|incomplete: for ordering
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -61,6 +61,7 @@ class RuleRecommender:
         findings = [*self._memory(diagnostics), *self._disk(diagnostics),
                     *self._units(diagnostics), *self._oom(diagnostics),
                     *self._cpu(diagnostics), *self._kernel(diagnostics),
+                    *self._logs(diagnostics),
                     *self._incomplete(diagnostics)]
         name = (alert_labels.get("alertname", "") + " "
                 + alert_labels.get("check", "")).lower()
@@ -146,6 +147,17 @@ class RuleRecommender:
         return [Finding(f"the kernel log shows {len(lines)} disk error lines",
                         "check the disk (smartctl -a) and the filesystem named in the lines",
                         lines[-5:], "kernel")]
+
+    def _logs(self, d: Mapping[str, Any]) -> list[Finding]:
+        matches = d.get("log_matches") or {}
+        lines = [f"{file} [{pattern}]: {line}" for file, per in sorted(matches.items())
+                 for pattern, line in sorted(per.items())]
+        if not lines:
+            return []
+        files = sorted(matches)
+        return [Finding(f"watched logs matched: {', '.join(files[:3])}"
+                        + (f" and {len(files) - 3} more" if len(files) > 3 else ""),
+                        "read the lines around these in the log", lines[:8], "log")]
 
     def _incomplete(self, d: Mapping[str, Any]) -> list[Finding]:
         missing = list(d.get("timed_out") or [])

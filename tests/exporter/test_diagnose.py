@@ -207,3 +207,22 @@ def test_host_output_cannot_forge_a_section_end() -> None:
     lines, status = split_sections(out)
     assert status["units"] == "ok" and status["kernel"] == "missing"
     assert len(lines["units"]) == 3
+
+
+def test_configured_logs_last_matching_lines_are_in_the_report(
+        tmp_path: Path, ssh_keys: SshdKeys) -> None:
+    from tests.exporter.test_checks import exporter_for
+
+    log = tmp_path / "app.log"
+    log.write_text("")
+    module = {"logs": [{"file": str(log), "patterns": {"error": "ERROR"}}]}
+    with sshd(tmp_path / "sshd", ssh_keys) as server, \
+            exporter_for(tmp_path, ssh_keys, server, module) as exp:
+        assert exp.probe_samples("h")["stacksense_probe_success"] == 1
+        log.write_text("ERROR disk quota exceeded token=abc123secret\n")
+        assert exp.probe_samples("h")["stacksense_probe_success"] == 1
+        report = requests.post(f"{exp.url}/api/v1/diagnose/h", timeout=30).json()
+    line = report["log_matches"][str(log)]["error"]
+    assert line.startswith("ERROR disk quota exceeded") and "abc123secret" not in line
+    [finding] = [f for f in report["findings"] if f["kind"] == "log"]
+    assert str(log) in finding["text"] and finding["evidence"] == [f"{log} [error]: {line}"]
