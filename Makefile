@@ -40,7 +40,7 @@ run: setup
 	$(PY) scripts/run_stack.py
 
 test: setup
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) scripts/run_tests.py $(PYTEST_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check .
