@@ -177,6 +177,27 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0  # pragma: no cover
 
 
+def cmd_trace(args: argparse.Namespace) -> int:
+    """Print what happened to one alert occurrence, read from the router's store."""
+    from alert_router.app import _open_store as open_store
+    from alert_router.trace import VALID, describe
+
+    if not VALID.match(args.trace_id):
+        print("error: trace id: must be 1-64 characters of A-Z a-z 0-9 _ . -", file=sys.stderr)
+        return 2
+    store = open_store(_config(args.config))
+    try:
+        stages = store.trace(args.trace_id)
+    finally:
+        store.close()
+    if not stages:
+        print(f"trace {args.trace_id}: not found", file=sys.stderr)
+        return 1
+    print(f"trace {args.trace_id}")
+    print(describe(stages))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stacksense-router",
                                      description="StackSense alert router")
@@ -206,6 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
     render = sub.add_parser("render", help="render a template with sample data")
     render.add_argument("template")
     render.set_defaults(func=cmd_render)
+    trace = sub.add_parser("trace", help="what happened to one alert (its trace id)")
+    trace.add_argument("trace_id")
+    trace.set_defaults(func=cmd_trace)
     from alert_router.console.cli import add_users_parser  # console accounts
 
     add_users_parser(sub)

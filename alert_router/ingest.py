@@ -13,6 +13,8 @@ from alert_router import limits
 from alert_router.errors import InputError, LimitError
 from alert_router.matchers import LABEL_NAME
 from alert_router.timeutil import parse_time
+from alert_router.trace import ANNOTATION as TRACE_ANNOTATION
+from alert_router.trace import VALID as VALID_TRACE
 
 Normalised = dict[str, Any]
 _known_names: set[str] = set()  # label names already checked: a cache, not state
@@ -93,6 +95,11 @@ def normalise_alert(raw: Any, path: str, *, now: float, status: str | None = Non
     annotations = raw.get("annotations")
     if annotations is not None:
         annotations = _string_map(annotations, f"{path}.annotations", names_must_be_labels=False)
+        trace_id = annotations.get(TRACE_ANNOTATION)
+        # The id is a lookup key, in URLs and log lines: nothing else gets through.
+        if trace_id is not None and not VALID_TRACE.match(trace_id):
+            raise InputError(f"{path}.annotations.{TRACE_ANNOTATION}: must be 1-64 characters "
+                             "of A-Z a-z 0-9 _ . -")
     starts = raw.get("startsAt")
     ends = raw.get("endsAt")
     if starts is not None:

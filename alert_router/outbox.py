@@ -17,8 +17,23 @@ from alert_router.metrics import RouterMetrics
 from alert_router.notify.base import AlertData, NotificationData, NotifyError
 from alert_router.store import HistoryEvent, OutboxRow, Store
 from alert_router.timeutil import to_datetime
+from alert_router.trace import log_ids, trace_of
+from alert_router.trace import row as trace_row
 
 log = logging.getLogger(__name__)
+
+
+def _traces(payload: dict[str, Any]) -> list[tuple[str, str]]:
+    """(trace id, fingerprint) of each alert of a notification; tracing never stops a send,
+    so a row queued by an older version (or damaged) gives what it can."""
+    out = []
+    for a in payload.get("alerts") or []:
+        try:
+            out.append((trace_of(a["labels"], a["annotations"], float(a["startsAt"])),
+                        str(a["fingerprint"])))
+        except (KeyError, TypeError, ValueError, AttributeError):
+            continue
+    return out
 
 
 def notification_data(payload: dict[str, Any]) -> NotificationData:
@@ -140,9 +155,21 @@ class Outbox:
         notifiers = self.notifiers(row.receiver)
         payload = json.loads(row.payload)
         server = payload.get("commonLabels", {}).get("server", "")
+        traces = _traces(payload)
+        ids = log_ids(t for t, _ in traces)
+
+        def attempt(outcome: str, when: float, error: str = "",
+                    retry_at: float | None = None) -> None:
+            # One stage per alert of the notification: each trace shows its own delivery.
+            self.store.add_trace(trace_row(
+                t, when, "delivery", outcome, fp, receiver=row.receiver, integration=row.kind,
+                outbox_id=row.id, attempt=row.attempts + 1, error=error, retry_at=retry_at)
+                for t, fp in traces)
+
         if row.integration >= len(notifiers):
-            self._give_up(row, now, server, "receiver_removed",
-                          f"receiver {row.receiver!r} has no integration {row.integration} now")
+            error = f"receiver {row.receiver!r} has no integration {row.integration} now"
+            self._give_up(row, now, server, "receiver_removed", error, ids)
+            attempt("failed", now, error)
             return
         notifier = notifiers[row.integration]
         if not self.may_send():
@@ -162,19 +189,24 @@ class Outbox:
                                 maximum=cfg.delivery.max_backoff, rand=self.rand())
                 if exc.retry_after is not None:
                     delay = max(delay, exc.retry_after)
-                log.warning("notification %d to %s/%s failed (%s), retry in %.1fs: %s",
-                            row.id, row.receiver, row.kind, exc.reason, delay, exc)
+                log.warning("notification %d to %s/%s failed (%s), retry in %.1fs: %s trace=%s",
+                            row.id, row.receiver, row.kind, exc.reason, delay, exc, ids)
                 self.store.mark_retry(row.id, now + delay, f"{exc.reason}: {exc}")
+                attempt("retrying", now, f"{exc.reason}: {exc}", now + delay)
             else:
                 why = exc.reason if not exc.retryable else "give_up_after"
-                self._give_up(row, now, server, why, f"{exc.reason}: {exc}")
+                self._give_up(row, now, server, why, f"{exc.reason}: {exc}", ids)
+                attempt("failed", now, f"{exc.reason}: {exc}")
             return
         except Exception as exc:  # noqa: BLE001 - a notifier bug must not lose the row
             now = max(now, time.time())
             self.metrics.failed.labels(row.receiver, row.kind, "internal").inc()
-            log.exception("notifier %s crashed on notification %d", row.kind, row.id)
+            log.exception("notifier %s crashed on notification %d trace=%s", row.kind, row.id,
+                          ids)
             self.store.mark_retry(row.id, now + cfg.delivery.max_backoff,
                                   f"internal: {type(exc).__name__}")
+            attempt("retrying", now, f"internal: {type(exc).__name__}",
+                    now + cfg.delivery.max_backoff)
             return
         self.metrics.sent.labels(row.receiver, row.kind).inc()
         entry = entry_of_payload(payload, now)
@@ -184,11 +216,14 @@ class Outbox:
                                 "group_key": row.group_key, "status": payload["status"],
                                 "alerts": [a["fingerprint"] for a in payload["alerts"]]})),
             nflog=(row.group_key, row.receiver, row.integration, entry))
+        attempt("sent", now)
+        log.info("notification %d to %s/%s sent trace=%s", row.id, row.receiver, row.kind, ids)
 
     def _give_up(self, row: OutboxRow, now: float, server: str, reason: str,
-                 error: str) -> None:
+                 error: str, ids: str = "") -> None:
         self.metrics.given_up.labels(row.receiver, row.kind, reason).inc()
-        log.error("notification %d to %s/%s given up: %s", row.id, row.receiver, row.kind, error)
+        log.error("notification %d to %s/%s given up: %s trace=%s", row.id, row.receiver,
+                  row.kind, error, ids)
         self.store.mark_failed(row.id, error, HistoryEvent(
             now, "notification", str(row.id), server, "failed",
             reason=error, details=json.dumps({"receiver": row.receiver,

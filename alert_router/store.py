@@ -76,6 +76,14 @@ CREATE INDEX IF NOT EXISTS history_ts ON history (ts);
 CREATE TABLE IF NOT EXISTS set_aside (
     id INTEGER PRIMARY KEY, kind TEXT NOT NULL, source TEXT NOT NULL, received_at REAL NOT NULL,
     body TEXT NOT NULL, error TEXT NOT NULL, ts REAL NOT NULL);
+-- What happened to each alert occurrence, by trace id (alert_router/trace.py): its own
+-- table, created on existing databases as on new ones, and kept out of the audit trail,
+-- which one line per delivery attempt would drown.
+CREATE TABLE IF NOT EXISTS trace_events (
+    id INTEGER PRIMARY KEY, trace_id TEXT NOT NULL, ts REAL NOT NULL, stage TEXT NOT NULL,
+    outcome TEXT NOT NULL, fingerprint TEXT NOT NULL, details TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS trace_events_id ON trace_events (trace_id, ts);
+CREATE INDEX IF NOT EXISTS trace_events_ts ON trace_events (ts);
 CREATE TABLE IF NOT EXISTS leases (
     name TEXT PRIMARY KEY, holder TEXT NOT NULL, until REAL NOT NULL);
 """
@@ -857,6 +865,40 @@ class Store:
         return [HistoryEvent(*r) for r in self.conn().execute(
             f"SELECT ts, kind, subject, server, transition, actor, reason, details, id "
             f"FROM history {where} ORDER BY {order} LIMIT ?", (*params, limit))]
+
+    # ---- traces (alert_router/trace.py)
+    def add_trace(self, rows: Iterable[tuple[str, float, str, str, str, str]]) -> None:
+        """Record stages: (trace_id, ts, stage, outcome, fingerprint, details JSON)."""
+        items = list(rows)
+        if items:
+            self.conn().executemany(
+                "INSERT INTO trace_events (trace_id, ts, stage, outcome, fingerprint, details) "
+                "VALUES (?, ?, ?, ?, ?, ?)", items)
+
+    def trace(self, trace_id: str, limit: int = 1000) -> list[dict[str, Any]]:
+        """The stages of one trace in time order."""
+        return [{"ts": ts, "stage": stage, "outcome": outcome, "fingerprint": fp,
+                 "details": json.loads(details)} for ts, stage, outcome, fp, details in
+                self.conn().execute(
+                    "SELECT ts, stage, outcome, fingerprint, details FROM trace_events "
+                    "WHERE trace_id = ? ORDER BY ts, id LIMIT ?", (trace_id, limit))]
+
+    def requeue_failed(self, outbox_ids: Iterable[int], now: float) -> list[int]:
+        """Make given-up notifications pending again, as if queued now (their give-up
+        clock restarts); returns the ids requeued (a sent or pending one is left)."""
+        ids = sorted(set(outbox_ids))
+        if not ids:
+            return []
+        with self.tx() as conn:
+            rows = conn.execute(
+                "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = ?, "
+                "created_at = ?, lease_until = NULL WHERE status = 'failed' AND payload != '' "
+                f"AND id IN ({','.join('?' * len(ids))}) RETURNING id", (now, now, *ids)
+            ).fetchall()
+        return sorted(int(r[0]) for r in rows)
+
+    def gc_trace(self, before: float) -> None:
+        self.conn().execute("DELETE FROM trace_events WHERE ts < ?", (before,))
 
     # ---- config generation: a reload in one process tells the others
     def generation(self, name: str) -> int:

@@ -16,6 +16,7 @@ timeouts; a failing receiver is counted and skipped, never blocking the cycle.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
@@ -28,6 +29,8 @@ import requests
 
 from rules.conditions import label_key
 from rules.config import Receiver
+
+TRACE_ANNOTATION = "trace_id"
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +56,15 @@ class DeliveryResult:
     sent: dict[str, int] = field(default_factory=dict)
     failed: dict[str, int] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+
+
+def trace_id(labels: Mapping[str, str], starts_at: float) -> str:
+    """One id per alert occurrence: the label set and its start, as the router derives one
+    for an alert that comes without (alert_router/trace.py): the same while it fires, a new
+    one when it fires again after resolving."""
+    key = json.dumps(dict(sorted(labels.items())), separators=(",", ":"))
+    return hashlib.sha256(f"{key}|{starts_at:.3f}".encode("utf-8", "surrogatepass")
+                          ).hexdigest()[:16]
 
 
 def rfc3339(ts: float) -> str:
@@ -105,7 +117,9 @@ class AlertBook:
             ends = record.ends_at if record.ends_at is not None else now + firing_horizon
             item: dict[str, Any] = {
                 "labels": record.labels,
-                "annotations": record.annotations,
+                # The occurrence's trace id, followed by the router from here to delivery.
+                "annotations": {**record.annotations,
+                                TRACE_ANNOTATION: trace_id(record.labels, record.starts_at)},
                 "startsAt": rfc3339(record.starts_at),
                 "endsAt": rfc3339(ends),
             }

@@ -19,6 +19,9 @@ from alert_router.inhibit import Inhibitor, source_alertnames
 from alert_router.metrics import RouterMetrics
 from alert_router.silence import Silencer
 from alert_router.store import AlertRow, GroupRow, HistoryEvent, InboxRow, Store, storable
+from alert_router.trace import RETENTION as TRACE_RETENTION
+from alert_router.trace import TraceRow, trace_of
+from alert_router.trace import row as trace_row
 
 log = logging.getLogger(__name__)
 # Errors that say a request's data cannot be merged (as opposed to the store being busy or
@@ -222,8 +225,10 @@ class Dispatcher:
             expedite: set[str] = set()
             fired: list[tuple[AlertRow, str]] = []
             became_resolved: list[AlertRow] = []
+            traces: list[TraceRow] = []
             for alert in merged.values():
                 state = "firing" if alert.firing(now) else "resolved"
+                trace = trace_of(alert.labels, alert.annotations, alert.starts_at)
                 # A firing alert that keeps firing is already in its groups.
                 if reroute or state != "firing" or alert.state != "firing":
                     routes = cfg.route.match(alert.labels)
@@ -241,10 +246,18 @@ class Dispatcher:
                         if old_alert:
                             expedite.add(key)
                         members.append((key, alert.fingerprint))
+                        if state == "firing" and alert.state != "firing":
+                            traces.append(trace_row(trace, now, "grouped", "ok",
+                                                    alert.fingerprint, group_key=key,
+                                                    receiver=route.receiver))
                         if route.diagnostics and state == "firing":
                             # Started now, so group_wait covers the run (no thread waits).
                             self.diagnostics.prefetch(key, alert.labels)
                 if state != alert.state:
+                    traces.insert(0, trace_row(
+                        trace, now, "received", state, alert.fingerprint,
+                        alertname=alert.labels.get("alertname", ""),
+                        server=alert.labels.get("server", "")))
                     server = alert.labels.get("server", "")
                     events.append(HistoryEvent(now, "alert", alert.fingerprint, server, state,
                                                details=json.dumps(alert.labels)))
@@ -263,6 +276,7 @@ class Dispatcher:
                 self.store.expedite_unflushed_groups(expedite, now)
             self.store.add_group_alerts(members)
             self.store.add_history(events)
+            self.store.add_trace(traces)
             self.store.set_inbox_cursor(inbox_file, last_id)
         self._report_set_aside(poison)
         return len(incoming)
@@ -281,6 +295,8 @@ class Dispatcher:
             for alert in expired:
                 events += self.incidents.on_resolved(alert, now)
             self.store.add_history(events)
+            self.store.add_trace(trace_row(trace_of(a.labels, a.annotations, a.starts_at), now,
+                                           "resolved", "ended", a.fingerprint) for a in expired)
 
     def flush_due(self, now: float, result: StepResult | None = None) -> None:
         """Flush every group whose timer is due: mute, dedupe, enqueue, record."""
@@ -323,13 +339,21 @@ class Dispatcher:
         with self.store.tx():
             members = self.store.group_members(group.group_key)
             kept: list[AlertRow] = []
+            muted: list[TraceRow] = []
             for alert in members:
+                why = ""
                 if silencer.silenced_by(alert.labels):
-                    self.metrics.muted.labels("silenced").inc()
+                    why = "silenced"
                 elif inhibitor and inhibitor.inhibited_by(alert.fingerprint, alert.labels):
-                    self.metrics.muted.labels("inhibited").inc()
+                    why = "inhibited"
+                if why:
+                    self.metrics.muted.labels(why).inc()
+                    muted.append(trace_row(trace_of(alert.labels, alert.annotations,
+                                                    alert.starts_at), now, "muted", why,
+                                           alert.fingerprint, group_key=group.group_key))
                 else:
                     kept.append(alert)
+            self.store.add_trace(muted)
             firing = frozenset(a.fingerprint for a in kept if a.firing(now))
             resolved = frozenset(a.fingerprint for a in kept if not a.firing(now))
             # Alertmanager's pipeline stops when the mute stage leaves no alert: no
@@ -379,6 +403,11 @@ class Dispatcher:
                 self.store.supersede_pending(group_key, receiver, index)
                 self.store.enqueue(group_key, receiver, index, notifier.kind,
                                    json.dumps(payload), now)
+                self.store.add_trace(trace_row(
+                    trace_of(a.labels, a.annotations, a.starts_at), now, "queued",
+                    "firing" if a.fingerprint in firing else "resolved", a.fingerprint,
+                    receiver=receiver, integration=notifier.kind, group_key=group_key)
+                    for a in alerts)
                 enqueued += 1
             else:
                 # Only resolved alerts for a receiver that does not want them: nothing to send,
@@ -394,4 +423,5 @@ class Dispatcher:
             self.store.gc_outbox(now - 86400.0)
             self.store.gc_nflog(now - 5 * 86400.0)
             self.store.gc_silences(now - 5 * 86400.0)
+            self.store.gc_trace(now - TRACE_RETENTION)
         self.incidents.auto_close(now, self.config().incident_auto_close)

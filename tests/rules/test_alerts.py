@@ -7,7 +7,7 @@ from contextlib import ExitStack
 import pytest
 import requests
 
-from rules.alerts import AlertBook, AlertRecord, rfc3339, send_alerts
+from rules.alerts import AlertBook, AlertRecord, rfc3339, send_alerts, trace_id
 from rules.config import Receiver
 from rules.state import load_state, save_state
 from tests.peers.alert_receiver import alert_receiver
@@ -35,6 +35,24 @@ def test_lifecycle_keeps_start_resolves_and_forgets_after_retention():
     assert next(iter(book.records.values())).starts_at == 200
 
 
+def test_each_occurrence_has_one_trace_id_in_its_annotations():
+    book = AlertBook(resolved_resend_seconds=60)
+    book.sync([rec(start=100)], 100)
+    first = book.payload(100, 60)[0]["annotations"]["trace_id"]
+    book.sync([rec(start=115)], 115)  # the same occurrence, re-sent: the same id
+    assert book.payload(115, 60)[0]["annotations"]["trace_id"] == first
+    book.sync([], 130)  # resolved: still the same id
+    assert book.payload(131, 60)[0]["annotations"]["trace_id"] == first
+    book.sync([], 191)
+    book.sync([rec(start=200)], 200)  # fires again: a new occurrence, a new id
+    second = book.payload(200, 60)[0]["annotations"]["trace_id"]
+    assert second != first and len(second) == 16
+    # The router's rule for an alert sent without one gives the same id.
+    from alert_router.trace import derive
+
+    assert derive(rec().labels, 200) == second
+
+
 def test_payload_is_alertmanager_v2():
     book = AlertBook()
     r = rec()
@@ -43,7 +61,8 @@ def test_payload_is_alertmanager_v2():
     book.add_event(AlertRecord({"alertname": "ServerOnline", "server": "s1"}, {}, 100, 160))
     firing, event = book.payload(130, firing_horizon=60)
     assert firing == {"labels": {"alertname": "A", "server": "s1", "severity": "warning"},
-                      "annotations": {"summary": "A on s1"},
+                      "annotations": {"summary": "A on s1",
+                                      "trace_id": trace_id(r.labels, 100)},
                       "startsAt": "1970-01-01T00:01:40.000Z",
                       "endsAt": "1970-01-01T00:03:10.000Z",
                       "generatorURL": "http://rules:9817/api/v1/servers/s1"}
