@@ -397,6 +397,12 @@ class Dispatcher:
                         servers = {a.labels["server"]: a.labels for a in reversed(kept)
                                    if a.fingerprint in firing and a.labels.get("server")}
                         diagnostics = self.diagnostics.collect(group_key, servers)
+                        self.store.add_trace(trace_row(
+                            trace_of(a.labels, a.annotations, a.starts_at), now, "diagnostics",
+                            "included" if diagnostics.get("included") else "without",
+                            a.fingerprint, group_key=group_key,
+                            note=diagnostics.get("note", "")) for a in kept
+                            if a.fingerprint in firing)
                     payload["diagnostics"] = diagnostics
                 # One waiting notification per group and integration: the newest state
                 # replaces one not yet sent (a retrying one would otherwise arrive after it).

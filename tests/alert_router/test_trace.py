@@ -111,6 +111,20 @@ def test_derived_id_is_kept_while_firing_and_new_for_a_new_occurrence(harness_fa
     assert ("delivery", "sent") in stages(h.client, second)
 
 
+def test_diagnostics_stage_says_when_they_were_left_out(harness_factory):
+    h = harness_factory(diagnostics={"exporter_url": "http://127.0.0.1:9", "timeout": "2s"},
+                        route={"receiver": "default", "group_wait": "0s", "diagnostics": True})
+    assert h.post(rule_alert(T0)).status_code == 200
+    h.step(T0)
+    trace_id = rule_alert(T0)[0]["annotations"]["trace_id"]
+    assert stages(h.client, trace_id) == [
+        ("received", "firing"), ("grouped", "ok"), ("diagnostics", "without"),
+        ("queued", "firing"), ("delivery", "sent")]
+    [diag] = [s for s in h.client.get(f"/api/v1/trace/{trace_id}").json["stages"]
+              if s["stage"] == "diagnostics"]
+    assert "exporter not reachable" in diag["details"]["note"]
+
+
 @pytest.mark.slow
 def test_trace_from_rule_alert_to_webhook_under_gunicorn(tmp_path, capsys):
     with webhook_receiver() as hook:
