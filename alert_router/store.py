@@ -885,7 +885,8 @@ class Store:
 
     def requeue_failed(self, outbox_ids: Iterable[int], now: float) -> list[int]:
         """Make given-up notifications pending again, as if queued now (their give-up
-        clock restarts); returns the ids requeued (a sent or pending one is left)."""
+        clock restarts); returns the ids requeued. One the group has queued a newer
+        notification since is left: sent now, it would tell an older state last."""
         ids = sorted(set(outbox_ids))
         if not ids:
             return []
@@ -893,7 +894,10 @@ class Store:
             rows = conn.execute(
                 "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = ?, "
                 "created_at = ?, lease_until = NULL WHERE status = 'failed' AND payload != '' "
-                f"AND id IN ({','.join('?' * len(ids))}) RETURNING id", (now, now, *ids)
+                "AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.group_key = outbox.group_key "
+                "AND o.receiver = outbox.receiver AND o.integration = outbox.integration "
+                f"AND o.id > outbox.id) AND id IN ({','.join('?' * len(ids))}) RETURNING id",
+                (now, now, *ids)
             ).fetchall()
         return sorted(int(r[0]) for r in rows)
 

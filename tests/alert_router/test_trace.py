@@ -87,6 +87,26 @@ def test_rule_alert_traced_to_failed_delivery_then_retried(harness_factory, capl
                          headers=AUTH).json["requeued"] == []
 
 
+def test_retry_leaves_a_delivery_the_group_has_superseded(harness_factory):
+    h = harness_factory(route={"receiver": "default", "group_wait": "0s",
+                               "group_by": ["alertname"]})
+    stub = h.stubs["default"]
+    stub.fail_with = NotifyError("410 gone", retryable=False, reason="http_4xx")
+    first = rule_alert(T0)
+    h.post(first)
+    h.step(T0)
+    stub.fail_with = None
+    second = [{**first[0], "labels": {**first[0]["labels"], "server": "s2"},
+               "annotations": {"trace_id": "second-one"}}]
+    h.post(second)
+    h.step(T0 + 301)  # the group's next notification (both alerts) is sent
+    assert [len(n.alerts) for n in stub.sent] == [2]
+    trace_id = first[0]["annotations"]["trace_id"]
+    resp = h.client.post(f"/api/v1/trace/{trace_id}/retry", headers=AUTH)
+    assert resp.status_code == 200 and resp.json["requeued"] == []
+    assert ("retry", "nothing") in stages(h.client, trace_id)
+
+
 def test_derived_id_is_kept_while_firing_and_new_for_a_new_occurrence(harness_factory):
     h = harness_factory(route={"receiver": "default", "group_wait": "0s"})
     labels = {"alertname": "Load", "server": "s2"}
