@@ -183,8 +183,15 @@ def bench_size(servers: int, sample: int, tmp: Path) -> list[dict[str, object]]:
         naive = measure(f"per-server ({len(chosen):,} servers)",
                         lambda: per_server_cycle(client, chosen, end, config), proc, client)
         decided = naive["result"]
-        assert all(decided[s] == steady["result"].statuses[s]  # type: ignore[attr-defined]
-                   for s in chosen if decided[s] in ("offline", "suspended"))
+        engine_says = steady["result"].statuses  # type: ignore[attr-defined]
+        # The per-server approach knows nothing of the pipeline's health, so compare only
+        # where the engine decided (not unknown/pending because of what it could see).
+        differ = {s: (decided[s], engine_says[s]) for s in chosen
+                  if decided[s] in ("offline", "suspended") and decided[s] != engine_says[s]
+                  and engine_says[s] not in ("unknown", "pending")}
+        undecided = sum(1 for s in chosen if engine_says[s] in ("unknown", "pending"))
+        print(f"engine: {undecided} of {len(chosen)} sampled servers unknown or pending")
+        assert not differ, f"per-server vs engine: {dict(list(differ.items())[:5])}"
         naive["statuses"] = len(chosen)
         rows.append(snap)
         rows.append(naive)
