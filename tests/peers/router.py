@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,7 +14,7 @@ from typing import Any
 import requests
 import yaml
 
-from tests.peers.util import free_port, wait_for
+from tests.peers.util import free_port, kill_group, stop_group, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -67,19 +66,12 @@ class RouterProcess:
             raise RouterExited(proc.returncode, self.log())
 
     def kill(self) -> None:
-        """SIGKILL the whole process group (gunicorn master and workers): a crash."""
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
+        """SIGKILL the whole process group: a crash."""
+        kill_group(self.proc)
         self.proc = None
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        stop_group(self.proc, 10)
         self.proc = None
 
     def log(self) -> str:

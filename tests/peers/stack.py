@@ -31,7 +31,7 @@ import yaml
 from tests.peers.prometheus import PROMETHEUS
 from tests.peers.router import RouterProcess
 from tests.peers.sshd import Sshd, SshdKeys, sshd
-from tests.peers.util import free_port, wait_for
+from tests.peers.util import free_port, kill_group, stop_group, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 # What `make run` ships (scripts/run_stack.py): every job every 15 s, /sd re-read every 30 s.
@@ -109,18 +109,12 @@ class Process:
                      timeout=40, interval=0.2, what=f"{self.name} ready ({self.log_path})")
 
     def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
+        """SIGKILL the whole process group: a crash."""
+        kill_group(self.proc)
         self.proc = None
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        stop_group(self.proc, 15)
         self.proc = None
 
     def signal(self, sig: int) -> None:
