@@ -51,7 +51,7 @@ HISTORY = 20 * 60
 
 def _series_lines(name: str, labels: str, start: int, values: list[float]) -> Iterator[str]:
     for i, v in enumerate(values):
-        yield f"{name}{{{labels}}} {v:.6g} {start + i * STEP}\n"
+        yield f"{name}{{{labels}}} {v:.12g} {start + i * STEP}\n"  # heartbeats are unix times
 
 
 def write_history(path: Path, servers: int, end: int) -> None:
