@@ -16,6 +16,10 @@ def _json(ref: str) -> dict[str, Any]:
     return {"content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}}}
 
 
+_TRACE_ID = {"name": "trace_id", "in": "path", "required": True,
+             "schema": {"type": "string"}}
+
+
 def _list(ref: str) -> dict[str, Any]:
     return {"content": {"application/json": {"schema": {
         "type": "array", "items": {"$ref": f"#/components/schemas/{ref}"}}}}}
@@ -207,6 +211,17 @@ def openapi_document() -> dict[str, Any]:
                      "schema": {"type": "integer"}}],
                 "responses": {"200": {"description": "Events", **_list("HistoryEvent")},
                               "400": _ERROR}}},
+            "/api/v1/trace/{trace_id}": {"get": {
+                "summary": "What happened to one alert occurrence, stage by stage",
+                "parameters": [_TRACE_ID],
+                "responses": {"200": {"description": "The stages in time order"},
+                              "400": _ERROR, "404": {"description": "No such trace"}}}},
+            "/api/v1/trace/{trace_id}/retry": {"post": {
+                "summary": "Queue the trace's failed notifications again",
+                "parameters": [_TRACE_ID], "security": [{"bearer": []}],
+                "responses": {"200": {"description": "What was queued again"},
+                              "400": _ERROR, "401": _AUTH_ERROR,
+                              "404": {"description": "No such trace"}}}},
             "/api/v2/status": {"get": {"summary": "Status", "responses": {
                 "200": {"description": "Status"}}}},
             "/api/v2/receivers": {"get": {"summary": "Receivers", "responses": {
