@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-DEFAULT_EXPORTER = "http://127.0.0.1:9816"
+from exporter.cli_options import add_exporter_options
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -23,12 +23,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                                         "filesystems, failed units, findings",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("server", help="the server's name in the inventory")
-    p.add_argument("--exporter", default=os.environ.get("STACKSENSE_EXPORTER_URL",
-                                                        DEFAULT_EXPORTER),
-                   help="exporter URL (default %(default)s)")
-    p.add_argument("--token-file", type=Path,
-                   default=os.environ.get("STACKSENSE_EXPORTER_TOKEN_FILE") or None,
-                   help="bearer token for the exporter's API (if it needs one)")
+    add_exporter_options(p, url_help="exporter URL",
+                         token_help="bearer token for the exporter's API (if it needs one)")
     p.add_argument("--direct", action="store_true",
                    help="connect from here using --inventory instead of asking the exporter")
     p.add_argument("--inventory", type=Path,

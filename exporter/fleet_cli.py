@@ -19,9 +19,9 @@ from typing import Any
 
 import requests
 
+from exporter.cli_options import add_exporter_options
 from exporter.fleet import Fleet, FleetError, ImportRow
 
-DEFAULT_EXPORTER = "http://127.0.0.1:9816"
 DEFAULT_RULES = "http://127.0.0.1:9817"
 HTTP_TIMEOUT = 10.0
 
@@ -34,12 +34,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     common.add_argument("--inventory", type=Path,
                         default=Path(os.environ.get("STACKSENSE_INVENTORY", "servers.yml")),
                         help="inventory file (default: $STACKSENSE_INVENTORY or ./servers.yml)")
-    common.add_argument("--exporter", default=os.environ.get("STACKSENSE_EXPORTER_URL",
-                                                             DEFAULT_EXPORTER),
-                        help="exporter URL to reload and ask (default %(default)s)")
-    common.add_argument("--token-file", type=Path,
-                        default=os.environ.get("STACKSENSE_EXPORTER_TOKEN_FILE") or None,
-                        help="bearer token for the exporter's reload (if it needs one)")
+    add_exporter_options(common, url_help="exporter URL to reload and ask",
+                         token_help="bearer token for the exporter's reload (if it needs one)")
     common.add_argument("--no-reload", action="store_true",
                         help="only edit the inventory; do not ask the exporter to reload")
     ops = p.add_subparsers(dest="op", required=True, metavar="OPERATION")

@@ -12,6 +12,7 @@ import contextlib
 import copy
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -55,8 +56,15 @@ def upsert_server(
     text = path.read_text() if path.exists() else ""
     data = load_inventory(path)
     merged, wanted = _merged(data, entry, credentials, known_hosts)
+    return _write_edit(path, text, wanted,
+                       lambda: _edit_text(text, merged, credentials, known_hosts))
+
+
+def _write_edit(path: Path, text: str, wanted: dict[str, Any], edit: Callable[[], str]) -> bool:
+    """Write `edit()` if it parses to `wanted` (comments and order kept), else `wanted`
+    dumped afresh; False if that lost comments."""
     try:
-        edited = _edit_text(text, merged, credentials, known_hosts)
+        edited = edit()
         kept = yaml.safe_load(edited) == wanted
     except (_CannotEdit, yaml.YAMLError):
         kept = False
@@ -226,15 +234,9 @@ def replace_server(path: Path, entry: dict[str, Any]) -> bool:
         raise InventoryEditError(f"no server named {entry['name']!r} in {path}")
     wanted = copy.deepcopy(data)
     wanted["servers"][index] = entry
-    try:
-        edited = _edit_text(text, entry, (entry.get("credentials", ""), None), None)
-        kept = yaml.safe_load(edited) == wanted
-    except (_CannotEdit, yaml.YAMLError):
-        kept = False
-    if not kept:
-        edited = _dump(wanted)
-    _write_atomically(path, edited)
-    return kept or "#" not in text
+    return _write_edit(path, text, wanted,
+                       lambda: _edit_text(text, entry, (entry.get("credentials", ""), None),
+                                          None))
 
 
 def remove_server(path: Path, name: str) -> bool:
@@ -250,15 +252,7 @@ def remove_server(path: Path, name: str) -> bool:
         raise InventoryEditError(f"no server named {name!r} in {path}")
     wanted = copy.deepcopy(data)
     wanted["servers"] = [s for s in servers if not (isinstance(s, dict) and s.get("name") == name)]
-    try:
-        edited = _cut_item(text, name)
-        kept = yaml.safe_load(edited) == wanted
-    except (_CannotEdit, yaml.YAMLError):
-        kept = False
-    if not kept:
-        edited = _dump(wanted)
-    _write_atomically(path, edited)
-    return kept or "#" not in text
+    return _write_edit(path, text, wanted, lambda: _cut_item(text, name))
 
 
 def _cut_item(text: str, name: str) -> str:

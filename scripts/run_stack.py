@@ -53,16 +53,16 @@ EXPORTER, RULES, ROUTER, SINK, PROMETHEUS = (
     port("PROMETHEUS", 9090))
 
 
-def router_token() -> str:
+def ensure_router_token() -> Path:
     """One bearer token for writes to the router, kept under .run/ (created 0600)."""
     path = RUN / "router-token"
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        return path.read_text().strip()
+        return path
     with os.fdopen(fd, "w") as f:
         f.write(secrets.token_urlsafe(24))
-    return path.read_text().strip()
+    return path
 
 
 def prometheus_config(token_file: Path) -> dict[str, object]:
@@ -107,9 +107,7 @@ def _write_generated(path: Path, content: dict[str, object]) -> None:
     path.write_text(GENERATED + yaml.safe_dump(content, sort_keys=False))
 
 
-def write_configs(token: str) -> dict[str, Path]:
-    del token  # the services read it from the file
-    token_file = RUN / "router-token"
+def write_configs(token_file: Path) -> dict[str, Path]:
     paths = {"prometheus": RUN / "prometheus.yml", "rules": RUN / "rules.yml",
              "router": RUN / "router.yml", "notifications": RUN / "notifications.jsonl"}
     paths["prometheus"].write_text(yaml.safe_dump(prometheus_config(token_file)))
@@ -273,7 +271,7 @@ def supervise(stack: list[Service], stopping: list[bool]) -> None:
 
 def main() -> int:
     RUN.mkdir(exist_ok=True)
-    paths = write_configs(router_token())
+    paths = write_configs(ensure_router_token())
     try:
         console_admin(paths)
     except subprocess.CalledProcessError as exc:

@@ -23,7 +23,7 @@ ROLES = ("viewer", "operator", "admin")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 MIN_PASSWORD = 12
 MAX_PASSWORD = 1024  # scrypt's cost does not grow with length, but a bound keeps bodies small
-# scrypt cost: N=2^15, r=8 uses 32 MiB and ~0.1 s per hash (OWASP's minimum is N=2^17 at
+# scrypt cost: N=2^15, r=8 uses 32 MiB per hash (OWASP's minimum is N=2^17 at
 # r=8 p=1 or equivalent; 2^15 with p=1 keeps a login under gunicorn's thread budget).
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**15, 8, 1
 SCRYPT_MAXMEM = 64 * 1024 * 1024

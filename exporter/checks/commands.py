@@ -50,7 +50,7 @@ def section_name(command: CommandCheck) -> str:
 
 # Prefixes every output line with '|' and keeps at most MAX_COMMAND_OUTPUT bytes of them;
 # the last line, the exit status written after the command, passes unprefixed. One awk
-# instead of head and sed: every process costs the host ~1 ms.
+# instead of head and sed: every process started costs the monitored host CPU.
 # Past the cap it says so and exits: the command then dies of SIGPIPE instead of
 # printing on (and costing CPU) until its timeout.
 _FILTER = ("awk -v cap={cap} 'NR > 1 {{ c += length(p) + 1; if (c <= cap) print \"|\" p; "

@@ -47,7 +47,8 @@ def section_name(index: int) -> str:
 
 # COUNT bytes at most, every line prefixed with '|'; a line cut by the limit (or the
 # last line, not yet ended by a newline) is followed by "@@log cut". One awk instead of
-# head and sed (each process costs the host ~1 ms); it exits at the limit, so tail stops.
+# head and sed (each process costs the monitored host CPU); it exits at the limit, so
+# tail stops.
 _TAKE = ("awk -v n=\"$ss_n\" '{ l = length($0) + 1; if (c + l <= n) { print \"|\" $0; c += l } "
          f"else {{ r = n - c; if (r > 0) {{ print \"|\" substr($0, 1, r); print \"{HEAD}cut\" }} "
          "exit } }'")
