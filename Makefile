@@ -29,7 +29,7 @@ system-deps:
 $(VENV)/.installed: pyproject.toml tests/deploy/requirements.txt
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev,bench]'
 	@# helm-sdkpy declares Python >= 3.12 but its bundled Helm library works on 3.11.
 	$(PY) -m pip install -q --ignore-requires-python -r tests/deploy/requirements.txt
 	@touch $@

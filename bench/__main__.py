@@ -13,10 +13,12 @@ import sys
 BENCHMARKS = {
     "exporter_bench": "exporter: probe CPU and latency beside node_exporter",
     "dashboard_coverage": "exporter: Node Exporter Full panels answered",
+    "diagnose_bench": "exporter: a diagnostic run's cost beside a probe's",
     "rules_bench": "rule engine: cycle time and queries by fleet size",
     "router_bench": "alert router beside Alertmanager: ingest throughput by batch",
     "nab_bench": "anomaly detector: NAB scores, throughput and memory",
     "nab_cv": "anomaly detector: leave-one-category-out cross-validation",
+    "console_bench": "console: fleet view server time and page weight at 1,000 and 10,000 servers",
 }
 
 

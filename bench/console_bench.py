@@ -139,7 +139,7 @@ def poll_load(url: str, pid: int, browsers: int, seconds: float, interval: float
     return cpu, latencies, failures[0]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--servers", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--runs", type=int, default=5)
@@ -149,7 +149,7 @@ def main() -> None:
     # a thread per idle keep-alive connection (see docs/console.md), so by default each
     # poll uses a new connection. --keep-alive measures what browsers really do.
     parser.add_argument("--keep-alive", action="store_true")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmpdir, fake_peers() as peers:
         tmp = Path(tmpdir)
         peers.prometheus = True
@@ -192,7 +192,8 @@ def main() -> None:
             print(f"(reading the fake rule engine alone at {len(peers.servers)} servers: "
                   f"{(time.perf_counter() - started) * 1000:.0f} ms, "
                   f"{len(peers_only.content):,} bytes)")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
