@@ -104,9 +104,3 @@ def create_app(config: RouterConfig | Mapping[str, Any] | str | Path | None = No
         return jsonify({"status": "error", "code": code, "error": exc.description}), code
 
     return app
-
-
-def router_state(app: Flask) -> RouterState:
-    """The app's RouterState."""
-    state: RouterState = app.extensions["stacksense"]
-    return state

@@ -108,11 +108,6 @@ def validate_public_line(line: str) -> tuple[str, str, str]:
     return key_type, b64, comment
 
 
-def host_key_name(host: str, port: int) -> str:
-    """The known_hosts name OpenSSH uses: bare host on port 22, else `[host]:port`."""
-    return host if port == 22 else f"[{host}]:{port}"
-
-
 def load_known_hosts(path: Path) -> paramiko.HostKeys:
     """Read known_hosts (missing file = empty); a malformed file is an error naming it."""
     keys = paramiko.HostKeys()

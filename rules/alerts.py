@@ -190,10 +190,3 @@ def _send_one(session: requests.Session, receiver: Receiver,
                                               f"{resp.text[:200]}")
         sent += len(batch)
     return sent, 0, ""
-
-
-def labels_for(base: Mapping[str, str], **extra: str) -> dict[str, str]:
-    """A copy of `base` with `extra` labels set."""
-    out = dict(base)
-    out.update(extra)
-    return out

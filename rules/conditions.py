@@ -29,7 +29,6 @@ from rules.validate import ConfigError, read_yaml
 
 OPERATORS = (">", ">=", "<", "<=", "==", "!=")
 SEVERITIES = ("critical", "warning", "info", "none")
-VALUE_FIELDS = ("value", "value_percent", "threshold", "threshold_percent")
 _RULE_KEYS = {"alert", "metric", "expr", "op", "threshold", "for", "severity", "labels",
               "annotations"}
 _RESERVED_LABELS = {"alertname", "severity"}

@@ -439,10 +439,6 @@ class Engine:
         for url, error in result.errors.items():
             log.warning("alerts to %s not delivered (will retry next cycle): %s", url, error)
 
-    def state_path(self) -> Path:
-        """Where the state lives."""
-        return self.config.state_file
-
 
 def exporter_problem(job: str, instance: str, why: str, others_up: bool) -> tuple[
         dict[str, str], dict[str, str]]:

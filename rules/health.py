@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 COLORS = ("green", "yellow", "red")
-COMPONENTS = ("cpu", "memory", "swap", "disk")
 
 
 @dataclass(frozen=True)

@@ -76,13 +76,6 @@ def single_values(sections: Mapping[str, str], paths: Mapping[str, str]) -> dict
     return out
 
 
-def glob_part(path: str, prefix: str, suffix: str) -> str | None:
-    """The part of `path` between `prefix` and `suffix` (the `*` of a glob), if it matches."""
-    if path.startswith(prefix) and path.endswith(suffix) and len(path) > len(prefix) + len(suffix):
-        return path[len(prefix) : len(path) - len(suffix)]
-    return None
-
-
 # Sized for a fleet: label sets repeat per host (devices, mount points, CPUs);
 # a miss only costs re-rendering one string.
 @functools.lru_cache(maxsize=16384)
