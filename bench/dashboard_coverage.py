@@ -136,7 +136,7 @@ class LocalCollectors:
             try:
                 families.extend(module.collect(sections, self.ctx))
             except ParseError as exc:  # reported, as the probe reports collector_success=0
-                self.failures[module.NAME] = str(exc)
+                self.failures[module.name] = str(exc)
         return render(families)
 
 

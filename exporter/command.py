@@ -14,13 +14,14 @@ Sections are separated by marker lines that cannot occur in /proc files.
 The script runs in a `/bin/sh` with LC_ALL=C (a function of the shell kept on
 the connection, see exporter.remote_shell; no rc file runs per probe: they
 can cost 100+ ms per poll). Snippets and paths come only from
-collector modules (fixed strings), never from the inventory or user input.
+collectors (fixed strings), never from the inventory or user input.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
-from types import ModuleType
+
+from exporter.collectors.base import Collector
 
 MARKER = "@@stacksense@@ "
 FILES_SECTION = "files"
@@ -28,12 +29,12 @@ READ_FILES = "head -v -n 1000000000"
 HEADER = "==> "
 
 
-def build_script(collectors: Iterable[ModuleType], cheap: Collection[str] = (), *,
+def build_script(collectors: Iterable[Collector], cheap: Collection[str] = (), *,
                  one_write: bool = False, extra: Iterable[tuple[str, str]] = ()) -> str:
     """Join the collectors' files and sections into one script, each printed once.
 
-    Collectors named in `cheap` contribute their CHEAP_SECTIONS in place of
-    the SECTIONS of the same name. With `one_write`, the shell collects the
+    Collectors named in `cheap` contribute their cheap_sections in place of
+    the sections of the same name. With `one_write`, the shell collects the
     whole output in a variable and prints it at the end: one write, so sshd
     sends it in 1-2 packets instead of ~14 (head flushes its 4 KiB stdio
     buffer, and again before each error message), which saves the exporter
@@ -45,12 +46,12 @@ def build_script(collectors: Iterable[ModuleType], cheap: Collection[str] = (), 
     """
     files: dict[str, None] = {}
     sections: dict[str, str] = {}
-    for module in collectors:
-        for path in getattr(module, "FILES", ()):
+    for collector in collectors:
+        for path in collector.files:
             files[path] = None
-        own = dict(getattr(module, "SECTIONS", {}))
-        if module.NAME in cheap:
-            own.update(getattr(module, "CHEAP_SECTIONS", {}))
+        own = dict(collector.sections)
+        if collector.name in cheap:
+            own.update(collector.cheap_sections)
         for name, snippet in own.items():
             previous = sections.setdefault(name, snippet)
             if previous != snippet:

@@ -38,7 +38,7 @@ from exporter.runner import Runner
 log = logging.getLogger(__name__)
 
 
-# Set in a target's state once a probe that used CHEAP_SECTIONS timed out.
+# Set in a target's state once a probe that used cheap sections timed out.
 CHEAP_BANNED = "probe.cheap_sections_banned"
 # The connection (shell) whose host facts a target's state holds.
 FACTS_CONNECTION = "hw.connection"
@@ -55,7 +55,7 @@ def script_for(collectors: tuple[str, ...], cheap: tuple[str, ...] = (),
 
 
 def cheap_collectors(collectors: tuple[str, ...], state: dict[str, Any]) -> tuple[str, ...]:
-    """The collectors whose CHEAP_SECTIONS are safe on this target, as they last said."""
+    """The collectors whose cheap sections are safe on this target, as they last said."""
     if state.get(CHEAP_BANNED):
         return ()
     return tuple(name for name in collectors if state.get(cheap_sections_key(name)) is True)

@@ -42,7 +42,7 @@ def guarded(name: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
 
 
 def cheap_sections_key(collector: str) -> str:
-    """The `ctx.state` key where a collector says its CHEAP_SECTIONS are safe on this host."""
+    """The `ctx.state` key where a collector says its cheap sections are safe on this host."""
     return f"{collector}.cheap_sections_ok"
 
 

@@ -4,7 +4,7 @@ Many sources never change between probes of a host (uname, os-release, NIC
 addresses and speeds, CPU frequency limits, sensor names, sysctl limits); a
 string comparison is C-speed, parsing them again is not. Collectors are pure
 functions of their sections, so equal texts give equal families; a collector
-whose output also depends on the previous probe (`MEMOIZABLE = False`, e.g.
+whose output also depends on the previous probe (`memoizable=False`, e.g.
 cpu's usage ratio) is never reused.
 
 Memory stays small: a collector's texts and families are kept only once two
@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from fnmatch import fnmatchcase
-from types import ModuleType
 from typing import Any
 
+from exporter.collectors.base import Collector
 from exporter.metrics import Family
 
 STATE_KEY = "_memo"
@@ -30,9 +30,9 @@ _PLANS: dict[tuple[str, ...], dict[str, tuple[str, ...]]] = {}
 _PLANS_MAX = 4096
 
 
-def sources(module: ModuleType, keys: tuple[str, ...]) -> tuple[str, ...]:
-    """The section keys among `keys` that `module` may read (its FILES, globs, SECTIONS)."""
-    patterns = [*getattr(module, "FILES", ()), *getattr(module, "SECTIONS", {})]
+def sources(collector: Collector, keys: tuple[str, ...]) -> tuple[str, ...]:
+    """The section keys among `keys` that `collector` may read (its files, globs, sections)."""
+    patterns = [*collector.files, *collector.sections]
     exact = {p for p in patterns if not any(c in p for c in "*?[")}
     globs = [p for p in patterns if p not in exact]
     return tuple(k for k in keys if k in exact or any(fnmatchcase(k, g) for g in globs))
@@ -62,7 +62,7 @@ class Memo:
         self._keys: tuple[str, ...] = ()
         self._pending: dict[str, tuple[tuple[str, ...], tuple[str | None, ...], int]] = {}
 
-    def _sources(self, module: ModuleType) -> tuple[str, ...]:
+    def _sources(self, collector: Collector) -> tuple[str, ...]:
         plan = self._plan
         if plan is None:
             keys = tuple(self._sections)
@@ -73,36 +73,36 @@ class Memo:
                 plan = _PLANS[keys] = {}
             self._plan = plan
             self._keys = keys
-        found = plan.get(module.NAME)
+        found = plan.get(collector.name)
         if found is None:
-            found = plan[module.NAME] = sources(module, self._keys)
+            found = plan[collector.name] = sources(collector, self._keys)
         return found
 
-    def get(self, module: ModuleType) -> list[Family] | None:
-        """The families of the previous probe if `module`'s texts are unchanged, else None."""
-        if not getattr(module, "MEMOIZABLE", True):
+    def get(self, collector: Collector) -> list[Family] | None:
+        """The families of the previous probe if `collector`'s texts are unchanged, else None."""
+        if not collector.memoizable:
             return None
-        entry = self._entries.get(module.NAME)
+        entry = self._entries.get(collector.name)
         if entry is not None and entry.misses >= VOLATILE_AFTER:
             return None
-        found = self._sources(module)
+        found = self._sources(collector)
         texts = tuple(map(self._sections.get, found))
         if entry is not None and entry.texts is not None and entry.sources == found \
                 and entry.texts == texts:
             entry.misses = 0
             return entry.families
-        self._pending[module.NAME] = (found, texts, hash(texts))
+        self._pending[collector.name] = (found, texts, hash(texts))
         return None
 
-    def put(self, module: ModuleType, families: list[Family]) -> None:
-        """Remember what `module` built, once its texts were the same twice in a row."""
-        pending = self._pending.pop(module.NAME, None)
+    def put(self, collector: Collector, families: list[Family]) -> None:
+        """Remember what `collector` built, once its texts were the same twice in a row."""
+        pending = self._pending.pop(collector.name, None)
         if pending is None:
             return
         found, texts, digest = pending
-        entry = self._entries.get(module.NAME)
+        entry = self._entries.get(collector.name)
         if entry is None:
-            entry = self._entries[module.NAME] = _Entry()
+            entry = self._entries[collector.name] = _Entry()
         elif entry.sources == found and entry.digest == digest and entry.texts is None:
             entry.texts, entry.families = texts, families  # stable: keep it from now on
             for family in families:
@@ -114,7 +114,7 @@ class Memo:
         if entry.misses >= VOLATILE_AFTER:
             entry.sources = None
 
-    def forget(self, module: ModuleType) -> None:
-        """Drop what `module` remembered (it failed: parse again next probe)."""
-        self._pending.pop(module.NAME, None)
-        self._entries.pop(module.NAME, None)
+    def forget(self, collector: Collector) -> None:
+        """Drop what `collector` remembered (it failed: parse again next probe)."""
+        self._pending.pop(collector.name, None)
+        self._entries.pop(collector.name, None)

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 from exporter.collectors import ParseError, ProbeContext
 from exporter.collectors._common import guarded
+from exporter.collectors.base import Collector
 from exporter.metrics import Family, gauge
 
 NAME = "arp"
@@ -35,3 +36,6 @@ def collect(sections: Mapping[str, str], ctx: ProbeContext) -> list[Family]:
     for device, count in sorted(parse(text).items()):
         family.add(count, device=device)
     return [family]
+
+
+COLLECTOR = Collector(NAME, collect, files=FILES)

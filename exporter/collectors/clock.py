@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 from exporter.collectors import ParseError, ProbeContext, procstat
 from exporter.collectors._common import number, require
+from exporter.collectors.base import Collector
 from exporter.metrics import Family, gauge
 
 NAME = "time"
@@ -31,3 +32,6 @@ def collect(sections: Mapping[str, str], ctx: ProbeContext) -> list[Family]:
     uptime = parse(require(sections, "/proc/uptime", NAME))
     boot = procstat.parse(require(sections, "/proc/stat", NAME)).scalars["btime"]
     return [gauge("node_time_seconds", "System time in seconds since epoch (1970).", boot + uptime)]
+
+
+COLLECTOR = Collector(NAME, collect, files=FILES)

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 from exporter.collectors import ProbeContext
 from exporter.collectors._common import single_values
+from exporter.collectors.base import Collector
 from exporter.metrics import Family, gauge
 
 NAME = "conntrack"
@@ -29,3 +30,6 @@ def collect(sections: Mapping[str, str], ctx: ProbeContext) -> list[Family]:
     """This probe's metric families, built fresh from its sections."""
     values = parse(sections)
     return [gauge(name, HELP[name], value) for name, value in values.items()]
+
+
+COLLECTOR = Collector(NAME, collect, files=FILES)

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 from exporter.collectors import ProbeContext, procstat
 from exporter.collectors._common import USER_HZ, label_text, require
+from exporter.collectors.base import Collector
 from exporter.metrics import Family, counter, gauge
 
 NAME = "cpu"
@@ -16,8 +17,6 @@ FILES = ("/proc/stat",)
 MODES = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
 GUEST_MODES = ("user", "nice")  # columns 9 and 10: guest, guest_nice
 STATE_KEY = "cpu.previous_total"
-# The usage ratio depends on the previous probe too: never reuse this probe's families.
-MEMOIZABLE = False
 
 
 def parse(text: str) -> procstat.ProcStat:
@@ -83,3 +82,7 @@ def collect(sections: Mapping[str, str], ctx: ProbeContext) -> list[Family]:
             )
         )
     return families
+
+
+# The usage ratio depends on the previous probe too: never reuse this probe's families.
+COLLECTOR = Collector(NAME, collect, files=FILES, memoizable=False)

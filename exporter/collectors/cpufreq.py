@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 from exporter.collectors import ProbeContext
 from exporter.collectors._common import guarded, label_text
+from exporter.collectors.base import Collector
 from exporter.metrics import Family, gauge
 
 NAME = "cpufreq"
@@ -58,3 +59,6 @@ def collect(sections: Mapping[str, str], ctx: ProbeContext) -> list[Family]:
             family.samples.append((label_text(cpu=cpu), per_cpu[cpu]))
         families.append(family)
     return families
+
+
+COLLECTOR = Collector(NAME, collect, files=FILES)

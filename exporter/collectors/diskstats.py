@@ -8,6 +8,7 @@ from collections.abc import Mapping
 
 from exporter.collectors import ParseError, ProbeContext
 from exporter.collectors._common import guarded, label_text, require
+from exporter.collectors.base import Collector
 from exporter.metrics import Family, counter, gauge
 
 NAME = "diskstats"
@@ -141,3 +142,6 @@ def collect(sections: Mapping[str, str], ctx: ProbeContext) -> list[Family]:
         for family, factor, value in zip(families, factors, values, strict=False):
             family.samples.append((labels, value * factor if factor != 1.0 else value))
     return [info, *families]
+
+
+COLLECTOR = Collector(NAME, collect, files=FILES)

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 from exporter.collectors import ParseError, ProbeContext
 from exporter.collectors._common import number, require
+from exporter.collectors.base import Collector
 from exporter.metrics import Family, gauge
 
 NAME = "filefd"
@@ -27,3 +28,6 @@ def collect(sections: Mapping[str, str], ctx: ProbeContext) -> list[Family]:
         gauge("node_filefd_allocated", "File descriptor statistics: allocated.", allocated),
         gauge("node_filefd_maximum", "File descriptor statistics: maximum.", maximum),
     ]
+
+
+COLLECTOR = Collector(NAME, collect, files=FILES)

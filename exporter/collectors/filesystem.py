@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from exporter.collectors import ParseError, ProbeContext
 from exporter.collectors._common import cheap_sections_key, guarded, label_text
+from exporter.collectors.base import Collector
 from exporter.metrics import Family, gauge
 
 NAME = "filesystem"
@@ -277,3 +278,7 @@ def collect(sections: Mapping[str, str], ctx: ProbeContext) -> list[Family]:
             device_error.samples.append((stuck, 1))
             readonly.samples.append((stuck, 1 if mount.readonly else 0))
     return [size, free, avail, files, files_free, readonly, device_error, ratio]
+
+
+COLLECTOR = Collector(NAME, collect, files=FILES, sections=SECTIONS,
+                      cheap_sections=CHEAP_SECTIONS)

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 
 from exporter.collectors import ProbeContext
 from exporter.collectors._common import guarded, label_text, number
+from exporter.collectors.base import Collector
 from exporter.metrics import Family, gauge
 
 NAME = "hwmon"
@@ -70,3 +71,6 @@ def collect(sections: Mapping[str, str], ctx: ProbeContext) -> list[Family]:
             family.samples.append((label_text(chip=chip, sensor=sensor), value))
         families.append(family)
     return families
+
+
+COLLECTOR = Collector(NAME, collect, files=FILES)

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 from exporter.collectors import ProbeContext
 from exporter.collectors._common import single_values
+from exporter.collectors.base import Collector
 from exporter.metrics import Family
 
 NAME = "kernel_hung"
@@ -26,3 +27,6 @@ def collect(sections: Mapping[str, str], ctx: ProbeContext) -> list[Family]:
         Family(name, "untyped", "Number of tasks detected as hung since boot.", [("", value)])
         for name, value in parse(sections).items()
     ]
+
+
+COLLECTOR = Collector(NAME, collect, files=FILES)

@@ -7,6 +7,7 @@ from typing import NamedTuple
 
 from exporter.collectors import ParseError, ProbeContext
 from exporter.collectors._common import require
+from exporter.collectors.base import Collector
 from exporter.metrics import Family, gauge
 
 NAME = "loadavg"
@@ -41,3 +42,6 @@ def collect(sections: Mapping[str, str], ctx: ProbeContext) -> list[Family]:
         gauge("node_load5", "5m load average.", data.load5),
         gauge("node_load15", "15m load average.", data.load15),
     ]
+
+
+COLLECTOR = Collector(NAME, collect, files=FILES)

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 from exporter.collectors import ParseError, ProbeContext
 from exporter.collectors._common import guarded, require
+from exporter.collectors.base import Collector
 from exporter.metrics import Family, gauge
 
 NAME = "meminfo"
@@ -79,3 +80,6 @@ def collect(sections: Mapping[str, str], ctx: ProbeContext) -> list[Family]:
     )
     families.append(gauge("stacksense_swap_usage_ratio", "Share of swap space in use (0-1).", swap))
     return families
+
+
+COLLECTOR = Collector(NAME, collect, files=FILES)

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 from exporter.collectors import ParseError, ProbeContext
 from exporter.collectors._common import guarded, label_text, number
+from exporter.collectors.base import Collector
 from exporter.metrics import Family, counter, gauge
 
 NAME = "netclass"
@@ -77,3 +78,6 @@ def collect(sections: Mapping[str, str], ctx: ProbeContext) -> list[Family]:
             # Mbit/s to bytes/s; -1 (unknown) stays negative as in node_exporter.
             speed.samples.append((labels, number(attributes["speed"], device + "/speed") * 125000))
     return [info, up, speed, *numeric.values()]
+
+
+COLLECTOR = Collector(NAME, collect, files=FILES)

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 from exporter.collectors import ParseError, ProbeContext
 from exporter.collectors._common import guarded, label_text, number, require
+from exporter.collectors.base import Collector
 from exporter.metrics import Family, counter
 
 NAME = "netdev"
@@ -60,3 +61,6 @@ def collect(sections: Mapping[str, str], ctx: ProbeContext) -> list[Family]:
             nohandler.samples.append((label_text(device=device), number(text, path)))
     families.append(nohandler)
     return families
+
+
+COLLECTOR = Collector(NAME, collect, files=FILES)

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 
 from exporter.collectors import ParseError, ProbeContext
 from exporter.collectors._common import guarded
+from exporter.collectors.base import Collector
 from exporter.metrics import Family
 
 NAME = "netstat"
@@ -99,3 +100,6 @@ def collect(sections: Mapping[str, str], ctx: ProbeContext) -> list[Family]:
         )
         for key, value in sorted(fields.items())
     ]
+
+
+COLLECTOR = Collector(NAME, collect, files=FILES)

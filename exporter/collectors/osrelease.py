@@ -6,6 +6,7 @@ import functools
 from collections.abc import Mapping
 
 from exporter.collectors import ProbeContext
+from exporter.collectors.base import Collector
 from exporter.metrics import Family, gauge
 
 NAME = "os"
@@ -73,3 +74,6 @@ def collect(sections: Mapping[str, str], ctx: ProbeContext) -> list[Family]:
         labels = [(label, fields.get(key, "")) for label, key in VERSION_FIELDS]
         families.append(version.add_labels(number, labels))
     return families
+
+
+COLLECTOR = Collector(NAME, collect, files=FILES)

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 from exporter.collectors import ParseError, ProbeContext
 from exporter.collectors._common import guarded
+from exporter.collectors.base import Collector
 from exporter.metrics import Family, counter
 
 NAME = "pressure"
@@ -60,3 +61,6 @@ def collect(sections: Mapping[str, str], ctx: ProbeContext) -> list[Family]:
                 counter(f"node_pressure_{resource}_{KINDS[kind]}_seconds_total", help_text, seconds)
             )
     return families
+
+
+COLLECTOR = Collector(NAME, collect, files=FILES)

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 
 from exporter.collectors import ParseError, ProbeContext
 from exporter.collectors._common import number, single_values
+from exporter.collectors.base import Collector
 from exporter.metrics import Family, gauge
 
 NAME = "processes"
@@ -47,3 +48,6 @@ def collect(sections: Mapping[str, str], ctx: ProbeContext) -> list[Family]:
             )
         )
     return families
+
+
+COLLECTOR = Collector(NAME, collect, files=FILES)

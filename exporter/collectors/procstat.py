@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from exporter.collectors import ParseError, ProbeContext
 from exporter.collectors._common import guarded, require
+from exporter.collectors.base import Collector
 from exporter.metrics import Family, counter, gauge
 
 NAME = "stat"
@@ -76,3 +77,6 @@ def collect(sections: Mapping[str, str], ctx: ProbeContext) -> list[Family]:
             )
         )
     return families
+
+
+COLLECTOR = Collector(NAME, collect, files=FILES)

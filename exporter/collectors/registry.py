@@ -1,8 +1,6 @@
-"""The name → collector module table and the default set."""
+"""The name → Collector table and the default set: one line per collector module."""
 
 from __future__ import annotations
-
-from types import ModuleType
 
 from exporter.collectors import (
     arp,
@@ -33,39 +31,42 @@ from exporter.collectors import (
     uname,
     vmstat,
 )
+from exporter.collectors.base import Collector
 
 # Output order: what the first dashboard rows need first, then the rest.
-COLLECTORS: dict[str, ModuleType] = {
-    m.NAME: m
-    for m in (
-        cpu,
-        loadavg,
-        meminfo,
-        filesystem,
-        netdev,
-        diskstats,
-        procstat,
-        clock,
-        uname,
-        osrelease,
-        pressure,
-        vmstat,
-        netstat,
-        sockstat,
-        netclass,
-        filefd,
-        entropy,
-        conntrack,
-        cpufreq,
-        processes,
-        schedstat,
-        softnet,
-        arp,
-        udp,
-        kernel_hung,
-        hwmon,
-        thermal,
+# Each entry is typed: mypy checks every module's COLLECTOR against the contract.
+COLLECTORS: dict[str, Collector] = {
+    collector.name: collector
+    for collector in (
+        cpu.COLLECTOR,
+        loadavg.COLLECTOR,
+        meminfo.COLLECTOR,
+        filesystem.COLLECTOR,
+        netdev.COLLECTOR,
+        diskstats.COLLECTOR,
+        procstat.COLLECTOR,
+        clock.COLLECTOR,
+        uname.COLLECTOR,
+        osrelease.COLLECTOR,
+        pressure.COLLECTOR,
+        vmstat.COLLECTOR,
+        netstat.COLLECTOR,
+        sockstat.COLLECTOR,
+        netclass.COLLECTOR,
+        filefd.COLLECTOR,
+        entropy.COLLECTOR,
+        conntrack.COLLECTOR,
+        cpufreq.COLLECTOR,
+        processes.COLLECTOR,
+        schedstat.COLLECTOR,
+        softnet.COLLECTOR,
+        arp.COLLECTOR,
+        udp.COLLECTOR,
+        kernel_hung.COLLECTOR,
+        hwmon.COLLECTOR,
+        thermal.COLLECTOR,
     )
 }
 
-DEFAULT_COLLECTORS: tuple[str, ...] = tuple(COLLECTORS)
+DEFAULT_COLLECTORS: tuple[str, ...] = tuple(
+    name for name, collector in COLLECTORS.items() if collector.default)

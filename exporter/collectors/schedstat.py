@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 from exporter.collectors import ParseError, ProbeContext
 from exporter.collectors._common import guarded, label_text
+from exporter.collectors.base import Collector
 from exporter.metrics import Family, counter
 
 NAME = "schedstat"
@@ -45,3 +46,6 @@ def collect(sections: Mapping[str, str], ctx: ProbeContext) -> list[Family]:
         waiting.samples.append((labels, wait_ns / 1e9))
         timeslices.samples.append((labels, slices))
     return [running, waiting, timeslices]
+
+
+COLLECTOR = Collector(NAME, collect, files=FILES)

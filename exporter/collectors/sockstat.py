@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 from exporter.collectors import ParseError, ProbeContext
 from exporter.collectors._common import guarded
+from exporter.collectors.base import Collector
 from exporter.metrics import Family, gauge
 
 NAME = "sockstat"
@@ -79,3 +80,6 @@ def collect(sections: Mapping[str, str], ctx: ProbeContext) -> list[Family]:
                 )
             )
     return families
+
+
+COLLECTOR = Collector(NAME, collect, files=FILES)

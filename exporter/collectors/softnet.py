@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 from exporter.collectors import ParseError, ProbeContext
 from exporter.collectors._common import guarded, label_text
+from exporter.collectors.base import Collector
 from exporter.metrics import Family, counter
 
 NAME = "softnet"
@@ -49,3 +50,6 @@ def collect(sections: Mapping[str, str], ctx: ProbeContext) -> list[Family]:
             if value >= 0:
                 family.samples.append((labels, value))
     return families
+
+
+COLLECTOR = Collector(NAME, collect, files=FILES)

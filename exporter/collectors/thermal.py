@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 from exporter.collectors import ProbeContext
 from exporter.collectors._common import guarded, label_text, number
+from exporter.collectors.base import Collector
 from exporter.metrics import Family, gauge
 
 NAME = "thermal"
@@ -58,3 +59,6 @@ def collect(sections: Mapping[str, str], ctx: ProbeContext) -> list[Family]:
     for metric, labels, value in parse(sections):
         families[metric].samples.append((label_text(**labels), value))
     return list(families.values())
+
+
+COLLECTOR = Collector(NAME, collect, files=FILES)

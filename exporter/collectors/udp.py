@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 from exporter.collectors import ParseError, ProbeContext
 from exporter.collectors._common import guarded
+from exporter.collectors.base import Collector
 from exporter.metrics import Family, gauge
 
 NAME = "udp_queues"
@@ -42,3 +43,6 @@ def collect(sections: Mapping[str, str], ctx: ProbeContext) -> list[Family]:
         family.add(rx, ip=ip, queue="rx")
         family.add(tx, ip=ip, queue="tx")
     return [family]
+
+
+COLLECTOR = Collector(NAME, collect, files=FILES)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from exporter.collectors import ParseError, ProbeContext
+from exporter.collectors.base import Collector
 from exporter.metrics import Family, gauge
 
 NAME = "uname"
@@ -72,3 +73,6 @@ def collect(sections: Mapping[str, str], ctx: ProbeContext) -> list[Family]:
     labels = parse(sections)
     help_text = "Labeled system information as provided by the uname system call."
     return [gauge("node_uname_info", help_text, 1, **labels)]
+
+
+COLLECTOR = Collector(NAME, collect, files=FILES)

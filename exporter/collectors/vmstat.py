@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 from exporter.collectors import ParseError, ProbeContext
 from exporter.collectors._common import guarded, require
+from exporter.collectors.base import Collector
 from exporter.metrics import Family
 
 NAME = "vmstat"
@@ -54,3 +55,6 @@ def collect(sections: Mapping[str, str], ctx: ProbeContext) -> list[Family]:
         )
         for name, value in fields.items()
     ]
+
+
+COLLECTOR = Collector(NAME, collect, files=FILES)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from types import ModuleType
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.collectors import ProbeContext, registry
+from exporter.collectors.base import Collector
 from exporter.command import split_sections
 from exporter.metrics import Family, render
 
@@ -24,13 +24,13 @@ def sections(host: str) -> dict[str, str]:
 def collect_all(
     secs: Mapping[str, str],
     ctx: ProbeContext | None = None,
-    modules: Iterable[ModuleType] | None = None,
+    collectors: Iterable[Collector] | None = None,
 ) -> list[Family]:
     """Run every (or the given) collector on the sections."""
     ctx = ctx or ProbeContext(target="test")
     families: list[Family] = []
-    for module in modules if modules is not None else registry.COLLECTORS.values():
-        families.extend(module.collect(secs, ctx))
+    for collector in collectors if collectors is not None else registry.COLLECTORS.values():
+        families.extend(collector.collect(secs, ctx))
     return families
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
-from types import ModuleType
+from collections.abc import Mapping
 from typing import Any
 
+from exporter.collectors import ProbeContext
 from exporter.collectors._memo import Memo
+from exporter.collectors.base import Collector
 from exporter.config import Module
 from exporter.heartbeats import HeartbeatStore
 from exporter.metrics import Family, gauge
@@ -15,37 +17,40 @@ from exporter.ssh_pool import CommandResult
 from tests.exporter.collector_helpers import HOST_NAMES, HOSTS
 
 
-def fake_collector(name: str = "fake", memoizable: bool = True) -> ModuleType:
+class CountingCollector:
     """A collector reading /proc/a and /sys/x/*/y that counts how often it really parses."""
-    module = ModuleType(name)
-    module.NAME = name  # type: ignore[attr-defined]
-    module.FILES = ("/proc/a", "/sys/x/*/y")  # type: ignore[attr-defined]
-    module.MEMOIZABLE = memoizable  # type: ignore[attr-defined]
-    module.calls = 0  # type: ignore[attr-defined]
 
-    def collect(sections: dict[str, str], ctx: Any) -> list[Family]:
-        module.calls += 1  # type: ignore[attr-defined]
+    def __init__(self, name: str, memoizable: bool) -> None:
+        self.calls = 0
+        self.collector = Collector(name, self.collect, files=("/proc/a", "/sys/x/*/y"),
+                                   memoizable=memoizable)
+
+    def collect(self, sections: Mapping[str, str], ctx: ProbeContext) -> list[Family]:
+        self.calls += 1
         fam = gauge("node_fake", "fake")
         for key, text in sorted(sections.items()):
             if key.startswith("/sys/x/"):
                 fam.add(float(text), dev=key.split("/")[3])
         return [fam]
 
-    module.collect = collect  # type: ignore[attr-defined]
-    return module
+
+def fake_collector(name: str = "fake", memoizable: bool = True) -> CountingCollector:
+    return CountingCollector(name, memoizable)
 
 
-def run(module: ModuleType, state: dict[str, Any], sections: dict[str, str]) -> list[Family]:
+def run(module: CountingCollector, state: dict[str, Any],
+        sections: dict[str, str]) -> list[Family]:
     memo = Memo(state, sections)
-    built = memo.get(module)
+    built = memo.get(module.collector)
     if built is None:
-        built = module.collect(sections, None)
-        memo.put(module, built)
+        built = module.collector.collect(sections, ProbeContext("h", state=state))
+        memo.put(module.collector, built)
     return built
 
 
 def test_unchanged_texts_reuse_the_families() -> None:
-    module, state = fake_collector(), {}
+    module = fake_collector()
+    state: dict[str, Any] = {}
     secs = {"/proc/a": "1\n", "/sys/x/eth0/y": "5\n", "/proc/other": "changes"}
     run(module, state, secs)
     second = run(module, state, secs)  # the same texts twice: now worth remembering
@@ -56,7 +61,8 @@ def test_unchanged_texts_reuse_the_families() -> None:
 
 
 def test_a_changed_renamed_or_vanished_source_is_parsed_again() -> None:
-    module, state = fake_collector(), {}
+    module = fake_collector()
+    state: dict[str, Any] = {}
     for _ in range(2):
         run(module, state, {"/proc/a": "1\n", "/sys/x/eth0/y": "5\n"})
     run(module, state, {"/proc/a": "1\n", "/sys/x/eth0/y": "6\n"})
@@ -72,7 +78,8 @@ def test_a_changed_renamed_or_vanished_source_is_parsed_again() -> None:
 
 
 def test_ever_changing_collectors_stop_being_remembered() -> None:
-    module, state = fake_collector(), {}
+    module = fake_collector()
+    state: dict[str, Any] = {}
     for value in range(3):
         run(module, state, {"/proc/a": f"{value}\n"})
     for _ in range(3):
@@ -82,13 +89,15 @@ def test_ever_changing_collectors_stop_being_remembered() -> None:
 
 
 def test_texts_are_kept_only_once_seen_twice() -> None:
-    module, state = fake_collector(), {}
+    module = fake_collector()
+    state: dict[str, Any] = {}
     run(module, state, {"/proc/a": "1\n"})
     assert state["_memo"]["fake"].texts is None and state["_memo"]["fake"].families is None
 
 
 def test_collectors_that_need_the_previous_probe_are_never_reused() -> None:
-    module, state = fake_collector(memoizable=False), {}
+    module = fake_collector(memoizable=False)
+    state: dict[str, Any] = {}
     for _ in range(3):
         run(module, state, {"/proc/a": "1\n"})
     assert module.calls == 3
@@ -130,6 +139,6 @@ def test_a_memoised_probe_renders_exactly_what_a_fresh_parse_does(monkeypatch) -
         memo = prober._state("h")["_memo"]  # noqa: SLF001 - the memo is what is under test
         assert memo["uname"].families is not None  # it was reused on the third probe
         assert "cpu" not in memo
-    monkeypatch.setattr(Memo, "get", lambda self, module: None)
+    monkeypatch.setattr(Memo, "get", lambda self, collector: None)
     without = [probe_thrice(output)[1] for output in outputs]
     assert [text for _, text in with_memo] == without

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import importlib
 import random
 import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.collectors import ParseError, ProbeContext, registry
+from exporter.collectors.base import Collector
 from exporter.command import READ_FILES, build_script, completed, split_sections
 from exporter.metrics import Family, render
 from tests.exporter.collector_helpers import HOST_NAMES, Samples, collect_all, sections
@@ -31,7 +32,7 @@ INHERITED_LINTS = (
 
 
 def concrete(path: str) -> str:
-    """A real-looking path for a FILES glob (`/sys/class/net/*/mtu` -> `.../eth0/mtu`)."""
+    """A real-looking path for a files glob (`/sys/class/net/*/mtu` -> `.../eth0/mtu`)."""
     return path.replace("cpu*", "cpu3").replace("*", "eth0")
 
 
@@ -61,10 +62,10 @@ def garbage_texts(rnd: random.Random, donor: str) -> Iterator[str]:
     yield "\n".join(lines)
 
 
-def check_result(module: ModuleType, secs: dict[str, str]) -> None:
+def check_result(collector: Collector, secs: dict[str, str]) -> None:
     """A collector either raises ParseError or returns families that render validly."""
     try:
-        families = module.collect(secs, ProbeContext(target="fuzz"))
+        families = collector.collect(secs, ProbeContext(target="fuzz"))
     except ParseError:
         return
     assert isinstance(families, list)
@@ -77,18 +78,18 @@ def check_result(module: ModuleType, secs: dict[str, str]) -> None:
 
 @pytest.mark.parametrize("name", list(registry.COLLECTORS))
 def test_garbage_gives_parse_error_or_valid_output(name: str) -> None:
-    module = registry.COLLECTORS[name]
+    collector = registry.COLLECTORS[name]
     donors = sections("ubuntu2204-server64")
-    paths = [concrete(p) for p in getattr(module, "FILES", ())]
-    paths += list(getattr(module, "SECTIONS", {}))
+    paths = [concrete(p) for p in collector.files]
+    paths += list(collector.sections)
     rnd = random.Random(name)
     real = {p: donors[p] for p in donors if p in paths or p.startswith(("/sys/", "/proc/"))}
     for path in paths:
         donor = donors.get(path) or "cpu0 1 2 3 4 5 6 7 8\nMemTotal: 12 kB\nTCP: inuse 1"
         for text in garbage_texts(rnd, donor):
-            check_result(module, {**real, path: text})  # one bad file among good ones
-            check_result(module, dict.fromkeys(paths, text))  # everything bad
-    check_result(module, {})  # nothing read at all
+            check_result(collector, {**real, path: text})  # one bad file among good ones
+            check_result(collector, dict.fromkeys(paths, text))  # everything bad
+    check_result(collector, {})  # nothing read at all
 
 
 def test_missing_core_file_is_a_parse_error() -> None:
@@ -154,12 +155,15 @@ def test_every_collector_module_is_registered_and_default() -> None:
     package = Path(registry.__file__).parent
     modules = {
         p.stem for p in package.glob("*.py")
-        if p.stem not in ("__init__", "registry", "_common", "_memo")
+        if p.stem not in ("__init__", "registry", "base", "_common", "_memo")
     }
-    registered = {m.__name__.rsplit(".", 1)[1] for m in registry.COLLECTORS.values()}
+    registered = {c.collect.__module__.rsplit(".", 1)[1] for c in registry.COLLECTORS.values()}
     assert registered == modules
+    assert len(registered) == len(registry.COLLECTORS)  # one collector per module
     assert registry.DEFAULT_COLLECTORS == tuple(registry.COLLECTORS)
-    for name, module in registry.COLLECTORS.items():
-        assert module.NAME == name
-        assert callable(module.parse) and callable(module.collect)
-        assert getattr(module, "FILES", ()) or getattr(module, "SECTIONS", {})
+    for name, collector in registry.COLLECTORS.items():
+        assert isinstance(collector, Collector) and collector.name == name
+        module = importlib.import_module(collector.collect.__module__)
+        assert module.COLLECTOR is collector
+        assert callable(module.parse)
+        assert collector.files or collector.sections

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
+from exporter.collectors import ProbeContext
+from exporter.collectors.base import Collector
 from exporter.command import MARKER, READ_FILES, build_script, split_headed, split_sections
+from exporter.metrics import Family
+
+
+def no_families(sections: Mapping[str, str], ctx: ProbeContext) -> list[Family]:
+    """A collector's parse step, for tests that only look at the script it contributes to."""
+    return []
 
 
 def read_files(*paths: Path | str) -> str:
@@ -62,11 +70,11 @@ def test_one_write_prints_the_same_bytes_in_one_go(tmp_path: Path) -> None:
     (tmp_path / "b").write_text("b\n")
     unreadable = tmp_path / "dir"
     unreadable.mkdir()
-    collector = SimpleNamespace(
-        NAME="fake", FILES=(str(tmp_path / "a"), str(unreadable), str(tmp_path / "b"),
-                            f"{tmp_path}/missing*"),
+    collector = Collector(
+        "fake", no_families, files=(str(tmp_path / "a"), str(unreadable), str(tmp_path / "b"),
+                                    f"{tmp_path}/missing*"),
         # a case pattern's `)` and an empty last line must survive the command substitution
-        SECTIONS={"odd": "case x in x) echo 'a)b' ;; esac; printf 'c\\n\\n\\n'"})
+        sections={"odd": "case x in x) echo 'a)b' ;; esac; printf 'c\\n\\n\\n'"})
     plain = build_script([collector])
     one = build_script([collector], one_write=True)
     assert one != plain and "$(" in one
@@ -81,8 +89,8 @@ def test_one_write_prints_the_same_bytes_in_one_go(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace")
 def test_one_write_writes_the_output_once(tmp_path: Path) -> None:
-    collector = SimpleNamespace(NAME="fake", FILES=("/proc/self/status", "/proc/nonexistent",
-                                                    "/proc/self/stat", "/proc/self/limits"))
+    collector = Collector("fake", no_families, files=("/proc/self/status", "/proc/nonexistent",
+                                                      "/proc/self/stat", "/proc/self/limits"))
     writes = {}
     for one_write in (False, True):
         script = build_script([collector], one_write=one_write)
