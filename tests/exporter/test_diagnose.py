@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from exporter.diagnose import DEADLINE, SCRIPT, parse, split_sections
+from exporter.diagnose import DEADLINE, SCRIPT, SECTION_BYTES, parse, split_sections
 from exporter.recommend import RuleRecommender
 from tests.conftest import require_root
 from tests.exporter.harness import (
@@ -226,3 +226,65 @@ def test_configured_logs_last_matching_lines_are_in_the_report(
     assert line.startswith("ERROR disk quota exceeded") and "abc123secret" not in line
     [finding] = [f for f in report["findings"] if f["kind"] == "log"]
     assert str(log) in finding["text"] and finding["evidence"] == [f"{log} [error]: {line}"]
+
+
+def run_script(fake: dict[str, str], tmp_path: Path) -> str:
+    """SCRIPT on this machine with `fake` commands first on PATH; its raw output."""
+    fake_bin = tmp_path / "fake-bin"
+    fake_bin.mkdir()
+    for name, script in fake.items():
+        (fake_bin / name).write_text(script)
+        (fake_bin / name).chmod(0o755)
+    env = {"PATH": f"{fake_bin}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"}
+    return subprocess.run(["/bin/sh", "-c", SCRIPT], capture_output=True, text=True, env=env,
+                          timeout=DEADLINE).stdout
+
+
+def test_du_never_crosses_into_another_filesystem(full_tmpfs: Path) -> None:
+    # A bigger filesystem mounted inside the full one: its 20 MiB must not be counted.
+    inner = full_tmpfs / "archive"
+    inner.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(inner)], check=True)
+    try:
+        with open(inner / "big", "wb") as f:
+            f.write(b"\0" * (20 << 20))
+        out = subprocess.run(["/bin/sh", "-c", SCRIPT], capture_output=True, text=True,
+                             timeout=DEADLINE).stdout
+    finally:
+        subprocess.run(["umount", "-l", str(inner)], check=False)
+    fs = next(f for f in parse(out)["filesystems"] if f["mountpoint"] == str(full_tmpfs))
+    sizes = {x["path"]: x["bytes"] for x in fs["largest"]}
+    assert str(inner) not in sizes, sizes
+    assert sizes[str(full_tmpfs)] <= 8 << 20 and f"{full_tmpfs}/dumps" in sizes
+
+
+def test_du_runs_niced_and_in_the_idle_io_class(tmp_path: Path) -> None:
+    # A full filesystem (fake df) so that du runs; the fake du reports how it was started.
+    df = ("#!/bin/sh\necho 'Filesystem 1024-blocks Used Available Capacity Mounted on'\n"
+          "echo '/dev/vdb 1000 990 10 99% /srv'\n")
+    du = ("#!/bin/sh\nprintf '%s\\t/niceness\\n' \"$(nice)\"\n"
+          "case \"$(ionice)\" in idle*) c=3;; *) c=0;; esac\nprintf '%s\\t/ioclass\\n' $c\n")
+    [fs] = parse(run_script({"df": df, "du": du}, tmp_path))["filesystems"]
+    assert fs["mountpoint"] == "/srv" and fs["used_percent"] == 99
+    got = {x["path"]: x["bytes"] // 1024 for x in fs["largest"]}
+    assert got == {"/niceness": 19, "/ioclass": 3}
+
+
+def test_a_section_that_prints_without_end_is_cut_on_the_host(tmp_path: Path) -> None:
+    # One endless line (head -n cannot stop it): the host cuts the section at SECTION_BYTES.
+    out = run_script({"ss": "#!/bin/sh\nexec tr '\\0' x < /dev/zero\n"}, tmp_path)
+    lines, status = split_sections(out)
+    section = out[out.index("@@ss-diag ports\n"):out.index("@@ss-diag-end ports")]
+    assert SECTION_BYTES < len(section) < SECTION_BYTES + 100  # the marker and the prefix
+    assert status["ports"] == "ok" and status["kernel"] == "ok"  # the rest still ran
+    assert all(len(line) <= 500 for line in lines["ports"])
+
+
+def test_alert_labels_never_reach_the_host(tmp_path: Path, ssh_keys: SshdKeys) -> None:
+    mark = tmp_path / "pwned"
+    evil = f"$(touch {mark}); touch {mark}; `touch {mark}`"
+    with exporter_with(tmp_path, ssh_keys) as exp:
+        resp = requests.post(f"{exp.url}/api/v1/diagnose/web1", timeout=30,
+                             json={"labels": {"alertname": evil, evil: evil}})
+    assert resp.status_code == 200, resp.text
+    assert not mark.exists()
