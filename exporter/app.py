@@ -1,4 +1,9 @@
-"""The exporter's state: inventory (swapped whole on reload), pool, prober, heartbeats."""
+"""The exporter's state: inventory (swapped whole on reload), pool, prober, heartbeats.
+
+Where the inventory comes from and how commands reach a host are constructor
+arguments (defaults: the inventory file, SSH through the pool), so the app can
+be driven end to end with an in-memory inventory and canned command output.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from prometheus_client import (
@@ -22,7 +27,7 @@ from prometheus_client.registry import Collector
 from exporter.config import ConfigError, Inventory, Module, Server, load_inventory
 from exporter.heartbeats import HeartbeatStore
 from exporter.probe import Prober, ProbeResult
-from exporter.runner import LocalRunner, SshRunner
+from exporter.runner import RunnerFactory, production_runner
 from exporter.ssh_pool import SshPool
 
 log = logging.getLogger(__name__)
@@ -33,6 +38,9 @@ disable_created_metrics()  # type: ignore[no-untyped-call]
 DEFAULT_TIMEOUT = 10.0
 TIMEOUT_MARGIN = 0.5
 
+InventoryLoader = Callable[[str | None], Inventory]
+"""Reads the inventory at a path (None: no inventory, monitor this machine)."""
+
 
 class UnknownTarget(LookupError):
     """The probe names a target or module that is not in the inventory."""
@@ -41,16 +49,20 @@ class UnknownTarget(LookupError):
 class ExporterApp:
     """Everything a request handler needs; one instance per process."""
 
-    def __init__(self, config_path: str | None, *, local_name: str | None = None) -> None:
+    def __init__(self, config_path: str | None, *, local_name: str | None = None,
+                 load: InventoryLoader = load_inventory,
+                 runner: RunnerFactory = production_runner) -> None:
+        """`load` reads the inventory (at start and on every reload); `runner` builds
+        what runs the probe script on a host, given the first inventory and the pool."""
         self.config_path = config_path
         self.local_name = local_name or socket.gethostname()
         self.registry = CollectorRegistry()
         self.heartbeats = HeartbeatStore()
         self._lock = threading.Lock()
-        self.inventory = self._local_inventory(load_inventory(config_path))
+        self._load = load
+        self.inventory = self._local_inventory(load(config_path))
         self.pool = SshPool(self.inventory)
-        self.prober = Prober(LocalRunner() if self.inventory.local else SshRunner(self.pool),
-                             self.heartbeats)
+        self.prober = Prober(runner(self.inventory, self.pool), self.heartbeats)
         self._metrics()
         self.reload_ok.set(1)
         self.reload_ts.set(time.time())
@@ -105,7 +117,7 @@ class ExporterApp:
 
     def _load_for_reload(self) -> Inventory:
         try:
-            inventory = self._local_inventory(load_inventory(self.config_path))
+            inventory = self._local_inventory(self._load(self.config_path))
         except ConfigError:
             raise
         except Exception as exc:  # noqa: BLE001 - any failure keeps the old inventory

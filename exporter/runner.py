@@ -4,19 +4,31 @@ from __future__ import annotations
 
 import subprocess
 import time
+from collections.abc import Callable
 from typing import Protocol
 
-from exporter.config import Server
+from exporter.config import Inventory, Server
 from exporter.errors import ProbeFailure
 from exporter.remote_shell import DEFAULT_MAX_OUTPUT
 from exporter.ssh_pool import CommandResult, SshPool
 
 
 class Runner(Protocol):
+    """Runs the probe script on one server and says which connection it used."""
+
     def run(self, server: Server, command: str, deadline: float, *,
             max_output: int = DEFAULT_MAX_OUTPUT, prelude: str = "") -> CommandResult: ...
 
     def connection_id(self, server: Server) -> int | None: ...
+
+
+RunnerFactory = Callable[[Inventory, SshPool], Runner]
+"""Builds the app's runner from its first inventory and its connection pool."""
+
+
+def production_runner(inventory: Inventory, pool: SshPool) -> Runner:
+    """SSH through the pool; this machine's /bin/sh when there is no inventory (embedded)."""
+    return LocalRunner() if inventory.local else SshRunner(pool)
 
 
 class SshRunner:
