@@ -74,7 +74,7 @@ def server_entry(name: str, sshd: Sshd, **overrides: Any) -> dict[str, Any]:
 
 @contextmanager
 def exporter_over_fake_df(tmp_path: Path, ssh_keys: SshdKeys, name: str,
-                          df_script: str) -> Iterator[RunningExporter]:
+                          df_script: str, **app_options: Any) -> Iterator[RunningExporter]:
     """An exporter probing one sshd host `name` whose `df` is the shell script `df_script`.
 
     sshd puts the fake df first on the session's PATH, as a hung mount would make the
@@ -90,5 +90,5 @@ def exporter_over_fake_df(tmp_path: Path, ssh_keys: SshdKeys, name: str,
         known.write_text(server.known_hosts_line())
         inv = write_inventory(tmp_path / "servers.yml", [server_entry(name, server)],
                               {"default": {"key_file": str(ssh_keys.client_key)}}, known)
-        with running_exporter(inv) as exp:
+        with running_exporter(inv, **app_options) as exp:
             yield exp

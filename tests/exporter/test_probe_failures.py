@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from tests.exporter.harness import running_exporter, samples, server_entry, write_inventory
+from tests.exporter.recording_runner import RecordingRunner
 from tests.peers.sshd import Sshd, SshdKeys, sshd
-from tests.peers.util import wait_for
 
 FAIL = 'stacksense_probe_failure{{reason="{}"}}'
 
@@ -39,14 +39,21 @@ def misbehaving(tmp_path_factory: pytest.TempPathFactory,
 
 
 @pytest.fixture
-def exporter(tmp_path: Path, misbehaving: dict[str, Sshd], ssh_server: Sshd):
+def recorder() -> RecordingRunner:
+    """The exporter's runner: the production one, telling when a host's command started."""
+    return RecordingRunner()
+
+
+@pytest.fixture
+def exporter(tmp_path: Path, misbehaving: dict[str, Sshd], ssh_server: Sshd,
+             recorder: RecordingRunner):
     known = tmp_path / "known_hosts"
     known.write_text("".join(s.known_hosts_line() for s in [*misbehaving.values(), ssh_server]))
     servers = [server_entry(n, s) for n, s in misbehaving.items()]
     servers.append(server_entry("good", ssh_server))
     inv = write_inventory(tmp_path / "servers.yml", servers,
                           {"default": {"key_file": str(ssh_server.keys.client_key)}}, known)
-    with running_exporter(inv) as exp:
+    with running_exporter(inv, runner=recorder) as exp:
         yield exp
 
 
@@ -70,13 +77,13 @@ def test_hanging_host_respects_the_scrape_deadline(exporter) -> None:
     assert elapsed < 2.0, f"probe took {elapsed:.2f}s for a 2s scrape timeout"
 
 
-def test_hanging_host_never_delays_another(exporter) -> None:
+def test_hanging_host_never_delays_another(exporter, recorder: RecordingRunner) -> None:
     exporter.probe_samples("good")  # warm the pooled connection
     hang = threading.Thread(target=exporter.probe, args=("hang", 5.0))
     hang.start()
     try:
-        # Let the hanging probe take its server's slot first.
-        wait_for(lambda: exporter.app.pool._slot("hang").lock.locked(), what="hang in flight")
+        # Let the hanging probe's command start first.
+        assert recorder.started("hang").wait(10), "the hanging probe never ran its command"
         started = time.monotonic()
         values = exporter.probe_samples("good")
         assert values["stacksense_probe_success"] == 1
