@@ -46,7 +46,7 @@ SECTIONS = {
 }
 
 # The same without `timeout` (one process less: ~1 ms of the host's CPU per probe),
-# offered as CHEAP_SECTIONS: the probe uses it only while every mount of the host
+# offered as cheap sections: the probe uses it only while every mount of the host
 # is a local filesystem that cannot hang statfs() (see collect) and no probe of
 # the target has timed out with it.
 CHEAP_SECTIONS = {
