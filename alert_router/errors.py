@@ -4,6 +4,7 @@ Error tree::
 
     ValueError
     └── ConfigError      the config is invalid; the message starts with the key path
+                         (the shared stacksense_common.config.ConfigError itself)
     Exception
     └── InputError       an API request body is invalid; the message names the field
         └── LimitError   the request is over a documented limit (a 413, not a 400)
@@ -11,13 +12,11 @@ Error tree::
 
 from __future__ import annotations
 
+# One ConfigError for every service: ConfigError(path, message), `path` the key path
+# (e.g. route.routes[2].matchers[0]).
+from stacksense_common.config import ConfigError
 
-class ConfigError(ValueError):
-    """The router config is invalid; `path` is the key path (e.g. route.routes[2].matchers[0])."""
-
-    def __init__(self, path: str, message: str) -> None:
-        super().__init__(f"{path}: {message}" if path else message)
-        self.path = path
+__all__ = ["ConfigError", "InputError", "LimitError"]
 
 
 class InputError(Exception):

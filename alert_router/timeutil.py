@@ -2,46 +2,18 @@
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 
-_DURATION_PART = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
-_UNIT_SECONDS = {
-    "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0, "y": 31536000.0,
-}
+# Durations are Prometheus' grammar, shared by every service (stacksense_common.duration):
+# parse_duration raises a ValueError naming the grammar.
+from stacksense_common.duration import format as format_duration
+from stacksense_common.duration import parse as parse_duration
+
+__all__ = ["GO_ZERO_TIME", "format_duration", "format_time", "parse_duration", "parse_time",
+           "to_datetime"]
+
 # Go's zero time: Alertmanager writes it as endsAt while an alert fires.
 GO_ZERO_TIME = "0001-01-01T00:00:00Z"
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in a Prometheus duration such as "30s", "1h30m" or "0s"; ValueError otherwise."""
-    if not isinstance(text, str) or not text:
-        raise ValueError(f"invalid duration {text!r}: want e.g. 30s, 5m, 4h, 1h30m")
-    pos = 0
-    total = 0.0
-    for match in _DURATION_PART.finditer(text):
-        if match.start() != pos:
-            break
-        total += int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-        pos = match.end()
-    if pos != len(text):
-        raise ValueError(f"invalid duration {text!r}: want e.g. 30s, 5m, 4h, 1h30m")
-    return total
-
-
-def format_duration(seconds: float) -> str:
-    """A Prometheus duration string for `seconds` (whole units, largest first)."""
-    if seconds <= 0:
-        return "0s"
-    if seconds != int(seconds):
-        return f"{int(round(seconds * 1000))}ms"
-    rest = int(seconds)
-    parts = []
-    for unit, size in (("h", 3600), ("m", 60), ("s", 1)):
-        if rest >= size:
-            parts.append(f"{rest // size}{unit}")
-            rest %= size
-    return "".join(parts)
 
 
 def parse_time(text: str) -> float | None:

@@ -91,13 +91,9 @@ def check_keys(raw: Any, path: str, allowed: Sequence[str] | set[str] | frozense
 
 
 def duration_at(raw: Any, path: str) -> float:
-    """Seconds in a duration value; a ConfigError naming `path` and the grammar otherwise.
-
-    A YAML integer is read as its text, as Prometheus does: `0` is a duration, `30` is not.
-    """
-    text = str(raw) if isinstance(raw, int) and not isinstance(raw, bool) else raw
+    """Seconds in a duration value; a ConfigError naming `path` and the grammar otherwise."""
     try:
-        return duration.parse(text)
+        return duration.parse(raw)
     except duration.DurationError as exc:
         raise ConfigError(where(path), str(exc)) from None
 

@@ -29,8 +29,13 @@ class DurationError(ValueError):
     """Not a duration in the grammar; the message names the path when one was given."""
 
 
-def parse(text: str, path: str = "") -> float:
-    """Seconds in `text`; DurationError (naming `path` and the grammar) otherwise."""
+def parse(text: object, path: str = "") -> float:
+    """Seconds in `text`; DurationError (naming `path` and the grammar) otherwise.
+
+    A YAML integer reads as its text, as Prometheus reads it: `0` is a duration, `30` is not.
+    """
+    if isinstance(text, int) and not isinstance(text, bool):
+        text = str(text)
     millis = _parse_millis(text) if isinstance(text, str) else None
     if millis is None:
         where = f"{path}: " if path else ""

@@ -2,54 +2,30 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from alert_router.notify.base import ReceiverConfigError
+from stacksense_common import duration
+from stacksense_common.secret import MARK, Secret
 
-SECRET_MARK = "<secret>"
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+# One secret type and one duration grammar for every service (stacksense_common).
+SECRET_MARK = MARK
 
-
-class Secret:
-    """A secret string that never shows itself in repr() or str()."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        """The secret value, for the one place that must send it."""
-        return self._value
-
-    def __repr__(self) -> str:
-        return SECRET_MARK
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
+__all__ = ["SECRET_MARK", "Secret", "Section", "global_secret", "parse_duration",
+           "read_secret_file", "redact"]
 
 
-def parse_duration(text: str, *, path: str) -> float:
-    """Seconds from a Prometheus-style duration such as "10s", "1m30s" or "500ms"."""
-    text = str(text).strip()
-    pos, total = 0, 0.0
-    for match in _DURATION.finditer(text):
-        if match.start() != pos:
-            break
-        total += float(match.group(1)) * _UNITS[match.group(2)]
-        pos = match.end()
-    if not text or pos != len(text) or total <= 0:
-        raise ReceiverConfigError(f"{path}: invalid duration {text!r} (use e.g. 10s, 1m, 500ms)")
-    return total
+def parse_duration(text: object, *, path: str) -> float:
+    """Seconds from a positive Prometheus duration such as "10s", "1m30s" or "500ms"."""
+    try:
+        seconds = duration.parse(text, path)
+    except duration.DurationError as exc:
+        raise ReceiverConfigError(str(exc)) from None
+    if seconds <= 0:
+        raise ReceiverConfigError(f"{path}: must be longer than 0, got {text!r}")
+    return seconds
 
 
 class Section:
@@ -106,7 +82,7 @@ class Section:
         value = self.raw.get(key)
         if value is None:
             return default
-        return parse_duration(str(value), path=self.key_path(key))
+        return parse_duration(value, path=self.key_path(key))
 
     def choice(self, key: str, choices: tuple[str, ...], default: str) -> str:
         value = self.string(key, default)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import threading
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +16,7 @@ from requests.adapters import HTTPAdapter
 from alert_router.notify.base import NotifyError, ReceiverConfigError, Secrets
 from alert_router.notify.config import Secret, Section
 from alert_router.notify.deadline import Watchdog
+from stacksense_common import retry_after
 
 log = logging.getLogger(__name__)
 
@@ -190,19 +189,8 @@ def safe_target(url: str) -> str:
 
 
 def retry_after_seconds(value: str | None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
+    """Seconds from a Retry-After header (delta-seconds or HTTP date); None if unreadable."""
+    return retry_after.parse(value)
 
 
 def classify_status(kind: str, status: int, body: str, retry_after: str | None,
