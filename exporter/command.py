@@ -2,18 +2,18 @@
 
 Files are read by ONE `head -v -n 1000000000 FILE...` (the whole of every
 file, each after a `==> FILE <==` header), because every extra process costs
-the monitored host ~0.7 ms of CPU; a `cat` per file would blow the 3 ms
-per-probe budget. head rather than `grep -Hs ''`: grep costs the host ~0.4 ms
-more (pcre, per-line matching) and prefixes every line with its path, which
-the exporter then split line by line; head's headers are split with a few
-C-level calls. Not `tail -n +1`: GNU tail stops at the first file whose read
-fails (sysfs `duplex`/`speed` of a virtual NIC give EINVAL); head goes on.
-GNU and busybox head both print the same headers. Commands that must run (df,
-guarded by `timeout` against hung mounts) get their own marked section.
-Sections are separated by marker lines that cannot occur in /proc files.
-The script runs in a `/bin/sh` with LC_ALL=C (a function of the shell kept on
-the connection, see exporter.remote_shell; no rc file runs per probe: they
-can cost 100+ ms per poll). Snippets and paths come only from
+the monitored host CPU time; a `cat` per file would blow the per-probe budget
+(figures: docs/benchmarks-exporter.md). head rather than `grep -Hs ''`: grep
+costs the host more (pcre, per-line matching) and prefixes every line with
+its path, which would have to be split line by line; head's headers are
+split with a few C-level calls. Not `tail -n +1`: GNU tail stops at the first
+file whose read fails (sysfs `duplex`/`speed` of a virtual NIC give EINVAL);
+head goes on. GNU and busybox head both print the same headers. Commands that
+must run (df, guarded by `timeout` against hung mounts) get their own marked
+section. Sections are separated by marker lines that cannot occur in /proc
+files. The script runs in a `/bin/sh` with LC_ALL=C (a function of the shell
+kept on the connection, see exporter.remote_shell; no rc file runs per probe:
+a slow one would slow every poll). Snippets and paths come only from
 collectors (fixed strings), never from the inventory or user input.
 """
 
@@ -36,11 +36,11 @@ def build_script(collectors: Iterable[Collector], cheap: Collection[str] = (), *
     Collectors named in `cheap` contribute their cheap_sections in place of
     the sections of the same name. With `one_write`, the shell collects the
     whole output in a variable and prints it at the end: one write, so sshd
-    sends it in 1-2 packets instead of ~14 (head flushes its 4 KiB stdio
-    buffer, and again before each error message), which saves the exporter
-    ~0.7 ms of packet handling per probe; the command substitution costs the
-    host one fork (~0.7 ms). The output is the same byte for byte (the
-    substitution strips the trailing newline, printf puts it back).
+    sends it in one or two packets instead of one per stdio flush of head
+    (its buffer fills many times, and it flushes before each error message),
+    which saves the exporter packet handling on every probe; the command
+    substitution costs the host one fork. The output is the same byte for
+    byte (the substitution strips the trailing newline, printf puts it back).
     `extra` adds the inventory's checks (exporter.checks) as sections after the
     collectors' own.
     """

@@ -1,7 +1,7 @@
 """One `/bin/sh` kept running on a pooled SSH connection; each command is one line written to it.
 
 Why: an exec channel per probe costs the monitored host a new sshd session
-child and a shell (~2.5 ms of its 3 ms budget) and costs the exporter a
+child and a shell (most of its per-probe budget) and costs the exporter a
 channel open, an exec request and an exit-status round trip. Instead, each
 connection runs `exec /bin/sh` once (the login shell runs only then; no rc
 file runs per probe). A command is sent once as the body of a shell function;
@@ -9,8 +9,8 @@ every run after that writes one short line: the function call and an end line
 carrying a serial number and the function's exit status. The output is read
 up to that end line, so no per-probe process is forked for the shell itself.
 
-The function runs in the shell itself, not in a subshell (a fork would cost
-~0.2 ms), with stdin from /dev/null so that no command can eat the lines
+The function runs in the shell itself, not in a subshell (which would cost a
+fork per probe), with stdin from /dev/null so that no command can eat the lines
 meant for the shell. Any failure or a deadline closes the channel, so a hung
 command never poisons the next run. A host that ignores the shell (sshd's
 ForceCommand) just runs its own command and ends the channel: its output and
@@ -42,8 +42,8 @@ READ_CHUNK = 1 << 20  # take whatever paramiko has buffered in one call
 # reopens the SSH window as the reader takes data (2 MiB by default).
 WAKE_BYTES = 256 * 1024
 _END_TAIL = len(END) + 32  # the end line: END, a serial, an exit status
-# Output read per probe at most (a module's max_output_bytes overrides it). The
-# default module prints ~60 KiB; a login shell or forced command that prints
+# Output read per probe at most (a module's max_output_bytes overrides it), far
+# above what the default module prints; a login shell or forced command that prints
 # without end must not grow the exporter: past this the probe fails ("command",
 # detail "output_too_large") and the channel is closed.
 DEFAULT_MAX_OUTPUT = 4 * 1024 * 1024

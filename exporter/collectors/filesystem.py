@@ -32,7 +32,7 @@ DF_SECTION = "df"
 # failure (busybox df has no --output) falls back to POSIX `df -P -k`; GNU df
 # also exits 1 when one mount fails but still prints its table, so the parser
 # ignores a POSIX table that follows a GNU one. df writes straight to the
-# output: capturing it with $(...) cost the host a fork (~0.4 ms) per probe.
+# output: capturing it with $(...) would cost the host a fork per probe.
 # Worst case 4 + 1 + 2 + 1 s.
 SECTIONS = {
     DF_SECTION: (
@@ -45,7 +45,7 @@ SECTIONS = {
     )
 }
 
-# The same without `timeout` (one process less: ~1 ms of the host's CPU per probe),
+# The same without `timeout` (one process less for the host on every probe),
 # offered as cheap sections: the probe uses it only while every mount of the host
 # is a local filesystem that cannot hang statfs() (see collect) and no probe of
 # the target has timed out with it.
