@@ -16,7 +16,7 @@ from alert_router.diagnostics.fetch import DiagnosticsConfig, parse_diagnostics
 from alert_router.dispatch.route import Route, build_route
 from alert_router.errors import ConfigError
 from alert_router.inhibit import InhibitRule, build_inhibit_rules, default_inhibit_rules
-from alert_router.timeutil import parse_duration
+from stacksense_common.config import Seconds, check_keys, duration_at, load
 
 DEFAULT_RESOLVE_TIMEOUT = 300.0
 # A firing alert relayed by an Alertmanager webhook is re-sent only every repeat_interval
@@ -44,13 +44,22 @@ class AuthConfig:
 
 @dataclass(frozen=True)
 class DeliveryConfig:
-    """How the outbox retries a failed notification."""
+    """How the outbox retries a failed notification: the `delivery:` section, key for key."""
 
-    initial_backoff: float = 1.0
-    max_backoff: float = 60.0
-    give_up_after: float = 86400.0
+    initial_backoff: Seconds = 1.0
+    max_backoff: Seconds = 60.0
+    give_up_after: Seconds = 86400.0
     workers: int = 4
-    lease: float = 120.0
+    lease: Seconds = 120.0
+
+    def __post_init__(self) -> None:
+        # The shared loader puts these paths under the section's: "delivery.workers: ...".
+        if not 1 <= self.workers <= 64:
+            raise ConfigError("workers", "must be an integer from 1 to 64")
+        if self.initial_backoff <= 0:
+            raise ConfigError("initial_backoff", "must be longer than 0")
+        if self.max_backoff < self.initial_backoff:
+            raise ConfigError("max_backoff", "must not be shorter than initial_backoff")
 
 
 @dataclass
@@ -89,19 +98,13 @@ def _mapping(raw: Any, path: str) -> dict[str, Any]:
 
 
 def _check_keys(raw: Mapping[str, Any], allowed: set[str], path: str) -> None:
-    unknown = sorted(set(raw) - allowed, key=str)
-    if unknown:
-        prefix = f"{path}." if path else ""
-        raise ConfigError(f"{prefix}{unknown[0]}", "unknown key")
+    check_keys(raw, path, allowed)  # the error lists the allowed keys
 
 
 def _dur(raw: Mapping[str, Any], key: str, path: str, default: float) -> float:
     if key not in raw:
         return default
-    try:
-        return parse_duration(raw[key])
-    except ValueError as exc:
-        raise ConfigError(f"{path}.{key}", str(exc)) from None
+    return duration_at(raw[key], f"{path}.{key}")
 
 
 def _bool(raw: Mapping[str, Any], key: str, path: str, default: bool) -> bool:
@@ -142,20 +145,7 @@ def _auth(raw: Any, base: Path) -> AuthConfig:
 
 
 def _delivery(raw: Any) -> DeliveryConfig:
-    section = _mapping(raw, "delivery")
-    _check_keys(section, {"initial_backoff", "max_backoff", "give_up_after", "workers",
-                          "lease"}, "delivery")
-    workers = section.get("workers", 4)
-    if not isinstance(workers, int) or isinstance(workers, bool) or not 1 <= workers <= 64:
-        raise ConfigError("delivery.workers", "must be an integer from 1 to 64")
-    base = DeliveryConfig()
-    return DeliveryConfig(
-        initial_backoff=_dur(section, "initial_backoff", "delivery", base.initial_backoff),
-        max_backoff=_dur(section, "max_backoff", "delivery", base.max_backoff),
-        give_up_after=_dur(section, "give_up_after", "delivery", base.give_up_after),
-        workers=workers,
-        lease=_dur(section, "lease", "delivery", base.lease),
-    )
+    return load(DeliveryConfig, raw, "delivery")
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from typing import Any
 
 from alert_router.errors import ConfigError
 from alert_router.matchers import LABEL_NAME, Matcher, matchers_from_config, matches_all
+from stacksense_common.config import check_keys  # lists the allowed keys
 
 RULE_KEYS = {"source_matchers", "target_matchers", "equal", "source_match", "source_match_re",
              "target_match", "target_match_re"}
@@ -64,9 +65,7 @@ def build_inhibit_rules(raw: Any) -> list[InhibitRule]:
         path = f"inhibit_rules[{i}]"
         if not isinstance(item, dict):
             raise ConfigError(path, "must be a mapping")
-        unknown = sorted(set(item) - RULE_KEYS)
-        if unknown:
-            raise ConfigError(f"{path}.{unknown[0]}", "unknown key")
+        check_keys(item, path, RULE_KEYS)
         equal = item.get("equal", [])
         if not isinstance(equal, list) or not all(
                 isinstance(e, str) and LABEL_NAME.match(e) for e in equal):

@@ -16,7 +16,8 @@ silently disables a setting.
 
 A field's YAML key is its name, or `field(metadata={"key": "for"})` for names Python
 cannot use. Checks across fields go in `__post_init__`: a ValueError raised there becomes
-a ConfigError at the dataclass's path.
+a ConfigError at the dataclass's path, and `ConfigError("key", "message")` one at that
+key below it.
 """
 
 from __future__ import annotations
@@ -40,17 +41,17 @@ class ConfigError(ValueError):
     """Invalid configuration; the message starts with the key path.
 
     `ConfigError("a.b: message")` and `ConfigError("a.b", "message")` are the same error;
-    `path` holds the key path when it was given apart.
+    `path` and `message` hold the two parts when they were given apart.
     """
 
     def __init__(self, path_or_message: str, message: str | None = None) -> None:
         if message is None:
-            path, text = "", path_or_message
+            path, message = "", path_or_message
         else:
-            path, text = path_or_message, (f"{path_or_message}: {message}"
-                                           if path_or_message else message)
-        super().__init__(text)
+            path = path_or_message
+        super().__init__(f"{path}: {message}" if path else message)
         self.path = path
+        self.message = message
 
 
 class _DurationMarker:
@@ -160,8 +161,9 @@ class _Loader:
             kwargs[f.name] = self._value(hints[f.name], data[key], value_path)
         try:
             return cls(**kwargs)
-        except ConfigError:
-            raise
+        except ConfigError as exc:  # a __post_init__ check, its path relative to ours
+            raise ConfigError(join(path, exc.path) if exc.path else where(path),
+                              exc.message) from None
         except ValueError as exc:  # a __post_init__ check across fields
             raise ConfigError(where(path), str(exc)) from None
 

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from alert_router.errors import ConfigError
 from alert_router.timeutil import parse_duration
+from stacksense_common.config import check_keys  # lists the allowed keys
 
 KEYS = {"enabled", "rules_url", "prometheus_url", "exporter_url", "exporter_token_file",
         "grafana_url",
@@ -71,9 +72,7 @@ def parse_console(raw: Any, base: Path) -> ConsoleConfig:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError("console", "must be a mapping")
-    unknown = sorted(set(raw) - KEYS, key=str)
-    if unknown:
-        raise ConfigError(f"console.{unknown[0]}", "unknown key")
+    check_keys(raw, "console", KEYS)
     for key in ("enabled", "secure_cookies"):
         if key in raw and not isinstance(raw[key], bool):
             raise ConfigError(f"console.{key}", "must be true or false")

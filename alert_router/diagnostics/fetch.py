@@ -39,6 +39,7 @@ import requests
 
 from alert_router.errors import ConfigError
 from alert_router.timeutil import parse_duration
+from stacksense_common.config import check_keys  # lists the allowed keys
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +62,7 @@ def parse_diagnostics(raw: Any, base: Path) -> DiagnosticsConfig | None:
         return None
     if not isinstance(raw, dict):
         raise ConfigError("diagnostics", "must be a mapping with exporter_url")
-    unknown = set(raw) - KEYS
-    if unknown:
-        raise ConfigError(f"diagnostics.{sorted(unknown)[0]}", "unknown key")
+    check_keys(raw, "diagnostics", KEYS)
     url = raw.get("exporter_url")
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):
         raise ConfigError("diagnostics.exporter_url", "required: the exporter's http(s) URL")

@@ -9,6 +9,7 @@ from typing import Any
 from alert_router.errors import ConfigError
 from alert_router.matchers import LABEL_NAME, Matcher, matchers_from_config, matches_all
 from alert_router.timeutil import parse_duration
+from stacksense_common.config import check_keys  # lists the allowed keys
 
 # Alertmanager's defaults.
 DEFAULT_GROUP_WAIT = 30.0
@@ -103,9 +104,7 @@ def _by_label_routes(raw: Any, path: str) -> list[dict[str, Any]]:
     """Expand `receivers_by_label` into plain child routes (one per label value)."""
     if not isinstance(raw, dict):
         raise ConfigError(path, "must be a mapping with keys label, receivers")
-    unknown = set(raw) - {"label", "receivers", "continue"}
-    if unknown:
-        raise ConfigError(f"{path}.{sorted(unknown)[0]}", "unknown key")
+    check_keys(raw, path, {"label", "receivers", "continue"})
     label = raw.get("label")
     if not isinstance(label, str) or not LABEL_NAME.match(label):
         raise ConfigError(f"{path}.label", "required: the label whose value picks the receiver")
@@ -135,9 +134,7 @@ def build_route(raw: Any, path: str = "route", parent: Route | None = None,
     """Validate one route mapping (recursively) and build the tree with inherited settings."""
     if not isinstance(raw, dict):
         raise ConfigError(path, "must be a mapping")
-    unknown = set(raw) - ROUTE_KEYS
-    if unknown:
-        raise ConfigError(f"{path}.{sorted(unknown)[0]}", "unknown key")
+    check_keys(raw, path, ROUTE_KEYS)
     receiver = raw.get("receiver", parent.receiver if parent else None)
     if not isinstance(receiver, str) or not receiver:
         raise ConfigError(f"{path}.receiver", "required (the top route must name a receiver)")

@@ -159,3 +159,20 @@ def test_read_yaml_names_the_file(tmp_path: Path) -> None:
         read_yaml(bad)
     with pytest.raises(ConfigError, match=r"missing\.yml: cannot read"):
         read_yaml(tmp_path / "missing.yml")
+
+
+@dataclass(frozen=True)
+class Window:
+    low: int = 0
+    high: int = 10
+
+    def __post_init__(self) -> None:
+        if self.high < self.low:
+            raise ConfigError("high", "must not be below low")
+
+
+def test_a_post_init_config_error_is_placed_below_the_dataclass_path() -> None:
+    with pytest.raises(ConfigError) as err:
+        load(Window, {"low": 5, "high": 1}, "limits[2]")
+    assert str(err.value) == "limits[2].high: must not be below low"
+    assert (err.value.path, err.value.message) == ("limits[2].high", "must not be below low")
