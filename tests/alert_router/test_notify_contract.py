@@ -17,85 +17,29 @@ from typing import Any
 import pytest
 
 from alert_router.notify import NotifyError, build_notifiers, sample_notification
-from tests.peers.slack import HttpReceiver, Reply, slack_webhook
+from tests.peers.http_receiver import HttpReceiver, Reply
+from tests.peers.pagerduty import pagerduty_receiver
+from tests.peers.slack import slack_webhook
 from tests.peers.smtp import SelfSignedCert, SmtpServer, smtp_server
 from tests.peers.util import free_port
+from tests.peers.webhook import webhook_validator
 
 SLACK_PATH = "/services/T0SECRET/B0SECRET/slackSecretToken1234"
 WEBHOOK_PATH = "/hooks/webhookSecretPath5678"
 WEBHOOK_BEARER = "webhookBearerSecret9012"
 PD_ROUTING_KEY = "pdRoutingKey0123456789abcdefABCD"  # 32 characters, like a real one
-PD_PATH = "/v2/enqueue"
 SMTP_USER = "alerts@example.com"
 SMTP_PASSWORD = "smtpPasswordSecret3456"
 SECRETS = [SLACK_PATH, "slackSecretToken1234", WEBHOOK_PATH, "webhookSecretPath5678",
            WEBHOOK_BEARER, PD_ROUTING_KEY, SMTP_PASSWORD]
-V4_KEYS = {"receiver", "status", "alerts", "groupLabels", "commonLabels", "commonAnnotations",
-           "externalURL", "version", "groupKey", "truncatedAlerts"}
-V4_ALERT_KEYS = {"status", "labels", "annotations", "startsAt", "endsAt", "generatorURL",
-                 "fingerprint"}
 # what each kind's own receiver could echo back in an error body
 OWN_SECRETS = {"slack": [SLACK_PATH, "slackSecretToken1234"],
                "webhook": [WEBHOOK_PATH, WEBHOOK_BEARER, "webhookSecretPath5678"],
                "pagerduty": [PD_ROUTING_KEY]}
-PD_SEVERITIES = {"critical", "error", "warning", "info"}
-
-
-def webhook_problems(path: str, headers: dict[str, str], body: bytes) -> list[str]:
-    """What an Alertmanager-compatible webhook consumer would reject."""
-    problems = []
-    if headers.get("authorization") != f"Bearer {WEBHOOK_BEARER}":
-        problems.append("authorization: missing or wrong bearer token")
-    payload = json.loads(body)
-    if set(payload) != V4_KEYS:
-        problems.append(f"keys: {sorted(set(payload) ^ V4_KEYS)}")
-    if payload.get("version") != "4":
-        problems.append("version: must be 4")
-    for i, alert in enumerate(payload.get("alerts", [])):
-        if set(alert) != V4_ALERT_KEYS:
-            problems.append(f"alerts[{i}] keys: {sorted(set(alert) ^ V4_ALERT_KEYS)}")
-    return problems
-
-
-def pagerduty_problems(path: str, headers: dict[str, str], body: bytes) -> list[str]:
-    """What PagerDuty's Events API v2 rejects with 400 "invalid event"."""
-    try:
-        event = json.loads(body)
-    except ValueError:
-        return ["body: not JSON"]
-    problems = []
-    if not isinstance(event.get("routing_key"), str) or len(event["routing_key"]) != 32:
-        problems.append("routing_key: must be a 32-character integration key")
-    if event.get("event_action") not in ("trigger", "acknowledge", "resolve"):
-        problems.append("event_action: must be trigger, acknowledge or resolve")
-    if len(event.get("dedup_key", "")) > 255:
-        problems.append("dedup_key: longer than 255 characters")
-    if event.get("event_action") == "trigger":
-        payload = event.get("payload") or {}
-        for key in ("summary", "source", "severity"):
-            if not payload.get(key):
-                problems.append(f"payload.{key}: required")
-        if len(payload.get("summary", "")) > 1024:
-            problems.append("payload.summary: longer than 1024 characters")
-        if payload.get("severity") not in PD_SEVERITIES:
-            problems.append("payload.severity: must be critical, error, warning or info")
-    elif not event.get("dedup_key"):
-        problems.append("dedup_key: required to acknowledge or resolve")
-    return problems
-
-
-def pagerduty_receiver() -> HttpReceiver:
-    """A PagerDuty Events API v2 stand-in (202 accepted, 400 invalid event)."""
-    return HttpReceiver(
-        path=PD_PATH, validator=pagerduty_problems,
-        success=Reply(202, '{"status":"success","message":"Event processed"}'),
-        invalid=lambda p: Reply(400, json.dumps(
-            {"status": "invalid event", "message": "Event object is invalid", "errors": p})))
 
 
 def webhook_receiver() -> HttpReceiver:
-    return HttpReceiver(path=WEBHOOK_PATH, validator=webhook_problems, success=Reply(200, ""),
-                        invalid=lambda p: Reply(400, "; ".join(p)))
+    return HttpReceiver(path=WEBHOOK_PATH, validator=webhook_validator(WEBHOOK_BEARER))
 
 
 @dataclass

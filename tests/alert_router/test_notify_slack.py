@@ -21,7 +21,8 @@ from alert_router.notify import (
 from alert_router.notify.http import retry_after_seconds
 from alert_router.notify.presentation import SEVERITY_COLORS
 from alert_router.notify.slack import SlackNotifier
-from tests.peers.slack import HttpReceiver, Reply, slack_problems, slack_webhook
+from tests.peers.http_receiver import HttpReceiver, Reply
+from tests.peers.slack import slack_problems, slack_webhook
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 

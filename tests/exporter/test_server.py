@@ -13,10 +13,9 @@ import requests
 import yaml
 
 from tests.exporter.harness import running_exporter, samples, server_entry, write_inventory
+from tests.peers.prometheus import PROMTOOL
 from tests.peers.sshd import Sshd
 from tests.peers.util import free_port, stop, wait_for
-
-PROMTOOL = "/usr/bin/promtool"
 
 
 def inventory(tmp_path: Path, ssh_server: Sshd, **extra_server) -> Path:

@@ -2,20 +2,20 @@
 
 Slack cannot run here, so this receiver answers like an incoming webhook (200 "ok";
 400 invalid_payload / no_text / invalid_blocks; 404 no_service; 429 with Retry-After; 5xx)
-and validates every body against Slack's documented message limits. `HttpReceiver` is the
-generic part, reusable for other HTTP contracts (PagerDuty, webhooks) with another validator.
+and validates every body against Slack's documented message limits. The recording server
+is tests/peers/http_receiver.py's `HttpReceiver`; this module adds Slack's validator and answers.
 """
 
 from __future__ import annotations
 
 import json
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tests.peers.http_receiver import HttpReceiver, Reply
+
+__all__ = ["HttpReceiver", "Reply", "block_problems", "slack_problems", "slack_webhook"]
 
 # Slack's Block Kit limits (https://api.slack.com/reference/block-kit/blocks).
 MAX_BLOCKS = 50
@@ -27,117 +27,6 @@ CONTEXT_ELEMENTS_MAX = 10
 KNOWN_BLOCKS = {"section", "header", "context", "divider", "actions", "image", "input",
                 "rich_text", "file", "video", "markdown"}
 TEXT_TYPES = {"plain_text", "mrkdwn"}
-
-
-@dataclass(frozen=True)
-class Reply:
-    """One scripted answer."""
-
-    status: int = 200
-    body: str = "ok"
-    headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0  # seconds to wait before answering (to provoke client timeouts)
-
-
-@dataclass
-class Received:
-    """One request as the receiver saw it."""
-
-    path: str
-    headers: dict[str, str]
-    body: bytes
-    problems: list[str]
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-Validator = Callable[[str, dict[str, str], bytes], list[str]]
-
-
-class HttpReceiver:
-    """A loopback HTTP server recording POSTs and answering from a script (then the default)."""
-
-    def __init__(self, *, path: str, validator: Validator | None, success: Reply,
-                 invalid: Callable[[list[str]], Reply]) -> None:
-        self.path = path
-        self.validator = validator
-        self.success = success
-        self.invalid = invalid
-        self.script: list[Reply] = []
-        self.received: list[Received] = []
-        self.lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}{path}"
-        # a short poll interval keeps shutdown (and so test teardown) quick
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,),
-                                       daemon=True)
-
-    def reply_with(self, *replies: Reply) -> None:
-        """Answer the next requests with `replies`, in order, then as a healthy service."""
-        with self.lock:
-            self.script = list(replies)
-
-    def requests(self) -> list[Received]:
-        with self.lock:
-            return list(self.received)
-
-    def clear(self) -> None:
-        with self.lock:
-            self.received.clear()
-            self.script.clear()
-
-    def _answer(self, path: str, headers: dict[str, str], body: bytes) -> Reply:
-        problems = [f"unknown path {path}"] if path != self.path else []
-        if not problems and self.validator is not None:
-            problems = self.validator(path, headers, body)
-        with self.lock:
-            self.received.append(Received(path, headers, body, problems))
-            scripted = self.script.pop(0) if self.script else None
-        if path != self.path:
-            return Reply(404, "no_service")
-        if scripted is not None:
-            return scripted
-        return self.invalid(problems) if problems else self.success
-
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's hook name
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length)
-                headers = {k.lower(): v for k, v in self.headers.items()}
-                reply = receiver._answer(self.path, headers, body)
-                if reply.delay:
-                    time.sleep(reply.delay)
-                data = reply.body.encode()
-                try:
-                    self.send_response(reply.status)
-                    self.send_header("Content-Type", "text/plain; charset=utf-8")
-                    self.send_header("Content-Length", str(len(data)))
-                    for name, value in reply.headers.items():
-                        self.send_header(name, value)
-                    self.end_headers()
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client gave up (timeout tests)
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-                pass
-
-        return Handler
-
-    def __enter__(self) -> HttpReceiver:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
 
 
 def _text_problems(where: str, obj: Any, limit: int, *, plain_only: bool = False) -> list[str]:
@@ -187,7 +76,7 @@ def block_problems(blocks: Any, where: str = "blocks") -> list[str]:
     return problems
 
 
-def slack_problems(path: str, headers: dict[str, str], body: bytes) -> list[str]:
+def slack_problems(path: str, headers: Mapping[str, str], body: bytes) -> list[str]:
     """What Slack would reject in an incoming-webhook POST."""
     if not headers.get("content-type", "").startswith("application/json"):
         return ["content-type: must be application/json"]

@@ -11,16 +11,13 @@ everything, as an operator's week does.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +29,7 @@ from tests.peers.prometheus import PROMETHEUS
 from tests.peers.router import RouterProcess
 from tests.peers.sshd import Sshd, SshdKeys, sshd
 from tests.peers.util import free_port, kill_group, stop_group, wait_for
+from tests.peers.webhook import WebhookReceiver
 
 REPO = Path(__file__).resolve().parents[2]
 # What `make run` ships (scripts/run_stack.py): every job every 15 s, /sd re-read every 30 s.
@@ -47,44 +45,21 @@ class Notification:
     annotations: dict[str, str]
 
 
-class TimedSink:
+class TimedSink(WebhookReceiver):
     """A webhook receiver that keeps every alert of every notification, with its arrival."""
 
     def __init__(self) -> None:
-        self.timed: list[Notification] = []
-        self.lock = threading.Lock()
-        sink = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                at = time.monotonic()
-                with sink.lock:
-                    sink.timed.extend(Notification(at, a["status"], a["labels"],
-                                                   a["annotations"]) for a in body["alerts"])
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__()
+        self.start()
 
     def notifications(self, alertname: str | None = None, server: str | None = None,
                       status: str | None = None, since: float = 0.0) -> list[Notification]:
-        with self.lock:
-            return [n for n in self.timed if n.at >= since
-                    and (alertname is None or n.labels.get("alertname") == alertname)
-                    and (server is None or n.labels.get("server") == server)
-                    and (status is None or n.status == status)]
+        found = [Notification(r.at, a["status"], a["labels"], a["annotations"])
+                 for r in self.requests() if 200 <= r.status < 300 for a in r.json()["alerts"]]
+        return [n for n in found if n.at >= since
+                and (alertname is None or n.labels.get("alertname") == alertname)
+                and (server is None or n.labels.get("server") == server)
+                and (status is None or n.status == status)]
 
 
 @dataclass

@@ -26,7 +26,7 @@ from rules.config import EngineConfig
 from rules.engine import Engine
 from rules.metrics import EngineCollector
 from tests.peers.openmetrics import History
-from tests.peers.prometheus import Prometheus, backfill, prometheus
+from tests.peers.prometheus import PROMTOOL, Prometheus, backfill, prometheus
 
 T0 = (int(time.time()) // 3600 - 4) * 3600
 M = 60.0
@@ -389,7 +389,7 @@ def test_metrics_exposition_passes_promtool_lint(prom, tmp_path):
     registry.register(EngineCollector(engine, [True]))
     text = generate_latest(registry)
     assert b'stacksense_server_health{color="red",server="r1"} 1.0' in text
-    lint = subprocess.run(["/usr/bin/promtool", "check", "metrics"], input=text,
+    lint = subprocess.run([PROMTOOL, "check", "metrics"], input=text,
                           capture_output=True)
     assert lint.returncode == 0, lint.stdout + lint.stderr
 

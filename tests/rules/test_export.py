@@ -12,9 +12,9 @@ from rules import export
 from rules.cli import main
 from rules.conditions import default_conditions, parse_conditions
 from rules.config import EngineConfig
+from tests.peers.prometheus import PROMTOOL
 
 SHIPPED = Path(__file__).resolve().parents[2] / "rules" / "prometheus"
-PROMTOOL = "/usr/bin/promtool"
 
 
 def promtool(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

@@ -13,13 +13,13 @@ from prometheus_client import CollectorRegistry, generate_latest
 from rules.config import EngineConfig
 from rules.engine import Engine
 from rules.metrics import EngineCollector
+from tests.peers.prometheus import PROMTOOL
 from tests.peers.util import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 # The pipeline's self-checks, shipped to every Prometheus (make run, Compose, Helm).
 RULES = REPO / "docker" / "prometheus" / "rules.d" / "stacksense-pipeline.yml"
 UNIT_TESTS = REPO / "tests" / "deploy" / "rules" / "rules_health_test.yml"
-PROMTOOL = "/usr/bin/promtool"
 
 
 def test_promtool_checks_and_unit_tests_pass(tmp_path):
