@@ -1,36 +1,25 @@
-"""Helpers for reading YAML mappings strictly: unknown keys and wrong types name their path."""
+"""Helpers for reading YAML mappings strictly: unknown keys and wrong types name their path.
+
+The error type, the duration grammar and YAML reading are the shared ones
+(stacksense_common); the condition file's hand-written reader uses these helpers.
+"""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection, Mapping
-from pathlib import Path
 from typing import Any
 
-import yaml
+from stacksense_common.config import ConfigError, check_keys, duration_at, read_yaml
+from stacksense_common.duration import format as format_duration
 
-_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?$")
-
-
-class ConfigError(ValueError):
-    """Invalid configuration; the message starts with the offending key path."""
+__all__ = ["ConfigError", "boolean", "duration", "format_duration", "mapping", "number",
+           "read_yaml", "string", "string_map"]
 
 
 def mapping(raw: Any, path: str, allowed: Collection[str],
             required: Collection[str] = ()) -> Mapping[str, Any]:
     """Check `raw` is a mapping with only `allowed` keys and all `required` ones."""
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"{path or '<top>'}: expected a mapping, got {type(raw).__name__}")
-    for key in raw:
-        if key not in allowed:
-            where = f"{path}.{key}" if path else str(key)
-            raise ConfigError(f"{where}: unknown key (allowed: {', '.join(sorted(allowed))})")
-    for key in sorted(required):
-        if key not in raw:
-            raise ConfigError(f"{path}.{key}: required" if path else f"{key}: required")
-    return raw
+    return check_keys(raw, path, set(allowed), required=sorted(required))
 
 
 def number(raw: Any, path: str, *, minimum: float | None = None,
@@ -74,38 +63,5 @@ def string_map(raw: Any, path: str) -> dict[str, str]:
 
 
 def duration(raw: Any, path: str) -> float:
-    """A duration in seconds: a number, or Prometheus style `1h30m`, `5m`, `90s`."""
-    if isinstance(raw, int | float) and not isinstance(raw, bool):
-        if raw < 0:
-            raise ConfigError(f"{path}: must be >= 0, got {raw}")
-        return float(raw)
-    if isinstance(raw, str):
-        match = _DURATION.match(raw.strip())
-        if match and raw.strip():
-            hours, minutes, seconds = match.groups()
-            return int(hours or 0) * 3600 + int(minutes or 0) * 60 + float(seconds or 0)
-    raise ConfigError(f"{path}: expected a duration like 30s, 5m or 1h, got {raw!r}")
-
-
-def format_duration(seconds: float) -> str:
-    """Seconds as a Prometheus duration string (`5m`, `90s`, `1h`)."""
-    if seconds <= 0:
-        return "0s"
-    whole = int(seconds)
-    if whole != seconds:
-        return f"{round(seconds * 1000)}ms"
-    if whole % 3600 == 0:
-        return f"{whole // 3600}h"
-    if whole % 60 == 0:
-        return f"{whole // 60}m"
-    return f"{whole}s"
-
-
-def read_yaml(path: Path) -> Any:
-    """A YAML file's content; unreadable files and bad YAML are ConfigErrors naming the file."""
-    try:
-        return yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {exc}") from None
+    """Seconds in a Prometheus duration (`1h30m`, `5m`, `90s`, `500ms`, `0`)."""
+    return duration_at(raw, path)

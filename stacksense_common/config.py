@@ -71,7 +71,7 @@ def join(path: str, key: object) -> str:
 
 
 def where(path: str) -> str:
-    return path or "(top level)"
+    return path or "<top>"
 
 
 def check_keys(raw: Any, path: str, allowed: Sequence[str] | set[str] | frozenset[str],

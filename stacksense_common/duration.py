@@ -8,8 +8,8 @@ Prometheus or Alertmanager file must mean the same here. A year is 365 days, a w
 
 from __future__ import annotations
 
-GRAMMAR = ("[0-9]+ followed by ms|s|m|h|d|w|y, units in descending order "
-           "(e.g. 30s, 1h30m, 500ms), or 0")
+GRAMMAR = ("[0-9]+ then one of ms s m h d w y, repeated with units in descending order "
+           "(30s, 1h30m, 500ms), or 0")
 
 # Unit -> (rank, milliseconds). A part's rank must be greater than the previous part's.
 _UNITS: dict[str, tuple[int, int]] = {
@@ -39,7 +39,7 @@ def parse(text: object, path: str = "") -> float:
     millis = _parse_millis(text) if isinstance(text, str) else None
     if millis is None:
         where = f"{path}: " if path else ""
-        raise DurationError(f"{where}invalid duration {text!r}: want {GRAMMAR}")
+        raise DurationError(f"{where}expected a duration, got {text!r}; the grammar: {GRAMMAR}")
     return millis / 1000.0
 
 

@@ -156,7 +156,7 @@ def test_pagerduty_routing_key_file(tmp_path: Path) -> None:
         ({"name": "x", "webhook_configs": [{"url": "http://h/", "max_alerts": -1}]},
          "receivers[3].webhook_configs[0].max_alerts: must be an integer >= 0"),
         ({"name": "x", "webhook_configs": [{"url": "http://h/", "timeout": "soon"}]},
-         "receivers[3].webhook_configs[0].timeout: invalid duration 'soon'"),
+         "receivers[3].webhook_configs[0].timeout: expected a duration, got 'soon'"),
         ({"name": "x", "pagerduty_configs": [{"service_key": "abc"}]},
          "receivers[3].pagerduty_configs[0].service_key: Events API v1 is not supported"),
         ({"name": "x", "pagerduty_configs": [{}]},
@@ -248,7 +248,7 @@ def test_inline_templates_autoescape_html_only() -> None:
 def test_durations() -> None:
     assert parse_duration("1m30s", path="p") == 90
     assert parse_duration("500ms", path="p") == 0.5
-    with pytest.raises(ReceiverConfigError, match="p: invalid duration '10'"):
+    with pytest.raises(ReceiverConfigError, match="p: expected a duration, got '10'"):
         parse_duration("10", path="p")
 
 

@@ -61,16 +61,16 @@ def test_valid(text: str, seconds: float, written: str | None) -> None:
     "１s",        # fullwidth digit
 ])
 def test_invalid(text: str) -> None:
-    with pytest.raises(duration.DurationError, match="want .*descending order"):
+    with pytest.raises(duration.DurationError, match="grammar: .*descending order"):
         duration.parse(text)
 
 
 def test_errors_name_the_path_and_the_grammar() -> None:
     with pytest.raises(ConfigError) as err:
         duration_at("1.5s", "status.offline_after")
-    assert str(err.value).startswith("status.offline_after: invalid duration '1.5s': want [0-9]+")
-    assert "ms|s|m|h|d|w|y" in str(err.value)
-    with pytest.raises(duration.DurationError, match=r"^a\[0\]: invalid duration .5.: want"):
+    assert str(err.value).startswith("status.offline_after: expected a duration, got '1.5s'; "
+                                     "the grammar: [0-9]+ then one of ms s m h d w y")
+    with pytest.raises(duration.DurationError, match=r"^a\[0\]: expected a duration, got .5.;"):
         duration.parse(5, "a[0]")
 
 
@@ -78,7 +78,7 @@ def test_yaml_integers_read_as_their_text_like_prometheus() -> None:
     assert duration_at(0, "x") == 0.0
     raws: list[object] = [30, 1.5, True, None, [], {}]
     for raw in raws:
-        with pytest.raises(ConfigError, match="^x: invalid duration"):
+        with pytest.raises(ConfigError, match="^x: expected a duration, got "):
             duration_at(raw, "x")
 
 

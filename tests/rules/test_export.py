@@ -65,7 +65,8 @@ def test_user_conditions_and_thresholds_export(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     groups = {g["name"]: g["rules"] for g in yaml.safe_load(text)["groups"]}
     [rule] = groups["stacksense-conditions"]
-    assert rule["for"] == "90s" and rule["labels"] == {"team": "ops", "severity": "critical"}
+    # Written the way Prometheus writes durations (stacksense_common.duration.format).
+    assert rule["for"] == "1m30s" and rule["labels"] == {"team": "ops", "severity": "critical"}
     assert rule["annotations"]["summary"] == (
         '{{ $labels.server }}: load {{ $value | printf "%.4g" }} > 2 {x}')
     threshold = next(r for r in groups["stacksense-status"]
