@@ -9,7 +9,9 @@ from flask import abort, current_app, request
 from alert_router.api.body import is_json
 from alert_router.state import RouterState
 
-OPEN_PATHS = frozenset({"/-/healthy", "/-/ready", "/metrics"})
+# /-/reload is here because it applies the one reload rule of every service itself
+# (stacksense_common.ops: a write token, or loopback clients only when none is configured).
+OPEN_PATHS = frozenset({"/-/healthy", "/-/ready", "/metrics", "/-/reload"})
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 NOT_JSON = "Content-Type: must be application/json (writes without a token accept JSON only)"

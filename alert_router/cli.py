@@ -13,6 +13,7 @@ from gunicorn.workers.gthread import ThreadWorker
 
 from alert_router.config import RouterConfig, load_config
 from alert_router.errors import ConfigError
+from stacksense_common import cli_flags
 
 DEFAULT_CONFIG = "router.yml"
 WORKER_CLASS = "alert_router.cli.KeepAliveWorker"
@@ -172,6 +173,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     argv = ["gunicorn", "--bind", args.listen, "--worker-class", WORKER_CLASS,
             "--threads", str(args.threads), "--workers", str(args.workers),
             "--access-logfile", "-" if args.access_log else "/dev/null",
+            "--log-level", args.log_level,
             "alert_router.wsgi:app"]
     os.execvp(sys.executable, [sys.executable, "-m", *argv])
     return 0  # pragma: no cover
@@ -201,11 +203,15 @@ def cmd_trace(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stacksense-router",
                                      description="StackSense alert router")
-    parser.add_argument("--config", "-c", "--config.file", dest="config",
-                        default=os.environ.get("STACKSENSE_ROUTER_CONFIG", DEFAULT_CONFIG))
+    config_help = "router config YAML (default: $STACKSENSE_ROUTER_CONFIG or router.yml)"
+    cli_flags.add_config_file(parser, aliases=("--config", "-c"), help=config_help,
+                              default=os.environ.get("STACKSENSE_ROUTER_CONFIG", DEFAULT_CONFIG))
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the router under gunicorn")
-    serve.add_argument("--listen", "--web.listen-address", dest="listen", default="0.0.0.0:9818")
+    # Also after `serve`, so the router takes the same command line as the other services.
+    cli_flags.add_config_file(serve, aliases=("--config", "-c"), help=config_help, inherit=True)
+    cli_flags.add_listen_address(serve, default="0.0.0.0:9818", aliases=("--listen",))
+    cli_flags.add_log_level(serve)
     serve.add_argument("--threads", type=int, default=8)
     serve.add_argument("--workers", type=int, default=2)
     serve.add_argument("--access-log", action="store_true")

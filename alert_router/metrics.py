@@ -15,12 +15,14 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
+from prometheus_client import CollectorRegistry, Counter, Histogram, values
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from alert_router.store import Store
+from stacksense_common.http_metrics import HttpMetrics
+from stacksense_common.ops import ReloadGauges
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -84,6 +86,8 @@ class RouterMetrics:
         else:
             self.registry = self.own
         r = self.own
+        # labels() validates and hashes on every call: the hot path keeps its children.
+        self._received: dict[str, Any] = {}
         self.received = Counter("stacksense_router_alerts_received_total",
                                 "Valid alerts accepted, by ingest source.", ["source"], registry=r)
         self.invalid = Counter("stacksense_router_alerts_invalid_total",
@@ -114,13 +118,19 @@ class RouterMetrics:
         self.requests = Counter("stacksense_router_http_requests_total",
                                 "HTTP requests answered, by handler, method and status code.",
                                 ["handler", "method", "code"], registry=r)
-        # Every worker loads or reloads the config: the latest outcome is the router's.
-        self.reload_ok = Gauge("stacksense_router_config_last_reload_successful",
-                               "Whether the last config reload worked (1) or not (0).",
-                               registry=r, multiprocess_mode="mostrecent")
-        self.reload_time = Gauge("stacksense_router_config_last_reload_success_timestamp_seconds",
-                                 "When the config was last loaded successfully.", registry=r,
-                                 multiprocess_mode="max")
+        # The same names in every service (stacksense_common): requests by route template
+        # and code, and the reload outcome (every worker loads or reloads the config: the
+        # latest outcome is the router's).
+        self.http = HttpMetrics(r)
+        reload = ReloadGauges("router", r)
+        self.reload_ok, self.reload_time = reload.ok, reload.timestamp
+
+    def received_from(self, source: str) -> Any:
+        """The received counter of one ingest source (its child looked up once)."""
+        child = self._received.get(source)
+        if child is None:
+            child = self._received[source] = self.received.labels(source)
+        return child
 
     def watch_store(self, store: Callable[[], Store]) -> None:
         """Expose the store-backed gauges."""
@@ -141,9 +151,11 @@ class CountRequests:
         self.app = app
         self.metrics = metrics
         self.fast_paths = frozenset(fast_paths)
+        self._counters: dict[tuple[str, str, str], Any] = {}
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         status: list[str] = []
+        started = time.perf_counter()
 
         def record(code: str, headers: Any, exc_info: Any = None) -> Any:
             status.append(code)
@@ -156,5 +168,11 @@ class CountRequests:
             handler = environ.get(self.HANDLER_KEY) or (
                 path if path in self.fast_paths else "unmatched")
             code = status[-1].split(" ", 1)[0] if status else "500"
-            self.metrics.requests.labels(handler, environ.get("REQUEST_METHOD", ""),
-                                         code).inc()
+            key = (handler, environ.get("REQUEST_METHOD", ""), code)
+            counter = self._counters.get(key)
+            if counter is None:
+                counter = self.metrics.requests.labels(*key)
+                if len(self._counters) < 1000:  # methods are the client's: keep it bounded
+                    self._counters[key] = counter
+            counter.inc()
+            self.metrics.http.observe(handler, code, time.perf_counter() - started)

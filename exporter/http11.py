@@ -2,11 +2,11 @@
 
 Why not http.server.BaseHTTPRequestHandler: it parses every request's headers
 with the email package and writes the status line, headers and body in
-separate calls: 121-140 us of server CPU per keep-alive request with
-Prometheus' headers, against 32-40 us for this (a probe's budget is 2 ms
-all-in). The exporter needs far less: GET, HEAD and POST, a few headers,
-bodies with a Content-Length. So this reads the request line and headers
-with C-level readline/partition calls and sends each response in one write.
+separate calls, several times the CPU of this per keep-alive request with
+Prometheus' headers (and a probe's CPU budget is small). The exporter needs
+far less: GET, HEAD and POST, a few headers, bodies with a Content-Length.
+So this reads the request line and headers with C-level readline/partition
+calls and sends each response in one write.
 
 It stays strict rather than lenient: anything it does not understand gets a
 clear status and the connection is closed (the stream cannot be trusted after
@@ -27,6 +27,8 @@ import time
 from email.utils import formatdate
 from http import HTTPStatus
 from io import BufferedIOBase
+
+from stacksense_common.http_metrics import UNMATCHED
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +181,9 @@ def response_bytes(status: int, body: bytes, content_type: str, *, head: bool = 
 class HttpHandler(socketserver.StreamRequestHandler):
     """One keep-alive connection: read a request, `dispatch` it, until either side closes.
 
-    Subclasses implement `dispatch(request)` and answer through `send`.
+    Subclasses implement `dispatch(request)` and answer through `send`; `dispatch` names
+    the route it took in `handler_label`, and `finished` (a no-op here) hears of every
+    answered request: that label (or "unmatched"), the status and the time it took.
     """
 
     # One write per response already; NODELAY so that it leaves at once.
@@ -192,16 +196,20 @@ class HttpHandler(socketserver.StreamRequestHandler):
     timeout = 300.0
 
     req: Request
+    handler_label: str
     _close: bool
+    _status: int
 
     def handle(self) -> None:
         while True:
             try:
                 req = read_request(self.rfile, self.max_body, self)
             except HttpError as exc:
+                started = time.perf_counter()
                 log.debug("%s: refused request: %s", self.client_address[0], exc.message)
                 self._write(response_bytes(exc.status, f"{exc.message}\n".encode(),
                                            "text/plain; charset=utf-8", close=True))
+                self.finished(UNMATCHED, exc.status, time.perf_counter() - started)
                 return
             except (OSError, UnicodeDecodeError):
                 return  # reset, timed out or not ASCII where it must be: nothing to answer
@@ -209,24 +217,39 @@ class HttpHandler(socketserver.StreamRequestHandler):
                 return
             self.req = req
             self._close = not req.keep_alive
+            self.handler_label = UNMATCHED
+            self._status = 0
+            started = time.perf_counter()
             try:
                 self.dispatch(req)
             except OSError:
+                self._finish(started)
                 return
             except Exception:  # noqa: BLE001 - one bad request must not kill the server
                 log.exception("%s %s failed", req.method, req.target)
                 self._write(response_bytes(500, b"internal error\n", "text/plain", close=True))
+                self._status = 500
+                self._finish(started)
                 return
+            self._finish(started)
             if self._close:
                 return
 
     def dispatch(self, req: Request) -> None:  # pragma: no cover - subclasses define it
         raise NotImplementedError
 
+    def finished(self, handler: str, status: int, seconds: float) -> None:
+        """Called once per answered request (subclasses count it)."""
+
+    def _finish(self, started: float) -> None:
+        if self._status:  # nothing was answered when the client went away first
+            self.finished(self.handler_label, self._status, time.perf_counter() - started)
+
     def send(self, status: int, body: bytes | str, content_type: str = "text/plain",
              extra: str = "") -> None:
         """Answer the current request in one write (no body for HEAD)."""
         data = body.encode() if isinstance(body, str) else body
+        self._status = status
         log.debug('%s "%s %s" %d', self.client_address[0], self.req.method, self.req.target,
                   status)
         self._write(response_bytes(status, data, content_type, head=self.req.method == "HEAD",

@@ -17,6 +17,7 @@ from exporter.app import ExporterApp
 from exporter.check_config import check_inventory
 from exporter.config import ConfigError
 from exporter.server import DEFAULT_MAX_CONNECTIONS, ExporterHTTPServer
+from stacksense_common import cli_flags
 
 log = logging.getLogger("exporter")
 
@@ -27,10 +28,10 @@ FD_RESERVE = 64
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="stacksense-exporter", description=__doc__)
-    parser.add_argument("--config.file", dest="config", default=None,
-                        help="inventory (servers.yml); without it the local host is monitored")
-    parser.add_argument("--web.listen-address", dest="listen", default="0.0.0.0:9816",
-                        help="address to listen on (default %(default)s)")
+    cli_flags.add_config_file(
+        parser, help="inventory (servers.yml); without it the local host is monitored")
+    cli_flags.add_listen_address(parser, default="0.0.0.0:9816")
+    cli_flags.add_log_level(parser)
     parser.add_argument("--web.max-connections", dest="max_connections", type=int,
                         default=DEFAULT_MAX_CONNECTIONS,
                         help="client connections served at once; more get 503 "
@@ -46,14 +47,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="server name of the local host in embedded mode (default: hostname)")
     parser.add_argument("--check-config", action="store_true",
                         help="validate the inventory, keys, certificates and files, and exit")
-    parser.add_argument("--log.level", dest="log_level", default="info",
-                        choices=["debug", "info", "warning", "error"])
     return parser.parse_args(argv)
 
 
 def configure_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    cli_flags.configure_logging(level)
     # paramiko logs every failed handshake at ERROR as a traceback, one record per
     # line (~25 lines); the probe already logs one line saying why. Its records
     # show only when debugging.

@@ -1,10 +1,14 @@
-"""HTTP endpoints: /probe, /sd, /metrics, push heartbeats, /-/healthy, /-/ready, /-/reload.
+"""The exporter's HTTP endpoints: /probe, /sd, /metrics, heartbeats, fleet API, ops.
 
-A stdlib ThreadingHTTPServer rather than Flask: a probe's budget is 2 ms of
-CPU all-in and a WSGI stack costs a sizeable part of that. Every connection
-runs in its own thread, so a hanging host never delays another probe. Requests
-are parsed by exporter.http11 rather than BaseHTTPRequestHandler (its
-email-package header parsing: 121-140 -> 32-40 us of CPU per request).
+A stdlib ThreadingHTTPServer rather than Flask: a probe's CPU budget is small
+and a WSGI stack costs a sizeable part of it. Every connection runs in its own
+thread, so a hanging host never delays another probe. Requests are parsed by
+exporter.http11 rather than BaseHTTPRequestHandler (whose email-package header
+parsing costs several times more per request).
+
+Routes are one table (ROUTES, stacksense_common.routes): its templates are also
+the `handler` label of `stacksense_http_requests_total` and
+`stacksense_http_request_duration_seconds` (stacksense_common.http_metrics).
 
 Limits: at most `max_connections` client connections at once (default 256);
 one more is answered `503` with one line and closed, from the accept loop
@@ -13,24 +17,27 @@ new connections. When accept() fails for want of file descriptors the loop
 pauses (5 ms doubling to 1 s) instead of spinning on a listening socket that
 stays readable.
 
-`POST /-/reload` (or PUT) is authenticated as the rule engine's is: with a
-reload token file, `Authorization: Bearer <token>`; without one, loopback
-clients only; 401 otherwise. Writes to `/api/v1/servers` (exporter.fleet_api)
-are authorized the same way, with the API token file (default: the reload one),
-and so is `POST /api/v1/diagnose/<server>` (exporter.diagnose_api).
+/-/healthy, /-/ready and /-/reload mean what they mean in every StackSense
+service (stacksense_common.ops). The exporter is ready as soon as it serves: its
+inventory was loaded at start, and a failed reload keeps the previous one.
+`POST /-/reload` (or PUT) needs `Authorization: Bearer <token>` with a token
+from --web.reload-token-file; without that file, loopback clients only.
+Writes to `/api/v1/servers` (exporter.fleet_api) and `POST
+/api/v1/diagnose/<server>` (exporter.diagnose_api) follow the same rule with
+the API token file (default: the reload one).
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import hmac
 import html
 import json
 import logging
 import socket
 import threading
 import time
+from collections.abc import Callable
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
@@ -46,6 +53,17 @@ from exporter.fleet_api import FleetApi
 from exporter.http11 import HttpHandler, Request, response_bytes
 from exporter.metrics import CONTENT_TYPE
 from exporter.push import PushError, parse_push, push_authorized
+from stacksense_common.http_metrics import UNMATCHED, HttpMetrics
+from stacksense_common.ops import (
+    HEALTHY,
+    READY,
+    RELOAD,
+    TEXT,
+    Ops,
+    tokens_from_file,
+    write_refusal,
+)
+from stacksense_common.routes import ANY_METHOD, RouteTable
 
 log = logging.getLogger(__name__)
 
@@ -74,80 +92,63 @@ class Handler(HttpHandler):
 
     def dispatch(self, req: Request) -> None:
         url = urlsplit(req.target)
-        if url.path == FLEET_PREFIX or url.path.startswith(FLEET_PREFIX + "/"):
-            writing = req.method not in ("GET", "HEAD")
-            authorized = writing and self._token_authorized(self.server.api_token_file)
-            status, payload = self.server.fleet.handle(req.method, url.path, url.query,
-                                                       req.body, authorized)
-            self._json(status, payload)
-        elif url.path.startswith(DIAGNOSE_PREFIX):
-            authorized = self._token_authorized(self.server.api_token_file)
-            status, payload = self.server.diagnose.handle(req.method, url.path, req.body,
-                                                          authorized)
-            self._json(status, payload)
-        elif req.method in ("GET", "HEAD"):
-            self._get(urlsplit(req.target))
-        elif req.method == "POST" or (req.method == "PUT" and req.target == "/-/reload"):
-            self._post(urlsplit(req.target))
-        else:
-            self.send(501, f"unsupported method {req.method}\n")
+        match = ROUTES.match(url.path)
+        if match is None:
+            self.send(404, "not found\n")
+            return
+        route = match.route
+        self.handler_label = route.template
+        if not route.allows(req.method):
+            allow = ", ".join(sorted(route.methods))
+            self.send(405, f"method {req.method} not allowed (allowed: {allow})\n",
+                      extra=f"Allow: {allow}\r\n")
+            return
+        route.target(self, req, url, match.params)
+
+    def finished(self, handler: str, status: int, seconds: float) -> None:
+        self.server.http_metrics.observe(handler, status, seconds)
 
     # ------------------------------------------------------------ helpers
 
     def _json(self, status: int, payload: object) -> None:
         self.send(status, json.dumps(payload), "application/json")
 
+    def _token_authorized(self, token_file: Path | None) -> bool:
+        """The one write rule (stacksense_common.ops): a bearer token from the file, or
+        loopback clients only without one."""
+        return write_refusal(tokens_from_file(token_file), self.req.headers.get("authorization"),
+                             self.client_address[0]) is None
+
     # ------------------------------------------------------------ routes
 
-    def _get(self, url: SplitResult) -> None:
-        app = self.server.app
-        if url.path == "/probe":
-            self._probe(parse_qs(url.query))
-        elif url.path == "/metrics":
-            self.send(200, generate_latest(app.registry), CONTENT_TYPE_LATEST)
-        elif url.path == "/sd":
-            self._json(200, app.service_discovery())
-        elif url.path == "/-/healthy":
-            self.send(200, "Healthy.\n")
-        elif url.path == "/-/ready":
-            self.send(200, "Ready.\n")
-        elif url.path == "/":
-            self._landing()
-        else:
-            self.send(404, "not found\n")
+    def _ops(self, req: Request, url: SplitResult, params: dict[str, str]) -> None:
+        answer = self.server.ops.handle(req.method, url.path, req.headers.get("authorization"),
+                                        self.client_address[0])
+        assert answer is not None  # the table routes only ops paths here
+        self.send(answer.status, answer.text, TEXT,
+                  extra="".join(f"{k}: {v}\r\n" for k, v in answer.headers))
 
-    def _post(self, url: SplitResult) -> None:
-        if url.path == "/-/reload":
-            if not self._reload_authorized():
-                self.send(401, "reload needs a valid bearer token\n")
-                return
-            try:
-                self.server.app.reload()
-            except ConfigError as exc:
-                self.send(500, f"failed to reload config: {exc}\n")
-                return
-            self.send(200, "OK\n")
-        elif url.path.startswith("/api/v1/heartbeat/"):
-            self._push(unquote(url.path[len("/api/v1/heartbeat/"):]))
-        else:
-            self.send(404, "not found\n")
+    def _fleet(self, req: Request, url: SplitResult, params: dict[str, str]) -> None:
+        writing = req.method not in ("GET", "HEAD")
+        authorized = writing and self._token_authorized(self.server.api_token_file)
+        status, payload = self.server.fleet.handle(req.method, url.path, url.query, req.body,
+                                                   authorized)
+        self._json(status, payload)
 
-    def _reload_authorized(self) -> bool:
-        return self._token_authorized(self.server.reload_token_file)
+    def _diagnose(self, req: Request, url: SplitResult, params: dict[str, str]) -> None:
+        authorized = self._token_authorized(self.server.api_token_file)
+        status, payload = self.server.diagnose.handle(req.method, url.path, req.body,
+                                                      authorized)
+        self._json(status, payload)
 
-    def _token_authorized(self, token_file: Path | None) -> bool:
-        if token_file is None:
-            return self.client_address[0] in ("127.0.0.1", "::1", "::ffff:127.0.0.1")
-        try:
-            expected = token_file.read_text().strip()  # read each time: rotation needs no restart
-        except (OSError, UnicodeDecodeError):
-            log.error("token file %s unreadable; refusing the request", token_file)
-            return False
-        given = self.req.headers.get("authorization", "")
-        return bool(expected) and hmac.compare_digest(given.encode(),
-                                                      f"Bearer {expected}".encode())
+    def _metrics(self, req: Request, url: SplitResult, params: dict[str, str]) -> None:
+        self.send(200, generate_latest(self.server.app.registry), CONTENT_TYPE_LATEST)
 
-    def _probe(self, query: dict[str, list[str]]) -> None:
+    def _sd(self, req: Request, url: SplitResult, params: dict[str, str]) -> None:
+        self._json(200, self.server.app.service_discovery())
+
+    def _probe(self, req: Request, url: SplitResult, params: dict[str, str]) -> None:
+        query = parse_qs(url.query)
         target = (query.get("target") or [""])[0]
         if not target:
             self.send(400, "target parameter is missing\n")
@@ -170,7 +171,8 @@ class Handler(HttpHandler):
         result = app.probe(server, mod, timeout)
         self.send(200, result.text, CONTENT_TYPE)
 
-    def _push(self, name: str) -> None:
+    def _push(self, req: Request, url: SplitResult, params: dict[str, str]) -> None:
+        name = unquote(params["server"])
         app = self.server.app
         body = self.req.body
         server = app.inventory.server(name)
@@ -192,7 +194,7 @@ class Handler(HttpHandler):
         app.pushes.labels("ok").inc()
         self.send(204, b"")
 
-    def _landing(self) -> None:
+    def _landing(self, req: Request, url: SplitResult, params: dict[str, str]) -> None:
         rows = "".join(
             f"<tr><td>{html.escape(s.name)}</td><td>{html.escape(s.module)}</td>"
             f"<td>{'yes' if s.suspended else 'no'}</td>"
@@ -202,6 +204,22 @@ class Handler(HttpHandler):
             for s in self.server.app.inventory.servers.values()
         )
         self.send(200, LANDING.format(rows=rows), "text/html; charset=utf-8")
+
+
+RouteTarget = Callable[[Handler, Request, SplitResult, dict[str, str]], None]
+ROUTES: RouteTable[RouteTarget] = RouteTable()
+ROUTES.add("/probe", Handler._probe)
+ROUTES.add("/metrics", Handler._metrics)
+ROUTES.add("/sd", Handler._sd)
+ROUTES.add("/", Handler._landing)
+for _path in (HEALTHY, READY, RELOAD):
+    ROUTES.add(_path, Handler._ops, ANY_METHOD)  # ops answers 405 itself
+ROUTES.add("/api/v1/heartbeat/<server>", Handler._push, ("POST",))
+# The fleet and diagnose APIs check methods and answer in JSON themselves.
+for _path in (FLEET_PREFIX, f"{FLEET_PREFIX}/<name>", f"{FLEET_PREFIX}/<name>/<action>",
+              f"{DIAGNOSE_PREFIX}<server>"):
+    ROUTES.add(_path, Handler._fleet if _path.startswith(FLEET_PREFIX) else Handler._diagnose,
+               ANY_METHOD)
 
 
 class ExporterHTTPServer(ThreadingHTTPServer):
@@ -218,6 +236,10 @@ class ExporterHTTPServer(ThreadingHTTPServer):
         self.diagnose = DiagnoseApi(app)
         self.max_connections = max_connections
         self.reload_token_file = reload_token_file
+        self.ops = Ops("exporter", ready=lambda: None, reload=app.reload,
+                       config_errors=(ConfigError,),
+                       write_tokens=lambda: tokens_from_file(self.reload_token_file))
+        self.http_metrics = HttpMetrics(app.registry)
         self.api_token_file = api_token_file or reload_token_file
         self._active = 0
         self._active_lock = threading.Lock()
@@ -259,7 +281,9 @@ class ExporterHTTPServer(ThreadingHTTPServer):
             if not full:
                 self._active += 1
         if full:
+            started = time.perf_counter()
             self._refuse(request)
+            self.http_metrics.observe(UNMATCHED, 503, time.perf_counter() - started)
             return
         try:
             super().process_request(request, client_address)  # type: ignore[arg-type]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from rules.conditions import Condition, load_conditions
 from rules.config import ConfigError, EngineConfig, load_config
+from stacksense_common import cli_flags
 
 EXIT_CONFIG = 2
 
@@ -26,8 +27,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return detect_csv.main(args_list[1:])
     parser = _parser()
     args = parser.parse_args(args_list)
-    logging.basicConfig(level=getattr(logging, args.log_level.upper()),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    cli_flags.configure_logging(args.log_level)
     try:
         code: int = args.func(args)
     except ConfigError as exc:
@@ -38,20 +38,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="stacksense-rules", description=__doc__)
-    p.add_argument("--log-level", default="info",
-                   choices=["debug", "info", "warning", "error"])
+    cli_flags.add_log_level(p, aliases=("--log-level",))
     sub = p.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run the engine (HTTP on the listen address)")
-    run.add_argument("--config", "--config.file", dest="config", type=Path,
-                     help="engine config YAML (default: built-in)")
-    run.add_argument("--listen", "--web.listen-address", dest="listen",
-                     help="host:port, overrides listen_address")
+    _config_flags(run)
+    cli_flags.add_listen_address(run, default=None, aliases=("--listen",),
+                                 help="HOST:PORT to serve HTTP on (overrides listen_address)")
     run.add_argument("--once", action="store_true", help="run one cycle, print it, exit")
     run.set_defaults(func=_run)
 
     check = sub.add_parser("check-config", help="validate the config and conditions files")
-    check.add_argument("--config", "--config.file", dest="config", type=Path)
+    _config_flags(check)
     check.add_argument("--conditions", type=Path, help="a conditions file (overrides config)")
     check.add_argument("--prometheus", metavar="URL", nargs="?", const="",
                        help="also have Prometheus (URL, or the configured one) parse every "
@@ -60,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
 
     export = sub.add_parser("export-prometheus-rules",
                             help="write Prometheus rule files and a PrometheusRule manifest")
-    export.add_argument("--config", "--config.file", dest="config", type=Path)
+    _config_flags(export)
     export.add_argument("--conditions", type=Path)
     export.add_argument("--out", type=Path, default=Path("."), help="output directory")
     export.add_argument("--namespace", help="metadata.namespace of the PrometheusRule")
@@ -71,6 +69,14 @@ def _parser() -> argparse.ArgumentParser:
     backtest.add_parser(sub)
     sub.add_parser("detect", help="score a timestamp,value CSV (see `detect --help`)")
     return p
+
+
+def _config_flags(parser: argparse.ArgumentParser) -> None:
+    """--config.file (alias --config) and --log.level, which may also come after the
+    subcommand (`stacksense-rules run --config.file X --log.level debug`)."""
+    cli_flags.add_config_file(parser, aliases=("--config",), type=Path,
+                              help="engine config YAML (default: built-in)")
+    cli_flags.add_log_level(parser, aliases=("--log-level",), inherit=True)
 
 
 def _conditions(args: argparse.Namespace) -> tuple[EngineConfig, list[Condition]]:

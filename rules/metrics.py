@@ -1,4 +1,8 @@
-"""The engine's /metrics: a custom collector built fresh from the last cycle on every scrape."""
+"""The engine's /metrics: a custom collector built fresh from the last cycle on every scrape.
+
+The reload gauges (stacksense_common.ops.ReloadGauges) and the HTTP metrics
+(stacksense_common.http_metrics) sit beside it on the service's registry (rules.server).
+"""
 
 from __future__ import annotations
 
@@ -15,9 +19,8 @@ from rules.status import STATUSES
 class EngineCollector(Collector):
     """Publishes what the engine decided and how its cycles went."""
 
-    def __init__(self, engine: Engine, reload_ok: list[bool]) -> None:
+    def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self.reload_ok = reload_ok  # one-element box shared with the HTTP server
 
     def collect(self) -> Iterator[Metric]:
         """Yield fresh families from the engine's last report and counters."""
@@ -105,9 +108,6 @@ class EngineCollector(Collector):
             problems.add_metric([p.labels.get("alertname", ""), p.labels.get("instance", "")],
                                 1.0)
         yield problems
-        yield _gauge("stacksense_rules_config_last_reload_successful",
-                     "1 if the last configuration reload worked.",
-                     1.0 if self.reload_ok[0] else 0.0)
         yield _counter("stacksense_rules_cycles", "Cycles run.", counters.cycles)
         yield _counter("stacksense_rules_failed_cycles",
                        "Cycles that could not query Prometheus.", counters.failed_cycles)

@@ -1,21 +1,21 @@
 """The engine's HTTP face and its cycle loop.
 
-Endpoints: `/metrics`, `/-/healthy`, `/-/ready` (after the first cycle),
-`POST /-/reload` (re-read config and conditions; the old ones stay on any
-error), `GET /api/v1/servers[/<name>]` (status, health breakdown, anomalies).
-
-`/-/reload` is the only write endpoint: when `web.reload_token_file` is set it
-needs `Authorization: Bearer <token>`; without it only loopback clients may
-reload (as a lifecycle endpoint bound to a pod's localhost sidecar would).
+Routes (one table, ROUTES): `/metrics`, `GET /api/v1/servers[/<name>]` (status, health
+breakdown, anomalies) and the operations endpoints, which mean what they mean in every
+StackSense service (stacksense_common.ops): `/-/healthy`; `/-/ready` once the first cycle
+has completed; `POST|PUT /-/reload` re-reads config and conditions (the old ones stay on
+any error), with `Authorization: Bearer <token>` from `web.reload_token_file`, or from
+loopback clients only when that is not set. Every answer is counted by route template in
+`stacksense_http_requests_total` and `stacksense_http_request_duration_seconds`.
 """
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,17 @@ from rules.config import ConfigError, EngineConfig, load_config
 from rules.engine import CycleReport, Engine
 from rules.metrics import EngineCollector
 from rules.reasons import Why, reason_annotations
+from stacksense_common.http_metrics import UNMATCHED, HttpMetrics
+from stacksense_common.ops import (
+    HEALTHY,
+    READY,
+    RELOAD,
+    TEXT,
+    Ops,
+    ReloadGauges,
+    tokens_from_file,
+)
+from stacksense_common.routes import ANY_METHOD, RouteTable
 
 log = logging.getLogger(__name__)
 
@@ -87,9 +98,15 @@ class RulesService:
         cfg = config or load_config(config_path)
         self.engine = Engine(cfg, load_conditions(cfg.conditions_file,
                                                   include_defaults=cfg.include_default_conditions))
-        self.reload_ok = [True]
         self.registry = CollectorRegistry()
-        self.registry.register(EngineCollector(self.engine, self.reload_ok))
+        self.registry.register(EngineCollector(self.engine))
+        self.reload_gauges = ReloadGauges("rules", self.registry)
+        self.reload_gauges.succeeded()
+        self.http_metrics = HttpMetrics(self.registry)
+        self.ops = Ops("rule engine", ready=self._not_ready, reload=self.reload,
+                       config_errors=(ConfigError,),
+                       write_tokens=lambda: tokens_from_file(
+                           self.engine.config.reload_token_file))
         self.stop_event = threading.Event()
         self._loop: threading.Thread | None = None
         self._http: ThreadingHTTPServer | None = None
@@ -101,12 +118,16 @@ class RulesService:
             conds = load_conditions(cfg.conditions_file,
                                     include_defaults=cfg.include_default_conditions)
         except ConfigError:
-            self.reload_ok[0] = False
+            self.reload_gauges.failed()
             raise
         self.engine.reload(cfg, conds)
-        self.reload_ok[0] = True
+        self.reload_gauges.succeeded()
         log.info("configuration reloaded: %d conditions, %d receivers", len(conds),
                  len(cfg.receivers))
+
+    def _not_ready(self) -> str | None:
+        """Ready once a cycle has completed: statuses exist to serve and alert on."""
+        return "no cycle completed yet" if self.engine.report is None else None
 
     def run_loop(self) -> None:
         """Run cycles every interval until stopped; a failing cycle never ends the loop."""
@@ -148,80 +169,101 @@ class RulesService:
 CLIENT_TIMEOUT = 60.0
 
 
-def _handler(service: RulesService) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        server_version = "stacksense-rules"
-        timeout = CLIENT_TIMEOUT
+class _Handler(BaseHTTPRequestHandler):
+    """Answers through the route table; `service` is set on the subclass `_handler` makes."""
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-            log.debug("%s %s", self.address_string(), format % args)
+    server_version = "stacksense-rules"
+    service: RulesService
+    _status = 0
 
-        def _send(self, code: int, body: bytes | str, ctype: str = "text/plain; charset=utf-8"
-                  ) -> None:
-            data = body.encode() if isinstance(body, str) else body
-            self.send_response(code)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        log.debug("%s %s", self.address_string(), format % args)
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        self._status = code
+        super().send_response(code, message)
+
+    def _send(self, code: int, body: bytes | str, ctype: str = TEXT,
+              headers: tuple[tuple[str, str], ...] = ()) -> None:
+        data = body.encode() if isinstance(body, str) else body
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in headers:
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD":
             self.wfile.write(data)
 
-        def _json(self, code: int, obj: Any) -> None:
-            self._send(code, json.dumps(obj, indent=1), "application/json")
+    def _json(self, code: int, obj: Any) -> None:
+        self._send(code, json.dumps(obj, indent=1), "application/json")
 
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-            path = urlsplit(self.path).path
-            if path == "/metrics":
-                self._send(200, generate_latest(service.registry), CONTENT_TYPE_LATEST)
-            elif path == "/-/healthy":
-                self._send(200, "StackSense rule engine is Healthy.\n")
-            elif path == "/-/ready":
-                if service.engine.report is None:
-                    self._send(503, "not ready: no cycle completed yet\n")
-                else:
-                    self._send(200, "StackSense rule engine is Ready.\n")
-            elif path == "/api/v1/servers":
-                self._json(200, snapshot(service.engine))
-            elif path.startswith("/api/v1/servers/"):
-                name = unquote(path.removeprefix("/api/v1/servers/"))
-                report = service.engine.report
-                if report is None or name not in report.statuses:
-                    self._json(404, {"error": f"unknown server: {name}"})
-                else:
-                    # No lock: the API must answer during a long cycle; a list copy is atomic.
-                    history = list(service.engine.history.get(name, []))
-                    self._json(200, {"server": name, **server_view(name, report),
-                                     "history": [{"time": t, "status": st}
-                                                 for t, st in history]})
+    def _serve(self) -> None:
+        started = time.perf_counter()
+        self._status = 0
+        path = urlsplit(self.path).path
+        match = ROUTES.match(path)
+        label = UNMATCHED
+        try:
+            if match is None:
+                self._send(404, "not found\n")
+            elif not match.route.allows(self.command):
+                allow = ", ".join(sorted(match.route.methods))
+                label = match.route.template
+                self._send(405, f"method {self.command} not allowed (allowed: {allow})\n",
+                           headers=(("Allow", allow),))
             else:
-                self._send(404, "not found\n")
+                label = match.route.template
+                match.route.target(self, path, match.params)
+        finally:
+            if self._status:
+                self.service.http_metrics.observe(label, self._status,
+                                                  time.perf_counter() - started)
 
-        def do_POST(self) -> None:  # noqa: N802
-            if urlsplit(self.path).path != "/-/reload":
-                self._send(404, "not found\n")
-                return
-            if not self._authorized():
-                self._send(401, "reload needs a valid bearer token\n")
-                return
-            try:
-                service.reload()
-            except ConfigError as exc:
-                self._send(500, f"reload failed, previous configuration kept: {exc}\n")
-                return
-            self._send(200, "configuration reloaded\n")
+    do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = _serve  # noqa: N815
 
-        do_PUT = do_POST  # noqa: N815 - Prometheus accepts PUT on /-/reload too
+    def send_error(self, code: int, message: str | None = None,
+                   explain: str | None = None) -> None:
+        """Requests http.server refuses before routing (malformed, too long) count too."""
+        super().send_error(code, message, explain)
+        if getattr(self, "service", None) is not None:
+            self.service.http_metrics.observe(UNMATCHED, code, 0.0)
 
-        def _authorized(self) -> bool:
-            token_file = service.engine.config.reload_token_file
-            if token_file is None:
-                return self.client_address[0] in ("127.0.0.1", "::1")
-            try:
-                expected = token_file.read_text().strip()
-            except OSError:
-                log.error("web.reload_token_file unreadable; refusing reload")
-                return False
-            given = self.headers.get("Authorization", "")
-            return bool(expected) and hmac.compare_digest(given.encode(),
-                                                          f"Bearer {expected}".encode())
+    # ------------------------------------------------------------ routes
 
-    return Handler
+    def _metrics(self, path: str, params: dict[str, str]) -> None:
+        self._send(200, generate_latest(self.service.registry), CONTENT_TYPE_LATEST)
+
+    def _ops(self, path: str, params: dict[str, str]) -> None:
+        answer = self.service.ops.handle(self.command, path, self.headers.get("Authorization"),
+                                         self.client_address[0])
+        assert answer is not None  # the table routes only ops paths here
+        self._send(answer.status, answer.text, headers=answer.headers)
+
+    def _servers(self, path: str, params: dict[str, str]) -> None:
+        self._json(200, snapshot(self.service.engine))
+
+    def _server(self, path: str, params: dict[str, str]) -> None:
+        name = unquote(params["name"])
+        engine = self.service.engine
+        report = engine.report
+        if report is None or name not in report.statuses:
+            self._json(404, {"error": f"unknown server: {name}"})
+            return
+        # No lock: the API must answer during a long cycle; a list copy is atomic.
+        history = list(engine.history.get(name, []))
+        self._json(200, {"server": name, **server_view(name, report),
+                         "history": [{"time": t, "status": st} for t, st in history]})
+
+
+RouteTarget = Callable[[_Handler, str, dict[str, str]], None]
+ROUTES: RouteTable[RouteTarget] = RouteTable()
+ROUTES.add("/metrics", _Handler._metrics)
+for _path in (HEALTHY, READY, RELOAD):
+    ROUTES.add(_path, _Handler._ops, ANY_METHOD)  # ops answers 405 itself
+ROUTES.add("/api/v1/servers", _Handler._servers)
+ROUTES.add("/api/v1/servers/<name>", _Handler._server)
+
+
+def _handler(service: RulesService) -> type[_Handler]:
+    return type("Handler", (_Handler,), {"service": service, "timeout": CLIENT_TIMEOUT})

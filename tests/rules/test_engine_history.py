@@ -147,7 +147,7 @@ def test_health_colours_at_the_70_and_85_boundaries(prom, tmp_path):
     assert report.health["g1"].score == pytest.approx(31.0)
     assert report.health["y2"].components["memory"] == pytest.approx(15.0)
     registry = CollectorRegistry()
-    registry.register(EngineCollector(engine, [True]))
+    registry.register(EngineCollector(engine))
     assert registry.get_sample_value("stacksense_server_health",
                                      {"server": "r1", "color": "red"}) == 1.0
     assert registry.get_sample_value("stacksense_server_health",
@@ -173,7 +173,7 @@ def test_fleet_status_in_a_handful_of_queries(prom, tmp_path):
     assert s["db1"] == "offline"  # died at 40 min
     assert s["cpuhot"] == "online"  # HighCpuUsage only pending in a first cycle
     registry = CollectorRegistry()
-    registry.register(EngineCollector(engine, [True]))
+    registry.register(EngineCollector(engine))
     assert registry.get_sample_value("stacksense_server_status",
                                      {"server": "sus1", "status": "suspended"}) == 1.0
     assert registry.get_sample_value("stacksense_server_status",
@@ -259,7 +259,7 @@ def test_condition_fires_only_after_its_for_duration_then_resolves(prom, tmp_pat
     assert alert.annotations["summary"].startswith("CPU usage on cpuhot is 95%")
     assert engine.report is not None and engine.report.statuses["cpuhot"] == "warning"
     registry = CollectorRegistry()
-    registry.register(EngineCollector(engine, [True]))
+    registry.register(EngineCollector(engine))
     assert registry.get_sample_value("stacksense_condition_firing", {
         "server": "cpuhot", "alertname": "HighCpuUsage", "severity": "warning"}) == 1.0
     assert registry.get_sample_value("stacksense_server_status",
@@ -317,7 +317,7 @@ def test_anomaly_scores_published_per_server_and_metric(prom, tmp_path):
     assert report.anomalies[("g1", "network")].value == pytest.approx(2000.0)  # rx + tx bytes/s
     assert 0.0 <= report.anomalies[("g1", "cpu")].score <= 1.0
     registry = CollectorRegistry()
-    registry.register(EngineCollector(engine, [True]))
+    registry.register(EngineCollector(engine))
     assert registry.get_sample_value("stacksense_anomaly_score",
                                      {"server": "g1", "metric": "cpu"}) is not None
     # After a gap the missed points are replayed (catch-up), one query all the same.
@@ -386,7 +386,7 @@ def test_metrics_exposition_passes_promtool_lint(prom, tmp_path):
     for i in range(3):
         engine.run_cycle(T0 + 50 * M + 15 * i)
     registry = CollectorRegistry()
-    registry.register(EngineCollector(engine, [True]))
+    registry.register(EngineCollector(engine))
     text = generate_latest(registry)
     assert b'stacksense_server_health{color="red",server="r1"} 1.0' in text
     lint = subprocess.run([PROMTOOL, "check", "metrics"], input=text,

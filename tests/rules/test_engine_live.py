@@ -184,7 +184,7 @@ def test_prometheus_killed_mid_cycle(tmp_path, exporter: MetricsServer, am):
         assert "unknown" in unreachable[0]["annotations"]["description"]
         assert am_alerts(am, "Watchdog")  # what was firing is still sent as it was
         registry = CollectorRegistry()
-        registry.register(EngineCollector(engine, [True]))
+        registry.register(EngineCollector(engine))
         assert registry.get_sample_value("stacksense_rules_prometheus_up") == 0.0
         assert registry.get_sample_value("stacksense_rules_prometheus_errors_total") >= 2
         assert registry.get_sample_value("stacksense_rules_failed_cycles_total") >= 3
@@ -207,7 +207,7 @@ def test_prometheus_killed_mid_cycle(tmp_path, exporter: MetricsServer, am):
         assert not [r for r in engine.book.records.values()
                     if r.labels["alertname"] == "ServerOffline"]
         registry = CollectorRegistry()
-        registry.register(EngineCollector(engine, [True]))
+        registry.register(EngineCollector(engine))
         assert registry.get_sample_value("stacksense_rules_prometheus_up") == 1.0
 
 

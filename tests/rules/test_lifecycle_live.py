@@ -212,7 +212,7 @@ def test_cold_start_is_pending_then_a_warning_with_the_reason_never_offline(tmp_
         assert view["servers"]["live1"]["reason"] is None
         assert view["pipeline"]["exporter_up"] and not view["pipeline"]["statuses_unknown"]
         registry = CollectorRegistry()
-        registry.register(EngineCollector(run.engine, [True]))
+        registry.register(EngineCollector(run.engine))
         assert registry.get_sample_value("stacksense_server_status",
                                          {"server": "cold1", "status": "pending"}) == 1.0
         assert registry.get_sample_value("stacksense_server_status",

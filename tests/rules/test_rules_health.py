@@ -39,7 +39,7 @@ def test_the_rules_read_metrics_the_engine_publishes(tmp_path):
     engine = Engine(config, [])
     engine.run_cycle()
     registry = CollectorRegistry()
-    registry.register(EngineCollector(engine, [True]))
+    registry.register(EngineCollector(engine))
     published = set(re.findall(r"^(stacksense_\w+)", generate_latest(registry).decode(), re.M))
     groups = yaml.safe_load(RULES.read_text())["groups"]
     used = {m for g in groups for r in g["rules"]
