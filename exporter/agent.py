@@ -12,7 +12,6 @@ The token never appears in logs or errors.
 from __future__ import annotations
 
 import argparse
-import email.utils
 import importlib.metadata
 import logging
 import os
@@ -32,6 +31,9 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import psutil
 import requests
 import yaml
+
+from stacksense_common import backoff as shared_backoff
+from stacksense_common import retry_after
 
 log = logging.getLogger("stacksense.agent")
 
@@ -278,23 +280,12 @@ def _detail(resp: requests.Response) -> str:
 
 
 def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value).timestamp()
-        except (TypeError, ValueError):
-            return None
-        seconds = when - time.time()
-    return min(MAX_RETRY_AFTER_SECONDS, max(0.0, seconds))
+    return retry_after.parse(value, cap=MAX_RETRY_AFTER_SECONDS)
 
 
 def backoff(attempt: int, cap: float, rand: Callable[[], float] = random.random) -> float:
     """Delay before retry `attempt` (1-based): 1 s doubling to `cap`, with equal jitter."""
-    ceiling = min(cap, 2.0 ** (attempt - 1))
-    return ceiling / 2 + rand() * ceiling / 2
+    return shared_backoff.delay(attempt, initial=min(1.0, cap), maximum=cap, rand=rand)
 
 
 def next_delay(outcome: Outcome, failures: int, config: AgentConfig) -> float:

@@ -37,12 +37,13 @@ def delay(
 ) -> float:
     """Seconds to wait, from the end of the failed attempt, before the next one.
 
-    `rand` returns a number in [0, 1); tests pass a constant to pin the jitter.
+    `rand` returns a number in [0, 1): 0 gives the shortest wait, 1 the ceiling; tests pass
+    a constant to pin the jitter.
     """
     if not 0.0 <= jitter <= 1.0:
         raise ValueError(f"jitter must be within [0, 1], got {jitter}")
     top = ceiling(failures, initial=initial, maximum=maximum)
-    return top - jitter * top * rand()
+    return top * (1.0 - jitter) + top * jitter * rand()
 
 
 def next_attempt_at(

@@ -16,10 +16,10 @@ def test_the_ceiling_doubles_from_initial_up_to_the_maximum(failures: int,
 
 
 def test_jitter_only_shortens_so_the_maximum_is_a_true_maximum() -> None:
-    top = [backoff.delay(n, initial=2.0, maximum=60.0, rand=lambda: 0.0) for n in (1, 2, 9)]
-    low = [backoff.delay(n, initial=2.0, maximum=60.0, rand=lambda: 0.999999) for n in (1, 2, 9)]
+    top = [backoff.delay(n, initial=2.0, maximum=60.0, rand=lambda: 1.0) for n in (1, 2, 9)]
+    low = [backoff.delay(n, initial=2.0, maximum=60.0, rand=lambda: 0.0) for n in (1, 2, 9)]
     assert top == [2.0, 4.0, 60.0]
-    assert low == pytest.approx([1.0, 2.0, 30.0], abs=1e-4)  # equal jitter by default
+    assert low == [1.0, 2.0, 30.0]  # equal jitter by default: never below half the ceiling
 
 
 def test_the_jitter_fraction_is_a_parameter_and_zero_means_none() -> None:
@@ -27,6 +27,7 @@ def test_the_jitter_fraction_is_a_parameter_and_zero_means_none() -> None:
         == pytest.approx(0.4)
     assert backoff.delay(1, initial=10, maximum=10, jitter=0.2, rand=lambda: 0.5) \
         == pytest.approx(9.0)
+    assert backoff.delay(1, initial=10, maximum=10, jitter=0.2, rand=lambda: 0.0) == 8.0
 
 
 def test_random_delays_stay_within_the_band() -> None:
@@ -37,7 +38,7 @@ def test_random_delays_stay_within_the_band() -> None:
 
 
 def test_the_next_attempt_is_counted_from_the_end_of_the_failed_one() -> None:
-    assert backoff.next_attempt_at(1000.0, 2, initial=1, maximum=60, rand=lambda: 0.0) == 1002.0
+    assert backoff.next_attempt_at(1000.0, 2, initial=1, maximum=60, rand=lambda: 1.0) == 1002.0
 
 
 @pytest.mark.parametrize("kwargs", [
