@@ -185,7 +185,7 @@ def build() -> dict[str, Any]:
                   mappings=OK_MAPPINGS, thresholds=[(None, "red"), (1, "green")],
                   options={"showValue": "never", "mergeValues": True}), 12)
     lay.add(panel("stat", "Config reloads", "1 when the last configuration reload worked.",
-                  [target("stacksense_config_last_reload_successful", "exporter {{instance}}",
+                  [target("stacksense_exporter_config_last_reload_successful", "exporter {{instance}}",
                           instant=True),
                    target("stacksense_rules_config_last_reload_successful", "rules",
                           ref="B", instant=True),

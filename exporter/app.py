@@ -17,7 +17,6 @@ from typing import Any
 from prometheus_client import (
     CollectorRegistry,
     Counter,
-    Gauge,
     Histogram,
     disable_created_metrics,
 )
@@ -29,6 +28,7 @@ from exporter.heartbeats import HeartbeatStore
 from exporter.probe import Prober, ProbeResult
 from exporter.runner import RunnerFactory, production_runner
 from exporter.ssh_pool import SshPool
+from stacksense_common.ops import ReloadGauges
 
 log = logging.getLogger(__name__)
 
@@ -76,10 +76,8 @@ class ExporterApp:
 
     def _metrics(self) -> None:
         r = self.registry
-        self.reload_ok = Gauge("stacksense_config_last_reload_successful",
-                               "Whether the last inventory reload succeeded.", registry=r)
-        self.reload_ts = Gauge("stacksense_config_last_reload_success_timestamp_seconds",
-                               "Time of the last successful inventory reload.", registry=r)
+        reload = ReloadGauges("exporter", r)  # the one naming scheme (stacksense_common.ops)
+        self.reload_ok, self.reload_ts = reload.ok, reload.timestamp
         self.probes = Counter("stacksense_probes", "Probes run, by result.", ["result"],
                               registry=r)
         self.probe_seconds = Histogram(

@@ -78,8 +78,8 @@ def _handler(stack: FakeStack) -> type[BaseHTTPRequestHandler]:
             elif seen.path == "/probe" and seen.query.get("target", [""])[0] in stack.servers:
                 self._send(200, PROBE_BODY, "text/plain; version=0.0.4")
             elif seen.path == "/metrics":
-                self._send(200, "# TYPE stacksense_config_last_reload_successful gauge\n"
-                           "stacksense_config_last_reload_successful 1\n",
+                self._send(200, "# TYPE stacksense_exporter_config_last_reload_successful gauge\n"
+                           "stacksense_exporter_config_last_reload_successful 1\n",
                            "text/plain; version=0.0.4")
             else:
                 self._send(404, "not found\n", "text/plain")

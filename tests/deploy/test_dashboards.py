@@ -184,7 +184,7 @@ def synthetic_history(end: float) -> str:
                     rising, times)
     for labels in (rules, exporter, router):
         _series(lines, "up", labels, flat, times)
-    _series(lines, "stacksense_config_last_reload_successful", exporter, flat, times)
+    _series(lines, "stacksense_exporter_config_last_reload_successful", exporter, flat, times)
     _series(lines, "stacksense_rules_config_last_reload_successful", rules, flat, times)
     _series(lines, "stacksense_router_config_last_reload_successful", router, flat, times)
     _series(lines, "stacksense_rules_cycle_duration_seconds", rules, flat, times)

@@ -24,7 +24,7 @@ RATE_INTERVAL = "15s"
 # Panels fed by the exporter alone (the rest need the rule engine and the router).
 EXPORTER_METRICS = ("stacksense_probe_", "stacksense_cpu_", "stacksense_memory_",
                     "stacksense_swap_", "stacksense_filesystem_", "node_",
-                    "stacksense_heartbeat_age_seconds", "stacksense_config_last_reload")
+                    "stacksense_heartbeat_age_seconds", "stacksense_exporter_config_last_reload")
 
 
 @pytest.fixture(scope="module")

@@ -184,7 +184,7 @@ def test_a_reload_the_loader_refuses_keeps_the_inventory(tmp_path: Path, make_ap
     with pytest.raises(ConfigError, match="invalid YAML"):
         app.reload()
     metrics = own_metrics(app)
-    assert metrics["stacksense_config_last_reload_successful"] == 0
+    assert metrics["stacksense_exporter_config_last_reload_successful"] == 0
     assert metrics["stacksense_inventory_servers"] == 1
     assert probe(app, "web1")["stacksense_probe_success"] == 1
 

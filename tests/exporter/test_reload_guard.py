@@ -21,7 +21,7 @@ from tests.peers.netns import netns_available, network
 from tests.peers.sshd import Sshd
 from tests.peers.util import free_port, stop, wait_for
 
-RELOAD_OK = "stacksense_config_last_reload_successful"
+RELOAD_OK = "stacksense_exporter_config_last_reload_successful"
 
 
 def inventory(tmp_path: Path, ssh_server: Sshd, names: tuple[str, ...] = ("web1", "web2"),

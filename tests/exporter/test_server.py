@@ -83,13 +83,13 @@ def test_reload_is_all_or_nothing(tmp_path: Path, ssh_server: Sshd) -> None:
         resp = requests.post(f"{exp.url}/-/reload", timeout=10)
         assert resp.status_code == 500 and "servers[1].suspended" in resp.text
         values = samples(requests.get(f"{exp.url}/metrics", timeout=10).text)
-        assert values["stacksense_config_last_reload_successful"] == 0
+        assert values["stacksense_exporter_config_last_reload_successful"] == 0
         assert len(requests.get(f"{exp.url}/sd", timeout=10).json()) == 2  # old config kept
         inv.write_text(good.replace("suspended: true", "suspended: false"))
         assert requests.post(f"{exp.url}/-/reload", timeout=10).status_code == 200
         assert len(requests.get(f"{exp.url}/sd", timeout=10).json()) == 3
         values = samples(requests.get(f"{exp.url}/metrics", timeout=10).text)
-        assert values["stacksense_config_last_reload_successful"] == 1
+        assert values["stacksense_exporter_config_last_reload_successful"] == 1
 
 
 def test_sighup_reloads_the_running_exporter(tmp_path: Path, ssh_server: Sshd) -> None:
