@@ -17,11 +17,19 @@ def _bytes(text: object) -> bytes:
     return str(text).encode("utf-8", "surrogatepass")
 
 
+def _data(labels: Mapping[str, str]) -> bytes:
+    try:
+        # Validated labels (every accepted alert): plain strings, plain UTF-8.
+        return b"".join(b"%s\xff%s\xff" % (name.encode(), labels[name].encode())
+                        for name in sorted(labels))
+    except (UnicodeEncodeError, TypeError, AttributeError):
+        return b"".join(b"%s\xff%s\xff" % (_bytes(name), _bytes(labels[name]))
+                        for name in sorted(labels, key=str))
+
+
 def fingerprint(labels: Mapping[str, str]) -> str:
     """The 16-hex-digit fingerprint Alertmanager gives the same label set (never raises)."""
-    data = b"".join(b"%s\xff%s\xff" % (_bytes(name), _bytes(labels[name]))
-                    for name in sorted(labels, key=str))
     h = _OFFSET
-    for byte in data:
+    for byte in _data(labels):
         h = ((h ^ byte) * _PRIME) & _MASK
     return f"{h:016x}"

@@ -22,6 +22,10 @@ VALID = re.compile(r"[A-Za-z0-9_.-]{1,64}\Z")
 RETENTION = 7 * 86400.0  # trace stages kept this long (alerts are forgotten sooner)
 # One trace row: (trace_id, ts, stage, outcome, fingerprint, details JSON).
 TraceRow = tuple[str, float, str, str, str, str]
+# json.dumps builds a new encoder per call when given options; these are built once (the
+# dispatcher encodes a label set and a details map per alert).
+_COMPACT = json.JSONEncoder(separators=(",", ":")).encode
+_SORTED = json.JSONEncoder(sort_keys=True).encode
 
 
 def derive(labels: Mapping[str, str], starts_at: float) -> str:
@@ -29,7 +33,7 @@ def derive(labels: Mapping[str, str], starts_at: float) -> str:
 
     rules/alerts.py computes the same for the rule engine's alerts.
     """
-    key = json.dumps(dict(sorted(labels.items())), separators=(",", ":"))
+    key = _COMPACT(dict(sorted(labels.items())))
     return hashlib.sha256(f"{key}|{starts_at:.3f}".encode("utf-8", "surrogatepass")
                           ).hexdigest()[:16]
 
@@ -43,7 +47,7 @@ def trace_of(labels: Mapping[str, str], annotations: Mapping[str, str],
 
 def row(trace_id: str, ts: float, stage: str, outcome: str, fingerprint: str,
         **details: Any) -> TraceRow:
-    return (trace_id, ts, stage, outcome, fingerprint, json.dumps(details, sort_keys=True))
+    return (trace_id, ts, stage, outcome, fingerprint, _SORTED(details))
 
 
 def log_ids(ids: Iterable[str], most: int = 5) -> str:

@@ -61,7 +61,7 @@ def ingest(st: RouterState, source: str, parser: Parser, data: bytes, now: float
             st.store.add_inbox(source, json.dumps(good), now)
         else:
             st.store.add_inbox(source, data.decode(), now, form="postable")
-        st.metrics.received.labels(source).inc(len(good))
+        st.metrics.received_from(source).inc(len(good))
         st.wake()
     if errors:
         st.metrics.invalid.labels(source).inc(len(errors))

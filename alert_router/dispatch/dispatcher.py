@@ -228,7 +228,14 @@ class Dispatcher:
             traces: list[TraceRow] = []
             for alert in merged.values():
                 state = "firing" if alert.firing(now) else "resolved"
-                trace = trace_of(alert.labels, alert.annotations, alert.starts_at)
+                changed = state != alert.state
+                trace = ""
+                if changed:  # an alert re-sent unchanged (every evaluation) is not traced
+                    trace = trace_of(alert.labels, alert.annotations, alert.starts_at)
+                    traces.append(trace_row(
+                        trace, now, "received", state, alert.fingerprint,
+                        alertname=alert.labels.get("alertname", ""),
+                        server=alert.labels.get("server", "")))
                 # A firing alert that keeps firing is already in its groups.
                 if reroute or state != "firing" or alert.state != "firing":
                     routes = cfg.route.match(alert.labels)
@@ -253,11 +260,7 @@ class Dispatcher:
                         if route.diagnostics and state == "firing":
                             # Started now, so group_wait covers the run (no thread waits).
                             self.diagnostics.prefetch(key, alert.labels)
-                if state != alert.state:
-                    traces.insert(0, trace_row(
-                        trace, now, "received", state, alert.fingerprint,
-                        alertname=alert.labels.get("alertname", ""),
-                        server=alert.labels.get("server", "")))
+                if changed:
                     server = alert.labels.get("server", "")
                     events.append(HistoryEvent(now, "alert", alert.fingerprint, server, state,
                                                details=json.dumps(alert.labels)))
