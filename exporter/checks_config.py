@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from stacksense_common.config import ConfigError, check_keys
+
 SERVICE_KEYS = {"name", "unit", "process", "cmdline"}
 COMMAND_KEYS = {"name", "run", "timeout_seconds", "value", "ok_exit_codes"}
 LOG_KEYS = {"file", "patterns", "max_bytes_per_probe"}
@@ -77,8 +79,8 @@ class Checks:
                       merge(self.logs, own.logs, "file"))
 
 
-class ChecksError(ValueError):
-    """Raised with the key path of the bad value (wrapped into ConfigError by config)."""
+class ChecksError(ConfigError):
+    """The shared ConfigError, raised with the key path of the bad value."""
 
 
 def _list(value: Any, path: str) -> list[Mapping[str, Any]]:
@@ -95,9 +97,7 @@ def _list(value: Any, path: str) -> list[Mapping[str, Any]]:
 
 
 def _keys(raw: Mapping[str, Any], path: str, allowed: set[str]) -> None:
-    for key in raw:
-        if key not in allowed:
-            raise ChecksError(f"{path}.{key}: unknown key (allowed: {', '.join(sorted(allowed))})")
+    check_keys(raw, path, allowed)
 
 
 def _name(value: Any, path: str) -> str:
@@ -158,12 +158,12 @@ def parse_commands(value: Any, path: str) -> tuple[CommandCheck, ...]:
                 isinstance(a, str) and a and "\n" not in a and "\0" not in a for a in run):
             raise ChecksError(f"{where}.run: expected a non-empty list of arguments "
                               "(the program first; no shell: write [sh, -c, '...'] for one)")
-        timeout = raw.get("timeout_seconds", 5.0)
+        timeout = raw.get("timeout_seconds", CommandCheck.timeout_seconds)
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) \
                 or not 0 < timeout <= 300:
             raise ChecksError(f"{where}.timeout_seconds: expected a number in (0, 300], "
                               f"got {timeout!r}")
-        value_spec = raw.get("value", "exit_code")
+        value_spec = raw.get("value", CommandCheck.value)
         regex = None
         if isinstance(value_spec, Mapping):
             _keys(value_spec, f"{where}.value", {"regex"})
@@ -176,7 +176,7 @@ def parse_commands(value: Any, path: str) -> tuple[CommandCheck, ...]:
         else:
             raise ChecksError(f"{where}.value: expected exit_code, number or {{regex: ...}}, "
                               f"got {value_spec!r}")
-        codes = raw.get("ok_exit_codes", [0])
+        codes = raw.get("ok_exit_codes", list(CommandCheck.ok_exit_codes))
         if not isinstance(codes, list) or not codes or not all(
                 isinstance(c, int) and not isinstance(c, bool) and 0 <= c < 256 for c in codes):
             raise ChecksError(f"{where}.ok_exit_codes: expected a list of exit codes 0-255")

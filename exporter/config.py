@@ -16,39 +16,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from exporter.checks_config import MAX_COMMAND_OUTPUT, Checks, ChecksError, parse_checks
 from exporter.collectors.registry import COLLECTORS, DEFAULT_COLLECTORS
+
+# One ConfigError and one Secret for every service (stacksense_common).
+from stacksense_common.config import ConfigError, check_keys, read_yaml
+from stacksense_common.secret import Secret
 
 DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
 
 
-class ConfigError(ValueError):
-    """The inventory is invalid; the message names the key path."""
-
-
-class Secret:
-    """A secret string that never shows itself in repr, str or f-strings."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def get(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "<secret>"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
+__all__ = ["ConfigError", "Credentials", "Inventory", "Module", "Secret", "Server",
+           "load_inventory", "parse_inventory"]
 
 
 @dataclass(frozen=True)
@@ -136,10 +115,7 @@ def _mapping(value: Any, path: str) -> Mapping[str, Any]:
 
 
 def _check_keys(value: Mapping[str, Any], path: str, allowed: set[str]) -> None:
-    for key in value:
-        if key not in allowed:
-            where = f"{path}.{key}" if path else str(key)
-            raise ConfigError(f"{where}: unknown key (allowed: {', '.join(sorted(allowed))})")
+    check_keys(value, path, allowed)
 
 
 def _str(value: Any, path: str) -> str:
@@ -222,7 +198,7 @@ def _credentials(name: str, raw: Mapping[str, Any], path: str, base: Path) -> Cr
         key_file=key_file,
         passphrase=_secret(raw, path, "passphrase", base),
         certificate_file=cert,
-        agent=_bool(raw.get("agent", False), f"{path}.agent"),
+        agent=_bool(raw.get("agent", Credentials.agent), f"{path}.agent"),
         password=_secret(raw, path, "password", base),
     )
     if not (creds.key_file or creds.agent or creds.password):
@@ -242,8 +218,9 @@ def _module(name: str, raw: Mapping[str, Any], path: str) -> Module:
                 raise ConfigError(f"{path}.collectors[{i}]: unknown collector {item!r} "
                                   f"(known: {', '.join(COLLECTORS)})")
         collectors = tuple(items)
-    timeout = _number(raw.get("command_timeout_seconds", 10.0), f"{path}.command_timeout_seconds")
-    one_write = _bool(raw.get("one_write", False), f"{path}.one_write")
+    timeout = _number(raw.get("command_timeout_seconds", Module.command_timeout_seconds),
+                      f"{path}.command_timeout_seconds")
+    one_write = _bool(raw.get("one_write", Module.one_write), f"{path}.one_write")
     max_output = raw.get("max_output_bytes", Module.max_output_bytes)
     if isinstance(max_output, bool) or not isinstance(max_output, int) \
             or max_output < MIN_OUTPUT_BYTES:
@@ -283,7 +260,7 @@ def _server(raw: Mapping[str, Any], defaults: Mapping[str, Any], path: str, base
     _check_keys(raw, path, _SERVER_KEYS)
     merged = {**defaults, **raw}
     get: Callable[[str, Any], Any] = merged.get
-    mode = get("mode", "ssh")
+    mode = get("mode", Server.mode)
     if mode not in ("ssh", "push"):
         raise ConfigError(f"{path}.mode: expected ssh or push, got {mode!r}")
     token_hash = raw.get("push_token_hash")
@@ -299,20 +276,23 @@ def _server(raw: Mapping[str, Any], defaults: Mapping[str, Any], path: str, base
     return Server(
         name=_str(raw.get("name"), f"{path}.name"),
         host=_str(host, f"{path}.host"),
-        port=_port(get("port", 22), f"{path}.port"),
-        user=_str(get("user", "root"), f"{path}.user"),
-        credentials=_str(get("credentials", "default"), f"{path}.credentials"),
-        module=_str(get("module", "default"), f"{path}.module"),
+        port=_port(get("port", Server.port), f"{path}.port"),
+        user=_str(get("user", Server.user), f"{path}.user"),
+        credentials=_str(get("credentials", Server.credentials), f"{path}.credentials"),
+        module=_str(get("module", Server.module), f"{path}.module"),
         jump=_str(get("jump", None), f"{path}.jump") if get("jump", None) is not None else None,
         labels=_labels(raw.get("labels"), f"{path}.labels"),
-        trust_on_first_use=_bool(get("trust_on_first_use", False), f"{path}.trust_on_first_use"),
-        suspended=_bool(get("suspended", False), f"{path}.suspended"),
+        trust_on_first_use=_bool(get("trust_on_first_use", Server.trust_on_first_use),
+                                 f"{path}.trust_on_first_use"),
+        suspended=_bool(get("suspended", Server.suspended), f"{path}.suspended"),
         push_token=_secret(raw, path, "push_token", base),
-        connect_timeout_seconds=_number(get("connect_timeout_seconds", 5.0),
+        connect_timeout_seconds=_number(get("connect_timeout_seconds",
+                                            Server.connect_timeout_seconds),
                                         f"{path}.connect_timeout_seconds"),
         mode=mode,
         push_token_hash=token_hash,
-        push_offline_after_seconds=_number(get("push_offline_after_seconds", 60.0),
+        push_offline_after_seconds=_number(get("push_offline_after_seconds",
+                                               Server.push_offline_after_seconds),
                                            f"{path}.push_offline_after_seconds"),
         checks=_checks(raw, path),
     )
@@ -373,8 +353,9 @@ def parse_inventory(data: Any, *, base: Path) -> Inventory:
                               f"command_timeout_seconds ({module.command_timeout_seconds:g}s)")
 
     known_hosts = _path(top.get("known_hosts", DEFAULT_KNOWN_HOSTS), "known_hosts", base)
-    concurrency = int(_number(top.get("max_concurrency", 64), "max_concurrency"))
-    allow_empty = _bool(top.get("allow_empty", False), "allow_empty")
+    concurrency = int(_number(top.get("max_concurrency", Inventory.max_concurrency),
+                              "max_concurrency"))
+    allow_empty = _bool(top.get("allow_empty", Inventory.allow_empty), "allow_empty")
     return Inventory(servers, credentials, modules, known_hosts, concurrency,
                      allow_empty=allow_empty)
 
@@ -385,18 +366,7 @@ def load_inventory(path: str | os.PathLike[str] | None) -> Inventory:
         return Inventory({}, {}, {"default": Module("default")}, Path(DEFAULT_KNOWN_HOSTS),
                          local=True)
     file = Path(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{file}: cannot read inventory: {exc.strerror}") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{file}: not UTF-8 (invalid byte at offset {exc.start})") from None
-    try:
-        data = yaml.safe_load(text)
-    except (yaml.YAMLError, RecursionError) as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"{file}: invalid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    data = read_yaml(file, "inventory")
     try:
         return parse_inventory(data, base=file.parent.resolve())
     except ConfigError as exc:

@@ -44,7 +44,7 @@ def push_authorized(server: Server, authorization: str | None) -> bool:
     if server.push_token_hash is not None:
         return hmac.compare_digest(hash_token(given).encode(), server.push_token_hash.encode())
     if server.push_token is not None:
-        return token_matches(server.push_token.get(), authorization)
+        return token_matches(server.push_token.reveal(), authorization)
     return False
 
 

@@ -82,7 +82,7 @@ def load_private_key(creds: Credentials) -> paramiko.PKey:
     """Load the key file (and its certificate); the passphrase never reaches an error text."""
     assert creds.key_file is not None
     # paramiko's stubs say str, but cryptography underneath wants bytes.
-    passphrase: Any = creds.passphrase.get().encode() if creds.passphrase else None
+    passphrase: Any = creds.passphrase.reveal().encode() if creds.passphrase else None
     try:
         key = paramiko.PKey.from_path(creds.key_file, password=passphrase)
     except (paramiko.SSHException, ValueError, TypeError) as exc:
@@ -418,7 +418,7 @@ class SshPool:
             if creds.password is not None:
                 tried.append("password")
                 try:
-                    transport.auth_password(server.user, creds.password.get())
+                    transport.auth_password(server.user, creds.password.reveal())
                     return
                 except paramiko.AuthenticationException:
                     pass

@@ -99,13 +99,19 @@ def duration_at(raw: Any, path: str) -> float:
         raise ConfigError(where(path), str(exc)) from None
 
 
-def read_yaml(file: str | os.PathLike[str]) -> Any:
-    """A YAML file's content; unreadable files and bad YAML are ConfigErrors naming the file."""
+def read_yaml(file: str | os.PathLike[str], what: str = "") -> Any:
+    """A YAML file's content; unreadable files and bad YAML are ConfigErrors naming the file.
+
+    `what` names the file's role in the "cannot read" error ("cannot read inventory: ...").
+    The YAML error shows line, column and problem, never the line's text: a broken line
+    is as likely as any to hold a password.
+    """
     file = Path(file)
     try:
         text = file.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(str(file), f"cannot read: {exc.strerror or exc}") from None
+        role = f" {what}" if what else ""
+        raise ConfigError(str(file), f"cannot read{role}: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(str(file), f"not UTF-8 (invalid byte at offset {exc.start})") from None
     try:

@@ -55,9 +55,6 @@ class Secret:
     def __hash__(self) -> int:
         return hash((Secret, self._value))
 
-    def __bool__(self) -> bool:
-        return bool(self._value)
-
     def __reduce__(self) -> NoReturn:
         # Pickles end up in caches and crash dumps: a secret is never serialised.
         raise TypeError("a Secret cannot be pickled")

@@ -66,7 +66,7 @@ def test_equality_hashing_copying_and_truth() -> None:
     secret = Secret(VALUE)
     assert copy.deepcopy({"s": secret})["s"] is secret and copy.copy(secret) is secret
     assert Secret(secret).reveal() == VALUE
-    assert not Secret("") and Secret("x")
+    assert Secret("")  # present, however short: `if creds.password:` means "was one given"
 
 
 def test_a_wrongly_typed_value_is_refused_without_showing_it() -> None:

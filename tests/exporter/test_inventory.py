@@ -55,7 +55,7 @@ def test_secrets_are_read_but_never_shown(tmp_path: Path) -> None:
     (tmp_path / "pw").write_text("hunter2-secret\n")
     inv = parse_inventory({"credentials": {"default": {"password_file": "pw"}}}, base=tmp_path)
     creds = inv.credentials["default"]
-    assert creds.password is not None and creds.password.get() == "hunter2-secret"
+    assert creds.password is not None and creds.password.reveal() == "hunter2-secret"
     assert "hunter2" not in repr(inv) and "hunter2" not in str(creds)
 
 
