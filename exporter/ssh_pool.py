@@ -27,6 +27,7 @@ from exporter.config import Credentials, Inventory, Server
 from exporter.errors import ProbeFailure
 from exporter.hostkeys import KnownHosts
 from exporter.remote_shell import DEFAULT_MAX_OUTPUT, CommandResult, RemoteShell
+from stacksense_common import backoff
 
 __all__ = ["CommandResult", "SshPool", "load_private_key"]
 
@@ -288,8 +289,9 @@ class SshPool:
                 slot.failures += 1
                 # From the failure, not from the attempt: a handshake that timed out took
                 # the whole deadline, longer than the first backoff step.
-                slot.retry_at = self._clock() + min(BACKOFF_MAX,
-                                                    BACKOFF_INITIAL * 2 ** (slot.failures - 1))
+                slot.retry_at = backoff.next_attempt_at(self._clock(), slot.failures,
+                                                        initial=BACKOFF_INITIAL,
+                                                        maximum=BACKOFF_MAX)
                 slot.last_failure = failure
                 raise
             slot.failures, slot.last_failure = 0, None

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
+import random
 import re
 import threading
 import time
@@ -23,6 +24,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
+
+from stacksense_common import backoff as shared_backoff
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +104,7 @@ class PrometheusClient:
         backoff: float = 0.25,
         bearer_token: str | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        rand: Callable[[], float] = random.random,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.session = session or requests.Session()
@@ -108,6 +112,7 @@ class PrometheusClient:
         self.retries = retries
         self.backoff = backoff
         self._sleep = sleep
+        self._rand = rand
         self._headers = {"Authorization": f"Bearer {bearer_token}"} if bearer_token else {}
         self.queries = 0  # requests that reached the point of being sent, retries excluded
         self.errors = 0  # calls that ended in a PrometheusError
@@ -122,7 +127,10 @@ class PrometheusClient:
         last: str = ""
         for attempt in range(self.retries + 1):
             if attempt:
-                self._sleep(self.backoff * 2 ** (attempt - 1))
+                # The shared backoff; no cap beyond the doubling: retries are at most 10.
+                self._sleep(shared_backoff.delay(attempt, initial=self.backoff,
+                                                 maximum=self.backoff * 2 ** self.retries,
+                                                 rand=self._rand))
             try:
                 # POST so that long fleet queries never hit URL length limits.
                 resp = self.session.post(url, data=dict(params), timeout=self.timeout,

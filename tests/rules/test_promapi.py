@@ -71,7 +71,7 @@ def test_transient_failures_are_retried_with_backoff():
     session = FakeSession([requests.ConnectionError("refused"),
                            (503, {"status": "error", "errorType": "unavailable", "error": "x"}),
                            ok_vector(({"server": "a"}, "0.5"))])
-    c, sleeps = client(session, retries=2, backoff=0.1)
+    c, sleeps = client(session, retries=2, backoff=0.1, rand=lambda: 1.0)  # the jitter's top
     result = c.query("up", time=1000)
     assert result[0].labels == {"server": "a"} and result[0].value == 0.5
     assert sleeps == [0.1, 0.2]
