@@ -32,8 +32,8 @@ import requests
 from alert_router.console.fleet import CACHE_SECONDS
 from alert_router.console.users import Users
 from alert_router.store import Store
-from tests.console.conftest import PASSWORD, TOKEN, console_config
 from tests.console.fake_peers import FakePeers, fake_peers
+from tests.console.session import PASSWORD, TOKEN, console_config
 from tests.peers.router import router
 
 STATUSES = ("online",) * 90 + ("warning",) * 5 + ("offline", "pending", "unknown",

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
+from tests.peers.netns import require_root  # noqa: F401 - some tests still import it from here
 from tests.peers.sshd import Sshd, SshdKeys, sshd, sshd_available
-
-REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared"
 
 
 @pytest.fixture(scope="session")
@@ -26,8 +22,3 @@ def ssh_server(tmp_path_factory: pytest.TempPathFactory, ssh_keys: SshdKeys) -> 
     """One sshd on 127.0.0.1 shared by the tests that only need a working host."""
     with sshd(tmp_path_factory.mktemp("sshd"), ssh_keys) as server:
         yield server
-
-
-def require_root() -> None:
-    if os.geteuid() != 0:
-        pytest.skip("needs root (network namespaces)")

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.alert_router.conftest import AUTH
+from tests.alert_router.harness import AUTH
 
 NOW_ISO = "2030-01-01T00:00:00Z"
 
@@ -212,7 +212,7 @@ def test_status_redacts_secrets(harness_factory, tmp_path):
     config_file = tmp_path / "r.yml"
     import yaml
 
-    from tests.alert_router.conftest import base_config
+    from tests.alert_router.harness import base_config
     cfg = base_config(tmp_path)
     cfg["receivers"][0]["webhook_configs"][0]["url"] = "http://127.0.0.1:9/hook?token=SeCrEt1"
     config_file.write_text(yaml.safe_dump(cfg))

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from alert_router.cli import main
-from tests.alert_router.conftest import base_config
+from tests.alert_router.harness import base_config
 from tests.peers.webhook import webhook_receiver
 
 

@@ -9,7 +9,7 @@ import yaml
 
 from alert_router.config import load_config, parse_config
 from alert_router.errors import ConfigError
-from tests.alert_router.conftest import base_config
+from tests.alert_router.harness import base_config
 
 
 def test_defaults_are_alertmanagers(tmp_path):

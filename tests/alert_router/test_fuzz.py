@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 
 from alert_router.app import create_app
-from tests.alert_router.conftest import AUTH, base_config
+from tests.alert_router.harness import AUTH, base_config
 
 pytestmark = pytest.mark.slow
 EXAMPLES_PER_OPERATION = 40

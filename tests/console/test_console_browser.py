@@ -18,9 +18,9 @@ import requests
 
 from alert_router.console.users import Users
 from alert_router.store import Store
-from tests.console.conftest import PASSWORD, TOKEN, console_config
 from tests.console.fake_exporter import fake_exporter
 from tests.console.fake_peers import fake_peers
+from tests.console.session import PASSWORD, TOKEN, console_config
 from tests.peers import chromium as chromium_peer
 from tests.peers.openmetrics import History
 from tests.peers.prometheus import backfill, prometheus

@@ -9,7 +9,7 @@ import stat
 import time
 
 from alert_router.console.users import Users
-from tests.console.conftest import PASSWORD, TOKEN, csrf_of, login
+from tests.console.session import PASSWORD, TOKEN, csrf_of, login
 
 XSS = '<script>document.title="pwned"</script><img src=x onerror=alert(1)>'
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -248,7 +248,7 @@ def test_router_page_and_api_are_unchanged_and_machines_use_tokens(app, peers):
 
 def test_fleet_shows_the_rule_engine_being_down_not_an_error_page(tmp_path):
     from alert_router.app import create_app
-    from tests.console.conftest import console_config
+    from tests.console.session import console_config
 
     app = create_app(console_config(tmp_path, "http://127.0.0.1:9"), start_background=False)
     Users(app.extensions["stacksense"].store).add("vera", "viewer", PASSWORD)
@@ -311,7 +311,7 @@ def test_console_can_be_turned_off_and_its_config_is_strict(tmp_path):
 
     from alert_router.app import create_app
     from alert_router.errors import ConfigError
-    from tests.console.conftest import console_config
+    from tests.console.session import console_config
 
     config = console_config(tmp_path, "http://127.0.0.1:9", enabled=False)
     app = create_app(config, start_background=False)
@@ -332,7 +332,7 @@ def test_an_unwritable_session_key_is_a_config_error_naming_the_key(tmp_path):
 
     from alert_router.app import create_app
     from alert_router.errors import ConfigError
-    from tests.console.conftest import console_config
+    from tests.console.session import console_config
 
     config = console_config(tmp_path, "http://127.0.0.1:9",
                             session_key_file="/proc/no-such-dir/console.key")
@@ -344,7 +344,7 @@ def test_an_unwritable_session_key_is_a_config_error_naming_the_key(tmp_path):
 def test_the_default_session_key_lives_beside_the_store_not_in_the_working_directory(
         tmp_path, monkeypatch):
     from alert_router.app import create_app
-    from tests.console.conftest import console_config
+    from tests.console.session import console_config
 
     workdir = tmp_path / "cwd"
     workdir.mkdir()

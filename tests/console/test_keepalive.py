@@ -13,8 +13,8 @@ import requests
 
 from alert_router.console.users import Users
 from alert_router.store import Store
-from tests.console.conftest import PASSWORD, TOKEN, console_config
 from tests.console.fake_peers import fake_peers
+from tests.console.session import PASSWORD, TOKEN, console_config
 from tests.peers.router import router
 
 

@@ -12,7 +12,7 @@ import yaml
 
 from alert_router.app import create_app
 from alert_router.console.users import Users
-from tests.console.conftest import PASSWORD, console_config, login
+from tests.console.session import PASSWORD, console_config, login
 from tests.exporter.harness import running_exporter, write_inventory
 from tests.peers.sshd import SshdKeys
 from tests.peers.util import free_port

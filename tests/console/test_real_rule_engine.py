@@ -14,7 +14,7 @@ from alert_router.app import create_app
 from alert_router.console.users import Users
 from rules.config import EngineConfig
 from rules.server import RulesService
-from tests.console.conftest import PASSWORD, console_config, login
+from tests.console.session import PASSWORD, console_config, login
 from tests.peers.openmetrics import History
 from tests.peers.prometheus import backfill, prometheus
 from tests.peers.util import free_port, wait_for

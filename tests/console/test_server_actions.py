@@ -13,9 +13,9 @@ from flask import Flask
 
 from alert_router.app import create_app
 from alert_router.console.users import Users
-from tests.console.conftest import PASSWORD, console_config, csrf_of, login
 from tests.console.fake_exporter import FakeExporter, fake_exporter
 from tests.console.fake_peers import FakePeers
+from tests.console.session import PASSWORD, console_config, csrf_of, login
 
 SECRET = "exporter-api-s3cret"
 

@@ -14,7 +14,7 @@ import yaml
 
 from alert_router.cli import main
 from alert_router.console import users as users_mod
-from tests.console.conftest import console_config
+from tests.console.session import console_config
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -16,13 +16,13 @@ import requests
 
 from exporter.diagnose import DEADLINE, SCRIPT, SECTION_BYTES, parse, split_sections
 from exporter.recommend import RuleRecommender
-from tests.conftest import require_root
 from tests.exporter.harness import (
     RunningExporter,
     running_exporter,
     server_entry,
     write_inventory,
 )
+from tests.peers.netns import require_root
 from tests.peers.sshd import SshdKeys, sshd
 
 HOG = "ss-memhog"

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import require_root
 from tests.exporter.harness import RunningExporter, running_exporter, samples, write_inventory
-from tests.peers.netns import Network, netns_available, network
+from tests.peers.netns import Network, netns_available, network, require_root
 from tests.peers.sshd import Sshd, SshdKeys, sshd
 
 FAIL = 'stacksense_probe_failure{{reason="{}"}}'

@@ -15,9 +15,8 @@ import yaml
 
 from exporter.app import ExporterApp
 from exporter.server import ExporterHTTPServer
-from tests.conftest import require_root
 from tests.exporter.harness import running_exporter, samples, server_entry, write_inventory
-from tests.peers.netns import netns_available, network
+from tests.peers.netns import netns_available, network, require_root
 from tests.peers.sshd import Sshd
 from tests.peers.util import free_port, stop, wait_for
 

@@ -13,6 +13,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 
+import pytest
+
+
+def require_root() -> None:
+    """Skip the calling test unless it runs as root (namespaces, mounts, iptables need it)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root (network namespaces)")
+
 
 def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(["ip", *args], check=check, capture_output=True)
