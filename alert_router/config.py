@@ -137,11 +137,13 @@ def _auth(raw: Any, base: Path) -> AuthConfig:
     _check_keys(auth, {"tokens_file", "tokens_env", "protect_reads",
                        "allow_unauthenticated_writes"}, "auth")
     tokens = _read_tokens(auth, base)
-    allow = _bool(auth, "allow_unauthenticated_writes", "auth", False)
+    allow = _bool(auth, "allow_unauthenticated_writes", "auth",
+                  AuthConfig.allow_unauthenticated_writes)
     if not tokens and not allow:
         raise ConfigError("auth", "no bearer tokens: set tokens_file or tokens_env "
                           "(or allow_unauthenticated_writes: true for a closed network)")
-    return AuthConfig(tokens, _bool(auth, "protect_reads", "auth", False), allow)
+    return AuthConfig(tokens, _bool(auth, "protect_reads", "auth", AuthConfig.protect_reads),
+                      allow)
 
 
 def _delivery(raw: Any) -> DeliveryConfig:
@@ -214,10 +216,10 @@ def _storage(raw: Any, base: Path) -> StorageConfig:
     for key in ("password_env", "password_file"):
         if key in section:
             raise ConfigError(f"storage.{key}", "only with storage.url (PostgreSQL)")
-    sync = str(section.get("synchronous", "normal")).upper()
+    sync = str(section.get("synchronous", StorageConfig.synchronous)).upper()
     if sync not in ("NORMAL", "FULL"):
         raise ConfigError("storage.synchronous", "must be normal or full")
-    path = str(section.get("path", "stacksense-router.db"))
+    path = str(section.get("path", RouterConfig.storage_path))
     if path != ":memory:" and not os.path.isabs(path):
         path = str(base / path)
     return StorageConfig(path, sync)
@@ -279,12 +281,12 @@ def parse_config(raw: Any, *, base_dir: Path | None = None, original: str = "") 
 
     web = _mapping(top.get("web"), "web")
     _check_keys(web, {"external_url", "max_request_bytes"}, "web")
-    max_bytes = web.get("max_request_bytes", 5 * 1024 * 1024)
+    max_bytes = web.get("max_request_bytes", RouterConfig.max_request_bytes)
     if not isinstance(max_bytes, int) or isinstance(max_bytes, bool) or max_bytes < 1024:
         raise ConfigError("web.max_request_bytes", "must be an integer of at least 1024")
     incidents = _mapping(top.get("incidents"), "incidents")
     _check_keys(incidents, {"auto_close_after", "open_for_severities"}, "incidents")
-    open_for = incidents.get("open_for_severities", ["critical", "warning"])
+    open_for = incidents.get("open_for_severities", list(RouterConfig.incident_open_for))
     if not isinstance(open_for, list) or not all(isinstance(v, str) for v in open_for):
         raise ConfigError("incidents.open_for_severities", "must be a list of severities")
     return RouterConfig(
@@ -299,10 +301,11 @@ def parse_config(raw: Any, *, base_dir: Path | None = None, original: str = "") 
         storage_url=storage.url,
         storage_password=storage.password,
         auth=_auth(top.get("auth"), base),
-        external_url=str(web.get("external_url", "http://localhost:9818")).rstrip("/"),
+        external_url=str(web.get("external_url", RouterConfig.external_url)).rstrip("/"),
         max_request_bytes=max_bytes,
         delivery=_delivery(top.get("delivery")),
-        incident_auto_close=_dur(incidents, "auto_close_after", "incidents", 0.0),
+        incident_auto_close=_dur(incidents, "auto_close_after", "incidents",
+                                 RouterConfig.incident_auto_close),
         incident_open_for=tuple(open_for),
         console=parse_console(top.get("console"), base),
         diagnostics=parse_diagnostics(top.get("diagnostics"), base),
