@@ -36,4 +36,4 @@ def test_a_hang_with_the_cheap_df_brings_the_guard_back(tmp_path: Path,
     assert values["stacksense_probe_success"] == 1
     errors = {k: v for k, v in values.items() if k.startswith("node_filesystem_device_error")}
     assert errors and all(v == 1 for v in errors.values()), errors
-    assert values["node_load1"] >= 0
+    assert "node_load1" in values  # the other collectors answered

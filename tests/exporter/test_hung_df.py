@@ -21,4 +21,3 @@ def test_hung_df_is_cut_off_and_reported(tmp_path: Path, ssh_keys: SshdKeys) -> 
     assert errors and all(v == 1 for v in errors.values()), errors
     assert not any(k.startswith("node_filesystem_size_bytes") for k in values)
     assert values['stacksense_collector_success{collector="cpu"}'] == 1
-    assert values["node_load1"] >= 0

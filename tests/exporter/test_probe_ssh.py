@@ -35,7 +35,6 @@ def test_key_auth_probe_reads_the_host(tmp_path: Path, ssh_server: Sshd) -> None
     with running_exporter(inv) as exp:
         values = exp.probe_samples("web1")
         assert values["stacksense_probe_success"] == 1
-        assert values["node_load1"] >= 0
         assert all(values[FAIL.format(r)] == 0 for r in ("timeout", "auth", "host_key"))
         # The connection is pooled: a second probe reuses it.
         exp.probe_samples("web1")
