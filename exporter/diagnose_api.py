@@ -5,20 +5,24 @@ token, or loopback clients only without a token file. The optional JSON body
 `{"labels": {...}}` (the alert's labels) only orders the findings
 (exporter.recommend); nothing from the request reaches the host but the choice
 of server. Errors are 4xx with one line: 400 bad body, 401, 404 unknown server,
-409 push-only (never contacted over SSH).
+409 push-only (never contacted over SSH). A recommender that raises costs the
+findings only: the report is still answered, with one finding saying so.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from exporter.diagnose import Diagnoser
-from exporter.recommend import Recommender, RuleRecommender
+from exporter.recommend import Finding, Recommender, RuleRecommender
 
 if TYPE_CHECKING:
     from exporter.app import ExporterApp
+
+log = logging.getLogger(__name__)
 
 PREFIX = "/api/v1/diagnose/"
 MAX_LABELS = 64
@@ -52,7 +56,14 @@ class DiagnoseApi:
         # (exporter.checks.logs: truncated, credentials masked); no extra read of the host.
         report = {**self.diagnoser.diagnose(server),
                   "log_matches": self.app.prober.log_matches(server.name)}
-        findings = self.recommender.recommend(labels, report)
+        try:
+            findings = self.recommender.recommend(labels, report)
+        except Exception as exc:  # noqa: BLE001 - a provider's bug must not cost the report
+            log.exception("recommender %s failed for %s", type(self.recommender).__name__,
+                          server.name)
+            findings = [Finding(f"no findings: the recommender failed ({type(exc).__name__})",
+                                "read the report itself; the exporter's log has the error",
+                                [], "incomplete")]
         return 200, {**report, "findings": [f.to_json() for f in findings]}
 
 

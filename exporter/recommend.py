@@ -96,7 +96,9 @@ class RuleRecommender:
             largest = fs.get("largest") or []
             # du's first line is the mount itself (its total): name the directories under it.
             dirs = [x for x in largest if x.get("path") != fs.get("mountpoint")][:3]
-            text = f"{fs.get('mountpoint')} is {fs.get('used_percent'):.0f} % full"
+            used = fs.get("used_percent")
+            text = f"{fs.get('mountpoint')} is " + (f"{used:.0f} % full" if used is not None
+                                                     else "nearly full")
             if dirs:
                 text += ": largest directories " + ", ".join(
                     f"{x['path']} ({human_size(x['bytes'])})" for x in dirs)

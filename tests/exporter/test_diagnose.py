@@ -8,14 +8,15 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 
 from exporter.diagnose import DEADLINE, SCRIPT, SECTION_BYTES, parse, split_sections
-from exporter.recommend import RuleRecommender
+from exporter.recommend import Finding, RuleRecommender
 from tests.exporter.harness import (
     RunningExporter,
     running_exporter,
@@ -26,9 +27,11 @@ from tests.peers.netns import require_root
 from tests.peers.sshd import SshdKeys, sshd
 
 HOG = "ss-memhog"
-# Names itself (prctl PR_SET_NAME: ps's comm) and holds 64 MiB touched, until killed.
+# Names itself (prctl PR_SET_NAME: ps's comm) and holds 400 MiB touched, until killed: the
+# loopback host is this machine, whose other processes (other tests' peers) must not
+# push it out of the top five.
 HOG_CODE = ("import ctypes, time; ctypes.CDLL(None).prctl(15, b'" + HOG + "', 0, 0, 0); "
-            "x = bytearray(64 << 20); x[::4096] = b'x' * len(x[::4096]); print('ok', flush=True); "
+            "x = bytearray(400 << 20); x[::4096] = b'x' * len(x[::4096]); print('ok', flush=True); "
             "time.sleep(120)")
 
 
@@ -288,3 +291,21 @@ def test_alert_labels_never_reach_the_host(tmp_path: Path, ssh_keys: SshdKeys) -
                              json={"labels": {"alertname": evil, evil: evil}})
     assert resp.status_code == 200, resp.text
     assert not mark.exists()
+
+
+def test_a_failing_recommender_costs_the_findings_only(tmp_path: Path,
+                                                       ssh_keys: SshdKeys) -> None:
+    class Broken:
+        def recommend(self, alert_labels: Mapping[str, str],
+                      diagnostics: Mapping[str, Any]) -> list[Finding]:
+            raise KeyError("oops")
+
+    with exporter_with(tmp_path, ssh_keys) as exp:
+        assert exp.server is not None
+        exp.server.diagnose.recommender = Broken()
+        resp = requests.post(f"{exp.url}/api/v1/diagnose/web1", timeout=30)
+    assert resp.status_code == 200, resp.text
+    report = resp.json()
+    assert report["memory"]["total_bytes"] > 0
+    [finding] = report["findings"]
+    assert finding["kind"] == "incomplete" and "recommender failed (KeyError)" in finding["text"]
