@@ -81,6 +81,8 @@ class Runner:
         self._threads: list[threading.Thread] = []
         outbox.may_send = self.leading
         outbox.on_done = self._outbox_wake.set
+        # A group held back for its diagnostics flushes as soon as they arrive.
+        dispatcher.diagnostics.on_done = self._wake.set
 
     def start(self) -> None:
         for target, name in ((self._lease_loop, "router-lease"),
@@ -144,7 +146,9 @@ class Runner:
             try:
                 self.on_tick()
                 if self.leading():
-                    result = self.dispatcher.step(time.time())
+                    # Never waits for diagnostics: a group still waiting for them is
+                    # flushed by a later step, so it delays no other group.
+                    result = self.dispatcher.step(time.time(), wait=False)
                     if result.enqueued:
                         self._outbox_wake.set()
                     due = self.store.next_flush_at()

@@ -13,11 +13,13 @@ Config (top level) and a per-route switch::
 
 Why a background fetch started when the alert joins its group: the group's
 group_wait (30 s by default) usually covers the whole diagnostic run, so the
-first notification carries it without waiting at all. At the flush the
-dispatcher waits at most until `timeout` after the fetch started; a fetch
-still running then (a hung host) is left to finish for later notifications
-and this one says it was sent without diagnostics. Results are cached per
-(group, server) for as long as the group lives (bounded by MAX_CACHED).
+first notification carries it without waiting at all. A group whose fetch is
+still running when it is due is held back (outside any store transaction, so the
+other groups flush meanwhile) until the fetch answers or `timeout` after it
+started has passed; a fetch still running then (a hung host) is left to finish
+for later notifications and this one says it was sent without diagnostics.
+Results are cached per (group, server) for as long as the group lives (bounded
+by MAX_CACHED).
 
 The exporter computes the findings (exporter.recommend) so that the router,
 the CLI and the exporter's API show the same ones; the router keeps only the
@@ -111,6 +113,7 @@ class DiagnosticsFetcher:
         self.config = config
         self.clock = clock
         self.session = session or requests.Session()
+        self.on_done: Callable[[], None] = lambda: None  # a fetch answered or failed
         self._fetches: dict[tuple[str, str], _Fetch] = {}
         self._lock = threading.Lock()
 
@@ -158,36 +161,68 @@ class DiagnosticsFetcher:
             if fetch.error:
                 log.warning("diagnostics for %s: %s", server, fetch.error)
             fetch.done.set()
+            self.on_done()
+
+    def _fetches_for(self, group_key: str, servers: Mapping[str, Mapping[str, str]]
+                     ) -> list[tuple[str, _Fetch | None]]:
+        """The fetch of each server a notification shows (`servers`: name -> an alert's
+        labels); one not started in this process (a restart since, or another replica
+        ingested the alert) starts now, bounded by `timeout` from now."""
+        out: list[tuple[str, _Fetch | None]] = []
+        for server, labels in list(servers.items())[:MAX_SERVERS_PER_GROUP]:
+            with self._lock:
+                fetch = self._fetches.get((group_key, server))
+            if fetch is None:
+                self.prefetch(group_key, labels)
+                with self._lock:
+                    fetch = self._fetches.get((group_key, server))
+            out.append((server, fetch))
+        return out
+
+    def pending_until(self, group_key: str, servers: Mapping[str, Mapping[str, str]]
+                      ) -> float | None:
+        """Until when (on `clock`) a notification of the group would wait for its
+        diagnostics; None when it need not wait (every fetch done, or past its bound)."""
+        cfg = self.config()
+        if cfg is None:
+            return None
+        now = self.clock()
+        until = [fetch.started + cfg.timeout for _, fetch in self._fetches_for(group_key, servers)
+                 if fetch is not None and not fetch.done.is_set()
+                 and fetch.started + cfg.timeout > now]
+        return max(until) if until else None
+
+    def wait(self, group_key: str, servers: Mapping[str, Mapping[str, str]]) -> None:
+        """Block until each fetch answered or `timeout` after it started has passed. Never
+        called inside a store transaction: every other group would wait too."""
+        cfg = self.config()
+        if cfg is None:
+            return
+        for _, fetch in self._fetches_for(group_key, servers):
+            if fetch is not None:
+                fetch.done.wait(max(0.0, fetch.started + cfg.timeout - self.clock()))
 
     def collect(self, group_key: str, servers: Mapping[str, Mapping[str, str]]
                 ) -> dict[str, Any]:
-        """The diagnostics for a notification (`servers`: name -> an alert's labels): waits
-        at most until `timeout` after each fetch started; what is not there by then is
-        reported missing, with why."""
+        """The diagnostics for a notification (`servers`: name -> an alert's labels), as
+        they are now: never waits (the dispatcher waits before, see pending_until); what is
+        not there is reported missing, with why."""
         cfg = self.config()
         if cfg is None:
             return {"included": False, "note": "diagnostics are not configured", "reports": []}
         reports: list[dict[str, Any]] = []
         missing: list[str] = []
-        for server, labels in list(servers.items())[:MAX_SERVERS_PER_GROUP]:
-            with self._lock:
-                fetch = self._fetches.get((group_key, server))
-            if fetch is None:
-                # Not started here (a restart since, or another replica ingested the alert):
-                # start it now; the wait below still bounds the delay by `timeout`.
-                self.prefetch(group_key, labels)
-                with self._lock:
-                    fetch = self._fetches.get((group_key, server))
+        for server, fetch in self._fetches_for(group_key, servers):
             if fetch is None:
                 missing.append(f"{server}: not requested")
-                continue
-            fetch.done.wait(max(0.0, fetch.started + cfg.timeout - self.clock()))
-            if fetch.result is not None:
+            elif fetch.result is not None:
                 reports.append(fetch.result)
             elif fetch.error is not None:
                 missing.append(f"{server}: {fetch.error}")
-            else:
+            elif self.clock() >= fetch.started + cfg.timeout:
                 missing.append(f"{server}: no answer within {cfg.timeout:g}s")
+            else:  # the server joined the group after its wait was decided
+                missing.append(f"{server}: no answer yet")
         note = ("sent without diagnostics: " if not reports else
                 "some diagnostics missing: ") + "; ".join(missing) if missing else None
         return {"included": bool(reports), "note": note, "reports": reports}

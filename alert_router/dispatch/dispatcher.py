@@ -107,8 +107,13 @@ class Dispatcher:
         self._routed_config: RouterConfig | None = None
         self.diagnostics = DiagnosticsFetcher(lambda: self.config().diagnostics)
 
-    def step(self, now: float) -> StepResult:
-        """Ingest what arrived, resolve what timed out, flush due groups, collect garbage."""
+    def step(self, now: float, *, wait: bool = True) -> StepResult:
+        """Ingest what arrived, resolve what timed out, flush due groups, collect garbage.
+
+        A due group whose diagnostics are still being fetched flushes after every other
+        due group; with wait=False (the runner) it is left for a later step instead, so
+        the dispatcher never waits for an exporter.
+        """
         result = StepResult()
         for _ in range(MAX_BATCHES_PER_STEP):  # then flush, even while alerts keep coming
             count = self.ingest(now)
@@ -116,7 +121,7 @@ class Dispatcher:
             if count == 0:
                 break
         self.resolve_expired(now)
-        self.flush_due(now, result)
+        self.flush_due(now, result, wait=wait)
         if now - self._last_gc >= GC_EVERY:
             self.gc(now)
         return result
@@ -301,8 +306,13 @@ class Dispatcher:
             self.store.add_trace(trace_row(trace_of(a.labels, a.annotations, a.starts_at), now,
                                            "resolved", "ended", a.fingerprint) for a in expired)
 
-    def flush_due(self, now: float, result: StepResult | None = None) -> None:
-        """Flush every group whose timer is due: mute, dedupe, enqueue, record."""
+    def flush_due(self, now: float, result: StepResult | None = None, *,
+                  wait: bool = True) -> None:
+        """Flush every group whose timer is due: mute, dedupe, enqueue, record.
+
+        Diagnostics are awaited here, outside every transaction, and only after the groups
+        that need not wait have flushed (wait=False: not at all, see step).
+        """
         due = self.store.due_groups(now)
         if not due:
             return
@@ -311,28 +321,55 @@ class Dispatcher:
         silencer = Silencer(self.store.list_silences(), now)
         inhibitor = Inhibitor(cfg.inhibit_rules, self.store.firing_labels(
             now, source_alertnames(cfg.inhibit_rules))) if cfg.inhibit_rules else None
+        held: list[tuple[float, GroupRow, dict[str, dict[str, str]]]] = []
         for group in due:
             route = routes.get(group.route_id)
-            interval = route.group_interval if route else cfg.route.group_interval
-            try:
-                enqueued = self._flush(group, route, silencer, inhibitor, now, cfg)
-            except self.store.inbox_conflict:
-                raise
-            except POISON + self.store.data_errors as exc:
-                # A group whose stored alerts cannot be read must not hold up the others:
-                # it waits a group_interval (and is reported) while the rest flush.
-                # Its unreadable alerts are set aside; the rest flush at its next interval.
-                with self.store.tx():
-                    moved = self.store.set_aside_unreadable(group.group_key, now)
-                    self.store.set_group_flushed(group.group_key, now, now + interval)
-                self.metrics.set_aside.labels("group").inc()
-                log.error("group %s could not be flushed (%s: %s); %d unreadable alert(s) set "
-                          "aside, the group flushes again in %gs", storable(group.group_key),
-                          type(exc).__name__, storable(str(exc))[:300], moved, interval)
-                continue
-            if result is not None:
-                result.flushed.append(group.group_key)
-                result.enqueued += enqueued
+            if route is not None and route.diagnostics:
+                servers = self._diagnosed_servers(group.group_key, now)
+                until = self.diagnostics.pending_until(group.group_key, servers)
+                if until is not None:
+                    held.append((until, group, servers))
+                    continue
+            self._flush_or_set_aside(group, route, silencer, inhibitor, now, cfg, result)
+        if not wait:
+            return
+        for _, group, servers in sorted(held, key=lambda item: item[0]):
+            self.diagnostics.wait(group.group_key, servers)
+            self._flush_or_set_aside(group, routes.get(group.route_id), silencer, inhibitor,
+                                     now, cfg, result)
+
+    def _diagnosed_servers(self, group_key: str, now: float) -> dict[str, dict[str, str]]:
+        """server -> labels of the group's firing alerts, as _notify asks diagnostics for."""
+        try:
+            members = self.store.group_members(group_key)
+        except POISON + self.store.data_errors:
+            return {}  # unreadable: the flush sets such alerts aside, waiting for nothing
+        return {a.labels["server"]: a.labels for a in reversed(members)
+                if a.firing(now) and a.labels.get("server")}
+
+    def _flush_or_set_aside(self, group: GroupRow, route: Route | None, silencer: Silencer,
+                            inhibitor: Inhibitor | None, now: float, cfg: RouterConfig,
+                            result: StepResult | None) -> None:
+        interval = route.group_interval if route else cfg.route.group_interval
+        try:
+            enqueued = self._flush(group, route, silencer, inhibitor, now, cfg)
+        except self.store.inbox_conflict:
+            raise
+        except POISON + self.store.data_errors as exc:
+            # A group whose stored alerts cannot be read must not hold up the others:
+            # it waits a group_interval (and is reported) while the rest flush.
+            # Its unreadable alerts are set aside; the rest flush at its next interval.
+            with self.store.tx():
+                moved = self.store.set_aside_unreadable(group.group_key, now)
+                self.store.set_group_flushed(group.group_key, now, now + interval)
+            self.metrics.set_aside.labels("group").inc()
+            log.error("group %s could not be flushed (%s: %s); %d unreadable alert(s) set "
+                      "aside, the group flushes again in %gs", storable(group.group_key),
+                      type(exc).__name__, storable(str(exc))[:300], moved, interval)
+            return
+        if result is not None:
+            result.flushed.append(group.group_key)
+            result.enqueued += enqueued
 
     def _flush(self, group: GroupRow, route: Route | None, silencer: Silencer,
                inhibitor: Inhibitor | None, now: float, cfg: RouterConfig) -> int:
