@@ -21,7 +21,8 @@ stays readable.
 service (stacksense_common.ops). The exporter is ready as soon as it serves: its
 inventory was loaded at start, and a failed reload keeps the previous one.
 `POST /-/reload` (or PUT) needs `Authorization: Bearer <token>` with a token
-from --web.reload-token-file; without that file, loopback clients only.
+from --web.reload-token-file; without that file, loopback clients only (and
+not a web page: no Origin header).
 Writes to `/api/v1/servers` (exporter.fleet_api) and `POST
 /api/v1/diagnose/<server>` (exporter.diagnose_api) follow the same rule with
 the API token file (default: the reload one).
@@ -116,14 +117,15 @@ class Handler(HttpHandler):
     def _token_authorized(self, token_file: Path | None) -> bool:
         """The one write rule (stacksense_common.ops): a bearer token from the file, or
         loopback clients only without one."""
-        return write_refusal(tokens_from_file(token_file), self.req.headers.get("authorization"),
-                             self.client_address[0]) is None
+        headers = self.req.headers
+        return write_refusal(tokens_from_file(token_file), headers.get("authorization"),
+                             self.client_address[0], headers.get("origin")) is None
 
     # ------------------------------------------------------------ routes
 
     def _ops(self, req: Request, url: SplitResult, params: dict[str, str]) -> None:
         answer = self.server.ops.handle(req.method, url.path, req.headers.get("authorization"),
-                                        self.client_address[0])
+                                        self.client_address[0], req.headers.get("origin"))
         assert answer is not None  # the table routes only ops paths here
         self.send(answer.status, answer.text, TEXT,
                   extra="".join(f"{k}: {v}\r\n" for k, v in answer.headers))

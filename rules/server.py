@@ -236,7 +236,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _ops(self, path: str, params: dict[str, str]) -> None:
         answer = self.service.ops.handle(self.command, path, self.headers.get("Authorization"),
-                                         self.client_address[0])
+                                         self.client_address[0], self.headers.get("Origin"))
         assert answer is not None  # the table routes only ops paths here
         self._send(answer.status, answer.text, headers=answer.headers)
 

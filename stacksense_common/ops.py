@@ -13,9 +13,11 @@ that know those know these:
 
 Who may reload (one rule, the router's write rule): `Authorization: Bearer <token>` with
 one of the service's write tokens. A service with no write token configured accepts a
-reload from loopback clients only; one whose token source is configured but unreadable or
-empty refuses every reload (never open by accident). Refusals are 401 with
-`WWW-Authenticate: Bearer`.
+reload from loopback clients only, and not from a web page: a request with an `Origin`
+header (browsers send one with every cross-site POST, form posts included; curl, scripts
+and config reloaders do not) is refused, so a page open in a browser on the same machine
+cannot reload. A service whose token source is configured but unreadable or empty refuses
+every reload (never open by accident). Refusals are 401 with `WWW-Authenticate: Bearer`.
 
 The reload outcome is published as `stacksense_<service>_config_last_reload_successful`
 and `stacksense_<service>_config_last_reload_success_timestamp_seconds` (Prometheus's
@@ -46,6 +48,8 @@ TEXT = "text/plain; charset=utf-8"
 NEEDS_TOKEN = "reload needs a valid 'Authorization: Bearer <token>' header"
 LOOPBACK_ONLY = ("reload is allowed from loopback clients only: no write token is "
                  "configured")
+FROM_A_PAGE = ("reload from a web page (Origin header) needs a write token, and none is "
+               "configured")
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,10 +106,12 @@ def tokens_from_file(path: Path | None) -> tuple[str, ...] | None:
 
 
 def write_refusal(tokens: tuple[str, ...] | None, authorization: str | None,
-                  client_host: str) -> str | None:
-    """Why a write (a reload) is refused, or None when it is allowed."""
+                  client_host: str, origin: str | None) -> str | None:
+    """Why a write (a reload) is refused, or None when it is allowed (see the module doc)."""
     if tokens is None:
-        return None if is_loopback(client_host) else LOOPBACK_ONLY
+        if not is_loopback(client_host):
+            return LOOPBACK_ONLY
+        return None if origin is None else FROM_A_PAGE
     return None if bearer_token_valid(authorization, tokens) else NEEDS_TOKEN
 
 
@@ -166,11 +172,12 @@ class Ops:
             return OpsAnswer(200, f"{self.name} is Ready.\n")
         return OpsAnswer(503, f"{self.name} is not ready: {reason}\n")
 
-    def reload(self, method: str, authorization: str | None, client_host: str) -> OpsAnswer:
+    def reload(self, method: str, authorization: str | None, client_host: str,
+               origin: str | None = None) -> OpsAnswer:
         if method not in RELOAD_METHODS:
             return OpsAnswer(405, "Only POST or PUT requests allowed\n",
                              (("Allow", ", ".join(RELOAD_METHODS)),))
-        refusal = write_refusal(self._write_tokens(), authorization, client_host)
+        refusal = write_refusal(self._write_tokens(), authorization, client_host, origin)
         if refusal is not None:
             return OpsAnswer(401, refusal + "\n", (("WWW-Authenticate", "Bearer"),))
         try:
@@ -179,11 +186,11 @@ class Ops:
             return OpsAnswer(500, f"failed to reload config: {one_line(exc)}\n")
         return OpsAnswer(200, "configuration reloaded\n")
 
-    def handle(self, method: str, path: str, authorization: str | None,
-               client_host: str) -> OpsAnswer | None:
+    def handle(self, method: str, path: str, authorization: str | None, client_host: str,
+               origin: str | None = None) -> OpsAnswer | None:
         """The answer for an ops path, or None when `path` is not one."""
         if path == RELOAD:
-            return self.reload(method, authorization, client_host)
+            return self.reload(method, authorization, client_host, origin)
         if path not in (HEALTHY, READY):
             return None
         if method not in READ_METHODS:

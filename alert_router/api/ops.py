@@ -2,8 +2,9 @@
 
 They mean what they mean in every StackSense service. The router is ready when its store
 answers and has room for writes. A reload needs one of `auth.tokens` as a bearer token,
-or, with no token configured, a loopback client (the one rule; alert_router.auth leaves
-this path to it). Errors come in the router's JSON error body, like its other errors.
+or, with no token configured, a loopback client that is not a web page (the one rule;
+alert_router.auth leaves this path to it). Errors come in the router's JSON error body,
+like its other errors.
 """
 
 from __future__ import annotations
@@ -96,7 +97,7 @@ def ready() -> Response:
 def reload() -> Response:
     """Re-read the config file; the old config stays in force when the new one is invalid."""
     return _answer(_ops().reload(request.method, request.headers.get("Authorization"),
-                                 request.remote_addr or ""))
+                                 request.remote_addr or "", request.headers.get("Origin")))
 
 
 @bp.get("/metrics")

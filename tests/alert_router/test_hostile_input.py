@@ -190,7 +190,7 @@ def test_unauthenticated_writes_accept_json_only(tmp_path):
     with router(tmp_path, config, workers=2) as proc:
         alert = json.dumps([{"labels": {"alertname": "Form"}}])
         for path, body in ((V2, alert), (V1, '{"name": "Form"}'),
-                           (SILENCES, json.dumps(_silence())), ("/-/reload", "")):
+                           (SILENCES, json.dumps(_silence()))):
             for content_type in ("application/x-www-form-urlencoded", "text/plain",
                                  "multipart/form-data; boundary=x", None):
                 headers = {"Content-Type": content_type} if content_type else {}
@@ -200,6 +200,16 @@ def test_unauthenticated_writes_accept_json_only(tmp_path):
                 message = resp.json()
                 message = message if isinstance(message, str) else message["error"]
                 assert "application/json" in message
+        # /-/reload follows the one reload rule of every service (stacksense_common.ops):
+        # with no token, loopback clients only and never a web page (its Origin header).
+        for content_type in ("application/x-www-form-urlencoded", "text/plain", None):
+            headers = {"Origin": "http://evil.example"}
+            if content_type:
+                headers["Content-Type"] = content_type
+            resp = requests.post(f"{proc.url}/-/reload", data="", headers=headers, timeout=10)
+            assert resp.status_code == 401, (content_type, resp.text[:200])
+            assert "Origin" in resp.json()["error"]
+        assert requests.post(f"{proc.url}/-/reload", timeout=10).status_code == 200
         for path, body in ((V2, alert), (V1, '{"name": "Form"}'),
                            (SILENCES, json.dumps(_silence()))):
             resp = requests.post(f"{proc.url}{path}", data=body, timeout=10,

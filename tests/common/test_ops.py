@@ -8,6 +8,7 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from stacksense_common.ops import (
+    FROM_A_PAGE,
     LOOPBACK_ONLY,
     NEEDS_TOKEN,
     Ops,
@@ -91,6 +92,17 @@ def test_without_a_configured_token_only_loopback_may_reload() -> None:
     assert len(calls) == 3
 
 
+@pytest.mark.parametrize("origin", ["http://evil.example", "null", "http://127.0.0.1:9816"])
+def test_without_a_configured_token_a_web_page_may_not_reload(origin: str) -> None:
+    """A page in a browser on the same machine reaches loopback too; browsers say so with
+    Origin on every cross-site POST (form posts included), scripts never send one."""
+    ops, calls = make_ops(tokens=None)
+    answer = ops.reload("POST", None, "127.0.0.1", origin)
+    assert answer.status == 401 and answer.text == FROM_A_PAGE + "\n" and not calls
+    with_token, calls = make_ops()
+    assert with_token.reload("POST", "Bearer s3cret", "127.0.0.1", origin).status == 200
+
+
 def test_a_configured_but_empty_token_source_refuses_everyone() -> None:
     ops, calls = make_ops(tokens=())
     assert ops.reload("POST", None, "127.0.0.1").status == 401
@@ -118,7 +130,8 @@ def test_bearer_tokens_and_loopback() -> None:
     assert not bearer_token_valid("Bearer ", ("", "b"))  # an empty token never matches
     assert is_loopback("127.0.0.9") and is_loopback("::1") and is_loopback("::ffff:127.0.0.1")
     assert not is_loopback("10.0.0.1") and not is_loopback("localhost")
-    assert write_refusal(None, None, "fe80::1%eth0") == LOOPBACK_ONLY
+    assert write_refusal(None, None, "fe80::1%eth0", None) == LOOPBACK_ONLY
+    assert write_refusal(None, None, "::1", None) is None
 
 
 def test_token_files_are_read_each_time(tmp_path: Path) -> None:
