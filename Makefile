@@ -7,7 +7,7 @@ APT_PACKAGES := openssh-server openssh-client prometheus prometheus-alertmanager
 	prometheus-node-exporter iptables iproute2 openssl python3-venv ca-certificates \
 	chromium postgresql
 
-.PHONY: setup system-deps venv run stop test lint bench clean
+.PHONY: setup system-deps venv run test lint bench clean
 
 setup: system-deps venv
 
