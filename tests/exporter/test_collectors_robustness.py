@@ -17,8 +17,8 @@ from exporter.collectors.base import Collector
 from exporter.command import READ_FILES, build_script, completed, split_sections
 from exporter.metrics import Family, render
 from tests.exporter.collector_helpers import HOST_NAMES, Samples, collect_all, sections
+from tests.peers.prometheus import PROMTOOL
 
-PROMTOOL = "/usr/bin/promtool"
 METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 # promtool's lint findings that node_exporter's own names get: the names must stay as
 # node_exporter spells them (dashboards query them), so these and only these are accepted.
