@@ -11,10 +11,8 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -26,57 +24,22 @@ from exporter import agent, stacksense_cli
 from exporter.agent import AgentConfig, AgentConfigError, Outcome, load_config, run
 from exporter.push import parse_heartbeat
 from tests.exporter.harness import running_exporter, samples
+from tests.peers.http_receiver import HttpReceiver, Reply
 from tests.peers.util import free_port
 
 TOKEN = "tok-3f9a1c7e55d2b8a0-secret"
 
 
-@dataclass
-class Recorded:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-
-@dataclass
-class FakeExporter:
-    """Answers the scripted (status, headers) in turn, then 204; records every request."""
-
-    url: str
-    script: list[tuple[int, dict[str, str]]] = field(default_factory=list)
-    requests: list[Recorded] = field(default_factory=list)
+def answer(status: int, headers: dict[str, str] | None = None) -> Reply:
+    """A scripted answer with a short text body (the agent quotes it in its messages)."""
+    return Reply(status, f"status {status}\n", headers or {})
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeExporter]:
-    state = FakeExporter(url="")
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - stdlib naming
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            state.requests.append(Recorded("POST", self.path, dict(self.headers), body))
-            status, headers = state.script.pop(0) if state.script else (204, {})
-            payload = b"" if status == 204 else f"status {status}\n".encode()
-            self.send_response(status)
-            for key, value in headers.items():
-                self.send_header(key, value)
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    state.url = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
-        yield state
-    finally:
-        server.shutdown()
-        server.server_close()
+def fake() -> Iterator[HttpReceiver]:
+    """The exporter's push endpoint: records every request, answers 204 unless scripted."""
+    with HttpReceiver(success=Reply(204, "")) as receiver:
+        yield receiver
 
 
 def config(url: str, **overrides: Any) -> AgentConfig:
@@ -101,13 +64,13 @@ METRICS = {"cpu_usage_ratio": 0.25, "memory_usage_ratio": 0.5, "swap_usage_ratio
 
 
 def test_once_sends_one_well_formed_heartbeat(
-    fake: FakeExporter, monkeypatch: pytest.MonkeyPatch
+    fake: HttpReceiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("STACKSENSE_URL", fake.url + "/")
     monkeypatch.setenv("STACKSENSE_SERVER", "web-1")
     monkeypatch.setenv("STACKSENSE_TOKEN", TOKEN)
     assert agent.main(["--once"]) == 0
-    [req] = fake.requests
+    [req] = fake.requests()
     assert req.path == "/api/v1/heartbeat/web-1"
     assert req.headers["Authorization"] == f"Bearer {TOKEN}"
     assert req.headers["Content-Type"] == "application/json"
@@ -125,24 +88,24 @@ def test_once_sends_one_well_formed_heartbeat(
     assert 0 < metrics["filesystem_usage_ratio"]["/"] <= 1
 
 
-def test_a_5xx_is_retried_with_backoff_then_delivered(fake: FakeExporter) -> None:
-    fake.script = [(500, {}), (503, {})]
+def test_a_5xx_is_retried_with_backoff_then_delivered(fake: HttpReceiver) -> None:
+    fake.reply_with(answer(500), answer(503))
     stop = threading.Event()
     sleeps = Sleeps(stop, limit=10)
     assert run(config(fake.url), stop, collect=lambda: METRICS, sleep=sleeps, once=True)
-    assert len(fake.requests) == 3
+    assert len(fake.requests()) == 3
     # Attempt 1 waits 0.5-1 s, attempt 2 waits 1-2 s (equal jitter on a doubling ceiling).
     assert 0.5 <= sleeps.delays[0] <= 1.0 and 1.0 <= sleeps.delays[1] <= 2.0
     assert len(sleeps.delays) == 2
 
 
-def test_retry_after_of_a_429_is_honoured(fake: FakeExporter) -> None:
-    fake.script = [(429, {"Retry-After": "7"})]
+def test_retry_after_of_a_429_is_honoured(fake: HttpReceiver) -> None:
+    fake.reply_with(answer(429, {"Retry-After": "7"}))
     stop = threading.Event()
     sleeps = Sleeps(stop, limit=2)
     run(config(fake.url, interval_seconds=30), stop, collect=lambda: METRICS, sleep=sleeps)
     assert sleeps.delays == [7.0, 30.0]  # Retry-After, then back to the normal interval
-    assert len(fake.requests) == 2
+    assert len(fake.requests()) == 2
 
 
 def test_retry_after_as_an_http_date() -> None:
@@ -154,22 +117,22 @@ def test_retry_after_as_an_http_date() -> None:
 
 
 def test_401_is_not_retried_early_and_the_token_never_shows(
-    fake: FakeExporter, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str],
+    fake: HttpReceiver, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    fake.script = [(401, {}), (401, {})]
+    fake.reply_with(answer(401), answer(401))
     stop = threading.Event()
     sleeps = Sleeps(stop, limit=2)
     run(config(fake.url, interval_seconds=30), stop, collect=lambda: METRICS, sleep=sleeps)
     assert sleeps.delays == [30.0, 30.0]  # the normal interval, no backoff hammering
     assert "rejected the token for server 'web-1'" in caplog.text
     # --once gives up at once on a rejection and exits 1.
-    fake.script = [(401, {})]
-    before = len(fake.requests)
+    fake.reply_with(answer(401))
+    before = len(fake.requests())
     monkeypatch.setenv("STACKSENSE_TOKEN", TOKEN)
     assert agent.main(["--once", "--url", fake.url, "--server", "web-1"]) == 1
-    assert len(fake.requests) == before + 1
+    assert len(fake.requests()) == before + 1
     out, err = capsys.readouterr()
     assert TOKEN not in caplog.text + out + err
 
@@ -178,8 +141,8 @@ def test_401_is_not_retried_early_and_the_token_never_shows(
     (404, "server 'web-1' is not in the exporter's inventory"),
     (400, "rejected the heartbeat body (400 status 400)"),
 ])
-def test_other_rejections_name_the_problem(fake: FakeExporter, status: int, hint: str) -> None:
-    fake.script = [(status, {})]
+def test_other_rejections_name_the_problem(fake: HttpReceiver, status: int, hint: str) -> None:
+    fake.reply_with(answer(status))
     outcome = agent.send(requests.Session(), config(fake.url), METRICS)
     assert outcome == Outcome(False, retry=False, message=outcome.message)
     assert hint in outcome.message
