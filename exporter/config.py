@@ -46,8 +46,8 @@ class Module:
     collectors: tuple[str, ...] = DEFAULT_COLLECTORS
     command_timeout_seconds: float = 10.0
     # Buffer the whole output on the host and write it at once: fewer SSH packets for
-    # the exporter (-0.7 ms CPU per probe), one more fork on the host (+0.7 ms). See
-    # docs/benchmarks-exporter.md, "One write for the whole output".
+    # the exporter, one more fork on the host, which comes first; see
+    # docs/decisions/exporter-performance.md.
     one_write: bool = False
     # Output read per probe at most; past it the probe fails (reason "command",
     # detail "output_too_large"). Bounds the exporter's memory whatever a host prints.
