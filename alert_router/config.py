@@ -17,6 +17,7 @@ from alert_router.dispatch.route import Route, build_route
 from alert_router.errors import ConfigError
 from alert_router.inhibit import InhibitRule, build_inhibit_rules, default_inhibit_rules
 from stacksense_common.config import Seconds, check_keys, duration_at, load
+from stacksense_common.secret import Secret
 
 DEFAULT_RESOLVE_TIMEOUT = 300.0
 # A firing alert relayed by an Alertmanager webhook is re-sent only every repeat_interval
@@ -75,7 +76,7 @@ class RouterConfig:
     storage_path: str = "stacksense-router.db"
     storage_synchronous: str = "NORMAL"
     storage_url: str = ""  # postgresql://user@host:port/db (no password); "" = SQLite
-    storage_password: str = field(default="", repr=False)
+    storage_password: Secret | None = None
     auth: AuthConfig = field(default_factory=AuthConfig)
     external_url: str = "http://localhost:9818"
     max_request_bytes: int = 5 * 1024 * 1024
@@ -157,10 +158,10 @@ class StorageConfig:
     path: str
     synchronous: str = "NORMAL"
     url: str = ""
-    password: str = field(default="", repr=False)
+    password: Secret | None = None
 
 
-def _storage_password(section: Mapping[str, Any], base: Path) -> str:
+def _storage_password(section: Mapping[str, Any], base: Path) -> Secret | None:
     if "password_env" in section and "password_file" in section:
         raise ConfigError("storage.password_file", "set password_env or password_file, not both")
     if "password_env" in section:
@@ -168,15 +169,15 @@ def _storage_password(section: Mapping[str, Any], base: Path) -> str:
         value = os.environ.get(name)
         if value is None:
             raise ConfigError("storage.password_env", f"environment variable {name} is not set")
-        return value
+        return Secret(value)
     if "password_file" in section:
         path = base / str(section["password_file"])
         try:
-            return path.read_text().strip()
+            return Secret.from_file(path)
         except OSError as exc:
             raise ConfigError("storage.password_file",
                               f"cannot read {path}: {exc.strerror}") from None
-    return ""
+    return None
 
 
 def _storage_url(raw: Any) -> str:

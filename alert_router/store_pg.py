@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 import psycopg
 
 from alert_router.store import INBOX_SCHEMA, SCHEMA, Conn, InboxRow, Store
+from stacksense_common.secret import Secret, reveal
 
 # Every write transaction of every replica takes this transaction-level advisory lock.
 WRITE_LOCK_KEY = 0x5354_4B53_0001
@@ -184,10 +185,10 @@ class PgStore(Store):
     data_errors = (psycopg.DataError,)
     inbox_conflict = (InboxMergedElsewhere,)
 
-    def __init__(self, url: str, *, password: str = "", connect_timeout: float = 10.0,
-                 idle_tx_timeout: float = 60.0) -> None:
+    def __init__(self, url: str, *, password: Secret | str | None = "",
+                 connect_timeout: float = 10.0, idle_tx_timeout: float = 60.0) -> None:
         self.path = url
-        self._password = password
+        self._password = reveal(password) or ""
         self._idle_tx_timeout = idle_tx_timeout
         self._connect_timeout = connect_timeout
         self._local = threading.local()

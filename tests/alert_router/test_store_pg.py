@@ -14,6 +14,7 @@ from alert_router.errors import ConfigError
 from alert_router.runner import holder_dead
 from alert_router.store import HistoryEvent
 from alert_router.store_pg import InboxMergedElsewhere, PgStore, StoreConnectError, translate
+from stacksense_common.secret import Secret
 from tests.alert_router.conftest import PG_PASSWORD_ENV, base_config
 from tests.peers import postgres as peer
 from tests.peers.postgres import PostgresServer, postgres
@@ -34,13 +35,13 @@ def test_storage_url_config(tmp_path, monkeypatch):
     cfg = parse_config(base_config(tmp_path, storage={
         "url": "postgresql://router@db.example:5433/alerts", "password_env": "ROUTER_DB_PASSWORD"}))
     assert (cfg.storage_url, cfg.storage_password) == (
-        "postgresql://router@db.example:5433/alerts", SECRET)
+        "postgresql://router@db.example:5433/alerts", Secret(SECRET))
     assert SECRET not in repr(cfg)
     (tmp_path / "pw").write_text(SECRET + "\n")
     cfg = parse_config(base_config(tmp_path, storage={
         "url": "postgres://router@db/alerts?sslmode=require", "password_file": "pw"}),
         base_dir=tmp_path)
-    assert cfg.storage_password == SECRET
+    assert cfg.storage_password == Secret(SECRET)
     assert parse_config(base_config(tmp_path)).storage_url == ""  # SQLite stays the default
 
 

@@ -158,7 +158,9 @@ def test_rendered_configs_pass_the_services_own_validation(
     router = load_router(_localize(_configmap(d, "router")["router.yml"], tmp_path))
     if case == "router-postgres":
         assert router.storage_url == CASES[case]["router"]["postgres"]["url"]
-        assert router.storage_password == "placeholder"  # read from the mounted Secret file
+        # read from the mounted Secret file
+        assert router.storage_password is not None
+        assert router.storage_password.reveal() == "placeholder"
     else:
         assert router.storage_path == "/var/lib/stacksense/router.db"
     assert router.auth.tokens, "writes must be authenticated"
