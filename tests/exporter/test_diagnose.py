@@ -15,7 +15,14 @@ from typing import Any
 import pytest
 import requests
 
-from exporter.diagnose import DEADLINE, SCRIPT, SECTION_BYTES, parse, split_sections
+from exporter.diagnose import (
+    DEADLINE,
+    SCRIPT,
+    SECTION_BYTES,
+    Diagnoser,
+    parse,
+    split_sections,
+)
 from exporter.recommend import Finding, RuleRecommender
 from tests.exporter.harness import (
     RunningExporter,
@@ -309,3 +316,21 @@ def test_a_failing_recommender_costs_the_findings_only(tmp_path: Path,
     assert report["memory"]["total_bytes"] > 0
     [finding] = report["findings"]
     assert finding["kind"] == "incomplete" and "recommender failed (KeyError)" in finding["text"]
+
+
+def test_a_run_cut_by_the_deadline_keeps_what_arrived(tmp_path: Path,
+                                                      ssh_keys: SshdKeys) -> None:
+    # df hangs (a dead mount): the disk section's own budget is longer than this deadline,
+    # so the whole run is cut while it waits; the sections before it are kept.
+    with exporter_with(tmp_path, ssh_keys, fake={"df": "#!/bin/sh\nexec sleep 60\n"}) as exp:
+        server, _ = exp.app.resolve("web1", None)
+        started = time.monotonic()
+        report = Diagnoser(exp.app.pool).diagnose(server, deadline_seconds=2.5)
+        elapsed = time.monotonic() - started
+    assert 2.5 <= elapsed < 4.0, elapsed
+    assert report["error"] == "the diagnostic run did not finish within 2.5s"
+    assert not report["complete"]
+    assert report["sections"]["memory"] == "ok" and report["memory"]["total_bytes"] > 0
+    assert report["sections"]["ps_cpu"] == "ok" and report["processes"]["by_cpu"]
+    assert report["sections"]["disk"] == "incomplete" and "disk" in report["timed_out"]
+    assert report["sections"]["units"] == "missing"
