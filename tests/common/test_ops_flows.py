@@ -158,6 +158,13 @@ def test_ops_endpoints_mean_the_same_in_every_service(tmp_path: Path, kind: str)
         after = metrics(svc.url)
         assert after[gauge] == 1 and after[stamp] >= started_at
 
+        head = requests.head(f"{svc.url}/-/healthy", timeout=10)
+        assert head.status_code == 200 and head.content == b""
+        wrong = requests.delete(f"{svc.url}/metrics", timeout=10)  # a route, not this method
+        assert wrong.status_code == 405
+        if kind != "router":  # the router's JSON error handler drops Flask's Allow header
+            assert "GET" in wrong.headers["Allow"]
+
         requests.get(f"{svc.url}/no/such/path", timeout=10)
         counts = metrics(svc.url)
 
