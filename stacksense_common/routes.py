@@ -29,8 +29,10 @@ class Route(Generic[T]):
         return not self.methods or method in self.methods
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Match(Generic[T]):
+    """A route and its parameters; one shared instance per literal route (read-only)."""
+
     route: Route[T]
     params: dict[str, str]  # still percent-encoded, as in the path
 
@@ -39,7 +41,7 @@ class RouteTable(Generic[T]):
     """Routes in the order added; `match` finds the route for a path."""
 
     def __init__(self) -> None:
-        self._exact: dict[str, Route[T]] = {}
+        self._exact: dict[str, Match[T]] = {}
         self._templated: list[tuple[tuple[str, ...], Route[T]]] = []
 
     def add(self, template: str, target: T, methods: Iterable[str] = READS) -> None:
@@ -48,12 +50,12 @@ class RouteTable(Generic[T]):
         if any(s.startswith("<") for s in segments):
             self._templated.append((segments, route))
         else:
-            self._exact[template] = route
+            self._exact[template] = Match(route, {})
 
     def match(self, path: str) -> Match[T] | None:
-        route = self._exact.get(path)
-        if route is not None:
-            return Match(route, {})
+        exact = self._exact.get(path)
+        if exact is not None:
+            return exact
         parts = path.split("/")
         for segments, route in self._templated:
             if len(segments) != len(parts):
