@@ -84,8 +84,12 @@ class RuleRecommender:
         if top3:
             text += (f": the top {len(top3)} processes hold {held / total * 100:.0f} % of it "
                      f"({', '.join(str(p.get('command')) for p in top3)})")
-        return [Finding(text, "check whether the largest process is expected to be this big "
-                              "(a leak, a cache without a limit); restart or cap it",
+        # The action names the process to look at first, not just "the largest".
+        big = (f"{top3[0].get('command')} (pid {top3[0].get('pid')}) is expected to hold "
+               f"{human_size(top3[0].get('rss_bytes'))}" if top3
+               else "the largest process is expected to be this big")
+        return [Finding(text, f"check whether {big} (a leak, a cache without a limit); "
+                              "restart it or cap its memory",
                         [_proc(p) for p in top3] + [f"MemTotal {human_size(total)}, available "
                                                     f"{human_size(mem.get('available_bytes'))}"],
                         "memory")]
@@ -102,8 +106,10 @@ class RuleRecommender:
             if dirs:
                 text += ": largest directories " + ", ".join(
                     f"{x['path']} ({human_size(x['bytes'])})" for x in dirs)
-            out.append(Finding(text, "remove or rotate what grew in these directories "
-                                     "(old logs, dumps, caches), or grow the filesystem",
+            where = (f"in {dirs[0]['path']} first" if dirs
+                     else f"on {fs.get('mountpoint')} (du -x -d 2)")
+            out.append(Finding(text, f"look {where}: remove or rotate what grew there (old "
+                                     "logs, dumps, caches), or grow the filesystem",
                                [f"{fs.get('device')} {human_size(fs.get('used_bytes'))} used of "
                                 f"{human_size(fs.get('size_bytes'))}"]
                                + [f"{human_size(x['bytes'])}\t{x['path']}" for x in largest[:8]],
@@ -139,7 +145,9 @@ class RuleRecommender:
             text += f", runnable tasks waiting {stalled:.0f} % of the time"
         if top:
             text += f": busiest {top[0].get('command')} ({top[0].get('cpu_percent')} % CPU)"
-        return [Finding(text, "check whether the busiest processes are doing expected work",
+        who = (f"{top[0].get('command')} (pid {top[0].get('pid')})" if top
+               else "the busiest processes")
+        return [Finding(text, f"check whether {who} is doing expected work",
                         [_proc(p) for p in top], "cpu")]
 
     def _kernel(self, d: Mapping[str, Any]) -> list[Finding]:

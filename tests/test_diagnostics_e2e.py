@@ -257,11 +257,11 @@ def test_email_names_the_full_directory_and_the_memory_hog(pipeline: Pipeline) -
     # The disk finding names the directory that filled the mount, and says what to do.
     disk = next(i for i, line in enumerate(lines) if line.startswith(f"  - {FULL_MOUNT} is"))
     assert "100 % full" in lines[disk] and f"largest directories {FULL_DIR}" in lines[disk]
-    assert lines[disk + 1].startswith("    -> remove or rotate what grew in these directories")
+    assert lines[disk + 1].startswith(f"    -> look in {FULL_DIR} first: remove or rotate")
     # The memory finding names the process holding the memory, with its size as evidence.
     memory = next(i for i, line in enumerate(lines) if line.startswith("  - memory is"))
     assert "90 % used" in lines[memory] and f"({HOG}," in lines[memory], lines[memory]
-    assert lines[memory + 1].startswith("    -> check whether the largest process")
+    assert lines[memory + 1].startswith(f"    -> check whether {HOG} (pid "), lines[memory + 1]
     assert lines[memory + 2].startswith(f"       {HOG} (pid ")
     rss = re.search(r": ([\d.]+) MiB RSS", lines[memory + 2])
     assert rss and float(rss[1]) >= HOG_MIB, lines[memory + 2]
