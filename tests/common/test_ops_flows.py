@@ -107,9 +107,10 @@ def router(tmp: Path) -> Iterator[Service]:
     config.write_text(good)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
+    # Two gunicorn workers: the counts and gauges read are the sum / latest over both.
     with process(["-m", "alert_router.cli", "serve", f"--config.file={config}",
                   f"--web.listen-address=127.0.0.1:{port}", "--log.level=warning",
-                  "--workers=1", "--threads=2"], url, tmp / "router.log",
+                  "--workers=2", "--threads=2"], url, tmp / "router.log",
                  {"STACKSENSE_ROUTER_METRICS_DIR": str(tmp / "metrics")}):
         yield Service("router", "alert router", url, config, good,
                       good.replace("receiver: nobody", "recever: nobody"), "route.recever")
