@@ -45,6 +45,21 @@ def samples(text: str) -> dict[str, float]:
     return out
 
 
+LAST_ERROR_INFO = "stacksense_probe_last_error_info"
+
+
+def error_info(text: str) -> dict[str, str]:
+    """The labels of stacksense_probe_last_error_info (exactly one sample expected)."""
+    found = [line for line in text.splitlines() if line.startswith(LAST_ERROR_INFO + "{")]
+    assert len(found) == 1, found
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            if s.name == LAST_ERROR_INFO:
+                assert s.value == 1
+                return dict(s.labels)
+    raise AssertionError("no last_error_info")
+
+
 @contextmanager
 def running_exporter(config: Path | None, *, server_options: dict[str, Any] | None = None,
                      **kwargs: Any) -> Iterator[RunningExporter]:

@@ -11,8 +11,13 @@ from pathlib import Path
 import pytest
 
 from exporter.errors import DETAILS, REASONS, short_message
-from tests.exporter.harness import running_exporter, samples, server_entry, write_inventory
-from tests.exporter.test_probe_faults import error_info
+from tests.exporter.harness import (
+    error_info,
+    running_exporter,
+    samples,
+    server_entry,
+    write_inventory,
+)
 from tests.peers.sshd import Sshd, keygen
 from tests.peers.util import free_port
 

@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from tests.exporter.harness import server_entry, write_inventory
-from tests.exporter.test_probe_faults import silent_host
+from tests.peers.silent import silent_host
 from tests.peers.sshd import KEY_PASSPHRASE, Sshd, keygen
 from tests.peers.util import free_port, stop, wait_for
 

@@ -93,7 +93,7 @@ def test_hanging_host_never_delays_another(exporter, recorder: RecordingRunner) 
 
 
 def test_parse_failure_names_the_collector(exporter) -> None:
-    from tests.exporter.test_probe_faults import error_info
+    from tests.exporter.harness import error_info
 
     info = error_info(exporter.probe("parse").text)
     assert info["reason"] == info["detail"] == "parse"

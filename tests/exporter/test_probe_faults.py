@@ -4,12 +4,10 @@ with bounded memory, and a healthy host beside them keeps its latency."""
 
 from __future__ import annotations
 
-import socket
 import statistics
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -17,56 +15,16 @@ import requests
 
 from tests.exporter.harness import (
     RunningExporter,
+    error_info,
     running_exporter,
     samples,
     server_entry,
     write_inventory,
 )
+from tests.peers.silent import SilentHost, silent_host
 from tests.peers.sshd import Sshd, SshdKeys, sshd
 
 FAIL = 'stacksense_probe_failure{{reason="{}"}}'
-INFO = "stacksense_probe_last_error_info"
-
-
-class SilentHost:
-    """Accepts TCP connections and never sends a byte (no SSH banner)."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = int(self.sock.getsockname()[1])
-        self.accepted: list[socket.socket] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-        self._thread.start()
-
-    def _accept(self) -> None:
-        self.sock.settimeout(0.2)
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            self.accepted.append(conn)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        for conn in self.accepted:
-            conn.close()
-        self.sock.close()
-
-
-@contextmanager
-def silent_host() -> Iterator[SilentHost]:
-    host = SilentHost()
-    try:
-        yield host
-    finally:
-        host.close()
 
 
 @pytest.fixture(scope="module")
@@ -88,20 +46,6 @@ def faulty(tmp_path: Path, ssh_server: Sshd, yes_host: Sshd) -> Iterator[tuple[R
                               {"default": {"key_file": str(ssh_server.keys.client_key)}}, known)
         with running_exporter(inv) as exp:
             yield exp, silent
-
-
-def error_info(text: str) -> dict[str, str]:
-    """The labels of stacksense_probe_last_error_info (exactly one sample expected)."""
-    found = [line for line in text.splitlines() if line.startswith(INFO + "{")]
-    assert len(found) == 1, found
-    from prometheus_client.parser import text_string_to_metric_families
-
-    for fam in text_string_to_metric_families(text):
-        for s in fam.samples:
-            if s.name == INFO:
-                assert s.value == 1
-                return dict(s.labels)
-    raise AssertionError("no last_error_info")
 
 
 def test_silent_host_is_a_timeout_within_the_deadline_then_backs_off(faulty) -> None:
