@@ -107,3 +107,16 @@ def exporter_over_fake_df(tmp_path: Path, ssh_keys: SshdKeys, name: str,
                               {"default": {"key_file": str(ssh_keys.client_key)}}, known)
         with running_exporter(inv, **app_options) as exp:
             yield exp
+
+
+@contextmanager
+def exporter_for(tmp_path: Path, ssh_keys: SshdKeys, server: Sshd, module: dict[str, Any],
+                 **server_extra: Any) -> Iterator[RunningExporter]:
+    """A running exporter probing `server` as "h" with `module` as its default module."""
+    known = tmp_path / "known_hosts"
+    known.write_text(server.known_hosts_line())
+    inv = write_inventory(tmp_path / "servers.yml", [server_entry("h", server, **server_extra)],
+                          {"default": {"key_file": str(ssh_keys.client_key)}}, known,
+                          modules={"default": module})
+    with running_exporter(inv) as exp:
+        yield exp

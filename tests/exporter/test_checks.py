@@ -12,8 +12,6 @@ import shutil
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +19,7 @@ import pytest
 import requests
 
 from exporter.checks.hardware import SECTION as FACTS_SECTION
-from tests.exporter.harness import RunningExporter, running_exporter, server_entry, write_inventory
+from tests.exporter.harness import RunningExporter, exporter_for
 from tests.peers.sshd import Sshd, SshdKeys, sshd
 
 FAKE_SYSTEMCTL = """#!/bin/sh
@@ -34,18 +32,6 @@ for u in "$@"; do
   printf 'Id=%s\\nLoadState=%s\\nActiveState=%s\\nSubState=%s\\n\\n' "$u" "$l" "$a" "$s"
 done
 """
-
-
-@contextmanager
-def exporter_for(tmp_path: Path, ssh_keys: SshdKeys, server: Sshd, module: dict[str, Any],
-                 **server_extra: Any) -> Iterator[RunningExporter]:
-    known = tmp_path / "known_hosts"
-    known.write_text(server.known_hosts_line())
-    inv = write_inventory(tmp_path / "servers.yml", [server_entry("h", server, **server_extra)],
-                          {"default": {"key_file": str(ssh_keys.client_key)}}, known,
-                          modules={"default": module})
-    with running_exporter(inv) as exp:
-        yield exp
 
 
 def probe(exp: RunningExporter, timeout: float = 20.0) -> dict[str, float]:

@@ -221,7 +221,7 @@ def test_host_output_cannot_forge_a_section_end() -> None:
 
 def test_configured_logs_last_matching_lines_are_in_the_report(
         tmp_path: Path, ssh_keys: SshdKeys) -> None:
-    from tests.exporter.test_checks import exporter_for
+    from tests.exporter.harness import exporter_for
 
     log = tmp_path / "app.log"
     log.write_text("")
