@@ -174,8 +174,8 @@ def _send_one(session: requests.Session, receiver: Receiver,
         token = receiver.bearer_token()
     except OSError as exc:
         return 0, len(alerts), f"cannot read bearer_token_file: {exc.strerror or exc}"
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
+    if token is not None and token.reveal():
+        headers["Authorization"] = f"Bearer {token.reveal()}"
     sent = 0
     for start in range(0, len(alerts), BATCH_SIZE):
         batch = alerts[start:start + BATCH_SIZE]

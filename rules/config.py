@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from stacksense_common.config import ConfigError, Seconds, check_keys, load, read_yaml
+from stacksense_common.secret import Secret
 
 ANOMALY_METRICS = ("cpu", "memory", "disk", "network")
 # Detector overrides for the engine. A 288-slot season ring (5-minute resolution)
@@ -57,11 +58,11 @@ class Receiver:
         object.__setattr__(self, "url", _http_url(self.url, "url"))
         _positive(self.timeout_seconds, "timeout")
 
-    def bearer_token(self) -> str | None:
+    def bearer_token(self) -> Secret | None:
         """Read the token (stripped) from its file at send time, so rotation needs no reload."""
         if self.bearer_token_file is None:
             return None
-        return self.bearer_token_file.read_text().strip()
+        return Secret.from_file(self.bearer_token_file)
 
 
 @dataclass(frozen=True)

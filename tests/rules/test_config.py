@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from rules.config import ConfigError, EngineConfig, load_config, parse_config
+from stacksense_common.secret import Secret
 
 
 def test_defaults_match_the_contract():
@@ -42,7 +43,8 @@ receivers:
     assert c.offline_after_seconds == 90 and c.grace_offline_after_seconds == 900
     assert c.conditions_file == tmp_path / "my-conditions.yml"
     assert not c.include_default_conditions and c.anomaly_metrics == ("cpu", "network")
-    assert c.receivers[0].bearer_token() == "s3cr3t" and c.receivers[0].timeout_seconds == 2
+    assert c.receivers[0].bearer_token() == Secret("s3cr3t")
+    assert c.receivers[0].timeout_seconds == 2
     assert c.receivers[1].bearer_token() is None
     assert "s3cr3t" not in repr(c)
 
