@@ -218,10 +218,9 @@ for _path in (HEALTHY, READY, RELOAD):
     ROUTES.add(_path, Handler._ops, ANY_METHOD)  # ops answers 405 itself
 ROUTES.add("/api/v1/heartbeat/<server>", Handler._push, ("POST",))
 # The fleet and diagnose APIs check methods and answer in JSON themselves.
-for _path in (FLEET_PREFIX, f"{FLEET_PREFIX}/<name>", f"{FLEET_PREFIX}/<name>/<action>",
-              f"{DIAGNOSE_PREFIX}<server>"):
-    ROUTES.add(_path, Handler._fleet if _path.startswith(FLEET_PREFIX) else Handler._diagnose,
-               ANY_METHOD)
+for _path in (FLEET_PREFIX, f"{FLEET_PREFIX}/<name>", f"{FLEET_PREFIX}/<name>/<action>"):
+    ROUTES.add(_path, Handler._fleet, ANY_METHOD)
+ROUTES.add(f"{DIAGNOSE_PREFIX}<server>", Handler._diagnose, ANY_METHOD)
 
 
 class ExporterHTTPServer(ThreadingHTTPServer):
