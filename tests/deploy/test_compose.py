@@ -163,5 +163,6 @@ def test_dockerfile_builds_a_non_root_python_311_image() -> None:
                 assert (REPO / source).exists(), source
     # The .dockerignore must keep the packages in the build context.
     kept = (REPO / "docker" / "Dockerfile.dockerignore").read_text()
-    for package in ("exporter/", "rules/", "alert_router/", "pyproject.toml"):
+    for package in ("exporter/", "rules/", "alert_router/", "stacksense_common/",
+                    "pyproject.toml"):
         assert f"!{package}" in kept
