@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import hmac
-
 from flask import abort, current_app, request
 
 from alert_router.api.body import is_json
 from alert_router.state import RouterState
+from stacksense_common.ops import bearer_token_valid
 
 # /-/reload is here because it applies the one reload rule of every service itself
-# (stacksense_common.ops: a write token, or loopback clients only when none is configured).
+# (stacksense_common.ops: a write token, or with none configured a loopback client that is
+# not a web page).
 OPEN_PATHS = frozenset({"/-/healthy", "/-/ready", "/metrics", "/-/reload"})
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -27,15 +27,8 @@ def open_write_refused(method: str, content_type: str | None) -> bool:
     return method in BODY_METHODS and not is_json(content_type)
 
 
-def token_valid(header: str | None, tokens: tuple[str, ...]) -> bool:
-    """Whether an Authorization header carries one of `tokens` (constant-time compare)."""
-    if not header or not header.startswith("Bearer "):
-        return False
-    given = header[len("Bearer "):].strip().encode()
-    ok = False
-    for token in tokens:
-        ok |= hmac.compare_digest(given, token.encode())
-    return ok
+# The one bearer check of every service (constant-time, any of the tokens).
+token_valid = bearer_token_valid
 
 
 def check_auth() -> None:
