@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 import requests
 import yaml
@@ -117,6 +118,10 @@ def sick_host(workdir: Path, keys: SshdKeys, host: NetnsHost) -> Iterator[Sshd]:
         proc.kill()
         proc.wait(10)
         log.close()
+        # The PID namespace's end takes the hog with it; a leftover would be a leak.
+        wait_for(lambda: not any(p.info["name"] == HOG
+                                 for p in psutil.process_iter(["name"])),
+                 timeout=10, what=f"no {HOG} process left")
 
 
 @dataclass
