@@ -8,33 +8,17 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
 import yaml
 
+from tests.deploy.shipped import DASHBOARDS, OVERVIEW, REPO, expressions, overview, panels
 from tests.deploy.tools import npm_packages
 from tests.peers.prometheus import Prometheus, backfill, prometheus
 
-REPO = Path(__file__).resolve().parents[2]
-DASHBOARDS = REPO / "dashboards"
-OVERVIEW = DASHBOARDS / "stacksense-overview.json"
 GRAFANA_SCHEMA = "@grafana/schema@11.6.0"  # the Grafana version docker-compose.yml runs
 SERVERS = ("web1", "db-2")
-
-
-def overview() -> dict[str, Any]:
-    board: dict[str, Any] = json.loads(OVERVIEW.read_text())
-    return board
-
-
-def panels(board: dict[str, Any]) -> list[dict[str, Any]]:
-    return [p for p in board["panels"] if p["type"] != "row"]
-
-
-def expressions(board: dict[str, Any]) -> list[tuple[str, str]]:
-    return [(p["title"], t["expr"]) for p in panels(board) for t in p["targets"]]
 
 
 def test_committed_json_is_what_the_generator_writes() -> None:

@@ -14,8 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.deploy.test_dashboards import expressions, overview
-from tests.deploy.test_prometheus_config import CONFIG, job
+from tests.deploy.shipped import CONFIG, expressions, job, overview
 from tests.exporter.harness import running_exporter, server_entry, write_inventory
 from tests.peers.prometheus import Prometheus, prometheus
 from tests.peers.sshd import Sshd

@@ -13,24 +13,12 @@ import requests
 import yaml
 
 from tests.deploy.fake_stack import FakeStack, fake_stack
+from tests.deploy.shipped import CONFIG, REPO, job, load_config
 from tests.peers.prometheus import PROMTOOL, Prometheus, prometheus
 from tests.peers.util import wait_for
 
-REPO = Path(__file__).resolve().parents[2]
-CONFIG = REPO / "prometheus.yml"
 RULES_DIR = REPO / "docker" / "prometheus" / "rules.d"
 TOKEN = "router-token-for-tests"
-
-
-def load_config() -> dict[str, Any]:
-    config: dict[str, Any] = dict(yaml.safe_load(CONFIG.read_text()))
-    return config
-
-
-def job(config: dict[str, Any], name: str) -> dict[str, Any]:
-    jobs: dict[str, dict[str, Any]] = {j["job_name"]: j for j in config["scrape_configs"]}
-    assert name in jobs, f"job {name} missing; have {sorted(jobs)}"
-    return jobs[name]
 
 
 def test_promtool_accepts_config_and_rules() -> None:
