@@ -63,6 +63,29 @@ class DeliveryConfig:
             raise ConfigError("max_backoff", "must not be shorter than initial_backoff")
 
 
+@dataclass(frozen=True)
+class WebConfig:
+    """The `web:` section, key for key."""
+
+    external_url: str = "http://localhost:9818"
+    max_request_bytes: int = 5 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "external_url", self.external_url.rstrip("/"))
+        if self.max_request_bytes < 1024:
+            raise ConfigError("max_request_bytes", "must be an integer of at least 1024")
+
+
+@dataclass(frozen=True)
+class IncidentsConfig:
+    """The `incidents:` section, key for key."""
+
+    auto_close_after: Seconds = 0.0  # 0 = closing is a human decision
+    # Severities whose alerts open incidents (Watchdog, InfoInhibitor and severity "none"
+    # never do; an alert without a severity label does).
+    open_for_severities: tuple[str, ...] = ("critical", "warning")
+
+
 @dataclass
 class RouterConfig:
     """The whole validated config; swapped at once on reload."""
@@ -78,13 +101,11 @@ class RouterConfig:
     storage_url: str = ""  # postgresql://user@host:port/db (no password); "" = SQLite
     storage_password: Secret | None = None
     auth: AuthConfig = field(default_factory=AuthConfig)
-    external_url: str = "http://localhost:9818"
-    max_request_bytes: int = 5 * 1024 * 1024
+    external_url: str = WebConfig.external_url
+    max_request_bytes: int = WebConfig.max_request_bytes
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
-    incident_auto_close: float = 0.0  # 0 = closing is a human decision
-    # Severities whose alerts open incidents (Watchdog, InfoInhibitor and severity "none"
-    # never do; an alert without a severity label does).
-    incident_open_for: tuple[str, ...] = ("critical", "warning")
+    incident_auto_close: float = IncidentsConfig.auto_close_after
+    incident_open_for: tuple[str, ...] = IncidentsConfig.open_for_severities
     console: ConsoleConfig = field(default_factory=ConsoleConfig)  # the web console
     diagnostics: DiagnosticsConfig | None = None  # alert_router.diagnostics.fetch
     original: str = ""  # the YAML as read, for /api/v2/status (secrets redacted)
@@ -280,16 +301,8 @@ def parse_config(raw: Any, *, base_dir: Path | None = None, original: str = "") 
 
     storage = _storage(top.get("storage"), base)
 
-    web = _mapping(top.get("web"), "web")
-    _check_keys(web, {"external_url", "max_request_bytes"}, "web")
-    max_bytes = web.get("max_request_bytes", RouterConfig.max_request_bytes)
-    if not isinstance(max_bytes, int) or isinstance(max_bytes, bool) or max_bytes < 1024:
-        raise ConfigError("web.max_request_bytes", "must be an integer of at least 1024")
-    incidents = _mapping(top.get("incidents"), "incidents")
-    _check_keys(incidents, {"auto_close_after", "open_for_severities"}, "incidents")
-    open_for = incidents.get("open_for_severities", list(RouterConfig.incident_open_for))
-    if not isinstance(open_for, list) or not all(isinstance(v, str) for v in open_for):
-        raise ConfigError("incidents.open_for_severities", "must be a list of severities")
+    web = load(WebConfig, top.get("web"), "web")
+    incidents = load(IncidentsConfig, top.get("incidents"), "incidents")
     return RouterConfig(
         route=route,
         receivers=receivers,
@@ -302,12 +315,11 @@ def parse_config(raw: Any, *, base_dir: Path | None = None, original: str = "") 
         storage_url=storage.url,
         storage_password=storage.password,
         auth=_auth(top.get("auth"), base),
-        external_url=str(web.get("external_url", RouterConfig.external_url)).rstrip("/"),
-        max_request_bytes=max_bytes,
+        external_url=web.external_url,
+        max_request_bytes=web.max_request_bytes,
         delivery=_delivery(top.get("delivery")),
-        incident_auto_close=_dur(incidents, "auto_close_after", "incidents",
-                                 RouterConfig.incident_auto_close),
-        incident_open_for=tuple(open_for),
+        incident_auto_close=incidents.auto_close_after,
+        incident_open_for=incidents.open_for_severities,
         console=parse_console(top.get("console"), base),
         diagnostics=parse_diagnostics(top.get("diagnostics"), base),
         original=original,
