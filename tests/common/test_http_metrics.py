@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from stacksense_common import cli_flags
 from stacksense_common.http_metrics import UNMATCHED, HttpMetrics
 from stacksense_common.routes import ANY_METHOD, RouteTable
+from tests.peers.util import free_port, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -99,3 +102,39 @@ def test_every_service_takes_the_common_flags(command: list[str]) -> None:
     assert out.returncode == 0, out.stderr
     for flag in (cli_flags.CONFIG, cli_flags.LISTEN, cli_flags.LOG_LEVEL):
         assert flag in out.stdout, (command, flag)
+
+
+def _raw(port: int, data: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(data)
+        return sock.recv(65536)
+
+
+def test_requests_refused_before_routing_count_as_unmatched(tmp_path: Path) -> None:
+    """A malformed request never reaches a route, and its raw line never becomes a label."""
+    from exporter.app import ExporterApp
+    from exporter.server import ExporterHTTPServer
+    from rules.server import RulesService
+
+    app = ExporterApp(None)
+    exporter = ExporterHTTPServer(("127.0.0.1", 0), app)
+    threading.Thread(target=exporter.serve_forever, daemon=True).start()
+    cfg = tmp_path / "rules.yml"
+    cfg.write_text(f'prometheus: {{url: "http://127.0.0.1:{free_port()}", retries: 0}}\n'
+                   "interval: 60s\nstate_file: state.json\n")
+    rules = RulesService(cfg)
+    _, rules_port = rules.start(f"127.0.0.1:{free_port()}")
+    try:
+        for port, registry in ((exporter.server_address[1], app.registry),
+                               (rules_port, rules.registry)):
+            assert b" 400 " in _raw(port, b"GET /probe?x HTTP/1.1 junk\r\n\r\n")
+            key = ("stacksense_http_requests_total", (("code", "400"), ("handler", "unmatched")))
+            # Counted just after the answer is written: wait for the server thread.
+            wait_for(lambda: samples(registry).get(key) == 1, timeout=5,  # noqa: B023
+                     what=f"the 400 counted on port {port}")
+            assert not any("junk" in str(k) or "/probe" in str(k) for k in samples(registry))
+    finally:
+        exporter.shutdown()
+        exporter.server_close()
+        app.close()
+        rules.stop()

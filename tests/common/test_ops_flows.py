@@ -167,6 +167,10 @@ def test_ops_endpoints_mean_the_same_in_every_service(tmp_path: Path, kind: str)
             assert "GET" in wrong.headers["Allow"]
 
         requests.get(f"{svc.url}/no/such/path", timeout=10)
+        # A request is counted just after its answer is written: wait for the last one.
+        unmatched = 'stacksense_http_requests_total{code="404",handler="unmatched"}'
+        wait_for(lambda: metrics(svc.url).get(unmatched) == 1, timeout=10,
+                 what="the last request counted")
         counts = metrics(svc.url)
 
     def count(handler: str, code: int) -> float:
