@@ -349,6 +349,34 @@ def test_a_higher_score_soon_after_an_alarm_is_its_echo():
     assert 0.0 < echo < quiet < ALERT
 
 
+def _two_spikes(params, gap):
+    """A tall spike, ``gap`` ordinary points, then a taller one (a new record that
+    beats its range by less than the first did); the second spike's score."""
+    det = Detector(params)
+    pts = list(noisy_daily(2000))
+    run(det, pts)
+    t, v = pts[-1]
+    det.update(t + 300, v + 200)
+    run(det, [(t + 300 * (2 + i), v) for i in range(gap)])
+    return det.update(t + 300 * (gap + 2), v + 230)
+
+
+def test_a_score_that_does_not_beat_the_recent_ones_is_damped():
+    # past the refractory period, inside the quiet window: the second record is
+    # scored below the first one's raw score, so it is multiplied by quiet_damping
+    p = DetectorParams()
+    damped = _two_spikes(p, gap=200)
+    undamped = _two_spikes(DetectorParams(quiet_damping=1.0), gap=200)
+    assert 0.0 < damped < undamped
+    exponent = math.log(0.5) / math.log(p.score_pivot)
+    assert damped == pytest.approx(undamped * p.quiet_damping**exponent)
+    # once the first spike has left the quiet window, the same record is not damped
+    gap = p.quiet_points + p.quiet_points // p.quiet_blocks  # the window moves by blocks
+    later = _two_spikes(p, gap=gap)
+    assert later == pytest.approx(_two_spikes(DetectorParams(quiet_damping=1.0), gap=gap))
+    assert later > damped
+
+
 def test_state_saved_before_the_refractory_period_existed_still_restores():
     det = Detector()
     run(det, noisy_daily(3000))
