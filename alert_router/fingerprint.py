@@ -29,7 +29,13 @@ def _data(labels: Mapping[str, str]) -> bytes:
 
 def fingerprint(labels: Mapping[str, str]) -> str:
     """The 16-hex-digit fingerprint Alertmanager gives the same label set (never raises)."""
+    data = _data(labels)
     h = _OFFSET
-    for byte in _data(labels):
+    # Four bytes per step, masked once: XOR with a byte touches only the low bits, so
+    # reducing modulo 2**64 every fourth multiplication gives the same result.
+    it = iter(data)
+    for a, b, c, d in zip(it, it, it, it, strict=False):  # the last 0-3 bytes: below
+        h = ((((((h ^ a) * _PRIME) ^ b) * _PRIME ^ c) * _PRIME ^ d) * _PRIME) & _MASK
+    for byte in data[len(data) - len(data) % 4:]:
         h = ((h ^ byte) * _PRIME) & _MASK
     return f"{h:016x}"

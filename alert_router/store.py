@@ -15,7 +15,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -466,11 +466,16 @@ class Store:
             [(json.dumps(a.annotations), a.starts_at, a.ends_at, a.generator_url, a.updated_at,
               a.state, a.fingerprint) for a in alerts])
 
-    def upsert_alerts(self, alerts: Iterable[AlertRow]) -> None:
+    def upsert_alerts(self, alerts: Iterable[AlertRow],
+                      labels_json: Mapping[str, str] | None = None) -> None:
+        """Insert or replace alerts; `labels_json`: fingerprint -> json.dumps(labels) where
+        the caller already has it."""
+        encoded = labels_json or {}
         self.conn().executemany(
             f"INSERT OR REPLACE INTO alerts ({_ALERT_COLUMNS}, server, alertname) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(a.fingerprint, json.dumps(a.labels), json.dumps(a.annotations), a.starts_at,
+            [(a.fingerprint, encoded.get(a.fingerprint) or json.dumps(a.labels),
+              json.dumps(a.annotations), a.starts_at,
               a.ends_at, a.generator_url, a.updated_at, a.state, a.labels.get("server", ""),
               a.labels.get("alertname", "")) for a in alerts])
 

@@ -231,6 +231,7 @@ class Dispatcher:
             fired: list[tuple[AlertRow, str]] = []
             became_resolved: list[AlertRow] = []
             traces: list[TraceRow] = []
+            labels_json: dict[str, str] = {}
             for alert in merged.values():
                 state = "firing" if alert.firing(now) else "resolved"
                 changed = state != alert.state
@@ -267,14 +268,17 @@ class Dispatcher:
                             self.diagnostics.prefetch(key, alert.labels)
                 if changed:
                     server = alert.labels.get("server", "")
+                    # The history line and a new alert's row hold the same label JSON.
+                    encoded = labels_json[alert.fingerprint] = json.dumps(alert.labels)
                     events.append(HistoryEvent(now, "alert", alert.fingerprint, server, state,
-                                               details=json.dumps(alert.labels)))
+                                               details=encoded))
                     if state == "firing":
                         fired.append((alert, routes[0].group_key(alert.labels)))
                     elif alert.state == "firing":
                         became_resolved.append(alert)
                     alert.state = state
-            self.store.upsert_alerts(a for fp, a in merged.items() if fp not in existing)
+            self.store.upsert_alerts((a for fp, a in merged.items() if fp not in existing),
+                                     labels_json)
             self.store.update_alerts(a for fp, a in merged.items() if fp in existing)
             events += self.incidents.on_firing_many(fired, now, cfg.incident_open_for)
             for alert in became_resolved:
