@@ -138,7 +138,7 @@ def _add(args: argparse.Namespace, fleet: Fleet) -> str:
                            "trust_on_first_use": args.trust_on_first_use}
     raw = {k: v for k, v in raw.items() if v not in (None, "", {}, False)}
     if args.password_env or args.password_file or args.password_prompt:
-        from exporter.onboard import read_password
+        from exporter.onboarding.onboard import read_password
 
         password = read_password(args.password_env, args.password_file, args.password_prompt)
         return onboard_entry(fleet, raw, password)
@@ -146,10 +146,10 @@ def _add(args: argparse.Namespace, fleet: Fleet) -> str:
 
 
 def onboard_entry(fleet: Fleet, raw: dict[str, Any], password: str) -> str:
-    """Today's onboarding (exporter.onboard) for one entry: deploy the key, then record it."""
+    """Today's onboarding (exporter.onboarding) for one entry: deploy the key, then record it."""
     from exporter.fleet import normalize_entry
-    from exporter.keys import HostKeyRefused, KeyProblem
-    from exporter.onboard import OnboardError, OnboardRequest, onboard
+    from exporter.onboarding.keys import HostKeyRefused, KeyProblem
+    from exporter.onboarding.onboard import OnboardError, OnboardRequest, onboard
 
     entry = normalize_entry(raw)
     before = next((s for s in fleet.entries() if s.get("name") == entry["name"]), None)

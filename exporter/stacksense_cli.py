@@ -16,7 +16,7 @@ from pathlib import Path
 
 # subcommand -> (module, function, what it is)
 DELEGATES = {
-    "agent": ("exporter.agent", "main", "push heartbeats from this host (stacksense-agent)"),
+    "agent": ("exporter.agent.cli", "main", "push heartbeats from this host (stacksense-agent)"),
     "exporter": ("exporter.main", "main", "the SSH exporter (stacksense-exporter)"),
     "rules": ("rules.cli", "main", "the rule engine (stacksense-rules)"),
     "router": ("alert_router.cli", "main", "the alert router (stacksense-router)"),
@@ -112,8 +112,8 @@ def _delegate(command: str, rest: list[str]) -> int:
 
 def _onboard(args: argparse.Namespace) -> int:
     # Imported here so that `stacksense agent` does not need paramiko.
-    from exporter.keys import HostKeyRefused, KeyProblem
-    from exporter.onboard import OnboardError, OnboardRequest, onboard, read_password
+    from exporter.onboarding.keys import HostKeyRefused, KeyProblem
+    from exporter.onboarding.onboard import OnboardError, OnboardRequest, onboard, read_password
 
     labels: dict[str, str] = {}
     for item in args.label:

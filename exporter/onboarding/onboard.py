@@ -21,7 +21,7 @@ from typing import Any
 import paramiko
 
 from exporter.inventory_edit import InventoryEditError, load_inventory, upsert_server
-from exporter.keys import (
+from exporter.onboarding.keys import (
     HostKeyRefused,
     KeyProblem,
     PinningPolicy,

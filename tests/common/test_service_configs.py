@@ -14,7 +14,7 @@ import rules.config
 from alert_router.config import parse_config as parse_router
 from alert_router.notify import http as notify_http
 from alert_router.notify.config import parse_duration as receiver_duration
-from exporter import agent
+from exporter.agent import delivery as agent_delivery
 from exporter.checks_config import ChecksError
 from rules.config import EngineConfig
 from rules.config import parse_config as parse_rules
@@ -131,4 +131,4 @@ def test_exporter_secrets_and_unknown_keys(tmp_path: Path,
 def test_one_retry_after_parser(header: str | None) -> None:
     shared = retry_after.parse(header)
     assert notify_http.retry_after_seconds(header) == shared
-    assert agent._retry_after(header) == shared
+    assert agent_delivery._retry_after(header) == shared

@@ -20,8 +20,10 @@ import pytest
 import requests
 import yaml
 
-from exporter import agent, stacksense_cli
-from exporter.agent import AgentConfig, AgentConfigError, Outcome, load_config, run
+from exporter import stacksense_cli
+from exporter.agent import cli, delivery
+from exporter.agent.config import AgentConfig, AgentConfigError, load_config
+from exporter.agent.delivery import Outcome, run
 from exporter.push import parse_heartbeat
 from tests.exporter.harness import running_exporter, samples
 from tests.peers.http_receiver import HttpReceiver, Reply
@@ -69,7 +71,7 @@ def test_once_sends_one_well_formed_heartbeat(
     monkeypatch.setenv("STACKSENSE_URL", fake.url + "/")
     monkeypatch.setenv("STACKSENSE_SERVER", "web-1")
     monkeypatch.setenv("STACKSENSE_TOKEN", TOKEN)
-    assert agent.main(["--once"]) == 0
+    assert cli.main(["--once"]) == 0
     [req] = fake.requests()
     assert req.path == "/api/v1/heartbeat/web-1"
     assert req.headers["Authorization"] == f"Bearer {TOKEN}"
@@ -110,10 +112,10 @@ def test_retry_after_of_a_429_is_honoured(fake: HttpReceiver) -> None:
 
 def test_retry_after_as_an_http_date() -> None:
     when = datetime.now(UTC) + timedelta(seconds=120)
-    delay = agent._retry_after(format_datetime(when, usegmt=True))
+    delay = delivery._retry_after(format_datetime(when, usegmt=True))
     assert delay is not None and 115 <= delay <= 121
-    assert agent._retry_after("soon") is None
-    assert agent._retry_after("999999") == agent.MAX_RETRY_AFTER_SECONDS
+    assert delivery._retry_after("soon") is None
+    assert delivery._retry_after("999999") == delivery.MAX_RETRY_AFTER_SECONDS
 
 
 def test_401_is_not_retried_early_and_the_token_never_shows(
@@ -131,7 +133,7 @@ def test_401_is_not_retried_early_and_the_token_never_shows(
     fake.reply_with(answer(401))
     before = len(fake.requests())
     monkeypatch.setenv("STACKSENSE_TOKEN", TOKEN)
-    assert agent.main(["--once", "--url", fake.url, "--server", "web-1"]) == 1
+    assert cli.main(["--once", "--url", fake.url, "--server", "web-1"]) == 1
     assert len(fake.requests()) == before + 1
     out, err = capsys.readouterr()
     assert TOKEN not in caplog.text + out + err
@@ -143,7 +145,7 @@ def test_401_is_not_retried_early_and_the_token_never_shows(
 ])
 def test_other_rejections_name_the_problem(fake: HttpReceiver, status: int, hint: str) -> None:
     fake.reply_with(answer(status))
-    outcome = agent.send(requests.Session(), config(fake.url), METRICS)
+    outcome = delivery.send(requests.Session(), config(fake.url), METRICS)
     assert outcome == Outcome(False, retry=False, message=outcome.message)
     assert hint in outcome.message
 
@@ -157,16 +159,16 @@ def test_an_unreachable_exporter_is_retried_and_reported_without_secrets(
     sleeps = Sleeps(stop, limit=10)
     ok = run(config(url, max_backoff_seconds=2), stop, collect=lambda: METRICS, sleep=sleeps,
              once=True)
-    assert not ok and len(sleeps.delays) == agent.ONCE_ATTEMPTS - 1
+    assert not ok and len(sleeps.delays) == delivery.ONCE_ATTEMPTS - 1
     assert all(d <= 2.0 for d in sleeps.delays)
     assert "connection to http://<redacted>@127.0.0.1" in caplog.text
     assert TOKEN not in caplog.text and "pa55" not in caplog.text
 
 
 def test_backoff_doubles_from_one_second_up_to_the_cap() -> None:
-    ceilings = [agent.backoff(n, 60.0, rand=lambda: 1.0) for n in range(1, 10)]
+    ceilings = [delivery.backoff(n, 60.0, rand=lambda: 1.0) for n in range(1, 10)]
     assert ceilings == [1, 2, 4, 8, 16, 32, 60, 60, 60]
-    assert [agent.backoff(n, 60.0, rand=lambda: 0.0) for n in (1, 7)] == [0.5, 30.0]
+    assert [delivery.backoff(n, 60.0, rand=lambda: 0.0) for n in (1, 7)] == [0.5, 30.0]
 
 
 # ---------------------------------------------------------------- configuration
@@ -218,7 +220,7 @@ def test_bad_config_exits_2_with_the_message(
 ) -> None:
     for var in ("STACKSENSE_URL", "STACKSENSE_SERVER", "STACKSENSE_TOKEN"):
         monkeypatch.delenv(var, raising=False)
-    assert agent.main(["--once", "--server", "x"]) == 2
+    assert cli.main(["--once", "--server", "x"]) == 2
     assert "url: required" in capsys.readouterr().err
 
 
@@ -262,7 +264,7 @@ def test_wrong_token_against_the_real_exporter_fails_without_retries(
 ) -> None:
     monkeypatch.setenv("STACKSENSE_TOKEN", "not-the-token")
     caplog.set_level(logging.INFO)
-    assert agent.main(["--once", "--url", exporter_with_push, "--server", "laptop-7"]) == 1
+    assert cli.main(["--once", "--url", exporter_with_push, "--server", "laptop-7"]) == 1
     assert "rejected the token" in caplog.text and "not-the-token" not in caplog.text
     values = samples(requests.get(f"{exporter_with_push}/metrics", timeout=10).text)
     assert not any("laptop-7" in key and "last_heartbeat" in key for key in values)

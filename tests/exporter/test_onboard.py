@@ -24,8 +24,8 @@ import yaml
 
 from exporter import stacksense_cli
 from exporter.config import load_inventory
-from exporter.keys import KeyProblem, generate_ed25519, validate_public_line
-from exporter.onboard import DEPLOY_COMMAND, OnboardError, OnboardRequest, onboard
+from exporter.onboarding.keys import KeyProblem, generate_ed25519, validate_public_line
+from exporter.onboarding.onboard import DEPLOY_COMMAND, OnboardError, OnboardRequest, onboard
 from tests.peers.sshd import PASSWORD, SSHD, Sshd, SshdKeys
 from tests.peers.util import free_port, port_open, stop, wait_for
 

@@ -137,10 +137,10 @@ def test_shipped_service_definitions_run_the_installed_agent_with_its_flags() ->
     import tomllib
     import xml.etree.ElementTree as ET
 
-    from exporter.agent import parse_args
+    from exporter.agent.cli import parse_args
 
     scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
-    assert scripts["stacksense-agent"] == "exporter.agent:main"
+    assert scripts["stacksense-agent"] == "exporter.agent.cli:main"
     unit = (REPO / "packaging" / "stacksense-agent.service").read_text()
     exec_start = next(line for line in unit.splitlines() if line.startswith("ExecStart="))
     program, *args = exec_start.removeprefix("ExecStart=").split()
