@@ -242,11 +242,12 @@ class Dispatcher:
                         trace, now, "received", state, alert.fingerprint,
                         alertname=alert.labels.get("alertname", ""),
                         server=alert.labels.get("server", "")))
+                first_key = ""  # the alert's group on its first route (its incident's key)
                 # A firing alert that keeps firing is already in its groups.
                 if reroute or state != "firing" or alert.state != "firing":
-                    routes = cfg.route.match(alert.labels)
-                    for route in routes:
+                    for route in cfg.route.match(alert.labels):
                         key = route.group_key(alert.labels)
+                        first_key = first_key or key
                         # Alertmanager's aggrGroup.insert: an alert that started more than
                         # group_wait ago flushes a group that has not flushed yet at once.
                         old_alert = alert.starts_at + route.group_wait < now
@@ -273,7 +274,7 @@ class Dispatcher:
                     events.append(HistoryEvent(now, "alert", alert.fingerprint, server, state,
                                                details=encoded))
                     if state == "firing":
-                        fired.append((alert, routes[0].group_key(alert.labels)))
+                        fired.append((alert, first_key))
                     elif alert.state == "firing":
                         became_resolved.append(alert)
                     alert.state = state
