@@ -19,7 +19,14 @@ import pytest
 import requests
 
 from exporter.checks.hardware import SECTION as FACTS_SECTION
-from tests.exporter.harness import RunningExporter, exporter_for
+from tests.exporter.harness import (
+    RunningExporter,
+    exporter_for,
+    running_exporter,
+    server_entry,
+    write_inventory,
+)
+from tests.exporter.recording_runner import RecordingRunner
 from tests.peers.sshd import Sshd, SshdKeys, sshd
 
 FAKE_SYSTEMCTL = """#!/bin/sh
@@ -227,17 +234,15 @@ def test_scrubbed_last_match_masks_credentials(
 def test_host_facts_are_read_once_per_connection(
     tmp_path: Path, ssh_keys: SshdKeys, ssh_server: Sshd,
 ) -> None:
-    with exporter_for(tmp_path, ssh_keys, ssh_server, {}) as exp:
-        scripts: list[str] = []
-        runner = exp.app.prober.runner
-        real_run = runner.run
-
-        def recording_run(server: Any, command: str, deadline: float, **kw: Any) -> Any:
-            scripts.append(command)
-            return real_run(server, command, deadline, **kw)
-
-        runner.run = recording_run  # type: ignore[method-assign]
+    known = tmp_path / "known_hosts"
+    known.write_text(ssh_server.known_hosts_line())
+    inv = write_inventory(tmp_path / "servers.yml", [server_entry("h", ssh_server)],
+                          {"default": {"key_file": str(ssh_keys.client_key)}}, known,
+                          modules={"default": {}})
+    recorder = RecordingRunner()
+    with running_exporter(inv, runner=recorder) as exp:
         first, second = probe(exp), probe(exp)
+        scripts = recorder.scripts_for("h")
         marker = f"@@stacksense@@ {FACTS_SECTION}'"
         assert marker in scripts[0] and marker not in scripts[1]
         threads = os.cpu_count()
@@ -248,7 +253,7 @@ def test_host_facts_are_read_once_per_connection(
         # A new connection reads them again.
         exp.app.pool.close()
         probe(exp)
-        assert marker in scripts[2]
+        assert marker in recorder.scripts_for("h")[2]
 
 
 @pytest.mark.parametrize("bad, message", [
