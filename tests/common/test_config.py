@@ -176,3 +176,17 @@ def test_a_post_init_config_error_is_placed_below_the_dataclass_path() -> None:
         load(Window, {"low": 5, "high": 1}, "limits[2]")
     assert str(err.value) == "limits[2].high: must not be below low"
     assert (err.value.path, err.value.message) == ("limits[2].high", "must not be below low")
+
+
+@dataclass(frozen=True)
+class Optionals:
+    wait: Seconds | None = None
+    levels: tuple[Literal["info", "warning"], ...] = ()
+
+
+def test_optional_durations_and_lists_of_choices() -> None:
+    assert load(Optionals, {"wait": None}).wait is None
+    assert load(Optionals, {"wait": "2m", "levels": ["info"]}) == Optionals(120.0, ("info",))
+    with pytest.raises(ConfigError, match=r"^levels\[1\]: expected one of info, warning, "
+                                          r"got 'debug'$"):
+        load(Optionals, {"levels": ["info", "debug"]})
