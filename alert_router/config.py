@@ -36,9 +36,9 @@ TOP_KEYS = {"global", "route", "inhibit_rules", "receivers", "templates", "stora
 
 @dataclass(frozen=True)
 class AuthConfig:
-    """Bearer tokens for writes (and optionally reads)."""
+    """Bearer tokens for writes (and optionally reads); each a Secret, shown as <secret>."""
 
-    tokens: tuple[str, ...] = ()
+    tokens: tuple[Secret, ...] = ()
     protect_reads: bool = False
     allow_unauthenticated_writes: bool = False
 
@@ -136,7 +136,7 @@ def _bool(raw: Mapping[str, Any], key: str, path: str, default: bool) -> bool:
     return value
 
 
-def _read_tokens(auth: Mapping[str, Any], base: Path) -> tuple[str, ...]:
+def _read_tokens(auth: Mapping[str, Any], base: Path) -> tuple[Secret, ...]:
     tokens: list[str] = []
     if "tokens_file" in auth:
         path = base / str(auth["tokens_file"])
@@ -151,7 +151,7 @@ def _read_tokens(auth: Mapping[str, Any], base: Path) -> tuple[str, ...]:
         if value is None:
             raise ConfigError("auth.tokens_env", f"environment variable {name} is not set")
         tokens += [t.strip() for t in value.split(",") if t.strip()]
-    return tuple(tokens)
+    return tuple(Secret(t) for t in tokens)
 
 
 def _auth(raw: Any, base: Path) -> AuthConfig:

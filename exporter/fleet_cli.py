@@ -21,6 +21,7 @@ import requests
 
 from exporter.cli_options import add_exporter_options
 from exporter.fleet import Fleet, FleetError, ImportRow
+from stacksense_common.secret import Secret
 
 DEFAULT_RULES = "http://127.0.0.1:9817"
 HTTP_TIMEOUT = 10.0
@@ -145,7 +146,7 @@ def _add(args: argparse.Namespace, fleet: Fleet) -> str:
     return fleet.add(raw)
 
 
-def onboard_entry(fleet: Fleet, raw: dict[str, Any], password: str) -> str:
+def onboard_entry(fleet: Fleet, raw: dict[str, Any], password: Secret) -> str:
     """Today's onboarding (exporter.onboarding) for one entry: deploy the key, then record it."""
     from exporter.fleet import normalize_entry
     from exporter.onboarding.keys import HostKeyRefused, KeyProblem
@@ -303,7 +304,7 @@ def _import(args: argparse.Namespace, fleet: Fleet) -> int:
             print(line, flush=True)
 
     def onboard_row(raw: dict[str, Any], password: str) -> str:
-        return onboard_entry(fleet, raw, password)
+        return onboard_entry(fleet, raw, Secret(password))
 
     report = fleet.import_csv(text, progress=progress, onboard_row=onboard_row)
     counts = ", ".join(f"{report.count(o)} {o}" for o in ("added", "updated", "unchanged",

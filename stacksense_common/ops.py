@@ -36,6 +36,8 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Gauge
 
+from stacksense_common.secret import Secret
+
 log = logging.getLogger(__name__)
 
 HEALTHY = "/-/healthy"
@@ -80,14 +82,15 @@ def is_loopback(host: str) -> bool:
     return bool((mapped or addr).is_loopback)
 
 
-def bearer_token_valid(header: str | None, tokens: tuple[str, ...]) -> bool:
+def bearer_token_valid(header: str | None, tokens: tuple[str | Secret, ...]) -> bool:
     """Whether an Authorization header carries one of `tokens` (constant-time compare)."""
     if not header or not header.startswith("Bearer "):
         return False
     given = header[len("Bearer "):].strip().encode()
     ok = False
     for token in tokens:  # every token compared, so the time does not tell which matched
-        ok |= bool(token) and hmac.compare_digest(given, token.encode())
+        value = token.reveal() if isinstance(token, Secret) else token
+        ok |= bool(value) and hmac.compare_digest(given, value.encode())
     return ok
 
 
@@ -105,7 +108,7 @@ def tokens_from_file(path: Path | None) -> tuple[str, ...] | None:
     return tuple(t.strip() for t in text.splitlines() if t.strip() and not t.startswith("#"))
 
 
-def write_refusal(tokens: tuple[str, ...] | None, authorization: str | None,
+def write_refusal(tokens: tuple[str | Secret, ...] | None, authorization: str | None,
                   client_host: str, origin: str | None) -> str | None:
     """Why a write (a reload) is refused, or None when it is allowed (see the module doc)."""
     if tokens is None:
@@ -156,7 +159,7 @@ class Ops:
     def __init__(self, service: str, *, ready: Callable[[], str | None],
                  reload: Callable[[], None],
                  config_errors: tuple[type[Exception], ...],
-                 write_tokens: Callable[[], tuple[str, ...] | None]) -> None:
+                 write_tokens: Callable[[], tuple[str | Secret, ...] | None]) -> None:
         self.name = f"StackSense {service}"
         self._ready = ready
         self._reload = reload

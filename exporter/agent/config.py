@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import yaml
+
+from stacksense_common.secret import Secret
 
 FILE_KEYS = {"url", "server", "token", "token_file", "interval_seconds", "timeout_seconds",
              "max_backoff_seconds"}
@@ -22,11 +24,11 @@ class AgentConfigError(ValueError):
 
 @dataclass(frozen=True)
 class AgentConfig:
-    """Where to send, as whom, and how often. The token is excluded from repr."""
+    """Where to send, as whom, and how often. The token is a Secret: it shows as <secret>."""
 
     url: str
     server: str
-    token: str = field(repr=False)
+    token: Secret
     interval_seconds: float = 30.0
     timeout_seconds: float = 10.0
     max_backoff_seconds: float = 60.0
@@ -98,7 +100,7 @@ def _validate(raw: Mapping[str, Any]) -> AgentConfig:
             raise AgentConfigError(f"{key}: expected a number, got {value!r}") from None
         if not low <= numbers[key] <= 86400:
             raise AgentConfigError(f"{key}: must be between {low:g} and 86400, got {value!r}")
-    return AgentConfig(url=url, server=raw["server"].strip(), token=token, **numbers)
+    return AgentConfig(url=url, server=raw["server"].strip(), token=Secret(token), **numbers)
 
 
 def redact_url(url: str) -> str:

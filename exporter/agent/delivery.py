@@ -41,7 +41,7 @@ def send(session: requests.Session, config: AgentConfig, metrics: Mapping[str, A
     try:
         resp = session.post(
             config.endpoint, json=body,
-            headers={"Authorization": f"Bearer {config.token}"},
+            headers={"Authorization": f"Bearer {config.token.reveal()}"},
             timeout=(min(5.0, config.timeout_seconds), config.timeout_seconds),
             allow_redirects=False,
         )

@@ -18,6 +18,8 @@ import paramiko
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from stacksense_common.secret import Secret
+
 # Key types a deployed authorized_keys line may carry (what paramiko can log in with).
 ALLOWED_KEY_TYPES = frozenset(
     {
@@ -63,10 +65,11 @@ def generate_ed25519(path: Path, comment: str) -> str:
     return line
 
 
-def load_private_key(path: Path, passphrase: str | None = None) -> paramiko.PKey:
+def load_private_key(path: Path, passphrase: Secret | None = None) -> paramiko.PKey:
     """Load a private key of any type paramiko supports; errors name the file, not secrets."""
     try:
-        return paramiko.PKey.from_path(path, password=passphrase)
+        return paramiko.PKey.from_path(
+            path, password=passphrase.reveal() if passphrase is not None else None)
     except FileNotFoundError as exc:
         raise KeyProblem(f"key file {path} does not exist") from exc
     except paramiko.PasswordRequiredException as exc:

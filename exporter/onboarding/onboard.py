@@ -30,6 +30,7 @@ from exporter.onboarding.keys import (
     load_private_key,
     public_line,
 )
+from stacksense_common.secret import Secret
 
 log = logging.getLogger("stacksense.onboard")
 
@@ -66,11 +67,11 @@ class OnboardError(Exception):
 
 @dataclass(frozen=True)
 class OnboardRequest:
-    """Everything `onboard` needs. The password is excluded from repr."""
+    """Everything `onboard` needs. The password is a Secret: it shows as <secret>."""
 
     name: str
     host: str
-    password: str = field(repr=False)
+    password: Secret
     inventory: Path
     port: int = 22
     user: str | None = None
@@ -215,16 +216,16 @@ def _key_path(req: OnboardRequest, creds: dict[str, Any] | None, base: Path) -> 
     return _resolve(req.key or existing or DEFAULT_KEY_NAME, base)
 
 
-def _passphrase(creds: dict[str, Any] | None) -> str | None:
+def _passphrase(creds: dict[str, Any] | None) -> Secret | None:
     if not creds:
         return None
     if creds.get("passphrase_env"):
         value = os.environ.get(str(creds["passphrase_env"]))
         if value is None:
             raise OnboardError(f"environment variable {creds['passphrase_env']} is not set")
-        return value
+        return Secret(value)
     if creds.get("passphrase_file"):
-        return Path(str(creds["passphrase_file"])).read_text().rstrip("\n")
+        return Secret(Path(str(creds["passphrase_file"])).read_text().rstrip("\n"))
     return None
 
 
@@ -235,7 +236,7 @@ def _connect(
     known_hosts: Path,
     jump: paramiko.SSHClient | None,
     *,
-    password: str | None = None,
+    password: Secret | None = None,
     pkey: paramiko.PKey | None = None,
     trust: bool,
 ) -> Iterator[paramiko.SSHClient]:
@@ -256,7 +257,8 @@ def _connect(
             assert transport is not None
             sock = transport.open_channel("direct-tcpip", (req.host, req.port), ("127.0.0.1", 0))
         client.connect(
-            req.host, req.port, username=user, password=password, pkey=pkey, sock=sock,
+            req.host, req.port, username=user,
+            password=password.reveal() if password is not None else None, pkey=pkey, sock=sock,
             timeout=req.timeout_seconds, banner_timeout=req.timeout_seconds,
             auth_timeout=req.timeout_seconds, look_for_keys=False, allow_agent=False,
         )
@@ -300,7 +302,8 @@ def _jump_client(
         raise OnboardError(f"jump server {req.jump!r} has no key_file credentials in the inventory")
     key = load_private_key(_resolve(creds["key_file"], req.inventory.parent), _passphrase(creds))
     jump_req = OnboardRequest(
-        name=str(req.jump), host=str(entry.get("host")), password="", inventory=req.inventory,
+        name=str(req.jump), host=str(entry.get("host")), password=Secret(""),
+        inventory=req.inventory,
         port=int(entry.get("port") or defaults.get("port") or 22),
         timeout_seconds=req.timeout_seconds,
     )
@@ -325,13 +328,13 @@ def _deploy(client: paramiko.SSHClient, line: str) -> bool:
     return out == "added"
 
 
-def read_password(env: str | None, file: Path | None, prompt: bool) -> str:
+def read_password(env: str | None, file: Path | None, prompt: bool) -> Secret:
     """The one-time password from an environment variable, a file or the terminal."""
     if env:
         value = os.environ.get(env)
         if not value:
             raise OnboardError(f"environment variable {env} is not set or empty")
-        return value
+        return Secret(value)
     if file:
         try:
             value = file.read_text().rstrip("\r\n")
@@ -339,9 +342,9 @@ def read_password(env: str | None, file: Path | None, prompt: bool) -> str:
             raise OnboardError(f"password file {file} could not be read: {exc.strerror}") from None
         if not value:
             raise OnboardError(f"password file {file} is empty")
-        return value
+        return Secret(value)
     if prompt:
-        return getpass.getpass("SSH password (used once, never stored): ")
+        return Secret(getpass.getpass("SSH password (used once, never stored): "))
     raise OnboardError("give the one-time password with --password-env, --password-file "
                        "or --password-prompt")
 

@@ -72,7 +72,8 @@ def test_tokens_from_env_and_file(tmp_path, monkeypatch):
     monkeypatch.setenv("ROUTER_TOKENS", "a, b")
     raw = base_config(tmp_path, auth={"tokens_env": "ROUTER_TOKENS",
                                       "tokens_file": str(tmp_path / "tokens")})
-    assert set(parse_config(raw).auth.tokens) == {"a", "b", "router-test-token"}
+    tokens = parse_config(raw).auth.tokens
+    assert {t.reveal() for t in tokens} == {"a", "b", "router-test-token"}
 
 
 def test_load_config_relative_paths_and_bad_yaml(tmp_path: Path):

@@ -147,7 +147,7 @@ def test_demo_configs_wire_the_services_together(
     assert [r.url for r in rules.receivers] == ["http://router:9818"]
     assert rules.prometheus_url == "http://prometheus:9090"
     router = load_router(localized_copy(resolved, "router", tmp_path))
-    assert router.auth.tokens == ("token",)
+    assert [t.reveal() for t in router.auth.tokens] == ["token"]
     assert router.storage_path.startswith("/var/lib/stacksense/")
 
 

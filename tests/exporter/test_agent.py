@@ -25,6 +25,7 @@ from exporter.agent import cli, delivery
 from exporter.agent.config import AgentConfig, AgentConfigError, load_config
 from exporter.agent.delivery import Outcome, run
 from exporter.push import parse_heartbeat
+from stacksense_common.secret import Secret
 from tests.exporter.harness import running_exporter, samples
 from tests.peers.http_receiver import HttpReceiver, Reply
 from tests.peers.util import free_port
@@ -45,7 +46,7 @@ def fake() -> Iterator[HttpReceiver]:
 
 
 def config(url: str, **overrides: Any) -> AgentConfig:
-    return AgentConfig(**{"url": url, "server": "web-1", "token": TOKEN, **overrides})
+    return AgentConfig(**{"url": url, "server": "web-1", "token": Secret(TOKEN), **overrides})
 
 
 class Sleeps:
@@ -183,7 +184,7 @@ def test_config_file_env_and_flags_layer_in_that_order(
     file.write_text(yaml.safe_dump({"url": "http://file:9816", "server": "from-file",
                                     "token_file": str(token_file), "interval_seconds": 15}))
     cfg = load_config(file, {}, {})
-    assert (cfg.url, cfg.server, cfg.token, cfg.interval_seconds) == (
+    assert (cfg.url, cfg.server, cfg.token.reveal(), cfg.interval_seconds) == (
         "http://file:9816", "from-file", TOKEN, 15.0)
     env = {"STACKSENSE_SERVER": "from-env", "STACKSENSE_INTERVAL": "5"}
     cfg = load_config(file, env, {})
@@ -192,7 +193,7 @@ def test_config_file_env_and_flags_layer_in_that_order(
     assert (cfg.server, cfg.interval_seconds) == ("from-flag", 5.0)
     assert TOKEN not in repr(cfg)
     # The environment's token replaces the file's token_file.
-    assert load_config(file, {"STACKSENSE_TOKEN": "other"}, {}).token == "other"
+    assert load_config(file, {"STACKSENSE_TOKEN": "other"}, {}).token.reveal() == "other"
 
 
 @pytest.mark.parametrize("content, message", [

@@ -26,6 +26,7 @@ from exporter import stacksense_cli
 from exporter.config import load_inventory
 from exporter.onboarding.keys import KeyProblem, generate_ed25519, validate_public_line
 from exporter.onboarding.onboard import DEPLOY_COMMAND, OnboardError, OnboardRequest, onboard
+from stacksense_common.secret import Secret
 from tests.peers.sshd import PASSWORD, SSHD, Sshd, SshdKeys
 from tests.peers.util import free_port, port_open, stop, wait_for
 
@@ -159,7 +160,7 @@ def test_running_twice_adds_the_key_once_and_keeps_other_keys(
     shutil.chown(ssh_dir, user.pw_name)
     shutil.chown(authorized_keys(user), user.pw_name)
     request = OnboardRequest(name="web1", host=target.host, port=target.port, user=user.pw_name,
-                             password=PASSWORD, inventory=tmp_path / "servers.yml",
+                             password=Secret(PASSWORD), inventory=tmp_path / "servers.yml",
                              known_hosts=tmp_path / "known_hosts", trust_on_first_use=True)
     first = onboard(request)
     second = onboard(request)
@@ -231,7 +232,8 @@ def test_existing_inventory_keeps_its_comments_and_servers(
         "    labels: {team: web}\n"
     )
     request = OnboardRequest(name="web1", host=target.host, port=target.port, user=user.pw_name,
-                             password=PASSWORD, inventory=inventory, trust_on_first_use=True,
+                             password=Secret(PASSWORD), inventory=inventory,
+                             trust_on_first_use=True,
                              credentials="monitoring")
     onboard(request)
     text = inventory.read_text()
@@ -259,7 +261,8 @@ def test_onboarding_through_a_jump_server(
                      "user": "root", "credentials": "bastion-key"}],
     }))
     request = OnboardRequest(name="web1", host=target.host, port=target.port, user=user.pw_name,
-                             password=PASSWORD, inventory=inventory, trust_on_first_use=True,
+                             password=Secret(PASSWORD), inventory=inventory,
+                             trust_on_first_use=True,
                              jump="bastion")
     assert onboard(request).key_added
     assert authorized_keys(user).exists()
@@ -272,7 +275,7 @@ def test_a_key_already_used_by_the_credentials_entry_is_not_silently_replaced(
     inventory = tmp_path / "servers.yml"
     inventory.write_text(f"credentials:\n  default:\n    key_file: {target.keys.client_key}\n")
     request = OnboardRequest(name="web1", host=target.host, port=target.port, user=user.pw_name,
-                             password=PASSWORD, inventory=inventory,
+                             password=Secret(PASSWORD), inventory=inventory,
                              key=tmp_path / "other_key", trust_on_first_use=True)
     with pytest.raises(OnboardError, match="already uses key .*--credentials NAME"):
         onboard(request)
@@ -322,7 +325,7 @@ def test_the_command_sent_to_the_host_never_contains_the_key(
 
     monkeypatch.setattr(paramiko.SSHClient, "exec_command", recording)
     onboard(OnboardRequest(name="web1", host=target.host, port=target.port, user=user.pw_name,
-                           password=PASSWORD, inventory=tmp_path / "servers.yml",
+                           password=Secret(PASSWORD), inventory=tmp_path / "servers.yml",
                            known_hosts=tmp_path / "known_hosts", trust_on_first_use=True))
     key_b64 = (tmp_path / "keys" / "stacksense_ed25519.pub").read_text().split()[1]
     assert sent == [DEPLOY_COMMAND]  # one fixed string; the key went over stdin
@@ -339,7 +342,7 @@ def test_the_command_sent_to_the_host_never_contains_the_key(
 def test_bad_request_fails_before_any_connection(
     tmp_path: Path, field_: str, value: object, message: str
 ) -> None:
-    kwargs: dict[str, Any] = {"name": "web1", "host": "192.0.2.1", "password": "x",
+    kwargs: dict[str, Any] = {"name": "web1", "host": "192.0.2.1", "password": Secret("x"),
                               "inventory": tmp_path / "servers.yml", "timeout_seconds": 0.5}
     request = OnboardRequest(**{**kwargs, field_: value})
     with pytest.raises(OnboardError, match=message):
