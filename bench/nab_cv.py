@@ -5,6 +5,8 @@ Run from the repository root (one process; a full run takes a few minutes)::
     nice -n 10 .venv/bin/python bench/nab_cv.py
     nice -n 10 .venv/bin/python bench/nab_cv.py --only candidate   # skip the 003ef12 baseline
     nice -n 10 .venv/bin/python bench/nab_cv.py --no-pieces        # whole files only
+    nice -n 10 .venv/bin/python bench/nab_cv.py --only candidate -p refractory_score=0.5
+    nice -n 10 .venv/bin/python bench/nab_cv.py --only candidate --grid w_season=0.5,0.7
 
 Why: the plain NAB score picks the detector's constants and NAB's threshold on
 the same 41 files it reports on, so it rewards fitting those files. Here every
@@ -35,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import math
 import os
 import subprocess
@@ -71,6 +74,7 @@ class Family:
     name: str
     module: Any
     grid: dict[str, Sequence[Any]] = field(default_factory=dict)
+    fixed: dict[str, Any] = field(default_factory=dict)  # set in every grid point
 
     def configs(self) -> list[dict[str, Any]]:
         names = list(self.grid)
@@ -80,7 +84,7 @@ class Family:
         ]
 
     def params(self, overrides: dict[str, Any]) -> Any:
-        return replace(self.module.DetectorParams(), **overrides)
+        return replace(self.module.DetectorParams(), **{**self.fixed, **overrides})
 
 
 def baseline_module(commit: str = BASELINE_COMMIT) -> types.ModuleType:
@@ -98,8 +102,13 @@ def baseline_module(commit: str = BASELINE_COMMIT) -> types.ModuleType:
     return mod
 
 
-def families(only: str | None = None) -> list[Family]:
-    """The detectors compared, each with the small grid of constants that it tunes."""
+def families(
+    only: str | None = None,
+    fixed: dict[str, Any] | None = None,
+    grid: dict[str, Sequence[Any]] | None = None,
+) -> list[Family]:
+    """The detectors compared, each with the small grid of constants that it tunes;
+    ``fixed`` and ``grid`` change the candidate's (a variant measured the same way)."""
     import rules.detector as candidate
 
     fams = [
@@ -116,7 +125,7 @@ def families(only: str | None = None) -> list[Family]:
                 "refractory_points": (0, 120),
             },
         ),
-        Family("candidate", candidate, CANDIDATE_GRID),
+        Family("candidate", candidate, {**CANDIDATE_GRID, **(grid or {})}, dict(fixed or {})),
     ]
     fams = [f for f in fams if only in (None, f.name)]
     for f in fams:
@@ -259,7 +268,7 @@ def cross_validate(
 
 
 def _defaults(fam: Family) -> dict[str, Any]:
-    base = fam.module.DetectorParams()
+    base = fam.params({})
     return {k: getattr(base, k) for k in fam.grid}
 
 
@@ -303,7 +312,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--only", choices=("003ef12", "candidate"), default=None)
     ap.add_argument("--no-pieces", action="store_true", help="whole files only")
     ap.add_argument("--quiet", action="store_true", help="no per-grid-point progress lines")
+    ap.add_argument(
+        "-p",
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="set a candidate constant in every grid point (JSON value; repeatable)",
+    )
+    ap.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="NAME=V1,V2",
+        help="let the cross-validation choose a candidate constant among these (repeatable)",
+    )
     args = ap.parse_args(list(argv) if argv is not None else None)
+    fixed = {k: json.loads(v) for k, _, v in (a.partition("=") for a in args.param)}
+    grid: dict[str, Sequence[Any]] = {
+        k: tuple(json.loads(x) for x in v.split(","))
+        for k, _, v in (a.partition("=") for a in args.grid)
+    }
     corpus = load_series()
     whole, short = whole_files(corpus), pieces(corpus)
 
@@ -313,7 +342,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     t0 = time.time()
     table: dict[str, dict[str, float | int]] = {}
-    for fam in families(args.only):
+    for fam in families(args.only, fixed, grid):
         res_short = None if args.no_pieces else cross_validate(fam, corpus, short, log)
         table[fam.name] = report(fam.name, cross_validate(fam, corpus, whole, log), res_short)
     names = list(table)
@@ -326,10 +355,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             for n in names
         )
         print(f"{row:<46}{cells}")
+    pieces_note = "" if args.no_pieces else f"{len(short)} pieces of {PIECE_ROWS} rows; "
     print(
-        f"({time.time() - t0:.0f} s; {len(short)} pieces of {PIECE_ROWS} rows; artificialNoAnomaly "
+        f"({time.time() - t0:.0f} s; {pieces_note}artificialNoAnomaly "
         "has no windows: its held-out figure is its false-alarm rows)"
     )
+    if fixed or grid:
+        print(f"candidate with {fixed or ''} {grid or ''} (plain: its defaults with -p)")
     return 0
 
 
