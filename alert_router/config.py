@@ -95,7 +95,7 @@ class RouterConfig:
     inhibit_rules: list[InhibitRule]
     global_config: dict[str, Any]
     resolve_timeout: float = DEFAULT_RESOLVE_TIMEOUT
-    webhook_resolve_timeout: float = 0.0
+    webhook_resolve_timeout: float = DEFAULT_WEBHOOK_RESOLVE_TIMEOUT
     storage_path: str = "stacksense-router.db"
     storage_synchronous: str = "NORMAL"
     storage_url: str = ""  # postgresql://user@host:port/db (no password); "" = SQLite
@@ -285,9 +285,9 @@ def parse_config(raw: Any, *, base_dir: Path | None = None, original: str = "") 
     _check_keys(top, TOP_KEYS, "")
     glob = _mapping(top.get("global"), "global")
     _check_keys(glob, NOTIFIER_GLOBAL_KEYS | ROUTER_GLOBAL_KEYS, "global")
-    resolve_timeout = _dur(glob, "resolve_timeout", "global", DEFAULT_RESOLVE_TIMEOUT)
+    resolve_timeout = _dur(glob, "resolve_timeout", "global", RouterConfig.resolve_timeout)
     webhook_timeout = _dur(glob, "webhook_resolve_timeout", "global",
-                           DEFAULT_WEBHOOK_RESOLVE_TIMEOUT)
+                           RouterConfig.webhook_resolve_timeout)
     notifier_global = {k: v for k, v in glob.items() if k not in ROUTER_GLOBAL_KEYS}
     if "route" not in top:
         raise ConfigError("route", "required: the top route with a receiver")

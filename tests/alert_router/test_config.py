@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from alert_router.config import load_config, parse_config
+from alert_router.config import RouterConfig, load_config, parse_config
 from alert_router.errors import ConfigError
 from tests.alert_router.harness import base_config
 
@@ -21,6 +21,18 @@ def test_defaults_are_alertmanagers(tmp_path):
     # The shipped inhibition: ServerOffline mutes the server's other alerts.
     assert [str(m) for m in cfg.inhibit_rules[0].source] == ['alertname="ServerOffline"']
     assert cfg.inhibit_rules[0].equal == ("server",)
+
+
+def test_defaults_are_written_once(tmp_path):
+    """A RouterConfig built directly has the defaults of a config file that sets nothing."""
+    read = parse_config(base_config(tmp_path))
+    built = RouterConfig(route=read.route, receivers=read.receivers,
+                         inhibit_rules=read.inhibit_rules, global_config=read.global_config)
+    # An Alertmanager webhook re-sends a firing alert every repeat_interval (4h by default).
+    assert built.webhook_resolve_timeout == read.webhook_resolve_timeout == 4 * 3600 + 600
+    for name in ("resolve_timeout", "external_url", "max_request_bytes", "delivery",
+                 "incident_auto_close", "incident_open_for", "storage_synchronous"):
+        assert getattr(built, name) == getattr(read, name), name
 
 
 @pytest.mark.parametrize(("change", "path"), [
