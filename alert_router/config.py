@@ -249,7 +249,6 @@ def _storage(raw: Any, base: Path) -> StorageConfig:
 
 def _receivers(raw: Any, global_config: dict[str, Any]) -> dict[str, dict[str, Any]]:
     from alert_router.notify import build_notifiers
-    from alert_router.notify.base import ReceiverConfigError
 
     if not isinstance(raw, list) or not raw:
         raise ConfigError("receivers", "required: a list of receivers")
@@ -263,10 +262,8 @@ def _receivers(raw: Any, global_config: dict[str, Any]) -> dict[str, dict[str, A
             raise ConfigError(f"{path}.name", "required")
         if name in out:
             raise ConfigError(f"{path}.name", f"duplicate receiver name {name!r}")
-        try:
-            build_notifiers(receiver, path=path, global_config=global_config)
-        except ReceiverConfigError as exc:
-            raise ConfigError("", str(exc)) from None
+        # A ReceiverConfigError is a ConfigError naming the receiver's key path.
+        build_notifiers(receiver, path=path, global_config=global_config)
         out[name] = receiver
     return out
 

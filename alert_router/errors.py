@@ -4,7 +4,8 @@ Error tree::
 
     ValueError
     └── ConfigError      the config is invalid; the message starts with the key path
-                         (the shared stacksense_common.config.ConfigError itself)
+        │                (the shared stacksense_common.config.ConfigError itself)
+        └── ReceiverConfigError  one receiver's section (alert_router.notify.base)
     Exception
     └── InputError       an API request body is invalid; the message names the field
         └── LimitError   the request is over a documented limit (a 413, not a 400)

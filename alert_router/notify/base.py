@@ -5,7 +5,8 @@ Error tree::
     Exception
     ├── NotifyError            a delivery failed; says whether a retry may help
     └── ValueError
-        └── ReceiverConfigError  a receiver's config is wrong; names the key path
+        └── ConfigError            the shared stacksense_common.config.ConfigError
+            └── ReceiverConfigError  a receiver's config is wrong; names the key path
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
+
+from alert_router.errors import ConfigError
 
 # Go's zero time, which Alertmanager writes as endsAt while an alert fires.
 GO_ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -86,7 +89,7 @@ class NotifyError(Exception):
         )
 
 
-class ReceiverConfigError(ValueError):
+class ReceiverConfigError(ConfigError):
     """A receiver config is invalid; the message starts with the key path."""
 
 

@@ -10,6 +10,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import yaml
 
+from stacksense_common.config import ConfigError
 from stacksense_common.secret import Secret
 
 FILE_KEYS = {"url", "server", "token", "token_file", "interval_seconds", "timeout_seconds",
@@ -18,8 +19,8 @@ ENV = {"url": "STACKSENSE_URL", "server": "STACKSENSE_SERVER", "token": "STACKSE
        "token_file": "STACKSENSE_TOKEN_FILE", "interval_seconds": "STACKSENSE_INTERVAL"}
 
 
-class AgentConfigError(ValueError):
-    """The agent's configuration is unusable; the message names the setting."""
+class AgentConfigError(ConfigError):
+    """The agent's configuration is unusable; the message starts with the setting's name."""
 
 
 @dataclass(frozen=True)

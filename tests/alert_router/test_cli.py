@@ -77,7 +77,15 @@ def test_render(capsys):
     assert main(["render", "email_subject.j2"]) == 0
     assert "HighCpuUsage" in capsys.readouterr().out
     assert main(["render", "no-such-template"]) == 2
-    assert "unknown template" in capsys.readouterr().err
+    # A template name on the command line is not the config's fault.
+    assert capsys.readouterr().err.startswith("error: unknown template 'no-such-template'")
+
+
+def test_a_receiver_config_error_is_a_config_error(config_file, capsys):
+    bad = config_file(receivers=[{"name": "default", "webhook_configs": [{"urll": "x"}]}])
+    assert main(["-c", bad, "check-config"]) == 2
+    assert capsys.readouterr().err.startswith(
+        f"error: config {bad}: receivers[0].webhook_configs[0].urll: unknown key (allowed:")
 
 
 def test_serve_on_a_port_in_use_is_one_line_and_exit_1(config_file, capsys):

@@ -13,8 +13,10 @@ import exporter.config
 import rules.config
 from alert_router.config import parse_config as parse_router
 from alert_router.notify import http as notify_http
+from alert_router.notify.base import ReceiverConfigError
 from alert_router.notify.config import parse_duration as receiver_duration
 from exporter.agent import delivery as agent_delivery
+from exporter.agent.config import AgentConfigError
 from exporter.checks_config import ChecksError
 from rules.config import EngineConfig
 from rules.config import parse_config as parse_rules
@@ -29,6 +31,8 @@ def test_every_service_raises_the_one_config_error() -> None:
     assert rules.config.ConfigError is ConfigError
     assert alert_router.errors.ConfigError is ConfigError
     assert issubclass(ChecksError, ConfigError)
+    assert issubclass(ReceiverConfigError, ConfigError)
+    assert issubclass(AgentConfigError, ConfigError)
 
 
 # ---------------------------------------------------------------- rules: the dataclass loader
