@@ -10,7 +10,7 @@ from typing import Any
 import jinja2
 
 from alert_router.diagnostics.fetch import as_text
-from alert_router.notify.base import NotificationData, NotifyError, ReceiverConfigError
+from alert_router.notify.base import AlertData, NotificationData, NotifyError, ReceiverConfigError
 from alert_router.notify.presentation import (
     alert_duration,
     by_severity,
@@ -21,6 +21,7 @@ from alert_router.notify.presentation import (
     silence_url,
     status_change,
 )
+from alert_router.trace import trace_of
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
 
@@ -55,6 +56,11 @@ def _sorted_pairs(mapping: dict[str, str]) -> list[tuple[str, str]]:
     return sorted(mapping.items(), key=lambda kv: (kv[0] != "alertname", kv[0]))
 
 
+def _trace_id(alert: AlertData) -> str:
+    """The alert's trace id, the one `stacksense-router trace ID` answers for."""
+    return trace_of(alert.labels, alert.annotations, alert.starts_at.timestamp())
+
+
 def _configure(env: jinja2.Environment) -> jinja2.Environment:
     env.filters.update(
         datetime=format_datetime,
@@ -63,6 +69,7 @@ def _configure(env: jinja2.Environment) -> jinja2.Environment:
         severity_color=severity_color,
         sorted_pairs=_sorted_pairs,
         tojson_compact=lambda v: json.dumps(v, sort_keys=True),
+        trace_id=_trace_id,
     )
     env.globals.update(silence_url_for=silence_url)
     return env

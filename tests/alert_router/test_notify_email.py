@@ -241,3 +241,17 @@ def test_a_trickling_smtp_server_is_cut_at_the_total_deadline() -> None:
     assert time.monotonic() - started < 6
     assert err.value.reason == "timeout" and err.value.retryable
     assert "total deadline" in str(err.value)
+
+
+def test_every_alert_names_its_trace_id(mailbox: SmtpServer) -> None:
+    from alert_router.trace import derive
+
+    given = alert("DiskAlmostFull", "web1", trace_id="rules-7f3a")  # the rule engine sets it
+    derived = alert("HighCpuUsage", "db1")  # any other sender: derived from labels and start
+    notifier(mailbox).notify(group(given, derived, common={}))
+    [mail] = mailbox.wait_for_mails(1)
+    text, html = parts(mail.message)
+    expected = derive(derived.labels, derived.starts_at.timestamp())
+    assert "Trace:    rules-7f3a" in text and f"Trace:    {expected}" in text
+    assert "rules-7f3a" in html and expected in html
+    assert html.count("rules-7f3a") == 1  # the annotation is shown once, as the trace row
