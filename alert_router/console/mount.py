@@ -16,7 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from flask import Flask
+from flask import Flask, Response, request
 
 from alert_router.errors import ConfigError
 from alert_router.state import RouterState
@@ -72,6 +72,17 @@ def create_console(state: RouterState) -> Flask:
     app.extensions["stacksense"] = state
     app.extensions["console_users"] = Users(state.store)
     app.register_blueprint(bp)
+
+    @app.after_request
+    def _name_handler(response: Response) -> Response:
+        # The router's request counter labels by route template; the console's routes
+        # are this app's, so it names them here (an unknown path stays "unmatched").
+        from alert_router.metrics import CountRequests
+
+        if request.url_rule is not None:
+            request.environ[CountRequests.HANDLER_KEY] = request.url_rule.rule
+        return response
+
     return app
 
 

@@ -367,3 +367,15 @@ def test_incidents_list_is_live_and_filtered(app):
     partial = c.get("/console/incidents?partial=1")
     assert partial.headers["X-Console-Partial"] == "1" and "DiskAlmostFull on web-1" in partial.text
     assert "DiskAlmostFull" not in c.get("/console/incidents?state=closed&partial=1").text
+
+
+def test_console_requests_are_counted_by_route_template(app):
+    client = app.test_client()
+    assert client.get("/console/login").status_code == 200
+    assert client.get("/console/servers/web1").status_code in (302, 303)  # to the login
+    assert client.get("/console/no-such-page").status_code == 404
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'stacksense_http_requests_total{code="200",handler="/console/login"}' in text
+    assert 'handler="/console/servers/<path:name>"' in text  # the template, not the server name
+    assert 'handler="/console/servers/web1"' not in text
+    assert 'stacksense_http_requests_total{code="404",handler="unmatched"}' in text
