@@ -11,38 +11,78 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from exporter.checks_config import MAX_COMMAND_OUTPUT, Checks, ChecksError, parse_checks
+from exporter.checks_config import MAX_COMMAND_OUTPUT, Checks, parse_checks
 from exporter.collectors.registry import COLLECTORS, DEFAULT_COLLECTORS
 
 # One ConfigError and one Secret for every service (stacksense_common).
-from stacksense_common.config import ConfigError, check_keys, read_yaml
+from stacksense_common.config import ConfigError, load, read_yaml
 from stacksense_common.secret import Secret
 
 DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
 
 
-__all__ = ["ConfigError", "Credentials", "Inventory", "Module", "Secret", "Server",
+__all__ = ["ConfigError", "Credentials", "CredentialsSection", "Inventory", "InventoryFile",
+           "Module", "ModuleSection", "Secret", "Server", "ServerDefaults", "ServerSection",
            "load_inventory", "parse_inventory"]
 
 
+# ---------------------------------------------------------------- the file's sections
+# Each section is a dataclass read by the shared loader: its fields are the allowed keys
+# (an unknown key names its path and the allowed ones), its defaults are the defaults.
+# Checks the loader cannot express are in __post_init__; their errors name the key.
+
+MIN_OUTPUT_BYTES = 64 * 1024
+CHECKS_OUTPUT_ROOM = 1024 * 1024
+_TOKEN_HASH = re.compile(r"sha256:[0-9a-f]{64}")
+
+
+def _non_empty(key: str, value: str | None) -> None:
+    if value is not None and not value:
+        raise ConfigError(key, "expected a non-empty string, got ''")
+
+
+def _positive(key: str, value: float) -> None:
+    if value <= 0:
+        raise ConfigError(key, f"expected a number > 0, got {value:g}")
+
+
+def _one_secret_source(section: object, key: str) -> None:
+    if getattr(section, f"{key}_env") is not None and getattr(section, f"{key}_file") is not None:
+        raise ConfigError("", f"give only one of {key}_env and {key}_file")
+    _non_empty(f"{key}_env", getattr(section, f"{key}_env"))
+
+
 @dataclass(frozen=True)
-class Credentials:
-    name: str
+class CredentialsSection:
+    """One entry of `credentials:`. Secrets come from `<key>_env` or `<key>_file`."""
+
     key_file: Path | None = None
-    passphrase: Secret | None = None
+    passphrase_env: str | None = None
+    passphrase_file: Path | None = None
     certificate_file: Path | None = None
     agent: bool = False
-    password: Secret | None = None
+    password_env: str | None = None
+    password_file: Path | None = None
+
+    def __post_init__(self) -> None:
+        _one_secret_source(self, "passphrase")
+        _one_secret_source(self, "password")
+        if self.certificate_file is not None and self.key_file is None:
+            raise ConfigError("certificate_file", "needs key_file (the certificate's key)")
+        if not (self.key_file or self.agent or self.password_env is not None
+                or self.password_file is not None):
+            raise ConfigError("", "no authentication method (key_file, agent or password_*)")
 
 
 @dataclass(frozen=True)
-class Module:
-    name: str
+class ModuleSection:
+    """One entry of `modules:` (a collection profile)."""
+
     collectors: tuple[str, ...] = DEFAULT_COLLECTORS
     command_timeout_seconds: float = 10.0
     # Buffer the whole output on the host and write it at once: fewer SSH packets for
@@ -52,6 +92,121 @@ class Module:
     # Output read per probe at most; past it the probe fails (reason "command",
     # detail "output_too_large"). Bounds the exporter's memory whatever a host prints.
     max_output_bytes: int = 4 * 1024 * 1024
+    # Service checks, custom commands and log watches (exporter.checks_config reads them).
+    services: Any = None
+    commands: Any = None
+    logs: Any = None
+
+    def __post_init__(self) -> None:
+        if not self.collectors:
+            raise ConfigError("collectors", "expected a non-empty list of collector names")
+        for i, item in enumerate(self.collectors):
+            if item not in COLLECTORS:
+                raise ConfigError(f"collectors[{i}]", f"unknown collector {item!r} "
+                                  f"(known: {', '.join(COLLECTORS)})")
+        _positive("command_timeout_seconds", self.command_timeout_seconds)
+        if self.max_output_bytes < MIN_OUTPUT_BYTES:
+            raise ConfigError("max_output_bytes", f"expected an integer >= {MIN_OUTPUT_BYTES}, "
+                              f"got {self.max_output_bytes!r}")
+
+
+@dataclass(frozen=True)
+class ServerDefaults:
+    """The `defaults:` section: what a server entry does not say for itself."""
+
+    port: int = 22
+    user: str = "root"
+    credentials: str = "default"
+    module: str = "default"
+    jump: str | None = None
+    trust_on_first_use: bool = False
+    suspended: bool = False
+    connect_timeout_seconds: float = 5.0
+    # "push": the host only sends heartbeats (stacksense agent); never contacted over
+    # SSH, not in /sd, its status comes from the heartbeat's age.
+    mode: Literal["ssh", "push"] = "ssh"
+    # A push host whose last heartbeat is older than this is offline.
+    push_offline_after_seconds: float = 60.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.port < 65536:
+            raise ConfigError("port", f"expected a port number 1-65535, got {self.port!r}")
+        for key in ("user", "credentials", "module", "jump"):
+            _non_empty(key, getattr(self, key))
+        _positive("connect_timeout_seconds", self.connect_timeout_seconds)
+        _positive("push_offline_after_seconds", self.push_offline_after_seconds)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServerSection(ServerDefaults):
+    """One entry of `servers:`, read with the `defaults:` keys it does not set."""
+
+    name: str
+    host: str | None = None  # a push-only server needs none
+    labels: dict[str, Any] = field(default_factory=dict)
+    push_token_env: str | None = None
+    push_token_file: Path | None = None
+    # "sha256:<hex>" of the push token (`stacksense servers token NAME` writes it).
+    push_token_hash: str | None = None
+    services: Any = None
+    commands: Any = None
+    logs: Any = None
+
+    def __post_init__(self) -> None:
+        _non_empty("name", self.name)
+        super().__post_init__()
+        if self.mode == "ssh" and not self.host:
+            raise ConfigError("host", f"expected a non-empty string, got {self.host!r}")
+        _non_empty("host", self.host)
+        _one_secret_source(self, "push_token")
+        if self.push_token_hash is not None and not _TOKEN_HASH.fullmatch(self.push_token_hash):
+            raise ConfigError("push_token_hash", "expected sha256:<64 hex digits> "
+                              "(written by `stacksense servers token NAME`)")
+        if self.push_token_hash is not None and (self.push_token_env is not None
+                                                 or self.push_token_file is not None):
+            raise ConfigError("", "give only one of push_token_hash and push_token_env/_file")
+
+
+@dataclass(frozen=True)
+class InventoryFile:
+    """The whole `servers.yml`."""
+
+    defaults: ServerDefaults = ServerDefaults()
+    credentials: dict[str, CredentialsSection] = field(default_factory=dict)
+    modules: dict[str, ModuleSection] = field(default_factory=dict)
+    # Entries are read with the `defaults:` section merged in (parse_inventory).
+    servers: list[dict[str, Any]] = field(default_factory=list)
+    known_hosts: Path | None = None  # None: DEFAULT_KNOWN_HOSTS
+    max_concurrency: int = 64
+    # A reload that would leave no server is refused unless the file says this.
+    allow_empty: bool = False
+
+    def __post_init__(self) -> None:
+        if self.max_concurrency < 1:
+            raise ConfigError("max_concurrency",
+                              f"expected an integer >= 1, got {self.max_concurrency!r}")
+
+
+# ---------------------------------------------------------------- what the exporter uses
+
+
+@dataclass(frozen=True)
+class Credentials:
+    name: str
+    key_file: Path | None = None
+    passphrase: Secret | None = None
+    certificate_file: Path | None = None
+    agent: bool = CredentialsSection.agent
+    password: Secret | None = None
+
+
+@dataclass(frozen=True)
+class Module:
+    name: str
+    collectors: tuple[str, ...] = ModuleSection.collectors
+    command_timeout_seconds: float = ModuleSection.command_timeout_seconds
+    one_write: bool = ModuleSection.one_write
+    max_output_bytes: int = ModuleSection.max_output_bytes
     # Service checks, custom commands and log watches of every server of the module.
     checks: Checks = Checks()
 
@@ -60,23 +215,19 @@ class Module:
 class Server:
     name: str
     host: str
-    port: int = 22
-    user: str = "root"
-    credentials: str = "default"
-    module: str = "default"
-    jump: str | None = None
+    port: int = ServerDefaults.port
+    user: str = ServerDefaults.user
+    credentials: str = ServerDefaults.credentials
+    module: str = ServerDefaults.module
+    jump: str | None = ServerDefaults.jump
     labels: Mapping[str, str] = field(default_factory=dict)
-    trust_on_first_use: bool = False
-    suspended: bool = False
+    trust_on_first_use: bool = ServerDefaults.trust_on_first_use
+    suspended: bool = ServerDefaults.suspended
     push_token: Secret | None = None
-    connect_timeout_seconds: float = 5.0
-    # "push": the host only sends heartbeats (stacksense agent); never contacted over
-    # SSH, not in /sd, its status comes from the heartbeat's age.
-    mode: str = "ssh"
-    # "sha256:<hex>" of the push token (`stacksense servers token NAME` writes it).
+    connect_timeout_seconds: float = ServerDefaults.connect_timeout_seconds
+    mode: str = ServerDefaults.mode
     push_token_hash: str | None = None
-    # A push host whose last heartbeat is older than this is offline.
-    push_offline_after_seconds: float = 60.0
+    push_offline_after_seconds: float = ServerDefaults.push_offline_after_seconds
     # This server's own checks, added to its module's (Inventory.checks_for merges them).
     checks: Checks = Checks()
 
@@ -91,10 +242,9 @@ class Inventory:
     credentials: Mapping[str, Credentials]
     modules: Mapping[str, Module]
     known_hosts: Path
-    max_concurrency: int = 64
+    max_concurrency: int = InventoryFile.max_concurrency
     local: bool = False  # no inventory: monitor the machine we run on
-    # A reload that would leave no server is refused unless the file says this.
-    allow_empty: bool = False
+    allow_empty: bool = InventoryFile.allow_empty
 
     def server(self, name: str) -> Server | None:
         return self.servers.get(name)
@@ -103,150 +253,53 @@ class Inventory:
         return module.checks.merged(server.checks)
 
 
-# ---------------------------------------------------------------- validation helpers
+# ---------------------------------------------------------------- from sections to objects
 
 
-def _mapping(value: Any, path: str) -> Mapping[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"{path}: expected a mapping, got {type(value).__name__}")
-    return value
-
-
-def _check_keys(value: Mapping[str, Any], path: str, allowed: set[str]) -> None:
-    check_keys(value, path, allowed)
-
-
-def _str(value: Any, path: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise ConfigError(f"{path}: expected a non-empty string, got {value!r}")
-    return value
-
-
-def _bool(value: Any, path: str) -> bool:
-    if not isinstance(value, bool):
-        raise ConfigError(f"{path}: expected true or false, got {value!r}")
-    return value
-
-
-def _number(value: Any, path: str, *, minimum: float = 0.0) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= minimum:
-        raise ConfigError(f"{path}: expected a number > {minimum:g}, got {value!r}")
-    return float(value)
-
-
-def _port(value: Any, path: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
-        raise ConfigError(f"{path}: expected a port number 1-65535, got {value!r}")
-    return value
-
-
-def _secret(raw: Mapping[str, Any], path: str, key: str, base: Path) -> Secret | None:
-    """Read `<key>_env` or `<key>_file` (exactly one may be given)."""
-    env_key, file_key = f"{key}_env", f"{key}_file"
-    if env_key in raw and file_key in raw:
-        raise ConfigError(f"{path}: give only one of {env_key} and {file_key}")
-    if env_key in raw:
-        var = _str(raw[env_key], f"{path}.{env_key}")
+def _secret(section: object, path: str, key: str) -> Secret | None:
+    """The secret named by `<key>_env` or `<key>_file` (the section allows one at most)."""
+    var: str | None = getattr(section, f"{key}_env")
+    file: Path | None = getattr(section, f"{key}_file")
+    if var is not None:
         if var not in os.environ:
-            raise ConfigError(f"{path}.{env_key}: environment variable {var} is not set")
+            raise ConfigError(f"{path}.{key}_env: environment variable {var} is not set")
         return Secret(os.environ[var])
-    if file_key in raw:
-        file = _path(raw[file_key], f"{path}.{file_key}", base)
+    if file is not None:
         try:
             return Secret(file.read_text().strip())
         except OSError as exc:
-            raise ConfigError(f"{path}.{file_key}: cannot read {file}: {exc.strerror}") from None
+            raise ConfigError(f"{path}.{key}_file: cannot read {file}: {exc.strerror}") from None
     return None
 
 
-def _path(value: Any, path: str, base: Path) -> Path:
-    p = Path(os.path.expanduser(_str(value, path)))
-    return p if p.is_absolute() else base / p
+def _checks(section: ModuleSection | ServerSection, path: str) -> Checks:
+    return parse_checks({"services": section.services, "commands": section.commands,
+                         "logs": section.logs}, path)
 
 
-# ---------------------------------------------------------------- sections
-
-_CRED_KEYS = {"key_file", "passphrase_env", "passphrase_file", "certificate_file", "agent",
-              "password_env", "password_file"}
-_CHECK_KEYS = {"services", "commands", "logs"}
-_MODULE_KEYS = {"collectors", "command_timeout_seconds", "one_write", "max_output_bytes",
-                *_CHECK_KEYS}
-_SERVER_KEYS = {"name", "host", "port", "user", "credentials", "module", "jump", "labels",
-                "trust_on_first_use", "suspended", "push_token_env", "push_token_file",
-                "connect_timeout_seconds", "mode", "push_token_hash",
-                "push_offline_after_seconds", *_CHECK_KEYS}
-_DEFAULT_KEYS = _SERVER_KEYS - {"name", "host", "labels", "push_token_env", "push_token_file",
-                                "push_token_hash", *_CHECK_KEYS}
-_TOKEN_HASH = re.compile(r"sha256:[0-9a-f]{64}")
-_TOP_KEYS = {"defaults", "credentials", "modules", "servers", "known_hosts", "max_concurrency",
-             "allow_empty"}
-MIN_OUTPUT_BYTES = 64 * 1024
-CHECKS_OUTPUT_ROOM = 1024 * 1024
+def _credentials(name: str, section: CredentialsSection, path: str) -> Credentials:
+    return Credentials(name=name, key_file=section.key_file,
+                       passphrase=_secret(section, path, "passphrase"),
+                       certificate_file=section.certificate_file, agent=section.agent,
+                       password=_secret(section, path, "password"))
 
 
-def _credentials(name: str, raw: Mapping[str, Any], path: str, base: Path) -> Credentials:
-    _check_keys(raw, path, _CRED_KEYS)
-    key_file = _path(raw["key_file"], f"{path}.key_file", base) if "key_file" in raw else None
-    cert = (_path(raw["certificate_file"], f"{path}.certificate_file", base)
-            if "certificate_file" in raw else None)
-    if cert is not None and key_file is None:
-        raise ConfigError(f"{path}.certificate_file: needs key_file (the certificate's key)")
-    creds = Credentials(
-        name=name,
-        key_file=key_file,
-        passphrase=_secret(raw, path, "passphrase", base),
-        certificate_file=cert,
-        agent=_bool(raw.get("agent", Credentials.agent), f"{path}.agent"),
-        password=_secret(raw, path, "password", base),
-    )
-    if not (creds.key_file or creds.agent or creds.password):
-        raise ConfigError(f"{path}: no authentication method (key_file, agent or password_*)")
-    return creds
-
-
-def _module(name: str, raw: Mapping[str, Any], path: str) -> Module:
-    _check_keys(raw, path, _MODULE_KEYS)
-    collectors = DEFAULT_COLLECTORS
-    if "collectors" in raw:
-        items = raw["collectors"]
-        if not isinstance(items, list) or not items:
-            raise ConfigError(f"{path}.collectors: expected a non-empty list of collector names")
-        for i, item in enumerate(items):
-            if item not in COLLECTORS:
-                raise ConfigError(f"{path}.collectors[{i}]: unknown collector {item!r} "
-                                  f"(known: {', '.join(COLLECTORS)})")
-        collectors = tuple(items)
-    timeout = _number(raw.get("command_timeout_seconds", Module.command_timeout_seconds),
-                      f"{path}.command_timeout_seconds")
-    one_write = _bool(raw.get("one_write", Module.one_write), f"{path}.one_write")
-    max_output = raw.get("max_output_bytes", Module.max_output_bytes)
-    if isinstance(max_output, bool) or not isinstance(max_output, int) \
-            or max_output < MIN_OUTPUT_BYTES:
-        raise ConfigError(f"{path}.max_output_bytes: expected an integer >= {MIN_OUTPUT_BYTES}, "
-                          f"got {max_output!r}")
-    checks = _checks(raw, path)
+def _module(name: str, section: ModuleSection, path: str) -> Module:
+    checks = _checks(section, path)
+    timeout = section.command_timeout_seconds
     budget = sum(c.timeout_seconds for c in checks.commands)
     if budget >= timeout:
         raise ConfigError(f"{path}.commands: their timeouts add up to {budget:g}s, not below "
                           f"the module's command_timeout_seconds ({timeout:g}s); the probe "
                           "would time out before they do")
-    return Module(name, collectors, timeout, one_write, max_output, checks)
+    return Module(name, section.collectors, timeout, section.one_write,
+                  section.max_output_bytes, checks)
 
 
-def _checks(raw: Mapping[str, Any], path: str) -> Checks:
-    try:
-        return parse_checks(raw, path)
-    except ChecksError as exc:
-        raise ConfigError(str(exc)) from None
-
-
-def _labels(value: Any, path: str) -> dict[str, str]:
-    labels = _mapping(value, path)
+def _labels(labels: Mapping[str, Any], path: str) -> dict[str, str]:
     out: dict[str, str] = {}
     for key, val in labels.items():
-        if not isinstance(key, str) or not key.replace("_", "a").isalnum() or key[0].isdigit():
+        if not key.replace("_", "a").isalnum() or key[0].isdigit():
             raise ConfigError(f"{path}.{key}: not a valid Prometheus label name")
         if key.startswith("__"):
             raise ConfigError(f"{path}.{key}: label names starting with __ are reserved")
@@ -256,70 +309,38 @@ def _labels(value: Any, path: str) -> dict[str, str]:
     return out
 
 
-def _server(raw: Mapping[str, Any], defaults: Mapping[str, Any], path: str, base: Path) -> Server:
-    _check_keys(raw, path, _SERVER_KEYS)
-    merged = {**defaults, **raw}
-    get: Callable[[str, Any], Any] = merged.get
-    mode = get("mode", Server.mode)
-    if mode not in ("ssh", "push"):
-        raise ConfigError(f"{path}.mode: expected ssh or push, got {mode!r}")
-    token_hash = raw.get("push_token_hash")
-    if token_hash is not None and (not isinstance(token_hash, str)
-                                   or not _TOKEN_HASH.fullmatch(token_hash)):
-        raise ConfigError(f"{path}.push_token_hash: expected sha256:<64 hex digits> "
-                          "(written by `stacksense servers token NAME`)")
-    if token_hash is not None and ("push_token_env" in raw or "push_token_file" in raw):
-        raise ConfigError(f"{path}: give only one of push_token_hash and push_token_env/_file")
-    host = raw.get("host")
-    if mode == "push" and host is None:
-        host = "-"  # never contacted
+def _server(raw: Mapping[str, Any], defaults: Mapping[str, Any], path: str,
+            base: Path) -> Server:
+    # A server's own keys are checked against the entry's, so `defaults:` keys a server
+    # may not set (name, host, labels, tokens, checks) never arrive through the merge.
+    s = load(ServerSection, {**defaults, **raw}, path, base=base)
     return Server(
-        name=_str(raw.get("name"), f"{path}.name"),
-        host=_str(host, f"{path}.host"),
-        port=_port(get("port", Server.port), f"{path}.port"),
-        user=_str(get("user", Server.user), f"{path}.user"),
-        credentials=_str(get("credentials", Server.credentials), f"{path}.credentials"),
-        module=_str(get("module", Server.module), f"{path}.module"),
-        jump=_str(get("jump", None), f"{path}.jump") if get("jump", None) is not None else None,
-        labels=_labels(raw.get("labels"), f"{path}.labels"),
-        trust_on_first_use=_bool(get("trust_on_first_use", Server.trust_on_first_use),
-                                 f"{path}.trust_on_first_use"),
-        suspended=_bool(get("suspended", Server.suspended), f"{path}.suspended"),
-        push_token=_secret(raw, path, "push_token", base),
-        connect_timeout_seconds=_number(get("connect_timeout_seconds",
-                                            Server.connect_timeout_seconds),
-                                        f"{path}.connect_timeout_seconds"),
-        mode=mode,
-        push_token_hash=token_hash,
-        push_offline_after_seconds=_number(get("push_offline_after_seconds",
-                                               Server.push_offline_after_seconds),
-                                           f"{path}.push_offline_after_seconds"),
-        checks=_checks(raw, path),
+        name=s.name, host=s.host or "-",  # "-": a push-only server is never contacted
+        port=s.port, user=s.user, credentials=s.credentials, module=s.module, jump=s.jump,
+        labels=_labels(s.labels, f"{path}.labels"), trust_on_first_use=s.trust_on_first_use,
+        suspended=s.suspended, push_token=_secret(s, path, "push_token"),
+        connect_timeout_seconds=s.connect_timeout_seconds, mode=s.mode,
+        push_token_hash=s.push_token_hash,
+        push_offline_after_seconds=s.push_offline_after_seconds,
+        checks=_checks(s, path),
     )
 
 
 def parse_inventory(data: Any, *, base: Path) -> Inventory:
     """Validate a parsed YAML document into an Inventory (raises ConfigError)."""
-    top = _mapping(data, "(top level)")
-    _check_keys(top, "", _TOP_KEYS)
-    defaults = _mapping(top.get("defaults"), "defaults")
-    _check_keys(defaults, "defaults", _DEFAULT_KEYS)
-
-    credentials = {
-        name: _credentials(name, _mapping(raw, f"credentials.{name}"), f"credentials.{name}", base)
-        for name, raw in _mapping(top.get("credentials"), "credentials").items()
-    }
+    top = load(InventoryFile, data, "", base=base)
+    # The loader checked it: a mapping of ServerDefaults keys, merged into every entry.
+    defaults = data.get("defaults") or {} if data is not None else {}
+    credentials = {name: _credentials(name, section, f"credentials.{name}")
+                   for name, section in top.credentials.items()}
     modules = {"default": Module("default")}
-    for name, raw in _mapping(top.get("modules"), "modules").items():
-        modules[name] = _module(name, _mapping(raw, f"modules.{name}"), f"modules.{name}")
+    for name, section in top.modules.items():
+        modules[name] = _module(name, section, f"modules.{name}")
 
-    raw_servers = top.get("servers") or []
-    if not isinstance(raw_servers, list):
-        raise ConfigError("servers: expected a list of servers")
     servers: dict[str, Server] = {}
-    for i, raw in enumerate(raw_servers):
+    for i, raw in enumerate(top.servers):
         path = f"servers[{i}]"
-        server = _server(_mapping(raw, path), defaults, path, base)
+        server = _server(raw, defaults, path, base)
         if server.name in servers:
             raise ConfigError(f"{path}.name: duplicate server name {server.name!r}")
         if server.credentials not in credentials:
@@ -352,12 +373,14 @@ def parse_inventory(data: Any, *, base: Path) -> Inventory:
                               f"timeouts add up to {budget:g}s, not below its "
                               f"command_timeout_seconds ({module.command_timeout_seconds:g}s)")
 
-    known_hosts = _path(top.get("known_hosts", DEFAULT_KNOWN_HOSTS), "known_hosts", base)
-    concurrency = int(_number(top.get("max_concurrency", Inventory.max_concurrency),
-                              "max_concurrency"))
-    allow_empty = _bool(top.get("allow_empty", Inventory.allow_empty), "allow_empty")
-    return Inventory(servers, credentials, modules, known_hosts, concurrency,
-                     allow_empty=allow_empty)
+    known_hosts = top.known_hosts or _expand(DEFAULT_KNOWN_HOSTS, base)
+    return Inventory(servers, credentials, modules, known_hosts, top.max_concurrency,
+                     allow_empty=top.allow_empty)
+
+
+def _expand(path: str, base: Path) -> Path:
+    p = Path(os.path.expanduser(path))
+    return p if p.is_absolute() else base / p
 
 
 def load_inventory(path: str | os.PathLike[str] | None) -> Inventory:
