@@ -11,6 +11,7 @@ from typing import Any
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from alert_router.api.fastpath import ENDPOINTS as INGEST_PATHS
 from alert_router.api.fastpath import FastIngest
 from alert_router.config import RouterConfig, load_config, parse_config
 from alert_router.dispatch.dispatcher import Dispatcher
@@ -82,7 +83,7 @@ def create_app(config: RouterConfig | Mapping[str, Any] | str | Path | None = No
 
     app.wsgi_app = mount_console(app.wsgi_app, state)  # type: ignore[method-assign]
     app.wsgi_app = CountRequests(  # type: ignore[method-assign]
-        app.wsgi_app, metrics, ["/api/v2/alerts", "/api/v1/alerts"])
+        app.wsgi_app, metrics, INGEST_PATHS)
 
     @app.before_request
     def _start_timer() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import abort, current_app, request
 
 from alert_router.api.body import is_json
+from alert_router.config import AuthConfig
 from alert_router.state import RouterState
 from stacksense_common.ops import bearer_token_valid
 
@@ -15,6 +16,7 @@ OPEN_PATHS = frozenset({"/-/healthy", "/-/ready", "/metrics", "/-/reload"})
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 NOT_JSON = "Content-Type: must be application/json (writes without a token accept JSON only)"
+UNAUTHORIZED = "a valid 'Authorization: Bearer <token>' header is required"
 
 
 def open_write_refused(method: str, content_type: str | None) -> bool:
@@ -31,18 +33,28 @@ def open_write_refused(method: str, content_type: str | None) -> bool:
 token_valid = bearer_token_valid
 
 
-def check_auth() -> None:
-    """before_request hook: 401 unless the request is allowed."""
-    state: RouterState = current_app.extensions["stacksense"]
-    auth = state.config.auth
-    if request.path in OPEN_PATHS:
-        return
-    is_write = request.method in WRITE_METHODS
+def refusal(auth: AuthConfig, method: str, path: str, content_type: str | None,
+            authorization: str | None) -> tuple[int, str] | None:
+    """The router's one auth rule: (status, message) of a refused request, None if allowed.
+
+    Both the Flask views (check_auth) and the ingest endpoints (api.fastpath) ask it.
+    """
+    if path in OPEN_PATHS:
+        return None
+    is_write = method in WRITE_METHODS
     if is_write and auth.allow_unauthenticated_writes and not auth.tokens:
-        if open_write_refused(request.method, request.headers.get("Content-Type")):
-            abort(415, description=NOT_JSON)
-        return
+        return (415, NOT_JSON) if open_write_refused(method, content_type) else None
     if not is_write and not auth.protect_reads:
-        return
-    if not token_valid(request.headers.get("Authorization"), auth.tokens):
-        abort(401, description="a valid 'Authorization: Bearer <token>' header is required")
+        return None
+    if not token_valid(authorization, auth.tokens):
+        return 401, UNAUTHORIZED
+    return None
+
+
+def check_auth() -> None:
+    """before_request hook: 401 (or 415) unless the request is allowed."""
+    state: RouterState = current_app.extensions["stacksense"]
+    refused = refusal(state.config.auth, request.method, request.path,
+                      request.headers.get("Content-Type"), request.headers.get("Authorization"))
+    if refused is not None:
+        abort(refused[0], description=refused[1])

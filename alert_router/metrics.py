@@ -67,7 +67,7 @@ class StoreCollector(Collector):
                                 value=counts.get("pending", 0) + counts.get("sending", 0))
         yield GaugeMetricFamily("stacksense_router_inbox_requests",
                                 "Accepted requests not yet merged by the dispatcher.",
-                                value=store.inbox_depth())
+                                value=store.inbox.depth())
         yield GaugeMetricFamily("stacksense_router_alerts_firing",
                                 "Alerts firing now.", value=store.count_alerts(time.time()))
 

@@ -14,7 +14,7 @@ from typing import Any
 from alert_router.config import RouterConfig
 from alert_router.dedupe import entry_of_payload
 from alert_router.metrics import RouterMetrics
-from alert_router.notify.base import AlertData, NotificationData, NotifyError
+from alert_router.notify.base import AlertData, NotificationData, Notifier, NotifyError
 from alert_router.store import HistoryEvent, OutboxRow, Store
 from alert_router.timeutil import to_datetime
 from alert_router.trace import log_ids, trace_of
@@ -66,7 +66,7 @@ class Outbox:
     """
 
     def __init__(self, store: Store, config: Callable[[], RouterConfig],
-                 notifiers: Callable[[str], Sequence[Any]], metrics: RouterMetrics,
+                 notifiers: Callable[[str], Sequence[Notifier]], metrics: RouterMetrics,
                  *, rand: Callable[[], float] = random.random) -> None:
         self.store = store
         self.config = config

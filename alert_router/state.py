@@ -13,16 +13,17 @@ from typing import Any
 from alert_router.config import RouterConfig, load_config, load_config_text
 from alert_router.dispatch.dispatcher import Dispatcher
 from alert_router.metrics import RouterMetrics
+from alert_router.notify.base import Notifier
 from alert_router.outbox import Outbox
 from alert_router.runner import Runner
 from alert_router.store import Store
 
 log = logging.getLogger(__name__)
-NotifierFactory = Callable[[dict[str, Any], str, dict[str, Any]], Sequence[Any]]
+NotifierFactory = Callable[[dict[str, Any], str, dict[str, Any]], Sequence[Notifier]]
 
 
 def default_notifier_factory(receiver: dict[str, Any], path: str,
-                             global_config: dict[str, Any]) -> Sequence[Any]:
+                             global_config: dict[str, Any]) -> Sequence[Notifier]:
     """Build a receiver's notifiers with the notify package."""
     from alert_router.notify import build_notifiers
 
@@ -39,21 +40,21 @@ class RouterState:
     metrics: RouterMetrics
     notifier_factory: NotifierFactory
     started_at: float = field(default_factory=time.time)
-    notifiers: dict[str, Sequence[Any]] = field(default_factory=dict)
+    notifiers: dict[str, Sequence[Notifier]] = field(default_factory=dict)
     dispatcher: Dispatcher | None = None
     outbox: Outbox | None = None
     runner: Runner | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
     generation: int = 0  # the store's config generation this process has loaded
 
-    def build_notifiers(self, config: RouterConfig) -> dict[str, Sequence[Any]]:
+    def build_notifiers(self, config: RouterConfig) -> dict[str, Sequence[Notifier]]:
         """Notifiers for every receiver of `config`."""
         names = list(config.receivers)
         return {name: self.notifier_factory(config.receivers[name], f"receivers[{i}]",
                                             config.global_config)
                 for i, name in enumerate(names)}
 
-    def notifiers_for(self, receiver: str) -> Sequence[Any]:
+    def notifiers_for(self, receiver: str) -> Sequence[Notifier]:
         return self.notifiers.get(receiver, ())
 
     def current_config(self) -> RouterConfig:

@@ -7,21 +7,18 @@ survives power loss at the cost of one fsync per commit. See docs/alert-router.m
 
 from __future__ import annotations
 
-import glob
 import json
 import os
-import socket
 import sqlite3
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
 from alert_router.dedupe import LogEntry, entry_of_payload
+from alert_router.inbox import FileInbox, Inbox
 from alert_router.matchers import Matcher
 from alert_router.silence import Silence
 
@@ -89,14 +86,6 @@ CREATE TABLE IF NOT EXISTS leases (
 """
 
 
-# Each process appends accepted requests to its own inbox file, so request threads never wait
-# for the dispatcher's transactions on the main database (nor for other processes).
-INBOX_SCHEMA = """
-CREATE TABLE IF NOT EXISTS inbox (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, source TEXT NOT NULL, received_at REAL NOT NULL,
-    body TEXT NOT NULL, form TEXT NOT NULL);
-"""
-InboxRow = tuple[int, str, float, str, str]  # id, source, received_at, body, form
 
 
 class Conn(Protocol):
@@ -105,19 +94,6 @@ class Conn(Protocol):
     def execute(self, sql: str, parameters: Any = ..., /) -> Any: ...
 
     def executemany(self, sql: str, parameters: Any, /) -> Any: ...
-
-
-def process_alive(host: str, pid: int) -> bool:
-    """Whether process `pid` of `host` may still run (always True for another host)."""
-    if host != socket.gethostname():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @dataclass
@@ -216,10 +192,9 @@ def storable(text: str) -> str:
 class Store:
     """SQLite access, one connection per thread; `tx()` wraps a write transaction."""
 
-    # Errors by which the database refuses a value (the dispatcher sets such a row aside),
-    # and the error of a merge another dispatcher already did (never set aside).
+    # Errors by which the database refuses a value (the dispatcher sets such a row aside).
     data_errors: tuple[type[BaseException], ...] = (sqlite3.DataError,)
-    inbox_conflict: tuple[type[BaseException], ...] = ()
+    inbox: Inbox  # where requests land until merged (alert_router.inbox)
 
     def __init__(self, path: str, *, synchronous: str = "NORMAL") -> None:
         self.path = path
@@ -236,11 +211,7 @@ class Store:
             os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
         self._local.conn = self._connect(path)
         self._local.conn.executescript(SCHEMA)
-        self._inbox_path = (f"{path}.inbox.{uuid.uuid4().hex[:8]}.{os.getpid()}."
-                            f"{socket.gethostname()}.db")
-        self._inbox_lock = threading.Lock()
-        self._inbox_ready = False
-        self._rotation = 0
+        self.inbox: Inbox = FileInbox(path, self._connect, self.conn)
 
     def _connect(self, path: str) -> sqlite3.Connection:
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
@@ -278,6 +249,8 @@ class Store:
                 conn.close()
             self._all.clear()
         self._local = threading.local()
+        if isinstance(self.inbox, FileInbox):
+            self.inbox.forget_connections()
 
     @contextmanager
     def tx(self) -> Iterator[Conn]:
@@ -291,95 +264,6 @@ class Store:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
-
-    # ---- inbox: the durable landing place of every accepted request
-    def _inbox_conn(self, path: str) -> sqlite3.Connection:
-        conns: dict[str, sqlite3.Connection] | None = getattr(self._local, "inbox", None)
-        if conns is None:
-            conns = self._local.inbox = {}
-        conn = conns.get(path)
-        if conn is None:
-            if not os.path.exists(path):  # private like the main file (SQLite would use 0644)
-                os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-            conn = conns[path] = self._connect(path)
-        return conn
-
-    def add_inbox(self, source: str, body: str, now: float, form: str = "normalised") -> None:
-        """Store one accepted request's alerts; committed before returning.
-
-        form "normalised": a JSON list of normalised alerts; "postable": the request body
-        itself, already validated (saves re-encoding on the hot path).
-        """
-        conn = self._inbox_conn(self._inbox_path)
-        with self._inbox_lock:
-            if not self._inbox_ready:
-                conn.executescript(INBOX_SCHEMA)
-                self._inbox_ready = True
-            conn.execute("INSERT INTO inbox (source, received_at, body, form) "
-                         "VALUES (?, ?, ?, ?)", (source, now, body, form))
-
-    def inbox_files(self) -> list[str]:
-        """Every process's inbox file for this database."""
-        return sorted(glob.glob(glob.escape(self.path) + ".inbox.*.db"))
-
-    def _cursor(self, name: str) -> int:
-        row = self.conn().execute("SELECT last_id FROM inbox_cursors WHERE file = ?",
-                                  (name,)).fetchone()
-        return 0 if row is None else int(row[0])
-
-    def _pending(self, path: str, limit: int) -> list[InboxRow]:
-        try:
-            return list(self._inbox_conn(path).execute(
-                "SELECT id, source, received_at, body, form FROM inbox WHERE id > ? "
-                "ORDER BY id LIMIT ?", (self._cursor(os.path.basename(path)), limit)))
-        except sqlite3.OperationalError:  # created but its table not yet: nothing to read
-            return []
-
-    def read_inbox(self, limit: int) -> tuple[str, list[InboxRow]] | None:
-        """Up to `limit` unprocessed requests from one inbox file (files taken in turn)."""
-        files = self.inbox_files()
-        self._rotation += 1
-        for i in range(len(files)):
-            path = files[(self._rotation + i) % len(files)]
-            rows = self._pending(path, limit)
-            if rows:
-                return path, rows
-            self._forget_if_abandoned(path)
-        return None
-
-    def set_inbox_cursor(self, path: str, last_id: int) -> None:
-        """Record (inside the dispatcher's transaction) that rows up to last_id are merged."""
-        self.conn().execute("INSERT OR REPLACE INTO inbox_cursors (file, last_id) VALUES (?, ?)",
-                            (os.path.basename(path), last_id))
-
-    def trim_inbox(self, path: str, last_id: int) -> None:
-        """Delete merged rows (after the main commit: a crash in between re-reads nothing)."""
-        conn = self._inbox_conn(path)
-        if path == self._inbox_path:
-            with self._inbox_lock:
-                conn.execute("DELETE FROM inbox WHERE id <= ?", (last_id,))
-        else:
-            conn.execute("DELETE FROM inbox WHERE id <= ?", (last_id,))
-
-    def _forget_if_abandoned(self, path: str) -> None:
-        """Remove a drained inbox file whose process is gone."""
-        if path == self._inbox_path:
-            return
-        _rand, pid, host = os.path.basename(path)[len(os.path.basename(self.path)) + 7:-3] \
-            .split(".", 2)
-        if not pid.isdigit() or process_alive(host, int(pid)):
-            return
-        conns: dict[str, sqlite3.Connection] = getattr(self._local, "inbox", {})
-        conn = conns.pop(path, None)
-        if conn is not None:
-            conn.close()
-        for suffix in ("", "-wal", "-shm"):
-            try:
-                os.unlink(path + suffix)
-            except FileNotFoundError:
-                pass
-        self.conn().execute("DELETE FROM inbox_cursors WHERE file = ?",
-                            (os.path.basename(path),))
 
     def set_aside(self, rows: Iterable[tuple[str, str, float, str, str, float]]) -> None:
         """Keep rows the dispatcher cannot process: (kind, source, received_at, body, error,
@@ -413,24 +297,6 @@ class Store:
         cols = ("id", "kind", "source", "received_at", "body", "error", "ts")
         return [dict(zip(cols, row, strict=True)) for row in self.conn().execute(
             f"SELECT {', '.join(cols)} FROM set_aside ORDER BY id DESC LIMIT ?", (limit,))]
-
-    def inbox_depth(self) -> int:
-        """Accepted requests not yet merged, over every inbox file."""
-        total = 0
-        for path in self.inbox_files():
-            # A short-lived read connection: files of dead processes disappear over time.
-            try:
-                conn = sqlite3.connect(Path(path).as_uri() + "?mode=ro", uri=True, timeout=5.0)
-            except sqlite3.OperationalError:
-                continue
-            try:
-                total += int(conn.execute("SELECT count(*) FROM inbox WHERE id > ?", (
-                    self._cursor(os.path.basename(path)),)).fetchone()[0])
-            except sqlite3.OperationalError:
-                continue
-            finally:
-                conn.close()
-        return total
 
     # ---- alerts
     def get_alerts(self, fingerprints: Iterable[str]) -> dict[str, AlertRow]:

@@ -6,9 +6,8 @@ PgStore runs the SQL of store.Store: its connection wrapper rewrites each statem
 - Write transactions take one advisory lock, so they run one at a time across every
   replica, as SQLite's BEGIN IMMEDIATE does (the lease, outbox claims, config
   publication and incident updates read then write and rely on that).
-- The inbox is a table: a request is one autocommitted INSERT, durable before the 200.
-  The dispatcher deletes exactly the rows it merged, in its transaction (ids of concurrent
-  inserts commit out of order, so "everything up to id N" would skip late commits).
+- The inbox is a table (PgInbox): a request is one autocommitted INSERT, durable before
+  the 200; the dispatcher deletes exactly the rows it merged, in its transaction.
 - A lease holder is dead when its database session is gone: each holder keeps an advisory
   lock on its session, so a replica on any host is judged by the server that sees it, not
   by a hostname and pid that mean nothing on another host.
@@ -26,7 +25,8 @@ from urllib.parse import urlsplit
 
 import psycopg
 
-from alert_router.store import INBOX_SCHEMA, SCHEMA, Conn, InboxRow, Store
+from alert_router.inbox import INBOX_SCHEMA, Inbox, InboxRow
+from alert_router.store import SCHEMA, Conn, Store
 from stacksense_common.secret import Secret, reveal
 
 # Every write transaction of every replica takes this transaction-level advisory lock.
@@ -179,11 +179,51 @@ def describe(url: str) -> str:
     return f"{user}{parts.hostname}:{parts.port or 5432}/{parts.path.lstrip('/')}"
 
 
+class PgInbox(Inbox):
+    """The inbox as one table (the only part is "inbox"). A request is one autocommitted
+    INSERT. mark_merged deletes exactly the rows read, in the dispatcher's transaction: ids
+    of concurrent inserts commit out of order, so "everything up to id N" would skip late
+    commits."""
+
+    conflict = (InboxMergedElsewhere,)
+
+    def __init__(self, conn: Callable[[], PgConn]) -> None:
+        self._conn = conn
+        self._local = threading.local()  # ids of the rows this thread read last
+
+    def add(self, source: str, body: str, now: float, form: str = "normalised") -> None:
+        self._conn().execute("INSERT INTO inbox (source, received_at, body, form) "
+                             "VALUES (?, ?, ?, ?)", (source, now, body, form))
+
+    def read(self, limit: int) -> tuple[str, list[InboxRow]] | None:
+        rows = self._conn().execute("SELECT id, source, received_at, body, form FROM inbox "
+                                    "ORDER BY id LIMIT ?", (limit,)).fetchall()
+        self._local.read_ids = [int(r[0]) for r in rows]
+        return ("inbox", rows) if rows else None
+
+    def mark_merged(self, part: str, last_id: int) -> None:
+        ids = [i for i in getattr(self._local, "read_ids", []) if i <= last_id]
+        cur = self._conn().execute("DELETE FROM inbox WHERE id = ANY(?)", (ids,))
+        if cur.rowcount != len(ids):
+            # Another dispatcher (a leader that lost its lease mid-step) merged them first:
+            # abort this transaction rather than merge the same requests twice.
+            raise InboxMergedElsewhere(f"{len(ids) - cur.rowcount} inbox rows were merged "
+                                       "by another dispatcher; this merge is rolled back")
+        # Merged one by one after a row was refused: the next call covers the later rows only.
+        self._local.read_ids = [i for i in getattr(self._local, "read_ids", []) if i > last_id]
+
+    def trim(self, part: str, last_id: int) -> None:
+        """Nothing left to do: mark_merged deleted the rows."""
+
+    def depth(self) -> int:
+        row = self._conn().execute("SELECT count(*) FROM inbox").fetchone()
+        return int(row[0]) if row else 0
+
+
 class PgStore(Store):
     """The store's interface on PostgreSQL: one autocommit connection per thread."""
 
     data_errors = (psycopg.DataError,)
-    inbox_conflict = (InboxMergedElsewhere,)
 
     def __init__(self, url: str, *, password: Secret | str | None = "",
                  connect_timeout: float = 10.0, idle_tx_timeout: float = 60.0) -> None:
@@ -194,6 +234,7 @@ class PgStore(Store):
         self._local = threading.local()
         self._conns: list[PgConn] = []
         self._lock = threading.Lock()
+        self.inbox = PgInbox(self.conn)
         conn = self.conn()
         with conn.raw.transaction():
             # Replicas starting together would race on CREATE TABLE IF NOT EXISTS.
@@ -244,41 +285,6 @@ class PgStore(Store):
         with conn.raw.transaction():
             conn.raw.execute(f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})")
             yield conn
-
-    # ---- inbox: one table; the file name of the SQLite interface is a constant
-    def add_inbox(self, source: str, body: str, now: float, form: str = "normalised") -> None:
-        """Store one accepted request's alerts; committed before returning."""
-        self.conn().execute("INSERT INTO inbox (source, received_at, body, form) "
-                            "VALUES (?, ?, ?, ?)", (source, now, body, form))
-
-    def inbox_files(self) -> list[str]:
-        return ["inbox"]
-
-    def read_inbox(self, limit: int) -> tuple[str, list[InboxRow]] | None:
-        """The oldest `limit` unmerged requests (their ids are kept for set_inbox_cursor)."""
-        rows = self.conn().execute("SELECT id, source, received_at, body, form FROM inbox "
-                                   "ORDER BY id LIMIT ?", (limit,)).fetchall()
-        self._local.read_ids = [int(r[0]) for r in rows]
-        return ("inbox", rows) if rows else None
-
-    def set_inbox_cursor(self, path: str, last_id: int) -> None:
-        """Delete the rows read last, up to last_id, inside the dispatcher's transaction."""
-        ids = [i for i in getattr(self._local, "read_ids", []) if i <= last_id]
-        cur = self.conn().execute("DELETE FROM inbox WHERE id = ANY(?)", (ids,))
-        if cur.rowcount != len(ids):
-            # Another dispatcher (a leader that lost its lease mid-step) merged them first:
-            # abort this transaction rather than merge the same requests twice.
-            raise InboxMergedElsewhere(f"{len(ids) - cur.rowcount} inbox rows were merged "
-                                       "by another dispatcher; this merge is rolled back")
-        # Merged one by one after a row was refused: the next call covers the later rows only.
-        self._local.read_ids = [i for i in getattr(self._local, "read_ids", []) if i > last_id]
-
-    def trim_inbox(self, path: str, last_id: int) -> None:
-        """Nothing left to do: set_inbox_cursor deleted the rows."""
-
-    def inbox_depth(self) -> int:
-        row = self.conn().execute("SELECT count(*) FROM inbox").fetchone()
-        return int(row[0]) if row else 0
 
     # ---- leadership
     def try_lease(self, name: str, holder: str, now: float, ttl: float,

@@ -16,8 +16,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from alert_router.inbox import process_alive
 from alert_router.metrics import MULTIPROC_ENV, use_multiprocess_dir
-from alert_router.store import process_alive
 
 if not os.environ.get(MULTIPROC_ENV):
     _base = os.environ.get("STACKSENSE_ROUTER_METRICS_DIR") or os.path.join(

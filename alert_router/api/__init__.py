@@ -1,4 +1,5 @@
-"""HTTP API blueprints: alerts, webhooks, silences, incidents, status, ops."""
+"""HTTP API blueprints: alerts, groups, silences, incidents, status, ops, trace (ingest:
+api.fastpath, in WSGI)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from flask import Flask
 
 def register_blueprints(app: Flask) -> None:
     """Register every blueprint on `app`."""
-    from alert_router.api import alerts, groups, incidents, ops, silences, status, trace, webhooks
+    from alert_router.api import alerts, groups, incidents, ops, silences, status, trace
 
-    for module in (alerts, groups, webhooks, silences, incidents, status, ops, trace):
+    for module in (alerts, groups, silences, incidents, status, ops, trace):
         app.register_blueprint(module.bp)

@@ -1,4 +1,4 @@
-"""Alertmanager's v2 alerts API: POST (postable alerts) and GET (as amtool queries it)."""
+"""Alertmanager's v2 alerts API: GET, as amtool queries it (POST is api.fastpath's)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,8 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, Response, abort, jsonify, request
 
-from alert_router.api.common import accept_alerts, filter_matchers, register_error_handlers, state
+from alert_router.api.common import filter_matchers, register_error_handlers, state
 from alert_router.config import RouterConfig
-from alert_router.ingest import postable_alerts
 from alert_router.inhibit import Inhibitor, source_alertnames
 from alert_router.limits import READ_PAGE_MAX
 from alert_router.matchers import Matcher
@@ -22,12 +21,6 @@ from alert_router.timeutil import format_time
 
 bp = Blueprint("alerts", __name__)
 register_error_handlers(bp)
-
-
-@bp.post("/api/v2/alerts")
-def post_alerts() -> Response:
-    """Accept Alertmanager postable alerts (Prometheus, the rule engine, any client)."""
-    return accept_alerts("api", postable_alerts)
 
 
 def _flag(name: str, default: bool) -> bool:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -58,9 +57,9 @@ def ingest(st: RouterState, source: str, parser: Parser, data: bytes, now: float
     if good:
         # One row per request: the whole batch is durable in one commit before the reply.
         if errors or source != "api":
-            st.store.add_inbox(source, json.dumps(good), now)
+            st.store.inbox.add(source, json.dumps(good), now)
         else:
-            st.store.add_inbox(source, data.decode(), now, form="postable")
+            st.store.inbox.add(source, data.decode(), now, form="postable")
         st.metrics.received_from(source).inc(len(good))
         st.wake()
     if errors:
@@ -68,16 +67,6 @@ def ingest(st: RouterState, source: str, parser: Parser, data: bytes, now: float
         shown = "; ".join(errors[:20]) + ("; ..." if len(errors) > 20 else "")
         raise InputError(f"{len(errors)} invalid alert(s) rejected, {len(good)} valid "
                          f"alert(s) accepted: {shown}")
-
-
-def accept_alerts(source: str, parser: Parser) -> Response:
-    """Validate the body with `parser`, store the valid alerts durably, then answer."""
-    try:
-        ingest(state(), source, parser, request.get_data(cache=False), time.time(),
-               request.headers.get("Content-Type"))
-    except InputError as exc:
-        abort(input_status(exc), description=str(exc))
-    return Response(status=200)
 
 
 def filter_matchers() -> list[Matcher]:

@@ -13,12 +13,14 @@ from alert_router.dedupe import NFLOG_KEY, LogEntry, should_notify
 from alert_router.diagnostics.fetch import DiagnosticsFetcher
 from alert_router.dispatch.route import Route
 from alert_router.fingerprint import fingerprint
+from alert_router.inbox import InboxRow
 from alert_router.incidents import Incidents
 from alert_router.ingest import trusted_postable
 from alert_router.inhibit import Inhibitor, source_alertnames
 from alert_router.metrics import RouterMetrics
+from alert_router.notify.base import Notifier
 from alert_router.silence import Silencer
-from alert_router.store import AlertRow, GroupRow, HistoryEvent, InboxRow, Store, storable
+from alert_router.store import AlertRow, GroupRow, HistoryEvent, Store, storable
 from alert_router.trace import RETENTION as TRACE_RETENTION
 from alert_router.trace import TraceRow, trace_of
 from alert_router.trace import row as trace_row
@@ -29,7 +31,7 @@ log = logging.getLogger(__name__)
 POISON: tuple[type[BaseException], ...] = (ValueError, TypeError, KeyError, AttributeError,
                                            IndexError, RecursionError, OverflowError)
 Incoming = tuple[dict[str, Any], float, float, str]  # alert, received_at, timeout, fingerprint
-NotifierLookup = Callable[[str], Sequence[Any]]  # receiver name -> its notifiers
+NotifierLookup = Callable[[str], Sequence[Notifier]]  # receiver name -> its notifiers
 INBOX_BATCH = 500  # requests per transaction (request threads write elsewhere, never wait)
 INBOX_BATCH_BYTES = 2_000_000  # ...but about this much alert JSON at most
 MAX_BATCHES_PER_STEP = 40
@@ -145,7 +147,7 @@ class Dispatcher:
         A request that cannot be merged (undecodable, or data the store refuses) is set
         aside with a log line and a metric; the requests around it are merged.
         """
-        batch = self.store.read_inbox(INBOX_BATCH)
+        batch = self.store.inbox.read(INBOX_BATCH)
         if batch is None:
             return 0
         inbox_file, rows = batch
@@ -168,7 +170,7 @@ class Dispatcher:
                 poison.append((row, exc))
         try:
             count = self._merge(inbox_file, rows[-1][0], parsed, poison, now, cfg, reroute)
-        except self.store.inbox_conflict:
+        except self.store.inbox.conflict:
             raise
         except POISON + self.store.data_errors:
             # Find the culprit: merge the requests one by one, setting aside what fails.
@@ -182,12 +184,12 @@ class Dispatcher:
                         count += self._merge(inbox_file, row[0], [(row, alerts)], [], now,
                                              cfg, reroute)
                         continue
-                    except self.store.inbox_conflict:
+                    except self.store.inbox.conflict:
                         raise
                     except POISON + self.store.data_errors as exc:
                         alerts = exc
                 self._merge(inbox_file, row[0], [], [(row, alerts)], now, cfg, reroute)
-        self.store.trim_inbox(inbox_file, rows[-1][0])
+        self.store.inbox.trim(inbox_file, rows[-1][0])
         return count
 
     def _parse(self, row: InboxRow, cfg: RouterConfig) -> list[Incoming]:
@@ -290,7 +292,7 @@ class Dispatcher:
             self.store.add_group_alerts(members)
             self.store.add_history(events)
             self.store.add_trace(traces)
-            self.store.set_inbox_cursor(inbox_file, last_id)
+            self.store.inbox.mark_merged(inbox_file, last_id)
         self._report_set_aside(poison)
         return len(incoming)
 
@@ -358,7 +360,7 @@ class Dispatcher:
         interval = route.group_interval if route else cfg.route.group_interval
         try:
             enqueued = self._flush(group, route, silencer, inhibitor, now, cfg)
-        except self.store.inbox_conflict:
+        except self.store.inbox.conflict:
             raise
         except POISON + self.store.data_errors as exc:
             # A group whose stored alerts cannot be read must not hold up the others:

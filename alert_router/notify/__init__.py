@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import requests
@@ -22,7 +22,8 @@ from alert_router.notify.slack import SlackNotifier
 from alert_router.notify.templating import available_templates, render_template
 from alert_router.notify.webhook import WebhookNotifier
 
-NOTIFIER_TYPES: dict[str, type] = {
+# Each class builds a Notifier: mypy checks every one against the protocol.
+NOTIFIER_TYPES: dict[str, Callable[..., Notifier]] = {
     "email_configs": EmailNotifier,
     "slack_configs": SlackNotifier,
     "webhook_configs": WebhookNotifier,

@@ -132,13 +132,13 @@ def test_poison_rows_are_set_aside_and_later_alerts_flow(harness_factory):
     store = h.state.store
     now = _time.time()
     for body, form in POISON_BODIES:
-        store.add_inbox("api", body, now, form)
+        store.inbox.add("api", body, now, form)
     h.post([{"labels": {"alertname": "AfterPoison", "server": "s2"}}])
     h.step(now + 1)
     h.step(now + 2)
     assert [a.labels["alertname"] for n in h.stubs["default"].sent for a in n.alerts] == [
         "AfterPoison"]
-    assert store.inbox_depth() == 0
+    assert store.inbox.depth() == 0
     kept = store.list_set_aside()
     assert len(kept) == 3 and {k["kind"] for k in kept} == {"inbox"}
     assert any("\\ud800" in k["body"] for k in kept)
@@ -182,7 +182,7 @@ def test_poison_request_in_a_live_router_then_a_normal_alert_is_notified(tmp_pat
     import sqlite3
     import time as _time
 
-    from alert_router.store import INBOX_SCHEMA
+    from alert_router.inbox import INBOX_SCHEMA
     with router(tmp_path, config(receiver, group_wait="0s"), workers=2) as proc:
         # An inbox file of a live process (this test's), as the store names them.
         path = f"{tmp_path / 'router.db'}.inbox.poison00.{os.getpid()}.{socket.gethostname()}.db"

@@ -53,4 +53,4 @@ def test_no_request_causes_a_server_error(fuzzed_app):
     # Whatever the fuzzer got accepted must be processable by the dispatcher.
     state = fuzzed_app.extensions["stacksense"]
     state.dispatcher.step(time.time())
-    assert state.store.inbox_depth() == 0
+    assert state.store.inbox.depth() == 0

@@ -124,16 +124,16 @@ def test_a_request_committed_late_is_not_skipped(pg_server, pg_storage, store):
     slow.autocommit = False
     slow.execute("INSERT INTO inbox (source, received_at, body, form) "
                  "VALUES ('api', 1, '[\"slow\"]', 'normalised')")
-    store.add_inbox("api", '["fast"]', 2.0)
-    name, rows = store.read_inbox(100) or ("", [])
+    store.inbox.add("api", '["fast"]', 2.0)
+    name, rows = store.inbox.read(100) or ("", [])
     assert [r[3] for r in rows] == ['["fast"]']
     with store.tx():
-        store.set_inbox_cursor(name, rows[-1][0])
-    store.trim_inbox(name, rows[-1][0])
+        store.inbox.mark_merged(name, rows[-1][0])
+    store.inbox.trim(name, rows[-1][0])
     slow.commit()
     slow.close()
-    assert store.inbox_depth() == 1
-    assert [r[3] for r in (store.read_inbox(100) or ("", []))[1]] == ['["slow"]']
+    assert store.inbox.depth() == 1
+    assert [r[3] for r in (store.inbox.read(100) or ("", []))[1]] == ['["slow"]']
 
 
 def test_replicas_never_claim_one_notification_twice(pg_server, pg_storage, store):
@@ -219,15 +219,15 @@ def test_two_dispatchers_never_merge_one_request_twice(pg_server, pg_storage, st
     # read: its transaction is rolled back instead of merging the requests again.
     late = PgStore(pg_storage["url"], password=pg_server.password)
     try:
-        store.add_inbox("api", '["a"]', 1.0)
-        first, second = store.read_inbox(10), late.read_inbox(10)
+        store.inbox.add("api", '["a"]', 1.0)
+        first, second = store.inbox.read(10), late.inbox.read(10)
         assert first is not None and second is not None and first[1] == second[1]
         with store.tx():
             store.add_history([HistoryEvent(1.0, "alert", "fp", "s", "firing")])
-            store.set_inbox_cursor(first[0], first[1][-1][0])
+            store.inbox.mark_merged(first[0], first[1][-1][0])
         with pytest.raises(InboxMergedElsewhere), late.tx():
             late.add_history([HistoryEvent(1.0, "alert", "fp", "s", "firing")])
-            late.set_inbox_cursor(second[0], second[1][-1][0])
-        assert len(store.query_history()) == 1 and store.inbox_depth() == 0
+            late.inbox.mark_merged(second[0], second[1][-1][0])
+        assert len(store.query_history()) == 1 and store.inbox.depth() == 0
     finally:
         late.close()
