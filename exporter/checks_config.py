@@ -14,11 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from stacksense_common.config import ConfigError, check_keys
+from stacksense_common.config import ConfigError, load
 
-SERVICE_KEYS = {"name", "unit", "process", "cmdline"}
-COMMAND_KEYS = {"name", "run", "timeout_seconds", "value", "ok_exit_codes"}
-LOG_KEYS = {"file", "patterns", "max_bytes_per_probe"}
 NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
 # systemd unit names: letters, digits, ":-_.\@" (systemd.unit(5)); no spaces, no quotes.
 UNIT = re.compile(r"[A-Za-z0-9:_.\\@-]{1,255}")
@@ -80,40 +77,33 @@ class Checks:
 
 
 class ChecksError(ConfigError):
-    """The shared ConfigError, raised with the key path of the bad value."""
+    """The shared ConfigError, raised with the key path of the bad value (relative to an
+    entry when raised in a section's __post_init__: the loader puts the entry's path first)."""
 
 
-def _list(value: Any, path: str) -> list[Mapping[str, Any]]:
+def _list(value: Any, path: str) -> list[Any]:
     if value is None:
         return []
     if not isinstance(value, list):
         raise ChecksError(f"{path}: expected a list")
     if len(value) > MAX_CHECKS:
         raise ChecksError(f"{path}: at most {MAX_CHECKS} entries")
-    for i, item in enumerate(value):
-        if not isinstance(item, Mapping):
-            raise ChecksError(f"{path}[{i}]: expected a mapping")
     return value
 
 
-def _keys(raw: Mapping[str, Any], path: str, allowed: set[str]) -> None:
-    check_keys(raw, path, allowed)
-
-
-def _name(value: Any, path: str) -> str:
-    if not isinstance(value, str) or not NAME.fullmatch(value):
-        raise ChecksError(f"{path}: expected a name of letters, digits, '_', '.', '-' "
+def _name(key: str, value: str) -> None:
+    if not NAME.fullmatch(value):
+        raise ChecksError(key, f"expected a name of letters, digits, '_', '.', '-' "
                           f"(at most 64), got {value!r}")
-    return value
 
 
-def _regex(value: Any, path: str) -> re.Pattern[str]:
+def _regex(key: str, value: Any) -> re.Pattern[str]:
     if not isinstance(value, str) or not value:
-        raise ChecksError(f"{path}: expected a regular expression")
+        raise ChecksError(key, "expected a regular expression")
     try:
         return re.compile(value)
     except re.error as exc:
-        raise ChecksError(f"{path}: invalid regular expression: {exc}") from None
+        raise ChecksError(key, f"invalid regular expression: {exc}") from None
 
 
 def _unique(names: list[str], path: str, what: str) -> None:
@@ -124,25 +114,97 @@ def _unique(names: list[str], path: str, what: str) -> None:
         seen.add(name)
 
 
+# The entries as written in the inventory, read by the shared loader: fields are the
+# allowed keys, defaults live here, __post_init__ checks what reaches the remote script.
+
+
+@dataclass(frozen=True)
+class ServiceSection:
+    """One entry of `services:`."""
+
+    name: str
+    unit: str | None = None
+    process: str | None = None
+    cmdline: str | None = None
+
+    def __post_init__(self) -> None:
+        _name("name", self.name)
+        if self.unit is not None and not UNIT.fullmatch(self.unit):
+            raise ChecksError("unit", f"not a systemd unit name: {self.unit!r}")
+        if self.process is not None and not PROCESS.fullmatch(self.process):
+            raise ChecksError("process", f"expected a process name as in /proc/PID/comm "
+                              f"(no spaces or '/', at most 15 bytes), got {self.process!r}")
+        if self.cmdline is not None:
+            _regex("cmdline", self.cmdline)
+        if self.unit is None and self.process is None and self.cmdline is None:
+            raise ChecksError("", "give unit, process or cmdline (or several)")
+
+
+@dataclass(frozen=True)
+class CommandSection:
+    """One entry of `commands:`."""
+
+    name: str
+    # An argument list, the program first; checked below with a message on the shell.
+    run: Any = None
+    timeout_seconds: float = 5.0
+    value: Any = "exit_code"  # exit_code, number or {regex: ...}
+    ok_exit_codes: tuple[int, ...] = (0,)
+
+    def __post_init__(self) -> None:
+        _name("name", self.name)
+        if not isinstance(self.run, list) or not self.run or not all(
+                isinstance(a, str) and a and "\n" not in a and "\0" not in a for a in self.run):
+            raise ChecksError("run", "expected a non-empty list of arguments "
+                              "(the program first; no shell: write [sh, -c, '...'] for one)")
+        if not 0 < self.timeout_seconds <= 300:
+            raise ChecksError("timeout_seconds", f"expected a number in (0, 300], "
+                              f"got {self.timeout_seconds:g}")
+        if not isinstance(self.value, Mapping) and self.value not in ("exit_code", "number"):
+            raise ChecksError("value", f"expected exit_code, number or {{regex: ...}}, "
+                              f"got {self.value!r}")
+        if not self.ok_exit_codes or not all(0 <= c < 256 for c in self.ok_exit_codes):
+            raise ChecksError("ok_exit_codes", "expected a list of exit codes 0-255")
+
+
+@dataclass(frozen=True)
+class ValueRegex:
+    """`value: {regex: ...}`: the command's value is the regex's first group."""
+
+    regex: str
+
+    def __post_init__(self) -> None:
+        if _regex("regex", self.regex).groups < 1:
+            raise ChecksError("regex", "needs a group around the number")
+
+
+@dataclass(frozen=True)
+class LogSection:
+    """One entry of `logs:`."""
+
+    file: str
+    patterns: dict[str, str]  # name: regex
+    max_bytes_per_probe: int = DEFAULT_LOG_BYTES
+
+    def __post_init__(self) -> None:
+        if not self.file.startswith("/") or "\n" in self.file or "\0" in self.file:
+            raise ChecksError("file", f"expected an absolute path, got {self.file!r}")
+        if not self.patterns:
+            raise ChecksError("patterns", "expected a mapping of name: regex")
+        for name, regex in self.patterns.items():
+            _name(f"patterns.{name}", name)
+            _regex(f"patterns.{name}", regex)
+        if not 1024 <= self.max_bytes_per_probe <= MAX_LOG_BYTES:
+            raise ChecksError("max_bytes_per_probe", f"expected an integer in "
+                              f"[1024, {MAX_LOG_BYTES}], got {self.max_bytes_per_probe!r}")
+
+
 def parse_services(value: Any, path: str) -> tuple[ServiceCheck, ...]:
     out: list[ServiceCheck] = []
     for i, raw in enumerate(_list(value, path)):
-        where = f"{path}[{i}]"
-        _keys(raw, where, SERVICE_KEYS)
-        name = _name(raw.get("name"), f"{where}.name")
-        unit = raw.get("unit")
-        if unit is not None and (not isinstance(unit, str) or not UNIT.fullmatch(unit)):
-            raise ChecksError(f"{where}.unit: not a systemd unit name: {unit!r}")
-        process = raw.get("process")
-        if process is not None and (not isinstance(process, str)
-                                    or not PROCESS.fullmatch(process)):
-            raise ChecksError(f"{where}.process: expected a process name as in "
-                              f"/proc/PID/comm (no spaces or '/', at most 15 bytes), "
-                              f"got {process!r}")
-        cmdline = _regex(raw["cmdline"], f"{where}.cmdline") if "cmdline" in raw else None
-        if unit is None and process is None and cmdline is None:
-            raise ChecksError(f"{where}: give unit, process or cmdline (or several)")
-        out.append(ServiceCheck(name, unit, process, cmdline))
+        s = load(ServiceSection, raw, f"{path}[{i}]")
+        cmdline = re.compile(s.cmdline) if s.cmdline is not None else None
+        out.append(ServiceCheck(s.name, s.unit, s.process, cmdline))
     _unique([s.name for s in out], path, "service")
     return tuple(out)
 
@@ -151,36 +213,14 @@ def parse_commands(value: Any, path: str) -> tuple[CommandCheck, ...]:
     out: list[CommandCheck] = []
     for i, raw in enumerate(_list(value, path)):
         where = f"{path}[{i}]"
-        _keys(raw, where, COMMAND_KEYS)
-        name = _name(raw.get("name"), f"{where}.name")
-        run = raw.get("run")
-        if not isinstance(run, list) or not run or not all(
-                isinstance(a, str) and a and "\n" not in a and "\0" not in a for a in run):
-            raise ChecksError(f"{where}.run: expected a non-empty list of arguments "
-                              "(the program first; no shell: write [sh, -c, '...'] for one)")
-        timeout = raw.get("timeout_seconds", CommandCheck.timeout_seconds)
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float) \
-                or not 0 < timeout <= 300:
-            raise ChecksError(f"{where}.timeout_seconds: expected a number in (0, 300], "
-                              f"got {timeout!r}")
-        value_spec = raw.get("value", CommandCheck.value)
+        c = load(CommandSection, raw, where)
         regex = None
-        if isinstance(value_spec, Mapping):
-            _keys(value_spec, f"{where}.value", {"regex"})
-            regex = _regex(value_spec.get("regex"), f"{where}.value.regex")
-            if regex.groups < 1:
-                raise ChecksError(f"{where}.value.regex: needs a group around the number")
+        kind = c.value
+        if isinstance(c.value, Mapping):
+            regex = re.compile(load(ValueRegex, c.value, f"{where}.value").regex)
             kind = "regex"
-        elif value_spec in ("exit_code", "number"):
-            kind = value_spec
-        else:
-            raise ChecksError(f"{where}.value: expected exit_code, number or {{regex: ...}}, "
-                              f"got {value_spec!r}")
-        codes = raw.get("ok_exit_codes", list(CommandCheck.ok_exit_codes))
-        if not isinstance(codes, list) or not codes or not all(
-                isinstance(c, int) and not isinstance(c, bool) and 0 <= c < 256 for c in codes):
-            raise ChecksError(f"{where}.ok_exit_codes: expected a list of exit codes 0-255")
-        out.append(CommandCheck(name, tuple(run), float(timeout), kind, regex, tuple(codes)))
+        out.append(CommandCheck(c.name, tuple(c.run), c.timeout_seconds, kind, regex,
+                                c.ok_exit_codes))
     _unique([c.name for c in out], path, "command")
     return tuple(out)
 
@@ -188,22 +228,9 @@ def parse_commands(value: Any, path: str) -> tuple[CommandCheck, ...]:
 def parse_logs(value: Any, path: str) -> tuple[LogWatch, ...]:
     out: list[LogWatch] = []
     for i, raw in enumerate(_list(value, path)):
-        where = f"{path}[{i}]"
-        _keys(raw, where, LOG_KEYS)
-        file = raw.get("file")
-        if not isinstance(file, str) or not file.startswith("/") or "\n" in file \
-                or "\0" in file:
-            raise ChecksError(f"{where}.file: expected an absolute path, got {file!r}")
-        patterns = raw.get("patterns")
-        if not isinstance(patterns, Mapping) or not patterns:
-            raise ChecksError(f"{where}.patterns: expected a mapping of name: regex")
-        compiled = tuple((_name(k, f"{where}.patterns.{k}"),
-                          _regex(v, f"{where}.patterns.{k}")) for k, v in patterns.items())
-        cap = raw.get("max_bytes_per_probe", DEFAULT_LOG_BYTES)
-        if isinstance(cap, bool) or not isinstance(cap, int) or not 1024 <= cap <= MAX_LOG_BYTES:
-            raise ChecksError(f"{where}.max_bytes_per_probe: expected an integer in "
-                              f"[1024, {MAX_LOG_BYTES}], got {cap!r}")
-        out.append(LogWatch(file, compiled, cap))
+        w = load(LogSection, raw, f"{path}[{i}]")
+        compiled = tuple((name, re.compile(regex)) for name, regex in w.patterns.items())
+        out.append(LogWatch(w.file, compiled, w.max_bytes_per_probe))
     _unique([w.file for w in out], path, "log file")
     return tuple(out)
 

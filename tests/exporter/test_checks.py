@@ -264,6 +264,20 @@ def test_host_facts_are_read_once_per_connection(
     ({"services": [{"name": "x"}]}, "give unit, process or cmdline"),
     ({"logs": [{"file": "relative.log", "patterns": {"e": "E"}}]}, "expected an absolute path"),
     ({"logs": [{"file": "/x", "patterns": {"e": "("}}]}, "invalid regular expression"),
+    ({"services": [{"name": "x", "unti": "a"}]},
+     "services[0].unti: unknown key (allowed: cmdline, name, process, unit)"),
+    ({"commands": [{"name": "x", "run": ["true"], "timeout": 1}]},
+     "commands[0].timeout: unknown key (allowed: name, ok_exit_codes, run, timeout_seconds, "
+     "value)"),
+    ({"commands": [{"name": "x", "run": ["true"], "value": {"rgx": "(1)"}}]},
+     "commands[0].value.rgx: unknown key (allowed: regex)"),
+    ({"commands": [{"name": "x", "run": ["true"], "value": {"regex": "1"}}]},
+     "commands[0].value.regex: needs a group"),
+    ({"logs": [{"file": "/x", "pattern": {"e": "E"}}]},
+     "logs[0].pattern: unknown key (allowed: file, max_bytes_per_probe, patterns)"),
+    ({"logs": [{"file": "/x", "patterns": {"e": "E"}, "max_bytes_per_probe": 10}]},
+     "logs[0].max_bytes_per_probe: expected an integer in [1024,"),
+    ({"services": [{"unit": "a"}]}, "services[0].name: required"),
 ])
 def test_invalid_checks_are_refused_with_the_key_path(
     tmp_path: Path, bad: dict[str, Any], message: str,
