@@ -92,9 +92,9 @@ def _validate(raw: Mapping[str, Any]) -> AgentConfig:
     if any(c.isspace() or not c.isprintable() for c in token):
         raise AgentConfigError("token: must not contain whitespace or control characters")
     numbers = {}
-    for key, default, low in (("interval_seconds", 30.0, 1.0), ("timeout_seconds", 10.0, 0.1),
-                              ("max_backoff_seconds", 60.0, 1.0)):
-        value = raw.get(key, default)
+    for key, low in (("interval_seconds", 1.0), ("timeout_seconds", 0.1),
+                     ("max_backoff_seconds", 1.0)):
+        value = raw.get(key, getattr(AgentConfig, key))  # the defaults live on AgentConfig
         try:
             numbers[key] = float(value)
         except (TypeError, ValueError):
