@@ -16,22 +16,55 @@ from alert_router.diagnostics.fetch import DiagnosticsConfig, parse_diagnostics
 from alert_router.dispatch.route import Route, build_route
 from alert_router.errors import ConfigError
 from alert_router.inhibit import InhibitRule, build_inhibit_rules, default_inhibit_rules
-from stacksense_common.config import Seconds, check_keys, duration_at, load
+from stacksense_common.config import Seconds, keys_of, load
 from stacksense_common.secret import Secret
 
-DEFAULT_RESOLVE_TIMEOUT = 300.0
-# A firing alert relayed by an Alertmanager webhook is re-sent only every repeat_interval
-# (4h by default), so it must outlive that before it counts as resolved without word.
-DEFAULT_WEBHOOK_RESOLVE_TIMEOUT = 4 * 3600.0 + 600.0
+# The file's sections are dataclasses read by the shared loader (stacksense_common.config):
+# fields are the allowed keys, defaults are written there once, errors name the key path.
+# The route tree (alert_router.dispatch.route), the receivers (alert_router.notify), the
+# inhibit rules, console and diagnostics have readers of their own, called on what the
+# loader hands over.
+
+
+@dataclass(frozen=True)
+class GlobalSection:
+    """The `global:` section: the router's timeouts and Alertmanager's notifier defaults."""
+
+    resolve_timeout: Seconds = 300.0
+    # A firing alert relayed by an Alertmanager webhook is re-sent only every
+    # repeat_interval (4h by default), so it must outlive that before it counts as
+    # resolved without word.
+    webhook_resolve_timeout: Seconds = 4 * 3600.0 + 600.0
+    # Alertmanager's names, read by the notifiers from the section as written.
+    smtp_from: Any = None
+    smtp_hello: Any = None
+    smtp_smarthost: Any = None
+    smtp_auth_username: Any = None
+    smtp_auth_password: Any = None
+    smtp_auth_password_file: Any = None
+    smtp_auth_secret: Any = None
+    smtp_auth_identity: Any = None
+    smtp_require_tls: Any = None
+    slack_api_url: Any = None
+    slack_api_url_file: Any = None
+    pagerduty_url: Any = None
+    http_config: Any = None
+
+
 ROUTER_GLOBAL_KEYS = {"resolve_timeout", "webhook_resolve_timeout"}
-# Global keys the notifiers read (Alertmanager's names); the router owns resolve_timeout.
-NOTIFIER_GLOBAL_KEYS = {
-    "smtp_from", "smtp_hello", "smtp_smarthost", "smtp_auth_username", "smtp_auth_password",
-    "smtp_auth_password_file", "smtp_auth_secret", "smtp_auth_identity", "smtp_require_tls",
-    "slack_api_url", "slack_api_url_file", "pagerduty_url", "http_config",
-}
-TOP_KEYS = {"global", "route", "inhibit_rules", "receivers", "templates", "storage", "auth",
-            "web", "delivery", "incidents", "console", "diagnostics"}
+NOTIFIER_GLOBAL_KEYS = set(keys_of(GlobalSection)) - ROUTER_GLOBAL_KEYS
+DEFAULT_RESOLVE_TIMEOUT = GlobalSection.resolve_timeout
+DEFAULT_WEBHOOK_RESOLVE_TIMEOUT = GlobalSection.webhook_resolve_timeout
+
+
+@dataclass(frozen=True)
+class AuthSection:
+    """The `auth:` section. Tokens are read from a file (one a line) and/or a variable."""
+
+    tokens_file: Path | None = None
+    tokens_env: str | None = None
+    protect_reads: bool = False
+    allow_unauthenticated_writes: bool = False
 
 
 @dataclass(frozen=True)
@@ -39,8 +72,8 @@ class AuthConfig:
     """Bearer tokens for writes (and optionally reads); each a Secret, shown as <secret>."""
 
     tokens: tuple[Secret, ...] = ()
-    protect_reads: bool = False
-    allow_unauthenticated_writes: bool = False
+    protect_reads: bool = AuthSection.protect_reads
+    allow_unauthenticated_writes: bool = AuthSection.allow_unauthenticated_writes
 
 
 @dataclass(frozen=True)
@@ -94,9 +127,9 @@ class RouterConfig:
     receivers: dict[str, dict[str, Any]]
     inhibit_rules: list[InhibitRule]
     global_config: dict[str, Any]
-    resolve_timeout: float = DEFAULT_RESOLVE_TIMEOUT
-    webhook_resolve_timeout: float = DEFAULT_WEBHOOK_RESOLVE_TIMEOUT
-    storage_path: str = "stacksense-router.db"
+    resolve_timeout: float = GlobalSection.resolve_timeout
+    webhook_resolve_timeout: float = GlobalSection.webhook_resolve_timeout
+    storage_path: str = "stacksense-router.db"  # beside the config file when relative
     storage_synchronous: str = "NORMAL"
     storage_url: str = ""  # postgresql://user@host:port/db (no password); "" = SQLite
     storage_password: Secret | None = None
@@ -111,65 +144,56 @@ class RouterConfig:
     original: str = ""  # the YAML as read, for /api/v2/status (secrets redacted)
 
 
-def _mapping(raw: Any, path: str) -> dict[str, Any]:
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        raise ConfigError(path, "must be a mapping")
-    return raw
-
-
-def _check_keys(raw: Mapping[str, Any], allowed: set[str], path: str) -> None:
-    check_keys(raw, path, allowed)  # the error lists the allowed keys
-
-
-def _dur(raw: Mapping[str, Any], key: str, path: str, default: float) -> float:
-    if key not in raw:
-        return default
-    return duration_at(raw[key], f"{path}.{key}")
-
-
-def _bool(raw: Mapping[str, Any], key: str, path: str, default: bool) -> bool:
-    value = raw.get(key, default)
-    if not isinstance(value, bool):
-        raise ConfigError(f"{path}.{key}", "must be true or false")
-    return value
-
-
-def _read_tokens(auth: Mapping[str, Any], base: Path) -> tuple[Secret, ...]:
+def _read_tokens(auth: AuthSection) -> tuple[Secret, ...]:
     tokens: list[str] = []
-    if "tokens_file" in auth:
-        path = base / str(auth["tokens_file"])
+    if auth.tokens_file is not None:
         try:
-            text = path.read_text()
+            text = auth.tokens_file.read_text()
         except OSError as exc:
-            raise ConfigError("auth.tokens_file", f"cannot read {path}: {exc.strerror}") from None
+            raise ConfigError("auth.tokens_file",
+                              f"cannot read {auth.tokens_file}: {exc.strerror}") from None
         tokens += [t.strip() for t in text.splitlines() if t.strip() and not t.startswith("#")]
-    if "tokens_env" in auth:
-        name = str(auth["tokens_env"])
-        value = os.environ.get(name)
+    if auth.tokens_env is not None:
+        value = os.environ.get(auth.tokens_env)
         if value is None:
-            raise ConfigError("auth.tokens_env", f"environment variable {name} is not set")
+            raise ConfigError("auth.tokens_env",
+                              f"environment variable {auth.tokens_env} is not set")
         tokens += [t.strip() for t in value.split(",") if t.strip()]
     return tuple(Secret(t) for t in tokens)
 
 
-def _auth(raw: Any, base: Path) -> AuthConfig:
-    auth = _mapping(raw, "auth")
-    _check_keys(auth, {"tokens_file", "tokens_env", "protect_reads",
-                       "allow_unauthenticated_writes"}, "auth")
-    tokens = _read_tokens(auth, base)
-    allow = _bool(auth, "allow_unauthenticated_writes", "auth",
-                  AuthConfig.allow_unauthenticated_writes)
-    if not tokens and not allow:
+def _auth(auth: AuthSection) -> AuthConfig:
+    tokens = _read_tokens(auth)
+    if not tokens and not auth.allow_unauthenticated_writes:
         raise ConfigError("auth", "no bearer tokens: set tokens_file or tokens_env "
                           "(or allow_unauthenticated_writes: true for a closed network)")
-    return AuthConfig(tokens, _bool(auth, "protect_reads", "auth", AuthConfig.protect_reads),
-                      allow)
+    return AuthConfig(tokens, auth.protect_reads, auth.allow_unauthenticated_writes)
 
 
-def _delivery(raw: Any) -> DeliveryConfig:
-    return load(DeliveryConfig, raw, "delivery")
+@dataclass(frozen=True)
+class StorageSection:
+    """The `storage:` section: a SQLite file (path, synchronous) or PostgreSQL (url, password)."""
+
+    path: str | None = None  # None: RouterConfig.storage_path
+    synchronous: str | None = None  # normal or full; None: RouterConfig.storage_synchronous
+    url: Any = None  # checked by _storage_url, whose errors never echo it
+    password_env: str | None = None
+    password_file: Path | None = None
+
+    def __post_init__(self) -> None:
+        # The shared loader puts these paths under the section's: "storage.path: ...".
+        if self.password_env is not None and self.password_file is not None:
+            raise ConfigError("password_file", "set password_env or password_file, not both")
+        if self.url is not None:
+            for key in ("path", "synchronous"):
+                if getattr(self, key) is not None:
+                    raise ConfigError(key, "SQLite only: not with storage.url")
+            return
+        for key in ("password_env", "password_file"):
+            if getattr(self, key) is not None:
+                raise ConfigError(key, "only with storage.url (PostgreSQL)")
+        if self.synchronous is not None and self.synchronous.upper() not in ("NORMAL", "FULL"):
+            raise ConfigError("synchronous", "must be normal or full")
 
 
 @dataclass(frozen=True)
@@ -182,22 +206,19 @@ class StorageConfig:
     password: Secret | None = None
 
 
-def _storage_password(section: Mapping[str, Any], base: Path) -> Secret | None:
-    if "password_env" in section and "password_file" in section:
-        raise ConfigError("storage.password_file", "set password_env or password_file, not both")
-    if "password_env" in section:
-        name = str(section["password_env"])
-        value = os.environ.get(name)
+def _storage_password(section: StorageSection) -> Secret | None:
+    if section.password_env is not None:
+        value = os.environ.get(section.password_env)
         if value is None:
-            raise ConfigError("storage.password_env", f"environment variable {name} is not set")
+            raise ConfigError("storage.password_env",
+                              f"environment variable {section.password_env} is not set")
         return Secret(value)
-    if "password_file" in section:
-        path = base / str(section["password_file"])
+    if section.password_file is not None:
         try:
-            return Secret.from_file(path)
+            return Secret.from_file(section.password_file)
         except OSError as exc:
             raise ConfigError("storage.password_file",
-                              f"cannot read {path}: {exc.strerror}") from None
+                              f"cannot read {section.password_file}: {exc.strerror}") from None
     return None
 
 
@@ -225,26 +246,33 @@ def _storage_url(raw: Any) -> str:
     return raw
 
 
-def _storage(raw: Any, base: Path) -> StorageConfig:
-    section = _mapping(raw, "storage")
-    _check_keys(section, {"path", "synchronous", "url", "password_env", "password_file"},
-                "storage")
-    if "url" in section:
-        for key in ("path", "synchronous"):
-            if key in section:
-                raise ConfigError(f"storage.{key}", "SQLite only: not with storage.url")
-        return StorageConfig("", url=_storage_url(section["url"]),
-                             password=_storage_password(section, base))
-    for key in ("password_env", "password_file"):
-        if key in section:
-            raise ConfigError(f"storage.{key}", "only with storage.url (PostgreSQL)")
-    sync = str(section.get("synchronous", StorageConfig.synchronous)).upper()
-    if sync not in ("NORMAL", "FULL"):
-        raise ConfigError("storage.synchronous", "must be normal or full")
-    path = str(section.get("path", RouterConfig.storage_path))
+def _storage(section: StorageSection, base: Path) -> StorageConfig:
+    if section.url is not None:
+        return StorageConfig("", url=_storage_url(section.url),
+                             password=_storage_password(section))
+    sync = (section.synchronous or RouterConfig.storage_synchronous).upper()
+    path = section.path if section.path is not None else RouterConfig.storage_path
     if path != ":memory:" and not os.path.isabs(path):
         path = str(base / path)
     return StorageConfig(path, sync)
+
+
+@dataclass(frozen=True)
+class RouterFile:
+    """The whole router config file, section by section."""
+
+    global_: GlobalSection = field(default=GlobalSection(), metadata={"key": "global"})
+    route: Any = None  # required; alert_router.dispatch.route reads it
+    inhibit_rules: Any = None  # absent: the shipped rules (alert_router.inhibit)
+    receivers: Any = None  # required; alert_router.notify checks each
+    templates: Any = None
+    storage: StorageSection = StorageSection()
+    auth: AuthSection = AuthSection()
+    web: WebConfig = WebConfig()
+    delivery: DeliveryConfig = DeliveryConfig()
+    incidents: IncidentsConfig = IncidentsConfig()
+    console: Any = None  # alert_router.console.settings
+    diagnostics: Any = None  # alert_router.diagnostics.fetch
 
 
 def _receivers(raw: Any, global_config: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -278,47 +306,39 @@ def _check_receivers_exist(route: Route, receivers: Mapping[str, Any]) -> None:
 def parse_config(raw: Any, *, base_dir: Path | None = None, original: str = "") -> RouterConfig:
     """Validate a config mapping (as loaded from YAML) into a RouterConfig."""
     base = base_dir or Path.cwd()
-    top = _mapping(raw, "")
-    _check_keys(top, TOP_KEYS, "")
-    glob = _mapping(top.get("global"), "global")
-    _check_keys(glob, NOTIFIER_GLOBAL_KEYS | ROUTER_GLOBAL_KEYS, "global")
-    resolve_timeout = _dur(glob, "resolve_timeout", "global", RouterConfig.resolve_timeout)
-    webhook_timeout = _dur(glob, "webhook_resolve_timeout", "global",
-                           RouterConfig.webhook_resolve_timeout)
+    top = load(RouterFile, raw, "", base=base)
+    given = raw or {}  # load checked it is a mapping
+    glob = given.get("global") or {}
     notifier_global = {k: v for k, v in glob.items() if k not in ROUTER_GLOBAL_KEYS}
-    if "route" not in top:
+    if top.route is None:
         raise ConfigError("route", "required: the top route with a receiver")
-    route = build_route(top["route"])
-    receivers = _receivers(top.get("receivers"), notifier_global)
+    route = build_route(top.route)
+    receivers = _receivers(top.receivers, notifier_global)
     _check_receivers_exist(route, receivers)
-    rules = (build_inhibit_rules(top["inhibit_rules"]) if "inhibit_rules" in top
+    rules = (build_inhibit_rules(top.inhibit_rules) if "inhibit_rules" in given
              else default_inhibit_rules())
-    if "templates" in top and not isinstance(top["templates"], list):
+    if "templates" in given and not isinstance(top.templates, list):
         raise ConfigError("templates", "must be a list of paths")
-
-    storage = _storage(top.get("storage"), base)
-
-    web = load(WebConfig, top.get("web"), "web")
-    incidents = load(IncidentsConfig, top.get("incidents"), "incidents")
+    storage = _storage(top.storage, base)
     return RouterConfig(
         route=route,
         receivers=receivers,
         inhibit_rules=rules,
         global_config=notifier_global,
-        resolve_timeout=resolve_timeout,
-        webhook_resolve_timeout=webhook_timeout,
+        resolve_timeout=top.global_.resolve_timeout,
+        webhook_resolve_timeout=top.global_.webhook_resolve_timeout,
         storage_path=storage.path,
         storage_synchronous=storage.synchronous,
         storage_url=storage.url,
         storage_password=storage.password,
-        auth=_auth(top.get("auth"), base),
-        external_url=web.external_url,
-        max_request_bytes=web.max_request_bytes,
-        delivery=_delivery(top.get("delivery")),
-        incident_auto_close=incidents.auto_close_after,
-        incident_open_for=incidents.open_for_severities,
-        console=parse_console(top.get("console"), base),
-        diagnostics=parse_diagnostics(top.get("diagnostics"), base),
+        auth=_auth(top.auth),
+        external_url=top.web.external_url,
+        max_request_bytes=top.web.max_request_bytes,
+        delivery=top.delivery,
+        incident_auto_close=top.incidents.auto_close_after,
+        incident_open_for=top.incidents.open_for_severities,
+        console=parse_console(top.console, base),
+        diagnostics=parse_diagnostics(top.diagnostics, base),
         original=original,
     )
 

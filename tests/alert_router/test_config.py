@@ -75,6 +75,30 @@ def test_invalid_configs_name_the_key_path(tmp_path, change, path):
     assert str(err.value).startswith(path), str(err.value)
 
 
+@pytest.mark.parametrize(("section", "message"), [
+    ({"auth": {"token_file": "t"}}, "auth.token_file: unknown key (allowed: "
+     "allow_unauthenticated_writes, protect_reads, tokens_env, tokens_file)"),
+    ({"auth": {"protect_reads": "yes", "tokens_env": "X"}},
+     "auth.protect_reads: expected true or false, got 'yes'"),
+    ({"storage": {"pth": "x.db"}}, "storage.pth: unknown key (allowed: password_env, "
+     "password_file, path, synchronous, url)"),
+    ({"storage": {"synchronous": "off"}}, "storage.synchronous: must be normal or full"),
+    ({"global": {"resolve_timeout": "1.5m"}}, "global.resolve_timeout: expected a duration"),
+    ({"webb": {}}, "webb: unknown key (allowed: auth, console, delivery, diagnostics, global, "
+     "incidents, inhibit_rules, receivers, route, storage, templates, web)"),
+])
+def test_sections_are_read_by_the_shared_loader(tmp_path, section, message):
+    with pytest.raises(ConfigError) as err:
+        parse_config(base_config(tmp_path, **section))
+    assert str(err.value).startswith(message), str(err.value)
+
+
+def test_storage_defaults_and_lower_case_synchronous(tmp_path):
+    cfg = parse_config(base_config(tmp_path, storage={"synchronous": "full"}), base_dir=tmp_path)
+    assert cfg.storage_synchronous == "FULL"
+    assert cfg.storage_path == str(tmp_path / RouterConfig.storage_path)
+
+
 def test_unauthenticated_writes_must_be_explicit(tmp_path):
     raw = base_config(tmp_path, auth={"allow_unauthenticated_writes": True})
     assert parse_config(raw).auth.tokens == ()
