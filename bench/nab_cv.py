@@ -361,7 +361,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "has no windows: its held-out figure is its false-alarm rows)"
     )
     if fixed or grid:
-        print(f"candidate with {fixed or ''} {grid or ''} (plain: its defaults with -p)")
+        print(f"candidate: -p {fixed}, --grid {grid} (plain: the defaults with the -p values)")
     return 0
 
 
