@@ -16,7 +16,7 @@ from alert_router.diagnostics.fetch import DiagnosticsConfig, parse_diagnostics
 from alert_router.dispatch.route import Route, build_route
 from alert_router.errors import ConfigError
 from alert_router.inhibit import InhibitRule, build_inhibit_rules, default_inhibit_rules
-from stacksense_common.config import Seconds, keys_of, load
+from stacksense_common.config import Seconds, load
 from stacksense_common.secret import Secret
 
 # The file's sections are dataclasses read by the shared loader (stacksense_common.config):
@@ -51,10 +51,8 @@ class GlobalSection:
     http_config: Any = None
 
 
+# The router's own; the rest of `global:` is handed to the notifiers as written.
 ROUTER_GLOBAL_KEYS = {"resolve_timeout", "webhook_resolve_timeout"}
-NOTIFIER_GLOBAL_KEYS = set(keys_of(GlobalSection)) - ROUTER_GLOBAL_KEYS
-DEFAULT_RESOLVE_TIMEOUT = GlobalSection.resolve_timeout
-DEFAULT_WEBHOOK_RESOLVE_TIMEOUT = GlobalSection.webhook_resolve_timeout
 
 
 @dataclass(frozen=True)
