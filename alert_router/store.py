@@ -21,6 +21,7 @@ from alert_router.dedupe import LogEntry, entry_of_payload
 from alert_router.inbox import FileInbox, Inbox
 from alert_router.matchers import Matcher
 from alert_router.silence import Silence
+from alert_router.sql import Dialect, Insert
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS generations (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -157,6 +158,29 @@ class HistoryEvent:
 
 _ALERT_COLUMNS = ("fingerprint, labels, annotations, starts_at, ends_at, generator_url, "
                   "updated_at, state")
+# The inserts, described once for every dialect (alert_router.sql).
+PUT_ALERTS = Insert("alerts", ("fingerprint", "labels", "annotations", "starts_at", "ends_at",
+                               "generator_url", "updated_at", "state", "server", "alertname"),
+                    conflict_key=("fingerprint",))
+ADD_GROUPS = Insert("groups", ("group_key", "route_id", "receiver", "group_labels",
+                               "created_at", "next_flush_at"), ignore_conflicts=True)
+ADD_GROUP_ALERTS = Insert("group_alerts", ("group_key", "fingerprint"), ignore_conflicts=True)
+PUT_NFLOG = Insert("nflog", ("group_key", "receiver", "integration", "firing", "resolved",
+                             "sent_at"), conflict_key=("group_key", "receiver", "integration"))
+PUT_SILENCE = Insert("silences", ("id", "matchers", "starts_at", "ends_at", "created_by",
+                                  "comment", "updated_at"), conflict_key=("id",))
+ADD_INCIDENTS = Insert("incidents", ("key", "state", "title", "server", "severity", "opened_at",
+                                     "updated_at"), values=("?", "'open'", "?", "?", "?", "?", "?"))
+LINK_INCIDENT_ALERTS = Insert("incident_alerts", ("incident_id", "fingerprint"),
+                              ignore_conflicts=True)
+ADD_HISTORY = Insert("history", ("ts", "kind", "subject", "server", "transition", "actor",
+                                 "reason", "details"))
+ADD_TRACE = Insert("trace_events", ("trace_id", "ts", "stage", "outcome", "fingerprint",
+                                    "details"))
+SET_ASIDE = Insert("set_aside", ("kind", "source", "received_at", "body", "error", "ts"))
+PUBLISH_CONFIG = Insert("published_config", ("id", "generation", "text"),
+                        values=("1", "?", "?"), conflict_key=("id",))
+PUT_LEASE = Insert("leases", ("name", "holder", "until"), conflict_key=("name",))
 
 
 def _alert(row: tuple[Any, ...]) -> AlertRow:
@@ -194,6 +218,7 @@ class Store:
 
     # Errors by which the database refuses a value (the dispatcher sets such a row aside).
     data_errors: tuple[type[BaseException], ...] = (sqlite3.DataError,)
+    dialect: Dialect = Dialect()  # what this database spells its own way
     inbox: Inbox  # where requests land until merged (alert_router.inbox)
 
     def __init__(self, path: str, *, synchronous: str = "NORMAL") -> None:
@@ -268,9 +293,8 @@ class Store:
     def set_aside(self, rows: Iterable[tuple[str, str, float, str, str, float]]) -> None:
         """Keep rows the dispatcher cannot process: (kind, source, received_at, body, error,
         now), escaped so that they can be stored whatever they hold."""
-        self.conn().executemany(
-            "INSERT INTO set_aside (kind, source, received_at, body, error, ts) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
+        self.dialect.insert_many(
+            self.conn(), SET_ASIDE,
             [(kind, storable(source), received_at, storable(body), storable(error), now)
              for kind, source, received_at, body, error, now in rows])
 
@@ -337,9 +361,8 @@ class Store:
         """Insert or replace alerts; `labels_json`: fingerprint -> json.dumps(labels) where
         the caller already has it."""
         encoded = labels_json or {}
-        self.conn().executemany(
-            f"INSERT OR REPLACE INTO alerts ({_ALERT_COLUMNS}, server, alertname) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        self.dialect.insert_many(
+            self.conn(), PUT_ALERTS,
             [(a.fingerprint, encoded.get(a.fingerprint) or json.dumps(a.labels),
               json.dumps(a.annotations), a.starts_at,
               a.ends_at, a.generator_url, a.updated_at, a.state, a.labels.get("server", ""),
@@ -405,13 +428,10 @@ class Store:
     # ---- aggregation groups
     def ensure_groups(self, rows: Iterable[tuple[str, str, str, str, float, float]]) -> None:
         """Create groups that do not exist: (key, route_id, receiver, labels, created, flush)."""
-        self.conn().executemany(
-            "INSERT OR IGNORE INTO groups (group_key, route_id, receiver, group_labels, "
-            "created_at, next_flush_at) VALUES (?, ?, ?, ?, ?, ?)", rows)
+        self.dialect.insert_many(self.conn(), ADD_GROUPS, rows)
 
     def add_group_alerts(self, pairs: Iterable[tuple[str, str]]) -> None:
-        self.conn().executemany(
-            "INSERT OR IGNORE INTO group_alerts (group_key, fingerprint) VALUES (?, ?)", pairs)
+        self.dialect.insert_many(self.conn(), ADD_GROUP_ALERTS, pairs)
 
     def expedite_unflushed_groups(self, keys: Iterable[str], now: float) -> None:
         """Flush at `now` the groups that have not flushed yet (an old alert joined them)."""
@@ -472,8 +492,7 @@ class Store:
     def put_nflog(self, group_key: str, receiver: str, integration: int,
                   entry: LogEntry) -> None:
         self.conn().execute(
-            "INSERT OR REPLACE INTO nflog (group_key, receiver, integration, firing, resolved, "
-            "sent_at) VALUES (?, ?, ?, ?, ?, ?)",
+            PUT_NFLOG.text(),
             (group_key, receiver, integration, json.dumps(sorted(entry.firing)),
              json.dumps(sorted(entry.resolved)), entry.sent_at))
 
@@ -596,8 +615,7 @@ class Store:
     # ---- silences
     def put_silence(self, silence: Silence) -> None:
         self.conn().execute(
-            "INSERT OR REPLACE INTO silences (id, matchers, starts_at, ends_at, created_by, "
-            "comment, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            PUT_SILENCE.text(),
             (silence.id, json.dumps([m.to_api() for m in silence.matchers]), silence.starts_at,
              silence.ends_at, silence.created_by, silence.comment, silence.updated_at))
 
@@ -633,14 +651,13 @@ class Store:
 
     def create_incidents(self, rows: Iterable[tuple[str, str, str, str, float]]) -> None:
         """New open incidents: (key, title, server, severity, now)."""
-        self.conn().executemany(
-            "INSERT INTO incidents (key, state, title, server, severity, opened_at, updated_at) "
-            "VALUES (?, 'open', ?, ?, ?, ?, ?)",
+        self.dialect.insert_many(
+            self.conn(), ADD_INCIDENTS,
             [(key, title, server, severity, now, now) for key, title, server, severity, now
              in rows])
 
     def link_incident_alerts(self, pairs: Iterable[tuple[int, str]]) -> None:
-        self.conn().executemany("INSERT OR IGNORE INTO incident_alerts VALUES (?, ?)", pairs)
+        self.dialect.insert_many(self.conn(), LINK_INCIDENT_ALERTS, pairs)
 
     def set_incident_state(self, incident_id: int, state: str, now: float, *,
                            actor: str | None = None, reason: str | None = None) -> None:
@@ -706,11 +723,9 @@ class Store:
     def add_history(self, events: Iterable[HistoryEvent]) -> None:
         self._history(self.conn(), events)
 
-    @staticmethod
-    def _history(conn: Conn, events: Iterable[HistoryEvent]) -> None:
-        conn.executemany(
-            "INSERT INTO history (ts, kind, subject, server, transition, actor, reason, details) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    def _history(self, conn: Conn, events: Iterable[HistoryEvent]) -> None:
+        self.dialect.insert_many(
+            conn, ADD_HISTORY,
             [(e.ts, e.kind, e.subject, e.server, e.transition, e.actor, e.reason, e.details)
              for e in events])
 
@@ -742,9 +757,7 @@ class Store:
         """Record stages: (trace_id, ts, stage, outcome, fingerprint, details JSON)."""
         items = list(rows)
         if items:
-            self.conn().executemany(
-                "INSERT INTO trace_events (trace_id, ts, stage, outcome, fingerprint, details) "
-                "VALUES (?, ?, ?, ?, ?, ?)", items)
+            self.dialect.insert_many(self.conn(), ADD_TRACE, items)
 
     def trace(self, trace_id: str, limit: int = 1000) -> list[dict[str, Any]]:
         """The stages of one trace in time order."""
@@ -789,8 +802,7 @@ class Store:
         """
         with self.tx() as conn:
             generation = self._bump(conn, "config")
-            conn.execute("INSERT OR REPLACE INTO published_config (id, generation, text) "
-                         "VALUES (1, ?, ?)", (generation, text))
+            conn.execute(PUBLISH_CONFIG.text(), (generation, text))
         return generation
 
     def published_config(self) -> tuple[int, str] | None:
@@ -826,6 +838,5 @@ class Store:
             if row is not None and row[0] != holder and row[1] > now \
                     and not holder_dead(row[0]):
                 return False
-            conn.execute("INSERT OR REPLACE INTO leases (name, holder, until) VALUES (?, ?, ?)",
-                         (name, holder, now + ttl))
+            conn.execute(PUT_LEASE.text(), (name, holder, now + ttl))
         return True

@@ -98,10 +98,10 @@ def test_the_lease_is_renewed_while_a_step_outlives_it(harness_factory):
     real_step = dispatcher.step
     stepping = threading.Event()
 
-    def slow_step(now: float) -> Any:
+    def slow_step(now: float, **options: Any) -> Any:
         stepping.set()
         time.sleep(3.0)
-        return real_step(now)
+        return real_step(now, **options)
 
     dispatcher.step = slow_step  # type: ignore[method-assign]
     leader = Runner(first.state.store, dispatcher, first.state.outbox, lease_ttl=1.0)

@@ -12,8 +12,8 @@ from alert_router.app import create_app
 from alert_router.config import parse_config
 from alert_router.errors import ConfigError
 from alert_router.runner import holder_dead
-from alert_router.store import HistoryEvent
-from alert_router.store_pg import InboxMergedElsewhere, PgStore, StoreConnectError, translate
+from alert_router.store import ADD_GROUP_ALERTS, ADD_INCIDENTS, PUT_LEASE, HistoryEvent
+from alert_router.store_pg import DIALECT, InboxMergedElsewhere, PgStore, StoreConnectError
 from stacksense_common.secret import Secret
 from tests.alert_router.conftest import PG_PASSWORD_ENV, base_config
 from tests.peers import postgres as peer
@@ -73,15 +73,23 @@ def test_invalid_storage_names_the_key_and_never_echoes_the_password(tmp_path, s
     assert SECRET not in str(info.value)
 
 
-def test_translate_sqlite_statements():
-    assert translate("SELECT a FROM t WHERE b = ? AND c LIKE 'x%'") == \
+def test_the_dialect_spells_what_postgresql_spells_its_own_way():
+    assert DIALECT.sql("SELECT a FROM t WHERE b = ? AND c LIKE 'x%'") == \
         "SELECT a FROM t WHERE b = %s AND c LIKE 'x%%'"
-    assert translate("INSERT OR IGNORE INTO group_alerts (group_key, fingerprint) VALUES (?, ?)") \
-        == ("INSERT INTO group_alerts (group_key, fingerprint) VALUES (%s, %s) "
-            "ON CONFLICT DO NOTHING")
-    assert translate("INSERT OR REPLACE INTO leases (name, holder, until) VALUES (?, ?, ?)") == (
-        "INSERT INTO leases (name, holder, until) VALUES (%s, %s, %s) "
-        "ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, until = EXCLUDED.until")
+    # Upserts are written once, in the syntax both databases take.
+    assert PUT_LEASE.text() == ("INSERT INTO leases (name, holder, until) VALUES (?, ?, ?) "
+                                "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, "
+                                "until = excluded.until")
+    assert ADD_GROUP_ALERTS.text() == ("INSERT INTO group_alerts (group_key, fingerprint) "
+                                       "VALUES (?, ?) ON CONFLICT DO NOTHING")
+    statement, kinds = DIALECT.unnest(ADD_INCIDENTS)
+    assert statement == (
+        "INSERT INTO incidents (key, state, title, server, severity, opened_at, updated_at) "
+        "SELECT u.key, 'open', u.title, u.server, u.severity, u.opened_at, u.updated_at "
+        "FROM unnest(%b::TEXT[], %b::TEXT[], %b::TEXT[], %b::TEXT[], %b::DOUBLE PRECISION[], "
+        "%b::DOUBLE PRECISION[]) AS u(key, title, server, severity, opened_at, updated_at) "
+        "WHERE true")
+    assert kinds == ["TEXT"] * 4 + ["DOUBLE PRECISION"] * 2
 
 
 def test_unreachable_database_names_the_host_not_the_password(tmp_path, monkeypatch):
