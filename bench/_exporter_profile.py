@@ -33,7 +33,7 @@ STAGES = (
     ("pool bookkeeping (locks, slot, settings)", "SshPool."),
     ("split output into sections", "split_sections ("),
     ("collectors parse", "Prober._collect ("),
-    ("render text exposition", "render (exporter/metrics.py"),
+    ("render text exposition", "render (exporter/exposition.py"),
     ("probe glue (prober, app)", "Prober.probe ("),
     ("HTTP handling (request parse, response write)", "socketserver.py"),
 )

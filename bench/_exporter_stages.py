@@ -65,8 +65,8 @@ def stage_costs(inventory_path: Path, target: str, repeat: int = 200,
     from exporter.collectors import ProbeContext
     from exporter.command import split_sections
     from exporter.config import load_inventory
+    from exporter.exposition import render
     from exporter.heartbeats import HeartbeatStore
-    from exporter.metrics import render
     from exporter.probe import Prober, script_for
 
     try:

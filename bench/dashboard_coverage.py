@@ -34,7 +34,7 @@ import requests
 
 from exporter.collectors import ParseError, ProbeContext, registry
 from exporter.command import build_script, split_sections
-from exporter.metrics import CONTENT_TYPE, Family, render
+from exporter.exposition import CONTENT_TYPE, Family, render
 from tests.peers.util import serving
 
 REPO = Path(__file__).resolve().parent.parent

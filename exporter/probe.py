@@ -31,8 +31,8 @@ from exporter.collectors.registry import COLLECTORS
 from exporter.command import build_script, completed, split_sections
 from exporter.config import Module, Server
 from exporter.errors import REASONS, ProbeFailure
+from exporter.exposition import Family, gauge, render
 from exporter.heartbeats import HeartbeatStore
-from exporter.metrics import Family, gauge, render
 from exporter.runner import Runner
 
 log = logging.getLogger(__name__)

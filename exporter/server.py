@@ -49,10 +49,10 @@ from exporter.app import ExporterApp, UnknownTarget
 from exporter.config import ConfigError
 from exporter.diagnose_api import PREFIX as DIAGNOSE_PREFIX
 from exporter.diagnose_api import DiagnoseApi
+from exporter.exposition import CONTENT_TYPE
 from exporter.fleet_api import PREFIX as FLEET_PREFIX
 from exporter.fleet_api import FleetApi
 from exporter.http11 import HttpHandler, Request, response_bytes
-from exporter.metrics import CONTENT_TYPE
 from exporter.push import PushError, parse_push, push_authorized
 from stacksense_common.http_metrics import UNMATCHED, HttpMetrics
 from stacksense_common.ops import (

@@ -35,7 +35,7 @@ from exporter.checks import unprefix
 from exporter.checks_config import MAX_COMMAND_OUTPUT, Checks, CommandCheck
 from exporter.collectors._common import label_text
 from exporter.errors import short_message
-from exporter.metrics import Family, gauge
+from exporter.exposition import Family, gauge
 
 RC_LINE = "@@stacksense-rc@@ "
 # timeout(1)'s own statuses, and the shell's for a missing or unrunnable program.

@@ -23,7 +23,7 @@ from typing import Any
 
 from exporter.collectors._common import label_text
 from exporter.command import split_headed
-from exporter.metrics import Family
+from exporter.exposition import Family
 
 SECTION = "hw"
 STATE = "hw.families"

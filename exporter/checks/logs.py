@@ -33,7 +33,7 @@ from typing import Any
 from exporter.checks_config import Checks, LogWatch
 from exporter.collectors._common import label_text
 from exporter.errors import short_message
-from exporter.metrics import Family
+from exporter.exposition import Family
 
 HEAD = "@@log "
 STATE = "logs.files"  # {file: {"inode", "offset", "partial", "counts": {pattern: n}, ...}}

@@ -28,7 +28,7 @@ from typing import Any
 from exporter.checks import PREFIX_LINES
 from exporter.checks_config import Checks
 from exporter.collectors._common import label_text
-from exporter.metrics import Family, gauge
+from exporter.exposition import Family, gauge
 
 UNITS = "svc.units"
 COMMS = "svc.comms"

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from typing import ParamSpec, TypeVar
 
 from exporter.collectors import ParseError
-from exporter.metrics import escape_label_value
+from exporter.exposition import escape_label_value
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -20,7 +20,7 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from exporter.collectors.base import Collector
-from exporter.metrics import Family
+from exporter.exposition import Family
 
 STATE_KEY = "_memo"
 VOLATILE_AFTER = 2

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from exporter.collectors import ProbeContext
-from exporter.metrics import Family
+from exporter.exposition import Family
 
 CollectFunction = Callable[[Mapping[str, str], ProbeContext], list[Family]]
 """Sections of one probe (`{file path or section name: text}`) → fresh metric families."""

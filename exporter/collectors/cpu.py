@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from exporter.collectors import ProbeContext, procstat
 from exporter.collectors._common import USER_HZ, label_text, require
 from exporter.collectors.base import Collector
-from exporter.metrics import Family, counter, gauge
+from exporter.exposition import Family, counter, gauge
 
 NAME = "cpu"
 FILES = ("/proc/stat",)

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from exporter.collectors import ProbeContext
 from exporter.collectors._common import guarded, label_text
 from exporter.collectors.base import Collector
-from exporter.metrics import Family, gauge
+from exporter.exposition import Family, gauge
 
 NAME = "cpufreq"
 PREFIX = "/sys/devices/system/cpu/cpu"

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from exporter.collectors import ParseError, ProbeContext
 from exporter.collectors._common import guarded, label_text, require
 from exporter.collectors.base import Collector
-from exporter.metrics import Family, counter, gauge
+from exporter.exposition import Family, counter, gauge
 
 NAME = "diskstats"
 FILES = ("/proc/diskstats",)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from exporter.collectors import ParseError, ProbeContext
 from exporter.collectors._common import cheap_sections_key, guarded, label_text
 from exporter.collectors.base import Collector
-from exporter.metrics import Family, gauge
+from exporter.exposition import Family, gauge
 
 NAME = "filesystem"
 FILES = ("/proc/mounts",)

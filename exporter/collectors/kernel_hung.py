@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from exporter.collectors import ProbeContext
 from exporter.collectors._common import single_values
 from exporter.collectors.base import Collector
-from exporter.metrics import Family
+from exporter.exposition import Family
 
 NAME = "kernel_hung"
 SOURCES = {"node_kernel_hung_tasks": "/proc/sys/kernel/hung_task_detect_count"}

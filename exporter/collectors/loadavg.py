@@ -8,7 +8,7 @@ from typing import NamedTuple
 from exporter.collectors import ParseError, ProbeContext
 from exporter.collectors._common import require
 from exporter.collectors.base import Collector
-from exporter.metrics import Family, gauge
+from exporter.exposition import Family, gauge
 
 NAME = "loadavg"
 FILES = ("/proc/loadavg",)

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from exporter.collectors import ParseError, ProbeContext
 from exporter.collectors._common import guarded
 from exporter.collectors.base import Collector
-from exporter.metrics import Family
+from exporter.exposition import Family
 
 NAME = "netstat"
 FILES = ("/proc/net/netstat", "/proc/net/snmp", "/proc/net/snmp6")

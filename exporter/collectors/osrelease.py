@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 from exporter.collectors import ProbeContext
 from exporter.collectors.base import Collector
-from exporter.metrics import Family, gauge
+from exporter.exposition import Family, gauge
 
 NAME = "os"
 FILES = ("/etc/os-release", "/usr/lib/os-release")

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from exporter.collectors import ParseError, ProbeContext
 from exporter.collectors._common import guarded
 from exporter.collectors.base import Collector
-from exporter.metrics import Family, counter
+from exporter.exposition import Family, counter
 
 NAME = "pressure"
 RESOURCES = ("cpu", "io", "memory", "irq")

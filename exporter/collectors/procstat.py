@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from exporter.collectors import ParseError, ProbeContext
 from exporter.collectors._common import guarded, require
 from exporter.collectors.base import Collector
-from exporter.metrics import Family, counter, gauge
+from exporter.exposition import Family, counter, gauge
 
 NAME = "stat"
 FILES = ("/proc/stat",)

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from exporter.collectors import ParseError, ProbeContext
 from exporter.collectors._common import guarded
 from exporter.collectors.base import Collector
-from exporter.metrics import Family, gauge
+from exporter.exposition import Family, gauge
 
 NAME = "sockstat"
 FILES = ("/proc/net/sockstat", "/proc/net/sockstat6", "/proc/meminfo", "/proc/vmstat")

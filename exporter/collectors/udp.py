@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from exporter.collectors import ParseError, ProbeContext
 from exporter.collectors._common import guarded
 from exporter.collectors.base import Collector
-from exporter.metrics import Family, gauge
+from exporter.exposition import Family, gauge
 
 NAME = "udp_queues"
 SOURCES = {"v4": "/proc/net/udp", "v6": "/proc/net/udp6"}

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 from exporter.collectors import ParseError, ProbeContext
 from exporter.collectors.base import Collector
-from exporter.metrics import Family, gauge
+from exporter.exposition import Family, gauge
 
 NAME = "uname"
 # /proc/sys/kernel/arch gives `uname -m` for free on Linux 6.1+. Older kernels

@@ -10,7 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from exporter.collectors import ProbeContext, registry
 from exporter.collectors.base import Collector
 from exporter.command import split_sections
-from exporter.metrics import Family, render
+from exporter.exposition import Family, render
 
 HOSTS = Path(__file__).resolve().parent.parent / "fixtures" / "hosts"
 HOST_NAMES = tuple(sorted(p.name for p in HOSTS.iterdir() if (p / "probe.txt").is_file()))

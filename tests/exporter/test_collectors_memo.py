@@ -10,8 +10,8 @@ from exporter.collectors import ProbeContext
 from exporter.collectors._memo import Memo
 from exporter.collectors.base import Collector
 from exporter.config import Module
+from exporter.exposition import Family, gauge
 from exporter.heartbeats import HeartbeatStore
-from exporter.metrics import Family, gauge
 from exporter.probe import Prober
 from exporter.ssh_pool import CommandResult
 from tests.exporter.collector_helpers import HOST_NAMES, HOSTS

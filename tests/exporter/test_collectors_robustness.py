@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from exporter.collectors import ParseError, ProbeContext, registry
 from exporter.collectors.base import Collector
 from exporter.command import READ_FILES, build_script, completed, split_sections
-from exporter.metrics import Family, render
+from exporter.exposition import Family, render
 from tests.exporter.collector_helpers import HOST_NAMES, Samples, collect_all, sections
 from tests.peers.prometheus import PROMTOOL
 

@@ -23,7 +23,7 @@ from exporter.collectors import (
 )
 from exporter.collectors._common import cheap_sections_key
 from exporter.command import build_script
-from exporter.metrics import render
+from exporter.exposition import render
 from tests.exporter.collector_helpers import Samples, sections
 
 

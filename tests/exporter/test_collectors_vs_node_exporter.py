@@ -16,7 +16,7 @@ import requests
 
 from exporter.collectors import ProbeContext, registry
 from exporter.command import build_script, split_sections
-from exporter.metrics import render
+from exporter.exposition import render
 from tests.exporter.collector_helpers import Samples, collect_all
 from tests.peers.util import free_port, stop, wait_for
 

@@ -12,7 +12,7 @@ import pytest
 from exporter.collectors import ProbeContext
 from exporter.collectors.base import Collector
 from exporter.command import MARKER, READ_FILES, build_script, split_headed, split_sections
-from exporter.metrics import Family
+from exporter.exposition import Family
 
 
 def no_families(sections: Mapping[str, str], ctx: ProbeContext) -> list[Family]:

@@ -6,7 +6,7 @@ import math
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.metrics import Family, counter, format_value, gauge, render
+from exporter.exposition import Family, counter, format_value, gauge, render
 
 
 def test_values_round_trip_through_the_parser() -> None:
