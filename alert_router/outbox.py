@@ -1,4 +1,5 @@
-"""The outbox worker: the one place that retries. Claim due rows, send, record the outcome."""
+"""The outbox worker: the one place that retries. Claim due rows, then the pipeline's send
+with retry and record stages (alert_router.pipeline) for each."""
 
 from __future__ import annotations
 
@@ -11,12 +12,11 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from alert_router import pipeline
 from alert_router.config import RouterConfig
-from alert_router.dedupe import entry_of_payload
 from alert_router.metrics import RouterMetrics
-from alert_router.notify.base import AlertData, NotificationData, Notifier, NotifyError
+from alert_router.notify.base import Notifier
 from alert_router.store import HistoryEvent, OutboxRow, Store
-from alert_router.timeutil import to_datetime
 from alert_router.trace import log_ids, trace_of
 from alert_router.trace import row as trace_row
 
@@ -34,27 +34,6 @@ def _traces(payload: dict[str, Any]) -> list[tuple[str, str]]:
         except (KeyError, TypeError, ValueError, AttributeError):
             continue
     return out
-
-
-def notification_data(payload: dict[str, Any]) -> NotificationData:
-    """Rebuild the template data from its outbox form."""
-    alerts = []
-    for a in payload["alerts"]:
-        starts = to_datetime(a["startsAt"])
-        assert starts is not None
-        alerts.append(AlertData(a["status"], a["labels"], a["annotations"], starts,
-                                to_datetime(a["endsAt"]), a["generatorURL"], a["fingerprint"]))
-    return NotificationData(
-        receiver=payload["receiver"], status=payload["status"], alerts=alerts,
-        group_labels=payload["groupLabels"], common_labels=payload["commonLabels"],
-        common_annotations=payload["commonAnnotations"], external_url=payload["externalURL"],
-        group_key=payload["groupKey"], diagnostics=payload.get("diagnostics"))
-
-
-def backoff(attempts: int, *, initial: float, maximum: float, rand: float) -> float:
-    """Exponential backoff with ±20 % jitter: initial·2^attempts, capped at maximum."""
-    base = min(maximum, initial * float(2 ** min(attempts, 30)))
-    return base * (0.8 + 0.4 * rand)
 
 
 class Outbox:
@@ -176,48 +155,30 @@ class Outbox:
             # This process no longer leads: the row goes back for the new leader, unsent.
             self.store.release_claim(row.id)
             return
-        try:
-            notifier.notify(notification_data(payload))
-        except NotifyError as exc:
-            self.metrics.failed.labels(row.receiver, row.kind, exc.reason).inc()
-            # Backoff counts from the end of the attempt, however long it took (a caller's
-            # clock ahead of the real one, as in tests, is kept).
-            now = max(now, time.time())
-            age = now - row.created_at
-            if exc.retryable and age < cfg.delivery.give_up_after:
-                delay = backoff(row.attempts, initial=cfg.delivery.initial_backoff,
-                                maximum=cfg.delivery.max_backoff, rand=self.rand())
-                if exc.retry_after is not None:
-                    delay = max(delay, exc.retry_after)
-                log.warning("notification %d to %s/%s failed (%s), retry in %.1fs: %s trace=%s",
-                            row.id, row.receiver, row.kind, exc.reason, delay, exc, ids)
-                self.store.mark_retry(row.id, now + delay, f"{exc.reason}: {exc}")
-                attempt("retrying", now, f"{exc.reason}: {exc}", now + delay)
-            else:
-                why = exc.reason if not exc.retryable else "give_up_after"
-                self._give_up(row, now, server, why, f"{exc.reason}: {exc}", ids)
-                attempt("failed", now, f"{exc.reason}: {exc}")
+        outcome = pipeline.send(notifier, payload, row, now, cfg.delivery, self.rand)
+        if outcome.status == "sent":
+            self.metrics.sent.labels(row.receiver, row.kind).inc()
+            pipeline.record_sent(self.store, row, payload, now, server)
+            attempt("sent", now)
+            log.info("notification %d to %s/%s sent trace=%s", row.id, row.receiver, row.kind,
+                     ids)
             return
-        except Exception as exc:  # noqa: BLE001 - a notifier bug must not lose the row
-            now = max(now, time.time())
-            self.metrics.failed.labels(row.receiver, row.kind, "internal").inc()
-            log.exception("notifier %s crashed on notification %d trace=%s", row.kind, row.id,
-                          ids)
-            self.store.mark_retry(row.id, now + cfg.delivery.max_backoff,
-                                  f"internal: {type(exc).__name__}")
-            attempt("retrying", now, f"internal: {type(exc).__name__}",
-                    now + cfg.delivery.max_backoff)
+        self.metrics.failed.labels(row.receiver, row.kind, outcome.reason).inc()
+        ended = outcome.ended_at
+        if outcome.status == "give_up":
+            self._give_up(row, ended, server, outcome.why, outcome.error, ids)
+            attempt("failed", ended, outcome.error)
             return
-        self.metrics.sent.labels(row.receiver, row.kind).inc()
-        entry = entry_of_payload(payload, now)
-        self.store.mark_sent(row.id, now, HistoryEvent(
-            now, "notification", str(row.id), server, "sent",
-            details=json.dumps({"receiver": row.receiver, "integration": row.kind,
-                                "group_key": row.group_key, "status": payload["status"],
-                                "alerts": [a["fingerprint"] for a in payload["alerts"]]})),
-            nflog=(row.group_key, row.receiver, row.integration, entry))
-        attempt("sent", now)
-        log.info("notification %d to %s/%s sent trace=%s", row.id, row.receiver, row.kind, ids)
+        assert outcome.retry_at is not None
+        if outcome.crash is not None:
+            log.error("notifier %s crashed on notification %d trace=%s", row.kind, row.id, ids,
+                      exc_info=outcome.crash)
+        else:
+            log.warning("notification %d to %s/%s failed (%s), retry in %.1fs: %s trace=%s",
+                        row.id, row.receiver, row.kind, outcome.reason,
+                        outcome.retry_at - ended, outcome.message, ids)
+        self.store.mark_retry(row.id, outcome.retry_at, outcome.error)
+        attempt("retrying", ended, outcome.error, outcome.retry_at)
 
     def _give_up(self, row: OutboxRow, now: float, server: str, reason: str,
                  error: str, ids: str = "") -> None:

@@ -8,8 +8,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from alert_router import pipeline
 from alert_router.config import RouterConfig
-from alert_router.dedupe import NFLOG_KEY, LogEntry, should_notify
+from alert_router.dedupe import NFLOG_KEY, LogEntry
 from alert_router.diagnostics.fetch import DiagnosticsFetcher
 from alert_router.dispatch.route import Route
 from alert_router.fingerprint import fingerprint
@@ -380,27 +381,17 @@ class Dispatcher:
 
     def _flush(self, group: GroupRow, route: Route | None, silencer: Silencer,
                inhibitor: Inhibitor | None, now: float, cfg: RouterConfig) -> int:
-        """Flush one group: mute, dedupe, enqueue, record (one transaction)."""
+        """Flush one group: the pipeline's mute, dedupe and queue (one transaction)."""
         repeat = route.repeat_interval if route else cfg.route.repeat_interval
         interval = route.group_interval if route else cfg.route.group_interval
         with self.store.tx():
             members = self.store.group_members(group.group_key)
-            kept: list[AlertRow] = []
-            muted: list[TraceRow] = []
-            for alert in members:
-                why = ""
-                if silencer.silenced_by(alert.labels):
-                    why = "silenced"
-                elif inhibitor and inhibitor.inhibited_by(alert.fingerprint, alert.labels):
-                    why = "inhibited"
-                if why:
-                    self.metrics.muted.labels(why).inc()
-                    muted.append(trace_row(trace_of(alert.labels, alert.annotations,
-                                                    alert.starts_at), now, "muted", why,
-                                           alert.fingerprint, group_key=group.group_key))
-                else:
-                    kept.append(alert)
-            self.store.add_trace(muted)
+            kept, muted = pipeline.mute(members, silencer, inhibitor)
+            for _, why in muted:
+                self.metrics.muted.labels(why).inc()
+            self.store.add_trace(trace_row(
+                trace_of(alert.labels, alert.annotations, alert.starts_at), now, "muted", why,
+                alert.fingerprint, group_key=group.group_key) for alert, why in muted)
             firing = frozenset(a.fingerprint for a in kept if a.firing(now))
             resolved = frozenset(a.fingerprint for a in kept if not a.firing(now))
             # Alertmanager's pipeline stops when the mute stage leaves no alert: no
@@ -423,11 +414,8 @@ class Dispatcher:
         enqueued = 0
         diagnostics: dict[str, Any] | None = None
         for index, notifier in enumerate(self.notifiers(receiver)):
-            # The log is written when a send succeeds; a notification still queued or retrying
-            # counts as sent meanwhile, so a flush does not queue the same one twice.
-            last = self.store.latest_notified(group_key, receiver, index)
-            decision = should_notify(last, firing, resolved, send_resolved=notifier.send_resolved,
-                                     repeat_interval=repeat, now=now)
+            decision = pipeline.dedupe(self.store, group_key, receiver, index, notifier, firing,
+                                       resolved, repeat_interval=repeat, now=now)
             if not decision.notify:
                 if decision.reason == "duplicate":
                     self.metrics.deduped.labels(receiver).inc()
@@ -451,11 +439,8 @@ class Dispatcher:
                             note=diagnostics.get("note", "")) for a in kept
                             if a.fingerprint in firing)
                     payload["diagnostics"] = diagnostics
-                # One waiting notification per group and integration: the newest state
-                # replaces one not yet sent (a retrying one would otherwise arrive after it).
-                self.store.supersede_pending(group_key, receiver, index)
-                self.store.enqueue(group_key, receiver, index, notifier.kind,
-                                   json.dumps(payload), now)
+                pipeline.queue(self.store, group_key, receiver, index, notifier.kind, payload,
+                               now)
                 self.store.add_trace(trace_row(
                     trace_of(a.labels, a.annotations, a.starts_at), now, "queued",
                     "firing" if a.fingerprint in firing else "resolved", a.fingerprint,
