@@ -150,10 +150,17 @@ def test_replicas_never_claim_one_notification_twice(pg_server, pg_storage, stor
             store.enqueue(f"g{i}", "r", 0, "webhook", "{}", 10.0)
     stores = [store, PgStore(pg_storage["url"], password=pg_server.password)]
     claimed: list[list[int]] = [[], []]
+    # Both replicas claim a first batch before either goes on, so on a busy machine one
+    # cannot drain the outbox before the other has started.
+    first_batches = threading.Barrier(2, timeout=30)
 
     def claim(index: int) -> None:
+        first = True
         while rows := stores[index].claim_due(20.0, 7, 60.0):
             claimed[index] += [r.id for r in rows]
+            if first:
+                first_batches.wait()
+                first = False
 
     threads = [threading.Thread(target=claim, args=(i,)) for i in range(2)]
     for thread in threads:
