@@ -13,11 +13,11 @@ from werkzeug.exceptions import HTTPException
 
 from alert_router.api.fastpath import ENDPOINTS as INGEST_PATHS
 from alert_router.api.fastpath import FastIngest
+from alert_router.background import Runner
 from alert_router.config import RouterConfig, load_config, parse_config
 from alert_router.dispatch.dispatcher import Dispatcher
 from alert_router.metrics import CountRequests, RouterMetrics
 from alert_router.outbox import Outbox
-from alert_router.runner import Runner
 from alert_router.state import NotifierFactory, RouterState, default_notifier_factory
 from alert_router.store import Store
 

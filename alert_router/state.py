@@ -10,12 +10,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from alert_router.background import Runner
 from alert_router.config import RouterConfig, load_config, load_config_text
 from alert_router.dispatch.dispatcher import Dispatcher
 from alert_router.metrics import RouterMetrics
 from alert_router.notify.base import Notifier
 from alert_router.outbox import Outbox
-from alert_router.runner import Runner
 from alert_router.store import Store
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import requests
 
-from alert_router.runner import Runner
+from alert_router.background import Runner
 from tests.alert_router.test_dispatch import T0, alert
 from tests.peers.router import router
 from tests.peers.util import free_port, serving, wait_for

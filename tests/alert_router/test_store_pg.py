@@ -9,9 +9,9 @@ import psycopg
 import pytest
 
 from alert_router.app import create_app
+from alert_router.background import holder_dead
 from alert_router.config import parse_config
 from alert_router.errors import ConfigError
-from alert_router.runner import holder_dead
 from alert_router.store import ADD_GROUP_ALERTS, ADD_INCIDENTS, PUT_LEASE, HistoryEvent
 from alert_router.store_pg import DIALECT, InboxMergedElsewhere, PgStore, StoreConnectError
 from stacksense_common.secret import Secret
