@@ -37,7 +37,7 @@ from rules.config import ConfigError, EngineConfig
 from rules.detector import params_from_dict
 from rules.health import Health, health_of
 from rules.promapi import PrometheusClient, PrometheusError
-from rules.state import load_state, save_state
+from rules.state_file import load_state, save_state
 from rules.status import StatusInputs, decide_status
 
 STATUS_ALERTS = frozenset({"ServerOffline", "ServerUnreachable"})

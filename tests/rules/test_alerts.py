@@ -9,7 +9,7 @@ import requests
 
 from rules.alerts import AlertBook, AlertRecord, rfc3339, send_alerts, trace_id
 from rules.config import Receiver
-from rules.state import load_state, save_state
+from rules.state_file import load_state, save_state
 from tests.peers.alert_receiver import alert_receiver
 from tests.peers.util import free_port
 
