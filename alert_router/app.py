@@ -24,8 +24,9 @@ from alert_router.store import Store
 CONFIG_ENV = "STACKSENSE_ROUTER_CONFIG"
 
 
-def _load(config: RouterConfig | Mapping[str, Any] | str | Path | None,
-          base_dir: Path | None) -> tuple[RouterConfig, Path | None]:
+def _load(
+    config: RouterConfig | Mapping[str, Any] | str | Path | None, base_dir: Path | None
+) -> tuple[RouterConfig, Path | None]:
     if config is None:
         path = os.environ.get(CONFIG_ENV)
         if not path:
@@ -46,9 +47,13 @@ def _open_store(cfg: RouterConfig) -> Store:
     return Store(cfg.storage_path, synchronous=cfg.storage_synchronous)
 
 
-def create_app(config: RouterConfig | Mapping[str, Any] | str | Path | None = None, *,
-               base_dir: Path | None = None, start_background: bool = True,
-               notifier_factory: NotifierFactory | None = None) -> Flask:
+def create_app(
+    config: RouterConfig | Mapping[str, Any] | str | Path | None = None,
+    *,
+    base_dir: Path | None = None,
+    start_background: bool = True,
+    notifier_factory: NotifierFactory | None = None,
+) -> Flask:
     """Build a router app from a config (object, mapping, file path, or $STACKSENSE_ROUTER_CONFIG).
 
     With start_background=False no thread runs: tests drive the dispatcher and outbox by
@@ -83,7 +88,8 @@ def create_app(config: RouterConfig | Mapping[str, Any] | str | Path | None = No
 
     app.wsgi_app = mount_console(app.wsgi_app, state)  # type: ignore[method-assign]
     app.wsgi_app = CountRequests(  # type: ignore[method-assign]
-        app.wsgi_app, metrics, INGEST_PATHS)
+        app.wsgi_app, metrics, INGEST_PATHS
+    )
 
     @app.before_request
     def _start_timer() -> None:
@@ -96,7 +102,8 @@ def create_app(config: RouterConfig | Mapping[str, Any] | str | Path | None = No
             rule = request.url_rule.rule if request.url_rule else "unmatched"
             request.environ[CountRequests.HANDLER_KEY] = rule
             metrics.request_seconds.labels(rule, request.method).observe(
-                time.perf_counter() - started)
+                time.perf_counter() - started
+            )
         return response
 
     @app.errorhandler(HTTPException)

@@ -33,8 +33,9 @@ def open_write_refused(method: str, content_type: str | None) -> bool:
 token_valid = bearer_token_valid
 
 
-def refusal(auth: AuthConfig, method: str, path: str, content_type: str | None,
-            authorization: str | None) -> tuple[int, str] | None:
+def refusal(
+    auth: AuthConfig, method: str, path: str, content_type: str | None, authorization: str | None
+) -> tuple[int, str] | None:
     """The router's one auth rule: (status, message) of a refused request, None if allowed.
 
     Both the Flask views (check_auth) and the ingest endpoints (api.fastpath) ask it.
@@ -54,7 +55,12 @@ def refusal(auth: AuthConfig, method: str, path: str, content_type: str | None,
 def check_auth() -> None:
     """before_request hook: 401 (or 415) unless the request is allowed."""
     state: RouterState = current_app.extensions["stacksense"]
-    refused = refusal(state.config.auth, request.method, request.path,
-                      request.headers.get("Content-Type"), request.headers.get("Authorization"))
+    refused = refusal(
+        state.config.auth,
+        request.method,
+        request.path,
+        request.headers.get("Content-Type"),
+        request.headers.get("Authorization"),
+    )
     if refused is not None:
         abort(refused[0], description=refused[1])

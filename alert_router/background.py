@@ -64,9 +64,15 @@ class Runner:
     margin), so a process that lost the lease never sends.
     """
 
-    def __init__(self, store: Store, dispatcher: Dispatcher, outbox: Outbox,
-                 on_tick: Callable[[], None] = lambda: None, *,
-                 lease_ttl: float | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        dispatcher: Dispatcher,
+        outbox: Outbox,
+        on_tick: Callable[[], None] = lambda: None,
+        *,
+        lease_ttl: float | None = None,
+    ) -> None:
         self.store = store
         self.on_tick = on_tick
         self.dispatcher = dispatcher
@@ -85,9 +91,11 @@ class Runner:
         dispatcher.diagnostics.on_done = self._wake.set
 
     def start(self) -> None:
-        for target, name in ((self._lease_loop, "router-lease"),
-                             (self._dispatch_loop, "router-dispatch"),
-                             (self._outbox_loop, "router-outbox")):
+        for target, name in (
+            (self._lease_loop, "router-lease"),
+            (self._dispatch_loop, "router-dispatch"),
+            (self._outbox_loop, "router-outbox"),
+        ):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -116,19 +124,20 @@ class Runner:
             now = time.time()
             try:
                 before = None if self.leader else self.store.lease_holder("dispatcher")
-                leading = self.store.try_lease("dispatcher", self.holder, now, self.lease_ttl,
-                                               holder_dead)
+                leading = self.store.try_lease(
+                    "dispatcher", self.holder, now, self.lease_ttl, holder_dead
+                )
                 if leading and not self.leader:
                     # A dead leader's in-flight notifications are ours to send at once. A
                     # leader that was only late may still be sending them: its claims run
                     # out after delivery.lease instead, so nothing is sent twice.
                     released = 0
-                    if before in (None, self.holder) or self.store.holder_gone(before,
-                                                                               holder_dead):
+                    if before in (None, self.holder) or self.store.holder_gone(before, holder_dead):
                         if not self.outbox.busy():
                             released = self.store.release_claims()
-                    log.info("took the dispatcher lease (%d in-flight notifications resumed)",
-                             released)
+                    log.info(
+                        "took the dispatcher lease (%d in-flight notifications resumed)", released
+                    )
                 self._lease_until = now + self.lease_ttl if leading else 0.0
                 if self.leader and not leading:
                     log.warning("lost the dispatcher lease to another process")

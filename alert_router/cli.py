@@ -54,8 +54,10 @@ def _config(path: str) -> RouterConfig:
 def cmd_check_config(args: argparse.Namespace) -> int:
     cfg = _config(args.config)
     routes = cfg.route.walk()
-    print(f"{args.config}: OK ({len(cfg.receivers)} receivers, {len(routes)} routes, "
-          f"{len(cfg.inhibit_rules)} inhibit rules)")
+    print(
+        f"{args.config}: OK ({len(cfg.receivers)} receivers, {len(routes)} routes, "
+        f"{len(cfg.inhibit_rules)} inhibit rules)"
+    )
     return 0
 
 
@@ -79,10 +81,12 @@ def cmd_routes_test(args: argparse.Namespace) -> int:
             receivers.append(route.receiver)
     if args.verbose:
         for route in routes:
-            print(f"route {route.route_id}: receiver={route.receiver} "
-                  f"group_key={route.group_key(labels)} group_wait={route.group_wait:g}s "
-                  f"group_interval={route.group_interval:g}s "
-                  f"repeat_interval={route.repeat_interval:g}s")
+            print(
+                f"route {route.route_id}: receiver={route.receiver} "
+                f"group_key={route.group_key(labels)} group_wait={route.group_wait:g}s "
+                f"group_interval={route.group_interval:g}s "
+                f"repeat_interval={route.repeat_interval:g}s"
+            )
     print(",".join(receivers))
     if args.expect is not None:
         expected = [r for r in args.expect.split(",") if r]
@@ -97,8 +101,9 @@ def cmd_list_receivers(args: argparse.Namespace) -> int:
 
     cfg = _config(args.config)
     for i, (name, receiver) in enumerate(cfg.receivers.items()):
-        notifiers = build_notifiers(receiver, path=f"receivers[{i}]",
-                                    global_config=cfg.global_config)
+        notifiers = build_notifiers(
+            receiver, path=f"receivers[{i}]", global_config=cfg.global_config
+        )
         kinds = ", ".join(n.kind for n in notifiers) or "(no integrations)"
         print(f"{name}: {kinds}")
     return 0
@@ -109,13 +114,17 @@ def cmd_test_notify(args: argparse.Namespace) -> int:
 
     cfg = _config(args.config)
     if args.receiver not in cfg.receivers:
-        print(f"error: receiver {args.receiver!r} is not defined "
-              f"(have: {', '.join(cfg.receivers)})", file=sys.stderr)
+        print(
+            f"error: receiver {args.receiver!r} is not defined (have: {', '.join(cfg.receivers)})",
+            file=sys.stderr,
+        )
         return 2
     names = list(cfg.receivers)
-    notifiers = build_notifiers(cfg.receivers[args.receiver],
-                                path=f"receivers[{names.index(args.receiver)}]",
-                                global_config=cfg.global_config)
+    notifiers = build_notifiers(
+        cfg.receivers[args.receiver],
+        path=f"receivers[{names.index(args.receiver)}]",
+        global_config=cfg.global_config,
+    )
     data = sample_notification()
     data = type(data)(**{**data.__dict__, "receiver": args.receiver})
     failed = 0
@@ -125,8 +134,7 @@ def cmd_test_notify(args: argparse.Namespace) -> int:
             print(f"{args.receiver}/{notifier.kind}: sent")
         except NotifyError as exc:
             failed += 1
-            print(f"{args.receiver}/{notifier.kind}: FAILED ({exc.reason}): {exc}",
-                  file=sys.stderr)
+            print(f"{args.receiver}/{notifier.kind}: FAILED ({exc.reason}): {exc}", file=sys.stderr)
     return 1 if failed else 0
 
 
@@ -170,11 +178,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if problem:  # gunicorn would retry five times and print ten lines
         print(f"router: cannot listen on {args.listen}: {problem}", file=sys.stderr)
         return 1
-    argv = ["gunicorn", "--bind", args.listen, "--worker-class", WORKER_CLASS,
-            "--threads", str(args.threads), "--workers", str(args.workers),
-            "--access-logfile", "-" if args.access_log else "/dev/null",
-            "--log-level", args.log_level,
-            "alert_router.wsgi:app"]
+    argv = [
+        "gunicorn",
+        "--bind",
+        args.listen,
+        "--worker-class",
+        WORKER_CLASS,
+        "--threads",
+        str(args.threads),
+        "--workers",
+        str(args.workers),
+        "--access-logfile",
+        "-" if args.access_log else "/dev/null",
+        "--log-level",
+        args.log_level,
+        "alert_router.wsgi:app",
+    ]
     os.execvp(sys.executable, [sys.executable, "-m", *argv])
     return 0  # pragma: no cover
 
@@ -201,11 +220,16 @@ def cmd_trace(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="stacksense-router",
-                                     description="StackSense alert router")
+    parser = argparse.ArgumentParser(
+        prog="stacksense-router", description="StackSense alert router"
+    )
     config_help = "router config YAML (default: $STACKSENSE_ROUTER_CONFIG or router.yml)"
-    cli_flags.add_config_file(parser, aliases=("--config", "-c"), help=config_help,
-                              default=os.environ.get("STACKSENSE_ROUTER_CONFIG", DEFAULT_CONFIG))
+    cli_flags.add_config_file(
+        parser,
+        aliases=("--config", "-c"),
+        help=config_help,
+        default=os.environ.get("STACKSENSE_ROUTER_CONFIG", DEFAULT_CONFIG),
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the router under gunicorn")
     # Also after `serve`, so the router takes the same command line as the other services.
@@ -216,8 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=2)
     serve.add_argument("--access-log", action="store_true")
     serve.set_defaults(func=cmd_serve)
-    sub.add_parser("check-config", help="validate the config").set_defaults(
-        func=cmd_check_config)
+    sub.add_parser("check-config", help="validate the config").set_defaults(func=cmd_check_config)
     routes = sub.add_parser("routes", help="route tree tools")
     routes_sub = routes.add_subparsers(dest="routes_command", required=True)
     rtest = routes_sub.add_parser("test", help="which receivers a label set reaches")
@@ -229,7 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
     tn.add_argument("receiver")
     tn.set_defaults(func=cmd_test_notify)
     sub.add_parser("list-receivers", help="receivers and their integrations").set_defaults(
-        func=cmd_list_receivers)
+        func=cmd_list_receivers
+    )
     render = sub.add_parser("render", help="render a template with sample data")
     render.add_argument("template")
     render.set_defaults(func=cmd_render)
@@ -258,4 +282,3 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-

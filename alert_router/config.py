@@ -148,14 +148,16 @@ def _read_tokens(auth: AuthSection) -> tuple[Secret, ...]:
         try:
             text = auth.tokens_file.read_text()
         except OSError as exc:
-            raise ConfigError("auth.tokens_file",
-                              f"cannot read {auth.tokens_file}: {exc.strerror}") from None
+            raise ConfigError(
+                "auth.tokens_file", f"cannot read {auth.tokens_file}: {exc.strerror}"
+            ) from None
         tokens += [t.strip() for t in text.splitlines() if t.strip() and not t.startswith("#")]
     if auth.tokens_env is not None:
         value = os.environ.get(auth.tokens_env)
         if value is None:
-            raise ConfigError("auth.tokens_env",
-                              f"environment variable {auth.tokens_env} is not set")
+            raise ConfigError(
+                "auth.tokens_env", f"environment variable {auth.tokens_env} is not set"
+            )
         tokens += [t.strip() for t in value.split(",") if t.strip()]
     return tuple(Secret(t) for t in tokens)
 
@@ -163,8 +165,11 @@ def _read_tokens(auth: AuthSection) -> tuple[Secret, ...]:
 def _auth(auth: AuthSection) -> AuthConfig:
     tokens = _read_tokens(auth)
     if not tokens and not auth.allow_unauthenticated_writes:
-        raise ConfigError("auth", "no bearer tokens: set tokens_file or tokens_env "
-                          "(or allow_unauthenticated_writes: true for a closed network)")
+        raise ConfigError(
+            "auth",
+            "no bearer tokens: set tokens_file or tokens_env "
+            "(or allow_unauthenticated_writes: true for a closed network)",
+        )
     return AuthConfig(tokens, auth.protect_reads, auth.allow_unauthenticated_writes)
 
 
@@ -208,15 +213,17 @@ def _storage_password(section: StorageSection) -> Secret | None:
     if section.password_env is not None:
         value = os.environ.get(section.password_env)
         if value is None:
-            raise ConfigError("storage.password_env",
-                              f"environment variable {section.password_env} is not set")
+            raise ConfigError(
+                "storage.password_env", f"environment variable {section.password_env} is not set"
+            )
         return Secret(value)
     if section.password_file is not None:
         try:
             return Secret.from_file(section.password_file)
         except OSError as exc:
-            raise ConfigError("storage.password_file",
-                              f"cannot read {section.password_file}: {exc.strerror}") from None
+            raise ConfigError(
+                "storage.password_file", f"cannot read {section.password_file}: {exc.strerror}"
+            ) from None
     return None
 
 
@@ -228,26 +235,30 @@ def _storage_url(raw: Any) -> str:
         url = urlsplit(raw)
         url.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError:
-        raise ConfigError("storage.url", "not a valid URL "
-                          "(expected postgresql://user@host:port/db)") from None
+        raise ConfigError(
+            "storage.url", "not a valid URL (expected postgresql://user@host:port/db)"
+        ) from None
     if url.scheme not in ("postgresql", "postgres"):
-        raise ConfigError("storage.url", "scheme must be postgresql:// "
-                          "(for SQLite, use storage.path)")
+        raise ConfigError(
+            "storage.url", "scheme must be postgresql:// (for SQLite, use storage.path)"
+        )
     if url.password is not None or "password" in parse_qs(url.query):
-        raise ConfigError("storage.url", "must not contain a password: "
-                          "use storage.password_env or storage.password_file")
+        raise ConfigError(
+            "storage.url",
+            "must not contain a password: use storage.password_env or storage.password_file",
+        )
     if not url.hostname:
         raise ConfigError("storage.url", "a host is required (postgresql://user@host:port/db)")
     if url.path.strip("/") == "":
-        raise ConfigError("storage.url", "a database name is required "
-                          "(postgresql://user@host:port/db)")
+        raise ConfigError(
+            "storage.url", "a database name is required (postgresql://user@host:port/db)"
+        )
     return raw
 
 
 def _storage(section: StorageSection, base: Path) -> StorageConfig:
     if section.url is not None:
-        return StorageConfig("", url=_storage_url(section.url),
-                             password=_storage_password(section))
+        return StorageConfig("", url=_storage_url(section.url), password=_storage_password(section))
     sync = (section.synchronous or RouterConfig.storage_synchronous).upper()
     path = section.path if section.path is not None else RouterConfig.storage_path
     if path != ":memory:" and not os.path.isabs(path):
@@ -297,8 +308,10 @@ def _receivers(raw: Any, global_config: dict[str, Any]) -> dict[str, dict[str, A
 def _check_receivers_exist(route: Route, receivers: Mapping[str, Any]) -> None:
     for node in route.walk():
         if node.receiver not in receivers:
-            raise ConfigError(f"route (id {node.route_id}).receiver",
-                              f"receiver {node.receiver!r} is not defined in receivers")
+            raise ConfigError(
+                f"route (id {node.route_id}).receiver",
+                f"receiver {node.receiver!r} is not defined in receivers",
+            )
 
 
 def parse_config(raw: Any, *, base_dir: Path | None = None, original: str = "") -> RouterConfig:
@@ -313,8 +326,11 @@ def parse_config(raw: Any, *, base_dir: Path | None = None, original: str = "") 
     route = build_route(top.route)
     receivers = _receivers(top.receivers, notifier_global)
     _check_receivers_exist(route, receivers)
-    rules = (build_inhibit_rules(top.inhibit_rules) if "inhibit_rules" in given
-             else default_inhibit_rules())
+    rules = (
+        build_inhibit_rules(top.inhibit_rules)
+        if "inhibit_rules" in given
+        else default_inhibit_rules()
+    )
     if "templates" in given and not isinstance(top.templates, list):
         raise ConfigError("templates", "must be a list of paths")
     storage = _storage(top.storage, base)
@@ -342,7 +358,7 @@ def parse_config(raw: Any, *, base_dir: Path | None = None, original: str = "") 
 
 
 def yaml_problem(exc: yaml.YAMLError) -> str:
-    """"line N, column M: <problem>" of a YAML error, never the text of the line.
+    """ "line N, column M: <problem>" of a YAML error, never the text of the line.
 
     PyYAML's own message quotes the offending lines, and a broken line is as likely as any
     to hold a password or a webhook token.

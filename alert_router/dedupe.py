@@ -26,9 +26,11 @@ def entry_of_payload(payload: Mapping[str, Any], sent_at: float) -> LogEntry:
     if isinstance(logged, Mapping):
         return LogEntry(frozenset(logged["firing"]), frozenset(logged["resolved"]), sent_at)
     alerts = payload.get("alerts", [])
-    return LogEntry(frozenset(a["fingerprint"] for a in alerts if a["status"] == "firing"),
-                    frozenset(a["fingerprint"] for a in alerts if a["status"] != "firing"),
-                    sent_at)
+    return LogEntry(
+        frozenset(a["fingerprint"] for a in alerts if a["status"] == "firing"),
+        frozenset(a["fingerprint"] for a in alerts if a["status"] != "firing"),
+        sent_at,
+    )
 
 
 @dataclass(frozen=True)

@@ -20,11 +20,14 @@ def _bytes(text: object) -> bytes:
 def _data(labels: Mapping[str, str]) -> bytes:
     try:
         # Validated labels (every accepted alert): plain strings, plain UTF-8.
-        return b"".join(b"%s\xff%s\xff" % (name.encode(), labels[name].encode())
-                        for name in sorted(labels))
+        return b"".join(
+            b"%s\xff%s\xff" % (name.encode(), labels[name].encode()) for name in sorted(labels)
+        )
     except (UnicodeEncodeError, TypeError, AttributeError):
-        return b"".join(b"%s\xff%s\xff" % (_bytes(name), _bytes(labels[name]))
-                        for name in sorted(labels, key=str))
+        return b"".join(
+            b"%s\xff%s\xff" % (_bytes(name), _bytes(labels[name]))
+            for name in sorted(labels, key=str)
+        )
 
 
 def fingerprint(labels: Mapping[str, str]) -> str:
@@ -36,6 +39,6 @@ def fingerprint(labels: Mapping[str, str]) -> str:
     it = iter(data)
     for a, b, c, d in zip(it, it, it, it, strict=False):  # the last 0-3 bytes: below
         h = ((((((h ^ a) * _PRIME) ^ b) * _PRIME ^ c) * _PRIME ^ d) * _PRIME) & _MASK
-    for byte in data[len(data) - len(data) % 4:]:
+    for byte in data[len(data) - len(data) % 4 :]:
         h = ((h ^ byte) * _PRIME) & _MASK
     return f"{h:016x}"

@@ -85,13 +85,15 @@ class FileInbox(Inbox):
     """SQLite: each process appends to its own file next to the database; the main
     database keeps, per file, the last id merged (inbox_cursors)."""
 
-    def __init__(self, db_path: str, connect: Callable[[str], sqlite3.Connection],
-                 main: Callable[[], Any]) -> None:
+    def __init__(
+        self, db_path: str, connect: Callable[[str], sqlite3.Connection], main: Callable[[], Any]
+    ) -> None:
         self.db_path = db_path
         self._connect = connect  # opens (and registers for closing) a connection
         self._main = main  # this thread's connection to the main database
-        self.path = (f"{db_path}.inbox.{uuid.uuid4().hex[:8]}.{os.getpid()}."
-                     f"{socket.gethostname()}.db")
+        self.path = (
+            f"{db_path}.inbox.{uuid.uuid4().hex[:8]}.{os.getpid()}.{socket.gethostname()}.db"
+        )
         self._local = threading.local()
         self._lock = threading.Lock()
         self._ready = False
@@ -118,23 +120,32 @@ class FileInbox(Inbox):
             if not self._ready:
                 conn.executescript(INBOX_SCHEMA)
                 self._ready = True
-            conn.execute("INSERT INTO inbox (source, received_at, body, form) "
-                         "VALUES (?, ?, ?, ?)", (source, now, body, form))
+            conn.execute(
+                "INSERT INTO inbox (source, received_at, body, form) VALUES (?, ?, ?, ?)",
+                (source, now, body, form),
+            )
 
     def files(self) -> list[str]:
         """Every process's inbox file for this database."""
         return sorted(glob.glob(glob.escape(self.db_path) + ".inbox.*.db"))
 
     def _cursor(self, name: str) -> int:
-        row = self._main().execute("SELECT last_id FROM inbox_cursors WHERE file = ?",
-                                   (name,)).fetchone()
+        row = (
+            self._main()
+            .execute("SELECT last_id FROM inbox_cursors WHERE file = ?", (name,))
+            .fetchone()
+        )
         return 0 if row is None else int(row[0])
 
     def _pending(self, path: str, limit: int) -> list[InboxRow]:
         try:
-            return list(self._conn(path).execute(
-                "SELECT id, source, received_at, body, form FROM inbox WHERE id > ? "
-                "ORDER BY id LIMIT ?", (self._cursor(os.path.basename(path)), limit)))
+            return list(
+                self._conn(path).execute(
+                    "SELECT id, source, received_at, body, form FROM inbox WHERE id > ? "
+                    "ORDER BY id LIMIT ?",
+                    (self._cursor(os.path.basename(path)), limit),
+                )
+            )
         except sqlite3.OperationalError:  # created but its table not yet: nothing to read
             return []
 
@@ -154,7 +165,8 @@ class FileInbox(Inbox):
         self._main().execute(
             "INSERT INTO inbox_cursors (file, last_id) VALUES (?, ?) "
             "ON CONFLICT (file) DO UPDATE SET last_id = excluded.last_id",
-            (os.path.basename(part), last_id))
+            (os.path.basename(part), last_id),
+        )
 
     def trim(self, part: str, last_id: int) -> None:
         """Delete merged rows (after the main commit: a crash in between re-reads nothing)."""
@@ -169,8 +181,9 @@ class FileInbox(Inbox):
         """Remove a drained inbox file whose process is gone."""
         if path == self.path:
             return
-        _rand, pid, host = os.path.basename(path)[len(os.path.basename(self.db_path)) + 7:-3] \
-            .split(".", 2)
+        _rand, pid, host = os.path.basename(path)[
+            len(os.path.basename(self.db_path)) + 7 : -3
+        ].split(".", 2)
         if not pid.isdigit() or process_alive(host, int(pid)):
             return
         conns: dict[str, sqlite3.Connection] = getattr(self._local, "conns", {})
@@ -182,8 +195,7 @@ class FileInbox(Inbox):
                 os.unlink(path + suffix)
             except FileNotFoundError:
                 pass
-        self._main().execute("DELETE FROM inbox_cursors WHERE file = ?",
-                             (os.path.basename(path),))
+        self._main().execute("DELETE FROM inbox_cursors WHERE file = ?", (os.path.basename(path),))
 
     def depth(self) -> int:
         total = 0
@@ -194,8 +206,12 @@ class FileInbox(Inbox):
             except sqlite3.OperationalError:
                 continue
             try:
-                total += int(conn.execute("SELECT count(*) FROM inbox WHERE id > ?", (
-                    self._cursor(os.path.basename(path)),)).fetchone()[0])
+                total += int(
+                    conn.execute(
+                        "SELECT count(*) FROM inbox WHERE id > ?",
+                        (self._cursor(os.path.basename(path)),),
+                    ).fetchone()[0]
+                )
             except sqlite3.OperationalError:
                 continue
             finally:

@@ -21,10 +21,26 @@ class TransitionError(Exception):
     """The requested incident transition is not allowed from its current state."""
 
 
-def _event(incident_id: int, server: str, transition: str, now: float, *, actor: str = "router",
-           reason: str = "", details: dict[str, Any] | None = None) -> HistoryEvent:
-    return HistoryEvent(now, "incident", str(incident_id), server, transition, actor, reason,
-                        json.dumps(details or {}))
+def _event(
+    incident_id: int,
+    server: str,
+    transition: str,
+    now: float,
+    *,
+    actor: str = "router",
+    reason: str = "",
+    details: dict[str, Any] | None = None,
+) -> HistoryEvent:
+    return HistoryEvent(
+        now,
+        "incident",
+        str(incident_id),
+        server,
+        transition,
+        actor,
+        reason,
+        json.dumps(details or {}),
+    )
 
 
 # Alerts that exist to be always firing or to mute others: never a human's work.
@@ -59,9 +75,12 @@ class Incidents:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def on_firing_many(self, items: list[tuple[AlertRow, str]], now: float,
-                       open_for: Collection[str] = ("critical", "warning")
-                       ) -> list[HistoryEvent]:
+    def on_firing_many(
+        self,
+        items: list[tuple[AlertRow, str]],
+        now: float,
+        open_for: Collection[str] = ("critical", "warning"),
+    ) -> list[HistoryEvent]:
         """Alerts started firing (with their incident keys): open or reopen incidents for
         those that need a human; a ServerOnline closes its server's offline incident."""
         events: list[HistoryEvent] = []
@@ -78,13 +97,26 @@ class Incidents:
                 new[key] = alert
         if new:
             self.store.create_incidents(
-                (key, _title(alert), alert.labels.get("server", ""),
-                 alert.labels.get("severity", "none"), now) for key, alert in new.items())
+                (
+                    key,
+                    _title(alert),
+                    alert.labels.get("server", ""),
+                    alert.labels.get("severity", "none"),
+                    now,
+                )
+                for key, alert in new.items()
+            )
             created = self.store.open_incidents_for(new)
             for key, alert in new.items():
-                events.append(_event(created[key][0], alert.labels.get("server", ""), "open",
-                                     now, details={"key": key,
-                                                   "first_alert": alert.fingerprint}))
+                events.append(
+                    _event(
+                        created[key][0],
+                        alert.labels.get("server", ""),
+                        "open",
+                        now,
+                        details={"key": key, "first_alert": alert.fingerprint},
+                    )
+                )
             found.update(created)
         reopened: set[int] = set()
         for alert, key in items:
@@ -92,11 +124,17 @@ class Incidents:
             if state == "resolved" and incident_id not in reopened:
                 reopened.add(incident_id)
                 self.store.set_incident_state(incident_id, "open", now)
-                events.append(_event(incident_id, alert.labels.get("server", ""), "open", now,
-                                     reason="alert fired again",
-                                     details={"alert": alert.fingerprint}))
-        self.store.link_incident_alerts((found[key][0], alert.fingerprint)
-                                        for alert, key in items)
+                events.append(
+                    _event(
+                        incident_id,
+                        alert.labels.get("server", ""),
+                        "open",
+                        now,
+                        reason="alert fired again",
+                        details={"alert": alert.fingerprint},
+                    )
+                )
+        self.store.link_incident_alerts((found[key][0], alert.fingerprint) for alert, key in items)
         return events
 
     def _server_online(self, alert: AlertRow, now: float) -> list[HistoryEvent]:
@@ -106,12 +144,24 @@ class Incidents:
             return []
         events = []
         for incident_id in self.store.incidents_with_alert(OFFLINE, server):
-            self.store.set_incident_state(incident_id, "closed", now, actor="router",
-                                          reason="server back online (ServerOnline)")
+            self.store.set_incident_state(
+                incident_id,
+                "closed",
+                now,
+                actor="router",
+                reason="server back online (ServerOnline)",
+            )
             self.store.link_incident_alerts([(incident_id, alert.fingerprint)])
-            events.append(_event(incident_id, server, "closed", now,
-                                 reason="server back online (ServerOnline)",
-                                 details={"alert": alert.fingerprint, "alertname": ONLINE}))
+            events.append(
+                _event(
+                    incident_id,
+                    server,
+                    "closed",
+                    now,
+                    reason="server back online (ServerOnline)",
+                    details={"alert": alert.fingerprint, "alertname": ONLINE},
+                )
+            )
         return events
 
     def on_resolved(self, alert: AlertRow, now: float) -> list[HistoryEvent]:
@@ -120,12 +170,20 @@ class Incidents:
         for incident_id, _state in self.store.incidents_of_alert(alert.fingerprint):
             if self.store.incident_firing_count(incident_id, now) == 0:
                 self.store.set_incident_state(incident_id, "resolved", now)
-                events.append(_event(incident_id, alert.labels.get("server", ""), "resolved",
-                                     now, reason="all alerts resolved"))
+                events.append(
+                    _event(
+                        incident_id,
+                        alert.labels.get("server", ""),
+                        "resolved",
+                        now,
+                        reason="all alerts resolved",
+                    )
+                )
         return events
 
-    def transition(self, incident_id: int, target: str, *, actor: str, reason: str,
-                   now: float) -> dict[str, Any]:
+    def transition(
+        self, incident_id: int, target: str, *, actor: str, reason: str, now: float
+    ) -> dict[str, Any]:
         """A person acknowledges or closes an incident; recorded with who and why."""
         with self.store.tx():
             incident = self.store.get_incident(incident_id)
@@ -133,10 +191,12 @@ class Incidents:
                 raise LookupError(f"incident {incident_id} not found")
             if target not in TRANSITIONS[incident["state"]]:
                 raise TransitionError(
-                    f"cannot move incident {incident_id} from {incident['state']} to {target}")
+                    f"cannot move incident {incident_id} from {incident['state']} to {target}"
+                )
             self.store.set_incident_state(incident_id, target, now, actor=actor, reason=reason)
-            self.store.add_history([_event(incident_id, incident["server"], target, now,
-                                           actor=actor, reason=reason)])
+            self.store.add_history(
+                [_event(incident_id, incident["server"], target, now, actor=actor, reason=reason)]
+            )
         result = self.store.get_incident(incident_id)
         assert result is not None
         return result
@@ -147,7 +207,9 @@ class Incidents:
             return
         with self.store.tx():
             for incident_id in self.store.stale_resolved_incidents(now - after):
-                self.store.set_incident_state(incident_id, "closed", now, actor="router",
-                                              reason="auto_close_after elapsed")
-                self.store.add_history([_event(incident_id, "", "closed", now,
-                                               reason="auto_close_after elapsed")])
+                self.store.set_incident_state(
+                    incident_id, "closed", now, actor="router", reason="auto_close_after elapsed"
+                )
+                self.store.add_history(
+                    [_event(incident_id, "", "closed", now, reason="auto_close_after elapsed")]
+                )

@@ -19,10 +19,18 @@ from alert_router.trace import VALID as VALID_TRACE
 Normalised = dict[str, Any]
 _known_names: set[str] = set()  # label names already checked: a cache, not state
 # (what, items per alert, name size, value size), looked up once per map on the hot path.
-_LABEL_LIMITS = ("labels", limits.LABELS_PER_ALERT, limits.LABEL_NAME_CHARS,
-                 limits.LABEL_VALUE_CHARS)
-_ANNOTATION_LIMITS = ("annotations", limits.ANNOTATIONS_PER_ALERT,
-                      limits.ANNOTATION_NAME_CHARS, limits.ANNOTATION_VALUE_CHARS)
+_LABEL_LIMITS = (
+    "labels",
+    limits.LABELS_PER_ALERT,
+    limits.LABEL_NAME_CHARS,
+    limits.LABEL_VALUE_CHARS,
+)
+_ANNOTATION_LIMITS = (
+    "annotations",
+    limits.ANNOTATIONS_PER_ALERT,
+    limits.ANNOTATION_NAME_CHARS,
+    limits.ANNOTATION_VALUE_CHARS,
+)
 
 
 def _valid_name(name: Any) -> bool:
@@ -40,23 +48,27 @@ def _string_map(value: Any, path: str, *, names_must_be_labels: bool) -> dict[st
         return {}
     if type(value) is not dict:
         raise InputError(f"{path}: must be an object of strings")
-    what, most, name_max, value_max = _LABEL_LIMITS if names_must_be_labels \
-        else _ANNOTATION_LIMITS
+    what, most, name_max, value_max = _LABEL_LIMITS if names_must_be_labels else _ANNOTATION_LIMITS
     if len(value) > most:
-        raise InputError(f"{path}: {len(value)} {what}, more than the limit of {most} "
-                         f"({what} per alert)")
+        raise InputError(
+            f"{path}: {len(value)} {what}, more than the limit of {most} ({what} per alert)"
+        )
     known = _known_names
     for key, item in value.items():
         if type(item) is not str:
             raise InputError(f"{path}.{_short(key)}: must be a string")
         if len(item) > value_max:
-            raise InputError(f"{path}.{_short(key)}: value longer than the limit of "
-                             f"{value_max} characters ({what[:-1]} value size)")
+            raise InputError(
+                f"{path}.{_short(key)}: value longer than the limit of "
+                f"{value_max} characters ({what[:-1]} value size)"
+            )
         if names_must_be_labels and key in known:
             continue  # a label name seen before: valid and short
         if len(key) > name_max:
-            raise InputError(f"{path}.{_short(key)}: name longer than the limit of "
-                             f"{name_max} characters ({what[:-1]} name size)")
+            raise InputError(
+                f"{path}.{_short(key)}: name longer than the limit of "
+                f"{name_max} characters ({what[:-1]} name size)"
+            )
         if names_must_be_labels and not _valid_name(key):
             raise InputError(f"{path}.{key}: invalid label name (want [a-zA-Z_][a-zA-Z0-9_]*)")
     return value
@@ -70,8 +82,10 @@ def _short(name: str) -> str:
 def check_count(items: list[Any], path: str) -> None:
     """LimitError (413) when one request holds more alerts than the documented limit."""
     if len(items) > limits.ALERTS_PER_REQUEST:
-        raise LimitError(f"{path}: {len(items)} alerts in one request, more than the limit of "
-                         f"{limits.ALERTS_PER_REQUEST} (alerts per request); send batches")
+        raise LimitError(
+            f"{path}: {len(items)} alerts in one request, more than the limit of "
+            f"{limits.ALERTS_PER_REQUEST} (alerts per request); send batches"
+        )
 
 
 def _time(value: Any, path: str) -> float | None:
@@ -98,8 +112,10 @@ def normalise_alert(raw: Any, path: str, *, now: float, status: str | None = Non
         trace_id = annotations.get(TRACE_ANNOTATION)
         # The id is a lookup key, in URLs and log lines: nothing else gets through.
         if trace_id is not None and not VALID_TRACE.match(trace_id):
-            raise InputError(f"{path}.annotations.{TRACE_ANNOTATION}: must be 1-64 characters "
-                             "of A-Z a-z 0-9 _ . -")
+            raise InputError(
+                f"{path}.annotations.{TRACE_ANNOTATION}: must be 1-64 characters "
+                "of A-Z a-z 0-9 _ . -"
+            )
     starts = raw.get("startsAt")
     ends = raw.get("endsAt")
     if starts is not None:
@@ -112,16 +128,23 @@ def normalise_alert(raw: Any, path: str, *, now: float, status: str | None = Non
     if type(url) is not str:
         raise InputError(f"{path}.generatorURL: must be a string")
     if len(url) > limits.GENERATOR_URL_CHARS:
-        raise InputError(f"{path}.generatorURL: longer than the limit of "
-                         f"{limits.GENERATOR_URL_CHARS} characters")
+        raise InputError(
+            f"{path}.generatorURL: longer than the limit of {limits.GENERATOR_URL_CHARS} characters"
+        )
     if status == "resolved" and ends is None:
         ends = now
-    return {"labels": labels, "annotations": annotations or {}, "startsAt": starts,
-            "endsAt": ends, "generatorURL": url}
+    return {
+        "labels": labels,
+        "annotations": annotations or {},
+        "startsAt": starts,
+        "endsAt": ends,
+        "generatorURL": url,
+    }
 
 
-def _normalise_list(items: Any, path: str, *, now: float,
-                    with_status: bool) -> tuple[list[Normalised], list[str]]:
+def _normalise_list(
+    items: Any, path: str, *, now: float, with_status: bool
+) -> tuple[list[Normalised], list[str]]:
     if not isinstance(items, list):
         raise InputError(f"{path}: must be a list of alerts")
     check_count(items, path)
@@ -152,7 +175,7 @@ def alertmanager_webhook(body: Any, *, now: float) -> tuple[list[Normalised], li
         raise InputError("body: must be a JSON object (Alertmanager webhook payload)")
     version = body.get("version")
     if version != "4":
-        raise InputError(f"version: must be \"4\" (Alertmanager webhook), got {version!r}")
+        raise InputError(f'version: must be "4" (Alertmanager webhook), got {version!r}')
     return _normalise_list(body.get("alerts"), "alerts", now=now, with_status=True)
 
 
@@ -175,15 +198,30 @@ def grafana_webhook(body: Any, *, now: float) -> tuple[list[Normalised], list[st
         # Grafana's links are useful in notifications; keep them as annotations.
         for key in ("dashboardURL", "panelURL", "silenceURL", "valueString"):
             value = raw.get(key)
-            if isinstance(value, str) and value and key not in alert["annotations"] \
-                    and len(value) <= limits.ANNOTATION_VALUE_CHARS:
+            if (
+                isinstance(value, str)
+                and value
+                and key not in alert["annotations"]
+                and len(value) <= limits.ANNOTATION_VALUE_CHARS
+            ):
                 alert["annotations"] = {**alert["annotations"], key: value}
         good.append(alert)
     return good, errors
 
 
-_GENERIC_KEYS = {"name", "server", "severity", "status", "summary", "description", "labels",
-                 "annotations", "starts_at", "ends_at", "url"}
+_GENERIC_KEYS = {
+    "name",
+    "server",
+    "severity",
+    "status",
+    "summary",
+    "description",
+    "labels",
+    "annotations",
+    "starts_at",
+    "ends_at",
+    "url",
+}
 
 
 def _generic_one(raw: Any, path: str, now: float) -> Normalised:
@@ -196,11 +234,16 @@ def _generic_one(raw: Any, path: str, now: float) -> Normalised:
     if not isinstance(name, str) or not name:
         raise InputError(f"{path}.name: required, the alert name")
     labels = dict(_string_map(raw.get("labels"), f"{path}.labels", names_must_be_labels=True))
-    annotations = dict(_string_map(raw.get("annotations"), f"{path}.annotations",
-                                   names_must_be_labels=False))
+    annotations = dict(
+        _string_map(raw.get("annotations"), f"{path}.annotations", names_must_be_labels=False)
+    )
     labels["alertname"] = name
-    for key, target in (("server", labels), ("severity", labels), ("summary", annotations),
-                        ("description", annotations)):
+    for key, target in (
+        ("server", labels),
+        ("severity", labels),
+        ("summary", annotations),
+        ("description", annotations),
+    ):
         if key in raw:
             if not isinstance(raw[key], str):
                 raise InputError(f"{path}.{key}: must be a string")
@@ -212,9 +255,18 @@ def _generic_one(raw: Any, path: str, now: float) -> Normalised:
     if status not in ("firing", "resolved"):
         raise InputError(f"{path}.status: must be firing or resolved")
     url = raw.get("url", "")
-    return normalise_alert({"labels": labels, "annotations": annotations,
-                            "startsAt": raw.get("starts_at"), "endsAt": raw.get("ends_at"),
-                            "generatorURL": url}, path, now=now, status=status)
+    return normalise_alert(
+        {
+            "labels": labels,
+            "annotations": annotations,
+            "startsAt": raw.get("starts_at"),
+            "endsAt": raw.get("ends_at"),
+            "generatorURL": url,
+        },
+        path,
+        now=now,
+        status=status,
+    )
 
 
 def generic_alerts(body: Any, *, now: float) -> tuple[list[Normalised], list[str]]:
@@ -247,8 +299,13 @@ def trusted_postable(items: list[dict[str, Any]], *, now: float) -> list[Normali
             labels = {k: v for k, v in labels.items() if v != ""}
         starts = raw.get("startsAt")
         ends = raw.get("endsAt")
-        out.append({"labels": labels, "annotations": raw.get("annotations") or {},
-                    "startsAt": parse_time(starts) if starts else None,
-                    "endsAt": parse_time(ends) if ends else None,
-                    "generatorURL": raw.get("generatorURL", "")})
+        out.append(
+            {
+                "labels": labels,
+                "annotations": raw.get("annotations") or {},
+                "startsAt": parse_time(starts) if starts else None,
+                "endsAt": parse_time(ends) if ends else None,
+                "generatorURL": raw.get("generatorURL", ""),
+            }
+        )
     return out

@@ -10,8 +10,15 @@ from alert_router.errors import ConfigError
 from alert_router.matchers import LABEL_NAME, Matcher, matchers_from_config, matches_all
 from stacksense_common.config import check_keys  # lists the allowed keys
 
-RULE_KEYS = {"source_matchers", "target_matchers", "equal", "source_match", "source_match_re",
-             "target_match", "target_match_re"}
+RULE_KEYS = {
+    "source_matchers",
+    "target_matchers",
+    "equal",
+    "source_match",
+    "source_match_re",
+    "target_match",
+    "target_match_re",
+}
 
 
 @dataclass(frozen=True)
@@ -33,8 +40,9 @@ def source_alertnames(rules: list[InhibitRule]) -> set[str] | None:
     """The alertnames every source alert must have, or None when a rule allows any name."""
     names: set[str] = set()
     for rule in rules:
-        fixed = [m.value for m in rule.source
-                 if m.name == "alertname" and m.is_equal and not m.is_regex]
+        fixed = [
+            m.value for m in rule.source if m.name == "alertname" and m.is_equal and not m.is_regex
+        ]
         if not fixed:
             return None
         names.add(fixed[0])
@@ -43,11 +51,15 @@ def source_alertnames(rules: list[InhibitRule]) -> set[str] | None:
 
 def default_inhibit_rules() -> list[InhibitRule]:
     """Shipped default: an offline server's ServerOffline alert mutes its other alerts."""
-    return build_inhibit_rules([{
-        "source_matchers": ['alertname="ServerOffline"'],
-        "target_matchers": ['alertname!~"ServerOffline|ServerOnline"'],
-        "equal": ["server"],
-    }])
+    return build_inhibit_rules(
+        [
+            {
+                "source_matchers": ['alertname="ServerOffline"'],
+                "target_matchers": ['alertname!~"ServerOffline|ServerOnline"'],
+                "equal": ["server"],
+            }
+        ]
+    )
 
 
 def _side(raw: Mapping[str, Any], side: str, path: str) -> tuple[Matcher, ...]:
@@ -68,7 +80,8 @@ def build_inhibit_rules(raw: Any) -> list[InhibitRule]:
         check_keys(item, path, RULE_KEYS)
         equal = item.get("equal", [])
         if not isinstance(equal, list) or not all(
-                isinstance(e, str) and LABEL_NAME.match(e) for e in equal):
+            isinstance(e, str) and LABEL_NAME.match(e) for e in equal
+        ):
             raise ConfigError(f"{path}.equal", "must be a list of label names")
         source = _side(item, "source", path)
         if not source:
@@ -84,8 +97,7 @@ class Inhibitor:
         self._rules = rules
         # Per rule: equal-label values -> (fingerprint, also matches the target side) of the
         # firing sources.
-        self._sources: list[dict[tuple[str, ...], list[tuple[str, bool]]]] = [
-            {} for _ in rules]
+        self._sources: list[dict[tuple[str, ...], list[tuple[str, bool]]]] = [{} for _ in rules]
         for fingerprint, labels in firing:
             for i, rule in enumerate(rules):
                 key = rule.source_key(labels)
@@ -104,6 +116,9 @@ class Inhibitor:
             # source side is never muted by a source that also matches the target side, so
             # two such alerts (e.g. two ServerOffline for one server) cannot mute each other.
             two_sided_target = matches_all(list(rule.source), labels)
-            found.extend(fp for fp, two_sided in sources.get(key, [])
-                         if fp != fingerprint and not (two_sided_target and two_sided))
+            found.extend(
+                fp
+                for fp, two_sided in sources.get(key, [])
+                if fp != fingerprint and not (two_sided_target and two_sided)
+            )
         return found

@@ -37,8 +37,9 @@ class Matcher:
     _compiled: Any = field(default=None, compare=False, repr=False)
 
     @classmethod
-    def create(cls, name: str, value: str, *, is_regex: bool = False,
-               is_equal: bool = True) -> Matcher:
+    def create(
+        cls, name: str, value: str, *, is_regex: bool = False, is_equal: bool = True
+    ) -> Matcher:
         """A matcher, compiling the regex; ValueError names a bad name or regex."""
         if not LABEL_NAME.match(name):
             raise ValueError(f"invalid label name {name!r}")
@@ -62,16 +63,21 @@ class Matcher:
     @property
     def operator(self) -> str:
         """The operator as written in matcher strings."""
-        return {(False, True): "=", (False, False): "!=", (True, True): "=~",
-                (True, False): "!~"}[(self.is_regex, self.is_equal)]
+        return {(False, True): "=", (False, False): "!=", (True, True): "=~", (True, False): "!~"}[
+            (self.is_regex, self.is_equal)
+        ]
 
     def __str__(self) -> str:
         return f"{self.name}{self.operator}{json.dumps(self.value)}"
 
     def to_api(self) -> dict[str, object]:
         """The v2 API form (name, value, isRegex, isEqual)."""
-        return {"name": self.name, "value": self.value, "isRegex": self.is_regex,
-                "isEqual": self.is_equal}
+        return {
+            "name": self.name,
+            "value": self.value,
+            "isRegex": self.is_regex,
+            "isEqual": self.is_equal,
+        }
 
 
 def printable(text: str) -> str:
@@ -90,8 +96,11 @@ def compile_regex(name: str, value: str) -> Any:
     try:
         return re2.compile(f"^(?:{value})$", options=_RE2_OPTIONS)
     except re2.error as exc:
-        reason = exc.args[0].decode("utf-8", "replace") if exc.args and \
-            isinstance(exc.args[0], bytes) else str(exc)
+        reason = (
+            exc.args[0].decode("utf-8", "replace")
+            if exc.args and isinstance(exc.args[0], bytes)
+            else str(exc)
+        )
         raise ValueError(f"invalid regex {value!r} for {name}: {reason}") from None
 
 
@@ -99,7 +108,7 @@ def parse_matcher(text: str) -> Matcher:
     """Parse one matcher string such as `severity=~"critical|warning"`."""
     match = _MATCHER.match(text) if isinstance(text, str) else None
     if not match:
-        raise ValueError(f"invalid matcher {text!r}: want name=\"value\" (or !=, =~, !~)")
+        raise ValueError(f'invalid matcher {text!r}: want name="value" (or !=, =~, !~)')
     name, op, raw = match.groups()
     value = json.loads(raw) if raw.startswith('"') else raw
     return Matcher.create(name, value, is_regex="~" in op, is_equal=op in ("=", "=~"))

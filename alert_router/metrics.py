@@ -27,8 +27,7 @@ from stacksense_common.ops import ReloadGauges
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
-def use_multiprocess_dir(base: Path, master_pid: int,
-                         alive: Callable[[int], bool]) -> Path:
+def use_multiprocess_dir(base: Path, master_pid: int, alive: Callable[[int], bool]) -> Path:
     """Point prometheus_client at a fresh directory for the server process `master_pid`.
 
     Each gunicorn master gets its own subdirectory of `base`, so a restarted router starts
@@ -56,20 +55,30 @@ class StoreCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         store = self._store()
-        outbox = GaugeMetricFamily("stacksense_router_outbox_notifications",
-                                   "Notifications in the outbox by status.", labels=["status"])
+        outbox = GaugeMetricFamily(
+            "stacksense_router_outbox_notifications",
+            "Notifications in the outbox by status.",
+            labels=["status"],
+        )
         counts = store.outbox_counts()
         for status in ("pending", "sending", "sent", "failed"):
             outbox.add_metric([status], counts.get(status, 0))
         yield outbox
-        yield GaugeMetricFamily("stacksense_router_outbox_depth",
-                                "Notifications not yet delivered (pending or sending).",
-                                value=counts.get("pending", 0) + counts.get("sending", 0))
-        yield GaugeMetricFamily("stacksense_router_inbox_requests",
-                                "Accepted requests not yet merged by the dispatcher.",
-                                value=store.inbox.depth())
-        yield GaugeMetricFamily("stacksense_router_alerts_firing",
-                                "Alerts firing now.", value=store.count_alerts(time.time()))
+        yield GaugeMetricFamily(
+            "stacksense_router_outbox_depth",
+            "Notifications not yet delivered (pending or sending).",
+            value=counts.get("pending", 0) + counts.get("sending", 0),
+        )
+        yield GaugeMetricFamily(
+            "stacksense_router_inbox_requests",
+            "Accepted requests not yet merged by the dispatcher.",
+            value=store.inbox.depth(),
+        )
+        yield GaugeMetricFamily(
+            "stacksense_router_alerts_firing",
+            "Alerts firing now.",
+            value=store.count_alerts(time.time()),
+        )
 
 
 class RouterMetrics:
@@ -88,36 +97,68 @@ class RouterMetrics:
         r = self.own
         # labels() validates and hashes on every call: the hot path keeps its children.
         self._received: dict[str, Any] = {}
-        self.received = Counter("stacksense_router_alerts_received_total",
-                                "Valid alerts accepted, by ingest source.", ["source"], registry=r)
-        self.invalid = Counter("stacksense_router_alerts_invalid_total",
-                               "Alerts rejected as invalid, by ingest source.", ["source"],
-                               registry=r)
-        self.deduped = Counter("stacksense_router_notifications_deduped_total",
-                               "Group flushes that sent nothing because nothing changed.",
-                               ["receiver"], registry=r)
-        self.muted = Counter("stacksense_router_alerts_muted_total",
-                             "Alerts left out of a notification, by silenced or inhibited.",
-                             ["reason"], registry=r)
-        self.sent = Counter("stacksense_router_notifications_sent_total",
-                            "Notifications delivered.", ["receiver", "integration"], registry=r)
-        self.failed = Counter("stacksense_router_notifications_failed_total",
-                              "Failed delivery attempts, by reason.",
-                              ["receiver", "integration", "reason"], registry=r)
-        self.given_up = Counter("stacksense_router_notifications_given_up_total",
-                                "Notifications dropped after a permanent error or too long.",
-                                ["receiver", "integration", "reason"], registry=r)
-        self.set_aside = Counter("stacksense_router_alerts_set_aside_total",
-                                 "Stored requests or groups the dispatcher could not process "
-                                 "and set aside (see the log), by stage.", ["stage"],
-                                 registry=r)
+        self.received = Counter(
+            "stacksense_router_alerts_received_total",
+            "Valid alerts accepted, by ingest source.",
+            ["source"],
+            registry=r,
+        )
+        self.invalid = Counter(
+            "stacksense_router_alerts_invalid_total",
+            "Alerts rejected as invalid, by ingest source.",
+            ["source"],
+            registry=r,
+        )
+        self.deduped = Counter(
+            "stacksense_router_notifications_deduped_total",
+            "Group flushes that sent nothing because nothing changed.",
+            ["receiver"],
+            registry=r,
+        )
+        self.muted = Counter(
+            "stacksense_router_alerts_muted_total",
+            "Alerts left out of a notification, by silenced or inhibited.",
+            ["reason"],
+            registry=r,
+        )
+        self.sent = Counter(
+            "stacksense_router_notifications_sent_total",
+            "Notifications delivered.",
+            ["receiver", "integration"],
+            registry=r,
+        )
+        self.failed = Counter(
+            "stacksense_router_notifications_failed_total",
+            "Failed delivery attempts, by reason.",
+            ["receiver", "integration", "reason"],
+            registry=r,
+        )
+        self.given_up = Counter(
+            "stacksense_router_notifications_given_up_total",
+            "Notifications dropped after a permanent error or too long.",
+            ["receiver", "integration", "reason"],
+            registry=r,
+        )
+        self.set_aside = Counter(
+            "stacksense_router_alerts_set_aside_total",
+            "Stored requests or groups the dispatcher could not process "
+            "and set aside (see the log), by stage.",
+            ["stage"],
+            registry=r,
+        )
         self.request_seconds = Histogram(
-            "stacksense_router_http_request_duration_seconds", "HTTP request latency.",
-            ["handler", "method"], registry=r,
-            buckets=(.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5))
-        self.requests = Counter("stacksense_router_http_requests_total",
-                                "HTTP requests answered, by handler, method and status code.",
-                                ["handler", "method", "code"], registry=r)
+            "stacksense_router_http_request_duration_seconds",
+            "HTTP request latency.",
+            ["handler", "method"],
+            registry=r,
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+        )
+        self.requests = Counter(
+            "stacksense_router_http_requests_total",
+            "HTTP requests answered, by handler, method and status code.",
+            ["handler", "method", "code"],
+            registry=r,
+        )
         # The same names in every service (stacksense_common): requests by route template
         # and code, and the reload outcome (every worker loads or reloads the config: the
         # latest outcome is the router's).
@@ -166,7 +207,8 @@ class CountRequests:
         finally:
             path = environ.get("PATH_INFO", "")
             handler = environ.get(self.HANDLER_KEY) or (
-                path if path in self.fast_paths else "unmatched")
+                path if path in self.fast_paths else "unmatched"
+            )
             code = status[-1].split(" ", 1)[0] if status else "500"
             key = (handler, environ.get("REQUEST_METHOD", ""), code)
             counter = self._counters.get(key)

@@ -29,8 +29,12 @@ def _traces(payload: dict[str, Any]) -> list[tuple[str, str]]:
     out = []
     for a in payload.get("alerts") or []:
         try:
-            out.append((trace_of(a["labels"], a["annotations"], float(a["startsAt"])),
-                        str(a["fingerprint"])))
+            out.append(
+                (
+                    trace_of(a["labels"], a["annotations"], float(a["startsAt"])),
+                    str(a["fingerprint"]),
+                )
+            )
         except (KeyError, TypeError, ValueError, AttributeError):
             continue
     return out
@@ -44,9 +48,15 @@ class Outbox:
     rows as it has idle workers, so a hung receiver holds its own rows and nobody else's.
     """
 
-    def __init__(self, store: Store, config: Callable[[], RouterConfig],
-                 notifiers: Callable[[str], Sequence[Notifier]], metrics: RouterMetrics,
-                 *, rand: Callable[[], float] = random.random) -> None:
+    def __init__(
+        self,
+        store: Store,
+        config: Callable[[], RouterConfig],
+        notifiers: Callable[[str], Sequence[Notifier]],
+        metrics: RouterMetrics,
+        *,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
         self.store = store
         self.config = config
         self.notifiers = notifiers
@@ -86,8 +96,9 @@ class Outbox:
                 self._send(row, now, cfg)
         else:
             if self._pool is None:
-                self._pool = ThreadPoolExecutor(cfg.delivery.workers,
-                                                thread_name_prefix="router-outbox")
+                self._pool = ThreadPoolExecutor(
+                    cfg.delivery.workers, thread_name_prefix="router-outbox"
+                )
             list(self._pool.map(lambda row: self._send(row, now, cfg), rows))
         return len(rows)
 
@@ -102,8 +113,7 @@ class Outbox:
         with self._lock:
             free = {name: per_receiver - n for name, n in self._busy.items()}
             skip = set(self._busy_groups)
-        rows = self.store.claim_due_per_receiver(now, cfg.delivery.lease, free, per_receiver,
-                                                 skip)
+        rows = self.store.claim_due_per_receiver(now, cfg.delivery.lease, free, per_receiver, skip)
         for row in rows:
             key = (row.group_key, row.receiver, row.integration)
             with self._lock:
@@ -112,12 +122,14 @@ class Outbox:
                 pool = self._pools.get(row.receiver)
                 if pool is None:
                     pool = self._pools[row.receiver] = ThreadPoolExecutor(
-                        per_receiver, thread_name_prefix="router-send")
+                        per_receiver, thread_name_prefix="router-send"
+                    )
             pool.submit(self._send_and_release, row, cfg, key)
         return len(rows)
 
-    def _send_and_release(self, row: OutboxRow, cfg: RouterConfig,
-                          key: tuple[str, str, int]) -> None:
+    def _send_and_release(
+        self, row: OutboxRow, cfg: RouterConfig, key: tuple[str, str, int]
+    ) -> None:
         try:
             self._send(row, time.time(), cfg)
         except Exception:  # noqa: BLE001 - the worker must free its slot whatever happens
@@ -137,13 +149,26 @@ class Outbox:
         traces = _traces(payload)
         ids = log_ids(t for t, _ in traces)
 
-        def attempt(outcome: str, when: float, error: str = "",
-                    retry_at: float | None = None) -> None:
+        def attempt(
+            outcome: str, when: float, error: str = "", retry_at: float | None = None
+        ) -> None:
             # One stage per alert of the notification: each trace shows its own delivery.
-            self.store.add_trace(trace_row(
-                t, when, "delivery", outcome, fp, receiver=row.receiver, integration=row.kind,
-                outbox_id=row.id, attempt=row.attempts + 1, error=error, retry_at=retry_at)
-                for t, fp in traces)
+            self.store.add_trace(
+                trace_row(
+                    t,
+                    when,
+                    "delivery",
+                    outcome,
+                    fp,
+                    receiver=row.receiver,
+                    integration=row.kind,
+                    outbox_id=row.id,
+                    attempt=row.attempts + 1,
+                    error=error,
+                    retry_at=retry_at,
+                )
+                for t, fp in traces
+            )
 
         if row.integration >= len(notifiers):
             error = f"receiver {row.receiver!r} has no integration {row.integration} now"
@@ -160,8 +185,7 @@ class Outbox:
             self.metrics.sent.labels(row.receiver, row.kind).inc()
             pipeline.record_sent(self.store, row, payload, now, server)
             attempt("sent", now)
-            log.info("notification %d to %s/%s sent trace=%s", row.id, row.receiver, row.kind,
-                     ids)
+            log.info("notification %d to %s/%s sent trace=%s", row.id, row.receiver, row.kind, ids)
             return
         self.metrics.failed.labels(row.receiver, row.kind, outcome.reason).inc()
         ended = outcome.ended_at
@@ -171,21 +195,49 @@ class Outbox:
             return
         assert outcome.retry_at is not None
         if outcome.crash is not None:
-            log.error("notifier %s crashed on notification %d trace=%s", row.kind, row.id, ids,
-                      exc_info=outcome.crash)
+            log.error(
+                "notifier %s crashed on notification %d trace=%s",
+                row.kind,
+                row.id,
+                ids,
+                exc_info=outcome.crash,
+            )
         else:
-            log.warning("notification %d to %s/%s failed (%s), retry in %.1fs: %s trace=%s",
-                        row.id, row.receiver, row.kind, outcome.reason,
-                        outcome.retry_at - ended, outcome.message, ids)
+            log.warning(
+                "notification %d to %s/%s failed (%s), retry in %.1fs: %s trace=%s",
+                row.id,
+                row.receiver,
+                row.kind,
+                outcome.reason,
+                outcome.retry_at - ended,
+                outcome.message,
+                ids,
+            )
         self.store.mark_retry(row.id, outcome.retry_at, outcome.error)
         attempt("retrying", ended, outcome.error, outcome.retry_at)
 
-    def _give_up(self, row: OutboxRow, now: float, server: str, reason: str,
-                 error: str, ids: str = "") -> None:
+    def _give_up(
+        self, row: OutboxRow, now: float, server: str, reason: str, error: str, ids: str = ""
+    ) -> None:
         self.metrics.given_up.labels(row.receiver, row.kind, reason).inc()
-        log.error("notification %d to %s/%s given up: %s trace=%s", row.id, row.receiver,
-                  row.kind, error, ids)
-        self.store.mark_failed(row.id, error, HistoryEvent(
-            now, "notification", str(row.id), server, "failed",
-            reason=error, details=json.dumps({"receiver": row.receiver,
-                                              "integration": row.kind})))
+        log.error(
+            "notification %d to %s/%s given up: %s trace=%s",
+            row.id,
+            row.receiver,
+            row.kind,
+            error,
+            ids,
+        )
+        self.store.mark_failed(
+            row.id,
+            error,
+            HistoryEvent(
+                now,
+                "notification",
+                str(row.id),
+                server,
+                "failed",
+                reason=error,
+                details=json.dumps({"receiver": row.receiver, "integration": row.kind}),
+            ),
+        )

@@ -34,8 +34,9 @@ from alert_router.timeutil import to_datetime
 
 
 # ---- 1. mute
-def mute(alerts: Iterable[AlertRow], silencer: Silencer, inhibitor: Inhibitor | None
-         ) -> tuple[list[AlertRow], list[tuple[AlertRow, str]]]:
+def mute(
+    alerts: Iterable[AlertRow], silencer: Silencer, inhibitor: Inhibitor | None
+) -> tuple[list[AlertRow], list[tuple[AlertRow, str]]]:
     """(kept, [(muted alert, "silenced" | "inhibited")]) of a group's alerts."""
     kept: list[AlertRow] = []
     muted: list[tuple[AlertRow, str]] = []
@@ -50,19 +51,41 @@ def mute(alerts: Iterable[AlertRow], silencer: Silencer, inhibitor: Inhibitor | 
 
 
 # ---- 2. dedupe
-def dedupe(store: Store, group_key: str, receiver: str, integration: int, notifier: Notifier,
-           firing: frozenset[str], resolved: frozenset[str], *, repeat_interval: float,
-           now: float) -> Decision:
+def dedupe(
+    store: Store,
+    group_key: str,
+    receiver: str,
+    integration: int,
+    notifier: Notifier,
+    firing: frozenset[str],
+    resolved: frozenset[str],
+    *,
+    repeat_interval: float,
+    now: float,
+) -> Decision:
     """Alertmanager's DedupStage. The log is written when a send succeeds; a notification
     still queued or retrying counts as sent meanwhile, so a flush never queues it twice."""
     last = store.latest_notified(group_key, receiver, integration)
-    return should_notify(last, firing, resolved, send_resolved=notifier.send_resolved,
-                         repeat_interval=repeat_interval, now=now)
+    return should_notify(
+        last,
+        firing,
+        resolved,
+        send_resolved=notifier.send_resolved,
+        repeat_interval=repeat_interval,
+        now=now,
+    )
 
 
 # ---- 3. queue
-def queue(store: Store, group_key: str, receiver: str, integration: int, kind: str,
-          payload: dict[str, Any], now: float) -> None:
+def queue(
+    store: Store,
+    group_key: str,
+    receiver: str,
+    integration: int,
+    kind: str,
+    payload: dict[str, Any],
+    now: float,
+) -> None:
     """One waiting notification per group and integration: the newest state replaces one
     not yet sent (a retrying one would otherwise arrive after it)."""
     store.supersede_pending(group_key, receiver, integration)
@@ -76,13 +99,28 @@ def notification_data(payload: dict[str, Any]) -> NotificationData:
     for a in payload["alerts"]:
         starts = to_datetime(a["startsAt"])
         assert starts is not None
-        alerts.append(AlertData(a["status"], a["labels"], a["annotations"], starts,
-                                to_datetime(a["endsAt"]), a["generatorURL"], a["fingerprint"]))
+        alerts.append(
+            AlertData(
+                a["status"],
+                a["labels"],
+                a["annotations"],
+                starts,
+                to_datetime(a["endsAt"]),
+                a["generatorURL"],
+                a["fingerprint"],
+            )
+        )
     return NotificationData(
-        receiver=payload["receiver"], status=payload["status"], alerts=alerts,
-        group_labels=payload["groupLabels"], common_labels=payload["commonLabels"],
-        common_annotations=payload["commonAnnotations"], external_url=payload["externalURL"],
-        group_key=payload["groupKey"], diagnostics=payload.get("diagnostics"))
+        receiver=payload["receiver"],
+        status=payload["status"],
+        alerts=alerts,
+        group_labels=payload["groupLabels"],
+        common_labels=payload["commonLabels"],
+        common_annotations=payload["commonAnnotations"],
+        external_url=payload["externalURL"],
+        group_key=payload["groupKey"],
+        diagnostics=payload.get("diagnostics"),
+    )
 
 
 def backoff(attempts: int, *, initial: float, maximum: float, rand: float) -> float:
@@ -110,8 +148,14 @@ class Outcome:
     crash: BaseException | None = None
 
 
-def send(notifier: Notifier, payload: dict[str, Any], row: OutboxRow, now: float,
-         delivery: DeliveryConfig, rand: Callable[[], float]) -> Outcome:
+def send(
+    notifier: Notifier,
+    payload: dict[str, Any],
+    row: OutboxRow,
+    now: float,
+    delivery: DeliveryConfig,
+    rand: Callable[[], float],
+) -> Outcome:
     """One attempt, and when to try again after a failure (never raises)."""
     try:
         notifier.notify(notification_data(payload))
@@ -121,8 +165,12 @@ def send(notifier: Notifier, payload: dict[str, Any], row: OutboxRow, now: float
         ended = max(now, time.time())
         error = f"{exc.reason}: {exc}"
         if exc.retryable and ended - row.created_at < delivery.give_up_after:
-            delay = backoff(row.attempts, initial=delivery.initial_backoff,
-                            maximum=delivery.max_backoff, rand=rand())
+            delay = backoff(
+                row.attempts,
+                initial=delivery.initial_backoff,
+                maximum=delivery.max_backoff,
+                rand=rand(),
+            )
             if exc.retry_after is not None:
                 delay = max(delay, exc.retry_after)
             return Outcome("retry", ended, exc.reason, error, ended + delay, message=str(exc))
@@ -130,18 +178,40 @@ def send(notifier: Notifier, payload: dict[str, Any], row: OutboxRow, now: float
         return Outcome("give_up", ended, exc.reason, error, why=why, message=str(exc))
     except Exception as exc:  # noqa: BLE001 - a notifier bug must not lose the row
         ended = max(now, time.time())
-        return Outcome("retry", ended, "internal", f"internal: {type(exc).__name__}",
-                       ended + delivery.max_backoff, crash=exc)
+        return Outcome(
+            "retry",
+            ended,
+            "internal",
+            f"internal: {type(exc).__name__}",
+            ended + delivery.max_backoff,
+            crash=exc,
+        )
     return Outcome("sent", now)
 
 
 # ---- 5. record the notification log after a successful send
-def record_sent(store: Store, row: OutboxRow, payload: dict[str, Any], now: float,
-                server: str) -> None:
+def record_sent(
+    store: Store, row: OutboxRow, payload: dict[str, Any], now: float, server: str
+) -> None:
     """Mark the row sent and, in the same transaction, log what it told the receiver."""
-    store.mark_sent(row.id, now, HistoryEvent(
-        now, "notification", str(row.id), server, "sent",
-        details=json.dumps({"receiver": row.receiver, "integration": row.kind,
-                            "group_key": row.group_key, "status": payload["status"],
-                            "alerts": [a["fingerprint"] for a in payload["alerts"]]})),
-        nflog=(row.group_key, row.receiver, row.integration, entry_of_payload(payload, now)))
+    store.mark_sent(
+        row.id,
+        now,
+        HistoryEvent(
+            now,
+            "notification",
+            str(row.id),
+            server,
+            "sent",
+            details=json.dumps(
+                {
+                    "receiver": row.receiver,
+                    "integration": row.kind,
+                    "group_key": row.group_key,
+                    "status": payload["status"],
+                    "alerts": [a["fingerprint"] for a in payload["alerts"]],
+                }
+            ),
+        ),
+        nflog=(row.group_key, row.receiver, row.integration, entry_of_payload(payload, now)),
+    )

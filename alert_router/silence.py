@@ -58,8 +58,10 @@ def _matcher(raw: Any, path: str) -> Matcher:
     if not isinstance(name, str) or not isinstance(value, str):
         raise InputError(f"{path}: name and value are required strings")
     if len(value) > limits.MATCHER_VALUE_CHARS or len(name) > limits.LABEL_NAME_CHARS:
-        raise InputError(f"{path}: longer than the limit of {limits.MATCHER_VALUE_CHARS} "
-                         f"characters (value) or {limits.LABEL_NAME_CHARS} (name)")
+        raise InputError(
+            f"{path}: longer than the limit of {limits.MATCHER_VALUE_CHARS} "
+            f"characters (value) or {limits.LABEL_NAME_CHARS} (name)"
+        )
     is_regex = raw.get("isRegex", False)
     is_equal = raw.get("isEqual", True)
     if not isinstance(is_regex, bool) or not isinstance(is_equal, bool):
@@ -78,8 +80,10 @@ def parse_postable_silence(body: Any, now: float) -> Silence:
     if not isinstance(raw_matchers, list) or not raw_matchers:
         raise InputError("matchers: required, a non-empty list")
     if len(raw_matchers) > limits.MATCHERS_PER_SILENCE:
-        raise InputError(f"matchers: {len(raw_matchers)} matchers, more than the limit of "
-                         f"{limits.MATCHERS_PER_SILENCE} (matchers per silence)")
+        raise InputError(
+            f"matchers: {len(raw_matchers)} matchers, more than the limit of "
+            f"{limits.MATCHERS_PER_SILENCE} (matchers per silence)"
+        )
     matchers = tuple(_matcher(m, f"matchers[{i}]") for i, m in enumerate(raw_matchers))
     if all(m.matches({}) for m in matchers):
         raise InputError("matchers: at least one matcher must not match the empty string")
@@ -96,13 +100,16 @@ def parse_postable_silence(body: Any, now: float) -> Silence:
         raise InputError("endsAt: must be after startsAt")
     if times["endsAt"] <= now:
         raise InputError("endsAt: is in the past")
-    for key, most in (("createdBy", limits.SILENCE_CREATED_BY_CHARS),
-                      ("comment", limits.SILENCE_COMMENT_CHARS)):
+    for key, most in (
+        ("createdBy", limits.SILENCE_CREATED_BY_CHARS),
+        ("comment", limits.SILENCE_COMMENT_CHARS),
+    ):
         if not isinstance(body.get(key), str) or not body[key].strip():
             raise InputError(f"{key}: required, a non-empty string")
         if len(body[key]) > most:
-            raise InputError(f"{key}: longer than the limit of {most} characters "
-                             f"(silence {key} size)")
+            raise InputError(
+                f"{key}: longer than the limit of {most} characters (silence {key} size)"
+            )
     silence_id = body.get("id") or ""
     if not isinstance(silence_id, str):
         raise InputError("id: must be a string")

@@ -22,8 +22,9 @@ log = logging.getLogger(__name__)
 NotifierFactory = Callable[[dict[str, Any], str, dict[str, Any]], Sequence[Notifier]]
 
 
-def default_notifier_factory(receiver: dict[str, Any], path: str,
-                             global_config: dict[str, Any]) -> Sequence[Notifier]:
+def default_notifier_factory(
+    receiver: dict[str, Any], path: str, global_config: dict[str, Any]
+) -> Sequence[Notifier]:
     """Build a receiver's notifiers with the notify package."""
     from alert_router.notify import build_notifiers
 
@@ -50,9 +51,12 @@ class RouterState:
     def build_notifiers(self, config: RouterConfig) -> dict[str, Sequence[Notifier]]:
         """Notifiers for every receiver of `config`."""
         names = list(config.receivers)
-        return {name: self.notifier_factory(config.receivers[name], f"receivers[{i}]",
-                                            config.global_config)
-                for i, name in enumerate(names)}
+        return {
+            name: self.notifier_factory(
+                config.receivers[name], f"receivers[{i}]", config.global_config
+            )
+            for i, name in enumerate(names)
+        }
 
     def notifiers_for(self, receiver: str) -> Sequence[Notifier]:
         return self.notifiers.get(receiver, ())

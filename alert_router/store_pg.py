@@ -33,6 +33,8 @@ from stacksense_common.secret import Secret, reveal
 # Every write transaction of every replica takes this transaction-level advisory lock.
 WRITE_LOCK_KEY = 0x5354_4B53_0001
 SCHEMA_LOCK_KEY = 0x5354_4B53_0002
+
+
 class StoreConnectError(RuntimeError):
     """The database cannot be reached (the message names the host, never the password)."""
 
@@ -91,12 +93,20 @@ class PgInbox(Inbox):
         self._local = threading.local()  # ids of the rows this thread read last
 
     def add(self, source: str, body: str, now: float, form: str = "normalised") -> None:
-        self._conn().execute("INSERT INTO inbox (source, received_at, body, form) "
-                             "VALUES (?, ?, ?, ?)", (source, now, body, form))
+        self._conn().execute(
+            "INSERT INTO inbox (source, received_at, body, form) VALUES (?, ?, ?, ?)",
+            (source, now, body, form),
+        )
 
     def read(self, limit: int) -> tuple[str, list[InboxRow]] | None:
-        rows = self._conn().execute("SELECT id, source, received_at, body, form FROM inbox "
-                                    "ORDER BY id LIMIT ?", (limit,)).fetchall()
+        rows = (
+            self._conn()
+            .execute(
+                "SELECT id, source, received_at, body, form FROM inbox ORDER BY id LIMIT ?",
+                (limit,),
+            )
+            .fetchall()
+        )
         self._local.read_ids = [int(r[0]) for r in rows]
         return ("inbox", rows) if rows else None
 
@@ -106,8 +116,10 @@ class PgInbox(Inbox):
         if cur.rowcount != len(ids):
             # Another dispatcher (a leader that lost its lease mid-step) merged them first:
             # abort this transaction rather than merge the same requests twice.
-            raise InboxMergedElsewhere(f"{len(ids) - cur.rowcount} inbox rows were merged "
-                                       "by another dispatcher; this merge is rolled back")
+            raise InboxMergedElsewhere(
+                f"{len(ids) - cur.rowcount} inbox rows were merged "
+                "by another dispatcher; this merge is rolled back"
+            )
         # Merged one by one after a row was refused: the next call covers the later rows only.
         self._local.read_ids = [i for i in getattr(self._local, "read_ids", []) if i > last_id]
 
@@ -125,8 +137,14 @@ class PgStore(Store):
     data_errors = (psycopg.DataError,)
     dialect = DIALECT
 
-    def __init__(self, url: str, *, password: Secret | str | None = "",
-                 connect_timeout: float = 10.0, idle_tx_timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        password: Secret | str | None = "",
+        connect_timeout: float = 10.0,
+        idle_tx_timeout: float = 60.0,
+    ) -> None:
         self.path = url
         self._password = reveal(password) or ""
         self._idle_tx_timeout = idle_tx_timeout
@@ -143,19 +161,26 @@ class PgStore(Store):
 
     def _open(self) -> PgConn:
         try:
-            raw = psycopg.connect(self.path, password=self._password or None, autocommit=True,
-                                  connect_timeout=max(1, round(self._connect_timeout)),
-                                  application_name="stacksense-router")
+            raw = psycopg.connect(
+                self.path,
+                password=self._password or None,
+                autocommit=True,
+                connect_timeout=max(1, round(self._connect_timeout)),
+                application_name="stacksense-router",
+            )
         except psycopg.Error as exc:
             reason = " ".join(str(exc).split()) or type(exc).__name__
             if self._password:
                 reason = reason.replace(self._password, "<secret>")
-            raise StoreConnectError(f"storage.url: cannot connect to PostgreSQL at "
-                                    f"{describe(self.path)}: {reason}") from None
+            raise StoreConnectError(
+                f"storage.url: cannot connect to PostgreSQL at {describe(self.path)}: {reason}"
+            ) from None
         # A replica cut off mid-transaction would hold the write lock until TCP gives up
         # (hours): the server ends such a transaction instead. None of ours idles for long.
-        raw.execute("SELECT set_config('idle_in_transaction_session_timeout', %s, false)",
-                    (f"{round(self._idle_tx_timeout * 1000)}ms",))
+        raw.execute(
+            "SELECT set_config('idle_in_transaction_session_timeout', %s, false)",
+            (f"{round(self._idle_tx_timeout * 1000)}ms",),
+        )
         conn = PgConn(raw)
         with self._lock:
             self._conns.append(conn)
@@ -187,8 +212,14 @@ class PgStore(Store):
             yield conn
 
     # ---- leadership
-    def try_lease(self, name: str, holder: str, now: float, ttl: float,
-                  holder_dead: Callable[[str], bool] = lambda _: False) -> bool:
+    def try_lease(
+        self,
+        name: str,
+        holder: str,
+        now: float,
+        ttl: float,
+        holder_dead: Callable[[str], bool] = lambda _: False,
+    ) -> bool:
         """Take or renew the lease; a holder whose database session ended is dead.
 
         The caller's holder_dead (hostname and pid) is not used: on another host it could

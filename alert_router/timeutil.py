@@ -9,8 +9,14 @@ from datetime import UTC, datetime
 from stacksense_common.duration import format as format_duration
 from stacksense_common.duration import parse as parse_duration
 
-__all__ = ["GO_ZERO_TIME", "format_duration", "format_time", "parse_duration", "parse_time",
-           "to_datetime"]
+__all__ = [
+    "GO_ZERO_TIME",
+    "format_duration",
+    "format_time",
+    "parse_duration",
+    "parse_time",
+    "to_datetime",
+]
 
 # Go's zero time: Alertmanager writes it as endsAt while an alert fires.
 GO_ZERO_TIME = "0001-01-01T00:00:00Z"

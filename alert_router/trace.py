@@ -35,24 +35,24 @@ def derive(labels: Mapping[str, str], starts_at: float) -> str:
     # json.dumps(sorted labels, separators=(",", ":")), spelled out: the dispatcher derives
     # one per new alert, and the string escaper alone costs less than a dict encoder.
     key = "{" + ",".join([f"{_str(k)}:{_str(v)}" for k, v in sorted(labels.items())]) + "}"
-    return hashlib.sha256(f"{key}|{starts_at:.3f}".encode("utf-8", "surrogatepass")
-                          ).hexdigest()[:16]
+    return hashlib.sha256(f"{key}|{starts_at:.3f}".encode("utf-8", "surrogatepass")).hexdigest()[
+        :16
+    ]
 
 
-def trace_of(labels: Mapping[str, str], annotations: Mapping[str, str],
-             starts_at: float) -> str:
+def trace_of(labels: Mapping[str, str], annotations: Mapping[str, str], starts_at: float) -> str:
     """The trace id of one alert occurrence (its annotation was validated at ingest)."""
     given = annotations.get(ANNOTATION)
     return given if given else derive(labels, starts_at)
 
 
-def row(trace_id: str, ts: float, stage: str, outcome: str, fingerprint: str,
-        **details: Any) -> TraceRow:
+def row(
+    trace_id: str, ts: float, stage: str, outcome: str, fingerprint: str, **details: Any
+) -> TraceRow:
     if all(type(v) is str for v in details.values()):
         # The dispatcher's stages (received, grouped, queued): json.dumps(sort_keys=True)
         # output, spelled out as above.
-        text = "{" + ", ".join([f"{_str(k)}: {_str(details[k])}" for k in sorted(details)]) \
-            + "}"
+        text = "{" + ", ".join([f"{_str(k)}: {_str(details[k])}" for k in sorted(details)]) + "}"
     else:
         text = _SORTED(details)
     return (trace_id, ts, stage, outcome, fingerprint, text)
@@ -69,8 +69,11 @@ def describe(stages: list[dict[str, Any]]) -> str:
     """A trace's stages as the CLI prints them, one line each."""
     lines = []
     for stage in stages:
-        details = " ".join(f"{k}={v}" for k, v in sorted(stage["details"].items())
-                           if v not in (None, ""))
-        lines.append(f"{format_time(stage['ts'])}  {stage['stage']:<9} {stage['outcome']:<10} "
-                     f"{details}".rstrip())
+        details = " ".join(
+            f"{k}={v}" for k, v in sorted(stage["details"].items()) if v not in (None, "")
+        )
+        lines.append(
+            f"{format_time(stage['ts'])}  {stage['stage']:<9} {stage['outcome']:<10} "
+            f"{details}".rstrip()
+        )
     return "\n".join(lines)

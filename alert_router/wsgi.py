@@ -21,14 +21,15 @@ from alert_router.metrics import MULTIPROC_ENV, use_multiprocess_dir
 
 if not os.environ.get(MULTIPROC_ENV):
     _base = os.environ.get("STACKSENSE_ROUTER_METRICS_DIR") or os.path.join(
-        tempfile.gettempdir(), f"stacksense-router-metrics-{os.getuid()}")
+        tempfile.gettempdir(), f"stacksense-router-metrics-{os.getuid()}"
+    )
     # gunicorn's workers are children of its master: they share the master's directory.
     try:
-        use_multiprocess_dir(Path(_base), os.getppid(),
-                             lambda pid: process_alive(socket.gethostname(), pid))
+        use_multiprocess_dir(
+            Path(_base), os.getppid(), lambda pid: process_alive(socket.gethostname(), pid)
+        )
     except OSError as exc:  # e.g. a read-only filesystem: per-worker metrics, but running
-        sys.stderr.write(f"warning: metrics stay per worker, cannot use {_base}: "
-                         f"{exc.strerror}\n")
+        sys.stderr.write(f"warning: metrics stay per worker, cannot use {_base}: {exc.strerror}\n")
 
 from alert_router.app import create_app  # noqa: E402 - after the metrics directory is set
 

@@ -26,8 +26,10 @@ def main(argv: list[str] | None = None) -> int:
     names = (sys.argv[1:] if argv is None else argv) or list(BENCHMARKS)
     unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:
-        print(f"unknown benchmark(s): {', '.join(unknown)} (known: {', '.join(BENCHMARKS)})",
-              file=sys.stderr)
+        print(
+            f"unknown benchmark(s): {', '.join(unknown)} (known: {', '.join(BENCHMARKS)})",
+            file=sys.stderr,
+        )
         return 2
     failed = []
     for name in names:

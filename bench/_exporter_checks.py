@@ -30,12 +30,15 @@ def checks_module(log_dir: Path) -> dict[str, Any]:
         ],
         "commands": [
             {"name": "true", "run": ["true"], "timeout_seconds": 2},
-            {"name": "load", "run": ["cat", "/proc/loadavg"], "timeout_seconds": 2,
-             "value": {"regex": r"^(\S+)"}},
+            {
+                "name": "load",
+                "run": ["cat", "/proc/loadavg"],
+                "timeout_seconds": 2,
+                "value": {"regex": r"^(\S+)"},
+            },
             {"name": "answer", "run": ["echo", "42"], "timeout_seconds": 2, "value": "number"},
         ],
-        "logs": [{"file": str(p), "patterns": {"error": "ERROR", "warn": "WARN"}}
-                 for p in logs],
+        "logs": [{"file": str(p), "patterns": {"error": "ERROR", "warn": "WARN"}} for p in logs],
     }
 
 

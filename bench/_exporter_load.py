@@ -47,7 +47,7 @@ class KeepAliveClient:
                     raise ConnectionError("server closed the connection")
                 buf += chunk
             head = buf[:end]
-            rest = buf[end + 4:]
+            rest = buf[end + 4 :]
             lower = head.lower()
             if b"transfer-encoding: chunked" in lower:
                 body, self.buf = self._chunked(sock, rest)
@@ -56,7 +56,7 @@ class KeepAliveClient:
             pos = lower.find(b"content-length:")
             if pos >= 0:
                 eol = head.find(b"\r\n", pos)
-                length = int(head[pos + 15:eol if eol >= 0 else len(head)])
+                length = int(head[pos + 15 : eol if eol >= 0 else len(head)])
             rest = self._fill(sock, rest, length)
             self.buf = rest[length:]
             return int(head[9:12]), rest[:length]
@@ -80,11 +80,11 @@ class KeepAliveClient:
             while (eol := buf.find(b"\r\n")) < 0:
                 buf = self._fill(sock, buf, len(buf) + 1)
             size = int(buf[:eol].split(b";")[0], 16)
-            buf = self._fill(sock, buf[eol + 2:], size + 2)
+            buf = self._fill(sock, buf[eol + 2 :], size + 2)
             if size == 0:
                 return b"".join(parts), buf[2:]
             parts.append(buf[:size])
-            buf = buf[size + 2:]
+            buf = buf[size + 2 :]
 
     def close(self) -> None:
         if self.sock is not None:
@@ -141,8 +141,16 @@ def _self_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def open_loop(host: str, port: int, requests: Sequence[bytes], rate: float, count: int,
-              *, workers: int = 32, check: bool = True) -> Outcome:
+def open_loop(
+    host: str,
+    port: int,
+    requests: Sequence[bytes],
+    rate: float,
+    count: int,
+    *,
+    workers: int = 32,
+    check: bool = True,
+) -> Outcome:
     """Send `count` requests at a fixed `rate` (request i due at t0 + i/rate), cycling `requests`.
 
     Latency runs from the scheduled time, not the send time, so a stalled
@@ -188,8 +196,15 @@ def open_loop(host: str, port: int, requests: Sequence[bytes], rate: float, coun
     return out
 
 
-def closed_loop(host: str, port: int, requests: Sequence[bytes], concurrency: int,
-                seconds: float, *, check: bool = True) -> Outcome:
+def closed_loop(
+    host: str,
+    port: int,
+    requests: Sequence[bytes],
+    concurrency: int,
+    seconds: float,
+    *,
+    check: bool = True,
+) -> Outcome:
     """`concurrency` clients each send the next request as soon as the last one answered."""
     out = Outcome()
     lock = threading.Lock()
@@ -223,8 +238,9 @@ def closed_loop(host: str, port: int, requests: Sequence[bytes], concurrency: in
     return out
 
 
-def each_once(host: str, port: int, requests: Sequence[bytes], concurrency: int,
-              *, check: bool = True) -> Outcome:
+def each_once(
+    host: str, port: int, requests: Sequence[bytes], concurrency: int, *, check: bool = True
+) -> Outcome:
     """Send every request exactly once with `concurrency` clients (used to warm the pool)."""
     out = Outcome()
     lock = threading.Lock()

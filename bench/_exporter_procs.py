@@ -105,18 +105,30 @@ class Fleet:
     def pids(self) -> list[int]:
         return [s.proc.pid for s in self.servers if s.proc is not None]
 
-    def inventory(self, path: Path, count: int, user: str,
-                  collectors: list[str] | None = None, one_write: bool = False,
-                  checks: dict[str, Any] | None = None) -> Path:
+    def inventory(
+        self,
+        path: Path,
+        count: int,
+        user: str,
+        collectors: list[str] | None = None,
+        one_write: bool = False,
+        checks: dict[str, Any] | None = None,
+    ) -> Path:
         """An inventory of `count` targets spread round-robin over the sshd instances.
 
         `collectors` replaces the default module's list (None keeps every collector);
         `one_write` sets the module's option of that name; `checks` adds services,
         commands and logs (and any module option) to the module.
         """
-        servers = [{"name": target_name(i), "host": self.servers[i % len(self.servers)].host,
-                    "port": self.servers[i % len(self.servers)].port, "user": user}
-                   for i in range(count)]
+        servers = [
+            {
+                "name": target_name(i),
+                "host": self.servers[i % len(self.servers)].host,
+                "port": self.servers[i % len(self.servers)].port,
+                "user": user,
+            }
+            for i in range(count)
+        ]
         data: dict[str, Any] = {
             "known_hosts": str(self.known_hosts),
             "credentials": {"default": {"key_file": str(self.keys.client_key)}},
@@ -154,8 +166,10 @@ def sshd_fleet(workdir: Path, count: int = len(SSHD_HOSTS)) -> Iterator[Fleet]:
     keys = SshdKeys.create(workdir / "keys")
     hosts = [h if _usable(h) else "127.0.0.1" for h in SSHD_HOSTS[:count]]
     with ExitStack() as stack:
-        servers = [stack.enter_context(sshd(workdir / f"sshd{i}", keys, host=h))
-                   for i, h in enumerate(hosts)]
+        servers = [
+            stack.enter_context(sshd(workdir / f"sshd{i}", keys, host=h))
+            for i, h in enumerate(hosts)
+        ]
         known = workdir / "known_hosts"
         known.write_text("".join(s.known_hosts_line() for s in servers))
         yield Fleet(servers, keys, known)
@@ -179,16 +193,19 @@ class Service:
 
 
 @contextmanager
-def _service(cmd: list[str], port: int, ready_path: str, log: Path, what: str,
-             cwd: Path = ROOT) -> Iterator[Service]:
+def _service(
+    cmd: list[str], port: int, ready_path: str, log: Path, what: str, cwd: Path = ROOT
+) -> Iterator[Service]:
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=cwd)
         service = Service(proc, "127.0.0.1", port, log)
         try:
+
             def ready() -> bool:
                 if proc.poll() is not None:
                     raise RuntimeError(f"{what} exited: {service.log_tail()}")
                 return http_ok(f"http://127.0.0.1:{port}{ready_path}")
+
             wait_for(ready, timeout=30, what=what)
             yield service
         finally:
@@ -203,8 +220,17 @@ def exporter_process(inventory: Path, log: Path, source: Path = ROOT) -> Iterato
     or a patched copy when trying an optimisation).
     """
     port = free_port()
-    cmd = [sys.executable, "-m", "exporter.main", "--config.file", str(inventory),
-           "--web.listen-address", f"127.0.0.1:{port}", "--log.level", "warning"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "exporter.main",
+        "--config.file",
+        str(inventory),
+        "--web.listen-address",
+        f"127.0.0.1:{port}",
+        "--log.level",
+        "warning",
+    ]
     with _service(cmd, port, "/-/ready", log, "exporter", cwd=source) as service:
         yield service
 

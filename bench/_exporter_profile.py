@@ -66,11 +66,14 @@ def summarise(raw: str) -> dict[str, Any]:
             inclusive[name] += count
 
     def table(counter: Counter[str], n: int) -> list[dict[str, Any]]:
-        return [{"name": k, "share": v / total} for k, v in counter.most_common(n)] \
-            if total else []
+        return [{"name": k, "share": v / total} for k, v in counter.most_common(n)] if total else []
 
-    return {"samples": total, "stages": table(stages, len(STAGES) + 1),
-            "top_self": table(leaf, 15), "top_inclusive": table(inclusive, 25)}
+    return {
+        "samples": total,
+        "stages": table(stages, len(STAGES) + 1),
+        "top_self": table(leaf, 15),
+        "top_inclusive": table(inclusive, 25),
+    }
 
 
 def profile_phase(pid: int, load: Callable[[], Outcome]) -> dict[str, Any]:
@@ -81,9 +84,23 @@ def profile_phase(pid: int, load: Callable[[], Outcome]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         raw_path = Path(tmp) / "raw.txt"
         proc = subprocess.Popen(
-            [spy, "record", "-p", str(pid), "-r", str(RATE_HZ), "-f", "raw", "-o",
-             str(raw_path), "--nonblocking", "--gil"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            [
+                spy,
+                "record",
+                "-p",
+                str(pid),
+                "-r",
+                str(RATE_HZ),
+                "-f",
+                "raw",
+                "-o",
+                str(raw_path),
+                "--nonblocking",
+                "--gil",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         time.sleep(1.0)  # py-spy attaches
         cpu0 = cpu_seconds(pid)
         outcome = load()
@@ -94,8 +111,7 @@ def profile_phase(pid: int, load: Callable[[], Outcome]) -> dict[str, Any]:
             return {"error": f"py-spy wrote nothing: {err.decode(errors='replace')[-300:]}"}
         raw = raw_path.read_text()
     ms = cpu / outcome.ok * 1e3 if outcome.ok else float("nan")
-    return {"probes": outcome.ok, "exporter_cpu_ms_per_probe_while_sampled": ms,
-            **summarise(raw)}
+    return {"probes": outcome.ok, "exporter_cpu_ms_per_probe_while_sampled": ms, **summarise(raw)}
 
 
 def print_profile(profile: dict[str, Any]) -> None:
@@ -103,8 +119,10 @@ def print_profile(profile: dict[str, Any]) -> None:
     if "error" in profile:
         print(f"  profile: {profile['error']}")
         return
-    print(f"\n  py-spy, share of GIL-holding samples ({profile['samples']} samples, "
-          f"{profile['exporter_cpu_ms_per_probe_while_sampled']:.2f} ms CPU/probe while sampled)")
+    print(
+        f"\n  py-spy, share of GIL-holding samples ({profile['samples']} samples, "
+        f"{profile['exporter_cpu_ms_per_probe_while_sampled']:.2f} ms CPU/probe while sampled)"
+    )
     for row in profile["stages"]:
         print(f"    {row['share'] * 100:5.1f} %  {row['name']}")
     print("  top functions, self:")

@@ -53,8 +53,9 @@ TARGETS = 20
 CAPTURES = 3
 
 
-def stage_costs(inventory_path: Path, target: str, repeat: int = 200,
-                sshd_pids: list[int] | None = None) -> dict[str, Any]:
+def stage_costs(
+    inventory_path: Path, target: str, repeat: int = 200, sshd_pids: list[int] | None = None
+) -> dict[str, Any]:
     """CPU ms per stage for `target` of the inventory (needs a reachable sshd).
 
     With `sshd_pids`, also the monitored side's CPU per run of the steady script
@@ -72,8 +73,10 @@ def stage_costs(inventory_path: Path, target: str, repeat: int = 200,
     try:
         from exporter.probe import cheap_collectors
     except ImportError:  # an exporter from before cheap sections (--exporter-src)
+
         def cheap_collectors(collectors: tuple[str, ...], state: dict[str, Any]) -> tuple[str, ...]:
             return ()
+
     from exporter.ssh_pool import CommandResult, SshPool
 
     inventory = load_inventory(inventory_path)
@@ -82,12 +85,16 @@ def stage_costs(inventory_path: Path, target: str, repeat: int = 200,
     one_write = getattr(module, "one_write", False)  # older --exporter-src have no such option
 
     def script_for_module(cheap: tuple[str, ...] = ()) -> str:
-        return script_for(module.collectors, cheap, one_write) if one_write \
+        return (
+            script_for(module.collectors, cheap, one_write)
+            if one_write
             else script_for(module.collectors, cheap)
+        )
 
     script = script_for_module()
     pool = SshPool(inventory)
     try:
+
         def run(command: str) -> CommandResult:
             return pool.run(server, command, time.monotonic() + 30)
 
@@ -106,8 +113,7 @@ def stage_costs(inventory_path: Path, target: str, repeat: int = 200,
         exec_script = _cpu_ms(lambda: run(steady), repeat)
         # _cpu_ms ran it once to warm up, then `repeat` // 5 * 5 times.
         runs = 1 + max(1, repeat // 5) * 5
-        host_ms = ((tree_cpu_seconds(sshd_pids) - host0) / runs * 1e3 if sshd_pids
-                   else float("nan"))
+        host_ms = (tree_cpu_seconds(sshd_pids) - host0) / runs * 1e3 if sshd_pids else float("nan")
     finally:
         pool.close()
 
@@ -116,8 +122,15 @@ def stage_costs(inventory_path: Path, target: str, repeat: int = 200,
     class Canned:
         """A runner that returns the captured outputs in turn: the probe without SSH."""
 
-        def run(self, server: object, command: str, deadline: float, *,
-                max_output: int = 0, prelude: str = "") -> CommandResult:
+        def run(
+            self,
+            server: object,
+            command: str,
+            deadline: float,
+            *,
+            max_output: int = 0,
+            prelude: str = "",
+        ) -> CommandResult:
             return CommandResult(0, outputs[next(calls) % CAPTURES])
 
         def connection_id(self, server: object) -> int:
@@ -144,18 +157,23 @@ def stage_costs(inventory_path: Path, target: str, repeat: int = 200,
         "collectors_ms": _cpu_ms(collect, repeat),
         "render_ms": _cpu_ms(lambda: render(families), repeat),
         "probe_without_ssh_ms": _cpu_ms(
-            lambda: prober.probe(servers[next(turn) % TARGETS], module, 10.0), repeat),
+            lambda: prober.probe(servers[next(turn) % TARGETS], module, 10.0), repeat
+        ),
     }
 
 
 def print_stages(stages: dict[str, Any], http_ms_per_probe: float) -> None:
     """Print the stage table with the HTTP remainder."""
     rows = [
-        ("monitored host: the steady script, one connection (sshd tree)",
-         stages.get("host_script_ms", float("nan"))),
+        (
+            "monitored host: the steady script, one connection (sshd tree)",
+            stages.get("host_script_ms", float("nan")),
+        ),
         ("SSH round-trip floor (`true` in the kept shell)", stages["ssh_exec_floor_ms"]),
-        (f"SSH run of the probe script ({stages['output_bytes']} bytes out)",
-         stages["ssh_exec_script_ms"]),
+        (
+            f"SSH run of the probe script ({stages['output_bytes']} bytes out)",
+            stages["ssh_exec_script_ms"],
+        ),
         ("split output into sections", stages["split_ms"]),
         ("collectors parse", stages["collectors_ms"]),
         ("render text exposition", stages["render_ms"]),

@@ -36,8 +36,9 @@ from tests.console.fake_peers import FakePeers, fake_peers
 from tests.console.session import PASSWORD, TOKEN, console_config
 from tests.peers.router import router
 
-STATUSES = ("online",) * 90 + ("warning",) * 5 + ("offline", "pending", "unknown",
-                                                  "suspended", "offline")
+STATUSES = (
+    ("online",) * 90 + ("warning",) * 5 + ("offline", "pending", "unknown", "suspended", "offline")
+)
 
 
 def populate(peers: FakePeers, n: int) -> None:
@@ -46,24 +47,32 @@ def populate(peers: FakePeers, n: int) -> None:
     for i in range(n):
         name = f"srv-{i:05d}.example.net"
         status = STATUSES[i % len(STATUSES)]
-        peers.set(name, status, since=time.time() - i,
-                  reason="refused" if status == "offline" else None,
-                  reason_text="connection refused" if status == "offline" else None,
-                  health={"color": "green", "score": 90.0 - i % 30, "worst": "cpu",
-                          "components": {}})
+        peers.set(
+            name,
+            status,
+            since=time.time() - i,
+            reason="refused" if status == "offline" else None,
+            reason_text="connection refused" if status == "offline" else None,
+            health={"color": "green", "score": 90.0 - i % 30, "worst": "cpu", "components": {}},
+        )
         peers.labels[name] = {"env": ("prod", "staging")[i % 2], "rack": f"r{i % 40}"}
 
 
 def login(session: requests.Session, url: str) -> None:
     page = session.get(f"{url}/console/login", timeout=30)
     csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
-    resp = session.post(f"{url}/console/login", timeout=30, allow_redirects=False,
-                        data={"name": "bench", "password": PASSWORD, "csrf": csrf})
+    resp = session.post(
+        f"{url}/console/login",
+        timeout=30,
+        allow_redirects=False,
+        data={"name": "bench", "password": PASSWORD, "csrf": csrf},
+    )
     resp.raise_for_status()
 
 
-def measure(session: requests.Session, url: str, runs: int,
-            cold: bool) -> tuple[float, float, int, int]:
+def measure(
+    session: requests.Session, url: str, runs: int, cold: bool
+) -> tuple[float, float, int, int]:
     """Median and worst seconds, bytes and gzip bytes of `runs` GETs of `url`.
 
     cold: wait out the console's peer cache before each request, so each one reads the
@@ -96,8 +105,9 @@ def router_cpu_seconds(pid: int) -> float:
     return total
 
 
-def poll_load(url: str, pid: int, browsers: int, seconds: float, interval: float,
-              keep_alive: bool) -> tuple[float, list[float], int]:
+def poll_load(
+    url: str, pid: int, browsers: int, seconds: float, interval: float, keep_alive: bool
+) -> tuple[float, list[float], int]:
     """(router CPU as % of one core, poll latencies, failed polls) for `browsers` pollers."""
     sessions = []
     for _ in range(browsers):
@@ -126,8 +136,10 @@ def poll_load(url: str, pid: int, browsers: int, seconds: float, interval: float
                 failures[0] += 0 if ok else 1
             stop.wait(interval)
 
-    threads = [threading.Thread(target=browser, args=(s, i * interval / browsers), daemon=True)
-               for i, s in enumerate(sessions)]
+    threads = [
+        threading.Thread(target=browser, args=(s, i * interval / browsers), daemon=True)
+        for i, s in enumerate(sessions)
+    ]
     cpu0, wall0 = router_cpu_seconds(pid), time.monotonic()
     for t in threads:
         t.start()
@@ -160,38 +172,52 @@ def main(argv: list[str] | None = None) -> int:
         with router(tmp, config, token=TOKEN, workers=2, threads=4) as proc:
             session = requests.Session()
             login(session, proc.url)
-            print(f"{'servers':>8} {'request':<34} {'median ms':>10} {'worst ms':>9} "
-                  f"{'bytes':>10} {'gzip':>9}")
+            print(
+                f"{'servers':>8} {'request':<34} {'median ms':>10} {'worst ms':>9} "
+                f"{'bytes':>10} {'gzip':>9}"
+            )
             for n in args.servers:
                 populate(peers, n)
                 for name, path, cold in (
-                        ("fleet page, cold", "/console/", True),
-                        ("fleet page, warm", "/console/", False),
-                        ("live fragment (poll), warm", "/console/?partial=1", False),
-                        ("fleet page, status=offline, cold", "/console/?status=offline", True),
-                        ("JSON /console/api/fleet, cold", "/console/api/fleet", True)):
-                    median, worst, size, packed = measure(session, proc.url + path, args.runs,
-                                                          cold)
-                    print(f"{n:>8} {name:<34} {median * 1000:>10.0f} {worst * 1000:>9.0f} "
-                          f"{size:>10,} {packed:>9,}")
+                    ("fleet page, cold", "/console/", True),
+                    ("fleet page, warm", "/console/", False),
+                    ("live fragment (poll), warm", "/console/?partial=1", False),
+                    ("fleet page, status=offline, cold", "/console/?status=offline", True),
+                    ("JSON /console/api/fleet, cold", "/console/api/fleet", True),
+                ):
+                    median, worst, size, packed = measure(session, proc.url + path, args.runs, cold)
+                    print(
+                        f"{n:>8} {name:<34} {median * 1000:>10.0f} {worst * 1000:>9.0f} "
+                        f"{size:>10,} {packed:>9,}"
+                    )
             if args.browsers and proc.proc is not None:
                 interval = 5.0  # console.refresh_interval's default
                 for n in args.servers:
                     populate(peers, n)
-                    cpu, lat, failed = poll_load(proc.url, proc.proc.pid, args.browsers,
-                                                 args.poll_seconds, interval, args.keep_alive)
+                    cpu, lat, failed = poll_load(
+                        proc.url,
+                        proc.proc.pid,
+                        args.browsers,
+                        args.poll_seconds,
+                        interval,
+                        args.keep_alive,
+                    )
                     lat.sort()
-                    print(f"{n:>8} servers, {args.browsers} browsers polling every "
-                          f"{interval:g} s for {args.poll_seconds:g} s: router CPU "
-                          f"{cpu:.0f}% of one core, {len(lat)} polls, p50 "
-                          f"{lat[len(lat) // 2] * 1000:.0f} ms, p95 "
-                          f"{lat[int(len(lat) * 0.95)] * 1000:.0f} ms, {failed} failed"
-                          f"{'' if args.keep_alive else ' (a new connection per poll)'}")
+                    print(
+                        f"{n:>8} servers, {args.browsers} browsers polling every "
+                        f"{interval:g} s for {args.poll_seconds:g} s: router CPU "
+                        f"{cpu:.0f}% of one core, {len(lat)} polls, p50 "
+                        f"{lat[len(lat) // 2] * 1000:.0f} ms, p95 "
+                        f"{lat[int(len(lat) * 0.95)] * 1000:.0f} ms, {failed} failed"
+                        f"{'' if args.keep_alive else ' (a new connection per poll)'}"
+                    )
             started = time.perf_counter()
             peers_only = requests.get(f"{peers.url}/api/v1/servers", timeout=60)
-            print(f"(reading the fake rule engine alone at {len(peers.servers)} servers: "
-                  f"{(time.perf_counter() - started) * 1000:.0f} ms, "
-                  f"{len(peers_only.content):,} bytes)")
+            print(
+                f"(reading the fake rule engine alone at {len(peers.servers)} servers: "
+                f"{(time.perf_counter() - started) * 1000:.0f} ms, "
+                f"{len(peers_only.content):,} bytes)"
+            )
     return 0
 
 

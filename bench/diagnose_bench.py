@@ -42,8 +42,18 @@ def full_filesystem(root: Path, files: int) -> Iterator[Path]:
     mount = root / "full"
     mount.mkdir()
     size_mib = 16 + files * 4 // 1024  # a page per small file, and room for the filler
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mib}m,nr_inodes={files + 2000}",
-                    "tmpfs", str(mount)], check=True)
+    subprocess.run(
+        [
+            "mount",
+            "-t",
+            "tmpfs",
+            "-o",
+            f"size={size_mib}m,nr_inodes={files + 2000}",
+            "tmpfs",
+            str(mount),
+        ],
+        check=True,
+    )
     try:
         block = b"x" * 1024
         for i in range(files):
@@ -71,12 +81,19 @@ def measure(what: str, count: int, run: Callable[[], object], pid: int) -> Row:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.diagnose_bench", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m bench.diagnose_bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--runs", type=int, default=10, help="diagnostic runs (default %(default)s)")
     p.add_argument("--probes", type=int, default=200, help="probes (default %(default)s)")
-    p.add_argument("--files", type=int, default=20000,
-                   help="files on the full filesystem du walks (default %(default)s)")
+    p.add_argument(
+        "--files",
+        type=int,
+        default=20000,
+        help="files on the full filesystem du walks (default %(default)s)",
+    )
     args = p.parse_args(argv)
     rows: list[Row] = []
     notes: list[str] = []
@@ -88,8 +105,12 @@ def main(argv: list[str] | None = None) -> int:
             pid = server.proc.pid
             known = tmp / "known_hosts"
             known.write_text(server.known_hosts_line())
-            inv = write_inventory(tmp / "servers.yml", [server_entry("bench", server)],
-                                  {"default": {"key_file": str(keys.client_key)}}, known)
+            inv = write_inventory(
+                tmp / "servers.yml",
+                [server_entry("bench", server)],
+                {"default": {"key_file": str(keys.client_key)}},
+                known,
+            )
             app = ExporterApp(str(inv))
             try:
                 srv, module = app.resolve("bench", None)
@@ -100,13 +121,15 @@ def main(argv: list[str] | None = None) -> int:
                     if not report["complete"]:
                         notes.append(f"incomplete run: {report['error'] or report['timed_out']}")
 
-                rows.append(measure("probe", args.probes,
-                                    lambda: app.probe(srv, module, 10), pid))
+                rows.append(measure("probe", args.probes, lambda: app.probe(srv, module, 10), pid))
                 rows.append(measure("diagnose", args.runs, diagnose, pid))
                 if os.geteuid() == 0:
                     with full_filesystem(tmp, args.files):
-                        rows.append(measure(f"diagnose, full fs ({args.files} files)",
-                                            args.runs, diagnose, pid))
+                        rows.append(
+                            measure(
+                                f"diagnose, full fs ({args.files} files)", args.runs, diagnose, pid
+                            )
+                        )
                 else:
                     notes.append("full-filesystem row skipped: mounting a tmpfs needs root")
             finally:
@@ -114,15 +137,19 @@ def main(argv: list[str] | None = None) -> int:
     width = max(len(r[0]) for r in rows)
     print(f"{'':{width}} {'runs':>6} {'median ms':>10} {'max ms':>10} {'host CPU ms/run':>16}")
     for what, count, median, worst, cpu in rows:
-        print(f"{what:{width}} {count:6d} {median * 1000:10.1f} {worst * 1000:10.1f} "
-              f"{cpu * 1000:16.2f}")
+        print(
+            f"{what:{width}} {count:6d} {median * 1000:10.1f} {worst * 1000:10.1f} "
+            f"{cpu * 1000:16.2f}"
+        )
     probe_cpu = rows[0][4]
     for what, _, _, _, cpu in rows[1:]:
         if probe_cpu > 0:
             print(f"{what}: one run costs the host as much CPU as {cpu / probe_cpu:.0f} probes")
     load = os.getloadavg()
-    print(f"load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "
-          f"on {os.cpu_count()} CPUs")
+    print(
+        f"load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "
+        f"on {os.cpu_count()} CPUs"
+    )
     for note in dict.fromkeys(notes):
         print(f"note: {note}")
     return 0

@@ -86,11 +86,19 @@ def memory(n_series: int = 1000, n_points: int = 5000) -> tuple[float, float]:
 def nab(out_dir: str, jobs: int) -> dict[str, float]:
     """Run the shared NAB runner with --score; return {profile: score}."""
     cmd = [
-        sys.executable, os.path.join(SHARED, "tools", "run_detector.py"),
-        "--cmd", f"{sys.executable} -m rules.detect_csv {{input}}",
-        "--data", os.path.join(SHARED, "datasets", "nab", "data"),
-        "--labels", os.path.join(SHARED, "datasets", "nab", "combined_windows.json"),
-        "--out", out_dir, "--score", "--jobs", str(jobs),
+        sys.executable,
+        os.path.join(SHARED, "tools", "run_detector.py"),
+        "--cmd",
+        f"{sys.executable} -m rules.detect_csv {{input}}",
+        "--data",
+        os.path.join(SHARED, "datasets", "nab", "data"),
+        "--labels",
+        os.path.join(SHARED, "datasets", "nab", "combined_windows.json"),
+        "--out",
+        out_dir,
+        "--score",
+        "--jobs",
+        str(jobs),
     ]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
     sys.stdout.write(proc.stdout)
@@ -115,8 +123,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_nab:
         t0 = time.time()
         scores = nab(args.out, args.jobs)
-        print(f"NAB (41 files, {time.time() - t0:.0f} s): " + "  ".join(
-            f"{p} {scores.get(p, float('nan')):.1f}" for p in PROFILES))
+        print(
+            f"NAB (41 files, {time.time() - t0:.0f} s): "
+            + "  ".join(f"{p} {scores.get(p, float('nan')):.1f}" for p in PROFILES)
+        )
     pps = throughput(args.points)
     print(f"throughput: {pps:,.0f} points/s per core (Detector.update, {args.points:,} points)")
     js, heap = memory()

@@ -87,8 +87,11 @@ def file_rows(corpus: list[Series], all_scores: list[list[float]]) -> list[Any]:
     files = []
     for (rel, stamps, _, _), scores in zip(corpus, all_scores, strict=True):
         ranges = nab_score.window_index_ranges(stamps, windows[rel], rel)
-        files.append(nab_score.FileRows(
-            rel, np.asarray(scores, dtype=float), ranges, nab_score.PROBATION_PERCENT))
+        files.append(
+            nab_score.FileRows(
+                rel, np.asarray(scores, dtype=float), ranges, nab_score.PROBATION_PERCENT
+            )
+        )
     return files
 
 
@@ -114,9 +117,11 @@ def flags(corpus: list[Series], all_scores: list[list[float]], threshold: float)
     for f in file_rows(corpus, all_scores):
         flagged = f.scorable & (f.scores >= threshold)
         fps = [f"{i}:{f.scores[i]:.2f}" for i in flagged.nonzero()[0] if f.window_of[i] < 0]
-        missed = [f"{a}-{b} (max {f.scores[a:b + 1].max():.2f})"
-                  for w, (a, b) in enumerate(f.ranges)
-                  if f.counted[w] and not flagged[a:b + 1].any()]
+        missed = [
+            f"{a}-{b} (max {f.scores[a : b + 1].max():.2f})"
+            for w, (a, b) in enumerate(f.ranges)
+            if f.counted[w] and not flagged[a : b + 1].any()
+        ]
         if fps or missed:
             fp_text, missed_text = " ".join(fps) or "-", " ".join(missed) or "-"
             lines.append(f"  {f.relpath}: FP {fp_text} | missed {missed_text}")
@@ -135,12 +140,20 @@ def summary(res: dict[str, Any]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    ap.add_argument("-p", "--param", action="append", default=[],
-                    help="NAME=VALUE override of a DetectorParams field (repeatable)")
+    ap.add_argument(
+        "-p",
+        "--param",
+        action="append",
+        default=[],
+        help="NAME=VALUE override of a DetectorParams field (repeatable)",
+    )
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--per-file", action="store_true", help="per-file breakdown (standard)")
-    ap.add_argument("--flags", action="store_true",
-                    help="false-alarm rows and missed windows per file (standard threshold)")
+    ap.add_argument(
+        "--flags",
+        action="store_true",
+        help="false-alarm rows and missed windows per file (standard threshold)",
+    )
     args = ap.parse_args(list(argv) if argv is not None else None)
     raw: dict[str, Any] = {}
     for item in args.param:
@@ -154,8 +167,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\n".join(flags(corpus, all_scores, res["standard"]["threshold"])))
     if args.per_file:
         for row in res["standard"]["per_file"]:
-            print(f"  {row['file']:<58} {row['score']:8.3f}  win {row['windows_detected']}/"
-                  f"{row['windows']}  fp={row['fp']}")
+            print(
+                f"  {row['file']:<58} {row['score']:8.3f}  win {row['windows_detected']}/"
+                f"{row['windows']}  fp={row['fp']}"
+            )
     print(summary(res))
     return 0
 

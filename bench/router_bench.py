@@ -92,40 +92,79 @@ class Server:
 def start_alertmanager(tmp: Path) -> Server:
     port = free_port()
     cfg = tmp / "am.yml"
-    cfg.write_text(yaml.safe_dump({
-        "route": {"receiver": "null", "group_by": ["alertname", "server"]},
-        "receivers": [{"name": "null"}]}))
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "route": {"receiver": "null", "group_by": ["alertname", "server"]},
+                "receivers": [{"name": "null"}],
+            }
+        )
+    )
     (tmp / "am-data").mkdir()
     proc = subprocess.Popen(
-        [ALERTMANAGER, f"--config.file={cfg}", f"--storage.path={tmp / 'am-data'}",
-         f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=",
-         "--log.level=warn"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        [
+            ALERTMANAGER,
+            f"--config.file={cfg}",
+            f"--storage.path={tmp / 'am-data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--cluster.listen-address=",
+            "--log.level=warn",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     wait_ready(f"http://127.0.0.1:{port}", proc)
     return Server("alertmanager", port, proc, {"Content-Type": "application/json"})
 
 
-def start_router(tmp: Path, threads: int, workers: int,
-                 worker_class: str = "alert_router.cli.KeepAliveWorker") -> Server:
+def start_router(
+    tmp: Path, threads: int, workers: int, worker_class: str = "alert_router.cli.KeepAliveWorker"
+) -> Server:
     port = free_port()
     (tmp / "tokens").write_text(TOKEN + "\n")
     cfg = tmp / "router.yml"
-    cfg.write_text(yaml.safe_dump({
-        "route": {"receiver": "null", "group_by": ["alertname", "server"]},
-        "receivers": [{"name": "null"}],
-        "storage": {"path": str(tmp / "router.db")},
-        "auth": {"tokens_file": str(tmp / "tokens")},
-    }))
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "route": {"receiver": "null", "group_by": ["alertname", "server"]},
+                "receivers": [{"name": "null"}],
+                "storage": {"path": str(tmp / "router.db")},
+                "auth": {"tokens_file": str(tmp / "tokens")},
+            }
+        )
+    )
     env = {**os.environ, "STACKSENSE_ROUTER_CONFIG": str(cfg), "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-k", worker_class, "--threads", str(threads),
-         "-w", str(workers), "-b", f"127.0.0.1:{port}", "--backlog", "2048",
-         "alert_router.wsgi:app"],
-        env=env, stdout=subprocess.DEVNULL, stderr=open(tmp / "router.log", "wb"),  # noqa: SIM115
-        start_new_session=True, cwd=tmp)
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-k",
+            worker_class,
+            "--threads",
+            str(threads),
+            "-w",
+            str(workers),
+            "-b",
+            f"127.0.0.1:{port}",
+            "--backlog",
+            "2048",
+            "alert_router.wsgi:app",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=open(tmp / "router.log", "wb"),  # noqa: SIM115
+        start_new_session=True,
+        cwd=tmp,
+    )
     wait_ready(f"http://127.0.0.1:{port}", proc)
-    return Server("router", port, proc, {"Content-Type": "application/json",
-                                         "Authorization": f"Bearer {TOKEN}"})
+    return Server(
+        "router",
+        port,
+        proc,
+        {"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"},
+    )
 
 
 def _bodies(client: int, batch: int, count: int, run: str) -> list[bytes]:
@@ -134,17 +173,27 @@ def _bodies(client: int, batch: int, count: int, run: str) -> list[bytes]:
     for _ in range(count):
         alerts = []
         for _ in range(batch):
-            alerts.append({"labels": {"alertname": "BenchAlert", "server": f"srv-{n % 1000}",
-                                      "run": run, "client": str(client), "n": str(n)},
-                           "annotations": {"summary": "benchmark alert"},
-                           "generatorURL": "http://prometheus:9090/graph"})
+            alerts.append(
+                {
+                    "labels": {
+                        "alertname": "BenchAlert",
+                        "server": f"srv-{n % 1000}",
+                        "run": run,
+                        "client": str(client),
+                        "n": str(n),
+                    },
+                    "annotations": {"summary": "benchmark alert"},
+                    "generatorURL": "http://prometheus:9090/graph",
+                }
+            )
             n += 1
         bodies.append(json.dumps(alerts).encode())
     return bodies
 
 
-def _client(args: tuple[int, int, dict[str, str], int, float, str, float]
-            ) -> tuple[list[float], float]:
+def _client(
+    args: tuple[int, int, dict[str, str], int, float, str, float],
+) -> tuple[list[float], float]:
     port, batch, headers, client, seconds, run, start_at = args
     bodies = _bodies(client, batch, max(20, 4000 // batch), run)
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
@@ -168,34 +217,50 @@ def _client(args: tuple[int, int, dict[str, str], int, float, str, float]
     return latencies, time.time() - began
 
 
-def load(server: Server, batch: int, clients: int, seconds: float,
-         pool: mp.pool.Pool) -> tuple[float, float, float, float, float]:
+def load(
+    server: Server, batch: int, clients: int, seconds: float, pool: mp.pool.Pool
+) -> tuple[float, float, float, float, float]:
     """alerts/s, p50 and p99 latency (s), server CPU s per alert (all work included), and
     the seconds the router's dispatcher still needed after the load to merge its backlog."""
     run = f"{server.name}-{batch}-{time.time()}"
     cpu_before = server.cpu_seconds()
     start_at = time.time() + 1.5  # let every client build its bodies first
-    results = pool.map(_client, [(server.port, batch, server.headers, c, seconds, run, start_at)
-                                 for c in range(clients)])
+    results = pool.map(
+        _client,
+        [(server.port, batch, server.headers, c, seconds, run, start_at) for c in range(clients)],
+    )
     latencies = sorted(x for r, _ in results for x in r)
     rate = sum(len(r) * batch / took for r, took in results)
     settle_started = time.perf_counter()
     settle(server)  # the router's dispatcher finishes merging what was accepted
     backlog = time.perf_counter() - settle_started if server.name == "router" else 0.0
     cpu = (server.cpu_seconds() - cpu_before) / (len(latencies) * batch)
-    return (rate, latencies[len(latencies) // 2], latencies[int(len(latencies) * 0.99)], cpu,
-            backlog)
+    return (
+        rate,
+        latencies[len(latencies) // 2],
+        latencies[int(len(latencies) * 0.99)],
+        cpu,
+        backlog,
+    )
 
 
 def fill(server: Server, total: int) -> None:
     """Post `total` distinct firing alerts in batches of 500."""
     session = requests.Session()
     for start in range(0, total, 500):
-        alerts = [{"labels": {"alertname": "MemAlert", "server": f"srv-{i % 1000}",
-                              "n": str(i)}, "annotations": {"summary": "memory test"}}
-                  for i in range(start, min(start + 500, total))]
-        resp = session.post(f"http://127.0.0.1:{server.port}/api/v2/alerts",
-                            data=json.dumps(alerts), headers=server.headers, timeout=60)
+        alerts = [
+            {
+                "labels": {"alertname": "MemAlert", "server": f"srv-{i % 1000}", "n": str(i)},
+                "annotations": {"summary": "memory test"},
+            }
+            for i in range(start, min(start + 500, total))
+        ]
+        resp = session.post(
+            f"http://127.0.0.1:{server.port}/api/v2/alerts",
+            data=json.dumps(alerts),
+            headers=server.headers,
+            timeout=60,
+        )
         resp.raise_for_status()
 
 
@@ -219,17 +284,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=8, help="router gunicorn threads")
     parser.add_argument("--workers", type=int, default=2, help="router gunicorn workers")
     parser.add_argument("--memory-alerts", type=int, default=100_000)
-    parser.add_argument("--repeat", type=int, default=2,
-                        help="runs per point, interleaved; the best is kept (shared machines)")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=2,
+        help="runs per point, interleaved; the best is kept (shared machines)",
+    )
     args = parser.parse_args(argv)
     batches = [int(b) for b in args.batches.split(",")]
     tmp = Path(tempfile.mkdtemp(prefix="router-bench-"))
-    version = subprocess.run([ALERTMANAGER, "--version"], capture_output=True,
-                             text=True).stdout.split("\n")[0] or "alertmanager"
-    print(f"# {version}; router: gunicorn KeepAliveWorker, "
-          f"{args.workers} worker(s) x {args.threads} "
-          f"threads, SQLite WAL synchronous=NORMAL; {args.clients} client processes, "
-          f"{args.seconds:g}s per point, {os.cpu_count()} CPUs")
+    version = (
+        subprocess.run([ALERTMANAGER, "--version"], capture_output=True, text=True).stdout.split(
+            "\n"
+        )[0]
+        or "alertmanager"
+    )
+    print(
+        f"# {version}; router: gunicorn KeepAliveWorker, "
+        f"{args.workers} worker(s) x {args.threads} "
+        f"threads, SQLite WAL synchronous=NORMAL; {args.clients} client processes, "
+        f"{args.seconds:g}s per point, {os.cpu_count()} CPUs"
+    )
     rows = []
     with mp.Pool(args.clients) as pool:
         for batch in batches:
@@ -238,8 +313,11 @@ def main(argv: list[str] | None = None) -> int:
                 for name in ("alertmanager", "router"):
                     workdir = tmp / f"{name}-{batch}-{rep}"
                     workdir.mkdir()
-                    server = start_alertmanager(workdir) if name == "alertmanager" else \
-                        start_router(workdir, args.threads, args.workers)
+                    server = (
+                        start_alertmanager(workdir)
+                        if name == "alertmanager"
+                        else start_router(workdir, args.threads, args.workers)
+                    )
                     try:
                         got = load(server, batch, args.clients, args.seconds, pool)
                     finally:
@@ -248,29 +326,37 @@ def main(argv: list[str] | None = None) -> int:
                         point[name] = got
             rows.append((batch, point))
             am, rt = point["alertmanager"], point["router"]
-            print(f"batch {batch:>3}: alertmanager {am[0]:>7.0f} alerts/s "
-                  f"p50 {am[1] * 1000:5.1f} ms p99 {am[2] * 1000:6.1f} ms "
-                  f"cpu {am[3] * 1e6:5.0f} us/alert | "
-                  f"router {rt[0]:>7.0f} alerts/s p50 {rt[1] * 1000:5.1f} ms "
-                  f"p99 {rt[2] * 1000:6.1f} ms cpu {rt[3] * 1e6:5.0f} us/alert "
-                  f"backlog merged {rt[4]:4.1f}s | "
-                  f"ratio {rt[0] / am[0]:.2f}x (cpu/alert ratio {am[3] / rt[3]:.2f}x)",
-                  flush=True)
+            print(
+                f"batch {batch:>3}: alertmanager {am[0]:>7.0f} alerts/s "
+                f"p50 {am[1] * 1000:5.1f} ms p99 {am[2] * 1000:6.1f} ms "
+                f"cpu {am[3] * 1e6:5.0f} us/alert | "
+                f"router {rt[0]:>7.0f} alerts/s p50 {rt[1] * 1000:5.1f} ms "
+                f"p99 {rt[2] * 1000:6.1f} ms cpu {rt[3] * 1e6:5.0f} us/alert "
+                f"backlog merged {rt[4]:4.1f}s | "
+                f"ratio {rt[0] / am[0]:.2f}x (cpu/alert ratio {am[3] / rt[3]:.2f}x)",
+                flush=True,
+            )
     if args.memory_alerts:
         for name in ("alertmanager", "router"):
             workdir = tmp / f"{name}-memory"
             workdir.mkdir()
-            server = start_alertmanager(workdir) if name == "alertmanager" else \
-                start_router(workdir, args.threads, args.workers)
+            server = (
+                start_alertmanager(workdir)
+                if name == "alertmanager"
+                else start_router(workdir, args.threads, args.workers)
+            )
             try:
                 before = server.rss_bytes()
                 t0 = time.perf_counter()
                 fill(server, args.memory_alerts)
                 settle(server)
                 took = time.perf_counter() - t0
-                print(f"memory {name}: {server.rss_bytes() / 2**20:.0f} MiB RSS with "
-                      f"{args.memory_alerts} active alerts (idle {before / 2**20:.0f} MiB; "
-                      f"filled and settled in {took:.1f}s)", flush=True)
+                print(
+                    f"memory {name}: {server.rss_bytes() / 2**20:.0f} MiB RSS with "
+                    f"{args.memory_alerts} active alerts (idle {before / 2**20:.0f} MiB; "
+                    f"filled and settled in {took:.1f}s)",
+                    flush=True,
+                )
             finally:
                 server.stop()
     shutil.rmtree(tmp, ignore_errors=True)

@@ -67,14 +67,28 @@ def write_history(path: Path, servers: int, end: int) -> None:
         fh.write("# TYPE stacksense_last_heartbeat_timestamp_seconds gauge\n")
         for i, s in enumerate(names):
             dead = i % 50 == 0  # 2 % of the fleet stopped answering 5 minutes ago
-            beats = [float(min(start + k * STEP - 3, end - 300) if dead else start + k * STEP - 3)
-                     for k in range(n)]
-            fh.writelines(_series_lines("stacksense_last_heartbeat_timestamp_seconds",
-                                        f'{exp},server="{s}",source="ssh"', start, beats))
+            beats = [
+                float(min(start + k * STEP - 3, end - 300) if dead else start + k * STEP - 3)
+                for k in range(n)
+            ]
+            fh.writelines(
+                _series_lines(
+                    "stacksense_last_heartbeat_timestamp_seconds",
+                    f'{exp},server="{s}",source="ssh"',
+                    start,
+                    beats,
+                )
+            )
         fh.write("# TYPE stacksense_server_suspended gauge\n")
         for i, s in enumerate(names):
-            fh.writelines(_series_lines("stacksense_server_suspended", f'{exp},server="{s}"',
-                                        start, [float(i % 100 == 1)] * n))
+            fh.writelines(
+                _series_lines(
+                    "stacksense_server_suspended",
+                    f'{exp},server="{s}"',
+                    start,
+                    [float(i % 100 == 1)] * n,
+                )
+            )
         for metric, base in (("cpu", 0.3), ("memory", 0.5), ("swap", 0.05), ("filesystem", 0.6)):
             name = f"stacksense_{metric}_usage_ratio"
             fh.write(f"# TYPE {name} gauge\n")
@@ -82,30 +96,41 @@ def write_history(path: Path, servers: int, end: int) -> None:
                 level = min(0.99, max(0.0, base + rng.uniform(-0.25, 0.35)))
                 extra = ',mountpoint="/"' if metric == "filesystem" else ""
                 values = [min(1.0, max(0.0, level + rng.gauss(0, 0.02))) for _ in range(n)]
-                fh.writelines(_series_lines(
-                    name, f'job="stacksense-probe",instance="{s}",server="{s}"{extra}', start,
-                    values))
+                fh.writelines(
+                    _series_lines(
+                        name,
+                        f'job="stacksense-probe",instance="{s}",server="{s}"{extra}',
+                        start,
+                        values,
+                    )
+                )
         for direction in ("receive", "transmit"):
             fh.write(f"# TYPE node_network_{direction}_bytes counter\n")
             for s in names:
                 rate = rng.uniform(1e3, 1e6)
-                fh.writelines(_series_lines(
-                    f"node_network_{direction}_bytes_total",
-                    f'job="stacksense-probe",instance="{s}",server="{s}",device="eth0"', start,
-                    [rate * STEP * k for k in range(n)]))
+                fh.writelines(
+                    _series_lines(
+                        f"node_network_{direction}_bytes_total",
+                        f'job="stacksense-probe",instance="{s}",server="{s}",device="eth0"',
+                        start,
+                        [rate * STEP * k for k in range(n)],
+                    )
+                )
         fh.write("# EOF\n")
 
 
-def per_server_cycle(client: PrometheusClient, servers: list[str], now: float,
-                     config: EngineConfig) -> dict[str, str]:
+def per_server_cycle(
+    client: PrometheusClient, servers: list[str], now: float, config: EngineConfig
+) -> dict[str, str]:
     """The naive design: the same questions, asked one server at a time."""
     heartbeats: dict[str, float] = {}
     suspended: set[str] = set()
     troubled: set[str] = set()
     for s in servers:
         sel = f'server="{escape_label_value(s)}"'
-        hb = client.query(f"max(max_over_time(stacksense_last_heartbeat_timestamp_seconds"
-                          f"{{{sel}}}[11m]))", now)
+        hb = client.query(
+            f"max(max_over_time(stacksense_last_heartbeat_timestamp_seconds{{{sel}}}[11m]))", now
+        )
         if hb:
             heartbeats[s] = hb[0].value
         susp = client.query(f"max(stacksense_server_suspended{{{sel}}})", now)
@@ -113,15 +138,25 @@ def per_server_cycle(client: PrometheusClient, servers: list[str], now: float,
             suspended.add(s)
         for metric in ("cpu", "memory", "swap", "filesystem"):
             client.query(f"max(stacksense_{metric}_usage_ratio{{{sel}}})", now)
-        client.query(f"sum(rate(node_network_receive_bytes_total{{{sel}}}[2m]))"
-                     f" + sum(rate(node_network_transmit_bytes_total{{{sel}}}[2m]))", now)
+        client.query(
+            f"sum(rate(node_network_receive_bytes_total{{{sel}}}[2m]))"
+            f" + sum(rate(node_network_transmit_bytes_total{{{sel}}}[2m]))",
+            now,
+        )
         for cond in default_conditions():
             if cond.metric and cond.op and cond.threshold is not None:
                 if client.query(f"{cond.metric}{{{sel}}} {cond.op} {cond.threshold:g}", now):
                     troubled.add(s)
-    return decide_status(StatusInputs(
-        servers=frozenset(servers), heartbeats=heartbeats, suspended=frozenset(suspended),
-        troubled=frozenset(troubled), now=now, offline_after_seconds=config.offline_after_seconds))
+    return decide_status(
+        StatusInputs(
+            servers=frozenset(servers),
+            heartbeats=heartbeats,
+            suspended=frozenset(suspended),
+            troubled=frozenset(troubled),
+            now=now,
+            offline_after_seconds=config.offline_after_seconds,
+        )
+    )
 
 
 def prom_cpu(proc: psutil.Process) -> float:
@@ -133,9 +168,14 @@ def measure(label: str, fn, prom_proc: psutil.Process, client: PrometheusClient)
     q0, cpu0, p0, w0 = client.queries, time.process_time(), prom_cpu(prom_proc), time.perf_counter()
     result = fn()
     wall = time.perf_counter() - w0
-    return {"label": label, "wall": wall, "queries": client.queries - q0,
-            "cpu": time.process_time() - cpu0, "prom_cpu": prom_cpu(prom_proc) - p0,
-            "result": result}
+    return {
+        "label": label,
+        "wall": wall,
+        "queries": client.queries - q0,
+        "cpu": time.process_time() - cpu0,
+        "prom_cpu": prom_cpu(prom_proc) - p0,
+        "result": result,
+    }
 
 
 def bench_size(servers: int, sample: int, tmp: Path) -> list[dict[str, object]]:
@@ -145,17 +185,25 @@ def bench_size(servers: int, sample: int, tmp: Path) -> list[dict[str, object]]:
     t0 = time.perf_counter()
     write_history(om, servers, end)
     t1 = time.perf_counter()
-    subprocess.run([PROMTOOL, "tsdb", "create-blocks-from", "openmetrics", str(om), str(data)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [PROMTOOL, "tsdb", "create-blocks-from", "openmetrics", str(om), str(data)],
+        check=True,
+        capture_output=True,
+    )
     t2 = time.perf_counter()
     om.unlink()
-    print(f"\n== {servers:,} servers: history written in {t1 - t0:.1f} s, "
-          f"backfilled in {t2 - t1:.1f} s")
+    print(
+        f"\n== {servers:,} servers: history written in {t1 - t0:.1f} s, "
+        f"backfilled in {t2 - t1:.1f} s"
+    )
     rows = []
     with prometheus(tmp, {"global": {"scrape_interval": "15s"}}, data_dir=data) as p:
         proc = psutil.Process(p.proc.pid)
-        config = EngineConfig(prometheus_url=p.url, state_file=tmp / f"state{servers}.json",
-                              prometheus_timeout_seconds=120)
+        config = EngineConfig(
+            prometheus_url=p.url,
+            state_file=tmp / f"state{servers}.json",
+            prometheus_timeout_seconds=120,
+        )
         engine = Engine(config, default_conditions())
         p.wait_for_series(f"up @ {end}", timeout=60)
         # The detectors' periodic snapshot is measured on its own (every 10 min by default).
@@ -163,32 +211,44 @@ def bench_size(servers: int, sample: int, tmp: Path) -> list[dict[str, object]]:
         # First cycle: anomaly trackers are created; second: the steady state. The first
         # runs WATCHED seconds earlier: the engine calls a server offline only once it has
         # itself watched longer than the offline threshold (a fresh engine says unknown).
-        first = measure("engine, first cycle", lambda: engine.run_cycle(end - WATCHED), proc,
-                        engine.client)
+        first = measure(
+            "engine, first cycle", lambda: engine.run_cycle(end - WATCHED), proc, engine.client
+        )
         engine.run_cycle(end - STEP)  # catches up the points in between (not measured)
-        steady = measure("engine, steady cycle", lambda: engine.run_cycle(end), proc,
-                         engine.client)
+        steady = measure("engine, steady cycle", lambda: engine.run_cycle(end), proc, engine.client)
         for row in (first, steady):
             report = row["result"]
             assert report.ok, report.error  # type: ignore[attr-defined]
             row["statuses"] = len(report.statuses)  # type: ignore[attr-defined]
             rows.append(row)
-        snap = measure("anomaly state snapshot (periodic)",
-                       lambda: engine.save_anomalies(end), proc, engine.client)
+        snap = measure(
+            "anomaly state snapshot (periodic)",
+            lambda: engine.save_anomalies(end),
+            proc,
+            engine.client,
+        )
         snap["statuses"] = len(engine.anomalies)
         size = engine.anomaly_state_path().stat().st_size
         names = [f"srv{i:05d}" for i in range(servers)]
         chosen = names if servers <= sample else random.Random(7).sample(names, sample)
         client = PrometheusClient(p.url, timeout=60)
-        naive = measure(f"per-server ({len(chosen):,} servers)",
-                        lambda: per_server_cycle(client, chosen, end, config), proc, client)
+        naive = measure(
+            f"per-server ({len(chosen):,} servers)",
+            lambda: per_server_cycle(client, chosen, end, config),
+            proc,
+            client,
+        )
         decided = naive["result"]
         engine_says = steady["result"].statuses  # type: ignore[attr-defined]
         # The per-server approach knows nothing of the pipeline's health, so compare only
         # where the engine decided (not unknown/pending because of what it could see).
-        differ = {s: (decided[s], engine_says[s]) for s in chosen
-                  if decided[s] in ("offline", "suspended") and decided[s] != engine_says[s]
-                  and engine_says[s] not in ("unknown", "pending")}
+        differ = {
+            s: (decided[s], engine_says[s])
+            for s in chosen
+            if decided[s] in ("offline", "suspended")
+            and decided[s] != engine_says[s]
+            and engine_says[s] not in ("unknown", "pending")
+        }
         undecided = sum(1 for s in chosen if engine_says[s] in ("unknown", "pending"))
         print(f"engine: {undecided} of {len(chosen)} sampled servers unknown or pending")
         assert not differ, f"per-server vs engine: {dict(list(differ.items())[:5])}"
@@ -197,27 +257,40 @@ def bench_size(servers: int, sample: int, tmp: Path) -> list[dict[str, object]]:
         rows.append(naive)
         if len(chosen) < servers:
             k = servers / len(chosen)
-            rows.append({"label": f"per-server, extrapolated x{k:g}",
-                         "wall": float(naive["wall"]) * k,  # type: ignore[arg-type]
-                         "queries": int(naive["queries"] * k),  # type: ignore[operator]
-                         "cpu": float(naive["cpu"]) * k,  # type: ignore[arg-type]
-                         "prom_cpu": float(naive["prom_cpu"]) * k,  # type: ignore[arg-type]
-                         "statuses": servers})
+            rows.append(
+                {
+                    "label": f"per-server, extrapolated x{k:g}",
+                    "wall": float(naive["wall"]) * k,  # type: ignore[arg-type]
+                    "queries": int(naive["queries"] * k),  # type: ignore[operator]
+                    "cpu": float(naive["cpu"]) * k,  # type: ignore[arg-type]
+                    "prom_cpu": float(naive["prom_cpu"]) * k,  # type: ignore[arg-type]
+                    "statuses": servers,
+                }
+            )
     print(f"anomaly state file: {size / 1e6:.1f} MB for {len(engine.anomalies):,} series")
-    print(f"{'approach':<34} {'wall s':>9} {'queries':>9} {'engine CPU s':>13} "
-          f"{'Prometheus CPU s':>17} {'servers':>8}")
+    print(
+        f"{'approach':<34} {'wall s':>9} {'queries':>9} {'engine CPU s':>13} "
+        f"{'Prometheus CPU s':>17} {'servers':>8}"
+    )
     for r in rows:
-        print(f"{r['label']:<34} {r['wall']:>9.3f} {r['queries']:>9,} {r['cpu']:>13.3f} "
-              f"{r['prom_cpu']:>17.2f} {r['statuses']:>8,}")
+        print(
+            f"{r['label']:<34} {r['wall']:>9.3f} {r['queries']:>9,} {r['cpu']:>13.3f} "
+            f"{r['prom_cpu']:>17.2f} {r['statuses']:>8,}"
+        )
     return rows
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--servers", type=int, nargs="+", default=[1000, 10000])
-    parser.add_argument("--sample", type=int, default=1000,
-                        help="time the per-server approach on at most this many servers")
+    parser.add_argument(
+        "--sample",
+        type=int,
+        default=1000,
+        help="time the per-server approach on at most this many servers",
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="rules-bench-") as tmp:
         for n in args.servers:

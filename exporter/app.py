@@ -49,9 +49,14 @@ class UnknownTarget(LookupError):
 class ExporterApp:
     """Everything a request handler needs; one instance per process."""
 
-    def __init__(self, config_path: str | None, *, local_name: str | None = None,
-                 load: InventoryLoader = load_inventory,
-                 runner: RunnerFactory = production_runner) -> None:
+    def __init__(
+        self,
+        config_path: str | None,
+        *,
+        local_name: str | None = None,
+        load: InventoryLoader = load_inventory,
+        runner: RunnerFactory = production_runner,
+    ) -> None:
         """`load` reads the inventory (at start and on every reload); `runner` builds
         what runs the probe script on a host, given the first inventory and the pool."""
         self.config_path = config_path
@@ -71,20 +76,24 @@ class ExporterApp:
         if not inventory.local:
             return inventory
         local = Server(name=self.local_name, host="localhost", credentials="local")
-        return Inventory({local.name: local}, {}, inventory.modules, inventory.known_hosts,
-                         local=True)
+        return Inventory(
+            {local.name: local}, {}, inventory.modules, inventory.known_hosts, local=True
+        )
 
     def _metrics(self) -> None:
         r = self.registry
         reload = ReloadGauges("exporter", r)  # the one naming scheme (stacksense_common.ops)
         self.reload_ok, self.reload_ts = reload.ok, reload.timestamp
-        self.probes = Counter("stacksense_probes", "Probes run, by result.", ["result"],
-                              registry=r)
+        self.probes = Counter("stacksense_probes", "Probes run, by result.", ["result"], registry=r)
         self.probe_seconds = Histogram(
-            "stacksense_probe_seconds", "Probe duration as seen by the exporter.",
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=r)
-        self.pushes = Counter("stacksense_push_heartbeats", "Push heartbeats, by result.",
-                              ["result"], registry=r)
+            "stacksense_probe_seconds",
+            "Probe duration as seen by the exporter.",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=r,
+        )
+        self.pushes = Counter(
+            "stacksense_push_heartbeats", "Push heartbeats, by result.", ["result"], registry=r
+        )
         r.register(_InventoryCollector(self))
 
     # ------------------------------------------------------------ operations
@@ -119,14 +128,17 @@ class ExporterApp:
         except ConfigError:
             raise
         except Exception as exc:  # noqa: BLE001 - any failure keeps the old inventory
-            raise ConfigError(f"{self.config_path}: cannot load inventory "
-                              f"({type(exc).__name__})") from None
+            raise ConfigError(
+                f"{self.config_path}: cannot load inventory ({type(exc).__name__})"
+            ) from None
         if inventory.local != self.inventory.local:
             raise ConfigError("switching between local and SSH mode needs a restart")
         if not inventory.servers and self.inventory.servers and not inventory.allow_empty:
-            raise ConfigError(f"{self.config_path}: the new inventory has no servers and "
-                              f"would remove all {len(self.inventory.servers)}; set "
-                              "`allow_empty: true` in it to allow that")
+            raise ConfigError(
+                f"{self.config_path}: the new inventory has no servers and "
+                f"would remove all {len(self.inventory.servers)}; set "
+                "`allow_empty: true` in it to allow that"
+            )
         return inventory
 
     def resolve(self, target: str, module_name: str | None) -> tuple[Server, Module]:
@@ -135,8 +147,10 @@ class ExporterApp:
         if server is None:
             raise UnknownTarget(f"unknown target {target!r}: not in the inventory")
         if server.push_only:
-            raise UnknownTarget(f"target {target!r} is push-only (mode: push): it is never "
-                                "probed over SSH; its status comes from its agent's heartbeats")
+            raise UnknownTarget(
+                f"target {target!r} is push-only (mode: push): it is never "
+                "probed over SSH; its status comes from its agent's heartbeats"
+            )
         name = module_name or server.module
         module = inventory.modules.get(name)
         if module is None:
@@ -144,8 +158,9 @@ class ExporterApp:
         return server, module
 
     def probe(self, server: Server, module: Module, scrape_timeout: float | None) -> ProbeResult:
-        timeout = min(module.command_timeout_seconds,
-                      (scrape_timeout or DEFAULT_TIMEOUT) - TIMEOUT_MARGIN)
+        timeout = min(
+            module.command_timeout_seconds, (scrape_timeout or DEFAULT_TIMEOUT) - TIMEOUT_MARGIN
+        )
         checks = self.inventory.checks_for(server, module)
         result = self.prober.probe(server, module, max(0.1, timeout), checks)
         self.probes.labels("success" if result.success else "failure").inc()
@@ -158,8 +173,7 @@ class ExporterApp:
         for server in self.inventory.servers.values():
             if server.suspended or server.push_only:
                 continue
-            labels = {**server.labels, "server": server.name,
-                      "__param_module": server.module}
+            labels = {**server.labels, "server": server.name, "__param_module": server.module}
             groups.append({"targets": [server.name], "labels": labels})
         return groups
 
@@ -177,18 +191,27 @@ class _InventoryCollector(Collector):
         now = time.time()
         beats, pushed = self.app.heartbeats.snapshot()
         servers = self.app.inventory.servers
-        last = GaugeMetricFamily("stacksense_last_heartbeat_timestamp_seconds",
-                                 "Unix time of the last successful contact, by source.",
-                                 labels=["server", "source"])
-        age = GaugeMetricFamily("stacksense_heartbeat_age_seconds",
-                                "Seconds since the last contact from any source "
-                                "(+Inf when never seen).", labels=["server"])
-        suspended = GaugeMetricFamily("stacksense_server_suspended",
-                                      "Whether monitoring of the server is suspended.",
-                                      labels=["server"])
-        push_only = GaugeMetricFamily("stacksense_server_push_only",
-                                      "1 for a push-only server (mode: push): never probed, "
-                                      "its status is its heartbeat's age.", labels=["server"])
+        last = GaugeMetricFamily(
+            "stacksense_last_heartbeat_timestamp_seconds",
+            "Unix time of the last successful contact, by source.",
+            labels=["server", "source"],
+        )
+        age = GaugeMetricFamily(
+            "stacksense_heartbeat_age_seconds",
+            "Seconds since the last contact from any source (+Inf when never seen).",
+            labels=["server"],
+        )
+        suspended = GaugeMetricFamily(
+            "stacksense_server_suspended",
+            "Whether monitoring of the server is suspended.",
+            labels=["server"],
+        )
+        push_only = GaugeMetricFamily(
+            "stacksense_server_push_only",
+            "1 for a push-only server (mode: push): never probed, "
+            "its status is its heartbeat's age.",
+            labels=["server"],
+        )
         for name, server in servers.items():
             newest = float("-inf")
             for source in ("ssh", "push"):
@@ -205,22 +228,39 @@ class _InventoryCollector(Collector):
         yield push_only
         yield from _agent_families(self.app.heartbeats.agents(), servers)
         yield from _pushed_families(pushed, servers)
-        yield GaugeMetricFamily("stacksense_ssh_connections_open", "Pooled SSH connections open.",
-                                value=self.app.pool.open_connections())
-        yield GaugeMetricFamily("stacksense_inventory_servers", "Servers in the inventory.",
-                                value=len(servers))
+        yield GaugeMetricFamily(
+            "stacksense_ssh_connections_open",
+            "Pooled SSH connections open.",
+            value=self.app.pool.open_connections(),
+        )
+        yield GaugeMetricFamily(
+            "stacksense_inventory_servers", "Servers in the inventory.", value=len(servers)
+        )
 
 
-AGENT_LABELS = ("version", "os", "os_release", "os_pretty_name", "arch", "hostname",
-                "cpu_model", "cpu_cores", "cpu_threads", "memory_bytes")
+AGENT_LABELS = (
+    "version",
+    "os",
+    "os_release",
+    "os_pretty_name",
+    "arch",
+    "hostname",
+    "cpu_model",
+    "cpu_cores",
+    "cpu_threads",
+    "memory_bytes",
+)
 
 
-def _agent_families(agents: dict[str, dict[str, str]],
-                    servers: Mapping[str, Server]) -> Iterable[Metric]:
+def _agent_families(
+    agents: dict[str, dict[str, str]], servers: Mapping[str, Server]
+) -> Iterable[Metric]:
     """stacksense_agent_info: each pushing agent's version and the host facts it sent."""
-    fam = GaugeMetricFamily("stacksense_agent_info", "The push agent's version and the host "
-                            "facts it sent with its last heartbeat.",
-                            labels=["server", *AGENT_LABELS])
+    fam = GaugeMetricFamily(
+        "stacksense_agent_info",
+        "The push agent's version and the host facts it sent with its last heartbeat.",
+        labels=["server", *AGENT_LABELS],
+    )
     for server, info in agents.items():
         if server in servers:
             fam.add_metric([server, *(info.get(k, "") for k in AGENT_LABELS)], 1.0)
@@ -237,14 +277,17 @@ _PUSHED = {
 }
 
 
-def _pushed_families(pushed: dict[str, dict[str, Any]],
-                     servers: object) -> Iterable[Metric]:
+def _pushed_families(pushed: dict[str, dict[str, Any]], servers: object) -> Iterable[Metric]:
     """Agent-reported values, under the same names as probe output, labelled by server."""
-    fams = {key: GaugeMetricFamily(name, f"Pushed by the agent: {key}.", labels=["server"])
-            for key, name in _PUSHED.items()}
-    fs = GaugeMetricFamily("stacksense_filesystem_usage_ratio",
-                           "Pushed by the agent: filesystem usage ratio.",
-                           labels=["server", "mountpoint"])
+    fams = {
+        key: GaugeMetricFamily(name, f"Pushed by the agent: {key}.", labels=["server"])
+        for key, name in _PUSHED.items()
+    }
+    fs = GaugeMetricFamily(
+        "stacksense_filesystem_usage_ratio",
+        "Pushed by the agent: filesystem usage ratio.",
+        labels=["server", "mountpoint"],
+    )
     for server, metrics in pushed.items():
         for key, fam in fams.items():
             value = metrics.get(key)
@@ -257,4 +300,3 @@ def _pushed_families(pushed: dict[str, dict[str, Any]],
     for fam in (*fams.values(), fs):
         if fam.samples:
             yield fam
-

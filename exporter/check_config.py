@@ -50,8 +50,11 @@ def _credential_problems(creds: Credentials) -> list[str]:
             except ProbeFailure as exc:
                 # load_private_key's messages name the file and never the passphrase.
                 problems.append(f"{where}: {exc}")
-    if creds.agent and not (creds.key_file or creds.password) \
-            and not os.environ.get("SSH_AUTH_SOCK"):
+    if (
+        creds.agent
+        and not (creds.key_file or creds.password)
+        and not os.environ.get("SSH_AUTH_SOCK")
+    ):
         problems.append(f"{where}.agent: SSH_AUTH_SOCK is not set (no agent to ask)")
     return problems
 
@@ -76,8 +79,11 @@ def check_inventory(inventory: Inventory, reload_token_file: Path | None = None)
         why = _readable(inventory.known_hosts)
         if why:
             needing = [s.name for s in inventory.servers.values() if not s.trust_on_first_use]
-            names = ", ".join(needing[:5]) + (f" and {len(needing) - 5} more"
-                                              if len(needing) > 5 else "")
-            lines.append(f"known_hosts {inventory.known_hosts} {why} (needed by servers "
-                         f"{names}: they do not trust on first use)")
+            names = ", ".join(needing[:5]) + (
+                f" and {len(needing) - 5} more" if len(needing) > 5 else ""
+            )
+            lines.append(
+                f"known_hosts {inventory.known_hosts} {why} (needed by servers "
+                f"{names}: they do not trust on first use)"
+            )
     return lines

@@ -71,9 +71,11 @@ class Checks:
             names = {getattr(x, key) for x in extra}
             return (*(x for x in base if getattr(x, key) not in names), *extra)
 
-        return Checks(merge(self.services, own.services, "name"),
-                      merge(self.commands, own.commands, "name"),
-                      merge(self.logs, own.logs, "file"))
+        return Checks(
+            merge(self.services, own.services, "name"),
+            merge(self.commands, own.commands, "name"),
+            merge(self.logs, own.logs, "file"),
+        )
 
 
 class ChecksError(ConfigError):
@@ -93,8 +95,9 @@ def _list(value: Any, path: str) -> list[Any]:
 
 def _name(key: str, value: str) -> None:
     if not NAME.fullmatch(value):
-        raise ChecksError(key, f"expected a name of letters, digits, '_', '.', '-' "
-                          f"(at most 64), got {value!r}")
+        raise ChecksError(
+            key, f"expected a name of letters, digits, '_', '.', '-' (at most 64), got {value!r}"
+        )
 
 
 def _regex(key: str, value: Any) -> re.Pattern[str]:
@@ -132,8 +135,11 @@ class ServiceSection:
         if self.unit is not None and not UNIT.fullmatch(self.unit):
             raise ChecksError("unit", f"not a systemd unit name: {self.unit!r}")
         if self.process is not None and not PROCESS.fullmatch(self.process):
-            raise ChecksError("process", f"expected a process name as in /proc/PID/comm "
-                              f"(no spaces or '/', at most 15 bytes), got {self.process!r}")
+            raise ChecksError(
+                "process",
+                f"expected a process name as in /proc/PID/comm "
+                f"(no spaces or '/', at most 15 bytes), got {self.process!r}",
+            )
         if self.cmdline is not None:
             _regex("cmdline", self.cmdline)
         if self.unit is None and self.process is None and self.cmdline is None:
@@ -153,16 +159,26 @@ class CommandSection:
 
     def __post_init__(self) -> None:
         _name("name", self.name)
-        if not isinstance(self.run, list) or not self.run or not all(
-                isinstance(a, str) and a and "\n" not in a and "\0" not in a for a in self.run):
-            raise ChecksError("run", "expected a non-empty list of arguments "
-                              "(the program first; no shell: write [sh, -c, '...'] for one)")
+        if (
+            not isinstance(self.run, list)
+            or not self.run
+            or not all(
+                isinstance(a, str) and a and "\n" not in a and "\0" not in a for a in self.run
+            )
+        ):
+            raise ChecksError(
+                "run",
+                "expected a non-empty list of arguments "
+                "(the program first; no shell: write [sh, -c, '...'] for one)",
+            )
         if not 0 < self.timeout_seconds <= 300:
-            raise ChecksError("timeout_seconds", f"expected a number in (0, 300], "
-                              f"got {self.timeout_seconds:g}")
+            raise ChecksError(
+                "timeout_seconds", f"expected a number in (0, 300], got {self.timeout_seconds:g}"
+            )
         if not isinstance(self.value, Mapping) and self.value not in ("exit_code", "number"):
-            raise ChecksError("value", f"expected exit_code, number or {{regex: ...}}, "
-                              f"got {self.value!r}")
+            raise ChecksError(
+                "value", f"expected exit_code, number or {{regex: ...}}, got {self.value!r}"
+            )
         if not self.ok_exit_codes or not all(0 <= c < 256 for c in self.ok_exit_codes):
             raise ChecksError("ok_exit_codes", "expected a list of exit codes 0-255")
 
@@ -195,8 +211,10 @@ class LogSection:
             _name(f"patterns.{name}", name)
             _regex(f"patterns.{name}", regex)
         if not 1024 <= self.max_bytes_per_probe <= MAX_LOG_BYTES:
-            raise ChecksError("max_bytes_per_probe", f"expected an integer in "
-                              f"[1024, {MAX_LOG_BYTES}], got {self.max_bytes_per_probe!r}")
+            raise ChecksError(
+                "max_bytes_per_probe",
+                f"expected an integer in [1024, {MAX_LOG_BYTES}], got {self.max_bytes_per_probe!r}",
+            )
 
 
 def parse_services(value: Any, path: str) -> tuple[ServiceCheck, ...]:
@@ -219,8 +237,9 @@ def parse_commands(value: Any, path: str) -> tuple[CommandCheck, ...]:
         if isinstance(c.value, Mapping):
             regex = re.compile(load(ValueRegex, c.value, f"{where}.value").regex)
             kind = "regex"
-        out.append(CommandCheck(c.name, tuple(c.run), c.timeout_seconds, kind, regex,
-                                c.ok_exit_codes))
+        out.append(
+            CommandCheck(c.name, tuple(c.run), c.timeout_seconds, kind, regex, c.ok_exit_codes)
+        )
     _unique([c.name for c in out], path, "command")
     return tuple(out)
 
@@ -237,6 +256,8 @@ def parse_logs(value: Any, path: str) -> tuple[LogWatch, ...]:
 
 def parse_checks(raw: Mapping[str, Any], path: str) -> Checks:
     where = f"{path}." if path else ""
-    return Checks(parse_services(raw.get("services"), f"{where}services"),
-                  parse_commands(raw.get("commands"), f"{where}commands"),
-                  parse_logs(raw.get("logs"), f"{where}logs"))
+    return Checks(
+        parse_services(raw.get("services"), f"{where}services"),
+        parse_commands(raw.get("commands"), f"{where}commands"),
+        parse_logs(raw.get("logs"), f"{where}logs"),
+    )

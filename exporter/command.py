@@ -29,8 +29,13 @@ READ_FILES = "head -v -n 1000000000"
 HEADER = "==> "
 
 
-def build_script(collectors: Iterable[Collector], cheap: Collection[str] = (), *,
-                 one_write: bool = False, extra: Iterable[tuple[str, str]] = ()) -> str:
+def build_script(
+    collectors: Iterable[Collector],
+    cheap: Collection[str] = (),
+    *,
+    one_write: bool = False,
+    extra: Iterable[tuple[str, str]] = (),
+) -> str:
     """Join the collectors' files and sections into one script, each printed once.
 
     Collectors named in `cheap` contribute their cheap_sections in place of
@@ -59,8 +64,7 @@ def build_script(collectors: Iterable[Collector], cheap: Collection[str] = (), *
     parts = ["LC_ALL=C; export LC_ALL"]
     if files:
         # 2>/dev/null: missing files and globs that match nothing are simply absent.
-        parts.append(f"echo '{MARKER}{FILES_SECTION}'; {READ_FILES} {' '.join(files)}"
-                     " 2>/dev/null")
+        parts.append(f"echo '{MARKER}{FILES_SECTION}'; {READ_FILES} {' '.join(files)} 2>/dev/null")
     for name, snippet in (*sections.items(), *extra):
         parts.append(f"echo '{MARKER}{name}'; {{ {snippet.strip()} ; }} 2>/dev/null")
     parts.append(f"echo '{MARKER}end'")

@@ -26,9 +26,21 @@ from stacksense_common.secret import Secret
 DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
 
 
-__all__ = ["ConfigError", "Credentials", "CredentialsSection", "Inventory", "InventoryFile",
-           "Module", "ModuleSection", "Secret", "Server", "ServerDefaults", "ServerSection",
-           "load_inventory", "parse_inventory"]
+__all__ = [
+    "ConfigError",
+    "Credentials",
+    "CredentialsSection",
+    "Inventory",
+    "InventoryFile",
+    "Module",
+    "ModuleSection",
+    "Secret",
+    "Server",
+    "ServerDefaults",
+    "ServerSection",
+    "load_inventory",
+    "parse_inventory",
+]
 
 
 # ---------------------------------------------------------------- the file's sections
@@ -74,8 +86,12 @@ class CredentialsSection:
         _one_secret_source(self, "password")
         if self.certificate_file is not None and self.key_file is None:
             raise ConfigError("certificate_file", "needs key_file (the certificate's key)")
-        if not (self.key_file or self.agent or self.password_env is not None
-                or self.password_file is not None):
+        if not (
+            self.key_file
+            or self.agent
+            or self.password_env is not None
+            or self.password_file is not None
+        ):
             raise ConfigError("", "no authentication method (key_file, agent or password_*)")
 
 
@@ -102,12 +118,16 @@ class ModuleSection:
             raise ConfigError("collectors", "expected a non-empty list of collector names")
         for i, item in enumerate(self.collectors):
             if item not in COLLECTORS:
-                raise ConfigError(f"collectors[{i}]", f"unknown collector {item!r} "
-                                  f"(known: {', '.join(COLLECTORS)})")
+                raise ConfigError(
+                    f"collectors[{i}]",
+                    f"unknown collector {item!r} (known: {', '.join(COLLECTORS)})",
+                )
         _positive("command_timeout_seconds", self.command_timeout_seconds)
         if self.max_output_bytes < MIN_OUTPUT_BYTES:
-            raise ConfigError("max_output_bytes", f"expected an integer >= {MIN_OUTPUT_BYTES}, "
-                              f"got {self.max_output_bytes!r}")
+            raise ConfigError(
+                "max_output_bytes",
+                f"expected an integer >= {MIN_OUTPUT_BYTES}, got {self.max_output_bytes!r}",
+            )
 
 
 @dataclass(frozen=True)
@@ -160,10 +180,13 @@ class ServerSection(ServerDefaults):
         _non_empty("host", self.host)
         _one_secret_source(self, "push_token")
         if self.push_token_hash is not None and not _TOKEN_HASH.fullmatch(self.push_token_hash):
-            raise ConfigError("push_token_hash", "expected sha256:<64 hex digits> "
-                              "(written by `stacksense servers token NAME`)")
-        if self.push_token_hash is not None and (self.push_token_env is not None
-                                                 or self.push_token_file is not None):
+            raise ConfigError(
+                "push_token_hash",
+                "expected sha256:<64 hex digits> (written by `stacksense servers token NAME`)",
+            )
+        if self.push_token_hash is not None and (
+            self.push_token_env is not None or self.push_token_file is not None
+        ):
             raise ConfigError("", "give only one of push_token_hash and push_token_env/_file")
 
 
@@ -183,8 +206,9 @@ class InventoryFile:
 
     def __post_init__(self) -> None:
         if self.max_concurrency < 1:
-            raise ConfigError("max_concurrency",
-                              f"expected an integer >= 1, got {self.max_concurrency!r}")
+            raise ConfigError(
+                "max_concurrency", f"expected an integer >= 1, got {self.max_concurrency!r}"
+            )
 
 
 # ---------------------------------------------------------------- what the exporter uses
@@ -273,15 +297,20 @@ def _secret(section: object, path: str, key: str) -> Secret | None:
 
 
 def _checks(section: ModuleSection | ServerSection, path: str) -> Checks:
-    return parse_checks({"services": section.services, "commands": section.commands,
-                         "logs": section.logs}, path)
+    return parse_checks(
+        {"services": section.services, "commands": section.commands, "logs": section.logs}, path
+    )
 
 
 def _credentials(name: str, section: CredentialsSection, path: str) -> Credentials:
-    return Credentials(name=name, key_file=section.key_file,
-                       passphrase=_secret(section, path, "passphrase"),
-                       certificate_file=section.certificate_file, agent=section.agent,
-                       password=_secret(section, path, "password"))
+    return Credentials(
+        name=name,
+        key_file=section.key_file,
+        passphrase=_secret(section, path, "passphrase"),
+        certificate_file=section.certificate_file,
+        agent=section.agent,
+        password=_secret(section, path, "password"),
+    )
 
 
 def _module(name: str, section: ModuleSection, path: str) -> Module:
@@ -289,11 +318,14 @@ def _module(name: str, section: ModuleSection, path: str) -> Module:
     timeout = section.command_timeout_seconds
     budget = sum(c.timeout_seconds for c in checks.commands)
     if budget >= timeout:
-        raise ConfigError(f"{path}.commands: their timeouts add up to {budget:g}s, not below "
-                          f"the module's command_timeout_seconds ({timeout:g}s); the probe "
-                          "would time out before they do")
-    return Module(name, section.collectors, timeout, section.one_write,
-                  section.max_output_bytes, checks)
+        raise ConfigError(
+            f"{path}.commands: their timeouts add up to {budget:g}s, not below "
+            f"the module's command_timeout_seconds ({timeout:g}s); the probe "
+            "would time out before they do"
+        )
+    return Module(
+        name, section.collectors, timeout, section.one_write, section.max_output_bytes, checks
+    )
 
 
 def _labels(labels: Mapping[str, Any], path: str) -> dict[str, str]:
@@ -309,17 +341,24 @@ def _labels(labels: Mapping[str, Any], path: str) -> dict[str, str]:
     return out
 
 
-def _server(raw: Mapping[str, Any], defaults: Mapping[str, Any], path: str,
-            base: Path) -> Server:
+def _server(raw: Mapping[str, Any], defaults: Mapping[str, Any], path: str, base: Path) -> Server:
     # A server's own keys are checked against the entry's, so `defaults:` keys a server
     # may not set (name, host, labels, tokens, checks) never arrive through the merge.
     s = load(ServerSection, {**defaults, **raw}, path, base=base)
     return Server(
-        name=s.name, host=s.host or "-",  # "-": a push-only server is never contacted
-        port=s.port, user=s.user, credentials=s.credentials, module=s.module, jump=s.jump,
-        labels=_labels(s.labels, f"{path}.labels"), trust_on_first_use=s.trust_on_first_use,
-        suspended=s.suspended, push_token=_secret(s, path, "push_token"),
-        connect_timeout_seconds=s.connect_timeout_seconds, mode=s.mode,
+        name=s.name,
+        host=s.host or "-",  # "-": a push-only server is never contacted
+        port=s.port,
+        user=s.user,
+        credentials=s.credentials,
+        module=s.module,
+        jump=s.jump,
+        labels=_labels(s.labels, f"{path}.labels"),
+        trust_on_first_use=s.trust_on_first_use,
+        suspended=s.suspended,
+        push_token=_secret(s, path, "push_token"),
+        connect_timeout_seconds=s.connect_timeout_seconds,
+        mode=s.mode,
         push_token_hash=s.push_token_hash,
         push_offline_after_seconds=s.push_offline_after_seconds,
         checks=_checks(s, path),
@@ -331,8 +370,10 @@ def parse_inventory(data: Any, *, base: Path) -> Inventory:
     top = load(InventoryFile, data, "", base=base)
     # The loader checked it: a mapping of ServerDefaults keys, merged into every entry.
     defaults = data.get("defaults") or {} if data is not None else {}
-    credentials = {name: _credentials(name, section, f"credentials.{name}")
-                   for name, section in top.credentials.items()}
+    credentials = {
+        name: _credentials(name, section, f"credentials.{name}")
+        for name, section in top.credentials.items()
+    }
     modules = {"default": Module("default")}
     for name, section in top.modules.items():
         modules[name] = _module(name, section, f"modules.{name}")
@@ -360,22 +401,33 @@ def parse_inventory(data: Any, *, base: Path) -> Inventory:
         # Log data and command output reach the exporter with a '|' before every line:
         # at most twice their caps. They must fit in the probe's output cap with room
         # for the collectors (~60 KiB on a small host, far more on a big one).
-        needed = 2 * (sum(w.max_bytes_per_probe for w in checks.logs)
-                      + len(checks.commands) * MAX_COMMAND_OUTPUT) + CHECKS_OUTPUT_ROOM
+        needed = (
+            2
+            * (
+                sum(w.max_bytes_per_probe for w in checks.logs)
+                + len(checks.commands) * MAX_COMMAND_OUTPUT
+            )
+            + CHECKS_OUTPUT_ROOM
+        )
         if (checks.logs or checks.commands) and needed > module.max_output_bytes:
-            raise ConfigError(f"servers[{i}]: its logs' max_bytes_per_probe and commands need "
-                              f"up to {needed} bytes of output, more than module "
-                              f"{module.name!r}'s max_output_bytes ({module.max_output_bytes});"
-                              " lower max_bytes_per_probe or raise max_output_bytes")
+            raise ConfigError(
+                f"servers[{i}]: its logs' max_bytes_per_probe and commands need "
+                f"up to {needed} bytes of output, more than module "
+                f"{module.name!r}'s max_output_bytes ({module.max_output_bytes});"
+                " lower max_bytes_per_probe or raise max_output_bytes"
+            )
         budget = sum(c.timeout_seconds for c in checks.commands)
         if budget >= module.command_timeout_seconds:
-            raise ConfigError(f"servers[{i}].commands: with module {module.name!r}'s, their "
-                              f"timeouts add up to {budget:g}s, not below its "
-                              f"command_timeout_seconds ({module.command_timeout_seconds:g}s)")
+            raise ConfigError(
+                f"servers[{i}].commands: with module {module.name!r}'s, their "
+                f"timeouts add up to {budget:g}s, not below its "
+                f"command_timeout_seconds ({module.command_timeout_seconds:g}s)"
+            )
 
     known_hosts = top.known_hosts or _expand(DEFAULT_KNOWN_HOSTS, base)
-    return Inventory(servers, credentials, modules, known_hosts, top.max_concurrency,
-                     allow_empty=top.allow_empty)
+    return Inventory(
+        servers, credentials, modules, known_hosts, top.max_concurrency, allow_empty=top.allow_empty
+    )
 
 
 def _expand(path: str, base: Path) -> Path:
@@ -386,8 +438,9 @@ def _expand(path: str, base: Path) -> Path:
 def load_inventory(path: str | os.PathLike[str] | None) -> Inventory:
     """Load and validate `servers.yml`; None means no inventory: monitor the local host."""
     if path is None:
-        return Inventory({}, {}, {"default": Module("default")}, Path(DEFAULT_KNOWN_HOSTS),
-                         local=True)
+        return Inventory(
+            {}, {}, {"default": Module("default")}, Path(DEFAULT_KNOWN_HOSTS), local=True
+        )
     file = Path(path)
     data = read_yaml(file, "inventory")
     try:

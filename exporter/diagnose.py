@@ -54,27 +54,46 @@ _DF = "df -P -k -x squashfs -x devtmpfs -x iso9660 2>/dev/null"
 SECTIONS: tuple[tuple[str, float, str], ...] = (
     ("ps_cpu", 1.0, _PS.format(key="-pcpu")),
     ("ps_memory", 1.0, _PS.format(key="-rss")),
-    ("memory", 0.5, "grep -E '^(MemTotal|MemAvailable|SwapTotal|SwapFree):' /proc/meminfo; "
-                    "grep '^oom_kill ' /proc/vmstat"),
-    ("load", 0.5, "cat /proc/loadavg; echo cpus $(getconf _NPROCESSORS_ONLN); "
-                  "for f in cpu memory io; do [ -r /proc/pressure/$f ] && "
-                  "sed \"s/^/$f /\" /proc/pressure/$f; done; true"),
-    ("disk", 3.5,
-     f"{_DF} | awk -v t={FULL_PERCENT} 'NR>1 {{u=$5; sub(\"%\",\"\",u); if (u+0 >= t) "
-     "{m=$6; for (i=7; i<=NF; i++) m=m\" \"$i; print u\"\\t\"$2\"\\t\"$3\"\\t\"$1\"\\t\"m}}' "
-     "| head -n 3 | while IFS='\t' read -r u s used dev m; do "
-     "printf 'fs\\t%s\\t%s\\t%s\\t%s\\t%s\\n' \"$u\" \"$s\" \"$used\" \"$dev\" \"$m\"; "
-     "n='nice -n 19'; command -v ionice >/dev/null 2>&1 && n=\"ionice -c 3 $n\"; "
-     "timeout -k 0.2 0.9 $n du -x -k -d 2 \"$m\" 2>/dev/null | sort -rn | head -n 8 "
-     "| sed 's/^/du\\t/'; done"),
-    ("units", 1.0, "if command -v systemctl >/dev/null 2>&1; then "
-                   "systemctl --failed --no-legend --plain --no-pager 2>&1 | head -n 40; "
-                   "else echo '@@absent'; fi"),
+    (
+        "memory",
+        0.5,
+        "grep -E '^(MemTotal|MemAvailable|SwapTotal|SwapFree):' /proc/meminfo; "
+        "grep '^oom_kill ' /proc/vmstat",
+    ),
+    (
+        "load",
+        0.5,
+        "cat /proc/loadavg; echo cpus $(getconf _NPROCESSORS_ONLN); "
+        "for f in cpu memory io; do [ -r /proc/pressure/$f ] && "
+        'sed "s/^/$f /" /proc/pressure/$f; done; true',
+    ),
+    (
+        "disk",
+        3.5,
+        f'{_DF} | awk -v t={FULL_PERCENT} \'NR>1 {{u=$5; sub("%","",u); if (u+0 >= t) '
+        '{m=$6; for (i=7; i<=NF; i++) m=m" "$i; print u"\\t"$2"\\t"$3"\\t"$1"\\t"m}}\' '
+        "| head -n 3 | while IFS='\t' read -r u s used dev m; do "
+        'printf \'fs\\t%s\\t%s\\t%s\\t%s\\t%s\\n\' "$u" "$s" "$used" "$dev" "$m"; '
+        "n='nice -n 19'; command -v ionice >/dev/null 2>&1 && n=\"ionice -c 3 $n\"; "
+        'timeout -k 0.2 0.9 $n du -x -k -d 2 "$m" 2>/dev/null | sort -rn | head -n 8 '
+        "| sed 's/^/du\\t/'; done",
+    ),
+    (
+        "units",
+        1.0,
+        "if command -v systemctl >/dev/null 2>&1; then "
+        "systemctl --failed --no-legend --plain --no-pager 2>&1 | head -n 40; "
+        "else echo '@@absent'; fi",
+    ),
     ("ports", 0.5, "ss -Hltnup 2>/dev/null | head -n 60"),
-    ("kernel", 0.5, "if dmesg >/dev/null 2>&1; then dmesg 2>/dev/null | grep -iE "
-                    "'out of memory|oom-kill|killed process|i/o error|ext4-fs error|xfs.*error|"
-                    "blk_update_request|medium error|buffer i/o' | tail -n 20; "
-                    "else echo \"@@unreadable $(dmesg 2>&1 >/dev/null | head -n 1)\"; fi"),
+    (
+        "kernel",
+        0.5,
+        "if dmesg >/dev/null 2>&1; then dmesg 2>/dev/null | grep -iE "
+        "'out of memory|oom-kill|killed process|i/o error|ext4-fs error|xfs.*error|"
+        "blk_update_request|medium error|buffer i/o' | tail -n 20; "
+        'else echo "@@unreadable $(dmesg 2>&1 >/dev/null | head -n 1)"; fi',
+    ),
 )
 
 
@@ -84,12 +103,12 @@ def build_script() -> str:
         "s() {",
         f"  printf '{BEGIN} %s\\n' \"$1\"",
         "  if command -v timeout >/dev/null 2>&1; then",
-        f"    timeout -k 0.5 \"$2\" sh -c \"{{ $3 ; }} 2>&1 | head -c {SECTION_BYTES} | {QUOTE}\""
+        f'    timeout -k 0.5 "$2" sh -c "{{ $3 ; }} 2>&1 | head -c {SECTION_BYTES} | {QUOTE}"'
         " </dev/null",
         "  else",
-        f"    sh -c \"{{ $3 ; }} 2>&1 | head -c {SECTION_BYTES} | {QUOTE}\" </dev/null",
+        f'    sh -c "{{ $3 ; }} 2>&1 | head -c {SECTION_BYTES} | {QUOTE}" </dev/null',
         "  fi",
-        f"  printf '\\n{FINISH} %s %s\\n' \"$1\" \"$?\"",
+        f'  printf \'\\n{FINISH} %s %s\\n\' "$1" "$?"',
         "}",
     ]
     lines += [f"s {name} {budget:g} {shlex.quote(command)}" for name, budget, command in SECTIONS]
@@ -110,17 +129,19 @@ def split_sections(output: str) -> tuple[dict[str, list[str]], dict[str, str]]:
             parts = line.split()
             if len(parts) == 3 and parts[1] in status:
                 rc = parts[2]
-                status[parts[1]] = ("timed_out" if rc in ("124", "137") else
-                                    "ok" if rc == "0" else "failed")
+                status[parts[1]] = (
+                    "timed_out" if rc in ("124", "137") else "ok" if rc == "0" else "failed"
+                )
             current = None
         elif line.startswith(BEGIN + " "):
-            name = line[len(BEGIN) + 1:].strip()
+            name = line[len(BEGIN) + 1 :].strip()
             current = name if name in status else None
             if current:
                 lines[current] = []
                 status[current] = "incomplete"  # until its end line arrives
-        elif current is not None and line[:1] == "|" and len(line) > 1 \
-                and len(lines[current]) < 200:
+        elif (
+            current is not None and line[:1] == "|" and len(line) > 1 and len(lines[current]) < 200
+        ):
             lines[current].append(line[1:501])
     return lines, status
 
@@ -139,10 +160,16 @@ def _processes(lines: list[str]) -> list[dict[str, Any]]:
         if len(parts) < 6 or not parts[0].isdigit():
             continue
         cpu, mem, rss = _num(parts[2]), _num(parts[3]), _num(parts[4])
-        out.append({"pid": int(parts[0]), "user": parts[1][:32], "cpu_percent": cpu,
-                    "memory_percent": mem,
-                    "rss_bytes": int(rss * 1024) if rss is not None else None,
-                    "command": parts[5][:64]})
+        out.append(
+            {
+                "pid": int(parts[0]),
+                "user": parts[1][:32],
+                "cpu_percent": cpu,
+                "memory_percent": mem,
+                "rss_bytes": int(rss * 1024) if rss is not None else None,
+                "command": parts[5][:64],
+            }
+        )
     return out
 
 
@@ -154,9 +181,11 @@ def _memory(lines: list[str]) -> dict[str, Any]:
             values[parts[0]] = value * (1024 if parts[-1] == "kB" else 1)
     total, avail = values.get("MemTotal"), values.get("MemAvailable")
     return {
-        "total_bytes": total, "available_bytes": avail,
+        "total_bytes": total,
+        "available_bytes": avail,
         "used_ratio": round(1 - avail / total, 4) if total and avail is not None else None,
-        "swap_total_bytes": values.get("SwapTotal"), "swap_free_bytes": values.get("SwapFree"),
+        "swap_total_bytes": values.get("SwapTotal"),
+        "swap_free_bytes": values.get("SwapFree"),
         "oom_kills_since_boot": int(values["oom_kill"]) if "oom_kill" in values else None,
     }
 
@@ -165,8 +194,13 @@ _PSI = re.compile(r"^(cpu|memory|io) (some|full) avg10=([\d.]+) avg60=([\d.]+)")
 
 
 def _load(lines: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {"load1": None, "load5": None, "load15": None, "cpus": None,
-                           "pressure": {}}
+    out: dict[str, Any] = {
+        "load1": None,
+        "load5": None,
+        "load15": None,
+        "cpus": None,
+        "pressure": {},
+    }
     for line in lines:
         parts = line.split()
         if len(parts) >= 3 and out["load1"] is None and (l1 := _num(parts[0])) is not None:
@@ -184,11 +218,16 @@ def _filesystems(lines: list[str]) -> list[dict[str, Any]]:
         parts = line.split("\t")
         if parts[0] == "fs" and len(parts) == 6:
             size, used = _num(parts[2]), _num(parts[3])
-            out.append({"mountpoint": parts[5], "device": parts[4][:128],
-                        "used_percent": _num(parts[1]),
-                        "size_bytes": int(size * 1024) if size is not None else None,
-                        "used_bytes": int(used * 1024) if used is not None else None,
-                        "largest": []})
+            out.append(
+                {
+                    "mountpoint": parts[5],
+                    "device": parts[4][:128],
+                    "used_percent": _num(parts[1]),
+                    "size_bytes": int(size * 1024) if size is not None else None,
+                    "used_bytes": int(used * 1024) if used is not None else None,
+                    "largest": [],
+                }
+            )
         elif parts[0] == "du" and len(parts) == 3 and out and len(out[-1]["largest"]) < 8:
             size = _num(parts[1])
             if size is not None:
@@ -203,8 +242,9 @@ def _units(lines: list[str]) -> tuple[str, list[dict[str, str]]]:
     for line in lines:
         parts = line.split(None, 4)
         if len(parts) >= 4 and "." in parts[0] and parts[2] == "failed":
-            units.append({"unit": parts[0][:128], "description": (parts[4] if len(parts) > 4
-                                                                  else "")[:200]})
+            units.append(
+                {"unit": parts[0][:128], "description": (parts[4] if len(parts) > 4 else "")[:200]}
+            )
     if not units and lines:
         return f"unavailable: {lines[0][:200]}", []
     return "ok", units[:MAX_ITEMS]
@@ -219,20 +259,29 @@ def _ports(lines: list[str]) -> list[dict[str, Any]]:
         local = parts[4]
         address, _, port = local.rpartition(":")
         proc = re.search(r'\(\("([^"]{1,64})"', line)
-        out.append({"protocol": parts[0], "address": address, "port": port,
-                    "process": proc[1] if proc else None})
+        out.append(
+            {
+                "protocol": parts[0],
+                "address": address,
+                "port": port,
+                "process": proc[1] if proc else None,
+            }
+        )
     return out
 
 
 def _kernel(lines: list[str]) -> dict[str, Any]:
     if lines and lines[0].startswith("@@unreadable"):
-        reason = lines[0][len("@@unreadable"):].strip() or "dmesg failed"
-        return {"readable": False, "note": f"kernel log unreadable: {reason[:200]}",
-                "oom_lines": [], "disk_error_lines": []}
+        reason = lines[0][len("@@unreadable") :].strip() or "dmesg failed"
+        return {
+            "readable": False,
+            "note": f"kernel log unreadable: {reason[:200]}",
+            "oom_lines": [],
+            "disk_error_lines": [],
+        }
     oom = [x for x in lines if re.search(r"out of memory|oom-kill|killed process", x, re.I)]
     disk = [x for x in lines if x not in oom]
-    return {"readable": True, "note": None, "oom_lines": oom[-10:],
-            "disk_error_lines": disk[-10:]}
+    return {"readable": True, "note": None, "oom_lines": oom[-10:], "disk_error_lines": disk[-10:]}
 
 
 def parse(output: str) -> dict[str, Any]:
@@ -242,8 +291,10 @@ def parse(output: str) -> dict[str, Any]:
     return {
         "sections": status,
         "timed_out": [n for n, s in status.items() if s in ("timed_out", "incomplete")],
-        "processes": {"by_cpu": _processes(lines.get("ps_cpu", [])),
-                      "by_memory": _processes(lines.get("ps_memory", []))},
+        "processes": {
+            "by_cpu": _processes(lines.get("ps_cpu", [])),
+            "by_memory": _processes(lines.get("ps_memory", [])),
+        },
         "memory": _memory(lines.get("memory", [])),
         "load": _load(lines.get("load", [])),
         "filesystems": _filesystems(lines.get("disk", [])),
@@ -258,8 +309,9 @@ def parse(output: str) -> dict[str, Any]:
 class Diagnoser:
     """Runs SCRIPT on a server (pool) or on this machine (local mode); caches per server."""
 
-    def __init__(self, pool: SshPool | None, *,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, pool: SshPool | None, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.pool = pool
         self.clock = clock
         self._locks: dict[str, threading.Lock] = {}
@@ -277,8 +329,9 @@ class Diagnoser:
             report = self._run(server, deadline_seconds)
             with self._guard:
                 self._cache[server.name] = (self.clock(), report)
-                for name in [n for n, (t, _) in self._cache.items()
-                             if self.clock() - t >= CACHE_SECONDS]:
+                for name in [
+                    n for n, (t, _) in self._cache.items() if self.clock() - t >= CACHE_SECONDS
+                ]:
                     del self._cache[name]  # bounded by the servers diagnosed recently
             return {**report, "cached": False}
 
@@ -293,24 +346,34 @@ class Diagnoser:
         except ProbeFailure as failure:
             error = failure.short_message()
         report = parse(output)
-        return {"server": server.name, "at": at,
-                "duration_seconds": round(self.clock() - started, 3),
-                "complete": error is None and not report["timed_out"]
-                and all(s == "ok" for s in report["sections"].values()),
-                "error": error, **report}
+        return {
+            "server": server.name,
+            "at": at,
+            "duration_seconds": round(self.clock() - started, 3),
+            "complete": error is None
+            and not report["timed_out"]
+            and all(s == "ok" for s in report["sections"].values()),
+            "error": error,
+            **report,
+        }
 
     def _output(self, server: Server, deadline: float) -> tuple[str, bool]:
         if self.pool is None:
             return self._local(deadline)
         # The login shell only execs /bin/sh: the script is POSIX sh whatever the user's shell.
-        status, output = self.pool.exec_channel(server, "exec /bin/sh -c " + shlex.quote(SCRIPT),
-                                                deadline, max_output=MAX_OUTPUT)
+        status, output = self.pool.exec_channel(
+            server, "exec /bin/sh -c " + shlex.quote(SCRIPT), deadline, max_output=MAX_OUTPUT
+        )
         return output, status is not None
 
     def _local(self, deadline: float) -> tuple[str, bool]:
-        proc = subprocess.Popen(["/bin/sh", "-c", SCRIPT], stdout=subprocess.PIPE,
-                                stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            ["/bin/sh", "-c", SCRIPT],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         try:
             out, _ = proc.communicate(timeout=max(0.1, deadline - self.clock()))
             return out[:MAX_OUTPUT].decode("utf-8", "replace"), True

@@ -35,14 +35,15 @@ class DiagnoseApi:
         self.diagnoser = Diagnoser(None if app.inventory.local else app.pool)
         self.recommender = recommender or RuleRecommender()
 
-    def handle(self, method: str, path: str, body: bytes,
-               authorized: bool) -> tuple[int, Any]:
+    def handle(self, method: str, path: str, body: bytes, authorized: bool) -> tuple[int, Any]:
         if method != "POST":
             return 405, {"error": "use POST (a diagnosis runs commands on the host)"}
         if not authorized:
-            return 401, {"error": "diagnostics need a valid bearer token "
-                                  "(or a loopback client when no token file is set)"}
-        name = unquote(path[len(PREFIX):]).strip("/")
+            return 401, {
+                "error": "diagnostics need a valid bearer token "
+                "(or a loopback client when no token file is set)"
+            }
+        name = unquote(path[len(PREFIX) :]).strip("/")
         labels = _labels(body)
         if isinstance(labels, str):
             return 400, {"error": labels}
@@ -50,20 +51,30 @@ class DiagnoseApi:
         if server is None:
             return 404, {"error": f"no server named {name[:100]!r} in the inventory"}
         if server.push_only:
-            return 409, {"error": f"{server.name} is push-only: the exporter never connects "
-                                  "to it, so it cannot diagnose it"}
+            return 409, {
+                "error": f"{server.name} is push-only: the exporter never connects "
+                "to it, so it cannot diagnose it"
+            }
         # The configured logs' last matching line per pattern, as the probes saw them
         # (exporter.checks.logs: truncated, credentials masked); no extra read of the host.
-        report = {**self.diagnoser.diagnose(server),
-                  "log_matches": self.app.prober.log_matches(server.name)}
+        report = {
+            **self.diagnoser.diagnose(server),
+            "log_matches": self.app.prober.log_matches(server.name),
+        }
         try:
             findings = self.recommender.recommend(labels, report)
         except Exception as exc:  # noqa: BLE001 - a provider's bug must not cost the report
-            log.exception("recommender %s failed for %s", type(self.recommender).__name__,
-                          server.name)
-            findings = [Finding(f"no findings: the recommender failed ({type(exc).__name__})",
-                                "read the report itself; the exporter's log has the error",
-                                [], "incomplete")]
+            log.exception(
+                "recommender %s failed for %s", type(self.recommender).__name__, server.name
+            )
+            findings = [
+                Finding(
+                    f"no findings: the recommender failed ({type(exc).__name__})",
+                    "read the report itself; the exporter's log has the error",
+                    [],
+                    "incomplete",
+                )
+            ]
         return 200, {**report, "findings": [f.to_json() for f in findings]}
 
 
@@ -76,7 +87,10 @@ def _labels(body: bytes) -> dict[str, str] | str:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         return f"invalid JSON: {exc}"
     labels = raw.get("labels", {}) if isinstance(raw, dict) else None
-    if not isinstance(labels, dict) or len(labels) > MAX_LABELS or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in labels.items()):
+    if (
+        not isinstance(labels, dict)
+        or len(labels) > MAX_LABELS
+        or not all(isinstance(k, str) and isinstance(v, str) for k, v in labels.items())
+    ):
         return f'expected {{"labels": {{name: value}}}} with at most {MAX_LABELS} string labels'
     return {k[:100]: v[:200] for k, v in labels.items()}

@@ -62,5 +62,5 @@ def short_message(text: str) -> str:
     line = _CONTROL.sub(" ", text).strip()
     line = _SECRETISH.sub(lambda m: f"{m.group(1)}{m.group(2)}<redacted>", line)
     if len(line) > MAX_MESSAGE:
-        line = line[:MAX_MESSAGE - 3].rstrip() + "..."
+        line = line[: MAX_MESSAGE - 3].rstrip() + "..."
     return line

@@ -126,8 +126,9 @@ def render(families: Iterable[Family]) -> str:
         seen = merged.setdefault(fam.name, fam)
         if seen is not fam:
             if fam.name not in copied:  # never mutate the caller's family
-                seen = merged[fam.name] = Family(seen.name, seen.type, seen.help,
-                                                 list(seen.samples))
+                seen = merged[fam.name] = Family(
+                    seen.name, seen.type, seen.help, list(seen.samples)
+                )
                 copied.add(fam.name)
             seen.samples.extend(fam.samples)
     out: list[str] = []

@@ -45,8 +45,18 @@ SERVER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,252}")
 LABEL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _BASE64 = re.compile(r"[A-Za-z0-9+/=]+")
 # What an added entry may carry (the rest of a server's keys are set by editing the file).
-ENTRY_KEYS = {"name", "host", "port", "user", "credentials", "module", "labels", "jump", "mode",
-              "trust_on_first_use"}
+ENTRY_KEYS = {
+    "name",
+    "host",
+    "port",
+    "user",
+    "credentials",
+    "module",
+    "labels",
+    "jump",
+    "mode",
+    "trust_on_first_use",
+}
 LOGIN_CHECK_SECONDS = 15.0
 
 # Removes one key (type and base64 given as awk variables) from ~/.ssh/authorized_keys,
@@ -61,7 +71,7 @@ _REMOVE_KEY = (
     "awk -v t='{type}' -v b='{b64}' "
     "'{{for (i = 1; i < NF; i++) if ($i == t && $(i+1) == b) next; print}}' \"$f\" "
     '> "$f.stacksense-tmp" && cat "$f.stacksense-tmp" > "$f" && rm -f "$f.stacksense-tmp" '
-    '&& echo removed; fi; fi'
+    "&& echo removed; fi; fi"
 )
 
 
@@ -89,8 +99,12 @@ def normalize_entry(raw: Mapping[str, Any]) -> dict[str, Any]:
     entry: dict[str, Any] = {"name": name}
     host = raw.get("host")
     if mode == "ssh" or host is not None:
-        if not isinstance(host, str) or not host or host.startswith("-") \
-                or any(c.isspace() for c in host):
+        if (
+            not isinstance(host, str)
+            or not host
+            or host.startswith("-")
+            or any(c.isspace() for c in host)
+        ):
             raise FleetError(f"host: {host!r} is not a host name or address")
         entry["host"] = host
     if "port" in raw and raw["port"] not in (None, ""):
@@ -199,8 +213,9 @@ class Fleet:
             wanted = copy.deepcopy(data)
             servers = wanted.setdefault("servers", []) if wanted.get("servers") else []
             wanted["servers"] = servers
-            old = next((s for s in servers if isinstance(s, dict)
-                        and s.get("name") == entry["name"]), None)
+            old = next(
+                (s for s in servers if isinstance(s, dict) and s.get("name") == entry["name"]), None
+            )
             merged = {**(old or {}), **entry}
             if old == merged:
                 return "unchanged"
@@ -225,16 +240,21 @@ class Fleet:
             if len(data.get("servers") or []) == 1 and not data.get("allow_empty"):
                 # The exporter refuses an inventory that would empty the fleet (a truncated
                 # save must not); removing the last server on purpose says so in the file.
-                raise FleetError(f"{name!r} is the last server: the exporter refuses an empty "
-                                 "inventory unless it says `allow_empty: true`; add that line "
-                                 "first if this is what you want")
+                raise FleetError(
+                    f"{name!r} is the last server: the exporter refuses an empty "
+                    "inventory unless it says `allow_empty: true`; add that line "
+                    "first if this is what you want"
+                )
             note = ""
             if remove_key:
                 inventory = self._validate(data)
                 note = remove_authorized_key(inventory, name)
             wanted = copy.deepcopy(data)
-            wanted["servers"] = [s for s in wanted.get("servers") or []
-                                 if not (isinstance(s, dict) and s.get("name") == name)]
+            wanted["servers"] = [
+                s
+                for s in wanted.get("servers") or []
+                if not (isinstance(s, dict) and s.get("name") == name)
+            ]
             self._validate({**wanted, "allow_empty": True})
             try:
                 remove_server(self.path, name)
@@ -269,18 +289,23 @@ class Fleet:
 
     def _write_entry(self, data: dict[str, Any], entry: dict[str, Any]) -> None:
         wanted = copy.deepcopy(data)
-        wanted["servers"] = [entry if isinstance(s, dict) and s.get("name") == entry["name"]
-                             else s for s in wanted.get("servers") or []]
+        wanted["servers"] = [
+            entry if isinstance(s, dict) and s.get("name") == entry["name"] else s
+            for s in wanted.get("servers") or []
+        ]
         self._validate(wanted)
         try:
             replace_server(self.path, entry)
         except InventoryEditError as exc:
             raise FleetError(str(exc)) from None
 
-    def import_csv(self, text: str, *,
-                   progress: Callable[[int, int, ImportRow], None] | None = None,
-                   onboard_row: Callable[[dict[str, Any], str], str] | None = None,
-                   ) -> ImportReport:
+    def import_csv(
+        self,
+        text: str,
+        *,
+        progress: Callable[[int, int, ImportRow], None] | None = None,
+        onboard_row: Callable[[dict[str, Any], str], str] | None = None,
+    ) -> ImportReport:
         """Add every row of a CSV (header: name,host[,port,user,credentials,module,labels,
         mode,password_env,password_file]); safe to re-run: unchanged rows are skipped.
 
@@ -295,8 +320,9 @@ class Fleet:
         allowed = {*ENTRY_KEYS - {"trust_on_first_use"}, "password_env", "password_file"}
         unknown = [f for f in reader.fieldnames if f not in allowed]
         if unknown:
-            raise FleetError(f"CSV column {unknown[0]!r} is unknown "
-                             f"(allowed: {', '.join(sorted(allowed))})")
+            raise FleetError(
+                f"CSV column {unknown[0]!r} is unknown (allowed: {', '.join(sorted(allowed))})"
+            )
         rows = list(reader)
         for i, row in enumerate(rows):
             line = i + 2
@@ -318,8 +344,9 @@ class Fleet:
 
 
 def _row_entry(row: Mapping[str, str | None]) -> dict[str, Any]:
-    raw: dict[str, Any] = {k: (v or "").strip() for k, v in row.items()
-                           if k in ENTRY_KEYS and k is not None}
+    raw: dict[str, Any] = {
+        k: (v or "").strip() for k, v in row.items() if k in ENTRY_KEYS and k is not None
+    }
     labels: dict[str, str] = {}
     for item in filter(None, (raw.pop("labels", "") or "").split(";")):
         key, sep, value = item.partition("=")
@@ -394,9 +421,11 @@ def remove_authorized_key(inventory: Inventory, name: str) -> str:
     try:
         out = _run_once(inventory, name, _REMOVE_KEY.format(type=key_type, b64=b64))
     except ProbeFailure as exc:
-        raise FleetError(f"{name}: cannot remove the key from the host "
-                         f"({exc.reason}: {exc.short_message()}); run without --remove-key "
-                         "to remove the server from the inventory only") from None
+        raise FleetError(
+            f"{name}: cannot remove the key from the host "
+            f"({exc.reason}: {exc.short_message()}); run without --remove-key "
+            "to remove the server from the inventory only"
+        ) from None
     return "removed" if out.endswith("removed") else "was not present"
 
 

@@ -35,8 +35,9 @@ PREFIX = "/api/v1/servers"
 ACTIONS = ("suspend", "resume", "test", "token")
 
 
-def server_view(server: Server, now: float, beats: dict[tuple[str, str], float],
-                last: LastProbe | None) -> dict[str, Any]:
+def server_view(
+    server: Server, now: float, beats: dict[tuple[str, str], float], last: LastProbe | None
+) -> dict[str, Any]:
     """One server as the exporter sees it (the rule engine's status, when reachable, wins).
 
     pending: never reached yet; online: its last probe (or push heartbeat) is fresh;
@@ -46,13 +47,20 @@ def server_view(server: Server, now: float, beats: dict[tuple[str, str], float],
     times = {s: beats[(server.name, s)] for s in SOURCES if (server.name, s) in beats}
     newest = max(times.values(), default=None)
     view: dict[str, Any] = {
-        "name": server.name, "mode": server.mode, "module": server.module,
+        "name": server.name,
+        "mode": server.mode,
+        "module": server.module,
         "host": None if server.push_only else server.host,
         "port": None if server.push_only else server.port,
-        "labels": dict(server.labels), "suspended": server.suspended,
-        "last_heartbeat": newest, "last_heartbeat_by_source": times,
+        "labels": dict(server.labels),
+        "suspended": server.suspended,
+        "last_heartbeat": newest,
+        "last_heartbeat_by_source": times,
         "heartbeat_age_seconds": None if newest is None else round(now - newest, 3),
-        "status": "online", "reason": None, "detail": None, "message": None,
+        "status": "online",
+        "reason": None,
+        "detail": None,
+        "message": None,
         "last_probe": None,
     }
     if last is not None:
@@ -62,17 +70,25 @@ def server_view(server: Server, now: float, beats: dict[tuple[str, str], float],
     elif server.push_only:
         pushed = times.get("push")
         if pushed is None:
-            view.update(status="pending", reason="no_heartbeat",
-                        message="no push heartbeat received yet")
+            view.update(
+                status="pending", reason="no_heartbeat", message="no push heartbeat received yet"
+            )
         elif now - pushed > server.push_offline_after_seconds:
-            view.update(status="offline", reason="no_heartbeat",
-                        message=f"last push heartbeat {now - pushed:.0f}s ago "
-                                f"(offline after {server.push_offline_after_seconds:g}s)")
+            view.update(
+                status="offline",
+                reason="no_heartbeat",
+                message=f"last push heartbeat {now - pushed:.0f}s ago "
+                f"(offline after {server.push_offline_after_seconds:g}s)",
+            )
     elif last is None:
         view.update(status="pending", message="not probed yet")
     elif not last.success and last.reason != "parse":
-        view.update(status="failing" if "ssh" in times else "pending", reason=last.reason,
-                    detail=last.detail, message=last.message)
+        view.update(
+            status="failing" if "ssh" in times else "pending",
+            reason=last.reason,
+            detail=last.detail,
+            message=last.message,
+        )
     return view
 
 
@@ -87,32 +103,39 @@ class FleetApi:
         beats, _ = app.heartbeats.snapshot()
         last = app.prober.last_probes()
         now = time.time()
-        return [server_view(s, now, beats, last.get(s.name))
-                for s in app.inventory.servers.values()]
+        return [
+            server_view(s, now, beats, last.get(s.name)) for s in app.inventory.servers.values()
+        ]
 
-    def handle(self, method: str, path: str, query: str, body: bytes,
-               authorized: bool) -> tuple[int, Any]:
-        rest = path[len(PREFIX):].strip("/")
+    def handle(
+        self, method: str, path: str, query: str, body: bytes, authorized: bool
+    ) -> tuple[int, Any]:
+        rest = path[len(PREFIX) :].strip("/")
         parts = [unquote(p) for p in rest.split("/")] if rest else []
         if method in ("GET", "HEAD"):
             return self._get(parts)
         if method not in ("POST", "DELETE"):
             return 405, {"error": f"method {method} not allowed here"}
         if not authorized:
-            return 401, {"error": "server changes need a valid bearer token "
-                                  "(or a loopback client when no token file is set)"}
+            return 401, {
+                "error": "server changes need a valid bearer token "
+                "(or a loopback client when no token file is set)"
+            }
         if self.app.config_path is None:
-            return 409, {"error": "the exporter runs without an inventory file (local mode); "
-                                  "start it with --config.file to manage servers"}
+            return 409, {
+                "error": "the exporter runs without an inventory file (local mode); "
+                "start it with --config.file to manage servers"
+            }
         fleet = Fleet(Path(self.app.config_path))
         try:
             if method == "POST" and not parts:
                 return self._add(fleet, body)
             if method == "DELETE" and len(parts) == 1:
                 remove_key = parse_qs(query).get("remove_key", ["0"])[0] in ("1", "true")
-                return self._changed(200, {"server": parts[0],
-                                           "result": fleet.remove(parts[0],
-                                                                  remove_key=remove_key)})
+                return self._changed(
+                    200,
+                    {"server": parts[0], "result": fleet.remove(parts[0], remove_key=remove_key)},
+                )
             if method == "POST" and len(parts) == 2 and parts[1] in ACTIONS:
                 return self._action(fleet, parts[0], parts[1])
         except NotFound as exc:
@@ -144,8 +167,9 @@ class FleetApi:
         if not isinstance(raw, dict):
             return 400, {"error": "expected a JSON object with name and host"}
         result = fleet.add(raw)
-        return self._changed(201 if result == "added" else 200,
-                             {"server": raw.get("name"), "result": result})
+        return self._changed(
+            201 if result == "added" else 200, {"server": raw.get("name"), "result": result}
+        )
 
     def _action(self, fleet: Fleet, name: str, action: str) -> tuple[int, Any]:
         if action == "test":
@@ -163,8 +187,10 @@ class FleetApi:
         try:
             self.app.reload()
         except ConfigError as exc:
-            return 409, {**payload, "error": f"the inventory was written but the reload failed: "
-                                             f"{exc}"}
+            return 409, {
+                **payload,
+                "error": f"the inventory was written but the reload failed: {exc}",
+            }
         return status, payload
 
     def test(self, name: str) -> dict[str, Any]:
@@ -176,13 +202,21 @@ class FleetApi:
             raise NotFound(f"no server named {name!r} in the inventory")
         if server.push_only:
             view = next(v for v in self.views() if v["name"] == name)
-            return {"server": name, "success": view["status"] == "online",
-                    "summary": [f"push-only: never contacted; {view['status']}"
-                                + (f" ({view['message']})" if view["message"] else "")]}
+            return {
+                "server": name,
+                "success": view["status"] == "online",
+                "summary": [
+                    f"push-only: never contacted; {view['status']}"
+                    + (f" ({view['message']})" if view["message"] else "")
+                ],
+            }
         module = self.app.inventory.modules[server.module]
         result = self.app.probe(server, module, None)
-        return {"server": name, "success": result.success,
-                "duration_seconds": round(result.duration, 3),
-                "reason": result.failure.reason if result.failure else None,
-                "message": result.failure.short_message() if result.failure else None,
-                "summary": summarize(result.text)}
+        return {
+            "server": name,
+            "success": result.success,
+            "duration_seconds": round(result.duration, 3),
+            "reason": result.failure.reason if result.failure else None,
+            "message": result.failure.short_message() if result.failure else None,
+            "summary": summarize(result.text),
+        }

@@ -28,27 +28,42 @@ HTTP_TIMEOUT = 10.0
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("servers", help="list, add, remove, suspend, resume, test or import "
-                                       "servers", description=__doc__,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "servers",
+        help="list, add, remove, suspend, resume, test or import servers",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--inventory", type=Path,
-                        default=Path(os.environ.get("STACKSENSE_INVENTORY", "servers.yml")),
-                        help="inventory file (default: $STACKSENSE_INVENTORY or ./servers.yml)")
-    add_exporter_options(common, url_help="exporter URL to reload and ask",
-                         token_help="bearer token for the exporter's reload (if it needs one)")
-    common.add_argument("--no-reload", action="store_true",
-                        help="only edit the inventory; do not ask the exporter to reload")
+    common.add_argument(
+        "--inventory",
+        type=Path,
+        default=Path(os.environ.get("STACKSENSE_INVENTORY", "servers.yml")),
+        help="inventory file (default: $STACKSENSE_INVENTORY or ./servers.yml)",
+    )
+    add_exporter_options(
+        common,
+        url_help="exporter URL to reload and ask",
+        token_help="bearer token for the exporter's reload (if it needs one)",
+    )
+    common.add_argument(
+        "--no-reload",
+        action="store_true",
+        help="only edit the inventory; do not ask the exporter to reload",
+    )
     ops = p.add_subparsers(dest="op", required=True, metavar="OPERATION")
 
     lst = ops.add_parser("list", parents=[common], help="status, last heartbeat and reason")
-    lst.add_argument("--rules", default=os.environ.get("STACKSENSE_RULES_URL", DEFAULT_RULES),
-                     help="rule engine URL (its status wins when reachable; default "
-                          "%(default)s)")
+    lst.add_argument(
+        "--rules",
+        default=os.environ.get("STACKSENSE_RULES_URL", DEFAULT_RULES),
+        help="rule engine URL (its status wins when reachable; default %(default)s)",
+    )
     lst.add_argument("--json", action="store_true", help="print JSON")
 
-    add = ops.add_parser("add", parents=[common],
-                         help="add a server (with a password: deploy the key first)")
+    add = ops.add_parser(
+        "add", parents=[common], help="add a server (with a password: deploy the key first)"
+    )
     add.add_argument("name")
     add.add_argument("--host", help="host name or address (not needed with --mode push)")
     add.add_argument("--port", type=int)
@@ -60,26 +75,37 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     add.add_argument("--label", action="append", default=[], metavar="KEY=VALUE")
     add.add_argument("--trust-on-first-use", action="store_true")
     pw = add.add_mutually_exclusive_group()
-    pw.add_argument("--password-env", metavar="VAR",
-                    help="onboard: log in once with this password and deploy the key")
+    pw.add_argument(
+        "--password-env",
+        metavar="VAR",
+        help="onboard: log in once with this password and deploy the key",
+    )
     pw.add_argument("--password-file", type=Path, metavar="FILE")
     pw.add_argument("--password-prompt", action="store_true")
 
     rm = ops.add_parser("remove", parents=[common], help="remove a server")
     rm.add_argument("name")
-    rm.add_argument("--remove-key", action="store_true",
-                    help="first take the monitoring key off the host's authorized_keys")
-    for op, text in (("suspend", "stop probing a server (kept in the inventory)"),
-                     ("resume", "probe a suspended server again"),
-                     ("test", "probe a server once and print what it found"),
-                     ("token", "print a new push token for a server (once; only its hash "
-                               "is stored)")):
+    rm.add_argument(
+        "--remove-key",
+        action="store_true",
+        help="first take the monitoring key off the host's authorized_keys",
+    )
+    for op, text in (
+        ("suspend", "stop probing a server (kept in the inventory)"),
+        ("resume", "probe a suspended server again"),
+        ("test", "probe a server once and print what it found"),
+        ("token", "print a new push token for a server (once; only its hash is stored)"),
+    ):
         ops.add_parser(op, parents=[common], help=text).add_argument("name")
-    imp = ops.add_parser("import", parents=[common],
-                         help="add many servers from a CSV (safe to re-run)")
-    imp.add_argument("file", type=Path,
-                     help="CSV with a header: name,host[,port,user,credentials,module,labels,"
-                          "mode,password_env,password_file]; labels as k=v;k2=v2")
+    imp = ops.add_parser(
+        "import", parents=[common], help="add many servers from a CSV (safe to re-run)"
+    )
+    imp.add_argument(
+        "file",
+        type=Path,
+        help="CSV with a header: name,host[,port,user,credentials,module,labels,"
+        "mode,password_env,password_file]; labels as k=v;k2=v2",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -132,11 +158,18 @@ def _labels(items: list[str]) -> dict[str, str]:
 
 
 def _add(args: argparse.Namespace, fleet: Fleet) -> str:
-    raw: dict[str, Any] = {"name": args.name, "host": args.host, "port": args.port,
-                           "user": args.user, "credentials": args.credentials,
-                           "module": args.module, "jump": args.jump, "mode": args.mode,
-                           "labels": _labels(args.label),
-                           "trust_on_first_use": args.trust_on_first_use}
+    raw: dict[str, Any] = {
+        "name": args.name,
+        "host": args.host,
+        "port": args.port,
+        "user": args.user,
+        "credentials": args.credentials,
+        "module": args.module,
+        "jump": args.jump,
+        "mode": args.mode,
+        "labels": _labels(args.label),
+        "trust_on_first_use": args.trust_on_first_use,
+    }
     raw = {k: v for k, v in raw.items() if v not in (None, "", {}, False)}
     if args.password_env or args.password_file or args.password_prompt:
         from exporter.onboarding.onboard import read_password
@@ -155,13 +188,21 @@ def onboard_entry(fleet: Fleet, raw: dict[str, Any], password: Secret) -> str:
     entry = normalize_entry(raw)
     before = next((s for s in fleet.entries() if s.get("name") == entry["name"]), None)
     try:
-        result = onboard(OnboardRequest(
-            name=entry["name"], host=entry["host"], port=entry.get("port", 22),
-            user=entry.get("user"), password=password, inventory=fleet.path,
-            credentials=entry.get("credentials", "default"),
-            trust_on_first_use=bool(entry.get("trust_on_first_use")),
-            jump=entry.get("jump"), module=entry.get("module"),
-            labels=entry.get("labels", {})))
+        result = onboard(
+            OnboardRequest(
+                name=entry["name"],
+                host=entry["host"],
+                port=entry.get("port", 22),
+                user=entry.get("user"),
+                password=password,
+                inventory=fleet.path,
+                credentials=entry.get("credentials", "default"),
+                trust_on_first_use=bool(entry.get("trust_on_first_use")),
+                jump=entry.get("jump"),
+                module=entry.get("module"),
+                labels=entry.get("labels", {}),
+            )
+        )
     except (OnboardError, KeyProblem, HostKeyRefused) as exc:
         raise FleetError(str(exc)) from None
     after = next((s for s in fleet.entries() if s.get("name") == entry["name"]), None)
@@ -179,19 +220,24 @@ def _reload(args: argparse.Namespace) -> int:
         try:
             headers["Authorization"] = f"Bearer {Path(args.token_file).read_text().strip()}"
         except OSError as exc:
-            print(f"stacksense servers: cannot read --token-file: {exc.strerror}",
-                  file=sys.stderr)
+            print(f"stacksense servers: cannot read --token-file: {exc.strerror}", file=sys.stderr)
             return 1
     url = args.exporter.rstrip("/") + "/-/reload"
     try:
         resp = requests.post(url, headers=headers, timeout=HTTP_TIMEOUT)
     except requests.RequestException:
-        print(f"note: the exporter at {args.exporter} is not reachable; the change applies "
-              "when it starts (or reloads)", file=sys.stderr)
+        print(
+            f"note: the exporter at {args.exporter} is not reachable; the change applies "
+            "when it starts (or reloads)",
+            file=sys.stderr,
+        )
         return 0
     if resp.status_code != 200:
-        print(f"stacksense servers: the inventory was changed but the exporter's reload "
-              f"answered {resp.status_code}: {resp.text.strip()[:300]}", file=sys.stderr)
+        print(
+            f"stacksense servers: the inventory was changed but the exporter's reload "
+            f"answered {resp.status_code}: {resp.text.strip()[:300]}",
+            file=sys.stderr,
+        )
         return 1
     print("exporter reloaded")
     return 0
@@ -214,22 +260,33 @@ def _list(args: argparse.Namespace) -> int:
         except FleetError as exc:
             print(f"stacksense servers list: {exc}", file=sys.stderr)
             return 1
-        views = [{"name": e.get("name"), "mode": e.get("mode", "ssh"),
-                  "status": "suspended" if e.get("suspended") else "unknown",
-                  "last_heartbeat": None, "reason": None, "message": None} for e in entries]
+        views = [
+            {
+                "name": e.get("name"),
+                "mode": e.get("mode", "ssh"),
+                "status": "suspended" if e.get("suspended") else "unknown",
+                "last_heartbeat": None,
+                "reason": None,
+                "message": None,
+            }
+            for e in entries
+        ]
     try:
         rules = _get_json(args.rules.rstrip("/") + "/api/v1/servers").get("servers") or {}
     except (requests.RequestException, ValueError, AttributeError):
         rules = {}
-        notes.append(f"the rule engine at {args.rules} is not reachable: statuses are the "
-                     "exporter's (last probe only)")
+        notes.append(
+            f"the rule engine at {args.rules} is not reachable: statuses are the "
+            "exporter's (last probe only)"
+        )
     for view in views:
         judged = rules.get(view["name"]) if isinstance(rules, dict) else None
         if isinstance(judged, dict) and judged.get("status") and view["status"] != "suspended":
             view["status"] = judged["status"]
             view["reason"] = judged.get("reason") or view.get("reason")
-            view["message"] = (judged.get("reason_text") or judged.get("last_error")
-                               or view.get("message"))
+            view["message"] = (
+                judged.get("reason_text") or judged.get("last_error") or view.get("message")
+            )
             view["status_from"] = "rules"
     if args.json:
         print(json.dumps({"servers": views, "notes": notes}, indent=1))
@@ -243,8 +300,11 @@ def _list(args: argparse.Namespace) -> int:
         rows.append((v["name"], v["status"], v.get("mode", "ssh"), ago, why[:100]))
     widths = [max(len(str(r[i])) for r in rows) for i in range(4)]
     for r in rows:
-        print("  ".join(str(c).ljust(w) for c, w in zip(r[:4], widths, strict=True)) + "  "
-              + str(r[4]))
+        print(
+            "  ".join(str(c).ljust(w) for c, w in zip(r[:4], widths, strict=True))
+            + "  "
+            + str(r[4])
+        )
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     return 0
@@ -279,9 +339,12 @@ def _test(args: argparse.Namespace) -> int:
     finally:
         app.close()
     if result.get("duration_seconds") is not None:
-        head = (f"OK in {result['duration_seconds']:.3f}s" if result["success"]
-                else f"FAILED after {result['duration_seconds']:.3f}s: {result['reason']}: "
-                     f"{result['message']}")
+        head = (
+            f"OK in {result['duration_seconds']:.3f}s"
+            if result["success"]
+            else f"FAILED after {result['duration_seconds']:.3f}s: {result['reason']}: "
+            f"{result['message']}"
+        )
         print(f"{args.name}: {head}")
     for line in result["summary"]:
         print(f"  {line}")
@@ -307,8 +370,9 @@ def _import(args: argparse.Namespace, fleet: Fleet) -> int:
         return onboard_entry(fleet, raw, Secret(password))
 
     report = fleet.import_csv(text, progress=progress, onboard_row=onboard_row)
-    counts = ", ".join(f"{report.count(o)} {o}" for o in ("added", "updated", "unchanged",
-                                                          "failed"))
+    counts = ", ".join(
+        f"{report.count(o)} {o}" for o in ("added", "updated", "unchanged", "failed")
+    )
     print(f"import: {len(report.rows)} rows: {counts}")
     for row in report.failed:
         print(f"  line {row.line} {row.name or '(no name)'}: {row.reason}")

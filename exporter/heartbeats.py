@@ -17,9 +17,14 @@ class HeartbeatStore:
         self._pushed: dict[str, dict[str, Any]] = {}
         self._agents: dict[str, dict[str, str]] = {}
 
-    def record(self, server: str, source: str, timestamp: float,
-               metrics: dict[str, Any] | None = None,
-               agent: dict[str, str] | None = None) -> None:
+    def record(
+        self,
+        server: str,
+        source: str,
+        timestamp: float,
+        metrics: dict[str, Any] | None = None,
+        agent: dict[str, str] | None = None,
+    ) -> None:
         with self._lock:
             key = (server, source)
             if timestamp > self._beats.get(key, float("-inf")):

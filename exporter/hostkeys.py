@@ -43,8 +43,15 @@ class KnownHosts:
             keys.load(str(self.path))
             self._keys, self._mtime = keys, mtime
 
-    def verify(self, server_name: str, host: str, port: int, key: paramiko.PKey, *,
-               trust_on_first_use: bool) -> None:
+    def verify(
+        self,
+        server_name: str,
+        host: str,
+        port: int,
+        key: paramiko.PKey,
+        *,
+        trust_on_first_use: bool,
+    ) -> None:
         """Accept `key` for host:port or raise ProbeFailure("host_key", ...)."""
         entry = host_entry(host, port)
         with self._lock:

@@ -54,8 +54,15 @@ class Request:
 
     __slots__ = ("body", "headers", "keep_alive", "method", "target", "version")
 
-    def __init__(self, method: str, target: str, version: str, headers: dict[str, str],
-                 body: bytes, keep_alive: bool) -> None:
+    def __init__(
+        self,
+        method: str,
+        target: str,
+        version: str,
+        headers: dict[str, str],
+        body: bytes,
+        keep_alive: bool,
+    ) -> None:
         self.method = method
         self.target = target
         self.version = version
@@ -64,8 +71,11 @@ class Request:
         self.keep_alive = keep_alive
 
 
-def read_request(rfile: BufferedIOBase, max_body: int,
-                 send_continue: socketserver.BaseRequestHandler | None = None) -> Request | None:
+def read_request(
+    rfile: BufferedIOBase,
+    max_body: int,
+    send_continue: socketserver.BaseRequestHandler | None = None,
+) -> Request | None:
     """Read one request from `rfile`; None when the client closed the connection cleanly.
 
     Raises HttpError for a request that must be refused. `send_continue`, when
@@ -95,10 +105,12 @@ def read_request(rfile: BufferedIOBase, max_body: int,
         keep_alive = "close" not in connection
     else:
         keep_alive = "keep-alive" in connection
-    body = _read_body(rfile, headers, max_body, version,
-                      send_continue if version == "HTTP/1.1" else None)
-    return Request(method_b.decode(), target_b.decode("latin-1"), version, headers, body,
-                   keep_alive)
+    body = _read_body(
+        rfile, headers, max_body, version, send_continue if version == "HTTP/1.1" else None
+    )
+    return Request(
+        method_b.decode(), target_b.decode("latin-1"), version, headers, body, keep_alive
+    )
 
 
 def _read_headers(rfile: BufferedIOBase) -> dict[str, str]:
@@ -117,8 +129,7 @@ def _read_headers(rfile: BufferedIOBase) -> dict[str, str]:
             raise HttpError(431, f"more than {MAX_HEADERS} headers")
         name_b, sep, value_b = line.partition(b":")
         # No whitespace in or around a field name (RFC 9112 5.1), no obsolete line folding.
-        if not sep or not name_b or name_b != name_b.strip() or b" " in name_b \
-                or b"\t" in name_b:
+        if not sep or not name_b or name_b != name_b.strip() or b" " in name_b or b"\t" in name_b:
             raise HttpError(400, "malformed header line")
         name = name_b.decode("latin-1").lower()
         value = value_b.strip().decode("latin-1")
@@ -127,8 +138,13 @@ def _read_headers(rfile: BufferedIOBase) -> dict[str, str]:
             raise HttpError(400, "conflicting Content-Length headers")
 
 
-def _read_body(rfile: BufferedIOBase, headers: dict[str, str], max_body: int, version: str,
-               handler: socketserver.BaseRequestHandler | None) -> bytes:
+def _read_body(
+    rfile: BufferedIOBase,
+    headers: dict[str, str],
+    max_body: int,
+    version: str,
+    handler: socketserver.BaseRequestHandler | None,
+) -> bytes:
     if "transfer-encoding" in headers:
         raise HttpError(501, "Transfer-Encoding is not supported; send a Content-Length")
     raw = headers.get("content-length")
@@ -165,16 +181,25 @@ def http_date() -> str:
     return _date_cache[1]
 
 
-def response_bytes(status: int, body: bytes, content_type: str, *, head: bool = False,
-                   close: bool = False, extra: str = "") -> bytes:
+def response_bytes(
+    status: int,
+    body: bytes,
+    content_type: str,
+    *,
+    head: bool = False,
+    close: bool = False,
+    extra: str = "",
+) -> bytes:
     """Status line, headers and (unless `head`) body, ready for one sendall.
 
     `extra` is more header lines, each ending in CRLF.
     """
-    headers = (f"HTTP/1.1 {status} {_PHRASES.get(status, '')}\r\n"
-               f"Server: {SERVER}\r\nDate: {http_date()}\r\n"
-               f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
-               f"{extra}{'Connection: close' + chr(13) + chr(10) if close else ''}\r\n")
+    headers = (
+        f"HTTP/1.1 {status} {_PHRASES.get(status, '')}\r\n"
+        f"Server: {SERVER}\r\nDate: {http_date()}\r\n"
+        f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
+        f"{extra}{'Connection: close' + chr(13) + chr(10) if close else ''}\r\n"
+    )
     return headers.encode("latin-1") if head else headers.encode("latin-1") + body
 
 
@@ -207,8 +232,14 @@ class HttpHandler(socketserver.StreamRequestHandler):
             except HttpError as exc:
                 started = time.perf_counter()
                 log.debug("%s: refused request: %s", self.client_address[0], exc.message)
-                self._write(response_bytes(exc.status, f"{exc.message}\n".encode(),
-                                           "text/plain; charset=utf-8", close=True))
+                self._write(
+                    response_bytes(
+                        exc.status,
+                        f"{exc.message}\n".encode(),
+                        "text/plain; charset=utf-8",
+                        close=True,
+                    )
+                )
                 self.finished(UNMATCHED, exc.status, time.perf_counter() - started)
                 return
             except (OSError, UnicodeDecodeError):
@@ -245,15 +276,23 @@ class HttpHandler(socketserver.StreamRequestHandler):
         if self._status:  # nothing was answered when the client went away first
             self.finished(self.handler_label, self._status, time.perf_counter() - started)
 
-    def send(self, status: int, body: bytes | str, content_type: str = "text/plain",
-             extra: str = "") -> None:
+    def send(
+        self, status: int, body: bytes | str, content_type: str = "text/plain", extra: str = ""
+    ) -> None:
         """Answer the current request in one write (no body for HEAD)."""
         data = body.encode() if isinstance(body, str) else body
         self._status = status
-        log.debug('%s "%s %s" %d', self.client_address[0], self.req.method, self.req.target,
-                  status)
-        self._write(response_bytes(status, data, content_type, head=self.req.method == "HEAD",
-                                   close=self._close, extra=extra))
+        log.debug('%s "%s %s" %d', self.client_address[0], self.req.method, self.req.target, status)
+        self._write(
+            response_bytes(
+                status,
+                data,
+                content_type,
+                head=self.req.method == "HEAD",
+                close=self._close,
+                extra=extra,
+            )
+        )
 
     def _write(self, data: bytes) -> None:
         try:

@@ -56,8 +56,9 @@ def upsert_server(
     text = path.read_text() if path.exists() else ""
     data = load_inventory(path)
     merged, wanted = _merged(data, entry, credentials, known_hosts)
-    return _write_edit(path, text, wanted,
-                       lambda: _edit_text(text, merged, credentials, known_hosts))
+    return _write_edit(
+        path, text, wanted, lambda: _edit_text(text, merged, credentials, known_hosts)
+    )
 
 
 def _write_edit(path: Path, text: str, wanted: dict[str, Any], edit: Callable[[], str]) -> bool:
@@ -192,8 +193,9 @@ def _after(text: str, index: int) -> tuple[int, int]:
 
 
 def _indent(block: str, column: int) -> str:
-    return "".join(" " * column + line if line.strip() else line
-                   for line in block.splitlines(keepends=True))
+    return "".join(
+        " " * column + line if line.strip() else line for line in block.splitlines(keepends=True)
+    )
 
 
 def _dump(obj: object) -> str:
@@ -218,7 +220,6 @@ def _write_atomically(path: Path, text: str) -> None:
         raise
 
 
-
 def replace_server(path: Path, entry: dict[str, Any]) -> bool:
     """Replace the server named `entry["name"]` by exactly `entry` (it must exist).
 
@@ -228,15 +229,24 @@ def replace_server(path: Path, entry: dict[str, Any]) -> bool:
     text = path.read_text() if path.exists() else ""
     data = load_inventory(path)
     servers = data.get("servers") or []
-    index = next((i for i, s in enumerate(servers)
-                  if isinstance(s, dict) and s.get("name") == entry["name"]), None)
+    index = next(
+        (
+            i
+            for i, s in enumerate(servers)
+            if isinstance(s, dict) and s.get("name") == entry["name"]
+        ),
+        None,
+    )
     if index is None:
         raise InventoryEditError(f"no server named {entry['name']!r} in {path}")
     wanted = copy.deepcopy(data)
     wanted["servers"][index] = entry
-    return _write_edit(path, text, wanted,
-                       lambda: _edit_text(text, entry, (entry.get("credentials", ""), None),
-                                          None))
+    return _write_edit(
+        path,
+        text,
+        wanted,
+        lambda: _edit_text(text, entry, (entry.get("credentials", ""), None), None),
+    )
 
 
 def remove_server(path: Path, name: str) -> bool:
@@ -272,7 +282,7 @@ def _cut_item(text: str, name: str) -> str:
         end = text.find("\n", _content_end(items[0]))
         end = len(text) if end < 0 else end + 1
         key_line_end = text.rfind("\n", 0, start)
-        if text[:max(key_line_end, 0)].rstrip().endswith("servers:"):
+        if text[: max(key_line_end, 0)].rstrip().endswith("servers:"):
             return text[:key_line_end].rstrip() + " []\n" + text[end:]
         raise _CannotEdit
     start = text.rfind("\n", 0, items[at].start_mark.index) + 1

@@ -29,24 +29,43 @@ FD_RESERVE = 64
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="stacksense-exporter", description=__doc__)
     cli_flags.add_config_file(
-        parser, help="inventory (servers.yml); without it the local host is monitored")
+        parser, help="inventory (servers.yml); without it the local host is monitored"
+    )
     cli_flags.add_listen_address(parser, default="0.0.0.0:9816")
     cli_flags.add_log_level(parser)
-    parser.add_argument("--web.max-connections", dest="max_connections", type=int,
-                        default=DEFAULT_MAX_CONNECTIONS,
-                        help="client connections served at once; more get 503 "
-                             "(default %(default)s; lowered to fit the open-file limit)")
-    parser.add_argument("--web.reload-token-file", dest="reload_token_file", default=None,
-                        help="file holding the bearer token POST /-/reload needs; without it "
-                             "only loopback clients may reload")
-    parser.add_argument("--web.api-token-file", dest="api_token_file", default=None,
-                        help="file holding the bearer token that writes to /api/v1/servers "
-                             "need (default: the reload token file); without either, only "
-                             "loopback clients may change servers")
-    parser.add_argument("--local-name", default=None,
-                        help="server name of the local host in embedded mode (default: hostname)")
-    parser.add_argument("--check-config", action="store_true",
-                        help="validate the inventory, keys, certificates and files, and exit")
+    parser.add_argument(
+        "--web.max-connections",
+        dest="max_connections",
+        type=int,
+        default=DEFAULT_MAX_CONNECTIONS,
+        help="client connections served at once; more get 503 "
+        "(default %(default)s; lowered to fit the open-file limit)",
+    )
+    parser.add_argument(
+        "--web.reload-token-file",
+        dest="reload_token_file",
+        default=None,
+        help="file holding the bearer token POST /-/reload needs; without it "
+        "only loopback clients may reload",
+    )
+    parser.add_argument(
+        "--web.api-token-file",
+        dest="api_token_file",
+        default=None,
+        help="file holding the bearer token that writes to /api/v1/servers "
+        "need (default: the reload token file); without either, only "
+        "loopback clients may change servers",
+    )
+    parser.add_argument(
+        "--local-name",
+        default=None,
+        help="server name of the local host in embedded mode (default: hostname)",
+    )
+    parser.add_argument(
+        "--check-config",
+        action="store_true",
+        help="validate the inventory, keys, certificates and files, and exit",
+    )
     return parser.parse_args(argv)
 
 
@@ -55,8 +74,7 @@ def configure_logging(level: str) -> None:
     # paramiko logs every failed handshake at ERROR as a traceback, one record per
     # line (~25 lines); the probe already logs one line saying why. Its records
     # show only when debugging.
-    logging.getLogger("paramiko").setLevel(logging.DEBUG if level == "debug"
-                                           else logging.CRITICAL)
+    logging.getLogger("paramiko").setLevel(logging.DEBUG if level == "debug" else logging.CRITICAL)
 
 
 def raise_fd_limit() -> int:
@@ -81,8 +99,13 @@ def connection_cap(requested: int, fd_limit: int, servers: int) -> int:
     if requested <= budget:
         return requested
     cap = max(4, budget)
-    log.warning("--web.max-connections %d lowered to %d: the open-file limit is %d "
-                "(%d servers)", requested, cap, fd_limit, servers)
+    log.warning(
+        "--web.max-connections %d lowered to %d: the open-file limit is %d (%d servers)",
+        requested,
+        cap,
+        fd_limit,
+        servers,
+    )
     return cap
 
 
@@ -113,8 +136,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     address = _listen_address(args.listen)
     if address is None:
-        print(f"exporter: invalid listen address {args.listen!r} (expected HOST:PORT)",
-              file=sys.stderr)
+        print(
+            f"exporter: invalid listen address {args.listen!r} (expected HOST:PORT)",
+            file=sys.stderr,
+        )
         app.close()
         return 1
     if args.max_connections < 1:
@@ -124,11 +149,18 @@ def main(argv: list[str] | None = None) -> int:
     cap = connection_cap(args.max_connections, raise_fd_limit(), len(app.inventory.servers))
     try:
         server = ExporterHTTPServer(
-            address, app, max_connections=cap, reload_token_file=token_file,
-            api_token_file=Path(args.api_token_file) if args.api_token_file else None)
+            address,
+            app,
+            max_connections=cap,
+            reload_token_file=token_file,
+            api_token_file=Path(args.api_token_file) if args.api_token_file else None,
+        )
     except OSError as exc:
-        reason = (exc.strerror or str(exc)).lower() if not isinstance(exc, socket.gaierror) \
+        reason = (
+            (exc.strerror or str(exc)).lower()
+            if not isinstance(exc, socket.gaierror)
             else f"cannot resolve host ({exc.strerror})"
+        )
         print(f"exporter: cannot listen on {args.listen}: {reason}", file=sys.stderr)
         app.close()
         return 1

@@ -46,12 +46,21 @@ NO_CHECKS = Checks()
 
 
 @lru_cache(maxsize=256)
-def script_for(collectors: tuple[str, ...], cheap: tuple[str, ...] = (),
-               one_write: bool = False, checks: Checks = NO_CHECKS,
-               host_facts: bool = False, no_systemd: bool = False) -> str:
+def script_for(
+    collectors: tuple[str, ...],
+    cheap: tuple[str, ...] = (),
+    one_write: bool = False,
+    checks: Checks = NO_CHECKS,
+    host_facts: bool = False,
+    no_systemd: bool = False,
+) -> str:
     """The round-trip script for a set of collectors and checks (built once per variant)."""
-    return build_script((COLLECTORS[name] for name in collectors), cheap, one_write=one_write,
-                        extra=check_sections(checks, host_facts, no_systemd))
+    return build_script(
+        (COLLECTORS[name] for name in collectors),
+        cheap,
+        one_write=one_write,
+        extra=check_sections(checks, host_facts, no_systemd),
+    )
 
 
 def cheap_collectors(collectors: tuple[str, ...], state: dict[str, Any]) -> tuple[str, ...]:
@@ -116,8 +125,9 @@ class Prober:
         with self._states_lock:
             return set(self._states)
 
-    def probe(self, server: Server, module: Module, timeout: float,
-              checks: Checks = NO_CHECKS) -> ProbeResult:
+    def probe(
+        self, server: Server, module: Module, timeout: float, checks: Checks = NO_CHECKS
+    ) -> ProbeResult:
         started = time.monotonic()
         deadline = started + timeout
         families: list[Family] = []
@@ -129,17 +139,25 @@ class Prober:
             facts = connection is None or state.get(FACTS_CONNECTION) != connection
             # Facts are re-read on every new connection; so is whether systemd runs.
             no_systemd = not facts and bool(state.get(services.NO_SYSTEMD_SEEN))
-            script = script_for(module.collectors, cheap, module.one_write, checks, facts,
-                                no_systemd)
-            result = self.runner.run(server, script, deadline,
-                                     max_output=module.max_output_bytes,
-                                     prelude=logs.prelude(checks, state))
+            script = script_for(
+                module.collectors, cheap, module.one_write, checks, facts, no_systemd
+            )
+            result = self.runner.run(
+                server,
+                script,
+                deadline,
+                max_output=module.max_output_bytes,
+                prelude=logs.prelude(checks, state),
+            )
             if not completed(result.stdout):
-                raise ProbeFailure("command", f"{server.name}: command output ended early "
-                                              f"(exit status {result.exit_status})")
+                raise ProbeFailure(
+                    "command",
+                    f"{server.name}: command output ended early (exit status {result.exit_status})",
+                )
             if result.exit_status != 0:
-                raise ProbeFailure("command",
-                                   f"{server.name}: command exited with {result.exit_status}")
+                raise ProbeFailure(
+                    "command", f"{server.name}: command exited with {result.exit_status}"
+                )
             ctx = ProbeContext(server.name, now=time.time(), state=state)
             sections = split_sections(result.stdout)
             families, broken = self._collect(module, sections, ctx)
@@ -147,60 +165,103 @@ class Prober:
             if facts:
                 state[FACTS_CONNECTION] = self.runner.connection_id(server)
             if broken:
-                names = ", ".join(broken[:3]) + (f" and {len(broken) - 3} more"
-                                                 if len(broken) > 3 else "")
-                failure = ProbeFailure("parse", f"{server.name}: could not parse the output of "
-                                                f"collector {names}")
+                names = ", ".join(broken[:3]) + (
+                    f" and {len(broken) - 3} more" if len(broken) > 3 else ""
+                )
+                failure = ProbeFailure(
+                    "parse", f"{server.name}: could not parse the output of collector {names}"
+                )
         except ProbeFailure as exc:
             failure = exc
             if cheap and exc.reason == "timeout":
                 # Maybe what the cheap snippets left unguarded hung (a mount that
                 # appeared since): this target gets the guarded ones from now on.
                 state[CHEAP_BANNED] = True
-                log.info("probe %s timed out with cheap sections of %s: using the guarded "
-                         "ones from now on", server.name, ", ".join(cheap))
+                log.info(
+                    "probe %s timed out with cheap sections of %s: using the guarded "
+                    "ones from now on",
+                    server.name,
+                    ", ".join(cheap),
+                )
         except Exception as exc:  # noqa: BLE001 - a probe always answers with a reason
             failure = _unexpected(server, exc)
             log.debug("probe %s raised", server.name, exc_info=True)
         duration = time.monotonic() - started
         success = failure is None
         if failure is not None:
-            retry = (f" (backoff: next attempt in {failure.retry_in:.1f}s)"
-                     if failure.retry_in is not None else "")
-            log.warning("probe %s failed: reason=%s %s%s", server.name, failure.detail,
-                        failure.short_message(), retry)
+            retry = (
+                f" (backoff: next attempt in {failure.retry_in:.1f}s)"
+                if failure.retry_in is not None
+                else ""
+            )
+            log.warning(
+                "probe %s failed: reason=%s %s%s",
+                server.name,
+                failure.detail,
+                failure.short_message(),
+                retry,
+            )
         # A probe whose command ran is a contact even if one collector choked.
         if failure is None or failure.reason == "parse":
             self.heartbeats.record(server.name, "ssh", time.time())
         reason = failure.reason if failure else None
         with self._states_lock:
             self._last[server.name] = LastProbe(
-                time.time(), success, reason, failure.detail if failure else None,
-                failure.short_message() if failure else None)
-        fail_fam = gauge("stacksense_probe_failure",
-                         "1 for the reason the probe failed, 0 for the others.")
+                time.time(),
+                success,
+                reason,
+                failure.detail if failure else None,
+                failure.short_message() if failure else None,
+            )
+        fail_fam = gauge(
+            "stacksense_probe_failure", "1 for the reason the probe failed, 0 for the others."
+        )
         for r in REASONS:
             fail_fam.samples.append((label_text(reason=r), 1.0 if r == reason else 0.0))
-        families.append(gauge("stacksense_probe_success",
-                              "Whether the probe succeeded.", 1.0 if success else 0.0))
-        families.append(gauge("stacksense_probe_duration_seconds",
-                              "How long the probe took, in seconds.", duration))
+        families.append(
+            gauge(
+                "stacksense_probe_success", "Whether the probe succeeded.", 1.0 if success else 0.0
+            )
+        )
+        families.append(
+            gauge(
+                "stacksense_probe_duration_seconds",
+                "How long the probe took, in seconds.",
+                duration,
+            )
+        )
         families.append(fail_fam)
         if failure is not None:
-            families.append(Family(
-                "stacksense_probe_last_error_info", "gauge",
-                "1 while the probe fails: its reason (as in stacksense_probe_failure), "
-                "a finer detail and a one-line message.",
-                [(label_text(reason=failure.reason, detail=failure.detail,
-                             message=failure.short_message()), 1.0)]))
+            families.append(
+                Family(
+                    "stacksense_probe_last_error_info",
+                    "gauge",
+                    "1 while the probe fails: its reason (as in stacksense_probe_failure), "
+                    "a finer detail and a one-line message.",
+                    [
+                        (
+                            label_text(
+                                reason=failure.reason,
+                                detail=failure.detail,
+                                message=failure.short_message(),
+                            ),
+                            1.0,
+                        )
+                    ],
+                )
+            )
         return ProbeResult(success, render(families), failure, duration)
 
-    def _checks(self, checks: Checks, sections: dict[str, str], state: dict[str, Any],
-                facts: bool) -> list[Family]:
+    def _checks(
+        self, checks: Checks, sections: dict[str, str], state: dict[str, Any], facts: bool
+    ) -> list[Family]:
         """Services, commands, logs and host facts; each guarded (garbage never fails a probe)."""
         families: list[Family] = []
-        for name, build in (("services", services.collect), ("commands", commands.collect),
-                            ("logs", logs.collect)):
+        for name, build in (
+            ("services", services.collect),
+            ("commands", commands.collect),
+            ("logs", logs.collect),
+        ):
             try:
                 families.extend(build(sections, checks, state))
             except Exception as exc:  # noqa: BLE001 - a check must never crash a probe
@@ -209,12 +270,14 @@ class Prober:
         families.extend(hardware.collect(sections if facts else {}, state))
         return families
 
-    def _collect(self, module: Module, sections: dict[str, str],
-                 ctx: ProbeContext) -> tuple[list[Family], list[str]]:
+    def _collect(
+        self, module: Module, sections: dict[str, str], ctx: ProbeContext
+    ) -> tuple[list[Family], list[str]]:
         families: list[Family] = []
         ok_fam = gauge("stacksense_collector_success", "Whether a collector succeeded.")
-        dur_fam = gauge("stacksense_collector_duration_seconds",
-                        "Time a collector spent parsing, in seconds.")
+        dur_fam = gauge(
+            "stacksense_collector_duration_seconds", "Time a collector spent parsing, in seconds."
+        )
         broken: list[str] = []
         memo = Memo(ctx.state, sections)
         for name in module.collectors:
@@ -250,10 +313,22 @@ class Prober:
         families.append(ok_fam)
         families.append(dur_fam)
         # The same values under node_exporter's names, which its dashboards chart.
-        families.append(Family("node_scrape_collector_success", "gauge",
-                               "node_exporter: Whether a collector succeeded.", ok_fam.samples))
-        families.append(Family("node_scrape_collector_duration_seconds", "gauge",
-                               "node_exporter: Duration of a collector scrape.", dur_fam.samples))
+        families.append(
+            Family(
+                "node_scrape_collector_success",
+                "gauge",
+                "node_exporter: Whether a collector succeeded.",
+                ok_fam.samples,
+            )
+        )
+        families.append(
+            Family(
+                "node_scrape_collector_duration_seconds",
+                "gauge",
+                "node_exporter: Duration of a collector scrape.",
+                dur_fam.samples,
+            )
+        )
         return families, broken
 
 
@@ -262,7 +337,9 @@ def _unexpected(server: Server, exc: Exception) -> ProbeFailure:
     if isinstance(exc, TimeoutError | socket.timeout):
         return ProbeFailure("timeout", f"{server.name}: timed out ({type(exc).__name__})")
     if isinstance(exc, paramiko.SSHException | OSError | EOFError):
-        return ProbeFailure("unreachable", f"{server.name}: SSH connection failed "
-                                           f"({type(exc).__name__})")
-    return ProbeFailure("command", f"{server.name}: probe failed unexpectedly "
-                                   f"({type(exc).__name__})")
+        return ProbeFailure(
+            "unreachable", f"{server.name}: SSH connection failed ({type(exc).__name__})"
+        )
+    return ProbeFailure(
+        "command", f"{server.name}: probe failed unexpectedly ({type(exc).__name__})"
+    )

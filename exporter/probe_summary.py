@@ -17,17 +17,26 @@ def summarize(text: str) -> list[str]:
     collectors = values.get("stacksense_collector_success", [])
     if collectors:
         bad = [labels["collector"] for labels, v in collectors if v != 1]
-        lines.append(f"collectors: {len(collectors) - len(bad)} ok"
-                     + (f", no data from {', '.join(bad)}" if bad else ""))
-    states = {labels["service"]: labels["state"]
-              for labels, v in values.get("stacksense_service_state", []) if v == 1}
-    services = [f"{labels['service']} {'up' if v == 1 else 'DOWN'}"
-                + (f" ({states[labels['service']]})" if labels["service"] in states else "")
-                for labels, v in values.get("stacksense_service_up", [])]
+        lines.append(
+            f"collectors: {len(collectors) - len(bad)} ok"
+            + (f", no data from {', '.join(bad)}" if bad else "")
+        )
+    states = {
+        labels["service"]: labels["state"]
+        for labels, v in values.get("stacksense_service_state", [])
+        if v == 1
+    }
+    services = [
+        f"{labels['service']} {'up' if v == 1 else 'DOWN'}"
+        + (f" ({states[labels['service']]})" if labels["service"] in states else "")
+        for labels, v in values.get("stacksense_service_up", [])
+    ]
     if services:
         lines.append("services: " + ", ".join(services))
-    reasons = {labels["command"]: labels.get("reason", "")
-               for labels, v in values.get("stacksense_command_last_error_info", [])}
+    reasons = {
+        labels["command"]: labels.get("reason", "")
+        for labels, v in values.get("stacksense_command_last_error_info", [])
+    }
     cmd_values = {labels["command"]: v for labels, v in values.get("stacksense_command_value", [])}
     commands = []
     for labels, ok in values.get("stacksense_command_success", []):

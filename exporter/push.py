@@ -15,8 +15,17 @@ RATIOS = ("cpu_usage_ratio", "memory_usage_ratio", "swap_usage_ratio")
 NUMBERS = ("load1", "boot_time_seconds")
 MAX_FILESYSTEMS = 256
 MAX_FACT = 128
-FACTS = ("os", "os_release", "os_pretty_name", "arch", "hostname", "cpu_model", "cpu_cores",
-         "cpu_threads", "memory_bytes")
+FACTS = (
+    "os",
+    "os_release",
+    "os_pretty_name",
+    "arch",
+    "hostname",
+    "cpu_model",
+    "cpu_cores",
+    "cpu_threads",
+    "memory_bytes",
+)
 
 
 class PushError(ValueError):
@@ -123,10 +132,13 @@ def _metrics(raw: Any) -> dict[str, Any] | None:
             metrics[key] = _number(value, path, ratio=False)
         elif key == "filesystem_usage_ratio":
             if not isinstance(value, dict) or len(value) > MAX_FILESYSTEMS:
-                raise PushError(f"{path}: expected an object of at most {MAX_FILESYSTEMS} "
-                                "mountpoint: ratio pairs")
-            metrics[key] = {str(m): _number(v, f"{path}[{m!r}]", ratio=True)
-                            for m, v in value.items()}
+                raise PushError(
+                    f"{path}: expected an object of at most {MAX_FILESYSTEMS} "
+                    "mountpoint: ratio pairs"
+                )
+            metrics[key] = {
+                str(m): _number(v, f"{path}[{m!r}]", ratio=True) for m, v in value.items()
+            }
         else:
             allowed = ", ".join((*RATIOS, *NUMBERS, "filesystem_usage_ratio"))
             raise PushError(f"{path}: unknown metric (allowed: {allowed})")

@@ -34,8 +34,9 @@ class Finding:
 
 
 class Recommender(Protocol):
-    def recommend(self, alert_labels: Mapping[str, str],
-                  diagnostics: Mapping[str, Any]) -> list[Finding]: ...
+    def recommend(
+        self, alert_labels: Mapping[str, str], diagnostics: Mapping[str, Any]
+    ) -> list[Finding]: ...
 
 
 def human_size(n: float | None) -> str:
@@ -49,26 +50,40 @@ def human_size(n: float | None) -> str:
 
 
 def _proc(p: Mapping[str, Any]) -> str:
-    return (f"{p.get('command')} (pid {p.get('pid')}, user {p.get('user')}): "
-            f"{human_size(p.get('rss_bytes'))} RSS, {p.get('cpu_percent')} % CPU")
+    return (
+        f"{p.get('command')} (pid {p.get('pid')}, user {p.get('user')}): "
+        f"{human_size(p.get('rss_bytes'))} RSS, {p.get('cpu_percent')} % CPU"
+    )
 
 
 class RuleRecommender:
     """Fixed rules over the report; the alert's name only changes the order."""
 
-    def recommend(self, alert_labels: Mapping[str, str],
-                  diagnostics: Mapping[str, Any]) -> list[Finding]:
-        findings = [*self._memory(diagnostics), *self._disk(diagnostics),
-                    *self._units(diagnostics), *self._oom(diagnostics),
-                    *self._cpu(diagnostics), *self._kernel(diagnostics),
-                    *self._logs(diagnostics),
-                    *self._incomplete(diagnostics)]
-        name = (alert_labels.get("alertname", "") + " "
-                + alert_labels.get("check", "")).lower()
-        first = ("memory" if "mem" in name or "oom" in name else
-                 "disk" if "disk" in name or "filesystem" in name or "space" in name else
-                 "cpu" if "cpu" in name or "load" in name else
-                 "unit" if "unit" in name or "service" in name else "")
+    def recommend(
+        self, alert_labels: Mapping[str, str], diagnostics: Mapping[str, Any]
+    ) -> list[Finding]:
+        findings = [
+            *self._memory(diagnostics),
+            *self._disk(diagnostics),
+            *self._units(diagnostics),
+            *self._oom(diagnostics),
+            *self._cpu(diagnostics),
+            *self._kernel(diagnostics),
+            *self._logs(diagnostics),
+            *self._incomplete(diagnostics),
+        ]
+        name = (alert_labels.get("alertname", "") + " " + alert_labels.get("check", "")).lower()
+        first = (
+            "memory"
+            if "mem" in name or "oom" in name
+            else "disk"
+            if "disk" in name or "filesystem" in name or "space" in name
+            else "cpu"
+            if "cpu" in name or "load" in name
+            else "unit"
+            if "unit" in name or "service" in name
+            else ""
+        )
         findings.sort(key=lambda f: 0 if f.kind == first else 1)  # stable: rule order otherwise
         return findings[:MAX_FINDINGS]
 
@@ -82,17 +97,30 @@ class RuleRecommender:
         held = sum(p.get("rss_bytes") or 0 for p in top3)
         text = f"memory is {ratio * 100:.0f} % used"
         if top3:
-            text += (f": the top {len(top3)} processes hold {held / total * 100:.0f} % of it "
-                     f"({', '.join(str(p.get('command')) for p in top3)})")
+            text += (
+                f": the top {len(top3)} processes hold {held / total * 100:.0f} % of it "
+                f"({', '.join(str(p.get('command')) for p in top3)})"
+            )
         # The action names the process to look at first, not just "the largest".
-        big = (f"{top3[0].get('command')} (pid {top3[0].get('pid')}) is expected to hold "
-               f"{human_size(top3[0].get('rss_bytes'))}" if top3
-               else "the largest process is expected to be this big")
-        return [Finding(text, f"check whether {big} (a leak, a cache without a limit); "
-                              "restart it or cap its memory",
-                        [_proc(p) for p in top3] + [f"MemTotal {human_size(total)}, available "
-                                                    f"{human_size(mem.get('available_bytes'))}"],
-                        "memory")]
+        big = (
+            f"{top3[0].get('command')} (pid {top3[0].get('pid')}) is expected to hold "
+            f"{human_size(top3[0].get('rss_bytes'))}"
+            if top3
+            else "the largest process is expected to be this big"
+        )
+        return [
+            Finding(
+                text,
+                f"check whether {big} (a leak, a cache without a limit); "
+                "restart it or cap its memory",
+                [_proc(p) for p in top3]
+                + [
+                    f"MemTotal {human_size(total)}, available "
+                    f"{human_size(mem.get('available_bytes'))}"
+                ],
+                "memory",
+            )
+        ]
 
     def _disk(self, d: Mapping[str, Any]) -> list[Finding]:
         out = []
@@ -101,36 +129,57 @@ class RuleRecommender:
             # du's first line is the mount itself (its total): name the directories under it.
             dirs = [x for x in largest if x.get("path") != fs.get("mountpoint")][:3]
             used = fs.get("used_percent")
-            text = f"{fs.get('mountpoint')} is " + (f"{used:.0f} % full" if used is not None
-                                                     else "nearly full")
+            text = f"{fs.get('mountpoint')} is " + (
+                f"{used:.0f} % full" if used is not None else "nearly full"
+            )
             if dirs:
                 text += ": largest directories " + ", ".join(
-                    f"{x['path']} ({human_size(x['bytes'])})" for x in dirs)
-            where = (f"in {dirs[0]['path']} first" if dirs
-                     else f"on {fs.get('mountpoint')} (du -x -d 2)")
-            out.append(Finding(text, f"look {where}: remove or rotate what grew there (old "
-                                     "logs, dumps, caches), or grow the filesystem",
-                               [f"{fs.get('device')} {human_size(fs.get('used_bytes'))} used of "
-                                f"{human_size(fs.get('size_bytes'))}"]
-                               + [f"{human_size(x['bytes'])}\t{x['path']}" for x in largest[:8]],
-                               "disk"))
+                    f"{x['path']} ({human_size(x['bytes'])})" for x in dirs
+                )
+            where = (
+                f"in {dirs[0]['path']} first" if dirs else f"on {fs.get('mountpoint')} (du -x -d 2)"
+            )
+            out.append(
+                Finding(
+                    text,
+                    f"look {where}: remove or rotate what grew there (old "
+                    "logs, dumps, caches), or grow the filesystem",
+                    [
+                        f"{fs.get('device')} {human_size(fs.get('used_bytes'))} used of "
+                        f"{human_size(fs.get('size_bytes'))}"
+                    ]
+                    + [f"{human_size(x['bytes'])}\t{x['path']}" for x in largest[:8]],
+                    "disk",
+                )
+            )
         return out
 
     def _units(self, d: Mapping[str, Any]) -> list[Finding]:
-        return [Finding(f"unit {u['unit']} failed",
-                        f"systemctl status {u['unit']}; journalctl -u {u['unit']} -n 50",
-                        [f"{u['unit']}: {u.get('description', '')}"], "unit")
-                for u in (d.get("failed_units") or [])[:5]]
+        return [
+            Finding(
+                f"unit {u['unit']} failed",
+                f"systemctl status {u['unit']}; journalctl -u {u['unit']} -n 50",
+                [f"{u['unit']}: {u.get('description', '')}"],
+                "unit",
+            )
+            for u in (d.get("failed_units") or [])[:5]
+        ]
 
     def _oom(self, d: Mapping[str, Any]) -> list[Finding]:
         kills = (d.get("memory") or {}).get("oom_kills_since_boot")
         lines = (d.get("kernel") or {}).get("oom_lines") or []
         if not kills and not lines:
             return []
-        text = (f"{kills} OOM kills since boot" if kills else "the kernel log shows OOM kills")
-        return [Finding(text, "find what the OOM killer chose (the kernel lines) and give that "
-                              "service a memory limit or the host more memory",
-                        lines[-5:] or [f"/proc/vmstat oom_kill {kills}"], "oom")]
+        text = f"{kills} OOM kills since boot" if kills else "the kernel log shows OOM kills"
+        return [
+            Finding(
+                text,
+                "find what the OOM killer chose (the kernel lines) and give that "
+                "service a memory limit or the host more memory",
+                lines[-5:] or [f"/proc/vmstat oom_kill {kills}"],
+                "oom",
+            )
+        ]
 
     def _cpu(self, d: Mapping[str, Any]) -> list[Finding]:
         load = d.get("load") or {}
@@ -145,29 +194,47 @@ class RuleRecommender:
             text += f", runnable tasks waiting {stalled:.0f} % of the time"
         if top:
             text += f": busiest {top[0].get('command')} ({top[0].get('cpu_percent')} % CPU)"
-        who = (f"{top[0].get('command')} (pid {top[0].get('pid')})" if top
-               else "the busiest processes")
-        return [Finding(text, f"check whether {who} is doing expected work",
-                        [_proc(p) for p in top], "cpu")]
+        who = (
+            f"{top[0].get('command')} (pid {top[0].get('pid')})" if top else "the busiest processes"
+        )
+        return [
+            Finding(
+                text, f"check whether {who} is doing expected work", [_proc(p) for p in top], "cpu"
+            )
+        ]
 
     def _kernel(self, d: Mapping[str, Any]) -> list[Finding]:
         lines = (d.get("kernel") or {}).get("disk_error_lines") or []
         if not lines:
             return []
-        return [Finding(f"the kernel log shows {len(lines)} disk error lines",
-                        "check the disk (smartctl -a) and the filesystem named in the lines",
-                        lines[-5:], "kernel")]
+        return [
+            Finding(
+                f"the kernel log shows {len(lines)} disk error lines",
+                "check the disk (smartctl -a) and the filesystem named in the lines",
+                lines[-5:],
+                "kernel",
+            )
+        ]
 
     def _logs(self, d: Mapping[str, Any]) -> list[Finding]:
         matches = d.get("log_matches") or {}
-        lines = [f"{file} [{pattern}]: {line}" for file, per in sorted(matches.items())
-                 for pattern, line in sorted(per.items())]
+        lines = [
+            f"{file} [{pattern}]: {line}"
+            for file, per in sorted(matches.items())
+            for pattern, line in sorted(per.items())
+        ]
         if not lines:
             return []
         files = sorted(matches)
-        return [Finding(f"watched logs matched: {', '.join(files[:3])}"
-                        + (f" and {len(files) - 3} more" if len(files) > 3 else ""),
-                        "read the lines around these in the log", lines[:8], "log")]
+        return [
+            Finding(
+                f"watched logs matched: {', '.join(files[:3])}"
+                + (f" and {len(files) - 3} more" if len(files) > 3 else ""),
+                "read the lines around these in the log",
+                lines[:8],
+                "log",
+            )
+        ]
 
     def _incomplete(self, d: Mapping[str, Any]) -> list[Finding]:
         missing = list(d.get("timed_out") or [])
@@ -181,5 +248,11 @@ class RuleRecommender:
             notes.append(kernel_note)
         if not notes:
             return []
-        return [Finding("diagnostics are incomplete: " + "; ".join(notes),
-                        "look at the host directly for what is missing", notes, "incomplete")]
+        return [
+            Finding(
+                "diagnostics are incomplete: " + "; ".join(notes),
+                "look at the host directly for what is missing",
+                notes,
+                "incomplete",
+            )
+        ]

@@ -77,8 +77,9 @@ class QuietPipe(_Pipe):
                 self._event.set()
             buffer = self._buffer
             buffer.frombytes(data)
-            if (data[-1:] == b"\n" and END.encode() in buffer[-_END_TAIL:].tobytes()) \
-                    or len(buffer) >= WAKE_BYTES:
+            if (data[-1:] == b"\n" and END.encode() in buffer[-_END_TAIL:].tobytes()) or len(
+                buffer
+            ) >= WAKE_BYTES:
                 self._cv.notify_all()
 
 
@@ -91,8 +92,9 @@ class CommandResult:
 class RemoteShell:
     """A shell on one session channel; `run(command, deadline)` runs a command in it."""
 
-    def __init__(self, channel: paramiko.Channel, where: str,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, channel: paramiko.Channel, where: str, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.channel = channel
         self.where = where
         self.clock = clock
@@ -101,8 +103,13 @@ class RemoteShell:
         self._functions: dict[str, str] = {}
 
     @classmethod
-    def start(cls, transport: paramiko.Transport, where: str, deadline: float,
-              clock: Callable[[], float] = time.monotonic) -> RemoteShell:
+    def start(
+        cls,
+        transport: paramiko.Transport,
+        where: str,
+        deadline: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> RemoteShell:
         """Open a session channel running `/bin/sh` (one exec, once per connection)."""
         remaining = deadline - clock()
         if remaining <= 0:
@@ -111,8 +118,9 @@ class RemoteShell:
             channel = transport.open_session(timeout=remaining)
         except (paramiko.SSHException, OSError, EOFError) as exc:
             if transport.is_active() and "timeout" not in str(exc).lower():
-                raise ProbeFailure("command", f"{where}: cannot open a session "
-                                              f"({type(exc).__name__})") from None
+                raise ProbeFailure(
+                    "command", f"{where}: cannot open a session ({type(exc).__name__})"
+                ) from None
             raise ProbeFailure("timeout", f"{where}: timeout opening channel") from None
         try:
             channel.in_buffer = QuietPipe()  # before any data can arrive
@@ -120,23 +128,26 @@ class RemoteShell:
             channel.exec_command(START_COMMAND)
         except (paramiko.SSHException, OSError, EOFError) as exc:
             channel.close()
-            raise ProbeFailure("timeout", f"{where}: cannot start the shell "
-                                          f"({type(exc).__name__})") from None
+            raise ProbeFailure(
+                "timeout", f"{where}: cannot start the shell ({type(exc).__name__})"
+            ) from None
         return cls(channel, where, clock)
 
     def usable(self) -> bool:
         """Whether the shell still runs (it may have been killed or timed out since)."""
         channel = self.channel
-        return self.alive and not (channel.closed or channel.eof_received
-                                   or channel.exit_status_ready())
+        return self.alive and not (
+            channel.closed or channel.eof_received or channel.exit_status_ready()
+        )
 
     def close(self) -> None:
         """Close the channel (the remote shell gets EOF and ends)."""
         self.alive = False
         self.channel.close()
 
-    def run(self, command: str, deadline: float,
-            max_output: int = DEFAULT_MAX_OUTPUT, prelude: str = "") -> CommandResult:
+    def run(
+        self, command: str, deadline: float, max_output: int = DEFAULT_MAX_OUTPUT, prelude: str = ""
+    ) -> CommandResult:
         """Run `command` in the shell before `deadline`; the channel is closed on any failure."""
         ok = False
         try:
@@ -144,17 +155,21 @@ class RemoteShell:
             ok = True
             return result
         except TimeoutError:
-            raise ProbeFailure("timeout", f"{self.where}: command did not finish before the "
-                                          "deadline") from None
+            raise ProbeFailure(
+                "timeout", f"{self.where}: command did not finish before the deadline"
+            ) from None
         except (paramiko.SSHException, OSError, EOFError) as exc:
-            raise ProbeFailure("timeout", f"{self.where}: connection lost during the command "
-                                          f"({type(exc).__name__})") from None
+            raise ProbeFailure(
+                "timeout",
+                f"{self.where}: connection lost during the command ({type(exc).__name__})",
+            ) from None
         finally:
             if not ok or not self.alive:
                 self.close()
 
-    def _run(self, command: str, deadline: float, max_output: int,
-             prelude: str = "") -> CommandResult:
+    def _run(
+        self, command: str, deadline: float, max_output: int, prelude: str = ""
+    ) -> CommandResult:
         channel = self.channel
         name = self._functions.get(command)
         definition = ""
@@ -171,8 +186,10 @@ class RemoteShell:
         # The prelude (variable assignments that change every probe, e.g. log offsets)
         # goes on the call line, so the function itself is defined only once.
         try:
-            channel.sendall(f"{definition}{prelude}{name} </dev/null; "
-                            f"printf '\\n{END} %s %s\\n' {self.runs} $?\n".encode())
+            channel.sendall(
+                f"{definition}{prelude}{name} </dev/null; "
+                f"printf '\\n{END} %s %s\\n' {self.runs} $?\n".encode()
+            )
         except OSError:
             # A host that ignores the shell (ForceCommand) may have printed its output and
             # closed the channel before our line went out: that output is the answer.
@@ -189,16 +206,20 @@ class RemoteShell:
                 return self._ended(bytes(buf), deadline)
             buf += data
             if len(buf) > max_output:
-                raise ProbeFailure("command", f"{self.where}: output larger than {max_output} "
-                                              "bytes (module max_output_bytes)",
-                                   "output_too_large")
+                raise ProbeFailure(
+                    "command",
+                    f"{self.where}: output larger than {max_output} "
+                    "bytes (module max_output_bytes)",
+                    "output_too_large",
+                )
             # The end line is the last thing the shell writes: look only at the tail.
             if data[-1:] == b"\n":
                 at = buf.find(marker, max(0, len(buf) - len(data) - len(marker)))
                 if at >= 0:
-                    status = buf[at + len(marker):].strip()
-                    return CommandResult(int(status) if status.isdigit() else -1,
-                                         buf[:at].decode("utf-8", "replace"))
+                    status = buf[at + len(marker) :].strip()
+                    return CommandResult(
+                        int(status) if status.isdigit() else -1, buf[:at].decode("utf-8", "replace")
+                    )
 
     def _ended(self, output: bytes, deadline: float) -> CommandResult:
         """The channel closed before the end line: the host ran its own command (or died)."""

@@ -16,8 +16,15 @@ from exporter.ssh_pool import CommandResult, SshPool
 class Runner(Protocol):
     """Runs the probe script on one server and says which connection it used."""
 
-    def run(self, server: Server, command: str, deadline: float, *,
-            max_output: int = DEFAULT_MAX_OUTPUT, prelude: str = "") -> CommandResult: ...
+    def run(
+        self,
+        server: Server,
+        command: str,
+        deadline: float,
+        *,
+        max_output: int = DEFAULT_MAX_OUTPUT,
+        prelude: str = "",
+    ) -> CommandResult: ...
 
     def connection_id(self, server: Server) -> int | None: ...
 
@@ -37,8 +44,15 @@ class SshRunner:
     def __init__(self, pool: SshPool) -> None:
         self.pool = pool
 
-    def run(self, server: Server, command: str, deadline: float, *,
-            max_output: int = DEFAULT_MAX_OUTPUT, prelude: str = "") -> CommandResult:
+    def run(
+        self,
+        server: Server,
+        command: str,
+        deadline: float,
+        *,
+        max_output: int = DEFAULT_MAX_OUTPUT,
+        prelude: str = "",
+    ) -> CommandResult:
         return self.pool.run(server, command, deadline, max_output=max_output, prelude=prelude)
 
     def connection_id(self, server: Server) -> int | None:
@@ -51,22 +65,37 @@ class LocalRunner:
     def connection_id(self, server: Server) -> int | None:
         return 0  # one machine, always the same: host facts are read once per process
 
-    def run(self, server: Server, command: str, deadline: float, *,
-            max_output: int = DEFAULT_MAX_OUTPUT, prelude: str = "") -> CommandResult:
+    def run(
+        self,
+        server: Server,
+        command: str,
+        deadline: float,
+        *,
+        max_output: int = DEFAULT_MAX_OUTPUT,
+        prelude: str = "",
+    ) -> CommandResult:
         # The local command is only ever the exporter's own script, so its output is
         # checked after the fact rather than streamed against the limit.
         timeout = deadline - time.monotonic()
         if timeout <= 0:
             raise ProbeFailure("timeout", f"{server.name}: deadline passed before the command ran")
         try:
-            proc = subprocess.run(["/bin/sh", "-c", prelude + "\n" + command], capture_output=True,
-                                  timeout=timeout, check=False)
+            proc = subprocess.run(
+                ["/bin/sh", "-c", prelude + "\n" + command],
+                capture_output=True,
+                timeout=timeout,
+                check=False,
+            )
         except subprocess.TimeoutExpired:
             raise ProbeFailure("timeout", f"{server.name}: local command timed out") from None
         except OSError as exc:
-            raise ProbeFailure("command", f"{server.name}: cannot run /bin/sh: {exc.strerror}") \
-                from None
+            raise ProbeFailure(
+                "command", f"{server.name}: cannot run /bin/sh: {exc.strerror}"
+            ) from None
         if len(proc.stdout) > max_output:
-            raise ProbeFailure("command", f"{server.name}: output larger than {max_output} bytes "
-                                          "(module max_output_bytes)", "output_too_large")
+            raise ProbeFailure(
+                "command",
+                f"{server.name}: output larger than {max_output} bytes (module max_output_bytes)",
+                "output_too_large",
+            )
         return CommandResult(proc.returncode, proc.stdout.decode("utf-8", "replace"))

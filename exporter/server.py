@@ -101,8 +101,11 @@ class Handler(HttpHandler):
         self.handler_label = route.template
         if not route.allows(req.method):
             allow = ", ".join(sorted(route.methods))
-            self.send(405, f"method {req.method} not allowed (allowed: {allow})\n",
-                      extra=f"Allow: {allow}\r\n")
+            self.send(
+                405,
+                f"method {req.method} not allowed (allowed: {allow})\n",
+                extra=f"Allow: {allow}\r\n",
+            )
             return
         route.target(self, req, url, match.params)
 
@@ -118,29 +121,45 @@ class Handler(HttpHandler):
         """The one write rule (stacksense_common.ops): a bearer token from the file, or
         loopback clients only without one."""
         headers = self.req.headers
-        return write_refusal(tokens_from_file(token_file), headers.get("authorization"),
-                             self.client_address[0], headers.get("origin")) is None
+        return (
+            write_refusal(
+                tokens_from_file(token_file),
+                headers.get("authorization"),
+                self.client_address[0],
+                headers.get("origin"),
+            )
+            is None
+        )
 
     # ------------------------------------------------------------ routes
 
     def _ops(self, req: Request, url: SplitResult, params: dict[str, str]) -> None:
-        answer = self.server.ops.handle(req.method, url.path, req.headers.get("authorization"),
-                                        self.client_address[0], req.headers.get("origin"))
+        answer = self.server.ops.handle(
+            req.method,
+            url.path,
+            req.headers.get("authorization"),
+            self.client_address[0],
+            req.headers.get("origin"),
+        )
         assert answer is not None  # the table routes only ops paths here
-        self.send(answer.status, answer.text, TEXT,
-                  extra="".join(f"{k}: {v}\r\n" for k, v in answer.headers))
+        self.send(
+            answer.status,
+            answer.text,
+            TEXT,
+            extra="".join(f"{k}: {v}\r\n" for k, v in answer.headers),
+        )
 
     def _fleet(self, req: Request, url: SplitResult, params: dict[str, str]) -> None:
         writing = req.method not in ("GET", "HEAD")
         authorized = writing and self._token_authorized(self.server.api_token_file)
-        status, payload = self.server.fleet.handle(req.method, url.path, url.query, req.body,
-                                                   authorized)
+        status, payload = self.server.fleet.handle(
+            req.method, url.path, url.query, req.body, authorized
+        )
         self._json(status, payload)
 
     def _diagnose(self, req: Request, url: SplitResult, params: dict[str, str]) -> None:
         authorized = self._token_authorized(self.server.api_token_file)
-        status, payload = self.server.diagnose.handle(req.method, url.path, req.body,
-                                                      authorized)
+        status, payload = self.server.diagnose.handle(req.method, url.path, req.body, authorized)
         self._json(status, payload)
 
     def _metrics(self, req: Request, url: SplitResult, params: dict[str, str]) -> None:
@@ -200,9 +219,12 @@ class Handler(HttpHandler):
         rows = "".join(
             f"<tr><td>{html.escape(s.name)}</td><td>{html.escape(s.module)}</td>"
             f"<td>{'yes' if s.suspended else 'no'}</td>"
-            + ("<td>push-only</td></tr>" if s.push_only else
-               f"<td><a href=\"/probe?target={html.escape(s.name, quote=True)}\">probe</a>"
-               "</td></tr>")
+            + (
+                "<td>push-only</td></tr>"
+                if s.push_only
+                else f'<td><a href="/probe?target={html.escape(s.name, quote=True)}">probe</a>'
+                "</td></tr>"
+            )
             for s in self.server.app.inventory.servers.values()
         )
         self.send(200, LANDING.format(rows=rows), "text/html; charset=utf-8")
@@ -228,18 +250,27 @@ class ExporterHTTPServer(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = LISTEN_BACKLOG
 
-    def __init__(self, address: tuple[str, int], app: ExporterApp, *,
-                 max_connections: int = DEFAULT_MAX_CONNECTIONS,
-                 reload_token_file: Path | None = None,
-                 api_token_file: Path | None = None) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        app: ExporterApp,
+        *,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        reload_token_file: Path | None = None,
+        api_token_file: Path | None = None,
+    ) -> None:
         self.app = app
         self.fleet = FleetApi(app)
         self.diagnose = DiagnoseApi(app)
         self.max_connections = max_connections
         self.reload_token_file = reload_token_file
-        self.ops = Ops("exporter", ready=lambda: None, reload=app.reload,
-                       config_errors=(ConfigError,),
-                       write_tokens=lambda: tokens_from_file(self.reload_token_file))
+        self.ops = Ops(
+            "exporter",
+            ready=lambda: None,
+            reload=app.reload,
+            config_errors=(ConfigError,),
+            write_tokens=lambda: tokens_from_file(self.reload_token_file),
+        )
         self.http_metrics = HttpMetrics(app.registry)
         self.api_token_file = api_token_file or reload_token_file
         self._active = 0
@@ -268,15 +299,19 @@ class ExporterHTTPServer(ThreadingHTTPServer):
         now = time.monotonic()
         if now - self._fd_warned_at > 60:
             self._fd_warned_at = now
-            log.warning("cannot accept connections: %s; pausing accepts until descriptors "
-                        "are free (raise the open-file limit or lower --web.max-connections)",
-                        exc.strerror)
-        self._accept_pause = min(ACCEPT_PAUSE_MAX,
-                                 max(ACCEPT_PAUSE_MIN, self._accept_pause * 2))
+            log.warning(
+                "cannot accept connections: %s; pausing accepts until descriptors "
+                "are free (raise the open-file limit or lower --web.max-connections)",
+                exc.strerror,
+            )
+        self._accept_pause = min(ACCEPT_PAUSE_MAX, max(ACCEPT_PAUSE_MIN, self._accept_pause * 2))
         time.sleep(self._accept_pause)
 
-    def process_request(self, request: socket.socket,  # type: ignore[override]
-                        client_address: object) -> None:
+    def process_request(
+        self,
+        request: socket.socket,  # type: ignore[override]
+        client_address: object,
+    ) -> None:
         with self._active_lock:
             full = self._active >= self.max_connections
             if not full:
@@ -293,8 +328,11 @@ class ExporterHTTPServer(ThreadingHTTPServer):
                 self._active -= 1
             raise
 
-    def process_request_thread(self, request: socket.socket,  # type: ignore[override]
-                               client_address: object) -> None:
+    def process_request_thread(
+        self,
+        request: socket.socket,  # type: ignore[override]
+        client_address: object,
+    ) -> None:
         try:
             super().process_request_thread(request, client_address)  # type: ignore[arg-type]
         finally:
@@ -319,5 +357,6 @@ class ExporterHTTPServer(ThreadingHTTPServer):
 
     def handle_error(self, request: object, client_address: object) -> None:
         # socketserver prints a traceback to stderr; one line is enough (details at debug).
-        log.warning("connection from %s failed", client_address, exc_info=log.isEnabledFor(
-            logging.DEBUG))
+        log.warning(
+            "connection from %s failed", client_address, exc_info=log.isEnabledFor(logging.DEBUG)
+        )

@@ -58,8 +58,7 @@ def _classify_os_error(exc: OSError, where: str) -> ProbeFailure:
     if isinstance(exc, ConnectionRefusedError) or exc.errno == errno.ECONNREFUSED:
         return ProbeFailure("refused", f"{where}: connection refused")
     if isinstance(exc, socket.gaierror):
-        return ProbeFailure("unreachable", f"{where}: cannot resolve host ({exc.strerror})",
-                            "dns")
+        return ProbeFailure("unreachable", f"{where}: cannot resolve host ({exc.strerror})", "dns")
     if isinstance(exc, ConnectionResetError):
         return ProbeFailure("refused", f"{where}: connection reset")
     return ProbeFailure("unreachable", f"{where}: {exc.strerror or type(exc).__name__}")
@@ -89,10 +88,12 @@ def load_private_key(creds: Credentials) -> paramiko.PKey:
     except (paramiko.SSHException, ValueError, TypeError) as exc:
         # An encrypted key without a passphrase: PasswordRequiredException for PEM
         # keys, TypeError (from cryptography) for OpenSSH-format ones.
-        if passphrase is None and isinstance(exc, paramiko.PasswordRequiredException
-                                             | TypeError):
-            raise ProbeFailure("auth", f"key {creds.key_file} is encrypted and no passphrase "
-                                       f"is configured (credentials {creds.name})") from None
+        if passphrase is None and isinstance(exc, paramiko.PasswordRequiredException | TypeError):
+            raise ProbeFailure(
+                "auth",
+                f"key {creds.key_file} is encrypted and no passphrase "
+                f"is configured (credentials {creds.name})",
+            ) from None
         msg = "wrong passphrase or unreadable key" if passphrase else type(exc).__name__
         raise ProbeFailure("auth", f"cannot load key {creds.key_file} ({msg})") from None
     except OSError as exc:
@@ -101,16 +102,18 @@ def load_private_key(creds: Credentials) -> paramiko.PKey:
         try:
             key.load_certificate(str(creds.certificate_file))
         except (OSError, ValueError, paramiko.SSHException) as exc:
-            raise ProbeFailure("auth", f"cannot load certificate {creds.certificate_file}: "
-                                       f"{type(exc).__name__}") from None
+            raise ProbeFailure(
+                "auth", f"cannot load certificate {creds.certificate_file}: {type(exc).__name__}"
+            ) from None
     return key
 
 
 class SshPool:
     """Connections to the inventory's servers; `run(server, command, deadline)` is the API."""
 
-    def __init__(self, inventory: Inventory, *,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, inventory: Inventory, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._inventory = inventory
         self._known_hosts = KnownHosts(inventory.known_hosts)
         self._slots: dict[str, _Slot] = {}
@@ -168,8 +171,15 @@ class SshPool:
         with self._slots_lock:
             return set(self._slots)
 
-    def run(self, server: Server, command: str, deadline: float, *,
-            max_output: int = DEFAULT_MAX_OUTPUT, prelude: str = "") -> CommandResult:
+    def run(
+        self,
+        server: Server,
+        command: str,
+        deadline: float,
+        *,
+        max_output: int = DEFAULT_MAX_OUTPUT,
+        prelude: str = "",
+    ) -> CommandResult:
         """Run `command` with /bin/sh on `server` before `deadline` (monotonic seconds).
 
         More than `max_output` bytes of output fail the probe ("command",
@@ -202,8 +212,9 @@ class SshPool:
         jump = self._inventory.server(server.jump) if server.jump else None
         return (server.host, server.port, server.user, creds, jump)
 
-    def exec_channel(self, server: Server, command: str, deadline: float, *,
-                     max_output: int) -> tuple[int | None, str]:
+    def exec_channel(
+        self, server: Server, command: str, deadline: float, *, max_output: int
+    ) -> tuple[int | None, str]:
         """Run `command` on its own exec channel of the server's pooled connection.
 
         For long, rare commands (exporter.diagnose): the server's lock is held only
@@ -223,8 +234,9 @@ class SshPool:
             channel = transport.open_session(timeout=max(0.05, deadline - self._clock()))
             channel.exec_command(command)
         except (paramiko.SSHException, OSError, EOFError) as exc:
-            raise ProbeFailure("command", f"{where}: cannot open a session "
-                                          f"({type(exc).__name__})") from None
+            raise ProbeFailure(
+                "command", f"{where}: cannot open a session ({type(exc).__name__})"
+            ) from None
         buf = bytearray()
         status: int | None = None
         try:
@@ -248,12 +260,20 @@ class SshPool:
             channel.close()
         return status, bytes(buf[:max_output]).decode("utf-8", "replace")
 
-    def _run_locked(self, slot: _Slot, server: Server, command: str,
-                    deadline: float, max_output: int, prelude: str = "") -> CommandResult:
+    def _run_locked(
+        self,
+        slot: _Slot,
+        server: Server,
+        command: str,
+        deadline: float,
+        max_output: int,
+        prelude: str = "",
+    ) -> CommandResult:
         transport = self._ensure_transport(slot, server, deadline)
         try:
-            return self._run_in_shell(slot, transport, server, command, deadline,
-                                      max_output, prelude)
+            return self._run_in_shell(
+                slot, transport, server, command, deadline, max_output, prelude
+            )
         except ProbeFailure as failure:
             if failure.reason == "timeout":
                 # A channel that timed out mid-session means a dead or blackholed
@@ -262,20 +282,23 @@ class SshPool:
                 slot.transport = slot.shell = None
             raise
 
-    def _ensure_transport(self, slot: _Slot, server: Server,
-                          deadline: float) -> paramiko.Transport:
+    def _ensure_transport(self, slot: _Slot, server: Server, deadline: float) -> paramiko.Transport:
         """The slot's live connection, made now if needed (the slot's lock is held)."""
         settings = self._settings(server)
-        if slot.transport is not None and (not slot.transport.is_active()
-                                           or slot.fingerprint != settings):
+        if slot.transport is not None and (
+            not slot.transport.is_active() or slot.fingerprint != settings
+        ):
             _close(slot.transport)
             slot.transport = slot.shell = None
         if slot.transport is None:
             now = self._clock()
             # Back off only from network failures; a host-key refusal is re-checked
             # every probe so that fixing known_hosts takes effect at once.
-            if now < slot.retry_at and slot.last_failure is not None \
-                    and slot.last_failure.reason != "host_key":
+            if (
+                now < slot.retry_at
+                and slot.last_failure is not None
+                and slot.last_failure.reason != "host_key"
+            ):
                 # The same message as the failure itself: the message is a label value of
                 # stacksense_probe_last_error_info, which must not change every probe.
                 last = slot.last_failure
@@ -289,9 +312,9 @@ class SshPool:
                 slot.failures += 1
                 # From the failure, not from the attempt: a handshake that timed out took
                 # the whole deadline, longer than the first backoff step.
-                slot.retry_at = backoff.next_attempt_at(self._clock(), slot.failures,
-                                                        initial=BACKOFF_INITIAL,
-                                                        maximum=BACKOFF_MAX)
+                slot.retry_at = backoff.next_attempt_at(
+                    self._clock(), slot.failures, initial=BACKOFF_INITIAL, maximum=BACKOFF_MAX
+                )
                 slot.last_failure = failure
                 raise
             slot.failures, slot.last_failure = 0, None
@@ -311,15 +334,20 @@ class SshPool:
                     jump_slot.fingerprint = self._settings(jump)
                 try:
                     return jump_slot.transport.open_channel(
-                        "direct-tcpip", (server.host, server.port), ("127.0.0.1", 0),
-                        timeout=timeout)
+                        "direct-tcpip",
+                        (server.host, server.port),
+                        ("127.0.0.1", 0),
+                        timeout=timeout,
+                    )
                 except paramiko.ChannelException as exc:
                     raise ProbeFailure(
                         "unreachable",
-                        f"{where}: jump host {jump.name} cannot reach it ({exc.text})") from None
+                        f"{where}: jump host {jump.name} cannot reach it ({exc.text})",
+                    ) from None
                 except (paramiko.SSHException, OSError) as exc:
-                    raise ProbeFailure("timeout", f"{where}: via jump host {jump.name}: "
-                                                  f"{type(exc).__name__}") from None
+                    raise ProbeFailure(
+                        "timeout", f"{where}: via jump host {jump.name}: {type(exc).__name__}"
+                    ) from None
         try:
             sock = socket.create_connection((server.host, server.port), timeout=timeout)
         except OSError as exc:
@@ -343,8 +371,10 @@ class SshPool:
             # AES-GCM first: one AEAD call per packet instead of AES-CTR plus an HMAC;
             # measured 1.8-2.0 -> 1.5-1.6 ms of exporter CPU per probe. Servers
             # without it (OpenSSH < 6.2) still get paramiko's other ciphers.
-            options.ciphers = (*PREFERRED_CIPHERS,
-                               *(c for c in options.ciphers if c not in PREFERRED_CIPHERS))
+            options.ciphers = (
+                *PREFERRED_CIPHERS,
+                *(c for c in options.ciphers if c not in PREFERRED_CIPHERS),
+            )
             pinned = self._known_hosts.preferred_key_types(server.host, server.port)
             if pinned:
                 options.key_types = [t for t in options.key_types if t in pinned] or pinned
@@ -359,15 +389,21 @@ class SshPool:
             except (paramiko.SSHException, OSError, EOFError) as exc:
                 raise self._negotiation_failure(exc, where) from None
             if not negotiated.wait(remaining):
-                raise ProbeFailure("timeout", f"{where}: no SSH banner or handshake before "
-                                              "the deadline")
+                raise ProbeFailure(
+                    "timeout", f"{where}: no SSH banner or handshake before the deadline"
+                )
             if not transport.is_active():
                 raise self._negotiation_failure(
-                    transport.get_exception() or paramiko.SSHException("negotiation failed"),
-                    where)
+                    transport.get_exception() or paramiko.SSHException("negotiation failed"), where
+                )
             key = transport.get_remote_server_key()
-            self._known_hosts.verify(server.name, server.host, server.port, key,
-                                     trust_on_first_use=server.trust_on_first_use)
+            self._known_hosts.verify(
+                server.name,
+                server.host,
+                server.port,
+                key,
+                trust_on_first_use=server.trust_on_first_use,
+            )
             self._authenticate(transport, server, creds)
             transport.set_keepalive(KEEPALIVE_SECONDS)
             # paramiko polls its socket every 0.1 s (10 wake-ups/s per connection:
@@ -389,11 +425,13 @@ class SshPool:
             return ProbeFailure("timeout", f"{where}: SSH handshake timed out")
         if isinstance(exc, ConnectionResetError | EOFError) or "reset" in text or "eof" in text:
             return ProbeFailure("refused", f"{where}: connection closed during SSH handshake")
-        return ProbeFailure("unreachable", f"{where}: SSH negotiation failed "
-                                           f"({type(exc).__name__})")
+        return ProbeFailure(
+            "unreachable", f"{where}: SSH negotiation failed ({type(exc).__name__})"
+        )
 
-    def _authenticate(self, transport: paramiko.Transport, server: Server,
-                      creds: Credentials) -> None:
+    def _authenticate(
+        self, transport: paramiko.Transport, server: Server, creds: Credentials
+    ) -> None:
         where = f"{server.name} ({server.user}@{server.host}:{server.port})"
         tried: list[str] = []
         try:
@@ -427,14 +465,23 @@ class SshPool:
         except paramiko.SSHException as exc:
             if "timeout" in str(exc).lower():
                 raise ProbeFailure("timeout", f"{where}: authentication timed out") from None
-            raise ProbeFailure("auth", f"{where}: authentication error "
-                                       f"({type(exc).__name__})") from None
-        raise ProbeFailure("auth", f"{where}: authentication failed "
-                                   f"(tried {', '.join(tried) or 'nothing'})")
+            raise ProbeFailure(
+                "auth", f"{where}: authentication error ({type(exc).__name__})"
+            ) from None
+        raise ProbeFailure(
+            "auth", f"{where}: authentication failed (tried {', '.join(tried) or 'nothing'})"
+        )
 
-    def _run_in_shell(self, slot: _Slot, transport: paramiko.Transport, server: Server,
-                      command: str, deadline: float, max_output: int,
-                      prelude: str = "") -> CommandResult:
+    def _run_in_shell(
+        self,
+        slot: _Slot,
+        transport: paramiko.Transport,
+        server: Server,
+        command: str,
+        deadline: float,
+        max_output: int,
+        prelude: str = "",
+    ) -> CommandResult:
         where = f"{server.name} ({server.host}:{server.port})"
         while True:
             if slot.shell is not None and not slot.shell.usable():

@@ -25,10 +25,12 @@ DELEGATES = {
 
 def _onboard_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
-        "onboard", help="deploy the monitoring key to a server and add it to the inventory",
+        "onboard",
+        help="deploy the monitoring key to a server and add it to the inventory",
         description="Log in once with a password, append the monitoring public key to "
-                    "~/.ssh/authorized_keys, check that key login works, and add the server "
-                    "to the inventory. The password is used for that one login only.")
+        "~/.ssh/authorized_keys, check that key login works, and add the server "
+        "to the inventory. The password is used for that one login only.",
+    )
     p.add_argument("name", help="the server's name in the inventory")
     p.add_argument("--host", required=True, help="host name or address to connect to")
     p.add_argument("--port", type=int, default=22)
@@ -37,21 +39,43 @@ def _onboard_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     pw.add_argument("--password-env", metavar="VAR", help="environment variable holding it")
     pw.add_argument("--password-file", type=Path, metavar="FILE", help="file holding it")
     pw.add_argument("--password-prompt", action="store_true", help="ask on the terminal")
-    p.add_argument("--key", type=Path, help="private key to deploy (default: the credentials "
-                   "entry's key_file, else keys/stacksense_ed25519 beside the inventory; "
-                   "generated when missing)")
-    p.add_argument("--credentials", default="default",
-                   help="inventory credentials entry to use or create (default: default)")
-    p.add_argument("--inventory", type=Path, default=Path("servers.yml"),
-                   help="inventory file to update (default: ./servers.yml)")
-    p.add_argument("--known-hosts", type=Path, help="known_hosts file (default: the "
-                   "inventory's known_hosts, else ~/.ssh/known_hosts)")
-    p.add_argument("--trust-on-first-use", action="store_true",
-                   help="pin an unknown host key instead of refusing it")
+    p.add_argument(
+        "--key",
+        type=Path,
+        help="private key to deploy (default: the credentials "
+        "entry's key_file, else keys/stacksense_ed25519 beside the inventory; "
+        "generated when missing)",
+    )
+    p.add_argument(
+        "--credentials",
+        default="default",
+        help="inventory credentials entry to use or create (default: default)",
+    )
+    p.add_argument(
+        "--inventory",
+        type=Path,
+        default=Path("servers.yml"),
+        help="inventory file to update (default: ./servers.yml)",
+    )
+    p.add_argument(
+        "--known-hosts",
+        type=Path,
+        help="known_hosts file (default: the inventory's known_hosts, else ~/.ssh/known_hosts)",
+    )
+    p.add_argument(
+        "--trust-on-first-use",
+        action="store_true",
+        help="pin an unknown host key instead of refusing it",
+    )
     p.add_argument("--jump", metavar="NAME", help="reach the host through this inventory server")
     p.add_argument("--module", help="collection module for the server entry")
-    p.add_argument("--label", action="append", default=[], metavar="KEY=VALUE",
-                   help="label for the server entry (repeatable)")
+    p.add_argument(
+        "--label",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="label for the server entry (repeatable)",
+    )
     p.add_argument("--timeout", type=float, default=15.0, help="SSH timeout in seconds")
 
 
@@ -102,10 +126,14 @@ def _delegate(command: str, rest: list[str]) -> int:
     module_name, func_name, _ = DELEGATES[command]
     try:
         entry: Callable[[list[str]], int | None] = getattr(
-            importlib.import_module(module_name), func_name)
+            importlib.import_module(module_name), func_name
+        )
     except (ImportError, AttributeError) as exc:
-        print(f"stacksense: `{command}` is not available here: cannot import "
-              f"{module_name}.{func_name} ({exc})", file=sys.stderr)
+        print(
+            f"stacksense: `{command}` is not available here: cannot import "
+            f"{module_name}.{func_name} ({exc})",
+            file=sys.stderr,
+        )
         return 2
     return int(entry(rest) or 0)
 
@@ -124,22 +152,36 @@ def _onboard(args: argparse.Namespace) -> int:
         labels[key] = value
     try:
         password = read_password(args.password_env, args.password_file, args.password_prompt)
-        result = onboard(OnboardRequest(
-            name=args.name, host=args.host, port=args.port, user=args.user, password=password,
-            inventory=args.inventory, key=args.key, credentials=args.credentials,
-            known_hosts=args.known_hosts, trust_on_first_use=args.trust_on_first_use,
-            jump=args.jump, module=args.module, labels=labels, timeout_seconds=args.timeout,
-        ))
+        result = onboard(
+            OnboardRequest(
+                name=args.name,
+                host=args.host,
+                port=args.port,
+                user=args.user,
+                password=password,
+                inventory=args.inventory,
+                key=args.key,
+                credentials=args.credentials,
+                known_hosts=args.known_hosts,
+                trust_on_first_use=args.trust_on_first_use,
+                jump=args.jump,
+                module=args.module,
+                labels=labels,
+                timeout_seconds=args.timeout,
+            )
+        )
     except (OnboardError, KeyProblem, HostKeyRefused) as exc:
         print(f"stacksense onboard: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:  # a key or inventory file that cannot be written, for example
         print(f"stacksense onboard: {exc}", file=sys.stderr)
         return 1
-    print(f"{args.name}: key {result.key_file} "
-          f"{'deployed' if result.key_added else 'was already authorized'}"
-          f"{' (newly generated)' if result.key_generated else ''}; "
-          f"host key in {result.known_hosts}; inventory {result.inventory} updated")
+    print(
+        f"{args.name}: key {result.key_file} "
+        f"{'deployed' if result.key_added else 'was already authorized'}"
+        f"{' (newly generated)' if result.key_generated else ''}; "
+        f"host key in {result.known_hosts}; inventory {result.inventory} updated"
+    )
     return 0
 
 

@@ -63,8 +63,9 @@ def trace_id(labels: Mapping[str, str], starts_at: float) -> str:
     for an alert that comes without (alert_router/trace.py): the same while it fires, a new
     one when it fires again after resolving."""
     key = json.dumps(dict(sorted(labels.items())), separators=(",", ":"))
-    return hashlib.sha256(f"{key}|{starts_at:.3f}".encode("utf-8", "surrogatepass")
-                          ).hexdigest()[:16]
+    return hashlib.sha256(f"{key}|{starts_at:.3f}".encode("utf-8", "surrogatepass")).hexdigest()[
+        :16
+    ]
 
 
 def rfc3339(ts: float) -> str:
@@ -118,8 +119,10 @@ class AlertBook:
             item: dict[str, Any] = {
                 "labels": record.labels,
                 # The occurrence's trace id, followed by the router from here to delivery.
-                "annotations": {**record.annotations,
-                                TRACE_ANNOTATION: trace_id(record.labels, record.starts_at)},
+                "annotations": {
+                    **record.annotations,
+                    TRACE_ANNOTATION: trace_id(record.labels, record.starts_at),
+                },
                 "startsAt": rfc3339(record.starts_at),
                 "endsAt": rfc3339(ends),
             }
@@ -130,9 +133,17 @@ class AlertBook:
 
     def get_state(self) -> list[dict[str, Any]]:
         """JSON-friendly state."""
-        return [{"labels": r.labels, "annotations": r.annotations, "starts_at": r.starts_at,
-                 "ends_at": r.ends_at, "event": r.event, "generator_url": r.generator_url}
-                for r in self.records.values()]
+        return [
+            {
+                "labels": r.labels,
+                "annotations": r.annotations,
+                "starts_at": r.starts_at,
+                "ends_at": r.ends_at,
+                "event": r.event,
+                "generator_url": r.generator_url,
+            }
+            for r in self.records.values()
+        ]
 
     @classmethod
     def from_state(cls, raw: Any, resolved_resend_seconds: float = 900.0) -> AlertBook:
@@ -141,17 +152,22 @@ class AlertBook:
         for item in raw if isinstance(raw, list) else []:
             try:
                 record = AlertRecord(
-                    dict(item["labels"]), dict(item["annotations"]), float(item["starts_at"]),
+                    dict(item["labels"]),
+                    dict(item["annotations"]),
+                    float(item["starts_at"]),
                     None if item["ends_at"] is None else float(item["ends_at"]),
-                    bool(item.get("event", False)), str(item.get("generator_url", "")))
+                    bool(item.get("event", False)),
+                    str(item.get("generator_url", "")),
+                )
             except (KeyError, TypeError, ValueError):
                 continue
             book.records[label_key(record.labels)] = record
         return book
 
 
-def send_alerts(session: requests.Session, receivers: Sequence[Receiver],
-                alerts: list[dict[str, Any]]) -> DeliveryResult:
+def send_alerts(
+    session: requests.Session, receivers: Sequence[Receiver], alerts: list[dict[str, Any]]
+) -> DeliveryResult:
     """POST `alerts` to every receiver in parallel; count what got through and what did not."""
     result = DeliveryResult()
     if not receivers or not alerts:
@@ -166,8 +182,9 @@ def send_alerts(session: requests.Session, receivers: Sequence[Receiver],
     return result
 
 
-def _send_one(session: requests.Session, receiver: Receiver,
-              alerts: list[dict[str, Any]]) -> tuple[int, int, str]:
+def _send_one(
+    session: requests.Session, receiver: Receiver, alerts: list[dict[str, Any]]
+) -> tuple[int, int, str]:
     url = receiver.url + "/api/v2/alerts"
     headers = {"Content-Type": "application/json"}
     try:
@@ -178,15 +195,19 @@ def _send_one(session: requests.Session, receiver: Receiver,
         headers["Authorization"] = f"Bearer {token.reveal()}"
     sent = 0
     for start in range(0, len(alerts), BATCH_SIZE):
-        batch = alerts[start:start + BATCH_SIZE]
+        batch = alerts[start : start + BATCH_SIZE]
         try:
-            resp = session.post(url, data=json.dumps(batch), headers=headers,
-                                timeout=receiver.timeout_seconds)
+            resp = session.post(
+                url, data=json.dumps(batch), headers=headers, timeout=receiver.timeout_seconds
+            )
         except requests.RequestException as exc:
             # Give up on this receiver for this cycle: the next cycle re-sends everything.
             return sent, len(alerts) - sent, f"{type(exc).__name__} posting to {url}"
         if not 200 <= resp.status_code < 300:
-            return sent, len(alerts) - sent, (f"HTTP {resp.status_code} from {url}: "
-                                              f"{resp.text[:200]}")
+            return (
+                sent,
+                len(alerts) - sent,
+                (f"HTTP {resp.status_code} from {url}: {resp.text[:200]}"),
+            )
         sent += len(batch)
     return sent, 0, ""

@@ -84,8 +84,14 @@ class _Track:
         self.last_seen = -math.inf
 
     def to_json(self) -> list[Any]:
-        return [self.active, self.started_at, self.peak, self.quiet,
-                _enc(self.last_abnormal), _enc(self.last_seen)]
+        return [
+            self.active,
+            self.started_at,
+            self.peak,
+            self.quiet,
+            _enc(self.last_abnormal),
+            _enc(self.last_seen),
+        ]
 
     @classmethod
     def from_json(cls, raw: list[Any]) -> _Track:
@@ -153,13 +159,17 @@ class AnomalyTracker:
             elif score >= th.clear:
                 tr.quiet = 0
                 tr.last_abnormal = max(tr.last_abnormal, timestamp)
-            if (tr.quiet >= th.resolve_points
-                    and timestamp - tr.last_abnormal >= th.resolve_seconds):
+            if tr.quiet >= th.resolve_points and timestamp - tr.last_abnormal >= th.resolve_seconds:
                 tr.active, resolved = False, True
         update = AnomalyUpdate(
-            key=key, timestamp=timestamp, value=value, score=score, active=tr.active,
+            key=key,
+            timestamp=timestamp,
+            value=value,
+            score=score,
+            active=tr.active,
             severity=self.severity_of(tr.peak) if tr.active else None,
-            started=started, resolved=resolved,
+            started=started,
+            resolved=resolved,
             started_at=tr.started_at if (tr.active or resolved) else None,
             peak_score=tr.peak if (tr.active or resolved) else 0.0,
         )
@@ -189,8 +199,10 @@ class AnomalyTracker:
         return {
             "version": STATE_VERSION,
             "newest": _enc(self._newest),
-            "keys": [[_key_enc(k), det.get_state(), tr.to_json()]
-                     for k, (det, tr) in self._entries.items()],
+            "keys": [
+                [_key_enc(k), det.get_state(), tr.to_json()]
+                for k, (det, tr) in self._entries.items()
+            ],
         }
 
     @classmethod
@@ -207,7 +219,9 @@ class AnomalyTracker:
         tracker._newest = float(state.get("newest", "-inf"))
         for raw_key, det_state, tr_state in state.get("keys", []):
             tracker._entries[_key_dec(raw_key)] = (
-                Detector.from_state(det_state, tracker.params), _Track.from_json(tr_state))
+                Detector.from_state(det_state, tracker.params),
+                _Track.from_json(tr_state),
+            )
         tracker._evict_over_cap()
         return tracker
 

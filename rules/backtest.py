@@ -74,8 +74,9 @@ class Progress:
         self.done += 1
         if self.enabled:
             filled = int(30 * self.done / self.total)
-            self.out.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] "
-                           f"{self.done}/{self.total} {what[:40]:<40}")
+            self.out.write(
+                f"\r[{'#' * filled}{'.' * (30 - filled)}] {self.done}/{self.total} {what[:40]:<40}"
+            )
             if self.done >= self.total:
                 self.out.write("\n")
             self.out.flush()
@@ -90,10 +91,11 @@ def _chunks(start: float, end: float, step: float) -> list[tuple[float, float]]:
     return out
 
 
-def replay_conditions(conditions: Sequence[Condition],
-                      timelines: Iterable[tuple[Condition, dict[float, list[tuple[dict[str, str],
-                                                                                    float]]]]],
-                      times: Sequence[float]) -> list[Event]:
+def replay_conditions(
+    conditions: Sequence[Condition],
+    timelines: Iterable[tuple[Condition, dict[float, list[tuple[dict[str, str], float]]]]],
+    times: Sequence[float],
+) -> list[Event]:
     """Run the for-duration state machine of each condition over its timeline."""
     del conditions  # the timelines carry their condition
     events: list[Event] = []
@@ -114,8 +116,9 @@ def _event(t: float, kind: str, labels: dict[str, str], value: float) -> Event:
     return Event(t, kind, labels.get("alertname", ""), rest, f"value={value:.4g}")
 
 
-def replay_anomalies(series: dict[tuple[str, str], list[tuple[float, float]]],
-                     label: str = "server") -> list[Event]:
+def replay_anomalies(
+    series: dict[tuple[str, str], list[tuple[float, float]]], label: str = "server"
+) -> list[Event]:
     """Feed every (server, metric) series to a fresh tracker; report starts and ends."""
     tracker = AnomalyTracker()
     events: list[Event] = []
@@ -124,11 +127,25 @@ def replay_anomalies(series: dict[tuple[str, str], list[tuple[float, float]]],
             u = tracker.observe((server, metric), ts, value)
             labels = (("metric", metric), (label, server))
             if u.started:
-                events.append(Event(ts, "ANOMALY", "MetricAnomaly", labels,
-                                    f"score={u.score:.2f} value={value:.4g}"))
+                events.append(
+                    Event(
+                        ts,
+                        "ANOMALY",
+                        "MetricAnomaly",
+                        labels,
+                        f"score={u.score:.2f} value={value:.4g}",
+                    )
+                )
             if u.resolved:
-                events.append(Event(ts, "ANOMALY_RESOLVED", "MetricAnomaly", labels,
-                                    f"severity={_severity(u.peak_score, tracker)}"))
+                events.append(
+                    Event(
+                        ts,
+                        "ANOMALY_RESOLVED",
+                        "MetricAnomaly",
+                        labels,
+                        f"severity={_severity(u.peak_score, tracker)}",
+                    )
+                )
     return events
 
 
@@ -136,9 +153,16 @@ def _severity(score: float, tracker: AnomalyTracker) -> str:
     return tracker.severity_of(score)
 
 
-def backtest_prometheus(client: PrometheusClient, conditions: Sequence[Condition], *,
-                        start: float, end: float, step: float, anomalies: bool,
-                        progress: Progress | None = None) -> list[Event]:
+def backtest_prometheus(
+    client: PrometheusClient,
+    conditions: Sequence[Condition],
+    *,
+    start: float,
+    end: float,
+    step: float,
+    anomalies: bool,
+    progress: Progress | None = None,
+) -> list[Event]:
     """Replay over Prometheus history."""
     chunks = _chunks(start, end, step)
     times = [start + i * step for i in range(int((end - start) // step) + 1)]
@@ -185,24 +209,40 @@ def read_csv(path: Path) -> list[tuple[float, float]]:
                 value = float(row[1]) if len(row) > 1 else math.nan
                 rows.append((parse_timestamp(row[0]), value))
             except (ValueError, IndexError):
-                raise ConfigError(f"{path}:{line}: cannot parse timestamp or value in "
-                                  f"{row!r}") from None
+                raise ConfigError(
+                    f"{path}:{line}: cannot parse timestamp or value in {row!r}"
+                ) from None
     return rows
 
 
-def backtest_csv(rows: list[tuple[float, float]], conditions: Sequence[Condition],
-                 metric: str | None, *, anomalies: bool, name: str = "csv") -> list[Event]:
+def backtest_csv(
+    rows: list[tuple[float, float]],
+    conditions: Sequence[Condition],
+    metric: str | None,
+    *,
+    anomalies: bool,
+    name: str = "csv",
+) -> list[Event]:
     """Replay metric conditions on `metric` and the detector over one CSV series."""
-    ops = dict(zip(OPERATORS, (float.__gt__, float.__ge__, float.__lt__, float.__le__,
-                               float.__eq__, float.__ne__), strict=True))
+    ops = dict(
+        zip(
+            OPERATORS,
+            (float.__gt__, float.__ge__, float.__lt__, float.__le__, float.__eq__, float.__ne__),
+            strict=True,
+        )
+    )
     labels = {"series": name}
     timelines = []
     for cond in conditions:
         if metric is None or cond.metric != metric or cond.op is None or cond.threshold is None:
             continue
         compare, threshold = ops[cond.op], cond.threshold
-        timelines.append((cond, {t: [(labels, v)] for t, v in rows
-                                 if math.isfinite(v) and compare(v, threshold)}))
+        timelines.append(
+            (
+                cond,
+                {t: [(labels, v)] for t, v in rows if math.isfinite(v) and compare(v, threshold)},
+            )
+        )
     events = replay_conditions(conditions, timelines, [t for t, _ in rows])
     if anomalies:
         events += replay_anomalies({(name, metric or "value"): rows}, label="series")
@@ -220,8 +260,11 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--step", default="15s", help="evaluation step (default 15s)")
     p.add_argument("--config", type=Path)
     p.add_argument("--conditions", type=Path, help="conditions file (defaults included)")
-    p.add_argument("--metric", help="with --csv: the metric the CSV holds, e.g. "
-                                    "stacksense_cpu_usage_ratio, to apply its conditions")
+    p.add_argument(
+        "--metric",
+        help="with --csv: the metric the CSV holds, e.g. "
+        "stacksense_cpu_usage_ratio, to apply its conditions",
+    )
     p.add_argument("--no-anomalies", action="store_true", help="skip the detector")
     p.add_argument("--progress", action="store_true", help="progress bar even if not a tty")
     p.set_defaults(func=run)
@@ -231,15 +274,17 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Execute the subcommand; events to `out` (stdout), progress to stderr."""
     out = out or sys.stdout
     cfg = load_config(args.config)
-    conds = load_conditions(args.conditions or cfg.conditions_file,
-                            include_defaults=cfg.include_default_conditions)
+    conds = load_conditions(
+        args.conditions or cfg.conditions_file, include_defaults=cfg.include_default_conditions
+    )
     if args.csv is not None:
         try:
             rows = read_csv(args.csv)
         except OSError as exc:
             raise ConfigError(f"{args.csv}: cannot read: {exc.strerror or exc}") from None
-        events = backtest_csv(rows, conds, args.metric, anomalies=not args.no_anomalies,
-                              name=args.csv.stem)
+        events = backtest_csv(
+            rows, conds, args.metric, anomalies=not args.no_anomalies, name=args.csv.stem
+        )
     else:
         now = time.time()
         start, end = parse_time(args.start, now), parse_time(args.end, now)
@@ -247,12 +292,20 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         if step <= 0 or end < start:
             raise ConfigError("step must be > 0 and end >= start")
         chunks = len(_chunks(start, end, step)) * (len(conds) + (0 if args.no_anomalies else 1))
-        progress = Progress(chunks, sys.stderr,
-                            args.progress or (sys.stderr.isatty() and chunks > 4))
+        progress = Progress(
+            chunks, sys.stderr, args.progress or (sys.stderr.isatty() and chunks > 4)
+        )
         client = PrometheusClient(args.prometheus, timeout=cfg.prometheus_timeout_seconds)
         try:
-            events = backtest_prometheus(client, conds, start=start, end=end, step=step,
-                                         anomalies=not args.no_anomalies, progress=progress)
+            events = backtest_prometheus(
+                client,
+                conds,
+                start=start,
+                end=end,
+                step=step,
+                anomalies=not args.no_anomalies,
+                progress=progress,
+            )
         except PrometheusError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1

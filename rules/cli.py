@@ -43,21 +43,30 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the engine (HTTP on the listen address)")
     _config_flags(run)
-    cli_flags.add_listen_address(run, default=None, aliases=("--listen",),
-                                 help="HOST:PORT to serve HTTP on (overrides listen_address)")
+    cli_flags.add_listen_address(
+        run,
+        default=None,
+        aliases=("--listen",),
+        help="HOST:PORT to serve HTTP on (overrides listen_address)",
+    )
     run.add_argument("--once", action="store_true", help="run one cycle, print it, exit")
     run.set_defaults(func=_run)
 
     check = sub.add_parser("check-config", help="validate the config and conditions files")
     _config_flags(check)
     check.add_argument("--conditions", type=Path, help="a conditions file (overrides config)")
-    check.add_argument("--prometheus", metavar="URL", nargs="?", const="",
-                       help="also have Prometheus (URL, or the configured one) parse every "
-                            "condition's expression")
+    check.add_argument(
+        "--prometheus",
+        metavar="URL",
+        nargs="?",
+        const="",
+        help="also have Prometheus (URL, or the configured one) parse every condition's expression",
+    )
     check.set_defaults(func=_check)
 
-    export = sub.add_parser("export-prometheus-rules",
-                            help="write Prometheus rule files and a PrometheusRule manifest")
+    export = sub.add_parser(
+        "export-prometheus-rules", help="write Prometheus rule files and a PrometheusRule manifest"
+    )
     _config_flags(export)
     export.add_argument("--conditions", type=Path)
     export.add_argument("--out", type=Path, default=Path("."), help="output directory")
@@ -74,8 +83,9 @@ def _parser() -> argparse.ArgumentParser:
 def _config_flags(parser: argparse.ArgumentParser) -> None:
     """--config.file (alias --config) and --log.level, which may also come after the
     subcommand (`stacksense-rules run --config.file X --log.level debug`)."""
-    cli_flags.add_config_file(parser, aliases=("--config",), type=Path,
-                              help="engine config YAML (default: built-in)")
+    cli_flags.add_config_file(
+        parser, aliases=("--config",), type=Path, help="engine config YAML (default: built-in)"
+    )
     cli_flags.add_log_level(parser, aliases=("--log-level",), inherit=True)
 
 
@@ -87,22 +97,26 @@ def _conditions(args: argparse.Namespace) -> tuple[EngineConfig, list[Condition]
 
 def _check(args: argparse.Namespace) -> int:
     cfg, conds = _conditions(args)
-    print(f"config OK: Prometheus {cfg.prometheus_url}, {len(cfg.receivers)} receiver(s), "
-          f"{len(conds)} condition(s): {', '.join(c.alert for c in conds)}")
+    print(
+        f"config OK: Prometheus {cfg.prometheus_url}, {len(cfg.receivers)} receiver(s), "
+        f"{len(conds)} condition(s): {', '.join(c.alert for c in conds)}"
+    )
     if args.prometheus is None:
         return 0
     from rules.promapi import PrometheusClient, PrometheusError, PrometheusQueryError
 
-    client = PrometheusClient(args.prometheus or cfg.prometheus_url,
-                              timeout=cfg.prometheus_timeout_seconds, retries=0)
+    client = PrometheusClient(
+        args.prometheus or cfg.prometheus_url, timeout=cfg.prometheus_timeout_seconds, retries=0
+    )
     bad = 0
     for cond in conds:
         try:
             client.query(cond.expr)
         except PrometheusQueryError as exc:
             bad += 1
-            print(f"error: condition {cond.alert}: expr {cond.expr!r}: {exc.message}",
-                  file=sys.stderr)
+            print(
+                f"error: condition {cond.alert}: expr {cond.expr!r}: {exc.message}", file=sys.stderr
+            )
         except PrometheusError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
@@ -119,7 +133,8 @@ def _export(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / export.RULES_FILE).write_text(export.rules_file(cfg, conds))
     (args.out / export.MANIFEST_FILE).write_text(
-        export.prometheus_rule_manifest(cfg, conds, namespace=args.namespace))
+        export.prometheus_rule_manifest(cfg, conds, namespace=args.namespace)
+    )
     print(f"wrote {args.out / export.RULES_FILE} and {args.out / export.MANIFEST_FILE}")
     return 0
 
@@ -137,11 +152,15 @@ def _run(args: argparse.Namespace) -> int:
     try:
         host, port = service.start(args.listen)
     except OSError as exc:
-        print(f"error: cannot listen on {args.listen or service.engine.config.listen_address}: "
-              f"{exc.strerror or exc}", file=sys.stderr)
+        print(
+            f"error: cannot listen on {args.listen or service.engine.config.listen_address}: "
+            f"{exc.strerror or exc}",
+            file=sys.stderr,
+        )
         return 1
-    logging.getLogger("rules").info("listening on %s:%d, Prometheus %s", host, port,
-                                    service.engine.config.prometheus_url)
+    logging.getLogger("rules").info(
+        "listening on %s:%d, Prometheus %s", host, port, service.engine.config.prometheus_url
+    )
     done = threading.Event()
 
     def reload(_sig: int, _frame: object) -> None:

@@ -29,8 +29,17 @@ from rules.validate import ConfigError, read_yaml
 
 OPERATORS = (">", ">=", "<", "<=", "==", "!=")
 SEVERITIES = ("critical", "warning", "info", "none")
-_RULE_KEYS = {"alert", "metric", "expr", "op", "threshold", "for", "severity", "labels",
-              "annotations"}
+_RULE_KEYS = {
+    "alert",
+    "metric",
+    "expr",
+    "op",
+    "threshold",
+    "for",
+    "severity",
+    "labels",
+    "annotations",
+}
 _RESERVED_LABELS = {"alertname", "severity"}
 
 
@@ -59,14 +68,12 @@ class _Fields(dict[str, str]):
         return "<no value>"
 
 
-def _template_fields(labels: Mapping[str, str], value: float,
-                     threshold: float | None) -> _Fields:
+def _template_fields(labels: Mapping[str, str], value: float, threshold: float | None) -> _Fields:
     fields = _Fields(labels)
     fields["value"] = f"{value:.4g}"
     fields["value_percent"] = f"{value * 100:.4g}%"
     fields["threshold"] = "<no value>" if threshold is None else f"{threshold:g}"
-    fields["threshold_percent"] = ("<no value>" if threshold is None
-                                   else f"{threshold * 100:g}%")
+    fields["threshold_percent"] = "<no value>" if threshold is None else f"{threshold * 100:g}%"
     return fields
 
 
@@ -81,8 +88,10 @@ def check_template(template: str, where: str) -> None:
             continue
         if not name.isidentifier() or spec or conversion:
             shown = name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "")
-            raise ConfigError(f"{where}: placeholder {{{shown}}} must be a plain name such as "
-                              "{server} or {value_percent}")
+            raise ConfigError(
+                f"{where}: placeholder {{{shown}}} must be a plain name such as "
+                "{server} or {value_percent}"
+            )
 
 
 def parse_conditions(raw: Any, source: str) -> list[Condition]:
@@ -113,8 +122,9 @@ def _parse_one(item: Any, where: str) -> Condition:
         raise ConfigError(f"{where}.alert: must be a name like HighCpuUsage, got {alert!r}")
     severity = r["severity"]
     if severity not in SEVERITIES:
-        raise ConfigError(f"{where}.severity: must be one of {', '.join(SEVERITIES)}, "
-                          f"got {severity!r}")
+        raise ConfigError(
+            f"{where}.severity: must be one of {', '.join(SEVERITIES)}, got {severity!r}"
+        )
     if ("metric" in r) == ("expr" in r):
         raise ConfigError(f"{where}: give exactly one of metric or expr")
     op = r.get("op")
@@ -141,10 +151,17 @@ def _parse_one(item: Any, where: str) -> Condition:
     annotations = v.string_map(r.get("annotations"), f"{where}.annotations")
     for key, template in annotations.items():
         check_template(template, f"{where}.annotations.{key}")
-    return Condition(alert=alert, expr=expr, severity=severity,
-                     for_seconds=v.duration(r["for"], f"{where}.for") if "for" in r else 0.0,
-                     op=op, threshold=threshold, metric=metric, labels=labels,
-                     annotations=annotations)
+    return Condition(
+        alert=alert,
+        expr=expr,
+        severity=severity,
+        for_seconds=v.duration(r["for"], f"{where}.for") if "for" in r else 0.0,
+        op=op,
+        threshold=threshold,
+        metric=metric,
+        labels=labels,
+        annotations=annotations,
+    )
 
 
 def default_conditions() -> list[Condition]:
@@ -203,8 +220,13 @@ class ConditionTracker:
     def __init__(self) -> None:
         self.active: dict[str, ActiveCondition] = {}
 
-    def update(self, cond: Condition, results: Iterable[tuple[Mapping[str, str], float]],
-               now: float, frozen: frozenset[str] = frozenset()) -> list[ActiveCondition]:
+    def update(
+        self,
+        cond: Condition,
+        results: Iterable[tuple[Mapping[str, str], float]],
+        now: float,
+        frozen: frozenset[str] = frozenset(),
+    ) -> list[ActiveCondition]:
         """Apply one evaluation of `cond`; return the instances that resolved now.
 
         Instances of `frozen` servers (offline, unknown: their series say nothing
@@ -226,8 +248,11 @@ class ConditionTracker:
             if entry.fired_at is None and now - entry.active_since >= cond.for_seconds:
                 entry.fired_at = now
         resolved = []
-        for key in [k for k, a in self.active.items() if a.condition == cond.alert
-                    and a.labels.get("server") not in frozen]:
+        for key in [
+            k
+            for k, a in self.active.items()
+            if a.condition == cond.alert and a.labels.get("server") not in frozen
+        ]:
             if key not in seen:
                 entry = self.active.pop(key)
                 if entry.firing:
@@ -236,8 +261,9 @@ class ConditionTracker:
 
     def forget_servers(self, servers: set[str]) -> None:
         """Drop every instance of servers that left the inventory (their alerts end now)."""
-        self.active = {k: a for k, a in self.active.items()
-                       if a.labels.get("server") not in servers}
+        self.active = {
+            k: a for k, a in self.active.items() if a.labels.get("server") not in servers
+        }
 
     def forget_missing(self, names: set[str]) -> None:
         """Drop state of conditions that no longer exist (after a reload)."""
@@ -249,9 +275,16 @@ class ConditionTracker:
 
     def get_state(self) -> list[dict[str, Any]]:
         """JSON-friendly state."""
-        return [{"condition": a.condition, "labels": a.labels, "value": a.value,
-                 "active_since": a.active_since, "fired_at": a.fired_at}
-                for a in self.active.values()]
+        return [
+            {
+                "condition": a.condition,
+                "labels": a.labels,
+                "value": a.value,
+                "active_since": a.active_since,
+                "fired_at": a.fired_at,
+            }
+            for a in self.active.values()
+        ]
 
     @classmethod
     def from_state(cls, raw: Any) -> ConditionTracker:
@@ -259,10 +292,13 @@ class ConditionTracker:
         tracker = cls()
         for item in raw if isinstance(raw, list) else []:
             try:
-                entry = ActiveCondition(str(item["condition"]), dict(item["labels"]),
-                                        float(item["value"]), float(item["active_since"]),
-                                        None if item["fired_at"] is None
-                                        else float(item["fired_at"]))
+                entry = ActiveCondition(
+                    str(item["condition"]),
+                    dict(item["labels"]),
+                    float(item["value"]),
+                    float(item["active_since"]),
+                    None if item["fired_at"] is None else float(item["fired_at"]),
+                )
             except (KeyError, TypeError, ValueError):
                 continue
             tracker.active[label_key(entry.labels)] = entry

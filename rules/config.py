@@ -24,8 +24,15 @@ ANOMALY_METRICS = ("cpu", "memory", "disk", "network")
 # 5-minute data (NAB) it is exactly the detector's default behaviour.
 DETECTOR_DEFAULTS: dict[str, Any] = {"season_max_slots": 288}
 
-__all__ = ["ANOMALY_METRICS", "ConfigError", "EngineConfig", "Receiver", "RulesFile",
-           "load_config", "parse_config"]
+__all__ = [
+    "ANOMALY_METRICS",
+    "ConfigError",
+    "EngineConfig",
+    "Receiver",
+    "RulesFile",
+    "load_config",
+    "parse_config",
+]
 
 
 def _positive(seconds: float, key: str) -> None:
@@ -97,13 +104,21 @@ class StatusSection:
     pipeline_alert_after: Seconds = 60.0
 
     def __post_init__(self) -> None:
-        for key in ("offline_after", "grace_offline_after", "grace_period", "outage_threshold",
-                    "pending_timeout", "pipeline_alert_after"):
+        for key in (
+            "offline_after",
+            "grace_offline_after",
+            "grace_period",
+            "outage_threshold",
+            "pending_timeout",
+            "pipeline_alert_after",
+        ):
             _positive(getattr(self, key), key)
         if self.grace_offline_after < self.offline_after:
-            raise ConfigError("grace_offline_after",
-                              f"must be >= status.offline_after ({self.offline_after:g}s), "
-                              f"got {self.grace_offline_after:g}s")
+            raise ConfigError(
+                "grace_offline_after",
+                f"must be >= status.offline_after ({self.offline_after:g}s), "
+                f"got {self.grace_offline_after:g}s",
+            )
 
 
 @dataclass(frozen=True)
@@ -135,8 +150,10 @@ class AnomaliesSection:
     def __post_init__(self) -> None:
         for i, name in enumerate(self.metrics):
             if name not in ANOMALY_METRICS:
-                raise ConfigError(f"metrics[{i}]", f"unknown metric {name!r} "
-                                  f"(known: {', '.join(ANOMALY_METRICS)})")
+                raise ConfigError(
+                    f"metrics[{i}]",
+                    f"unknown metric {name!r} (known: {', '.join(ANOMALY_METRICS)})",
+                )
         _positive(self.save_interval, "save_interval")
         object.__setattr__(self, "detector", _detector(self.detector))
 

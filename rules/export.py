@@ -67,8 +67,7 @@ def condition_rules(conditions: Sequence[Condition]) -> list[dict[str, Any]]:
             rule["for"] = format_duration(c.for_seconds)
         rule["labels"] = {**c.labels, "severity": c.severity}
         if c.annotations:
-            rule["annotations"] = {k: go_template(t, c.threshold)
-                                   for k, t in c.annotations.items()}
+            rule["annotations"] = {k: go_template(t, c.threshold) for k, t in c.annotations.items()}
         rules.append(rule)
     return rules
 
@@ -79,46 +78,63 @@ def status_rules(config: EngineConfig) -> list[dict[str, Any]]:
     exporter = escape_label_value(config.exporter_job)
     prom = escape_label_value(config.prometheus_job)
     recent = format_duration(config.grace_period_seconds + config.outage_threshold_seconds)
-    down_fraction = round(config.outage_threshold_seconds
-                          / (config.grace_period_seconds + config.outage_threshold_seconds), 3)
+    down_fraction = round(
+        config.outage_threshold_seconds
+        / (config.grace_period_seconds + config.outage_threshold_seconds),
+        3,
+    )
     extra = config.grace_offline_after_seconds - config.offline_after_seconds
     return [
-        {"record": "stacksense:server_last_heartbeat_timestamp_seconds",
-         "expr": "max by (server) (max_over_time("
-                 f"stacksense_last_heartbeat_timestamp_seconds[{window}]))"},
-        {"record": "stacksense:server_heartbeat_age_seconds",
-         "expr": "time() - stacksense:server_last_heartbeat_timestamp_seconds"},
-        {"record": "stacksense:monitoring_grace",
-         "expr": "max(\n"
-                 f'  label_replace(time() - max(process_start_time_seconds{{job="{prom}"}})'
-                 f' < bool {config.grace_period_seconds + config.outage_threshold_seconds:g},'
-                 ' "sign", "prometheus_restart", "", "")\n'
-                 f'  or label_replace(min(avg_over_time(up{{job="{exporter}"}}[{recent}]))'
-                 f' < bool {1 - down_fraction:g}, "sign", "exporter_down", "", "")\n'
-                 '  or label_replace(vector(0), "sign", "none", "", "")\n)'},
-        {"record": "stacksense:server_offline_threshold_seconds",
-         "expr": f"{config.offline_after_seconds:g} + {extra:g} * stacksense:monitoring_grace"},
+        {
+            "record": "stacksense:server_last_heartbeat_timestamp_seconds",
+            "expr": "max by (server) (max_over_time("
+            f"stacksense_last_heartbeat_timestamp_seconds[{window}]))",
+        },
+        {
+            "record": "stacksense:server_heartbeat_age_seconds",
+            "expr": "time() - stacksense:server_last_heartbeat_timestamp_seconds",
+        },
+        {
+            "record": "stacksense:monitoring_grace",
+            "expr": "max(\n"
+            f'  label_replace(time() - max(process_start_time_seconds{{job="{prom}"}})'
+            f" < bool {config.grace_period_seconds + config.outage_threshold_seconds:g},"
+            ' "sign", "prometheus_restart", "", "")\n'
+            f'  or label_replace(min(avg_over_time(up{{job="{exporter}"}}[{recent}]))'
+            f' < bool {1 - down_fraction:g}, "sign", "exporter_down", "", "")\n'
+            '  or label_replace(vector(0), "sign", "none", "", "")\n)',
+        },
+        {
+            "record": "stacksense:server_offline_threshold_seconds",
+            "expr": f"{config.offline_after_seconds:g} + {extra:g} * stacksense:monitoring_grace",
+        },
         # Reached (a heartbeat in the window), stale, and in the inventory, not suspended;
         # a server never reached is pending, never offline (docs/rules-engine.md).
-        {"alert": "ServerOffline",
-         "expr": "stacksense:server_heartbeat_age_seconds\n"
-                 "  > on () group_left () stacksense:server_offline_threshold_seconds\n"
-                 "and on (server) max by (server) (stacksense_server_suspended == 0)",
-         "labels": {"severity": "critical"},
-         "annotations": {"summary": "{{ $labels.server }} is offline (" + _REASON + ")"}},
-        {"alert": "ServerUnreachable",
-         "expr": "max by (server) (stacksense_server_suspended == 0)\n"
-                 "unless on (server) stacksense:server_last_heartbeat_timestamp_seconds",
-         "for": format_duration(config.pending_timeout_seconds),
-         "labels": {"severity": "warning"},
-         "annotations": {"summary": "{{ $labels.server }} was never reached (" + _REASON + ")"}},
+        {
+            "alert": "ServerOffline",
+            "expr": "stacksense:server_heartbeat_age_seconds\n"
+            "  > on () group_left () stacksense:server_offline_threshold_seconds\n"
+            "and on (server) max by (server) (stacksense_server_suspended == 0)",
+            "labels": {"severity": "critical"},
+            "annotations": {"summary": "{{ $labels.server }} is offline (" + _REASON + ")"},
+        },
+        {
+            "alert": "ServerUnreachable",
+            "expr": "max by (server) (stacksense_server_suspended == 0)\n"
+            "unless on (server) stacksense:server_last_heartbeat_timestamp_seconds",
+            "for": format_duration(config.pending_timeout_seconds),
+            "labels": {"severity": "warning"},
+            "annotations": {"summary": "{{ $labels.server }} was never reached (" + _REASON + ")"},
+        },
     ]
 
 
 # The probe's failure reason, looked up when the alert is rendered.
-_REASON = ('{{ with query (printf "max by (reason) (stacksense_probe_failure{server=\'%s\'}'
-           ' == 1)" $labels.server) }}{{ . | first | label \"reason\" }}'
-           '{{ else }}no heartbeat{{ end }}')
+_REASON = (
+    "{{ with query (printf \"max by (reason) (stacksense_probe_failure{server='%s'}"
+    ' == 1)" $labels.server) }}{{ . | first | label "reason" }}'
+    "{{ else }}no heartbeat{{ end }}"
+)
 
 
 def health_rules(config: EngineConfig) -> list[dict[str, Any]]:
@@ -126,16 +142,27 @@ def health_rules(config: EngineConfig) -> list[dict[str, Any]]:
     ratio = "stacksense:server_max_usage_ratio"
     y, r = f"{config.health_yellow_at:g}", f"{config.health_red_at:g}"
     return [
-        {"record": ratio,
-         "expr": 'max by (server) ({__name__=~"stacksense_(cpu|memory|swap|filesystem)'
-                 '_usage_ratio"})'},
+        {
+            "record": ratio,
+            "expr": 'max by (server) ({__name__=~"stacksense_(cpu|memory|swap|filesystem)'
+            '_usage_ratio"})',
+        },
         {"record": "stacksense:server_health_score", "expr": f"100 * (1 - clamp({ratio}, 0, 1))"},
-        {"record": "stacksense:server_health", "labels": {"color": "green"},
-         "expr": f"{ratio} < bool {y}"},
-        {"record": "stacksense:server_health", "labels": {"color": "yellow"},
-         "expr": f"({ratio} >= bool {y}) * ({ratio} <= bool {r})"},
-        {"record": "stacksense:server_health", "labels": {"color": "red"},
-         "expr": f"{ratio} > bool {r}"},
+        {
+            "record": "stacksense:server_health",
+            "labels": {"color": "green"},
+            "expr": f"{ratio} < bool {y}",
+        },
+        {
+            "record": "stacksense:server_health",
+            "labels": {"color": "yellow"},
+            "expr": f"({ratio} >= bool {y}) * ({ratio} <= bool {r})",
+        },
+        {
+            "record": "stacksense:server_health",
+            "labels": {"color": "red"},
+            "expr": f"{ratio} > bool {r}",
+        },
     ]
 
 
@@ -145,28 +172,45 @@ def rule_groups(config: EngineConfig, conditions: Sequence[Condition]) -> list[d
     return [
         {"name": "stacksense-status", "interval": interval, "rules": status_rules(config)},
         {"name": "stacksense-health", "interval": interval, "rules": health_rules(config)},
-        {"name": "stacksense-conditions", "interval": interval,
-         "rules": condition_rules(conditions)},
+        {
+            "name": "stacksense-conditions",
+            "interval": interval,
+            "rules": condition_rules(conditions),
+        },
     ]
 
 
 def rules_file(config: EngineConfig, conditions: Sequence[Condition]) -> str:
     """A Prometheus rule file (`rule_files:`) as YAML text."""
-    header = ("# Generated by `stacksense-rules export-prometheus-rules`; edit the conditions\n"
-              "# file and regenerate rather than editing this file.\n")
+    header = (
+        "# Generated by `stacksense-rules export-prometheus-rules`; edit the conditions\n"
+        "# file and regenerate rather than editing this file.\n"
+    )
     return header + _dump({"groups": rule_groups(config, conditions)})
 
 
-def prometheus_rule_manifest(config: EngineConfig, conditions: Sequence[Condition], *,
-                             name: str = "stacksense-rules", namespace: str | None = None
-                             ) -> str:
+def prometheus_rule_manifest(
+    config: EngineConfig,
+    conditions: Sequence[Condition],
+    *,
+    name: str = "stacksense-rules",
+    namespace: str | None = None,
+) -> str:
     """The same groups as a prometheus-operator PrometheusRule manifest."""
-    metadata: dict[str, Any] = {"name": name, "labels": {
-        "app.kubernetes.io/name": "stacksense", "app.kubernetes.io/component": "rules"}}
+    metadata: dict[str, Any] = {
+        "name": name,
+        "labels": {"app.kubernetes.io/name": "stacksense", "app.kubernetes.io/component": "rules"},
+    }
     if namespace:
         metadata["namespace"] = namespace
-    return _dump({"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule",
-                  "metadata": metadata, "spec": {"groups": rule_groups(config, conditions)}})
+    return _dump(
+        {
+            "apiVersion": "monitoring.coreos.com/v1",
+            "kind": "PrometheusRule",
+            "metadata": metadata,
+            "spec": {"groups": rule_groups(config, conditions)},
+        }
+    )
 
 
 def _dump(doc: Any) -> str:

@@ -43,8 +43,15 @@ class FleetData:
     errors: dict[str, tuple[str, str, str]] = field(default_factory=dict)
 
 
-def fetch(client: PrometheusClient, config: EngineConfig, conditions: Sequence[Condition],
-          now: float, *, up_window: float, last_ok: float | None) -> FleetData:
+def fetch(
+    client: PrometheusClient,
+    config: EngineConfig,
+    conditions: Sequence[Condition],
+    now: float,
+    *,
+    up_window: float,
+    last_ok: float | None,
+) -> FleetData:
     """Run the cycle's queries at `now`; raises PrometheusError when Prometheus fails."""
     hb_window = config.grace_offline_after_seconds + 60.0
     names = sorted(set(queries.HEALTH_METRICS) | set(config.anomaly_metrics))
@@ -57,11 +64,14 @@ def fetch(client: PrometheusClient, config: EngineConfig, conditions: Sequence[C
     rejected: list[str] = []
     with ThreadPoolExecutor(max_workers=QUERY_CONCURRENCY) as pool:
         f_hb_inv = pool.submit(client.query, queries.heartbeats_and_inventory(hb_window), now)
-        f_up = pool.submit(client.query_matrix,
-                           queries.exporter_up(config.exporter_job, up_window), now)
+        f_up = pool.submit(
+            client.query_matrix, queries.exporter_up(config.exporter_job, up_window), now
+        )
         f_start = pool.submit(client.query, queries.prometheus_start(config.prometheus_job), now)
-        f_metrics = [pool.submit(client.query_range, q, start, now, step)
-                     for q in queries.fleet_metric_queries(names)]
+        f_metrics = [
+            pool.submit(client.query_range, q, start, now, step)
+            for q in queries.fleet_metric_queries(names)
+        ]
         f_cond = pool.submit(_conditions, client, conditions, now, rejected)
         heartbeats: dict[str, float] = {}
         inventory: dict[str, float] = {}
@@ -81,22 +91,38 @@ def fetch(client: PrometheusClient, config: EngineConfig, conditions: Sequence[C
                 reason = s.labels.get("reason", "")
                 failures[server] = min(failures.get(server, reason), reason)
             elif part == "error":
-                errors[server] = (s.labels.get("reason", ""), s.labels.get("detail", ""),
-                                  s.labels.get("message", ""))
+                errors[server] = (
+                    s.labels.get("reason", ""),
+                    s.labels.get("detail", ""),
+                    s.labels.get("message", ""),
+                )
             elif part == "scrape_failed":
                 scrape_failed.add(server)
         for server in scrape_failed:
             failures.setdefault(server, "scrape_failed")
         started = f_start.result()
-        metrics = {(s.labels["server"], queries.metric_of(s.labels)): s.points
-                   for f in f_metrics for s in f.result() if "server" in s.labels}
-        return FleetData(heartbeats, inventory, f_up.result(),
-                         started[0].value if started else None, metrics, f_cond.result(),
-                         rejected, failures, errors)
+        metrics = {
+            (s.labels["server"], queries.metric_of(s.labels)): s.points
+            for f in f_metrics
+            for s in f.result()
+            if "server" in s.labels
+        }
+        return FleetData(
+            heartbeats,
+            inventory,
+            f_up.result(),
+            started[0].value if started else None,
+            metrics,
+            f_cond.result(),
+            rejected,
+            failures,
+            errors,
+        )
 
 
-def _conditions(client: PrometheusClient, conditions: Sequence[Condition], now: float,
-                rejected: list[str]) -> ConditionResults:
+def _conditions(
+    client: PrometheusClient, conditions: Sequence[Condition], now: float, rejected: list[str]
+) -> ConditionResults:
     """Every condition's result series: one query, or one per condition if it is rejected."""
     if not conditions:
         return {}
@@ -114,8 +140,9 @@ def _conditions(client: PrometheusClient, conditions: Sequence[Condition], now: 
     return out
 
 
-def _one_by_one(client: PrometheusClient, conditions: Sequence[Condition], now: float,
-                rejected: list[str]) -> ConditionResults:
+def _one_by_one(
+    client: PrometheusClient, conditions: Sequence[Condition], now: float, rejected: list[str]
+) -> ConditionResults:
     out: ConditionResults = {}
     for i, cond in enumerate(conditions):
         try:
@@ -123,8 +150,9 @@ def _one_by_one(client: PrometheusClient, conditions: Sequence[Condition], now: 
         except PrometheusQueryError as exc:
             # Left out of the result: a broken rule keeps its state rather than resolving.
             rejected.append(cond.alert)
-            log.error("condition %s: Prometheus rejected its expression: %s", cond.alert,
-                      exc.message)
+            log.error(
+                "condition %s: Prometheus rejected its expression: %s", cond.alert, exc.message
+            )
             continue
         out[i] = [(dict(s.labels), s.value) for s in samples]
     return out

@@ -57,8 +57,14 @@ class GraceState:
         self.reasons.append(reason)
 
 
-def from_up_history(up: Sequence[Series], now: float, settings: GraceSettings,
-                    state: GraceState, *, monitored_before: bool = True) -> None:
+def from_up_history(
+    up: Sequence[Series],
+    now: float,
+    settings: GraceSettings,
+    state: GraceState,
+    *,
+    monitored_before: bool = True,
+) -> None:
     """Find outages in the exporter job's raw `up` samples (one series per replica).
 
     `monitored_before`: the engine had watched this fleet before it started (its state
@@ -73,8 +79,10 @@ def from_up_history(up: Sequence[Series], now: float, settings: GraceSettings,
         healthy = [t for t, value in series.points if value >= 1.0 and t <= now]
         if not healthy:
             state.pipeline_down = True
-            state.reasons.append(f"exporter {series.labels.get('instance', '?')} down "
-                                 f"for the whole {settings.window_seconds:g}s window")
+            state.reasons.append(
+                f"exporter {series.labels.get('instance', '?')} down "
+                f"for the whole {settings.window_seconds:g}s window"
+            )
             continue
         newest_healthy = max(newest_healthy or healthy[-1], healthy[-1])
         # A series that starts late in the window: its history before was a gap too
@@ -83,35 +91,46 @@ def from_up_history(up: Sequence[Series], now: float, settings: GraceSettings,
         previous = window_start if starts_late and monitored_before else healthy[0]
         for t in healthy:
             if t - previous > settings.outage_threshold_seconds:
-                state.extend(t + settings.grace_period_seconds,
-                             f"exporter {series.labels.get('instance', '?')} gap of "
-                             f"{t - previous:.0f}s ended at {t:.0f}")
+                state.extend(
+                    t + settings.grace_period_seconds,
+                    f"exporter {series.labels.get('instance', '?')} gap of "
+                    f"{t - previous:.0f}s ended at {t:.0f}",
+                )
             previous = t
         if now - healthy[-1] > settings.stale_after_seconds:
             state.pipeline_down = True
-            state.reasons.append(f"exporter {series.labels.get('instance', '?')} not scraped "
-                                 f"healthy for {now - healthy[-1]:.0f}s")
+            state.reasons.append(
+                f"exporter {series.labels.get('instance', '?')} not scraped "
+                f"healthy for {now - healthy[-1]:.0f}s"
+            )
     if newest_healthy is not None and now - newest_healthy > settings.outage_threshold_seconds:
         # The outage is still going on: grace must outlast it once it ends.
         state.extend(now + settings.grace_period_seconds, "exporter outage ongoing")
 
 
-def from_prometheus_start(start_time: float | None, has_up_history: bool, now: float,
-                          settings: GraceSettings, state: GraceState) -> None:
+def from_prometheus_start(
+    start_time: float | None,
+    has_up_history: bool,
+    now: float,
+    settings: GraceSettings,
+    state: GraceState,
+) -> None:
     """A recent Prometheus start with no `up` history to measure the gap: assume an outage."""
     if start_time is None or has_up_history:
         return
     if now - start_time < settings.grace_period_seconds:
-        state.extend(start_time + settings.grace_period_seconds,
-                     f"Prometheus started at {start_time:.0f}, gap unknown")
+        state.extend(
+            start_time + settings.grace_period_seconds,
+            f"Prometheus started at {start_time:.0f}, gap unknown",
+        )
 
 
-def from_engine_downtime(last_cycle: float | None, now: float, settings: GraceSettings,
-                         state: GraceState) -> None:
+def from_engine_downtime(
+    last_cycle: float | None, now: float, settings: GraceSettings, state: GraceState
+) -> None:
     """The engine's own gap, from the last cycle recorded in its state file."""
     if last_cycle is None:
         return
     gap = now - last_cycle
     if gap > settings.outage_threshold_seconds:
-        state.extend(now + settings.grace_period_seconds,
-                     f"rule engine was down for {gap:.0f}s")
+        state.extend(now + settings.grace_period_seconds, f"rule engine was down for {gap:.0f}s")

@@ -44,8 +44,9 @@ def component_score(ratio: float) -> float:
     return round(100.0 * (1.0 - ratio), 2)
 
 
-def health_of(ratios: Mapping[str, float], *, yellow_at: float = 0.70,
-              red_at: float = 0.85) -> Health | None:
+def health_of(
+    ratios: Mapping[str, float], *, yellow_at: float = 0.70, red_at: float = 0.85
+) -> Health | None:
     """Health from component ratios; None when no ratio is known (e.g. server offline)."""
     # One pass, no sorting: this runs for every server of the fleet every cycle.
     components: dict[str, float] = {}
@@ -58,5 +59,9 @@ def health_of(ratios: Mapping[str, float], *, yellow_at: float = 0.70,
             worst, worst_ratio = name, ratio
     if not components:
         return None
-    return Health(color=color_of(worst_ratio, yellow_at, red_at),
-                  score=components[worst], components=components, worst=worst)
+    return Health(
+        color=color_of(worst_ratio, yellow_at, red_at),
+        score=components[worst],
+        components=components,
+        worst=worst,
+    )

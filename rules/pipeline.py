@@ -69,8 +69,9 @@ def exporter_view(up: Sequence[Series], now: float, job: str) -> ExporterView:
         runs.append(run_start(points, spacing))
     if not runs and not down:
         down[""] = f'no up{{job="{job}"}} series in Prometheus'
-    return ExporterView(healthy_now=bool(runs), down=down,
-                        observable_since=min(runs) if runs else None)
+    return ExporterView(
+        healthy_now=bool(runs), down=down, observable_since=min(runs) if runs else None
+    )
 
 
 def run_start(points: Sequence[tuple[float, float]], spacing: float) -> float:
@@ -109,8 +110,13 @@ class PipelineWatch:
 
     problems: dict[str, Problem] = field(default_factory=dict)
 
-    def update(self, current: Sequence[tuple[dict[str, str], dict[str, str]]], now: float,
-               *, keep_unseen: bool = False) -> None:
+    def update(
+        self,
+        current: Sequence[tuple[dict[str, str], dict[str, str]]],
+        now: float,
+        *,
+        keep_unseen: bool = False,
+    ) -> None:
         """Set the problems seen now; `keep_unseen` keeps the others (they cannot be checked)."""
         seen: dict[str, Problem] = {}
         for labels, notes in current:
@@ -128,8 +134,10 @@ class PipelineWatch:
 
     def get_state(self) -> list[dict[str, Any]]:
         """JSON-friendly state."""
-        return [{"labels": p.labels, "annotations": p.annotations, "since": p.since}
-                for p in self.problems.values()]
+        return [
+            {"labels": p.labels, "annotations": p.annotations, "since": p.since}
+            for p in self.problems.values()
+        ]
 
     @classmethod
     def from_state(cls, raw: Any) -> PipelineWatch:

@@ -128,13 +128,19 @@ class PrometheusClient:
         for attempt in range(self.retries + 1):
             if attempt:
                 # The shared backoff; no cap beyond the doubling: retries are at most 10.
-                self._sleep(shared_backoff.delay(attempt, initial=self.backoff,
-                                                 maximum=self.backoff * 2 ** self.retries,
-                                                 rand=self._rand))
+                self._sleep(
+                    shared_backoff.delay(
+                        attempt,
+                        initial=self.backoff,
+                        maximum=self.backoff * 2**self.retries,
+                        rand=self._rand,
+                    )
+                )
             try:
                 # POST so that long fleet queries never hit URL length limits.
-                resp = self.session.post(url, data=dict(params), timeout=self.timeout,
-                                         headers=self._headers)
+                resp = self.session.post(
+                    url, data=dict(params), timeout=self.timeout, headers=self._headers
+                )
             except requests.RequestException as exc:
                 last = f"{type(exc).__name__}: {exc}"
                 log.debug("prometheus request to %s failed: %s", url, last)
@@ -156,12 +162,13 @@ class PrometheusClient:
             if not isinstance(body, dict) or body.get("status") != "success" or "data" not in body:
                 self._error()
                 raise PrometheusUnavailable(
-                    f"unexpected answer from {url}: HTTP {resp.status_code}, "
-                    f"{resp.text[:200]!r}")
+                    f"unexpected answer from {url}: HTTP {resp.status_code}, {resp.text[:200]!r}"
+                )
             return body["data"]
         self._error()
         raise PrometheusUnavailable(
-            f"Prometheus at {self.base_url} unavailable after {self.retries + 1} attempts: {last}")
+            f"Prometheus at {self.base_url} unavailable after {self.retries + 1} attempts: {last}"
+        )
 
     def _error(self) -> None:
         with self._count_lock:
@@ -176,8 +183,10 @@ class PrometheusClient:
         kind = data.get("resultType")
         result = data.get("result")
         if kind == "vector":
-            return [Sample(dict(r["metric"]), float(r["value"][0]), _float(r["value"][1]))
-                    for r in result]
+            return [
+                Sample(dict(r["metric"]), float(r["value"][0]), _float(r["value"][1]))
+                for r in result
+            ]
         if kind == "scalar":
             return [Sample({}, float(result[0]), _float(result[1]))]
         raise PrometheusQueryError("bad_data", f"expected an instant vector, got {kind}", expr)
@@ -190,20 +199,26 @@ class PrometheusClient:
         data = self._request("/api/v1/query", params)
         if data.get("resultType") != "matrix":
             raise PrometheusQueryError(
-                "bad_data", f"expected a range vector, got {data.get('resultType')}", expr)
+                "bad_data", f"expected a range vector, got {data.get('resultType')}", expr
+            )
         return _series(data["result"])
 
     def query_range(self, expr: str, start: float, end: float, step: float) -> list[Series]:
         """Range query evaluated at start, start+step, ..., end."""
-        params = {"query": expr, "start": _fmt_time(start), "end": _fmt_time(end),
-                  "step": _fmt_time(step)}
+        params = {
+            "query": expr,
+            "start": _fmt_time(start),
+            "end": _fmt_time(end),
+            "step": _fmt_time(step),
+        }
         data = self._request("/api/v1/query_range", params)
         return _series(data["result"])
 
 
 def _series(result: list[dict[str, Any]]) -> list[Series]:
-    return [Series(dict(r["metric"]), [(float(t), _float(v)) for t, v in r["values"]])
-            for r in result]
+    return [
+        Series(dict(r["metric"]), [(float(t), _float(v)) for t, v in r["values"]]) for r in result
+    ]
 
 
 def _fmt_time(value: float) -> str:

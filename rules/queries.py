@@ -24,14 +24,17 @@ RATIO_NAMES = {
     "stacksense_swap_usage_ratio": "swap",
     "stacksense_filesystem_usage_ratio": "disk",  # the fullest filesystem
 }
-USAGE_RATIOS = ('max by (server, __name__) '
-                '({__name__=~"stacksense_(cpu|memory|swap|filesystem)_usage_ratio"})')
+USAGE_RATIOS = (
+    'max by (server, __name__) ({__name__=~"stacksense_(cpu|memory|swap|filesystem)_usage_ratio"})'
+)
 # Bytes/s received + sent. Two rates added, not one regex selector: rate() drops the
 # metric name, and the receive and transmit series of one device would then collide.
-NETWORK = ('label_replace('
-           'sum by (server) (rate(node_network_receive_bytes_total{device!="lo"}[2m]))'
-           ' + sum by (server) (rate(node_network_transmit_bytes_total{device!="lo"}[2m])),'
-           f' "{METRIC_MARKER}", "network", "", "")')
+NETWORK = (
+    "label_replace("
+    'sum by (server) (rate(node_network_receive_bytes_total{device!="lo"}[2m]))'
+    ' + sum by (server) (rate(node_network_transmit_bytes_total{device!="lo"}[2m])),'
+    f' "{METRIC_MARKER}", "network", "", "")'
+)
 HEALTH_METRICS = ("cpu", "memory", "swap", "disk")
 
 
@@ -41,8 +44,10 @@ def heartbeats(window_seconds: float) -> str:
     `max_over_time` over a window keeps a server's last heartbeat visible through
     exporter scrape gaps (a plain selector forgets it after 5 minutes).
     """
-    return ("max by (server) (max_over_time("
-            f"stacksense_last_heartbeat_timestamp_seconds[{format_duration(window_seconds)}]))")
+    return (
+        "max by (server) (max_over_time("
+        f"stacksense_last_heartbeat_timestamp_seconds[{format_duration(window_seconds)}]))"
+    )
 
 
 def suspended() -> str:
@@ -60,8 +65,7 @@ PART_MARKER = "stacksense_part"
 # Why probes fail: the reason of the latest failed probe per server, and the exporter's
 # last error message when it publishes one (absent on older exporters: no harm).
 PROBE_FAILURES = "max by (server, reason) (stacksense_probe_failure == 1)"
-PROBE_LAST_ERRORS = ("max by (server, reason, detail, message) "
-                     "(stacksense_probe_last_error_info)")
+PROBE_LAST_ERRORS = "max by (server, reason, detail, message) (stacksense_probe_last_error_info)"
 # A probe scrape that failed outright (the exporter answered an error, or timed out):
 # any scrape job whose targets carry a `server` label.
 PROBE_SCRAPE_FAILED = 'max by (server) (up{server!=""} == 0)'
@@ -75,11 +79,16 @@ def heartbeats_and_inventory(window_seconds: float) -> str:
     heartbeat. The failure reasons ride along so that the number of queries per
     cycle does not grow.
     """
-    parts = ((heartbeats(window_seconds), "heartbeat"), (suspended(), "inventory"),
-             (PROBE_FAILURES, "failure"), (PROBE_LAST_ERRORS, "error"),
-             (PROBE_SCRAPE_FAILED, "scrape_failed"))
-    return " or ".join(f'label_replace({expr}, "{PART_MARKER}", "{name}", "", "")'
-                       for expr, name in parts)
+    parts = (
+        (heartbeats(window_seconds), "heartbeat"),
+        (suspended(), "inventory"),
+        (PROBE_FAILURES, "failure"),
+        (PROBE_LAST_ERRORS, "error"),
+        (PROBE_SCRAPE_FAILED, "scrape_failed"),
+    )
+    return " or ".join(
+        f'label_replace({expr}, "{PART_MARKER}", "{name}", "", "")' for expr, name in parts
+    )
 
 
 def exporter_up(job: str, window_seconds: float) -> str:
@@ -109,4 +118,5 @@ def conditions(conds: Sequence[Condition]) -> str:
     """Every condition in one query, each result marked with its index."""
     return " or ".join(
         f'label_replace(({c.expr}), "{CONDITION_MARKER}", "{i}", "", "")'
-        for i, c in enumerate(conds))
+        for i, c in enumerate(conds)
+    )

@@ -55,12 +55,13 @@ def reason_annotations(why: Why) -> dict[str, str]:
         out["detail"] = why.detail
     if why.message:
         text = " ".join(why.message.split())
-        out["last_error"] = text if len(text) <= MAX_MESSAGE else text[:MAX_MESSAGE - 1] + "…"
+        out["last_error"] = text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 1] + "…"
     return out
 
 
-def pick(failures: Mapping[str, str], errors: Mapping[str, tuple[str, str, str]],
-         server: str) -> Why:
+def pick(
+    failures: Mapping[str, str], errors: Mapping[str, tuple[str, str, str]], server: str
+) -> Why:
     """The probe failure of one server from the cycle's answers.
 
     The last error (reason, detail, message) counts only when it is about the current

@@ -49,17 +49,28 @@ def snapshot(engine: Engine) -> dict[str, Any]:
     report = engine.report
     if report is None:
         return {"servers": {}}
-    return {"time": report.now, "ok": report.ok, "grace_active": report.grace_active,
-            "pipeline": {"prometheus_up": report.ok, "exporter_up": report.exporter_up,
-                         "statuses_unknown": report.pipeline_down,
-                         "observable_since": report.observable_since,
-                         "problems": [{"alertname": p.labels.get("alertname"),
-                                       "instance": p.labels.get("instance"),
-                                       "since": p.since,
-                                       "summary": p.annotations.get("summary"),
-                                       "description": p.annotations.get("description")}
-                                      for p in list(engine.watch.problems.values())]},
-            "servers": {s: server_view(s, report) for s in report.statuses}}
+    return {
+        "time": report.now,
+        "ok": report.ok,
+        "grace_active": report.grace_active,
+        "pipeline": {
+            "prometheus_up": report.ok,
+            "exporter_up": report.exporter_up,
+            "statuses_unknown": report.pipeline_down,
+            "observable_since": report.observable_since,
+            "problems": [
+                {
+                    "alertname": p.labels.get("alertname"),
+                    "instance": p.labels.get("instance"),
+                    "since": p.since,
+                    "summary": p.annotations.get("summary"),
+                    "description": p.annotations.get("description"),
+                }
+                for p in list(engine.watch.problems.values())
+            ],
+        },
+        "servers": {s: server_view(s, report) for s in report.statuses},
+    }
 
 
 def server_view(server: str, report: CycleReport) -> dict[str, Any]:
@@ -68,12 +79,15 @@ def server_view(server: str, report: CycleReport) -> dict[str, Any]:
     status = report.statuses.get(server)
     why = None
     if status == "unknown" and report.pipeline_down:
-        why = {"reason": "pipeline_down",
-               "reason_text": "the monitoring pipeline cannot see now (see pipeline.problems)"}
+        why = {
+            "reason": "pipeline_down",
+            "reason_text": "the monitoring pipeline cannot see now (see pipeline.problems)",
+        }
     elif status == "unknown":
-        why = {"reason": "not_observed_yet",
-               "reason_text": "heartbeat stale, but the pipeline has not watched long enough "
-                              "to tell"}
+        why = {
+            "reason": "not_observed_yet",
+            "reason_text": "heartbeat stale, but the pipeline has not watched long enough to tell",
+        }
     elif status in ("offline", "pending"):
         why = dict(reason_annotations(report.reasons.get(server, Why())))
     return {
@@ -83,10 +97,14 @@ def server_view(server: str, report: CycleReport) -> dict[str, Any]:
         "reason_text": None if why is None else why["reason_text"],
         "detail": None if why is None else why.get("detail"),
         "last_error": None if why is None else why.get("last_error"),
-        "health": None if h is None else {"color": h.color, "score": h.score,
-                                          "worst": h.worst, "components": h.components},
-        "anomalies": {m: {"score": u.score, "active": u.active, "severity": u.severity}
-                      for (s, m), u in report.anomalies.items() if s == server},
+        "health": None
+        if h is None
+        else {"color": h.color, "score": h.score, "worst": h.worst, "components": h.components},
+        "anomalies": {
+            m: {"score": u.score, "active": u.active, "severity": u.severity}
+            for (s, m), u in report.anomalies.items()
+            if s == server
+        },
     }
 
 
@@ -96,17 +114,22 @@ class RulesService:
     def __init__(self, config_path: Path | None, *, config: EngineConfig | None = None) -> None:
         self.config_path = config_path
         cfg = config or load_config(config_path)
-        self.engine = Engine(cfg, load_conditions(cfg.conditions_file,
-                                                  include_defaults=cfg.include_default_conditions))
+        self.engine = Engine(
+            cfg,
+            load_conditions(cfg.conditions_file, include_defaults=cfg.include_default_conditions),
+        )
         self.registry = CollectorRegistry()
         self.registry.register(EngineCollector(self.engine))
         self.reload_gauges = ReloadGauges("rules", self.registry)
         self.reload_gauges.succeeded()
         self.http_metrics = HttpMetrics(self.registry)
-        self.ops = Ops("rule engine", ready=self._not_ready, reload=self.reload,
-                       config_errors=(ConfigError,),
-                       write_tokens=lambda: tokens_from_file(
-                           self.engine.config.reload_token_file))
+        self.ops = Ops(
+            "rule engine",
+            ready=self._not_ready,
+            reload=self.reload,
+            config_errors=(ConfigError,),
+            write_tokens=lambda: tokens_from_file(self.engine.config.reload_token_file),
+        )
         self.stop_event = threading.Event()
         self._loop: threading.Thread | None = None
         self._http: ThreadingHTTPServer | None = None
@@ -115,15 +138,17 @@ class RulesService:
         """Re-read config and conditions; raise ConfigError and keep the old ones on failure."""
         try:
             cfg = load_config(self.config_path)
-            conds = load_conditions(cfg.conditions_file,
-                                    include_defaults=cfg.include_default_conditions)
+            conds = load_conditions(
+                cfg.conditions_file, include_defaults=cfg.include_default_conditions
+            )
         except ConfigError:
             self.reload_gauges.failed()
             raise
         self.engine.reload(cfg, conds)
         self.reload_gauges.succeeded()
-        log.info("configuration reloaded: %d conditions, %d receivers", len(conds),
-                 len(cfg.receivers))
+        log.info(
+            "configuration reloaded: %d conditions, %d receivers", len(conds), len(cfg.receivers)
+        )
 
     def _not_ready(self) -> str | None:
         """Ready once a cycle has completed: statuses exist to serve and alert on."""
@@ -136,8 +161,9 @@ class RulesService:
             try:
                 self.engine.run_cycle()
             except Exception:  # noqa: BLE001 - the loop must survive any bug in one cycle
-                log.exception("cycle crashed; next cycle in %gs",
-                              self.engine.config.interval_seconds)
+                log.exception(
+                    "cycle crashed; next cycle in %gs", self.engine.config.interval_seconds
+                )
             # Fixed-rate cycles (as Prometheus evaluates rules), not fixed delays.
             elapsed = time.monotonic() - started
             self.stop_event.wait(max(0.0, self.engine.config.interval_seconds - elapsed))
@@ -183,8 +209,13 @@ class _Handler(BaseHTTPRequestHandler):
         self._status = code
         super().send_response(code, message)
 
-    def _send(self, code: int, body: bytes | str, ctype: str = TEXT,
-              headers: tuple[tuple[str, str], ...] = ()) -> None:
+    def _send(
+        self,
+        code: int,
+        body: bytes | str,
+        ctype: str = TEXT,
+        headers: tuple[tuple[str, str], ...] = (),
+    ) -> None:
         data = body.encode() if isinstance(body, str) else body
         self.send_response(code)
         self.send_header("Content-Type", ctype)
@@ -210,20 +241,23 @@ class _Handler(BaseHTTPRequestHandler):
             elif not match.route.allows(self.command):
                 allow = ", ".join(sorted(match.route.methods))
                 label = match.route.template
-                self._send(405, f"method {self.command} not allowed (allowed: {allow})\n",
-                           headers=(("Allow", allow),))
+                self._send(
+                    405,
+                    f"method {self.command} not allowed (allowed: {allow})\n",
+                    headers=(("Allow", allow),),
+                )
             else:
                 label = match.route.template
                 match.route.target(self, path, match.params)
         finally:
             if self._status:
-                self.service.http_metrics.observe(label, self._status,
-                                                  time.perf_counter() - started)
+                self.service.http_metrics.observe(
+                    label, self._status, time.perf_counter() - started
+                )
 
     do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = _serve  # noqa: N815
 
-    def send_error(self, code: int, message: str | None = None,
-                   explain: str | None = None) -> None:
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """Requests http.server refuses before routing (malformed, too long) count too."""
         super().send_error(code, message, explain)
         if getattr(self, "service", None) is not None:
@@ -235,8 +269,13 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(200, generate_latest(self.service.registry), CONTENT_TYPE_LATEST)
 
     def _ops(self, path: str, params: dict[str, str]) -> None:
-        answer = self.service.ops.handle(self.command, path, self.headers.get("Authorization"),
-                                         self.client_address[0], self.headers.get("Origin"))
+        answer = self.service.ops.handle(
+            self.command,
+            path,
+            self.headers.get("Authorization"),
+            self.client_address[0],
+            self.headers.get("Origin"),
+        )
         assert answer is not None  # the table routes only ops paths here
         self._send(answer.status, answer.text, headers=answer.headers)
 
@@ -252,8 +291,14 @@ class _Handler(BaseHTTPRequestHandler):
             return
         # No lock: the API must answer during a long cycle; a list copy is atomic.
         history = list(engine.history.get(name, []))
-        self._json(200, {"server": name, **server_view(name, report),
-                         "history": [{"time": t, "status": st} for t, st in history]})
+        self._json(
+            200,
+            {
+                "server": name,
+                **server_view(name, report),
+                "history": [{"time": t, "status": st} for t, st in history],
+            },
+        )
 
 
 RouteTarget = Callable[[_Handler, str, dict[str, str]], None]

@@ -71,14 +71,16 @@ def status_of(server: str, inputs: StatusInputs) -> str:
     return previous if previous in HELD else "unknown"
 
 
-def pending_overdue(pending_since: float, observable_since: float, now: float,
-                    timeout_seconds: float) -> bool:
+def pending_overdue(
+    pending_since: float, observable_since: float, now: float, timeout_seconds: float
+) -> bool:
     """Whether a pending server has been observably unreached for longer than the bound."""
     return now - max(pending_since, observable_since) >= timeout_seconds
 
 
-def transitions(before: Mapping[str, str], after: Mapping[str, str]) -> Iterable[
-        tuple[str, str | None, str]]:
+def transitions(
+    before: Mapping[str, str], after: Mapping[str, str]
+) -> Iterable[tuple[str, str | None, str]]:
     """(server, old status or None, new status) for every server whose status changed."""
     for server, status in after.items():
         old = before.get(server)

@@ -12,18 +12,29 @@ from typing import Any
 from stacksense_common.config import ConfigError, check_keys, duration_at, read_yaml
 from stacksense_common.duration import format as format_duration
 
-__all__ = ["ConfigError", "boolean", "duration", "format_duration", "mapping", "number",
-           "read_yaml", "string", "string_map"]
+__all__ = [
+    "ConfigError",
+    "boolean",
+    "duration",
+    "format_duration",
+    "mapping",
+    "number",
+    "read_yaml",
+    "string",
+    "string_map",
+]
 
 
-def mapping(raw: Any, path: str, allowed: Collection[str],
-            required: Collection[str] = ()) -> Mapping[str, Any]:
+def mapping(
+    raw: Any, path: str, allowed: Collection[str], required: Collection[str] = ()
+) -> Mapping[str, Any]:
     """Check `raw` is a mapping with only `allowed` keys and all `required` ones."""
     return check_keys(raw, path, set(allowed), required=sorted(required))
 
 
-def number(raw: Any, path: str, *, minimum: float | None = None,
-           maximum: float | None = None) -> float:
+def number(
+    raw: Any, path: str, *, minimum: float | None = None, maximum: float | None = None
+) -> float:
     """A real number (not a bool) within bounds."""
     if isinstance(raw, bool) or not isinstance(raw, int | float):
         raise ConfigError(f"{path}: expected a number, got {raw!r}")

@@ -34,8 +34,13 @@ def make_handler(out: Path, lock: threading.Lock) -> type[BaseHTTPRequestHandler
             except ValueError:
                 self._answer(400, "body is not JSON\n")
                 return
-            line = json.dumps({"received_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                               "path": self.path, "body": body})
+            line = json.dumps(
+                {
+                    "received_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                    "path": self.path,
+                    "body": body,
+                }
+            )
             with lock, out.open("a", encoding="utf-8") as f:
                 f.write(line + "\n")
             self._answer(200, "ok\n")
@@ -69,8 +74,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         server = ThreadingHTTPServer((host, int(port)), make_handler(args.out, threading.Lock()))
     except OSError as exc:
-        print(f"notification sink: cannot listen on {args.listen}: {exc.strerror or exc}",
-              file=sys.stderr)
+        print(
+            f"notification sink: cannot listen on {args.listen}: {exc.strerror or exc}",
+            file=sys.stderr,
+        )
         return 1
     server.daemon_threads = True
     try:

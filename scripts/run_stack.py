@@ -54,8 +54,12 @@ def port(name: str, default: int) -> int:
 
 
 EXPORTER, RULES, ROUTER, SINK, PROMETHEUS = (
-    port("EXPORTER", 9816), port("RULES", 9817), port("ROUTER", 9818), port("SINK", 9819),
-    port("PROMETHEUS", 9090))
+    port("EXPORTER", 9816),
+    port("RULES", 9817),
+    port("ROUTER", 9818),
+    port("SINK", 9819),
+    port("PROMETHEUS", 9090),
+)
 
 
 def ensure_router_token() -> Path:
@@ -73,21 +77,23 @@ def ensure_router_token() -> Path:
 def prometheus_config(token_file: Path) -> dict[str, object]:
     exporter = f"{HOST}:{EXPORTER}"
     return {
-        "global": {"scrape_interval": "15s", "scrape_timeout": "10s",
-                   "evaluation_interval": "15s"},
+        "global": {"scrape_interval": "15s", "scrape_timeout": "10s", "evaluation_interval": "15s"},
         "rule_files": RULE_FILES,
-        "alerting": {"alertmanagers": [{
-            "api_version": "v2",
-            "static_configs": [{"targets": [f"{HOST}:{ROUTER}"]}],
-            "authorization": {"credentials_file": str(token_file)},
-        }]},
+        "alerting": {
+            "alertmanagers": [
+                {
+                    "api_version": "v2",
+                    "static_configs": [{"targets": [f"{HOST}:{ROUTER}"]}],
+                    "authorization": {"credentials_file": str(token_file)},
+                }
+            ]
+        },
         "scrape_configs": [
             {
                 "job_name": "stacksense-probe",
                 "metrics_path": "/probe",
                 # As in the shipped prometheus.yml: a new server is probed within 30 s.
-                "http_sd_configs": [{"url": f"http://{exporter}/sd",
-                                     "refresh_interval": "30s"}],
+                "http_sd_configs": [{"url": f"http://{exporter}/sd", "refresh_interval": "30s"}],
                 "relabel_configs": [
                     {"source_labels": ["__address__"], "target_label": "__param_target"},
                     {"source_labels": ["__param_target"], "target_label": "instance"},
@@ -95,12 +101,12 @@ def prometheus_config(token_file: Path) -> dict[str, object]:
                 ],
             },
             {"job_name": "stacksense-exporter", "static_configs": [{"targets": [exporter]}]},
-            {"job_name": "stacksense-rules",
-             "static_configs": [{"targets": [f"{HOST}:{RULES}"]}]},
-            {"job_name": "stacksense-router",
-             "static_configs": [{"targets": [f"{HOST}:{ROUTER}"]}]},
-            {"job_name": "prometheus",
-             "static_configs": [{"targets": [f"{HOST}:{PROMETHEUS}"]}]},
+            {"job_name": "stacksense-rules", "static_configs": [{"targets": [f"{HOST}:{RULES}"]}]},
+            {
+                "job_name": "stacksense-router",
+                "static_configs": [{"targets": [f"{HOST}:{ROUTER}"]}],
+            },
+            {"job_name": "prometheus", "static_configs": [{"targets": [f"{HOST}:{PROMETHEUS}"]}]},
         ],
     }
 
@@ -113,37 +119,65 @@ def _write_generated(path: Path, content: dict[str, object]) -> None:
 
 
 def write_configs(token_file: Path) -> dict[str, Path]:
-    paths = {"prometheus": RUN / "prometheus.yml", "rules": RUN / "rules.yml",
-             "router": RUN / "router.yml", "notifications": RUN / "notifications.jsonl"}
+    paths = {
+        "prometheus": RUN / "prometheus.yml",
+        "rules": RUN / "rules.yml",
+        "router": RUN / "router.yml",
+        "notifications": RUN / "notifications.jsonl",
+    }
     paths["prometheus"].write_text(yaml.safe_dump(prometheus_config(token_file)))
-    _write_generated(paths["rules"], {
-        "prometheus": {"url": f"http://{HOST}:{PROMETHEUS}"},
-        "receivers": [{"url": f"http://{HOST}:{ROUTER}", "bearer_token_file": str(token_file)}],
-        "state_file": str(RUN / "rules-state.json"),
-        "external_url": f"http://{HOST}:{RULES}",
-    })
-    _write_generated(paths["router"], {
-        "auth": {"tokens_file": str(token_file)},
-        "storage": {"path": str(RUN / "router.db")},
-        "route": {"receiver": "local-sink", "group_by": ["alertname", "server"]},
-        # Every notification goes to the local sink (one JSON line each in
-        # notifications.jsonl); add email_configs / slack_configs here to deliver.
-        "receivers": [{"name": "local-sink", "webhook_configs": [
-            {"url": f"http://{HOST}:{SINK}/"}]}],
-        # The console at /console/ reads the rule engine, Prometheus and the exporter.
-        "console": {"rules_url": f"http://{HOST}:{RULES}",
-                    "prometheus_url": f"http://{HOST}:{PROMETHEUS}",
-                    "exporter_url": f"http://{HOST}:{EXPORTER}"},
-    })
+    _write_generated(
+        paths["rules"],
+        {
+            "prometheus": {"url": f"http://{HOST}:{PROMETHEUS}"},
+            "receivers": [{"url": f"http://{HOST}:{ROUTER}", "bearer_token_file": str(token_file)}],
+            "state_file": str(RUN / "rules-state.json"),
+            "external_url": f"http://{HOST}:{RULES}",
+        },
+    )
+    _write_generated(
+        paths["router"],
+        {
+            "auth": {"tokens_file": str(token_file)},
+            "storage": {"path": str(RUN / "router.db")},
+            "route": {"receiver": "local-sink", "group_by": ["alertname", "server"]},
+            # Every notification goes to the local sink (one JSON line each in
+            # notifications.jsonl); add email_configs / slack_configs here to deliver.
+            "receivers": [
+                {"name": "local-sink", "webhook_configs": [{"url": f"http://{HOST}:{SINK}/"}]}
+            ],
+            # The console at /console/ reads the rule engine, Prometheus and the exporter.
+            "console": {
+                "rules_url": f"http://{HOST}:{RULES}",
+                "prometheus_url": f"http://{HOST}:{PROMETHEUS}",
+                "exporter_url": f"http://{HOST}:{EXPORTER}",
+            },
+        },
+    )
     return paths
 
 
 def console_admin(paths: dict[str, Path]) -> Path:
     """The console's first admin, with a generated password in .run/console-admin (0600)."""
     secret = RUN / "console-admin"
-    subprocess.run([str(BIN / "stacksense-router"), "-c", str(paths["router"]), "users", "add",
-                    "admin", "--role", "admin", "--if-missing", "--write-password",
-                    str(secret)], check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            str(BIN / "stacksense-router"),
+            "-c",
+            str(paths["router"]),
+            "users",
+            "add",
+            "admin",
+            "--role",
+            "admin",
+            "--if-missing",
+            "--write-password",
+            str(secret),
+        ],
+        check=True,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+    )
     return secret
 
 
@@ -168,8 +202,9 @@ class Service:
         if self.log is None:
             self.log = open(self.log_path, "ab")  # noqa: SIM115 - lives with the service
         self.log_offset = self.log.tell()
-        self.proc = subprocess.Popen(self.argv, stdout=self.log, stderr=subprocess.STDOUT,
-                                     cwd=ROOT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            self.argv, stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True
+        )
         self.started_at = time.monotonic()
 
     def last_line(self) -> str:
@@ -205,23 +240,50 @@ def services(paths: dict[str, Path]) -> list[Service]:
         exporter.append(f"--config.file={inventory}")
     prometheus = shutil.which("prometheus") or "/usr/bin/prometheus"
     return [
-        Service("sink", [sys.executable, str(ROOT / "scripts" / "notification_sink.py"),
-                         "--listen", f"{HOST}:{SINK}", "--out", str(paths["notifications"])],
-                f"http://{HOST}:{SINK}/-/ready"),
-        Service("router", [str(BIN / "stacksense-router"), "serve",
-                           f"--config.file={paths['router']}",
-                           f"--web.listen-address={HOST}:{ROUTER}"],
-                f"http://{HOST}:{ROUTER}/-/ready"),
+        Service(
+            "sink",
+            [
+                sys.executable,
+                str(ROOT / "scripts" / "notification_sink.py"),
+                "--listen",
+                f"{HOST}:{SINK}",
+                "--out",
+                str(paths["notifications"]),
+            ],
+            f"http://{HOST}:{SINK}/-/ready",
+        ),
+        Service(
+            "router",
+            [
+                str(BIN / "stacksense-router"),
+                "serve",
+                f"--config.file={paths['router']}",
+                f"--web.listen-address={HOST}:{ROUTER}",
+            ],
+            f"http://{HOST}:{ROUTER}/-/ready",
+        ),
         Service("exporter", exporter, f"http://{HOST}:{EXPORTER}/-/ready"),
-        Service("prometheus", [prometheus, f"--config.file={paths['prometheus']}",
-                               f"--storage.tsdb.path={RUN / 'prometheus-data'}",
-                               f"--web.listen-address={HOST}:{PROMETHEUS}",
-                               "--web.enable-lifecycle"],
-                f"http://{HOST}:{PROMETHEUS}/-/ready"),
-        Service("rules", [str(BIN / "stacksense-rules"), "run",
-                          f"--config.file={paths['rules']}",
-                          f"--web.listen-address={HOST}:{RULES}"],
-                f"http://{HOST}:{RULES}/-/ready"),
+        Service(
+            "prometheus",
+            [
+                prometheus,
+                f"--config.file={paths['prometheus']}",
+                f"--storage.tsdb.path={RUN / 'prometheus-data'}",
+                f"--web.listen-address={HOST}:{PROMETHEUS}",
+                "--web.enable-lifecycle",
+            ],
+            f"http://{HOST}:{PROMETHEUS}/-/ready",
+        ),
+        Service(
+            "rules",
+            [
+                str(BIN / "stacksense-rules"),
+                "run",
+                f"--config.file={paths['rules']}",
+                f"--web.listen-address={HOST}:{RULES}",
+            ],
+            f"http://{HOST}:{RULES}/-/ready",
+        ),
     ]
 
 
@@ -242,8 +304,10 @@ def wait_ready(service: Service, timeout: float = READY_TIMEOUT_SECONDS) -> bool
 
 def print_banner(paths: dict[str, Path]) -> None:
     print(f"\nStackSense is running (logs and state in {RUN}). Ctrl-C stops it.")
-    print(f"  Console:       http://{HOST}:{ROUTER}/console/  (log in as admin; the password "
-          f"is the second line of {RUN / 'console-admin'})")
+    print(
+        f"  Console:       http://{HOST}:{ROUTER}/console/  (log in as admin; the password "
+        f"is the second line of {RUN / 'console-admin'})"
+    )
     print(f"  Alert router:  http://{HOST}:{ROUTER}/  (write token in {RUN / 'router-token'})")
     print(f"  Notifications: {paths['notifications']}  (one JSON line per notification)")
     print(f"  Prometheus:    http://{HOST}:{PROMETHEUS}/alerts")
@@ -269,11 +333,16 @@ def supervise(stack: list[Service], stopping: list[bool]) -> None:
                     svc.failures = 0
                 continue
             svc.failures += 1
-            delay = backoff.delay(svc.failures, initial=RESTART_INITIAL_SECONDS,
-                                  maximum=RESTART_MAX_SECONDS)
+            delay = backoff.delay(
+                svc.failures, initial=RESTART_INITIAL_SECONDS, maximum=RESTART_MAX_SECONDS
+            )
             svc.next_start = now + delay
-            print(f"  {svc.name}: exited with {code} ({svc.last_line() or 'no output'}); "
-                  f"restarting in {delay:.1f}s, see {svc.log_path}", file=sys.stderr, flush=True)
+            print(
+                f"  {svc.name}: exited with {code} ({svc.last_line() or 'no output'}); "
+                f"restarting in {delay:.1f}s, see {svc.log_path}",
+                file=sys.stderr,
+                flush=True,
+            )
         time.sleep(0.5)
 
 
@@ -283,8 +352,10 @@ def main() -> int:
     try:
         console_admin(paths)
     except subprocess.CalledProcessError as exc:
-        print(f"  cannot create the console's admin (exit {exc.returncode}); see above",
-              file=sys.stderr)
+        print(
+            f"  cannot create the console's admin (exit {exc.returncode}); see above",
+            file=sys.stderr,
+        )
         return 1
     stack = services(paths)
     stopping: list[bool] = []
@@ -303,8 +374,12 @@ def main() -> int:
             started.append(svc)
             if not wait_ready(svc):
                 reason = svc.last_line() or "not ready within 60 s and printed nothing"
-                print(f"  {svc.name:<11} FAILED  {reason}\n  (full log: {svc.log_path}); "
-                      "stopping the stack", file=sys.stderr, flush=True)
+                print(
+                    f"  {svc.name:<11} FAILED  {reason}\n  (full log: {svc.log_path}); "
+                    "stopping the stack",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 return 1
             print(f"  {svc.name:<11} ready   {svc.ready_url.rsplit('/-/', 1)[0]}", flush=True)
         print_banner(paths)

@@ -35,11 +35,21 @@ def main(argv: list[str]) -> int:
     with flow_log.open("wb") as log:
         flow = subprocess.Popen(
             [*pytest, "-q", "--durations=10", f"--basetemp={base / 'flow'}", *FLOW_TESTS],
-            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=os.environ.copy(),
+        )
         rest = subprocess.call(
-            [*pytest, "-q", "--durations=15", f"--basetemp={base / 'rest'}",
-             *(f"--ignore={t}" for t in FLOW_TESTS)],
-            cwd=ROOT)
+            [
+                *pytest,
+                "-q",
+                "--durations=15",
+                f"--basetemp={base / 'rest'}",
+                *(f"--ignore={t}" for t in FLOW_TESTS),
+            ],
+            cwd=ROOT,
+        )
         flow_code = flow.wait()
     print(f"\n===== flow tests ({' '.join(FLOW_TESTS)}) =====", flush=True)
     sys.stdout.write(flow_log.read_text(errors="replace"))

@@ -32,30 +32,64 @@ def _default(value: Any, inherit: bool) -> Any:
     return argparse.SUPPRESS if inherit else value
 
 
-def add_config_file(parser: argparse.ArgumentParser, *, help: str,  # noqa: A002
-                    default: Any = None, aliases: Sequence[str] = (),
-                    type: Callable[[str], Any] = str,  # noqa: A002
-                    inherit: bool = False) -> None:
-    parser.add_argument(CONFIG, *aliases, dest="config", default=_default(default, inherit),
-                        type=type, metavar="PATH", help=help)
+def add_config_file(
+    parser: argparse.ArgumentParser,
+    *,
+    help: str,  # noqa: A002
+    default: Any = None,
+    aliases: Sequence[str] = (),
+    type: Callable[[str], Any] = str,  # noqa: A002
+    inherit: bool = False,
+) -> None:
+    parser.add_argument(
+        CONFIG,
+        *aliases,
+        dest="config",
+        default=_default(default, inherit),
+        type=type,
+        metavar="PATH",
+        help=help,
+    )
 
 
-def add_listen_address(parser: argparse.ArgumentParser, *, default: str | None,
-                       aliases: Sequence[str] = (), help: str | None = None,  # noqa: A002
-                       inherit: bool = False) -> None:
+def add_listen_address(
+    parser: argparse.ArgumentParser,
+    *,
+    default: str | None,
+    aliases: Sequence[str] = (),
+    help: str | None = None,  # noqa: A002
+    inherit: bool = False,
+) -> None:
     text = help or "address to serve HTTP on, HOST:PORT"
     if default is not None:
         text += " (default %(default)s)"
-    parser.add_argument(LISTEN, *aliases, dest="listen", default=_default(default, inherit),
-                        metavar="HOST:PORT", help=text)
+    parser.add_argument(
+        LISTEN,
+        *aliases,
+        dest="listen",
+        default=_default(default, inherit),
+        metavar="HOST:PORT",
+        help=text,
+    )
 
 
-def add_log_level(parser: argparse.ArgumentParser, *, aliases: Sequence[str] = (),
-                  default: str = "info", inherit: bool = False) -> None:
-    parser.add_argument(LOG_LEVEL, *aliases, dest="log_level",
-                        default=_default(default, inherit), choices=LOG_LEVELS,
-                        help="log level (default %(default)s)" if not inherit else
-                        "log level (default: the one given before the subcommand, or info)")
+def add_log_level(
+    parser: argparse.ArgumentParser,
+    *,
+    aliases: Sequence[str] = (),
+    default: str = "info",
+    inherit: bool = False,
+) -> None:
+    parser.add_argument(
+        LOG_LEVEL,
+        *aliases,
+        dest="log_level",
+        default=_default(default, inherit),
+        choices=LOG_LEVELS,
+        help="log level (default %(default)s)"
+        if not inherit
+        else "log level (default: the one given before the subcommand, or info)",
+    )
 
 
 def configure_logging(level: str) -> None:

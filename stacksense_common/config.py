@@ -74,8 +74,13 @@ def where(path: str) -> str:
     return path or "<top>"
 
 
-def check_keys(raw: Any, path: str, allowed: Sequence[str] | set[str] | frozenset[str],
-               *, required: Sequence[str] = ()) -> Mapping[str, Any]:
+def check_keys(
+    raw: Any,
+    path: str,
+    allowed: Sequence[str] | set[str] | frozenset[str],
+    *,
+    required: Sequence[str] = (),
+) -> Mapping[str, Any]:
     """`raw` as a mapping with only `allowed` keys (None is empty) and all `required` ones."""
     if raw is None:
         raw = {}
@@ -83,8 +88,9 @@ def check_keys(raw: Any, path: str, allowed: Sequence[str] | set[str] | frozense
         raise ConfigError(where(path), f"expected a mapping, got {_kind(raw)}")
     for key in raw:
         if key not in allowed:
-            raise ConfigError(join(path, key),
-                              f"unknown key (allowed: {', '.join(sorted(allowed))})")
+            raise ConfigError(
+                join(path, key), f"unknown key (allowed: {', '.join(sorted(allowed))})"
+            )
     for key in required:
         if raw.get(key) is None:
             raise ConfigError(join(path, key), "required")
@@ -119,8 +125,9 @@ def read_yaml(file: str | os.PathLike[str], what: str = "") -> Any:
     except (yaml.YAMLError, RecursionError) as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(str(file),
-                          f"invalid YAML{at}: {getattr(exc, 'problem', None) or exc}") from None
+        raise ConfigError(
+            str(file), f"invalid YAML{at}: {getattr(exc, 'problem', None) or exc}"
+        ) from None
 
 
 def load(cls: type[T], raw: Any, path: str = "", *, base: Path | None = None) -> T:
@@ -143,8 +150,14 @@ def _key(f: dataclasses.Field[Any]) -> str:
 def _kind(raw: Any) -> str:
     if raw is None:
         return "null"
-    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean",
-            int: "an integer", float: "a number"}.get(type(raw), type(raw).__name__)
+    return {
+        dict: "a mapping",
+        list: "a list",
+        str: "a string",
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+    }.get(type(raw), type(raw).__name__)
 
 
 class _Loader:
@@ -152,24 +165,27 @@ class _Loader:
         self.base = base
 
     def _dataclass(self, cls: type[T], raw: Any, path: str) -> T:
-        fields = {_key(f): f for f in dataclasses.fields(cls)  # type: ignore[arg-type]
-                  if f.init}
+        fields = {
+            _key(f): f
+            for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+            if f.init
+        }
         data = check_keys(raw, path, list(fields))
         hints = get_type_hints(cls, include_extras=True)
         kwargs: dict[str, Any] = {}
         for key, f in fields.items():
             value_path = join(path, key)
             if key not in data:
-                if (f.default is dataclasses.MISSING
-                        and f.default_factory is dataclasses.MISSING):
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                     raise ConfigError(value_path, "required")
                 continue
             kwargs[f.name] = self._value(hints[f.name], data[key], value_path)
         try:
             return cls(**kwargs)
         except ConfigError as exc:  # a __post_init__ check, its path relative to ours
-            raise ConfigError(join(path, exc.path) if exc.path else where(path),
-                              exc.message) from None
+            raise ConfigError(
+                join(path, exc.path) if exc.path else where(path), exc.message
+            ) from None
         except ValueError as exc:  # a __post_init__ check across fields
             raise ConfigError(where(path), str(exc)) from None
 
@@ -192,9 +208,11 @@ class _Loader:
         if origin is Literal:
             choices = get_args(tp)
             if raw not in choices or isinstance(raw, bool) != any(
-                    isinstance(c, bool) for c in choices):
-                raise ConfigError(path, f"expected one of {', '.join(map(str, choices))}, "
-                                  f"got {raw!r}")
+                isinstance(c, bool) for c in choices
+            ):
+                raise ConfigError(
+                    path, f"expected one of {', '.join(map(str, choices))}, got {raw!r}"
+                )
             return raw
         if dataclasses.is_dataclass(tp):
             return self._dataclass(tp, raw, path)  # type: ignore[arg-type]

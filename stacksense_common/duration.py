@@ -8,8 +8,10 @@ Prometheus or Alertmanager file must mean the same here. A year is 365 days, a w
 
 from __future__ import annotations
 
-GRAMMAR = ("[0-9]+ then one of ms s m h d w y, repeated with units in descending order "
-           "(30s, 1h30m, 500ms), or 0")
+GRAMMAR = (
+    "[0-9]+ then one of ms s m h d w y, repeated with units in descending order "
+    "(30s, 1h30m, 500ms), or 0"
+)
 
 # Unit -> (rank, milliseconds). A part's rank must be greater than the previous part's.
 _UNITS: dict[str, tuple[int, int]] = {

@@ -23,18 +23,26 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 REQUESTS = "stacksense_http_requests_total"
 DURATION = "stacksense_http_request_duration_seconds"
 UNMATCHED = "unmatched"
-BUCKETS = (.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30)
+BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 
 class HttpMetrics:
     """The two families on `registry`, and a cheap `observe` for the request path."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.requests = Counter(REQUESTS, "HTTP requests answered, by route template and "
-                                "status code.", ["handler", "code"], registry=registry)
-        self.duration = Histogram(DURATION, "Time to answer an HTTP request, by route "
-                                  "template.", ["handler"], buckets=BUCKETS,
-                                  registry=registry)
+        self.requests = Counter(
+            REQUESTS,
+            "HTTP requests answered, by route template and status code.",
+            ["handler", "code"],
+            registry=registry,
+        )
+        self.duration = Histogram(
+            DURATION,
+            "Time to answer an HTTP request, by route template.",
+            ["handler"],
+            buckets=BUCKETS,
+            registry=registry,
+        )
         # Label lookups cost more than the increments: the bound methods are kept per
         # label set (a bounded set, see the module doc).
         self._inc: dict[tuple[str, str], Callable[[], None]] = {}
@@ -49,6 +57,5 @@ class HttpMetrics:
         inc()
         observe = self._observe.get(handler)
         if observe is None:
-            observe = self._observe.setdefault(handler,
-                                               self.duration.labels(handler).observe)
+            observe = self._observe.setdefault(handler, self.duration.labels(handler).observe)
         observe(seconds)

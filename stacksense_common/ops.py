@@ -48,10 +48,8 @@ READ_METHODS = ("GET", "HEAD")
 TEXT = "text/plain; charset=utf-8"
 
 NEEDS_TOKEN = "reload needs a valid 'Authorization: Bearer <token>' header"
-LOOPBACK_ONLY = ("reload is allowed from loopback clients only: no write token is "
-                 "configured")
-FROM_A_PAGE = ("reload from a web page (Origin header) needs a write token, and none is "
-               "configured")
+LOOPBACK_ONLY = "reload is allowed from loopback clients only: no write token is configured"
+FROM_A_PAGE = "reload from a web page (Origin header) needs a write token, and none is configured"
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +84,7 @@ def bearer_token_valid(header: str | None, tokens: tuple[str | Secret, ...]) -> 
     """Whether an Authorization header carries one of `tokens` (constant-time compare)."""
     if not header or not header.startswith("Bearer "):
         return False
-    given = header[len("Bearer "):].strip().encode()
+    given = header[len("Bearer ") :].strip().encode()
     ok = False
     for token in tokens:  # every token compared, so the time does not tell which matched
         value = token.reveal() if isinstance(token, Secret) else token
@@ -102,14 +100,21 @@ def tokens_from_file(path: Path | None) -> tuple[str, ...] | None:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        log.error("token file %s unreadable (%s); refusing the request", path,
-                  getattr(exc, "strerror", None) or type(exc).__name__)
+        log.error(
+            "token file %s unreadable (%s); refusing the request",
+            path,
+            getattr(exc, "strerror", None) or type(exc).__name__,
+        )
         return ()
     return tuple(t.strip() for t in text.splitlines() if t.strip() and not t.startswith("#"))
 
 
-def write_refusal(tokens: tuple[str | Secret, ...] | None, authorization: str | None,
-                  client_host: str, origin: str | None) -> str | None:
+def write_refusal(
+    tokens: tuple[str | Secret, ...] | None,
+    authorization: str | None,
+    client_host: str,
+    origin: str | None,
+) -> str | None:
     """Why a write (a reload) is refused, or None when it is allowed (see the module doc)."""
     if tokens is None:
         if not is_loopback(client_host):
@@ -132,12 +137,18 @@ class ReloadGauges:
 
     def __init__(self, service: str, registry: CollectorRegistry) -> None:
         prefix = f"stacksense_{service}_config_last_reload"
-        self.ok = Gauge(f"{prefix}_successful",
-                        "Whether the last configuration reload attempt was successful.",
-                        registry=registry, multiprocess_mode="mostrecent")
-        self.timestamp = Gauge(f"{prefix}_success_timestamp_seconds",
-                               "Timestamp of the last successful configuration reload.",
-                               registry=registry, multiprocess_mode="max")
+        self.ok = Gauge(
+            f"{prefix}_successful",
+            "Whether the last configuration reload attempt was successful.",
+            registry=registry,
+            multiprocess_mode="mostrecent",
+        )
+        self.timestamp = Gauge(
+            f"{prefix}_success_timestamp_seconds",
+            "Timestamp of the last successful configuration reload.",
+            registry=registry,
+            multiprocess_mode="max",
+        )
 
     def succeeded(self, now: float | None = None) -> None:
         self.ok.set(1)
@@ -156,10 +167,15 @@ class Ops:
     now in force, None when none is configured (see `write_refusal`).
     """
 
-    def __init__(self, service: str, *, ready: Callable[[], str | None],
-                 reload: Callable[[], None],
-                 config_errors: tuple[type[Exception], ...],
-                 write_tokens: Callable[[], tuple[str | Secret, ...] | None]) -> None:
+    def __init__(
+        self,
+        service: str,
+        *,
+        ready: Callable[[], str | None],
+        reload: Callable[[], None],
+        config_errors: tuple[type[Exception], ...],
+        write_tokens: Callable[[], tuple[str | Secret, ...] | None],
+    ) -> None:
         self.name = f"StackSense {service}"
         self._ready = ready
         self._reload = reload
@@ -175,11 +191,13 @@ class Ops:
             return OpsAnswer(200, f"{self.name} is Ready.\n")
         return OpsAnswer(503, f"{self.name} is not ready: {reason}\n")
 
-    def reload(self, method: str, authorization: str | None, client_host: str,
-               origin: str | None = None) -> OpsAnswer:
+    def reload(
+        self, method: str, authorization: str | None, client_host: str, origin: str | None = None
+    ) -> OpsAnswer:
         if method not in RELOAD_METHODS:
-            return OpsAnswer(405, "Only POST or PUT requests allowed\n",
-                             (("Allow", ", ".join(RELOAD_METHODS)),))
+            return OpsAnswer(
+                405, "Only POST or PUT requests allowed\n", (("Allow", ", ".join(RELOAD_METHODS)),)
+            )
         refusal = write_refusal(self._write_tokens(), authorization, client_host, origin)
         if refusal is not None:
             return OpsAnswer(401, refusal + "\n", (("WWW-Authenticate", "Bearer"),))
@@ -189,14 +207,21 @@ class Ops:
             return OpsAnswer(500, f"failed to reload config: {one_line(exc)}\n")
         return OpsAnswer(200, "configuration reloaded\n")
 
-    def handle(self, method: str, path: str, authorization: str | None, client_host: str,
-               origin: str | None = None) -> OpsAnswer | None:
+    def handle(
+        self,
+        method: str,
+        path: str,
+        authorization: str | None,
+        client_host: str,
+        origin: str | None = None,
+    ) -> OpsAnswer | None:
         """The answer for an ops path, or None when `path` is not one."""
         if path == RELOAD:
             return self.reload(method, authorization, client_host, origin)
         if path not in (HEALTHY, READY):
             return None
         if method not in READ_METHODS:
-            return OpsAnswer(405, "Only GET or HEAD requests allowed\n",
-                             (("Allow", ", ".join(READ_METHODS)),))
+            return OpsAnswer(
+                405, "Only GET or HEAD requests allowed\n", (("Allow", ", ".join(READ_METHODS)),)
+            )
         return self.healthy() if path == HEALTHY else self.ready()

@@ -71,4 +71,3 @@ def reveal(value: Secret | str | None) -> str | None:
     if value is None:
         return None
     return value.reveal() if isinstance(value, Secret) else value
-

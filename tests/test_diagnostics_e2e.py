@@ -60,18 +60,26 @@ GROUP_WAIT = 2.0
 DIAG_TIMEOUT = 5.0
 TOKEN = "e2e-exporter-token"
 # The shipped DiskAlmostFull (rules/default_conditions.yml) without its 5 minutes' `for`.
-DISK_CONDITION = {"alert": "DiskAlmostFull", "metric": "stacksense_filesystem_usage_ratio",
-                  "op": ">", "threshold": 0.9, "severity": "critical",
-                  "annotations": {"summary": "Filesystem {mountpoint} on {server} is "
-                                             "{value_percent} full"}}
+DISK_CONDITION = {
+    "alert": "DiskAlmostFull",
+    "metric": "stacksense_filesystem_usage_ratio",
+    "op": ">",
+    "threshold": 0.9,
+    "severity": "critical",
+    "annotations": {"summary": "Filesystem {mountpoint} on {server} is {value_percent} full"},
+}
 # web1's /proc/meminfo: a 1 GiB host with 10 % available.
-FAKE_MEMINFO = ("MemTotal:        1048576 kB\nMemFree:           52428 kB\n"
-                "MemAvailable:     104857 kB\nSwapTotal:             0 kB\n"
-                "SwapFree:              0 kB\n")
+FAKE_MEMINFO = (
+    "MemTotal:        1048576 kB\nMemFree:           52428 kB\n"
+    "MemAvailable:     104857 kB\nSwapTotal:             0 kB\n"
+    "SwapFree:              0 kB\n"
+)
 # Names itself (prctl PR_SET_NAME: ps's comm), touches HOG_MIB MiB, says so, then waits.
-HOG_CODE = ("import ctypes, sys, time; ctypes.CDLL(None).prctl(15, b'" + HOG + "', 0, 0, 0); "
-            f"x = bytearray({HOG_MIB} << 20); x[::4096] = b'x' * len(x[::4096]); "
-            "open(sys.argv[1], 'w').write('ok'); time.sleep(3600)")
+HOG_CODE = (
+    "import ctypes, sys, time; ctypes.CDLL(None).prctl(15, b'" + HOG + "', 0, 0, 0); "
+    f"x = bytearray({HOG_MIB} << 20); x[::4096] = b'x' * len(x[::4096]); "
+    "open(sys.argv[1], 'w').write('ok'); time.sleep(3600)"
+)
 
 
 @contextmanager
@@ -85,24 +93,43 @@ def sick_host(workdir: Path, keys: SshdKeys, host: NetnsHost) -> Iterator[Sshd]:
     meminfo = workdir / "meminfo"
     meminfo.write_text(FAKE_MEMINFO)
     ready = workdir / "hog-ready"
-    script = "\n".join([
-        "set -e",
-        "mount -t tmpfs -o size=1m tmpfs /mnt",  # this namespace's /mnt, not the machine's
-        f"mkdir {FULL_MOUNT}",
-        f"mount -t tmpfs -o size=16m tmpfs {FULL_MOUNT}",
-        f"mkdir {FULL_DIR}",
-        f"head -c 32M /dev/zero > {FULL_DIR}/db.dump 2>/dev/null || true",  # ENOSPC at 16
-        f"mount --bind {meminfo} /proc/meminfo",
-        f"{shlex.quote(sys.executable)} -c {shlex.quote(HOG_CODE)} {ready} &",
-        f"exec {SSHD} -D -e -f {cfg}",
-    ])
+    script = "\n".join(
+        [
+            "set -e",
+            "mount -t tmpfs -o size=1m tmpfs /mnt",  # this namespace's /mnt, not the machine's
+            f"mkdir {FULL_MOUNT}",
+            f"mount -t tmpfs -o size=16m tmpfs {FULL_MOUNT}",
+            f"mkdir {FULL_DIR}",
+            f"head -c 32M /dev/zero > {FULL_DIR}/db.dump 2>/dev/null || true",  # ENOSPC at 16
+            f"mount --bind {meminfo} /proc/meminfo",
+            f"{shlex.quote(sys.executable)} -c {shlex.quote(HOG_CODE)} {ready} &",
+            f"exec {SSHD} -D -e -f {cfg}",
+        ]
+    )
     log = open(workdir / "sshd.log", "wb")  # noqa: SIM115 - closed below
     # --kill-child: when unshare dies, sshd (PID 1 of the new PID namespace) is killed, and
     # with it every process of that namespace.
     proc = subprocess.Popen(
-        ["ip", "netns", "exec", host.name, "unshare", "--mount", "--propagation", "private",
-         "--pid", "--fork", "--mount-proc", "--kill-child", "sh", "-c", script],
-        stdout=log, stderr=subprocess.STDOUT)
+        [
+            "ip",
+            "netns",
+            "exec",
+            host.name,
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "--pid",
+            "--fork",
+            "--mount-proc",
+            "--kill-child",
+            "sh",
+            "-c",
+            script,
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     server = Sshd(host.address, 22, workdir, keys, proc)
 
     def up() -> bool:
@@ -119,9 +146,11 @@ def sick_host(workdir: Path, keys: SshdKeys, host: NetnsHost) -> Iterator[Sshd]:
         proc.wait(10)
         log.close()
         # The PID namespace's end takes the hog with it; a leftover would be a leak.
-        wait_for(lambda: not any(p.info["name"] == HOG
-                                 for p in psutil.process_iter(["name"])),
-                 timeout=10, what=f"no {HOG} process left")
+        wait_for(
+            lambda: not any(p.info["name"] == HOG for p in psutil.process_iter(["name"])),
+            timeout=10,
+            what=f"no {HOG} process left",
+        )
 
 
 @dataclass
@@ -136,16 +165,26 @@ def rule_alert(server: str, start: float) -> list[dict[str, Any]]:
     """What the rule engine posts for a full filesystem (its AlertBook, its trace id), for
     the host it does not watch here."""
     book = AlertBook()
-    book.sync([AlertRecord(
-        {"alertname": "DiskAlmostFull", "server": server, "severity": "critical",
-         "mountpoint": FULL_MOUNT},
-        {"summary": f"Filesystem {FULL_MOUNT} on {server} is 100% full"}, start)], start)
+    book.sync(
+        [
+            AlertRecord(
+                {
+                    "alertname": "DiskAlmostFull",
+                    "server": server,
+                    "severity": "critical",
+                    "mountpoint": FULL_MOUNT,
+                },
+                {"summary": f"Filesystem {FULL_MOUNT} on {server} is 100% full"},
+                start,
+            )
+        ],
+        start,
+    )
     return book.payload(start, 600)
 
 
 @pytest.fixture(scope="module")
-def pipeline(tmp_path_factory: pytest.TempPathFactory, ssh_keys: SshdKeys
-             ) -> Iterator[Pipeline]:
+def pipeline(tmp_path_factory: pytest.TempPathFactory, ssh_keys: SshdKeys) -> Iterator[Pipeline]:
     if os.geteuid() != 0:
         pytest.skip("needs root (network namespaces, mounts)")
     if not netns_available():
@@ -153,25 +192,40 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory, ssh_keys: SshdKeys
     tmp = tmp_path_factory.mktemp("diag-e2e")
     with network(2) as net, ExitStack() as stack:
         web1, web2 = net.hosts
-        servers = {"web1": stack.enter_context(sick_host(tmp / "web1", ssh_keys, web1)),
-                   "web2": stack.enter_context(sshd(tmp / "web2", ssh_keys, host=web2.address,
-                                                    port=22, netns=web2.name))}
+        servers = {
+            "web1": stack.enter_context(sick_host(tmp / "web1", ssh_keys, web1)),
+            "web2": stack.enter_context(
+                sshd(tmp / "web2", ssh_keys, host=web2.address, port=22, netns=web2.name)
+            ),
+        }
         known = tmp / "known_hosts"
         known.write_text("".join(s.known_hosts_line() for s in servers.values()))
         inventory = tmp / "servers.yml"
         inventory.write_text(
             "known_hosts: " + str(known) + "\n"
             f"credentials: {{default: {{key_file: '{ssh_keys.client_key}'}}}}\n"
-            "servers:\n" + "".join(
+            "servers:\n"
+            + "".join(
                 f"  - {{name: {n}, host: {s.host}, port: 22, user: root, "
-                "connect_timeout_seconds: 3}\n" for n, s in servers.items()))
+                "connect_timeout_seconds: 3}\n"
+                for n, s in servers.items()
+            )
+        )
         (tmp / "exporter-token").write_text(TOKEN + "\n")
         port = free_port()
         exporter = Process(
-            "exporter", [sys.executable, "-m", "exporter.main", f"--config.file={inventory}",
-                         f"--web.listen-address=127.0.0.1:{port}",
-                         f"--web.api-token-file={tmp / 'exporter-token'}"],
-            tmp / "exporter.log", f"http://127.0.0.1:{port}/-/ready")
+            "exporter",
+            [
+                sys.executable,
+                "-m",
+                "exporter.main",
+                f"--config.file={inventory}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                f"--web.api-token-file={tmp / 'exporter-token'}",
+            ],
+            tmp / "exporter.log",
+            f"http://127.0.0.1:{port}/-/ready",
+        )
         exporter.start()
         stack.callback(exporter.stop)
         exporter_url = f"http://127.0.0.1:{port}"
@@ -182,48 +236,105 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory, ssh_keys: SshdKeys
         smtp = stack.enter_context(smtp_server(tmp / "smtp", tls="starttls"))
         assert smtp.cert is not None
         config = {
-            "diagnostics": {"exporter_url": exporter_url, "timeout": f"{DIAG_TIMEOUT:g}s",
-                            "token_file": str(tmp / "exporter-token")},
-            "route": {"receiver": "ops", "group_by": ["alertname", "server"],
-                      "group_wait": f"{GROUP_WAIT:g}s", "group_interval": "5m",
-                      "repeat_interval": "4h",
-                      "routes": [{"matchers": ['severity="critical"'], "diagnostics": True}]},
-            "receivers": [{"name": "ops", "email_configs": [{
-                "to": "ops@example.com", "from": "stacksense@example.com",
-                "smarthost": smtp.smarthost, "tls_config": {"ca_file": str(smtp.cert.cert)}}]}],
+            "diagnostics": {
+                "exporter_url": exporter_url,
+                "timeout": f"{DIAG_TIMEOUT:g}s",
+                "token_file": str(tmp / "exporter-token"),
+            },
+            "route": {
+                "receiver": "ops",
+                "group_by": ["alertname", "server"],
+                "group_wait": f"{GROUP_WAIT:g}s",
+                "group_interval": "5m",
+                "repeat_interval": "4h",
+                "routes": [{"matchers": ['severity="critical"'], "diagnostics": True}],
+            },
+            "receivers": [
+                {
+                    "name": "ops",
+                    "email_configs": [
+                        {
+                            "to": "ops@example.com",
+                            "from": "stacksense@example.com",
+                            "smarthost": smtp.smarthost,
+                            "tls_config": {"ca_file": str(smtp.cert.cert)},
+                        }
+                    ],
+                }
+            ],
         }
         proc = stack.enter_context(router(tmp / "router", config, workers=2))
         # Prometheus probes web1 through the exporter; the rule engine raises its alert.
         exporter_address = f"127.0.0.1:{port}"
-        prom = stack.enter_context(prometheus(tmp / "prometheus", {
-            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-            "scrape_configs": [{
-                "job_name": "stacksense-probe", "metrics_path": "/probe",
-                # The exporter's /sd as `make run` uses it (it gives the `server` label);
-                # web2 is left out, its alert is posted below by hand.
-                "http_sd_configs": [{"url": f"{exporter_url}/sd", "refresh_interval": "5s"}],
-                "relabel_configs": [
-                    {"source_labels": ["__address__"], "regex": "web1", "action": "keep"},
-                    {"source_labels": ["__address__"], "target_label": "__param_target"},
-                    {"source_labels": ["__param_target"], "target_label": "instance"},
-                    {"target_label": "__address__", "replacement": exporter_address}]},
-                # The engine trusts the probes only while it sees the exporter itself up.
-                {"job_name": "stacksense-exporter",
-                 "static_configs": [{"targets": [exporter_address]}]}]}))
+        prom = stack.enter_context(
+            prometheus(
+                tmp / "prometheus",
+                {
+                    "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                    "scrape_configs": [
+                        {
+                            "job_name": "stacksense-probe",
+                            "metrics_path": "/probe",
+                            # The exporter's /sd as `make run` uses it (it gives the
+                            # `server` label); web2 is left out, its alert is posted
+                            # below by hand.
+                            "http_sd_configs": [
+                                {"url": f"{exporter_url}/sd", "refresh_interval": "5s"}
+                            ],
+                            "relabel_configs": [
+                                {
+                                    "source_labels": ["__address__"],
+                                    "regex": "web1",
+                                    "action": "keep",
+                                },
+                                {
+                                    "source_labels": ["__address__"],
+                                    "target_label": "__param_target",
+                                },
+                                {"source_labels": ["__param_target"], "target_label": "instance"},
+                                {"target_label": "__address__", "replacement": exporter_address},
+                            ],
+                        },
+                        # The engine trusts the probes only while it sees the exporter itself up.
+                        {
+                            "job_name": "stacksense-exporter",
+                            "static_configs": [{"targets": [exporter_address]}],
+                        },
+                    ],
+                },
+            )
+        )
         (tmp / "router-token").write_text(proc.token + "\n")
         (tmp / "conditions.yml").write_text(yaml.safe_dump({"conditions": [DISK_CONDITION]}))
         rules_port = free_port()
-        (tmp / "rules.yml").write_text(yaml.safe_dump({
-            "prometheus": {"url": prom.url}, "interval": "1s",
-            "state_file": str(tmp / "rules-state.json"),
-            "external_url": f"http://127.0.0.1:{rules_port}",
-            "conditions": {"file": str(tmp / "conditions.yml"), "include_defaults": False},
-            "anomalies": {"enabled": False},
-            "receivers": [{"url": proc.url, "bearer_token_file": str(tmp / "router-token")}]}))
-        engine = Process("rules", [sys.executable, "-m", "rules.cli", "run",
-                                   f"--config.file={tmp / 'rules.yml'}",
-                                   f"--web.listen-address=127.0.0.1:{rules_port}"],
-                         tmp / "rules.log", f"http://127.0.0.1:{rules_port}/-/healthy")
+        (tmp / "rules.yml").write_text(
+            yaml.safe_dump(
+                {
+                    "prometheus": {"url": prom.url},
+                    "interval": "1s",
+                    "state_file": str(tmp / "rules-state.json"),
+                    "external_url": f"http://127.0.0.1:{rules_port}",
+                    "conditions": {"file": str(tmp / "conditions.yml"), "include_defaults": False},
+                    "anomalies": {"enabled": False},
+                    "receivers": [
+                        {"url": proc.url, "bearer_token_file": str(tmp / "router-token")}
+                    ],
+                }
+            )
+        )
+        engine = Process(
+            "rules",
+            [
+                sys.executable,
+                "-m",
+                "rules.cli",
+                "run",
+                f"--config.file={tmp / 'rules.yml'}",
+                f"--web.listen-address=127.0.0.1:{rules_port}",
+            ],
+            tmp / "rules.log",
+            f"http://127.0.0.1:{rules_port}/-/healthy",
+        )
         engine.start()
         stack.callback(engine.stop)
         yield Pipeline(smtp, proc, exporter_url, {"web1": web1, "web2": web2})
@@ -231,10 +342,18 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory, ssh_keys: SshdKeys
 
 def mail_for(smtp: SmtpServer, server: str, timeout: float) -> tuple[Delivered, float]:
     """The first mail about `server`, and when (time.monotonic()) it was seen."""
+
     def found() -> Delivered | None:
         # The text part's first line names the group: "... for alertname=..., server=web1".
-        return next((m for m in smtp.delivered
-                     if text_of(m).strip().splitlines()[0].endswith(f"server={server}")), None)
+        return next(
+            (
+                m
+                for m in smtp.delivered
+                if text_of(m).strip().splitlines()[0].endswith(f"server={server}")
+            ),
+            None,
+        )
+
     mail = wait_for(found, timeout=timeout, interval=0.1, what=f"the mail about {server}")
     return mail, time.monotonic()
 
@@ -257,7 +376,7 @@ def test_email_names_the_full_directory_and_the_memory_hog(pipeline: Pipeline) -
     html = mail.message.get_body(preferencelist=("html",))
     assert html is not None and FULL_DIR in str(html.get_content())
     assert "== DIAGNOSTICS ==" in text and "sent without diagnostics" not in text, text
-    diagnostics = text[text.index("== DIAGNOSTICS =="):]
+    diagnostics = text[text.index("== DIAGNOSTICS ==") :]
     lines = diagnostics.splitlines()
     # The disk finding names the directory that filled the mount, and says what to do.
     disk = next(i for i, line in enumerate(lines) if line.startswith(f"  - {FULL_MOUNT} is"))
@@ -272,24 +391,33 @@ def test_email_names_the_full_directory_and_the_memory_hog(pipeline: Pipeline) -
     assert rss and float(rss[1]) >= HOG_MIB, lines[memory + 2]
 
     # The rule engine's trace id, followed through the router's API to the SMTP delivery.
-    [alert] = [a for a in requests.get(f"{pipeline.router.url}/api/v2/alerts",
-                                       timeout=5).json()
-               if a["labels"].get("server") == "web1"]
+    [alert] = [
+        a
+        for a in requests.get(f"{pipeline.router.url}/api/v2/alerts", timeout=5).json()
+        if a["labels"].get("server") == "web1"
+    ]
     assert alert["labels"]["alertname"] == "DiskAlmostFull"
     assert alert["labels"]["mountpoint"] == FULL_MOUNT
     trace_id = alert["annotations"]["trace_id"]  # set by the engine (rules/alerts.py)
-    stages = wait_for(lambda: (s := trace(pipeline.router, trace_id))
-                      and s[-1]["stage"] == "delivery" and s, timeout=10,
-                      what="the delivery in the trace")
+    stages = wait_for(
+        lambda: (s := trace(pipeline.router, trace_id)) and s[-1]["stage"] == "delivery" and s,
+        timeout=10,
+        what="the delivery in the trace",
+    )
     assert [(s["stage"], s["outcome"]) for s in stages] == [
-        ("received", "firing"), ("grouped", "ok"), ("diagnostics", "included"),
-        ("queued", "firing"), ("delivery", "sent")]
+        ("received", "firing"),
+        ("grouped", "ok"),
+        ("diagnostics", "included"),
+        ("queued", "firing"),
+        ("delivery", "sent"),
+    ]
     assert stages[-1]["details"]["integration"] == "email"
     assert stages[-1]["details"]["receiver"] == "ops"
     assert [s["ts"] for s in stages] == sorted(s["ts"] for s in stages)
     # Kept for docs/examples/notification-with-diagnostics.txt.
     (Path(pipeline.router.workdir) / "mail-web1.txt").write_text(
-        f"Subject: {str(mail.message['Subject']).strip()}\n\n{text}")
+        f"Subject: {str(mail.message['Subject']).strip()}\n\n{text}"
+    )
 
 
 def test_a_hung_host_still_gets_its_email_on_time(pipeline: Pipeline) -> None:
@@ -298,8 +426,12 @@ def test_a_hung_host_still_gets_its_email_on_time(pipeline: Pipeline) -> None:
     payload = rule_alert("web2", time.time())
     trace_id = payload[0]["annotations"]["trace_id"]
     posted = time.monotonic()
-    resp = requests.post(f"{pipeline.router.url}/api/v2/alerts", json=payload,
-                         headers=pipeline.router.auth, timeout=10)
+    resp = requests.post(
+        f"{pipeline.router.url}/api/v2/alerts",
+        json=payload,
+        headers=pipeline.router.auth,
+        timeout=10,
+    )
     assert resp.status_code == 200, resp.text
     mail, seen = mail_for(pipeline.smtp, "web2", timeout=GROUP_WAIT + DIAG_TIMEOUT + 20)
     # group_wait, then at most the diagnostics timeout; the rest is the dispatcher's tick
@@ -308,9 +440,11 @@ def test_a_hung_host_still_gets_its_email_on_time(pipeline: Pipeline) -> None:
     assert seen - posted < GROUP_WAIT + DIAG_TIMEOUT + 2.0, seen - posted
     text = text_of(mail)
     assert f"sent without diagnostics: web2: no answer within {DIAG_TIMEOUT:g}s" in text, text
-    stages = wait_for(lambda: (s := trace(pipeline.router, trace_id))
-                      and s[-1]["stage"] == "delivery" and s, timeout=10,
-                      what="the delivery in the trace")
+    stages = wait_for(
+        lambda: (s := trace(pipeline.router, trace_id)) and s[-1]["stage"] == "delivery" and s,
+        timeout=10,
+        what="the delivery in the trace",
+    )
     [diag] = [s for s in stages if s["stage"] == "diagnostics"]
     assert diag["outcome"] == "without" and "no answer within" in diag["details"]["note"]
     assert (stages[-1]["stage"], stages[-1]["outcome"]) == ("delivery", "sent")

@@ -32,7 +32,8 @@ from tests.peers.sshd import SshdKeys, sshd_available
 from tests.peers.stack import Stack
 from tests.peers.util import wait_for
 
-pytestmark = [pytest.mark.skipif(not sshd_available(), reason="needs OpenSSH sshd"),
+pytestmark = [
+    pytest.mark.skipif(not sshd_available(), reason="needs OpenSSH sshd"),
 ]
 
 PENDING_TIMEOUT = "60s"  # the test's bound for "not reached yet" (default 5m)
@@ -44,8 +45,7 @@ def probe_latency(stack: Stack, server: str, n: int = 5) -> float:
     took = []
     for _ in range(n):
         started = time.monotonic()
-        resp = requests.get(f"{stack.url['exporter']}/probe", params={"target": server},
-                            timeout=30)
+        resp = requests.get(f"{stack.url['exporter']}/probe", params={"target": server}, timeout=30)
         took.append(time.monotonic() - started)
         assert resp.status_code == 200, resp.text[:300]
         assert "stacksense_probe_success 1" in resp.text
@@ -53,8 +53,9 @@ def probe_latency(stack: Stack, server: str, n: int = 5) -> float:
 
 
 def no_page(stack: Stack, servers: list[str], since: float) -> None:
-    pages = [n for s in servers
-             for n in stack.sink.notifications("ServerOffline", s, "firing", since)]
+    pages = [
+        n for s in servers for n in stack.sink.notifications("ServerOffline", s, "firing", since)
+    ]
     assert not pages, f"false ServerOffline pages: {[p.labels for p in pages]}"
 
 
@@ -118,35 +119,54 @@ def scenario_hosts(stack: Stack) -> None:
     wait_for(lambda: "h4" not in stack.servers(), timeout=60, interval=1, what="h4 gone")
     stack.mark("h4 gone")
     offline = stack.wait_notified("ServerOffline", server="h2", since=t_change, timeout=120)
-    stack.mark(f"h2 ServerOffline notified after {offline.at - t_change:.0f}s "
-               f"({offline.labels} {offline.annotations})")
+    stack.mark(
+        f"h2 ServerOffline notified after {offline.at - t_change:.0f}s "
+        f"({offline.labels} {offline.annotations})"
+    )
     text = " ".join([*offline.labels.values(), *offline.annotations.values()])
     assert "refused" in text, f"ServerOffline does not say why: {offline}"
     for name in ("silent", "endless"):
         assert stack.status(name) in ("pending", "warning"), (name, stack.status(name))
-    unreachable = {n.labels.get("server"): n for n in stack.sink.notifications(
-        "ServerUnreachable", None, "firing", t_change)}
-    wait_for(lambda: {"silent", "endless"} <= {
-        n.labels.get("server") for n in stack.sink.notifications(
-            "ServerUnreachable", None, "firing", t_change)},
-        timeout=150, interval=1, what="ServerUnreachable for the two broken hosts")
-    unreachable = {n.labels.get("server"): n for n in stack.sink.notifications(
-        "ServerUnreachable", None, "firing", t_change)}
-    stack.mark("ServerUnreachable (warning) for silent and endless: "
-               f"{ {k: v.annotations.get('description', '') for k, v in unreachable.items()} }")
-    assert "timeout" in " ".join([*unreachable["silent"].labels.values(),
-                                  *unreachable["silent"].annotations.values()])
+    unreachable = {
+        n.labels.get("server"): n
+        for n in stack.sink.notifications("ServerUnreachable", None, "firing", t_change)
+    }
+    wait_for(
+        lambda: (
+            {"silent", "endless"}
+            <= {
+                n.labels.get("server")
+                for n in stack.sink.notifications("ServerUnreachable", None, "firing", t_change)
+            }
+        ),
+        timeout=150,
+        interval=1,
+        what="ServerUnreachable for the two broken hosts",
+    )
+    unreachable = {
+        n.labels.get("server"): n
+        for n in stack.sink.notifications("ServerUnreachable", None, "firing", t_change)
+    }
+    stack.mark(
+        "ServerUnreachable (warning) for silent and endless: "
+        f"{ {k: v.annotations.get('description', '') for k, v in unreachable.items()} }"
+    )
+    assert "timeout" in " ".join(
+        [*unreachable["silent"].labels.values(), *unreachable["silent"].annotations.values()]
+    )
     loaded = probe_latency(stack, "h1")
     stack.mark(f"h1 probe latency beside the broken hosts {loaded * 1000:.0f} ms")
     assert loaded <= 2 * baseline + 0.05, (baseline, loaded)
 
     # h2's condition stays firing while h2 is offline: its series vanished, not its problem.
-    assert not stack.sink.notifications("H2Busy", "h2", "resolved", busy.at), \
+    assert not stack.sink.notifications("H2Busy", "h2", "resolved", busy.at), (
         "h2's condition was resolved by the host going offline"
+    )
     stack.start_host("h2")
     t_back = stack.mark("h2 back")
-    resolved = stack.wait_notified("ServerOffline", server="h2", status="resolved",
-                                   since=t_back, timeout=120)
+    resolved = stack.wait_notified(
+        "ServerOffline", server="h2", status="resolved", since=t_back, timeout=120
+    )
     stack.mark(f"h2 ServerOffline resolved after {resolved.at - t_back:.0f}s")
     no_page(stack, ["h1", "h3", "h4", "silent", "endless"], since=t)
     gen.close()
@@ -160,19 +180,30 @@ def scenario_exporter(stack: Stack) -> None:
     stack.mark("h1 online")
     stack.exporter.kill()
     t_kill = stack.mark("exporter killed")
-    alert = wait_for(lambda: [n for name in PIPELINE_ALERTS + ("StackSenseComponentDown",)
-                              for n in stack.sink.notifications(name, None, "firing", t_kill)],
-                     timeout=180, interval=0.5, what="a pipeline notification")[0]
-    stack.mark(f"pipeline notification {alert.labels.get('alertname')} after "
-               f"{alert.at - t_kill:.0f}s")
+    alert = wait_for(
+        lambda: [
+            n
+            for name in PIPELINE_ALERTS + ("StackSenseComponentDown",)
+            for n in stack.sink.notifications(name, None, "firing", t_kill)
+        ],
+        timeout=180,
+        interval=0.5,
+        what="a pipeline notification",
+    )[0]
+    stack.mark(
+        f"pipeline notification {alert.labels.get('alertname')} after {alert.at - t_kill:.0f}s"
+    )
     assert stack.status("h1") == "unknown", stack.status("h1")
     stack.exporter.start()
     t_back = stack.mark("exporter restarted")
     stack.wait_status("h1", "online", timeout=120)
     stack.mark(f"h1 online {time.monotonic() - t_back:.0f}s after the exporter returned")
-    wait_for(lambda: stack.sink.notifications(alert.labels["alertname"], None, "resolved",
-                                              t_back),
-             timeout=120, interval=0.5, what="the pipeline notification resolved")
+    wait_for(
+        lambda: stack.sink.notifications(alert.labels["alertname"], None, "resolved", t_back),
+        timeout=120,
+        interval=0.5,
+        what="the pipeline notification resolved",
+    )
     stack.mark("pipeline notification resolved")
     time.sleep(30)  # a storm would come within the offline threshold of the return
     no_page(stack, ["h1"], since=t)
@@ -214,8 +245,11 @@ def scenario_prometheus(stack: Stack) -> None:
 
 
 SCENARIOS: dict[str, Callable[[Stack], None]] = {
-    "hosts": scenario_hosts, "exporter": scenario_exporter,
-    "restart": scenario_restart, "prometheus": scenario_prometheus}
+    "hosts": scenario_hosts,
+    "exporter": scenario_exporter,
+    "restart": scenario_restart,
+    "prometheus": scenario_prometheus,
+}
 
 
 def test_an_operators_week(tmp_path: Path, ssh_keys: SshdKeys) -> None:
@@ -223,10 +257,14 @@ def test_an_operators_week(tmp_path: Path, ssh_keys: SshdKeys) -> None:
     for name in SCENARIOS:
         root = tmp_path / name
         root.mkdir()
-        conditions = [{"alert": "H2Busy", "expr": 'node_load1{server="h2"} >= 0',
-                       "severity": "warning"}] if name == "hosts" else []
-        stacks[name] = Stack(root, ssh_keys, conditions=conditions,
-                             status={"pending_timeout": PENDING_TIMEOUT})
+        conditions = (
+            [{"alert": "H2Busy", "expr": 'node_load1{server="h2"} >= 0', "severity": "warning"}]
+            if name == "hosts"
+            else []
+        )
+        stacks[name] = Stack(
+            root, ssh_keys, conditions=conditions, status={"pending_timeout": PENDING_TIMEOUT}
+        )
     try:
         with ThreadPoolExecutor(len(SCENARIOS)) as pool:
             futures = {name: pool.submit(SCENARIOS[name], stacks[name]) for name in SCENARIOS}

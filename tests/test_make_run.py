@@ -38,10 +38,18 @@ class Output:
 
 def start_stack(tmp_path: Path) -> tuple[subprocess.Popen[str], dict[str, int], Output]:
     ports = {name: free_port() for name in SERVICES}
-    env = {**os.environ, "STACKSENSE_RUN_DIR": str(tmp_path),
-           **{f"STACKSENSE_{k}_PORT": str(v) for k, v in ports.items()}}
-    proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "run_stack.py")], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env = {
+        **os.environ,
+        "STACKSENSE_RUN_DIR": str(tmp_path),
+        **{f"STACKSENSE_{k}_PORT": str(v) for k, v in ports.items()},
+    }
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "scripts" / "run_stack.py")],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     return proc, ports, Output(proc)
 
 
@@ -55,29 +63,46 @@ def stop_stack(proc: subprocess.Popen[str], out: Output) -> int:
 
 
 def test_run_stack_brings_up_everything_notifies_the_sink_and_restarts_a_dead_service(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     proc, ports, out = start_stack(tmp_path)
     prom = f"http://127.0.0.1:{ports['PROMETHEUS']}"
     try:
+
         def query(expr: str) -> list[dict[str, object]]:
             body = requests.get(f"{prom}/api/v1/query", params={"query": expr}, timeout=2).json()
             result: list[dict[str, object]] = body["data"]["result"]
             return result
 
         # The local host is probed through /sd and the multi-target pattern...
-        wait_for(lambda: query('node_load1{job="stacksense-probe"}'), timeout=90,
-                 interval=1, what="node_load1 from the local host")
+        wait_for(
+            lambda: query('node_load1{job="stacksense-probe"}'),
+            timeout=90,
+            interval=1,
+            what="node_load1 from the local host",
+        )
         # ...the rule engine decides its status from the heartbeat...
-        wait_for(lambda: query('stacksense_server_status{status="online"} == 1'), timeout=90,
-                 interval=1, what="the local host online")
+        wait_for(
+            lambda: query('stacksense_server_status{status="online"} == 1'),
+            timeout=90,
+            interval=1,
+            what="the local host online",
+        )
         # ...Prometheus evaluates the pipeline's self-checks...
         groups = requests.get(f"{prom}/api/v1/rules", timeout=2).json()["data"]["groups"]
         assert any(g["name"] == "stacksense-pipeline" for g in groups)
         # ...and the engine's Watchdog reaches the router, and is notified to the local sink.
         router = f"http://127.0.0.1:{ports['ROUTER']}/api/v2/alerts"
-        wait_for(lambda: [a for a in requests.get(router, timeout=2).json()
-                          if a["labels"]["alertname"] == "Watchdog"],
-                 timeout=60, interval=1, what="Watchdog at the router")
+        wait_for(
+            lambda: [
+                a
+                for a in requests.get(router, timeout=2).json()
+                if a["labels"]["alertname"] == "Watchdog"
+            ],
+            timeout=60,
+            interval=1,
+            what="Watchdog at the router",
+        )
         sink = tmp_path / "notifications.jsonl"
 
         def notified() -> list[dict[str, object]]:
@@ -97,26 +122,46 @@ def test_run_stack_brings_up_everything_notifies_the_sink_and_restarts_a_dead_se
         page = browser.get(f"{console}/login", timeout=5)
         csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
         assert csrf, page.text[:500]
-        resp = browser.post(f"{console}/login", data={"name": name, "password": password,
-                                                      "csrf": csrf.group(1)}, timeout=5)
+        resp = browser.post(
+            f"{console}/login",
+            data={"name": name, "password": password, "csrf": csrf.group(1)},
+            timeout=5,
+        )
         assert resp.status_code == 200 and "/console/login" not in resp.url, resp.text[:500]
-        fleet = wait_for(lambda: (t := browser.get(f"{console}/", timeout=10).text)
-                         and "online" in t and t, timeout=60, interval=2,
-                         what="the local host in the console's fleet")
+        fleet = wait_for(
+            lambda: (t := browser.get(f"{console}/", timeout=10).text) and "online" in t and t,
+            timeout=60,
+            interval=2,
+            what="the local host in the console's fleet",
+        )
         assert "Console:" in out.text and "/console/" in out.text
         assert fleet
 
         # A service that dies is restarted and said so.
-        exporter_pid = int(subprocess.check_output(
-            ["pgrep", "-f", f"stacksense-exporter --web.listen-address=127.0.0.1:"
-                            f"{ports['EXPORTER']}"], text=True).split()[0])
+        exporter_pid = int(
+            subprocess.check_output(
+                [
+                    "pgrep",
+                    "-f",
+                    f"stacksense-exporter --web.listen-address=127.0.0.1:{ports['EXPORTER']}",
+                ],
+                text=True,
+            ).split()[0]
+        )
         os.kill(exporter_pid, signal.SIGKILL)
-        wait_for(lambda: "exporter: restarted" in out.text, timeout=30, interval=0.5,
-                 what="the exporter restarted")
+        wait_for(
+            lambda: "exporter: restarted" in out.text,
+            timeout=30,
+            interval=0.5,
+            what="the exporter restarted",
+        )
         assert "exporter: exited with -9" in out.text, out.text
-        wait_for(lambda: requests.get(f"http://127.0.0.1:{ports['EXPORTER']}/-/ready",
-                                      timeout=1).ok, timeout=30, interval=0.5,
-                 what="the restarted exporter ready")
+        wait_for(
+            lambda: requests.get(f"http://127.0.0.1:{ports['EXPORTER']}/-/ready", timeout=1).ok,
+            timeout=30,
+            interval=0.5,
+            what="the restarted exporter ready",
+        )
     finally:
         rc = stop_stack(proc, out)
     assert rc == 0, out.text
@@ -132,11 +177,19 @@ def test_a_service_that_cannot_start_stops_the_stack_with_its_reason(tmp_path: P
         taken = squatter.getsockname()[1]
         ports = {name: free_port() for name in SERVICES}
         ports["EXPORTER"] = taken
-        env = {**os.environ, "STACKSENSE_RUN_DIR": str(tmp_path),
-               **{f"STACKSENSE_{k}_PORT": str(v) for k, v in ports.items()}}
+        env = {
+            **os.environ,
+            "STACKSENSE_RUN_DIR": str(tmp_path),
+            **{f"STACKSENSE_{k}_PORT": str(v) for k, v in ports.items()},
+        }
         started = time.monotonic()
-        proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "run_stack.py")],
-                              env=env, capture_output=True, text=True, timeout=120)
+        proc = subprocess.run(
+            [sys.executable, str(ROOT / "scripts" / "run_stack.py")],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1, out
     failed = [line for line in out.splitlines() if "FAILED" in line]

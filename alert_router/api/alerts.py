@@ -46,12 +46,19 @@ class _Status:
         store = state().store
         if self._silencer is None:
             self._silencer = Silencer(store.list_silences(), now)
-            self._inhibitor = Inhibitor(cfg.inhibit_rules, store.firing_labels(
-                now, source_alertnames(cfg.inhibit_rules)) if cfg.inhibit_rules else [])
+            self._inhibitor = Inhibitor(
+                cfg.inhibit_rules,
+                store.firing_labels(now, source_alertnames(cfg.inhibit_rules))
+                if cfg.inhibit_rules
+                else [],
+            )
         assert self._inhibitor is not None
         silenced = self._silencer.silenced_by(alert.labels)
-        inhibited = self._inhibitor.inhibited_by(alert.fingerprint, alert.labels) \
-            if alert.firing(now) else []
+        inhibited = (
+            self._inhibitor.inhibited_by(alert.fingerprint, alert.labels)
+            if alert.firing(now)
+            else []
+        )
         receivers = []
         for route in cfg.route.match(alert.labels):
             if route.receiver not in receivers:
@@ -65,8 +72,11 @@ class _Status:
             "generatorURL": alert.generator_url,
             "fingerprint": alert.fingerprint,
             "receivers": [{"name": r} for r in receivers],
-            "status": {"state": "suppressed" if silenced or inhibited else "active",
-                       "silencedBy": silenced, "inhibitedBy": inhibited},
+            "status": {
+                "state": "suppressed" if silenced or inhibited else "active",
+                "silencedBy": silenced,
+                "inhibitedBy": inhibited,
+            },
             "_firing": alert.firing(now),
         }
 
@@ -91,8 +101,9 @@ def _candidates(matchers: list[Matcher] | None) -> list[AlertRow]:
     return store.all_alerts()
 
 
-def gettable_iter(now: float, *, firing_only: bool = False,
-                  matchers: list[Matcher] | None = None) -> Iterator[dict[str, Any]]:
+def gettable_iter(
+    now: float, *, firing_only: bool = False, matchers: list[Matcher] | None = None
+) -> Iterator[dict[str, Any]]:
     """Stored alerts in the v2 gettableAlert form, oldest first, computed one at a time.
 
     Label matchers are applied before the (costlier) silence, inhibition and route status,
@@ -134,8 +145,9 @@ def page_args() -> tuple[int, int]:
     return limit, offset
 
 
-def paged(items: Iterator[dict[str, Any]], limit: int, offset: int, *,
-          skipped: bool = False) -> Response:
+def paged(
+    items: Iterator[dict[str, Any]], limit: int, offset: int, *, skipped: bool = False
+) -> Response:
     """A JSON list of at most `limit` items after `offset`; a Link header names the next page.
 
     skipped: `items` already starts at `offset` (the store paged them).
@@ -160,15 +172,17 @@ def get_alerts() -> Response:
     """
     now = time.time()
     matchers = filter_matchers()
-    want = {"active": _flag("active", True), "silenced": _flag("silenced", True),
-            "inhibited": _flag("inhibited", True)}
+    want = {
+        "active": _flag("active", True),
+        "silenced": _flag("silenced", True),
+        "inhibited": _flag("inhibited", True),
+    }
     _flag("unprocessed", True)
     receiver = request.args.get("receiver")
     limit, offset = page_args()
     if not matchers and not receiver and all(want.values()):
         # Nothing to filter: the store reads one page, whatever the number of alerts.
-        return paged(iter(page_of_firing(now, limit + 1, offset)), limit, offset,
-                     skipped=True)
+        return paged(iter(page_of_firing(now, limit + 1, offset)), limit, offset, skipped=True)
 
     def wanted() -> Iterator[dict[str, Any]]:
         for alert in gettable_iter(now, firing_only=True, matchers=matchers):

@@ -26,15 +26,17 @@ def check_charset(content_type: str | None) -> None:
         if key.strip().lower() == "charset":
             charset = value.strip().strip('"').lower()
             if charset not in UTF8_NAMES:
-                raise InputError(f"Content-Type: charset {charset[:40]!r} is not supported, "
-                                 "send UTF-8 JSON")
+                raise InputError(
+                    f"Content-Type: charset {charset[:40]!r} is not supported, send UTF-8 JSON"
+                )
 
 
 def is_json(content_type: str | None) -> bool:
     """Whether the Content-Type is application/json (or a +json type)."""
     media = (content_type or "").split(";")[0].strip().lower()
-    return media == "application/json" or (media.startswith("application/")
-                                            and media.endswith("+json"))
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
 
 
 def _surrogate_path(value: Any, path: str) -> str | None:
@@ -59,8 +61,7 @@ def _surrogate_path(value: Any, path: str) -> str | None:
     return None
 
 
-def decode_json(data: bytes, *, list_name: str = "body", content_type: str | None = None
-                ) -> Any:
+def decode_json(data: bytes, *, list_name: str = "body", content_type: str | None = None) -> Any:
     """`data` as JSON; InputError names the field or the property that makes it unstorable.
 
     list_name names a top-level list in error paths (`alerts[0].labels.x`).
@@ -84,6 +85,8 @@ def decode_json(data: bytes, *, list_name: str = "body", content_type: str | Non
     if "\\" in text and _SURROGATE_ESCAPE.search(text):
         where = _surrogate_path(body, list_name if isinstance(body, list) else "")
         if where is not None:
-            raise InputError(f"{where}: contains a lone UTF-16 surrogate (\\ud800-\\udfff), "
-                             "which is not valid Unicode text")
+            raise InputError(
+                f"{where}: contains a lone UTF-16 surrogate (\\ud800-\\udfff), "
+                "which is not valid Unicode text"
+            )
     return body

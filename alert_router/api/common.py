@@ -45,8 +45,14 @@ def json_body() -> Any:
         abort(input_status(exc), description=str(exc))
 
 
-def ingest(st: RouterState, source: str, parser: Parser, data: bytes, now: float,
-           content_type: str | None = None) -> None:
+def ingest(
+    st: RouterState,
+    source: str,
+    parser: Parser,
+    data: bytes,
+    now: float,
+    content_type: str | None = None,
+) -> None:
     """Validate and durably store one request's alerts; InputError names what was rejected."""
     body = parse_json(data, content_type, "alerts")
     try:
@@ -65,16 +71,20 @@ def ingest(st: RouterState, source: str, parser: Parser, data: bytes, now: float
     if errors:
         st.metrics.invalid.labels(source).inc(len(errors))
         shown = "; ".join(errors[:20]) + ("; ..." if len(errors) > 20 else "")
-        raise InputError(f"{len(errors)} invalid alert(s) rejected, {len(good)} valid "
-                         f"alert(s) accepted: {shown}")
+        raise InputError(
+            f"{len(errors)} invalid alert(s) rejected, {len(good)} valid alert(s) accepted: {shown}"
+        )
 
 
 def filter_matchers() -> list[Matcher]:
     """The request's `filter=` matchers (Alertmanager's list filters); 400 names a bad one."""
     filters = request.args.getlist("filter")
     if len(filters) > FILTERS_PER_REQUEST:
-        abort(400, description=f"filter: more than {FILTERS_PER_REQUEST} filters "
-              "(limit: filters per request)")
+        abort(
+            400,
+            description=f"filter: more than {FILTERS_PER_REQUEST} filters "
+            "(limit: filters per request)",
+        )
     try:
         return [parse_matcher(f) for f in filters]
     except ValueError as exc:
@@ -88,11 +98,13 @@ def storage_failure(exc: BaseException) -> bool:
     # psycopg is imported only with a PostgreSQL store: recognise its errors by class.
     sqlstate = getattr(exc, "sqlstate", None)
     return type(exc).__module__.startswith("psycopg") and (
-        sqlstate is None or sqlstate[:2] in ("08", "53", "57", "58"))
+        sqlstate is None or sqlstate[:2] in ("08", "53", "57", "58")
+    )
 
 
-STORAGE_UNAVAILABLE = ("storage unavailable: the store cannot be written "
-                       "(disk full or I/O error); retry later")
+STORAGE_UNAVAILABLE = (
+    "storage unavailable: the store cannot be written (disk full or I/O error); retry later"
+)
 
 
 def am_style(path: str) -> bool:
@@ -108,8 +120,9 @@ def error_body(path: str, code: int, message: str) -> bytes:
 
 
 def _error_response(code: int, message: str) -> Response:
-    return Response(error_body(request.path, code, message), status=code,
-                    mimetype="application/json")
+    return Response(
+        error_body(request.path, code, message), status=code, mimetype="application/json"
+    )
 
 
 def _http_error(exc: HTTPException) -> Response:
@@ -123,8 +136,7 @@ def _unexpected(exc: Exception) -> Response:
     if isinstance(exc, HTTPException):
         return _http_error(exc)
     if storage_failure(exc):
-        log.error("%s %s: %s", request.method, request.path, STORAGE_UNAVAILABLE,
-                  exc_info=exc)
+        log.error("%s %s: %s", request.method, request.path, STORAGE_UNAVAILABLE, exc_info=exc)
         return _error_response(503, STORAGE_UNAVAILABLE)
     log.error("%s %s failed", request.method, request.path, exc_info=exc)
     return _error_response(500, "internal error (see the router's log)")

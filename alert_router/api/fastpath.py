@@ -43,16 +43,30 @@ ENDPOINTS: dict[str, tuple[str, Parser]] = {
     "/api/v1/alerts": ("generic", generic_alerts),
 }
 log = logging.getLogger(__name__)
-REASONS = {400: "BAD REQUEST", 401: "UNAUTHORIZED", 405: "METHOD NOT ALLOWED",
-           413: "REQUEST ENTITY TOO LARGE", 415: "UNSUPPORTED MEDIA TYPE",
-           500: "INTERNAL SERVER ERROR", 503: "SERVICE UNAVAILABLE"}
+REASONS = {
+    400: "BAD REQUEST",
+    401: "UNAUTHORIZED",
+    405: "METHOD NOT ALLOWED",
+    413: "REQUEST ENTITY TOO LARGE",
+    415: "UNSUPPORTED MEDIA TYPE",
+    500: "INTERNAL SERVER ERROR",
+    503: "SERVICE UNAVAILABLE",
+}
 
 
-def _json_error(start_response: StartResponse, path: str, code: int, message: str,
-                extra: list[tuple[str, str]] | None = None) -> list[bytes]:
+def _json_error(
+    start_response: StartResponse,
+    path: str,
+    code: int,
+    message: str,
+    extra: list[tuple[str, str]] | None = None,
+) -> list[bytes]:
     body = error_body(path, code, message)
-    headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
-               *(extra or [])]
+    headers = [
+        ("Content-Type", "application/json"),
+        ("Content-Length", str(len(body))),
+        *(extra or []),
+    ]
     if code == 401:
         headers.append(("WWW-Authenticate", "Bearer"))
     start_response(f"{code} {REASONS[code]}", headers)
@@ -65,8 +79,9 @@ class FastIngest:
     def __init__(self, app: WsgiApp, state: RouterState) -> None:
         self.app = app
         self.state = state
-        self._observe = {path: state.metrics.request_seconds.labels(path, "POST").observe
-                         for path in ENDPOINTS}
+        self._observe = {
+            path: state.metrics.request_seconds.labels(path, "POST").observe for path in ENDPOINTS
+        }
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO")
@@ -77,16 +92,27 @@ class FastIngest:
         if environ.get("REQUEST_METHOD") != "POST":
             if path == PATH:  # GET: Alertmanager's alert list, a Flask view
                 return self.app(environ, start_response)
-            return _json_error(start_response, path, 405, "The method is not allowed for the "
-                               "requested URL.", [("Allow", "POST")])
+            return _json_error(
+                start_response,
+                path,
+                405,
+                "The method is not allowed for the requested URL.",
+                [("Allow", "POST")],
+            )
         started = time.perf_counter()
         try:
             return self._handle(environ, start_response, path, *endpoint)
         finally:
             self._observe[path](time.perf_counter() - started)
 
-    def _handle(self, environ: dict[str, Any], start_response: StartResponse, path: str,
-                source: str, parser: Parser) -> list[bytes]:
+    def _handle(
+        self,
+        environ: dict[str, Any],
+        start_response: StartResponse,
+        path: str,
+        source: str,
+        parser: Parser,
+    ) -> list[bytes]:
         try:
             return self._ingest(environ, start_response, path, source, parser)
         except Exception as exc:  # noqa: BLE001 - a JSON answer instead of gunicorn's HTML 500
@@ -94,15 +120,21 @@ class FastIngest:
                 log.error("POST %s: %s", path, STORAGE_UNAVAILABLE, exc_info=exc)
                 return _json_error(start_response, path, 503, STORAGE_UNAVAILABLE)
             log.error("POST %s failed", path, exc_info=exc)
-            return _json_error(start_response, path, 500,
-                               "internal error (see the router's log)")
+            return _json_error(start_response, path, 500, "internal error (see the router's log)")
 
-    def _ingest(self, environ: dict[str, Any], start_response: StartResponse, path: str,
-                source: str, parser: Parser) -> list[bytes]:
+    def _ingest(
+        self,
+        environ: dict[str, Any],
+        start_response: StartResponse,
+        path: str,
+        source: str,
+        parser: Parser,
+    ) -> list[bytes]:
         st = self.state
         content_type = environ.get("CONTENT_TYPE")
-        refused = refusal(st.config.auth, "POST", path, content_type,
-                          environ.get("HTTP_AUTHORIZATION"))
+        refused = refusal(
+            st.config.auth, "POST", path, content_type, environ.get("HTTP_AUTHORIZATION")
+        )
         if refused is not None:
             return _json_error(start_response, path, *refused)
         limit = st.config.max_request_bytes

@@ -49,8 +49,11 @@ def get_groups() -> Response:
     """
     now = time.time()
     matchers = filter_matchers()
-    want = {"active": _flag("active", True), "silenced": _flag("silenced", True),
-            "inhibited": _flag("inhibited", True)}
+    want = {
+        "active": _flag("active", True),
+        "silenced": _flag("silenced", True),
+        "inhibited": _flag("inhibited", True),
+    }
     receiver = _receiver_matcher()
     limit, offset = page_args()
     store = state().store
@@ -72,15 +75,21 @@ def get_groups() -> Response:
         members: dict[str, list[str]] = {}
         for group_key, fingerprint in store.group_memberships():
             members.setdefault(group_key, []).append(fingerprint)
-        rows = [g for g in store.list_groups()
-                if receiver is None or receiver.matches({"receiver": g.receiver})]
+        rows = [
+            g
+            for g in store.list_groups()
+            if receiver is None or receiver.matches({"receiver": g.receiver})
+        ]
         # Alertmanager's order: by group labels, then receiver.
         rows.sort(key=lambda g: (sorted(g.group_labels.items()), g.receiver))
         for group in rows:
             found = [alerts[fp] for fp in members.get(group.group_key, []) if fp in alerts]
             if found:
                 found.sort(key=lambda a: (a["startsAt"], a["fingerprint"]))
-                yield {"labels": group.group_labels, "receiver": {"name": group.receiver},
-                       "alerts": found}
+                yield {
+                    "labels": group.group_labels,
+                    "receiver": {"name": group.receiver},
+                    "alerts": found,
+                }
 
     return paged(groups(), limit, offset)

@@ -40,8 +40,10 @@ def get_incident(incident_id: int) -> Response:
     incident = store.get_incident(_known_id(incident_id))
     if incident is None:
         abort(404, description=f"incident {incident_id} not found")
-    incident["history"] = [asdict(e) for e in store.query_history(
-        kind="incident", subject=str(incident_id), by_id=True)]
+    incident["history"] = [
+        asdict(e)
+        for e in store.query_history(kind="incident", subject=str(incident_id), by_id=True)
+    ]
     return jsonify(incident)
 
 
@@ -63,8 +65,9 @@ def _who_why() -> tuple[str, str]:
 def _transition(incident_id: int, target: str) -> Response:
     by, reason = _who_why()
     try:
-        result = Incidents(state().store).transition(_known_id(incident_id), target, actor=by,
-                                                     reason=reason, now=time.time())
+        result = Incidents(state().store).transition(
+            _known_id(incident_id), target, actor=by, reason=reason, now=time.time()
+        )
     except LookupError as exc:
         abort(404, description=str(exc))
     except TransitionError as exc:
@@ -110,7 +113,15 @@ def history() -> Response:
         abort(400, description="limit: must be an integer")
     if not 1 <= limit <= 10000:
         abort(400, description="limit: must be from 1 to 10000")
-    events: list[dict[str, Any]] = [asdict(e) for e in state().store.query_history(
-        server=request.args.get("server"), kind=kind, subject=request.args.get("subject"),
-        since=_time_arg("since"), until=_time_arg("until"), limit=limit)]
+    events: list[dict[str, Any]] = [
+        asdict(e)
+        for e in state().store.query_history(
+            server=request.args.get("server"),
+            kind=kind,
+            subject=request.args.get("subject"),
+            since=_time_arg("since"),
+            until=_time_arg("until"),
+            limit=limit,
+        )
+    ]
     return jsonify(events)

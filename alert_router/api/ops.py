@@ -25,20 +25,28 @@ log = logging.getLogger(__name__)
 
 def _ops() -> Ops:
     st = state()
-    return Ops("alert router", ready=_not_ready, reload=st.reload,
-               # Any failure to load or apply the new config is reported and the old stays.
-               config_errors=(Exception,),
-               write_tokens=lambda: st.config.auth.tokens or None)
+    return Ops(
+        "alert router",
+        ready=_not_ready,
+        reload=st.reload,
+        # Any failure to load or apply the new config is reported and the old stays.
+        config_errors=(Exception,),
+        write_tokens=lambda: st.config.auth.tokens or None,
+    )
 
 
 def _answer(answer: OpsAnswer) -> Response:
     """Text as in every service; an error in the router's JSON error body, as elsewhere."""
     if answer.ok:
-        return Response(answer.text, status=answer.status, mimetype="text/plain",
-                        headers=list(answer.headers))
-    return Response(error_body(request.path, answer.status, answer.message),
-                    status=answer.status, mimetype="application/json",
-                    headers=list(answer.headers))
+        return Response(
+            answer.text, status=answer.status, mimetype="text/plain", headers=list(answer.headers)
+        )
+    return Response(
+        error_body(request.path, answer.status, answer.message),
+        status=answer.status,
+        mimetype="application/json",
+        headers=list(answer.headers),
+    )
 
 
 @bp.get(HEALTHY)
@@ -82,8 +90,9 @@ def _not_ready() -> str | None:
         need = write_headroom(cfg.max_request_bytes)
         if free is not None and free < need:
             log.error("store not ready: %d bytes free on its volume, %d needed", free, need)
-            return (f"storage nearly full: {free} bytes free on the store's volume, "
-                    f"writes need {need}")
+            return (
+                f"storage nearly full: {free} bytes free on the store's volume, writes need {need}"
+            )
     return None
 
 
@@ -96,8 +105,14 @@ def ready() -> Response:
 @bp.route(RELOAD, methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
 def reload() -> Response:
     """Re-read the config file; the old config stays in force when the new one is invalid."""
-    return _answer(_ops().reload(request.method, request.headers.get("Authorization"),
-                                 request.remote_addr or "", request.headers.get("Origin")))
+    return _answer(
+        _ops().reload(
+            request.method,
+            request.headers.get("Authorization"),
+            request.remote_addr or "",
+            request.headers.get("Origin"),
+        )
+    )
 
 
 @bp.get("/metrics")

@@ -20,11 +20,24 @@ _UUID_CHARS = set("0123456789abcdef-")
 
 
 def _record(silence: Silence, transition: str, now: float) -> None:
-    server = next((m.value for m in silence.matchers
-                   if m.name == "server" and not m.is_regex and m.is_equal), "")
-    state().store.add_history([HistoryEvent(
-        now, "silence", silence.id, server, transition, actor=silence.created_by,
-        reason=silence.comment, details=json.dumps([str(m) for m in silence.matchers]))])
+    server = next(
+        (m.value for m in silence.matchers if m.name == "server" and not m.is_regex and m.is_equal),
+        "",
+    )
+    state().store.add_history(
+        [
+            HistoryEvent(
+                now,
+                "silence",
+                silence.id,
+                server,
+                transition,
+                actor=silence.created_by,
+                reason=silence.comment,
+                details=json.dumps([str(m) for m in silence.matchers]),
+            )
+        ]
+    )
 
 
 @bp.get("/api/v2/silences")
@@ -61,20 +74,36 @@ def post_silence() -> tuple[Response, int]:
             abort(404, description=f"silence {body['id']} not found")
         if old.state(now) == "expired":
             # Alertmanager leaves an expired silence as it is and creates a new one.
-            silence = Silence(str(uuid.uuid4()), silence.matchers, max(silence.starts_at, now),
-                              silence.ends_at, silence.created_by, silence.comment, now)
+            silence = Silence(
+                str(uuid.uuid4()),
+                silence.matchers,
+                max(silence.starts_at, now),
+                silence.ends_at,
+                silence.created_by,
+                silence.comment,
+                now,
+            )
         # Times travel with millisecond precision: a start within 1 ms is the same start.
         elif old.matchers == silence.matchers and (
-                old.state(now) == "pending" or abs(old.starts_at - silence.starts_at) < 1e-3):
+            old.state(now) == "pending" or abs(old.starts_at - silence.starts_at) < 1e-3
+        ):
             transition = "updated"  # Alertmanager updates such a change in place
         else:
             # Alertmanager's rule: other changes expire the old silence and make a new one.
-            expired = Silence(old.id, old.matchers, min(old.starts_at, now), now,
-                              old.created_by, old.comment, now)
+            expired = Silence(
+                old.id, old.matchers, min(old.starts_at, now), now, old.created_by, old.comment, now
+            )
             store.put_silence(expired)
             _record(expired, "expired", now)
-            silence = Silence(str(uuid.uuid4()), silence.matchers, max(silence.starts_at, now),
-                              silence.ends_at, silence.created_by, silence.comment, now)
+            silence = Silence(
+                str(uuid.uuid4()),
+                silence.matchers,
+                max(silence.starts_at, now),
+                silence.ends_at,
+                silence.created_by,
+                silence.comment,
+                now,
+            )
     store.put_silence(silence)
     _record(silence, transition, now)
     state().wake()
@@ -101,8 +130,15 @@ def expire_silence(silence_id: str) -> Response:
     silence = _get(silence_id)
     if silence.state(now) == "expired":
         return Response(status=200)  # as Alertmanager 0.25: already done, nothing changes
-    expired = Silence(silence.id, silence.matchers, min(silence.starts_at, now), now,
-                      silence.created_by, silence.comment, now)
+    expired = Silence(
+        silence.id,
+        silence.matchers,
+        min(silence.starts_at, now),
+        now,
+        silence.created_by,
+        silence.comment,
+        now,
+    )
     state().store.put_silence(expired)
     _record(expired, "expired", now)
     return Response(status=200)

@@ -24,15 +24,23 @@ register_error_handlers(bp)
 _SECRET_KEY = re.compile(r"password|secret|token|key|url|credentials", re.IGNORECASE)
 # finalize: a value stored before input was checked (a lone surrogate) is shown as U+FFFD
 # instead of failing to encode the whole page.
-_env = Environment(autoescape=True,
-                   finalize=lambda value: printable(value) if isinstance(value, str) else value)
+_env = Environment(
+    autoescape=True, finalize=lambda value: printable(value) if isinstance(value, str) else value
+)
 _page = _env.from_string(PAGE)
 
 
 # What Alertmanager's config knows: amtool parses /api/v2/status strictly, so the router's
 # own sections and keys are left out of what it is shown.
-AM_TOP_KEYS = ("global", "route", "inhibit_rules", "receivers", "templates",
-               "time_intervals", "mute_time_intervals")
+AM_TOP_KEYS = (
+    "global",
+    "route",
+    "inhibit_rules",
+    "receivers",
+    "templates",
+    "time_intervals",
+    "mute_time_intervals",
+)
 ROUTER_ONLY_GLOBAL_KEYS = {"webhook_resolve_timeout"}
 ROUTER_ONLY_ROUTE_KEYS = {"receivers_by_label"}
 
@@ -48,9 +56,12 @@ def _secret_value(value: str) -> str:
 
 def _redact(value: Any) -> Any:
     if isinstance(value, dict):
-        return {k: _secret_value(v) if _SECRET_KEY.search(str(k))
-                and not str(k).endswith("_file") and isinstance(v, str) else _redact(v)
-                for k, v in value.items()}
+        return {
+            k: _secret_value(v)
+            if _SECRET_KEY.search(str(k)) and not str(k).endswith("_file") and isinstance(v, str)
+            else _redact(v)
+            for k, v in value.items()
+        }
     if isinstance(value, list):
         return [_redact(v) for v in value]
     return value
@@ -71,8 +82,9 @@ def alertmanager_view(raw: Any) -> Any:
         return raw
     view = {k: raw[k] for k in AM_TOP_KEYS if k in raw}
     if isinstance(view.get("global"), dict):
-        view["global"] = {k: v for k, v in view["global"].items()
-                          if k not in ROUTER_ONLY_GLOBAL_KEYS}
+        view["global"] = {
+            k: v for k, v in view["global"].items() if k not in ROUTER_ONLY_GLOBAL_KEYS
+        }
     if "route" in view:
         view["route"] = _am_route(view["route"])
     return view
@@ -81,8 +93,7 @@ def alertmanager_view(raw: Any) -> Any:
 def redact(text: str) -> str:
     """The config YAML (its Alertmanager part) with every secret-looking value hidden."""
     try:
-        return yaml.safe_dump(_redact(alertmanager_view(yaml.safe_load(text))),
-                              sort_keys=False)
+        return yaml.safe_dump(_redact(alertmanager_view(yaml.safe_load(text))), sort_keys=False)
     except yaml.YAMLError:
         return "<unreadable>"
 
@@ -91,13 +102,21 @@ def redact(text: str) -> str:
 def status() -> Response:
     """Alertmanager's status shape (amtool config show reads it)."""
     st = state()
-    return jsonify({
-        "cluster": {"status": "disabled", "peers": [], "name": ""},
-        "versionInfo": {"version": "stacksense-router", "revision": "", "branch": "",
-                        "buildUser": "", "buildDate": "", "goVersion": ""},
-        "config": {"original": redact(st.config.original)},
-        "uptime": format_time(st.started_at),
-    })
+    return jsonify(
+        {
+            "cluster": {"status": "disabled", "peers": [], "name": ""},
+            "versionInfo": {
+                "version": "stacksense-router",
+                "revision": "",
+                "branch": "",
+                "buildUser": "",
+                "buildDate": "",
+                "goVersion": "",
+            },
+            "config": {"original": redact(st.config.original)},
+            "uptime": format_time(st.started_at),
+        }
+    )
 
 
 @bp.get("/api/v2/receivers")

@@ -36,13 +36,27 @@ def retry_trace(trace_id: str) -> Response:
     stages = store.trace(_checked(trace_id))
     if not stages:
         abort(404, description=f"trace {trace_id} not found")
-    failed = {int(s["details"]["outbox_id"]) for s in stages
-              if s["stage"] == "delivery" and s["outcome"] == "failed"
-              and isinstance(s["details"].get("outbox_id"), int)}
+    failed = {
+        int(s["details"]["outbox_id"])
+        for s in stages
+        if s["stage"] == "delivery"
+        and s["outcome"] == "failed"
+        and isinstance(s["details"].get("outbox_id"), int)
+    }
     now = time.time()
     requeued = store.requeue_failed(failed, now)
-    store.add_trace([row(trace_id, now, "retry", "requeued" if requeued else "nothing",
-                         stages[0]["fingerprint"], outbox_ids=requeued)])
+    store.add_trace(
+        [
+            row(
+                trace_id,
+                now,
+                "retry",
+                "requeued" if requeued else "nothing",
+                stages[0]["fingerprint"],
+                outbox_ids=requeued,
+            )
+        ]
+    )
     if requeued:
         state().wake()  # the outbox sends them now, not at its next idle tick
     return jsonify({"trace_id": trace_id, "requeued": requeued})

@@ -42,8 +42,15 @@ class AlertView:
         return "suppressed" if self.silenced_by or self.inhibited_by else "active"
 
 
-def alert_views(store: Store, cfg: RouterConfig, now: float, *, server: str | None = None,
-                show_resolved: bool = False, show_info: bool = False) -> list[AlertView]:
+def alert_views(
+    store: Store,
+    cfg: RouterConfig,
+    now: float,
+    *,
+    server: str | None = None,
+    show_resolved: bool = False,
+    show_info: bool = False,
+) -> list[AlertView]:
     """Stored alerts with their silence and inhibition status (critical first)."""
     silencer = Silencer(store.list_silences(), now)
     inhibitor = Inhibitor(cfg.inhibit_rules, store.firing_labels(now))
@@ -57,15 +64,28 @@ def alert_views(store: Store, cfg: RouterConfig, now: float, *, server: str | No
         if row.labels.get("severity") == "info" and not show_info:
             continue
         out.append(_view(row, firing, silencer, inhibitor))
-    out.sort(key=lambda a: (not a.firing, SEVERITY_RANK.get(a.severity, 4), a.server,
-                            a.labels.get("alertname", ""), a.starts_at))
+    out.sort(
+        key=lambda a: (
+            not a.firing,
+            SEVERITY_RANK.get(a.severity, 4),
+            a.server,
+            a.labels.get("alertname", ""),
+            a.starts_at,
+        )
+    )
     return out
 
 
 def _view(row: AlertRow, firing: bool, silencer: Silencer, inhibitor: Inhibitor) -> AlertView:
-    return AlertView(row.fingerprint, row.labels, row.annotations, row.starts_at, firing,
-                     silencer.silenced_by(row.labels),
-                     inhibitor.inhibited_by(row.fingerprint, row.labels) if firing else [])
+    return AlertView(
+        row.fingerprint,
+        row.labels,
+        row.annotations,
+        row.starts_at,
+        firing,
+        silencer.silenced_by(row.labels),
+        inhibitor.inhibited_by(row.fingerprint, row.labels) if firing else [],
+    )
 
 
 def grouped(alerts: list[AlertView]) -> list[tuple[str, list[tuple[str, list[AlertView]]]]]:
@@ -81,8 +101,9 @@ def grouped(alerts: list[AlertView]) -> list[tuple[str, list[tuple[str, list[Ale
     return out
 
 
-def silence_from_form(form: dict[str, str], matchers: list[dict[str, Any]], user: str,
-                      now: float) -> Silence:
+def silence_from_form(
+    form: dict[str, str], matchers: list[dict[str, Any]], user: str, now: float
+) -> Silence:
     """A new silence from the console's form; InputError names the bad field."""
     try:
         hours = float(form.get("duration_hours", ""))
@@ -90,14 +111,17 @@ def silence_from_form(form: dict[str, str], matchers: list[dict[str, Any]], user
         raise InputError("duration: a number of hours") from None
     if not 0 < hours * 3600 <= MAX_SILENCE:
         raise InputError(f"duration: more than 0 and at most {MAX_SILENCE / 86400:g} days")
-    body = {"matchers": matchers, "startsAt": format_time(now),
-            "endsAt": format_time(now + hours * 3600), "createdBy": user,
-            "comment": form.get("comment", "")}
+    body = {
+        "matchers": matchers,
+        "startsAt": format_time(now),
+        "endsAt": format_time(now + hours * 3600),
+        "createdBy": user,
+        "comment": form.get("comment", ""),
+    }
     return parse_postable_silence(body, now)
 
 
-def matchers_from_form(names: list[str], values: list[str],
-                       ops: list[str]) -> list[dict[str, Any]]:
+def matchers_from_form(names: list[str], values: list[str], ops: list[str]) -> list[dict[str, Any]]:
     """Form rows (name, op, value) as postable matchers; empty rows are skipped."""
     out = []
     for name, op, value in zip(names, ops, values, strict=False):
@@ -105,8 +129,14 @@ def matchers_from_form(names: list[str], values: list[str],
             continue
         if op not in ("=", "!=", "=~", "!~"):
             raise InputError(f"matcher {name}: operator must be =, !=, =~ or !~")
-        out.append({"name": name.strip(), "value": value, "isRegex": "~" in op,
-                    "isEqual": not op.startswith("!")})
+        out.append(
+            {
+                "name": name.strip(),
+                "value": value,
+                "isRegex": "~" in op,
+                "isEqual": not op.startswith("!"),
+            }
+        )
     if not out:
         raise InputError("matchers: at least one")
     return out
@@ -114,20 +144,33 @@ def matchers_from_form(names: list[str], values: list[str],
 
 def op_of(matcher: Any) -> str:
     """A matcher's operator as people write it (=, !=, =~, !~)."""
-    return {(True, False): "=", (False, False): "!=", (True, True): "=~",
-            (False, True): "!~"}[(bool(matcher.is_equal), bool(matcher.is_regex))]
+    return {(True, False): "=", (False, False): "!=", (True, True): "=~", (False, True): "!~"}[
+        (bool(matcher.is_equal), bool(matcher.is_regex))
+    ]
 
 
-def record_silence(store: Store, silence: Silence, transition: str, actor: str,
-                   now: float) -> None:
+def record_silence(store: Store, silence: Silence, transition: str, actor: str, now: float) -> None:
     """The history line the v2 API records too, with the console user as actor."""
     import json
 
-    server = next((m.value for m in silence.matchers
-                   if m.name == "server" and not m.is_regex and m.is_equal), "")
-    store.add_history([HistoryEvent(now, "silence", silence.id, server, transition,
-                                    actor=actor, reason=silence.comment,
-                                    details=json.dumps([str(m) for m in silence.matchers]))])
+    server = next(
+        (m.value for m in silence.matchers if m.name == "server" and not m.is_regex and m.is_equal),
+        "",
+    )
+    store.add_history(
+        [
+            HistoryEvent(
+                now,
+                "silence",
+                silence.id,
+                server,
+                transition,
+                actor=actor,
+                reason=silence.comment,
+                details=json.dumps([str(m) for m in silence.matchers]),
+            )
+        ]
+    )
 
 
 def save_silence(store: Store, silence: Silence, actor: str, now: float) -> None:
@@ -144,8 +187,9 @@ def expire_silence(store: Store, silence_id: str, actor: str, now: float) -> Sil
             return None
         if old.state(now) == "expired":
             return old
-        expired = Silence(old.id, old.matchers, min(old.starts_at, now), now, old.created_by,
-                          old.comment, now)
+        expired = Silence(
+            old.id, old.matchers, min(old.starts_at, now), now, old.created_by, old.comment, now
+        )
         store.put_silence(expired)
         record_silence(store, expired, "expired", actor, now)
     return expired

@@ -38,15 +38,17 @@ def _fmt_time(t: float, span: float) -> str:
     return time.strftime(pattern, time.gmtime(t))
 
 
-def svg_chart(title: str, points: list[tuple[float, float]], start: float, end: float,
-              unit: str) -> Markup:
+def svg_chart(
+    title: str, points: list[tuple[float, float]], start: float, end: float, unit: str
+) -> Markup:
     """A chart of `points` over [start, end]; an empty state when there are none."""
     label = escape(title)
     if not points:
         return Markup(
             f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
             f'aria-label="{label}: no data"><text x="{WIDTH / 2}" y="{HEIGHT / 2}" '
-            f'text-anchor="middle" class="nodata">no data in this range</text></svg>')
+            f'text-anchor="middle" class="nodata">no data in this range</text></svg>'
+        )
     values = [v for _, v in points]
     low = min(0.0, min(values))
     high = max(values)
@@ -78,16 +80,21 @@ def svg_chart(title: str, points: list[tuple[float, float]], start: float, end: 
     for frac in (0.0, 0.5, 1.0):
         v = low + frac * (high - low)
         gy = y(v)
-        grid.append(f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{gy:.1f}" '
-                    f'y2="{gy:.1f}"/><text class="axis" x="{LEFT - 4}" y="{gy + 4:.1f}" '
-                    f'text-anchor="end">{escape(fmt_value(v, unit))}</text>')
+        grid.append(
+            f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{gy:.1f}" '
+            f'y2="{gy:.1f}"/><text class="axis" x="{LEFT - 4}" y="{gy + 4:.1f}" '
+            f'text-anchor="end">{escape(fmt_value(v, unit))}</text>'
+        )
     for frac in (0.0, 0.5, 1.0):
         t = start + frac * span
         anchor = ("start", "middle", "end")[int(frac * 2)]
-        grid.append(f'<text class="axis" x="{x(t):.1f}" y="{HEIGHT - 6}" '
-                    f'text-anchor="{anchor}">{escape(_fmt_time(t, span))}</text>')
+        grid.append(
+            f'<text class="axis" x="{x(t):.1f}" y="{HEIGHT - 6}" '
+            f'text-anchor="{anchor}">{escape(_fmt_time(t, span))}</text>'
+        )
     latest = escape(fmt_value(points[-1][1], unit))
     return Markup(
         f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
         f'aria-label="{label}, latest {latest}">{"".join(grid)}'
-        f'<g class="series">{lines}</g></svg>')
+        f'<g class="series">{lines}</g></svg>'
+    )

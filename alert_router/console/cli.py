@@ -56,8 +56,10 @@ def cmd_add(args: argparse.Namespace) -> int:
     users.add(args.name, args.role, password)
     if generated and args.write_password:
         _write_secret(args.write_password, f"{args.name}\n{password}\n")
-        print(f"user {args.name} ({args.role}) added; name and password written to "
-              f"{args.write_password} (mode 0600)")
+        print(
+            f"user {args.name} ({args.role}) added; name and password written to "
+            f"{args.write_password} (mode 0600)"
+        )
     elif generated:
         print(f"user {args.name} ({args.role}) added; password (shown once): {password}")
     else:
@@ -113,6 +115,7 @@ def _guard(func: Any) -> Any:
         except OSError as exc:
             print(f"error: {exc.filename}: {exc.strerror}", file=sys.stderr)
             return 2
+
     return run
 
 
@@ -124,11 +127,14 @@ def add_users_parser(sub: Any) -> None:
     add.add_argument("name")
     add.add_argument("--role", choices=ROLES, required=True)
     add.add_argument("--password-file", help="read the password from this file ('-': stdin)")
-    add.add_argument("--write-password", metavar="FILE",
-                     help="write the generated name and password to FILE (0600) "
-                          "instead of printing it")
-    add.add_argument("--if-missing", action="store_true",
-                     help="do nothing (exit 0) when the user exists")
+    add.add_argument(
+        "--write-password",
+        metavar="FILE",
+        help="write the generated name and password to FILE (0600) instead of printing it",
+    )
+    add.add_argument(
+        "--if-missing", action="store_true", help="do nothing (exit 0) when the user exists"
+    )
     add.set_defaults(func=_guard(cmd_add))
     cmds.add_parser("list", help="users and roles").set_defaults(func=_guard(cmd_list))
     remove = cmds.add_parser("remove", help="remove a user (their sessions end)")

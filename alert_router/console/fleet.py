@@ -41,8 +41,13 @@ class ServerRow:
 
     def text(self) -> str:
         """What the text filter searches: name, status, reason and labels."""
-        parts = [self.name, self.status, self.reason, self.reason_text,
-                 *(f"{k}={v}" for k, v in self.labels.items())]
+        parts = [
+            self.name,
+            self.status,
+            self.reason,
+            self.reason_text,
+            *(f"{k}={v}" for k, v in self.labels.items()),
+        ]
         return " ".join(parts).lower()
 
 
@@ -66,12 +71,14 @@ def _str(value: Any) -> str:
 
 
 def _float(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
-        else None
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def build_rows(views: dict[str, dict[str, Any]], metrics: dict[str, dict[str, float]],
-               labels: dict[str, dict[str, str]]) -> list[ServerRow]:
+def build_rows(
+    views: dict[str, dict[str, Any]],
+    metrics: dict[str, dict[str, float]],
+    labels: dict[str, dict[str, str]],
+) -> list[ServerRow]:
     """One row per server the rule engine knows, tolerant of missing fields."""
     rows = []
     for name, view in views.items():
@@ -79,13 +86,24 @@ def build_rows(views: dict[str, dict[str, Any]], metrics: dict[str, dict[str, fl
         health: dict[str, Any] = raw_health if isinstance(raw_health, dict) else {}
         m = metrics.get(name, {})
         status = _str(view.get("status")) or "unknown"
-        rows.append(ServerRow(
-            name=name, status=status, reason=_str(view.get("reason")),
-            reason_text=_str(view.get("reason_text")), since=_float(view.get("since")),
-            health_score=_float(health.get("score")), health_color=_str(health.get("color")),
-            labels=labels.get(name, {}), cpu=m.get("cpu"), memory=m.get("memory"),
-            disk=m.get("disk"), load=m.get("load"), uptime=m.get("uptime"),
-            heartbeat=m.get("heartbeat")))
+        rows.append(
+            ServerRow(
+                name=name,
+                status=status,
+                reason=_str(view.get("reason")),
+                reason_text=_str(view.get("reason_text")),
+                since=_float(view.get("since")),
+                health_score=_float(health.get("score")),
+                health_color=_str(health.get("color")),
+                labels=labels.get(name, {}),
+                cpu=m.get("cpu"),
+                memory=m.get("memory"),
+                disk=m.get("disk"),
+                load=m.get("load"),
+                uptime=m.get("uptime"),
+                heartbeat=m.get("heartbeat"),
+            )
+        )
     return rows
 
 
@@ -100,9 +118,13 @@ def _sort_key(sort: str) -> Any:
             return (-(value if value is not None else -1.0), row.name)
         if sort == "heartbeat":
             return (row.heartbeat if row.heartbeat is not None else 0.0, row.name)
-        return (STATUS_RANK.get(row.status, len(STATUSES)),
-                COLOR_RANK.get(row.health_color, 3),
-                row.health_score if row.health_score is not None else 101, row.name)
+        return (
+            STATUS_RANK.get(row.status, len(STATUSES)),
+            COLOR_RANK.get(row.health_color, 3),
+            row.health_score if row.health_score is not None else 101,
+            row.name,
+        )
+
     return key
 
 
@@ -111,15 +133,24 @@ def parse_label_filter(text: str) -> tuple[str, str] | None:
     return (name.strip(), value.strip()) if sep and name.strip() else None
 
 
-def select(rows: list[ServerRow], *, status: str = "", label: str = "", text: str = "",
-           sort: str = "status") -> list[ServerRow]:
+def select(
+    rows: list[ServerRow],
+    *,
+    status: str = "",
+    label: str = "",
+    text: str = "",
+    sort: str = "status",
+) -> list[ServerRow]:
     """Rows matching the filters, in `sort` order (default: critical first)."""
     wanted = parse_label_filter(label)
     needle = text.strip().lower()
-    out = [r for r in rows
-           if (not status or r.status == status)
-           and (wanted is None or r.labels.get(wanted[0]) == wanted[1])
-           and (not needle or needle in r.text())]
+    out = [
+        r
+        for r in rows
+        if (not status or r.status == status)
+        and (wanted is None or r.labels.get(wanted[0]) == wanted[1])
+        and (not needle or needle in r.text())
+    ]
     out.sort(key=_sort_key(sort if sort in SORTS else "status"))
     return out
 
@@ -141,8 +172,11 @@ def sd_labels(cfg: ConsoleConfig) -> tuple[dict[str, dict[str, str]], str]:
         for group in got.data:
             labels = group.get("labels") if isinstance(group, dict) else None
             if isinstance(labels, dict) and isinstance(labels.get("server"), str):
-                out[labels["server"]] = {str(k): str(v) for k, v in labels.items()
-                                         if k != "server" and not str(k).startswith("__")}
+                out[labels["server"]] = {
+                    str(k): str(v)
+                    for k, v in labels.items()
+                    if k != "server" and not str(k).startswith("__")
+                }
     return out, ""
 
 
@@ -158,8 +192,10 @@ def _read_peers(cfg: ConsoleConfig) -> tuple[list[ServerRow], list[str], dict[st
     with ThreadPoolExecutor(max_workers=len(sources.FLEET_QUERIES) + 2) as pool:
         rules = pool.submit(sources.rules_servers, cfg)
         sd = pool.submit(sd_labels, cfg)
-        prom = {key: pool.submit(sources.prom_instant, cfg, expr)
-                for key, expr in sources.FLEET_QUERIES.items()}
+        prom = {
+            key: pool.submit(sources.prom_instant, cfg, expr)
+            for key, expr in sources.FLEET_QUERIES.items()
+        }
         got = rules.result()
         errors = [f"rule engine: {got.error}"] if got.error else []
         metrics: dict[str, dict[str, float]] = {}
@@ -176,8 +212,7 @@ def _read_peers(cfg: ConsoleConfig) -> tuple[list[ServerRow], list[str], dict[st
     return build_rows(got.data or {}, metrics, labels), errors, got.extra.get("pipeline", {})
 
 
-def read_peers_cached(cfg: ConsoleConfig
-                      ) -> tuple[list[ServerRow], list[str], dict[str, Any]]:
+def read_peers_cached(cfg: ConsoleConfig) -> tuple[list[ServerRow], list[str], dict[str, Any]]:
     """_read_peers, shared by the requests of this process for CACHE_SECONDS.
 
     With many browsers polling, the peers are read once per interval instead of once per
@@ -210,14 +245,28 @@ def read_peers_cached(cfg: ConsoleConfig
     return value
 
 
-def load_fleet(cfg: ConsoleConfig, *, status: str = "", label: str = "", text: str = "",
-               sort: str = "status", page: int = 1) -> Fleet:
+def load_fleet(
+    cfg: ConsoleConfig,
+    *,
+    status: str = "",
+    label: str = "",
+    text: str = "",
+    sort: str = "status",
+    page: int = 1,
+) -> Fleet:
     """The filtered, sorted fleet; one page of rows (PAGE_ROWS), counts over all servers."""
     rows, errors, pipeline = read_peers_cached(cfg)
     selected = select(rows, status=status, label=label, text=text, sort=sort)
     start = (max(page, 1) - 1) * PAGE_ROWS
-    return Fleet(selected[start:start + PAGE_ROWS], count(rows), errors, pipeline, len(rows),
-                 matched=len(selected), page=max(page, 1))
+    return Fleet(
+        selected[start : start + PAGE_ROWS],
+        count(rows),
+        errors,
+        pipeline,
+        len(rows),
+        matched=len(selected),
+        page=max(page, 1),
+    )
 
 
 def ago(t: float | None, now: float | None = None) -> str:

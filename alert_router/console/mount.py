@@ -50,15 +50,20 @@ def create_console(state: RouterState) -> Flask:
     from alert_router.console.views import bp
 
     cfg = state.config.console
-    app = Flask("alert_router.console", template_folder=str(PACKAGE / "templates"),
-                static_folder=str(PACKAGE / "static"), static_url_path=f"{PREFIX}/static")
+    app = Flask(
+        "alert_router.console",
+        template_folder=str(PACKAGE / "templates"),
+        static_folder=str(PACKAGE / "static"),
+        static_url_path=f"{PREFIX}/static",
+    )
     key_file = session_key_path(state)
     try:
         app.secret_key = sess.load_session_key(key_file)
     except OSError as exc:
         # One line naming the key and the file, instead of a worker's boot traceback.
-        raise ConfigError("console.session_key_file",
-                          f"cannot create or read {key_file}: {exc.strerror}") from None
+        raise ConfigError(
+            "console.session_key_file", f"cannot create or read {key_file}: {exc.strerror}"
+        ) from None
     app.config.update(
         SESSION_COOKIE_NAME="stacksense_console",
         SESSION_COOKIE_HTTPONLY=True,
@@ -93,8 +98,9 @@ class ConsoleMount:
         self.router = router
         self.console = console
 
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
-                 ) -> Iterable[bytes]:
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if self.console is not None and (path == PREFIX or path.startswith(PREFIX + "/")):
             return self.console.wsgi_app(environ, start_response)  # type: ignore[no-any-return]

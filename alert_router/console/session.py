@@ -81,8 +81,12 @@ def current_user() -> User | None:
         found = users().get(name)
         lifetime = current_app.config["PERMANENT_SESSION_LIFETIME"].total_seconds()
         since = session.get("since")
-        if (found is not None and session.get("stamp") == found.stamp
-                and isinstance(since, (int, float)) and time.time() - since < lifetime):
+        if (
+            found is not None
+            and session.get("stamp") == found.stamp
+            and isinstance(since, (int, float))
+            and time.time() - since < lifetime
+        ):
             user = found
     g.console_user = user
     return user
@@ -101,8 +105,7 @@ def check_csrf() -> None:
         return
     given = request.form.get("csrf", "") or request.headers.get("X-CSRF-Token", "")
     expected = session.get("csrf")
-    if not isinstance(expected, str) or not hmac.compare_digest(given.encode(),
-                                                                expected.encode()):
+    if not isinstance(expected, str) or not hmac.compare_digest(given.encode(), expected.encode()):
         abort(403, description="missing or wrong CSRF token: reload the page and try again")
 
 
@@ -128,7 +131,11 @@ def require(role: str) -> Callable[[F], F]:
 
 def safe_next(target: str | None) -> str:
     """Where to go after login: a console path only (no open redirect)."""
-    if target and target.startswith("/console") and not target.startswith("//") \
-            and "\\" not in target:
+    if (
+        target
+        and target.startswith("/console")
+        and not target.startswith("//")
+        and "\\" not in target
+    ):
         return target
     return url_for("console.fleet")

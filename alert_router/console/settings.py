@@ -12,10 +12,19 @@ from alert_router.errors import ConfigError
 from alert_router.timeutil import parse_duration
 from stacksense_common.config import check_keys  # lists the allowed keys
 
-KEYS = {"enabled", "rules_url", "prometheus_url", "exporter_url", "exporter_token_file",
-        "grafana_url",
-        "session_key_file", "session_lifetime", "secure_cookies", "refresh_interval",
-        "request_timeout"}
+KEYS = {
+    "enabled",
+    "rules_url",
+    "prometheus_url",
+    "exporter_url",
+    "exporter_token_file",
+    "grafana_url",
+    "session_key_file",
+    "session_lifetime",
+    "secure_cookies",
+    "refresh_interval",
+    "request_timeout",
+}
 
 
 @dataclass(frozen=True)
@@ -53,8 +62,9 @@ def _url(section: Mapping[str, Any], key: str, default: str, *, optional: bool =
     return value.rstrip("/")
 
 
-def _seconds(section: Mapping[str, Any], key: str, default: float, low: float,
-             high: float) -> float:
+def _seconds(
+    section: Mapping[str, Any], key: str, default: float, low: float, high: float
+) -> float:
     if key not in section:
         return default
     try:

@@ -23,7 +23,7 @@ FLEET_QUERIES = {
     "load": "max by (server) (node_load1)",
     "uptime": "max by (server) (node_time_seconds - node_boot_time_seconds)",
     "heartbeat": "max by (server) (max_over_time("
-                 "stacksense_last_heartbeat_timestamp_seconds[10m]))",
+    "stacksense_last_heartbeat_timestamp_seconds[10m]))",
 }
 
 
@@ -37,12 +37,15 @@ def chart_queries(server: str) -> dict[str, tuple[str, str]]:
     return {
         "CPU": (f'max(stacksense_cpu_usage_ratio{{server="{s}"}})', "ratio"),
         "Memory": (f'max(stacksense_memory_usage_ratio{{server="{s}"}})', "ratio"),
-        "Disk (fullest filesystem)": (f'max(stacksense_filesystem_usage_ratio{{server="{s}"}})',
-                                      "ratio"),
+        "Disk (fullest filesystem)": (
+            f'max(stacksense_filesystem_usage_ratio{{server="{s}"}})',
+            "ratio",
+        ),
         "Network (bytes/s in + out)": (
             f'sum(rate(node_network_receive_bytes_total{{server="{s}",device!="lo"}}[5m]))'
             f' + sum(rate(node_network_transmit_bytes_total{{server="{s}",device!="lo"}}[5m]))',
-            "bytes"),
+            "bytes",
+        ),
         "Load (1 min)": (f'max(node_load1{{server="{s}"}})', "number"),
     }
 
@@ -79,10 +82,15 @@ def rules_servers(cfg: ConsoleConfig) -> Fetched:
         return got
     body = got.data if isinstance(got.data, dict) else {}
     servers = body.get("servers")
-    got.data = {k: v for k, v in servers.items() if isinstance(v, dict)} \
-        if isinstance(servers, dict) else {}
-    got.extra = {"pipeline": body.get("pipeline") if isinstance(body.get("pipeline"), dict)
-                 else {}, "time": body.get("time")}
+    got.data = (
+        {k: v for k, v in servers.items() if isinstance(v, dict)}
+        if isinstance(servers, dict)
+        else {}
+    )
+    got.extra = {
+        "pipeline": body.get("pipeline") if isinstance(body.get("pipeline"), dict) else {},
+        "time": body.get("time"),
+    }
     return got
 
 
@@ -118,12 +126,13 @@ def prom_instant(cfg: ConsoleConfig, expr: str) -> Fetched:
     return Fetched(out)
 
 
-def prom_range(cfg: ConsoleConfig, expr: str, start: float, end: float,
-               step: float) -> Fetched:
+def prom_range(cfg: ConsoleConfig, expr: str, start: float, end: float, step: float) -> Fetched:
     """A range query's first series as [(t, value)] (NaN and gaps dropped)."""
-    got = get_json(f"{cfg.prometheus_url}/api/v1/query_range", cfg.request_timeout,
-               {"query": expr, "start": f"{start:.3f}", "end": f"{end:.3f}",
-                "step": f"{step:g}"})
+    got = get_json(
+        f"{cfg.prometheus_url}/api/v1/query_range",
+        cfg.request_timeout,
+        {"query": expr, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": f"{step:g}"},
+    )
     if got.error:
         return got
     try:

@@ -70,8 +70,15 @@ def _b64(data: bytes) -> str:
 def hash_password(password: str) -> str:
     """scrypt$N$r$p$salt$hash with a fresh 16-byte salt."""
     salt = os.urandom(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P,
-                            maxmem=SCRYPT_MAXMEM, dklen=32)
+    digest = hashlib.scrypt(
+        password.encode(),
+        salt=salt,
+        n=SCRYPT_N,
+        r=SCRYPT_R,
+        p=SCRYPT_P,
+        maxmem=SCRYPT_MAXMEM,
+        dklen=32,
+    )
     return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${_b64(salt)}${_b64(digest)}"
 
 
@@ -81,8 +88,15 @@ def verify_password(password: str, encoded: str) -> bool:
         kind, n, r, p, salt, digest = encoded.split("$")
         if kind != "scrypt":
             return False
-        got = hashlib.scrypt(password.encode(), salt=base64.b64decode(salt), n=int(n),
-                             r=int(r), p=int(p), maxmem=SCRYPT_MAXMEM, dklen=32)
+        got = hashlib.scrypt(
+            password.encode(),
+            salt=base64.b64decode(salt),
+            n=int(n),
+            r=int(r),
+            p=int(p),
+            maxmem=SCRYPT_MAXMEM,
+            dklen=32,
+        )
     except (ValueError, TypeError):
         return False
     return hmac.compare_digest(got, base64.b64decode(digest))
@@ -100,8 +114,10 @@ def generate_password() -> str:
 
 def check_name(name: str) -> str:
     if not isinstance(name, str) or not NAME_RE.match(name):
-        raise UserError("name: 1 to 64 characters of letters, digits and . _ @ - "
-                        "(starting with a letter or digit)")
+        raise UserError(
+            "name: 1 to 64 characters of letters, digits and . _ @ - "
+            "(starting with a letter or digit)"
+        )
     return name
 
 
@@ -136,14 +152,23 @@ class Users:
             conn.executescript(SCHEMA)
 
     def get(self, name: str) -> User | None:
-        row = self.store.conn().execute(
-            "SELECT name, role, password_hash, created_at FROM console_users WHERE name = ?",
-            (name,)).fetchone()
+        row = (
+            self.store.conn()
+            .execute(
+                "SELECT name, role, password_hash, created_at FROM console_users WHERE name = ?",
+                (name,),
+            )
+            .fetchone()
+        )
         return None if row is None else User(row[0], row[1], row[2], float(row[3]))
 
     def list(self) -> list[User]:
-        return [User(r[0], r[1], r[2], float(r[3])) for r in self.store.conn().execute(
-            "SELECT name, role, password_hash, created_at FROM console_users ORDER BY name")]
+        return [
+            User(r[0], r[1], r[2], float(r[3]))
+            for r in self.store.conn().execute(
+                "SELECT name, role, password_hash, created_at FROM console_users ORDER BY name"
+            )
+        ]
 
     def add(self, name: str, role: str, password: str) -> User:
         check_name(name)
@@ -152,12 +177,13 @@ class Users:
         now = time.time()
         encoded = hash_password(password)
         with self.store.tx() as conn:
-            if conn.execute("SELECT 1 FROM console_users WHERE name = ?",
-                            (name,)).fetchone():
+            if conn.execute("SELECT 1 FROM console_users WHERE name = ?", (name,)).fetchone():
                 raise UserError(f"user {name!r} already exists")
-            conn.execute("INSERT INTO console_users (name, role, password_hash, created_at, "
-                         "updated_at) VALUES (?, ?, ?, ?, ?)",
-                         (name, role, encoded, now, now))
+            conn.execute(
+                "INSERT INTO console_users (name, role, password_hash, created_at, "
+                "updated_at) VALUES (?, ?, ?, ?, ?)",
+                (name, role, encoded, now, now),
+            )
         return User(name, role, encoded, now)
 
     def remove(self, name: str) -> bool:
@@ -168,50 +194,61 @@ class Users:
     def set_role(self, name: str, role: str) -> bool:
         check_role(role)
         with self.store.tx() as conn:
-            cur = conn.execute("UPDATE console_users SET role = ?, updated_at = ? "
-                               "WHERE name = ?", (role, time.time(), name))
+            cur = conn.execute(
+                "UPDATE console_users SET role = ?, updated_at = ? WHERE name = ?",
+                (role, time.time(), name),
+            )
             return bool(cur.rowcount)
 
     def set_password(self, name: str, password: str) -> bool:
         check_password(password)
         encoded = hash_password(password)
         with self.store.tx() as conn:
-            cur = conn.execute("UPDATE console_users SET password_hash = ?, updated_at = ? "
-                               "WHERE name = ?", (encoded, time.time(), name))
+            cur = conn.execute(
+                "UPDATE console_users SET password_hash = ?, updated_at = ? WHERE name = ?",
+                (encoded, time.time(), name),
+            )
             return bool(cur.rowcount)
 
     def count_admins(self) -> int:
-        return int(self.store.conn().execute(
-            "SELECT count(*) FROM console_users WHERE role = 'admin'").fetchone()[0])
+        return int(
+            self.store.conn()
+            .execute("SELECT count(*) FROM console_users WHERE role = 'admin'")
+            .fetchone()[0]
+        )
 
     # ---- login
     def throttled(self, name: str, ip: str, now: float) -> bool:
         """Whether logins for this account or from this address are refused for now."""
         since = now - FAIL_WINDOW
         conn = self.store.conn()
-        fails_user = int(conn.execute(
-            "SELECT count(*) FROM console_login_failures WHERE key = ? AND ts > ?",
-            (f"user:{name}", since)).fetchone()[0])
-        fails_ip = int(conn.execute(
-            "SELECT count(*) FROM console_login_failures WHERE key = ? AND ts > ?",
-            (f"ip:{ip}", since)).fetchone()[0])
+        fails_user = int(
+            conn.execute(
+                "SELECT count(*) FROM console_login_failures WHERE key = ? AND ts > ?",
+                (f"user:{name}", since),
+            ).fetchone()[0]
+        )
+        fails_ip = int(
+            conn.execute(
+                "SELECT count(*) FROM console_login_failures WHERE key = ? AND ts > ?",
+                (f"ip:{ip}", since),
+            ).fetchone()[0]
+        )
         return fails_user >= MAX_FAILS_PER_USER or fails_ip >= MAX_FAILS_PER_IP
 
     def authenticate(self, name: str, password: str, ip: str, now: float) -> User | None:
         """The user when name and password match; a failure is recorded (name and address)."""
         user = self.get(name) if NAME_RE.match(name) else None
-        ok = verify_password(password[:MAX_PASSWORD],
-                             user.password_hash if user else _DUMMY_HASH)
+        ok = verify_password(password[:MAX_PASSWORD], user.password_hash if user else _DUMMY_HASH)
         with self.store.tx() as conn:
-            conn.execute("DELETE FROM console_login_failures WHERE ts < ?",
-                         (now - FAIL_WINDOW,))
+            conn.execute("DELETE FROM console_login_failures WHERE ts < ?", (now - FAIL_WINDOW,))
             if user is not None and ok:
-                conn.execute("DELETE FROM console_login_failures WHERE key = ?",
-                             (f"user:{name}",))
+                conn.execute("DELETE FROM console_login_failures WHERE key = ?", (f"user:{name}",))
                 return user
             # Names are bounded before they become keys: the table cannot be bloated by them.
             # Two plain INSERTs: the PostgreSQL store's executemany knows only its own tables.
             for key in (f"user:{name[:64]}", f"ip:{ip[:64]}"):
-                conn.execute("INSERT INTO console_login_failures (key, ts) VALUES (?, ?)",
-                             (key, now))
+                conn.execute(
+                    "INSERT INTO console_login_failures (key, ts) VALUES (?, ?)", (key, now)
+                )
         return None

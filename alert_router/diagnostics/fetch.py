@@ -77,23 +77,34 @@ def parse_diagnostics(raw: Any, base: Path) -> DiagnosticsConfig | None:
     token = raw.get("token_file")
     if token is not None and not isinstance(token, str):
         raise ConfigError("diagnostics.token_file", "must be a path")
-    return DiagnosticsConfig(url.rstrip("/"), timeout,
-                             (base / token) if token is not None else None)
+    return DiagnosticsConfig(
+        url.rstrip("/"), timeout, (base / token) if token is not None else None
+    )
 
 
 def _cut(value: object) -> str:
     text = str(value)
-    return text if len(text) <= MAX_TEXT else text[:MAX_TEXT - 1] + "…"
+    return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
 
 
 def summarize(server: str, report: Mapping[str, Any]) -> dict[str, Any]:
     """What a notification carries of one report: findings first, bounded."""
-    findings = [{"text": _cut(f.get("text", "")), "action": _cut(f.get("action", "")),
-                 "evidence": [_cut(e) for e in (f.get("evidence") or [])[:5]]}
-                for f in (report.get("findings") or [])[:MAX_FINDINGS] if isinstance(f, dict)]
-    return {"server": server, "complete": bool(report.get("complete")),
-            "error": _cut(report["error"]) if report.get("error") else None,
-            "duration_seconds": report.get("duration_seconds"), "findings": findings}
+    findings = [
+        {
+            "text": _cut(f.get("text", "")),
+            "action": _cut(f.get("action", "")),
+            "evidence": [_cut(e) for e in (f.get("evidence") or [])[:5]],
+        }
+        for f in (report.get("findings") or [])[:MAX_FINDINGS]
+        if isinstance(f, dict)
+    ]
+    return {
+        "server": server,
+        "complete": bool(report.get("complete")),
+        "error": _cut(report["error"]) if report.get("error") else None,
+        "duration_seconds": report.get("duration_seconds"),
+        "findings": findings,
+    }
 
 
 class _Fetch:
@@ -107,9 +118,13 @@ class _Fetch:
 class DiagnosticsFetcher:
     """Per (group, server): one background request to the exporter, its result kept."""
 
-    def __init__(self, config: Callable[[], DiagnosticsConfig | None], *,
-                 clock: Callable[[], float] = time.monotonic,
-                 session: requests.Session | None = None) -> None:
+    def __init__(
+        self,
+        config: Callable[[], DiagnosticsConfig | None],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        session: requests.Session | None = None,
+    ) -> None:
         self.config = config
         self.clock = clock
         self.session = session or requests.Session()
@@ -131,22 +146,32 @@ class DiagnosticsFetcher:
             if len(self._fetches) >= MAX_CACHED:
                 # The oldest go first: their groups have long had their first notification.
                 for key in sorted(self._fetches, key=lambda k: self._fetches[k].started)[
-                        :MAX_CACHED // 10]:
+                    : MAX_CACHED // 10
+                ]:
                     del self._fetches[key]
             fetch = self._fetches[(group_key, server)] = _Fetch(self.clock())
-        threading.Thread(target=self._run, args=(cfg, server, dict(labels), fetch),
-                         name=f"diagnostics-{server}", daemon=True).start()
+        threading.Thread(
+            target=self._run,
+            args=(cfg, server, dict(labels), fetch),
+            name=f"diagnostics-{server}",
+            daemon=True,
+        ).start()
 
-    def _run(self, cfg: DiagnosticsConfig, server: str, labels: dict[str, str],
-             fetch: _Fetch) -> None:
+    def _run(
+        self, cfg: DiagnosticsConfig, server: str, labels: dict[str, str], fetch: _Fetch
+    ) -> None:
         try:
             headers = {}
             if cfg.token_file is not None:
                 headers["Authorization"] = f"Bearer {cfg.token_file.read_text().strip()}"
             # The exporter has its own deadline (10 s); this one only stops a dead exporter
             # from holding the thread forever: a late answer still serves later notifications.
-            resp = self.session.post(f"{cfg.exporter_url}/api/v1/diagnose/{quote(server, '')}",
-                                     json={"labels": labels}, headers=headers, timeout=30)
+            resp = self.session.post(
+                f"{cfg.exporter_url}/api/v1/diagnose/{quote(server, '')}",
+                json={"labels": labels},
+                headers=headers,
+                timeout=30,
+            )
             if resp.status_code != 200:
                 try:
                     why = resp.json().get("error")
@@ -163,8 +188,9 @@ class DiagnosticsFetcher:
             fetch.done.set()
             self.on_done()
 
-    def _fetches_for(self, group_key: str, servers: Mapping[str, Mapping[str, str]]
-                     ) -> list[tuple[str, _Fetch | None]]:
+    def _fetches_for(
+        self, group_key: str, servers: Mapping[str, Mapping[str, str]]
+    ) -> list[tuple[str, _Fetch | None]]:
         """The fetch of each server a notification shows (`servers`: name -> an alert's
         labels); one not started in this process (a restart since, or another replica
         ingested the alert) starts now, bounded by `timeout` from now."""
@@ -179,17 +205,20 @@ class DiagnosticsFetcher:
             out.append((server, fetch))
         return out
 
-    def pending_until(self, group_key: str, servers: Mapping[str, Mapping[str, str]]
-                      ) -> float | None:
+    def pending_until(
+        self, group_key: str, servers: Mapping[str, Mapping[str, str]]
+    ) -> float | None:
         """Until when (on `clock`) a notification of the group would wait for its
         diagnostics; None when it need not wait (every fetch done, or past its bound)."""
         cfg = self.config()
         if cfg is None:
             return None
         now = self.clock()
-        until = [fetch.started + cfg.timeout for _, fetch in self._fetches_for(group_key, servers)
-                 if fetch is not None and not fetch.done.is_set()
-                 and fetch.started + cfg.timeout > now]
+        until = [
+            fetch.started + cfg.timeout
+            for _, fetch in self._fetches_for(group_key, servers)
+            if fetch is not None and not fetch.done.is_set() and fetch.started + cfg.timeout > now
+        ]
         return max(until) if until else None
 
     def wait(self, group_key: str, servers: Mapping[str, Mapping[str, str]]) -> None:
@@ -202,8 +231,7 @@ class DiagnosticsFetcher:
             if fetch is not None:
                 fetch.done.wait(max(0.0, fetch.started + cfg.timeout - self.clock()))
 
-    def collect(self, group_key: str, servers: Mapping[str, Mapping[str, str]]
-                ) -> dict[str, Any]:
+    def collect(self, group_key: str, servers: Mapping[str, Mapping[str, str]]) -> dict[str, Any]:
         """The diagnostics for a notification (`servers`: name -> an alert's labels), as
         they are now: never waits (the dispatcher waits before, see pending_until); what is
         not there is reported missing, with why."""
@@ -223,8 +251,12 @@ class DiagnosticsFetcher:
                 missing.append(f"{server}: no answer within {cfg.timeout:g}s")
             else:  # the server joined the group after its wait was decided
                 missing.append(f"{server}: no answer yet")
-        note = ("sent without diagnostics: " if not reports else
-                "some diagnostics missing: ") + "; ".join(missing) if missing else None
+        note = (
+            ("sent without diagnostics: " if not reports else "some diagnostics missing: ")
+            + "; ".join(missing)
+            if missing
+            else None
+        )
         return {"included": bool(reports), "note": note, "reports": reports}
 
     def forget_group(self, group_key: str) -> None:

@@ -29,8 +29,15 @@ from alert_router.trace import row as trace_row
 log = logging.getLogger(__name__)
 # Errors that say a request's data cannot be merged (as opposed to the store being busy or
 # gone, which a later step retries): such a request is set aside so the rest flow.
-POISON: tuple[type[BaseException], ...] = (ValueError, TypeError, KeyError, AttributeError,
-                                           IndexError, RecursionError, OverflowError)
+POISON: tuple[type[BaseException], ...] = (
+    ValueError,
+    TypeError,
+    KeyError,
+    AttributeError,
+    IndexError,
+    RecursionError,
+    OverflowError,
+)
 Incoming = tuple[dict[str, Any], float, float, str]  # alert, received_at, timeout, fingerprint
 NotifierLookup = Callable[[str], Sequence[Notifier]]  # receiver name -> its notifiers
 INBOX_BATCH = 500  # requests per transaction (request threads write elsewhere, never wait)
@@ -50,8 +57,13 @@ class StepResult:
     enqueued: int = 0
 
 
-def _merge(old: tuple[float, float, str] | None, new: dict[str, Any], received_at: float,
-           timeout: float, fp: str) -> AlertRow:
+def _merge(
+    old: tuple[float, float, str] | None,
+    new: dict[str, Any],
+    received_at: float,
+    timeout: float,
+    fp: str,
+) -> AlertRow:
     """Alertmanager's merge: a continuing alert keeps its first start; the latest end wins.
 
     `old` is the stored (starts_at, ends_at, state); the row's state stays the stored one
@@ -61,8 +73,16 @@ def _merge(old: tuple[float, float, str] | None, new: dict[str, Any], received_a
     ends = new["endsAt"] if new["endsAt"] is not None else max(received_at, starts) + timeout
     if old is not None and old[1] >= starts and old[0] < starts:
         starts = old[0]
-    return AlertRow(fp, new["labels"], new["annotations"], starts, ends,
-                    new["generatorURL"], received_at, old[2] if old else "new")
+    return AlertRow(
+        fp,
+        new["labels"],
+        new["annotations"],
+        starts,
+        ends,
+        new["generatorURL"],
+        received_at,
+        old[2] if old else "new",
+    )
 
 
 def _common(maps: list[dict[str, str]]) -> dict[str, str]:
@@ -74,15 +94,27 @@ def _common(maps: list[dict[str, str]]) -> dict[str, str]:
     return common
 
 
-def notification_payload(receiver: str, group_key: str, group_labels: dict[str, str],
-                         alerts: list[AlertRow], now: float, external_url: str) -> dict[str, Any]:
+def notification_payload(
+    receiver: str,
+    group_key: str,
+    group_labels: dict[str, str],
+    alerts: list[AlertRow],
+    now: float,
+    external_url: str,
+) -> dict[str, Any]:
     """The outbox form of one notification (turned into NotificationData when sent)."""
-    items = [{
-        "status": "firing" if a.firing(now) else "resolved",
-        "labels": a.labels, "annotations": a.annotations, "startsAt": a.starts_at,
-        "endsAt": None if a.firing(now) else a.ends_at, "generatorURL": a.generator_url,
-        "fingerprint": a.fingerprint,
-    } for a in alerts]
+    items = [
+        {
+            "status": "firing" if a.firing(now) else "resolved",
+            "labels": a.labels,
+            "annotations": a.annotations,
+            "startsAt": a.starts_at,
+            "endsAt": None if a.firing(now) else a.ends_at,
+            "generatorURL": a.generator_url,
+            "fingerprint": a.fingerprint,
+        }
+        for a in alerts
+    ]
     return {
         "receiver": receiver,
         "status": "firing" if any(i["status"] == "firing" for i in items) else "resolved",
@@ -98,8 +130,13 @@ def notification_payload(receiver: str, group_key: str, group_labels: dict[str, 
 class Dispatcher:
     """Turns stored requests into groups and due groups into outbox rows."""
 
-    def __init__(self, store: Store, config: Callable[[], RouterConfig],
-                 notifiers: NotifierLookup, metrics: RouterMetrics) -> None:
+    def __init__(
+        self,
+        store: Store,
+        config: Callable[[], RouterConfig],
+        notifiers: NotifierLookup,
+        metrics: RouterMetrics,
+    ) -> None:
         self.store = store
         self.config = config
         self.notifiers = notifiers
@@ -156,7 +193,7 @@ class Dispatcher:
         for i, row in enumerate(rows):
             size += len(row[3])
             if size > INBOX_BATCH_BYTES:
-                rows = rows[:max(i, 1)]
+                rows = rows[: max(i, 1)]
                 break
         cfg = self.config()
         # After a reload every alert is routed again through the new tree as it arrives.
@@ -176,14 +213,14 @@ class Dispatcher:
         except POISON + self.store.data_errors:
             # Find the culprit: merge the requests one by one, setting aside what fails.
             count = 0
-            items: list[tuple[InboxRow, list[Incoming] | BaseException]] = [
-                *parsed, *poison]
+            items: list[tuple[InboxRow, list[Incoming] | BaseException]] = [*parsed, *poison]
             items.sort(key=lambda item: item[0][0])
             for row, alerts in items:
                 if not isinstance(alerts, BaseException):
                     try:
-                        count += self._merge(inbox_file, row[0], [(row, alerts)], [], now,
-                                             cfg, reroute)
+                        count += self._merge(
+                            inbox_file, row[0], [(row, alerts)], [], now, cfg, reroute
+                        )
                         continue
                     except self.store.inbox.conflict:
                         raise
@@ -195,8 +232,11 @@ class Dispatcher:
 
     def _parse(self, row: InboxRow, cfg: RouterConfig) -> list[Incoming]:
         _id, source, received_at, body, form = row
-        timeout = cfg.webhook_resolve_timeout if source in ("alertmanager", "grafana") \
+        timeout = (
+            cfg.webhook_resolve_timeout
+            if source in ("alertmanager", "grafana")
             else cfg.resolve_timeout
+        )
         alerts = json.loads(body)
         if form == "postable":
             alerts = trusted_postable(alerts, now=received_at)
@@ -206,17 +246,31 @@ class Dispatcher:
         """Once the set-aside rows are committed: one log line and one count each."""
         for row, exc in rows:
             self.metrics.set_aside.labels("inbox").inc()
-            log.error("inbox request %s from %s set aside, it cannot be merged: %s",
-                      row[0], storable(row[1]), storable(f"{type(exc).__name__}: {exc}")[:300])
+            log.error(
+                "inbox request %s from %s set aside, it cannot be merged: %s",
+                row[0],
+                storable(row[1]),
+                storable(f"{type(exc).__name__}: {exc}")[:300],
+            )
 
     def _set_aside(self, rows: list[tuple[InboxRow, BaseException]], now: float) -> None:
-        self.store.set_aside([("inbox", row[1], row[2], row[3],
-                               f"{type(exc).__name__}: {exc}"[:300], now) for row, exc in rows])
+        self.store.set_aside(
+            [
+                ("inbox", row[1], row[2], row[3], f"{type(exc).__name__}: {exc}"[:300], now)
+                for row, exc in rows
+            ]
+        )
 
-    def _merge(self, inbox_file: str, last_id: int,
-               parsed: list[tuple[InboxRow, list[Incoming]]],
-               poison: list[tuple[InboxRow, BaseException]], now: float, cfg: RouterConfig,
-               reroute: bool) -> int:
+    def _merge(
+        self,
+        inbox_file: str,
+        last_id: int,
+        parsed: list[tuple[InboxRow, list[Incoming]]],
+        poison: list[tuple[InboxRow, BaseException]],
+        now: float,
+        cfg: RouterConfig,
+        reroute: bool,
+    ) -> int:
         incoming = [item for _, alerts in parsed for item in alerts]
         with self.store.tx():
             if poison:
@@ -241,10 +295,17 @@ class Dispatcher:
                 trace = ""
                 if changed:  # an alert re-sent unchanged (every evaluation) is not traced
                     trace = trace_of(alert.labels, alert.annotations, alert.starts_at)
-                    traces.append(trace_row(
-                        trace, now, "received", state, alert.fingerprint,
-                        alertname=alert.labels.get("alertname", ""),
-                        server=alert.labels.get("server", "")))
+                    traces.append(
+                        trace_row(
+                            trace,
+                            now,
+                            "received",
+                            state,
+                            alert.fingerprint,
+                            alertname=alert.labels.get("alertname", ""),
+                            server=alert.labels.get("server", ""),
+                        )
+                    )
                 first_key = ""  # the alert's group on its first route (its incident's key)
                 # A firing alert that keeps firing is already in its groups.
                 if reroute or state != "firing" or alert.state != "firing":
@@ -255,18 +316,31 @@ class Dispatcher:
                         # group_wait ago flushes a group that has not flushed yet at once.
                         old_alert = alert.starts_at + route.group_wait < now
                         if key not in groups:
-                            groups[key] = (key, route.route_id, route.receiver,
-                                           json.dumps(route.group_labels(alert.labels)), now,
-                                           now if old_alert else now + route.group_wait)
+                            groups[key] = (
+                                key,
+                                route.route_id,
+                                route.receiver,
+                                json.dumps(route.group_labels(alert.labels)),
+                                now,
+                                now if old_alert else now + route.group_wait,
+                            )
                         elif old_alert and groups[key][5] > now:
                             groups[key] = (*groups[key][:5], now)
                         if old_alert:
                             expedite.add(key)
                         members.append((key, alert.fingerprint))
                         if state == "firing" and alert.state != "firing":
-                            traces.append(trace_row(trace, now, "grouped", "ok",
-                                                    alert.fingerprint, group_key=key,
-                                                    receiver=route.receiver))
+                            traces.append(
+                                trace_row(
+                                    trace,
+                                    now,
+                                    "grouped",
+                                    "ok",
+                                    alert.fingerprint,
+                                    group_key=key,
+                                    receiver=route.receiver,
+                                )
+                            )
                         if route.diagnostics and state == "firing":
                             # Started now, so group_wait covers the run (no thread waits).
                             self.diagnostics.prefetch(key, alert.labels)
@@ -274,15 +348,19 @@ class Dispatcher:
                     server = alert.labels.get("server", "")
                     # The history line and a new alert's row hold the same label JSON.
                     encoded = labels_json[alert.fingerprint] = json.dumps(alert.labels)
-                    events.append(HistoryEvent(now, "alert", alert.fingerprint, server, state,
-                                               details=encoded))
+                    events.append(
+                        HistoryEvent(
+                            now, "alert", alert.fingerprint, server, state, details=encoded
+                        )
+                    )
                     if state == "firing":
                         fired.append((alert, first_key))
                     elif alert.state == "firing":
                         became_resolved.append(alert)
                     alert.state = state
-            self.store.upsert_alerts((a for fp, a in merged.items() if fp not in existing),
-                                     labels_json)
+            self.store.upsert_alerts(
+                (a for fp, a in merged.items() if fp not in existing), labels_json
+            )
             self.store.update_alerts(a for fp, a in merged.items() if fp in existing)
             events += self.incidents.on_firing_many(fired, now, cfg.incident_open_for)
             for alert in became_resolved:
@@ -297,7 +375,6 @@ class Dispatcher:
         self._report_set_aside(poison)
         return len(incoming)
 
-
     def resolve_expired(self, now: float) -> None:
         """Record the alerts whose end time passed without an update (resolve_timeout)."""
         with self.store.tx():
@@ -305,17 +382,33 @@ class Dispatcher:
             if not expired:
                 return
             self.store.set_alert_state([a.fingerprint for a in expired], "resolved")
-            events = [HistoryEvent(now, "alert", a.fingerprint, a.labels.get("server", ""),
-                                   "resolved", reason="ended",
-                                   details=json.dumps(a.labels)) for a in expired]
+            events = [
+                HistoryEvent(
+                    now,
+                    "alert",
+                    a.fingerprint,
+                    a.labels.get("server", ""),
+                    "resolved",
+                    reason="ended",
+                    details=json.dumps(a.labels),
+                )
+                for a in expired
+            ]
             for alert in expired:
                 events += self.incidents.on_resolved(alert, now)
             self.store.add_history(events)
-            self.store.add_trace(trace_row(trace_of(a.labels, a.annotations, a.starts_at), now,
-                                           "resolved", "ended", a.fingerprint) for a in expired)
+            self.store.add_trace(
+                trace_row(
+                    trace_of(a.labels, a.annotations, a.starts_at),
+                    now,
+                    "resolved",
+                    "ended",
+                    a.fingerprint,
+                )
+                for a in expired
+            )
 
-    def flush_due(self, now: float, result: StepResult | None = None, *,
-                  wait: bool = True) -> None:
+    def flush_due(self, now: float, result: StepResult | None = None, *, wait: bool = True) -> None:
         """Flush every group whose timer is due: mute, dedupe, enqueue, record.
 
         Diagnostics are awaited here, outside every transaction, and only after the groups
@@ -327,8 +420,14 @@ class Dispatcher:
         cfg = self.config()
         routes = self._routes(cfg)
         silencer = Silencer(self.store.list_silences(), now)
-        inhibitor = Inhibitor(cfg.inhibit_rules, self.store.firing_labels(
-            now, source_alertnames(cfg.inhibit_rules))) if cfg.inhibit_rules else None
+        inhibitor = (
+            Inhibitor(
+                cfg.inhibit_rules,
+                self.store.firing_labels(now, source_alertnames(cfg.inhibit_rules)),
+            )
+            if cfg.inhibit_rules
+            else None
+        )
         held: list[tuple[float, GroupRow, dict[str, dict[str, str]]]] = []
         for group in due:
             route = routes.get(group.route_id)
@@ -343,8 +442,9 @@ class Dispatcher:
             return
         for _, group, servers in sorted(held, key=lambda item: item[0]):
             self.diagnostics.wait(group.group_key, servers)
-            self._flush_or_set_aside(group, routes.get(group.route_id), silencer, inhibitor,
-                                     now, cfg, result)
+            self._flush_or_set_aside(
+                group, routes.get(group.route_id), silencer, inhibitor, now, cfg, result
+            )
 
     def _diagnosed_servers(self, group_key: str, now: float) -> dict[str, dict[str, str]]:
         """server -> labels of the group's firing alerts, as _notify asks diagnostics for."""
@@ -352,12 +452,22 @@ class Dispatcher:
             members = self.store.group_members(group_key)
         except POISON + self.store.data_errors:
             return {}  # unreadable: the flush sets such alerts aside, waiting for nothing
-        return {a.labels["server"]: a.labels for a in reversed(members)
-                if a.firing(now) and a.labels.get("server")}
+        return {
+            a.labels["server"]: a.labels
+            for a in reversed(members)
+            if a.firing(now) and a.labels.get("server")
+        }
 
-    def _flush_or_set_aside(self, group: GroupRow, route: Route | None, silencer: Silencer,
-                            inhibitor: Inhibitor | None, now: float, cfg: RouterConfig,
-                            result: StepResult | None) -> None:
+    def _flush_or_set_aside(
+        self,
+        group: GroupRow,
+        route: Route | None,
+        silencer: Silencer,
+        inhibitor: Inhibitor | None,
+        now: float,
+        cfg: RouterConfig,
+        result: StepResult | None,
+    ) -> None:
         interval = route.group_interval if route else cfg.route.group_interval
         try:
             enqueued = self._flush(group, route, silencer, inhibitor, now, cfg)
@@ -371,16 +481,29 @@ class Dispatcher:
                 moved = self.store.set_aside_unreadable(group.group_key, now)
                 self.store.set_group_flushed(group.group_key, now, now + interval)
             self.metrics.set_aside.labels("group").inc()
-            log.error("group %s could not be flushed (%s: %s); %d unreadable alert(s) set "
-                      "aside, the group flushes again in %gs", storable(group.group_key),
-                      type(exc).__name__, storable(str(exc))[:300], moved, interval)
+            log.error(
+                "group %s could not be flushed (%s: %s); %d unreadable alert(s) set "
+                "aside, the group flushes again in %gs",
+                storable(group.group_key),
+                type(exc).__name__,
+                storable(str(exc))[:300],
+                moved,
+                interval,
+            )
             return
         if result is not None:
             result.flushed.append(group.group_key)
             result.enqueued += enqueued
 
-    def _flush(self, group: GroupRow, route: Route | None, silencer: Silencer,
-               inhibitor: Inhibitor | None, now: float, cfg: RouterConfig) -> int:
+    def _flush(
+        self,
+        group: GroupRow,
+        route: Route | None,
+        silencer: Silencer,
+        inhibitor: Inhibitor | None,
+        now: float,
+        cfg: RouterConfig,
+    ) -> int:
         """Flush one group: the pipeline's mute, dedupe and queue (one transaction)."""
         repeat = route.repeat_interval if route else cfg.route.repeat_interval
         interval = route.group_interval if route else cfg.route.group_interval
@@ -389,16 +512,37 @@ class Dispatcher:
             kept, muted = pipeline.mute(members, silencer, inhibitor)
             for _, why in muted:
                 self.metrics.muted.labels(why).inc()
-            self.store.add_trace(trace_row(
-                trace_of(alert.labels, alert.annotations, alert.starts_at), now, "muted", why,
-                alert.fingerprint, group_key=group.group_key) for alert, why in muted)
+            self.store.add_trace(
+                trace_row(
+                    trace_of(alert.labels, alert.annotations, alert.starts_at),
+                    now,
+                    "muted",
+                    why,
+                    alert.fingerprint,
+                    group_key=group.group_key,
+                )
+                for alert, why in muted
+            )
             firing = frozenset(a.fingerprint for a in kept if a.firing(now))
             resolved = frozenset(a.fingerprint for a in kept if not a.firing(now))
             # Alertmanager's pipeline stops when the mute stage leaves no alert: no
             # notification and no log entry, so the log still holds what was last sent.
-            enqueued = self._notify(group.group_key, group.receiver, group.group_labels,
-                                    kept, firing, resolved, repeat, now, cfg,
-                                    diagnose=bool(route and route.diagnostics)) if kept else 0
+            enqueued = (
+                self._notify(
+                    group.group_key,
+                    group.receiver,
+                    group.group_labels,
+                    kept,
+                    firing,
+                    resolved,
+                    repeat,
+                    now,
+                    cfg,
+                    diagnose=bool(route and route.diagnostics),
+                )
+                if kept
+                else 0
+            )
             done = [a.fingerprint for a in members if not a.firing(now)]
             self.store.remove_group_alerts(group.group_key, done)
             if len(done) == len(members):
@@ -408,44 +552,83 @@ class Dispatcher:
                 self.store.set_group_flushed(group.group_key, now, now + interval)
         return enqueued
 
-    def _notify(self, group_key: str, receiver: str, group_labels: dict[str, str],
-                kept: list[AlertRow], firing: frozenset[str], resolved: frozenset[str],
-                repeat: float, now: float, cfg: RouterConfig, *, diagnose: bool = False) -> int:
+    def _notify(
+        self,
+        group_key: str,
+        receiver: str,
+        group_labels: dict[str, str],
+        kept: list[AlertRow],
+        firing: frozenset[str],
+        resolved: frozenset[str],
+        repeat: float,
+        now: float,
+        cfg: RouterConfig,
+        *,
+        diagnose: bool = False,
+    ) -> int:
         enqueued = 0
         diagnostics: dict[str, Any] | None = None
         for index, notifier in enumerate(self.notifiers(receiver)):
-            decision = pipeline.dedupe(self.store, group_key, receiver, index, notifier, firing,
-                                       resolved, repeat_interval=repeat, now=now)
+            decision = pipeline.dedupe(
+                self.store,
+                group_key,
+                receiver,
+                index,
+                notifier,
+                firing,
+                resolved,
+                repeat_interval=repeat,
+                now=now,
+            )
             if not decision.notify:
                 if decision.reason == "duplicate":
                     self.metrics.deduped.labels(receiver).inc()
                 continue
-            alerts = kept if notifier.send_resolved else [
-                a for a in kept if a.fingerprint in firing]
+            alerts = (
+                kept if notifier.send_resolved else [a for a in kept if a.fingerprint in firing]
+            )
             entry = LogEntry(firing, resolved, now)
             if alerts:
-                payload = notification_payload(receiver, group_key, group_labels, alerts, now,
-                                               cfg.external_url)
+                payload = notification_payload(
+                    receiver, group_key, group_labels, alerts, now, cfg.external_url
+                )
                 payload[NFLOG_KEY] = {"firing": sorted(firing), "resolved": sorted(resolved)}
                 if diagnose and firing:
                     if diagnostics is None:  # once per flush, shared by the integrations
-                        servers = {a.labels["server"]: a.labels for a in reversed(kept)
-                                   if a.fingerprint in firing and a.labels.get("server")}
+                        servers = {
+                            a.labels["server"]: a.labels
+                            for a in reversed(kept)
+                            if a.fingerprint in firing and a.labels.get("server")
+                        }
                         diagnostics = self.diagnostics.collect(group_key, servers)
-                        self.store.add_trace(trace_row(
-                            trace_of(a.labels, a.annotations, a.starts_at), now, "diagnostics",
-                            "included" if diagnostics.get("included") else "without",
-                            a.fingerprint, group_key=group_key,
-                            note=diagnostics.get("note", "")) for a in kept
-                            if a.fingerprint in firing)
+                        self.store.add_trace(
+                            trace_row(
+                                trace_of(a.labels, a.annotations, a.starts_at),
+                                now,
+                                "diagnostics",
+                                "included" if diagnostics.get("included") else "without",
+                                a.fingerprint,
+                                group_key=group_key,
+                                note=diagnostics.get("note", ""),
+                            )
+                            for a in kept
+                            if a.fingerprint in firing
+                        )
                     payload["diagnostics"] = diagnostics
-                pipeline.queue(self.store, group_key, receiver, index, notifier.kind, payload,
-                               now)
-                self.store.add_trace(trace_row(
-                    trace_of(a.labels, a.annotations, a.starts_at), now, "queued",
-                    "firing" if a.fingerprint in firing else "resolved", a.fingerprint,
-                    receiver=receiver, integration=notifier.kind, group_key=group_key)
-                    for a in alerts)
+                pipeline.queue(self.store, group_key, receiver, index, notifier.kind, payload, now)
+                self.store.add_trace(
+                    trace_row(
+                        trace_of(a.labels, a.annotations, a.starts_at),
+                        now,
+                        "queued",
+                        "firing" if a.fingerprint in firing else "resolved",
+                        a.fingerprint,
+                        receiver=receiver,
+                        integration=notifier.kind,
+                        group_key=group_key,
+                    )
+                    for a in alerts
+                )
                 enqueued += 1
             else:
                 # Only resolved alerts for a receiver that does not want them: nothing to send,

@@ -17,8 +17,18 @@ DEFAULT_GROUP_INTERVAL = 300.0
 DEFAULT_REPEAT_INTERVAL = 4 * 3600.0
 
 ROUTE_KEYS = {
-    "receiver", "group_by", "group_wait", "group_interval", "repeat_interval", "matchers",
-    "match", "match_re", "continue", "routes", "receivers_by_label", "diagnostics",
+    "receiver",
+    "group_by",
+    "group_wait",
+    "group_interval",
+    "repeat_interval",
+    "matchers",
+    "match",
+    "match_re",
+    "continue",
+    "routes",
+    "receivers_by_label",
+    "diagnostics",
 }
 
 
@@ -83,8 +93,9 @@ def _matchers(raw: Mapping[str, Any], path: str) -> list[Matcher]:
     return matchers_from_config(raw, "", path)
 
 
-def _group_by(raw: Mapping[str, Any], path: str,
-              inherited: tuple[str, ...] | None) -> tuple[str, ...] | None:
+def _group_by(
+    raw: Mapping[str, Any], path: str, inherited: tuple[str, ...] | None
+) -> tuple[str, ...] | None:
     if "group_by" not in raw:
         return inherited
     value = raw["group_by"]
@@ -129,8 +140,9 @@ def _by_label_routes(raw: Any, path: str) -> list[dict[str, Any]]:
     return children
 
 
-def build_route(raw: Any, path: str = "route", parent: Route | None = None,
-                route_id: str = "0") -> Route:
+def build_route(
+    raw: Any, path: str = "route", parent: Route | None = None, route_id: str = "0"
+) -> Route:
     """Validate one route mapping (recursively) and build the tree with inherited settings."""
     if not isinstance(raw, dict):
         raise ConfigError(path, "must be a mapping")
@@ -150,12 +162,18 @@ def build_route(raw: Any, path: str = "route", parent: Route | None = None,
         route_id=route_id,
         receiver=receiver,
         group_by=_group_by(raw, path, parent.group_by if parent else ()),
-        group_wait=_duration(raw, "group_wait", path,
-                             parent.group_wait if parent else DEFAULT_GROUP_WAIT),
-        group_interval=_duration(raw, "group_interval", path,
-                                 parent.group_interval if parent else DEFAULT_GROUP_INTERVAL),
-        repeat_interval=_duration(raw, "repeat_interval", path,
-                                  parent.repeat_interval if parent else DEFAULT_REPEAT_INTERVAL),
+        group_wait=_duration(
+            raw, "group_wait", path, parent.group_wait if parent else DEFAULT_GROUP_WAIT
+        ),
+        group_interval=_duration(
+            raw, "group_interval", path, parent.group_interval if parent else DEFAULT_GROUP_INTERVAL
+        ),
+        repeat_interval=_duration(
+            raw,
+            "repeat_interval",
+            path,
+            parent.repeat_interval if parent else DEFAULT_REPEAT_INTERVAL,
+        ),
         matchers=_matchers(raw, path),
         continue_=cont,
         diagnostics=diagnostics,
@@ -168,8 +186,9 @@ def build_route(raw: Any, path: str = "route", parent: Route | None = None,
     if not isinstance(children, list):
         raise ConfigError(f"{path}.routes", "must be a list of routes")
     if "receivers_by_label" in raw:
-        children = _by_label_routes(raw["receivers_by_label"],
-                                    f"{path}.receivers_by_label") + list(children)
+        children = _by_label_routes(raw["receivers_by_label"], f"{path}.receivers_by_label") + list(
+            children
+        )
     for i, child in enumerate(children):
         route.routes.append(build_route(child, f"{path}.routes[{i}]", route, f"{route_id}.{i}"))
     return route

@@ -73,7 +73,11 @@ def build_notifiers(
             raise ReceiverConfigError(f"{path}.{key}: must be a list")
         for i, item in enumerate(value):
             notifiers.append(
-                cls(item, path=f"{path}.{key}[{i}]", global_config=global_config or {},
-                    session=session)
+                cls(
+                    item,
+                    path=f"{path}.{key}[{i}]",
+                    global_config=global_config or {},
+                    session=session,
+                )
             )
     return notifiers

@@ -13,8 +13,15 @@ from stacksense_common.secret import MARK, Secret
 # One secret type and one duration grammar for every service (stacksense_common).
 SECRET_MARK = MARK
 
-__all__ = ["SECRET_MARK", "Secret", "Section", "global_secret", "parse_duration",
-           "read_secret_file", "redact"]
+__all__ = [
+    "SECRET_MARK",
+    "Secret",
+    "Section",
+    "global_secret",
+    "parse_duration",
+    "read_secret_file",
+    "redact",
+]
 
 
 def parse_duration(text: object, *, path: str) -> float:
@@ -100,8 +107,10 @@ class Section:
             raise ReceiverConfigError(f"{self.key_path(key)}: must be a mapping of strings")
         result: dict[str, str] = {}
         for name, item in value.items():
-            if not isinstance(name, str) or isinstance(item, bool) or not isinstance(
-                item, str | int | float
+            if (
+                not isinstance(name, str)
+                or isinstance(item, bool)
+                or not isinstance(item, str | int | float)
             ):
                 raise ReceiverConfigError(f"{self.key_path(key)}.{name}: must be a string")
             result[name] = str(item)

@@ -112,8 +112,10 @@ class HttpOptions:
         return found
 
     def redacted(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"timeout_seconds": self.timeout,
-                               "follow_redirects": self.follow_redirects}
+        out: dict[str, Any] = {
+            "timeout_seconds": self.timeout,
+            "follow_redirects": self.follow_redirects,
+        }
         if self.authorization:
             out["authorization"] = {"type": self.authorization[0], "credentials": "<secret>"}
         if self.basic_auth:
@@ -145,8 +147,9 @@ def parse_http_options(section: Section, global_config: Mapping[str, Any]) -> Ht
     if options.authorization and options.basic_auth:
         raise_config(http.key_path("basic_auth"), "cannot be combined with authorization")
     if http.has("tls_config"):
-        tls = http.section("tls_config", {"ca_file", "cert_file", "key_file",
-                                          "insecure_skip_verify"})
+        tls = http.section(
+            "tls_config", {"ca_file", "cert_file", "key_file", "insecure_skip_verify"}
+        )
         ca_file = tls.file_path("ca_file")
         if tls.boolean("insecure_skip_verify", False):
             options.verify = False
@@ -168,16 +171,19 @@ def raise_config(path: str, message: str) -> None:
     raise ReceiverConfigError(f"{path}: {message}")
 
 
-def secret_url(section: Section, key: str, file_key: str, *,
-               fallback: Secret | None = None) -> Secret:
+def secret_url(
+    section: Section, key: str, file_key: str, *, fallback: Secret | None = None
+) -> Secret:
     """A required URL that is a secret (Slack and webhook URLs carry their token)."""
     value = section.secret(key, file_key=file_key, fallback=fallback, required=True)
     assert value is not None
     parts = urlsplit(value.reveal())
     if parts.scheme not in ("http", "https") or not parts.hostname:
         # never echo the value: it is a secret
-        raise_config(section.key_path(key if section.has(key) else file_key),
-                     "must be an http:// or https:// URL")
+        raise_config(
+            section.key_path(key if section.has(key) else file_key),
+            "must be an http:// or https:// URL",
+        )
     return value
 
 
@@ -193,17 +199,23 @@ def retry_after_seconds(value: str | None) -> float | None:
     return retry_after.parse(value)
 
 
-def classify_status(kind: str, status: int, body: str, retry_after: str | None,
-                    target: str) -> NotifyError:
+def classify_status(
+    kind: str, status: int, body: str, retry_after: str | None, target: str
+) -> NotifyError:
     """The shared table: 429 and 5xx retryable, other 4xx (and odd codes) not."""
     snippet = " ".join(body.split())[:_BODY_SNIPPET]
     detail = f"{kind}: {target} answered HTTP {status}" + (f": {snippet}" if snippet else "")
     if status == 429:
-        return NotifyError(detail, retryable=True, reason="rate_limited",
-                           retry_after=retry_after_seconds(retry_after))
+        return NotifyError(
+            detail,
+            retryable=True,
+            reason="rate_limited",
+            retry_after=retry_after_seconds(retry_after),
+        )
     if status >= 500:
-        return NotifyError(detail, retryable=True, reason="http_5xx",
-                           retry_after=retry_after_seconds(retry_after))
+        return NotifyError(
+            detail, retryable=True, reason="http_5xx", retry_after=retry_after_seconds(retry_after)
+        )
     if 400 <= status < 500:
         return NotifyError(detail, retryable=False, reason="http_4xx")
     return NotifyError(detail, retryable=False, reason="http_unexpected")
@@ -249,34 +261,49 @@ def post_json(
     except requests.exceptions.RequestException as exc:
         if not watchdog.fired:
             _raise_request_error(exc, kind, target, options)
-        raise NotifyError(f"{kind}: {target} did not answer within {options.timeout:g}s "
-                          "(total deadline)", retryable=True, reason="timeout") from None
+        raise NotifyError(
+            f"{kind}: {target} did not answer within {options.timeout:g}s (total deadline)",
+            retryable=True,
+            reason="timeout",
+        ) from None
     finally:
         _sending.watchdog = None
     if 200 <= resp.status_code < 300:
         log.debug("%s: %s accepted the notification (HTTP %d)", kind, target, resp.status_code)
         return resp
-    error = classify_status(kind, resp.status_code, secrets.scrub(resp.text),
-                            resp.headers.get("Retry-After"), target)
+    error = classify_status(
+        kind, resp.status_code, secrets.scrub(resp.text), resp.headers.get("Retry-After"), target
+    )
     error.args = (secrets.scrub(str(error)),)
     raise error
 
 
-def _raise_request_error(exc: requests.exceptions.RequestException, kind: str, target: str,
-                         options: HttpOptions) -> None:
+def _raise_request_error(
+    exc: requests.exceptions.RequestException, kind: str, target: str, options: HttpOptions
+) -> None:
     """The scrubbed NotifyError for a failed request (never a URL)."""
     if isinstance(exc, requests.exceptions.SSLError):
         # certificate and handshake problems need a person, not a retry
-        raise NotifyError(f"{kind}: TLS error talking to {target}: {_cause(exc)}",
-                          retryable=False, reason="tls") from None
+        raise NotifyError(
+            f"{kind}: TLS error talking to {target}: {_cause(exc)}", retryable=False, reason="tls"
+        ) from None
     if isinstance(exc, requests.exceptions.Timeout):
-        raise NotifyError(f"{kind}: {target} did not answer within {options.timeout:g}s",
-                          retryable=True, reason="timeout") from None
+        raise NotifyError(
+            f"{kind}: {target} did not answer within {options.timeout:g}s",
+            retryable=True,
+            reason="timeout",
+        ) from None
     if isinstance(exc, requests.exceptions.ConnectionError):
-        raise NotifyError(f"{kind}: cannot connect to {target}: {_cause(exc)}",
-                          retryable=True, reason="connection") from None
-    raise NotifyError(f"{kind}: request to {target} failed: {type(exc).__name__}",
-                      retryable=False, reason="request") from None
+        raise NotifyError(
+            f"{kind}: cannot connect to {target}: {_cause(exc)}",
+            retryable=True,
+            reason="connection",
+        ) from None
+    raise NotifyError(
+        f"{kind}: request to {target} failed: {type(exc).__name__}",
+        retryable=False,
+        reason="request",
+    ) from None
 
 
 def _cause(exc: BaseException) -> str:

@@ -14,10 +14,17 @@ def sample_notification(*, now: datetime | None = None) -> NotificationData:
     alerts = [
         AlertData(
             status="firing",
-            labels={"alertname": "HighCpuUsage", "server": "web1", "instance": "web1",
-                    "severity": "warning", "team": "web"},
-            annotations={"summary": "CPU usage on web1 is 93%",
-                         "description": "CPU usage has been above 80% for 5 minutes."},
+            labels={
+                "alertname": "HighCpuUsage",
+                "server": "web1",
+                "instance": "web1",
+                "severity": "warning",
+                "team": "web",
+            },
+            annotations={
+                "summary": "CPU usage on web1 is 93%",
+                "description": "CPU usage has been above 80% for 5 minutes.",
+            },
             starts_at=now - timedelta(minutes=12),
             ends_at=None,
             generator_url=gen,
@@ -25,10 +32,17 @@ def sample_notification(*, now: datetime | None = None) -> NotificationData:
         ),
         AlertData(
             status="firing",
-            labels={"alertname": "HighCpuUsage", "server": "db1", "instance": "db1",
-                    "severity": "critical", "team": "data"},
-            annotations={"summary": "CPU usage on db1 is 99%",
-                         "description": "CPU usage has been above 95% for 10 minutes."},
+            labels={
+                "alertname": "HighCpuUsage",
+                "server": "db1",
+                "instance": "db1",
+                "severity": "critical",
+                "team": "data",
+            },
+            annotations={
+                "summary": "CPU usage on db1 is 99%",
+                "description": "CPU usage has been above 95% for 10 minutes.",
+            },
             starts_at=now - timedelta(minutes=47),
             ends_at=None,
             generator_url=gen,
@@ -36,8 +50,13 @@ def sample_notification(*, now: datetime | None = None) -> NotificationData:
         ),
         AlertData(
             status="resolved",
-            labels={"alertname": "HighCpuUsage", "server": "web2", "instance": "web2",
-                    "severity": "warning", "team": "web"},
+            labels={
+                "alertname": "HighCpuUsage",
+                "server": "web2",
+                "instance": "web2",
+                "severity": "warning",
+                "team": "web",
+            },
             annotations={"summary": "CPU usage on web2 is back to 41%"},
             starts_at=now - timedelta(hours=2, minutes=5),
             ends_at=now - timedelta(minutes=3),

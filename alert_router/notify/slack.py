@@ -29,9 +29,23 @@ from alert_router.notify.presentation import (
 from alert_router.notify.resolved import only_what_to_send
 from alert_router.notify.templating import TemplateRef, render_or_fail, slack_escape
 
-KEYS = {"api_url", "api_url_file", "channel", "username", "icon_emoji", "icon_url", "title",
-        "title_link", "text", "color", "fallback", "send_resolved", "max_alerts", "http_config",
-        "timeout"}
+KEYS = {
+    "api_url",
+    "api_url_file",
+    "channel",
+    "username",
+    "icon_emoji",
+    "icon_url",
+    "title",
+    "title_link",
+    "text",
+    "color",
+    "fallback",
+    "send_resolved",
+    "max_alerts",
+    "http_config",
+    "timeout",
+}
 # Slack's documented limits for messages and blocks.
 MAX_BLOCKS = 50
 HEADER_MAX = 150
@@ -39,8 +53,12 @@ SECTION_TEXT_MAX = 3000
 FIELD_TEXT_MAX = 2000
 LINK_MAX = (SECTION_TEXT_MAX - 100) // 2  # two links share one context element
 DEFAULT_MAX_ALERTS = 20  # two blocks per alert keeps us well under MAX_BLOCKS
-SEVERITY_ICONS = {"critical": ":red_circle:", "warning": ":large_orange_circle:",
-                  "info": ":large_blue_circle:", "none": ":white_circle:"}
+SEVERITY_ICONS = {
+    "critical": ":red_circle:",
+    "warning": ":large_orange_circle:",
+    "info": ":large_blue_circle:",
+    "none": ":white_circle:",
+}
 
 
 def cut(text: str, limit: int) -> str:
@@ -59,8 +77,14 @@ class SlackNotifier:
 
     kind = "slack"
 
-    def __init__(self, raw: Mapping[str, Any], *, path: str, global_config: Mapping[str, Any],
-                 session: requests.Session | None = None) -> None:
+    def __init__(
+        self,
+        raw: Mapping[str, Any],
+        *,
+        path: str,
+        global_config: Mapping[str, Any],
+        session: requests.Session | None = None,
+    ) -> None:
         section = Section(raw, path, KEYS)
         fallback_url = global_secret(global_config, "slack_api_url", "slack_api_url_file")
         self.url = secret_url(section, "api_url", "api_url_file", fallback=fallback_url)
@@ -76,16 +100,21 @@ class SlackNotifier:
                 f"{section.key_path('max_alerts')}: at most {DEFAULT_MAX_ALERTS} "
                 f"(Slack allows {MAX_BLOCKS} blocks per message)"
             )
-        self.title = TemplateRef(section.string("title", "slack_title.j2") or "",
-                                 path=section.key_path("title"), flavor="text")
+        self.title = TemplateRef(
+            section.string("title", "slack_title.j2") or "",
+            path=section.key_path("title"),
+            flavor="text",
+        )
         text = section.string("text")
-        self.text = (TemplateRef(text, path=section.key_path("text"), flavor="slack")
-                     if text else None)
+        self.text = (
+            TemplateRef(text, path=section.key_path("text"), flavor="slack") if text else None
+        )
         color = section.string("color")
         self.color = TemplateRef(color, path=section.key_path("color")) if color else None
         fallback = section.string("fallback")
-        self.fallback = (TemplateRef(fallback, path=section.key_path("fallback"))
-                         if fallback else None)
+        self.fallback = (
+            TemplateRef(fallback, path=section.key_path("fallback")) if fallback else None
+        )
         self.http = parse_http_options(section, global_config)
         self.session = session or requests.Session()
         self.secrets = Secrets.of(*self.http.secrets(), urls=[self.url.reveal()])
@@ -95,10 +124,16 @@ class SlackNotifier:
         title = render_or_fail(self.title, data, kind=self.kind, what="title").strip()
         title = " ".join(title.split()) or "StackSense notification"
         severity = group_severity(data)
-        color = (render_or_fail(self.color, data, kind=self.kind, what="color").strip()
-                 if self.color else severity_color(severity))
-        fallback = (render_or_fail(self.fallback, data, kind=self.kind, what="fallback")
-                    if self.fallback else slack_escape(title))
+        color = (
+            render_or_fail(self.color, data, kind=self.kind, what="color").strip()
+            if self.color
+            else severity_color(severity)
+        )
+        fallback = (
+            render_or_fail(self.fallback, data, kind=self.kind, what="fallback")
+            if self.fallback
+            else slack_escape(title)
+        )
         summary = f"*{len(data.firing)} firing*, {len(data.resolved)} resolved"
         if data.group_labels:
             pairs = ", ".join(f"{k}={v}" for k, v in sorted(data.group_labels.items()))
@@ -106,25 +141,41 @@ class SlackNotifier:
         if self.title_link:
             summary += f" · {_link(self.title_link, 'Open')}"
         blocks: list[dict[str, Any]] = [
-            {"type": "header",
-             "text": {"type": "plain_text", "text": cut(title, HEADER_MAX), "emoji": True}},
+            {
+                "type": "header",
+                "text": {"type": "plain_text", "text": cut(title, HEADER_MAX), "emoji": True},
+            },
             {"type": "section", "text": {"type": "mrkdwn", "text": cut(summary, SECTION_TEXT_MAX)}},
         ]
         if self.text is not None:
             body = render_or_fail(self.text, data, kind=self.kind, what="text").strip()
-            attached = [{"type": "section",
-                         "text": {"type": "mrkdwn", "text": cut(body or " ", SECTION_TEXT_MAX)}}]
+            attached = [
+                {
+                    "type": "section",
+                    "text": {"type": "mrkdwn", "text": cut(body or " ", SECTION_TEXT_MAX)},
+                }
+            ]
         else:
             attached = self._alert_blocks(data)
         if data.diagnostics is not None:
-            blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": cut(
-                "*Diagnostics*\n" + slack_escape(as_text(data.diagnostics) or "none"),
-                SECTION_TEXT_MAX)}})
+            blocks.append(
+                {
+                    "type": "section",
+                    "text": {
+                        "type": "mrkdwn",
+                        "text": cut(
+                            "*Diagnostics*\n" + slack_escape(as_text(data.diagnostics) or "none"),
+                            SECTION_TEXT_MAX,
+                        ),
+                    },
+                }
+            )
         message: dict[str, Any] = {
             "text": cut(fallback, SECTION_TEXT_MAX),
             "blocks": blocks,
-            "attachments": [{"color": color, "fallback": cut(fallback, SECTION_TEXT_MAX),
-                             "blocks": attached}],
+            "attachments": [
+                {"color": color, "fallback": cut(fallback, SECTION_TEXT_MAX), "blocks": attached}
+            ],
         }
         for key in ("channel", "username", "icon_emoji", "icon_url"):
             value = getattr(self, key)
@@ -144,12 +195,19 @@ class SlackNotifier:
             # a link cannot be cut, so one too long for the context block is left out
             links = [_link(url, label) for url, label in urls if url and len(url) <= LINK_MAX]
             if links:
-                blocks.append({"type": "context",
-                               "elements": [{"type": "mrkdwn", "text": " · ".join(links)}]})
+                blocks.append(
+                    {"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(links)}]}
+                )
         hidden = len(data.alerts) - len(shown) + data.truncated_alerts
         if hidden:
-            blocks.append({"type": "context", "elements": [
-                {"type": "mrkdwn", "text": f"…and {hidden} more alerts not shown"}]})
+            blocks.append(
+                {
+                    "type": "context",
+                    "elements": [
+                        {"type": "mrkdwn", "text": f"…and {hidden} more alerts not shown"}
+                    ],
+                }
+            )
         return blocks
 
     def _alert_section(self, alert: AlertData) -> dict[str, Any]:
@@ -167,39 +225,66 @@ class SlackNotifier:
         fields = [{"type": "mrkdwn", "text": when}]
         for name in ("server", "alertname"):
             if alert.labels.get(name):
-                fields.append({"type": "mrkdwn", "text": cut(
-                    f"*{name.capitalize()}*\n{slack_escape(alert.labels[name])}", FIELD_TEXT_MAX)})
-        others = ", ".join(f"{k}={v}" for k, v in sorted(alert.labels.items())
-                           if k not in ("server", "alertname", "severity"))
+                fields.append(
+                    {
+                        "type": "mrkdwn",
+                        "text": cut(
+                            f"*{name.capitalize()}*\n{slack_escape(alert.labels[name])}",
+                            FIELD_TEXT_MAX,
+                        ),
+                    }
+                )
+        others = ", ".join(
+            f"{k}={v}"
+            for k, v in sorted(alert.labels.items())
+            if k not in ("server", "alertname", "severity")
+        )
         if others:
-            fields.append({"type": "mrkdwn",
-                           "text": cut(f"*Labels*\n{slack_escape(others)}", FIELD_TEXT_MAX)})
-        return {"type": "section", "text": {"type": "mrkdwn", "text": cut(text, SECTION_TEXT_MAX)},
-                "fields": fields}
+            fields.append(
+                {"type": "mrkdwn", "text": cut(f"*Labels*\n{slack_escape(others)}", FIELD_TEXT_MAX)}
+            )
+        return {
+            "type": "section",
+            "text": {"type": "mrkdwn", "text": cut(text, SECTION_TEXT_MAX)},
+            "fields": fields,
+        }
 
     def notify(self, data: NotificationData) -> None:
         """Post to the webhook; 429 carries Slack's Retry-After in the error."""
         to_send = only_what_to_send(data, self.send_resolved)
         if to_send is None:
             return
-        resp = post_json(self.session, self.url, self.payload(to_send), kind=self.kind,
-                         options=self.http, secrets=self.secrets)
+        resp = post_json(
+            self.session,
+            self.url,
+            self.payload(to_send),
+            kind=self.kind,
+            options=self.http,
+            secrets=self.secrets,
+        )
         body = resp.text.strip()
         # An incoming webhook answers "ok"; a JSON {"ok": false} means a Web API URL was given.
         if body not in ("ok", "") and '"ok":true' not in body.replace(" ", ""):
             raise NotifyError(
                 f"slack: {safe_target(self.url.reveal())} answered HTTP {resp.status_code} "
                 f"without ok: {self.secrets.scrub(body)[:200]}",
-                retryable=False, reason="http_4xx")
+                retryable=False,
+                reason="http_4xx",
+            )
 
     def redacted(self) -> dict[str, Any]:
         """Effective config with secrets as "<secret>"."""
-        return {"api_url": "<secret>", "send_resolved": self.send_resolved,
-                "channel": self.channel, "username": self.username,
-                "icon_emoji": self.icon_emoji, "title": self.title.spec,
-                "text": self.text.spec if self.text else None, "max_alerts": self.max_alerts,
-                **self.http.redacted()}
+        return {
+            "api_url": "<secret>",
+            "send_resolved": self.send_resolved,
+            "channel": self.channel,
+            "username": self.username,
+            "icon_emoji": self.icon_emoji,
+            "title": self.title.spec,
+            "text": self.text.spec if self.text else None,
+            "max_alerts": self.max_alerts,
+            **self.http.redacted(),
+        }
 
     def __repr__(self) -> str:
         return f"SlackNotifier(target={safe_target(self.url.reveal())!r}, channel={self.channel!r})"
-

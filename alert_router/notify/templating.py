@@ -91,12 +91,8 @@ def _file_environment() -> jinja2.Environment:
 
 
 _FILES = _file_environment()
-_HTML_STRINGS = _configure(
-    jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
-)
-_TEXT_STRINGS = _configure(
-    jinja2.Environment(autoescape=False, undefined=jinja2.StrictUndefined)
-)
+_HTML_STRINGS = _configure(jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined))
+_TEXT_STRINGS = _configure(jinja2.Environment(autoescape=False, undefined=jinja2.StrictUndefined))
 
 
 def slack_escape(value: Any) -> str:
@@ -108,9 +104,7 @@ def slack_escape(value: Any) -> str:
 # Slack mrkdwn strings: every {{ expression }} is escaped so that a label value such as
 # "<!channel>" cannot ping a channel; the template's own text is left as written.
 _SLACK_STRINGS = _configure(
-    jinja2.Environment(
-        autoescape=False, undefined=jinja2.StrictUndefined, finalize=slack_escape
-    )
+    jinja2.Environment(autoescape=False, undefined=jinja2.StrictUndefined, finalize=slack_escape)
 )
 _ENVIRONMENTS = {"html": _HTML_STRINGS, "text": _TEXT_STRINGS, "slack": _SLACK_STRINGS}
 
@@ -148,8 +142,7 @@ class TemplateRef:
                 self.template = env.from_string(spec)
         except jinja2.TemplateNotFound:
             raise ReceiverConfigError(
-                f"{path}: unknown template {spec!r} "
-                f"(available: {', '.join(available_templates())})"
+                f"{path}: unknown template {spec!r} (available: {', '.join(available_templates())})"
             ) from None
         except OSError as exc:
             raise ReceiverConfigError(f"{path}: cannot read {spec}: {exc.strerror}") from None

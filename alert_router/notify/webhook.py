@@ -20,8 +20,14 @@ class WebhookNotifier:
 
     kind = "webhook"
 
-    def __init__(self, raw: Mapping[str, Any], *, path: str, global_config: Mapping[str, Any],
-                 session: requests.Session | None = None) -> None:
+    def __init__(
+        self,
+        raw: Mapping[str, Any],
+        *,
+        path: str,
+        global_config: Mapping[str, Any],
+        session: requests.Session | None = None,
+    ) -> None:
         section = Section(raw, path, KEYS)
         self.url = secret_url(section, "url", "url_file")
         self.send_resolved = section.boolean("send_resolved", True)
@@ -36,13 +42,18 @@ class WebhookNotifier:
         if to_send is None:
             return
         payload = webhook_payload(to_send, max_alerts=self.max_alerts)
-        post_json(self.session, self.url, payload, kind=self.kind, options=self.http,
-                  secrets=self.secrets)
+        post_json(
+            self.session, self.url, payload, kind=self.kind, options=self.http, secrets=self.secrets
+        )
 
     def redacted(self) -> dict[str, Any]:
         """Effective config with secrets as "<secret>"."""
-        return {"url": "<secret>", "send_resolved": self.send_resolved,
-                "max_alerts": self.max_alerts, **self.http.redacted()}
+        return {
+            "url": "<secret>",
+            "send_resolved": self.send_resolved,
+            "max_alerts": self.max_alerts,
+            **self.http.redacted(),
+        }
 
     def __repr__(self) -> str:
         return f"WebhookNotifier(target={safe_target(self.url.reveal())!r})"

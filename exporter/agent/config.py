@@ -13,10 +13,22 @@ import yaml
 from stacksense_common.config import ConfigError
 from stacksense_common.secret import Secret
 
-FILE_KEYS = {"url", "server", "token", "token_file", "interval_seconds", "timeout_seconds",
-             "max_backoff_seconds"}
-ENV = {"url": "STACKSENSE_URL", "server": "STACKSENSE_SERVER", "token": "STACKSENSE_TOKEN",
-       "token_file": "STACKSENSE_TOKEN_FILE", "interval_seconds": "STACKSENSE_INTERVAL"}
+FILE_KEYS = {
+    "url",
+    "server",
+    "token",
+    "token_file",
+    "interval_seconds",
+    "timeout_seconds",
+    "max_backoff_seconds",
+}
+ENV = {
+    "url": "STACKSENSE_URL",
+    "server": "STACKSENSE_SERVER",
+    "token": "STACKSENSE_TOKEN",
+    "token_file": "STACKSENSE_TOKEN_FILE",
+    "interval_seconds": "STACKSENSE_INTERVAL",
+}
 
 
 class AgentConfigError(ConfigError):
@@ -54,7 +66,8 @@ def load_config(
         for key in data:
             if key not in FILE_KEYS:
                 raise AgentConfigError(
-                    f"{file}: {key}: unknown key (allowed: {', '.join(sorted(FILE_KEYS))})")
+                    f"{file}: {key}: unknown key (allowed: {', '.join(sorted(FILE_KEYS))})"
+                )
         raw.update(data)
     for key, var in ENV.items():
         if env.get(var):
@@ -85,15 +98,20 @@ def _validate(raw: Mapping[str, Any]) -> AgentConfig:
             token = Path(str(raw["token_file"])).read_text().strip()
         except OSError as exc:
             raise AgentConfigError(
-                f"token_file: cannot read {raw['token_file']}: {exc.strerror}") from None
+                f"token_file: cannot read {raw['token_file']}: {exc.strerror}"
+            ) from None
     if not isinstance(token, str) or not token:
-        raise AgentConfigError(f"token: required ({ENV['token']}, {ENV['token_file']}, "
-                               "--token-file or `token_file:`)")
+        raise AgentConfigError(
+            f"token: required ({ENV['token']}, {ENV['token_file']}, --token-file or `token_file:`)"
+        )
     if any(c.isspace() or not c.isprintable() for c in token):
         raise AgentConfigError("token: must not contain whitespace or control characters")
     numbers = {}
-    for key, low in (("interval_seconds", 1.0), ("timeout_seconds", 0.1),
-                     ("max_backoff_seconds", 1.0)):
+    for key, low in (
+        ("interval_seconds", 1.0),
+        ("timeout_seconds", 0.1),
+        ("max_backoff_seconds", 1.0),
+    ):
         value = raw.get(key, getattr(AgentConfig, key))  # the defaults live on AgentConfig
         try:
             numbers[key] = float(value)

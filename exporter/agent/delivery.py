@@ -32,15 +32,20 @@ class Outcome:
     message: str = ""
 
 
-def send(session: requests.Session, config: AgentConfig, metrics: Mapping[str, Any],
-         agent: Mapping[str, Any] | None = None) -> Outcome:
+def send(
+    session: requests.Session,
+    config: AgentConfig,
+    metrics: Mapping[str, Any],
+    agent: Mapping[str, Any] | None = None,
+) -> Outcome:
     """POST one heartbeat (with the agent's version and host facts) and classify the answer."""
     body: dict[str, Any] = {"metrics": dict(metrics)}
     if agent is not None:
         body["agent"] = dict(agent)
     try:
         resp = session.post(
-            config.endpoint, json=body,
+            config.endpoint,
+            json=body,
             headers={"Authorization": f"Bearer {config.token.reveal()}"},
             timeout=(min(5.0, config.timeout_seconds), config.timeout_seconds),
             allow_redirects=False,
@@ -48,23 +53,30 @@ def send(session: requests.Session, config: AgentConfig, metrics: Mapping[str, A
     except requests.RequestException as exc:
         # requests' messages carry the URL, never the headers; the URL's userinfo is redacted.
         kind = "timed out" if isinstance(exc, requests.Timeout) else "failed"
-        return Outcome(False, retry=True, message=f"connection to {redact_url(config.url)} {kind}: "
-                       f"{type(exc).__name__}")
+        return Outcome(
+            False,
+            retry=True,
+            message=f"connection to {redact_url(config.url)} {kind}: {type(exc).__name__}",
+        )
     code = resp.status_code
     if 200 <= code < 300:
         return Outcome(True)
     detail = _detail(resp)
     if code == 429 or code >= 500:
         after = _retry_after(resp.headers.get("Retry-After"))
-        return Outcome(False, retry=True, retry_after=after,
-                       message=f"exporter answered {code} {detail}".rstrip())
+        return Outcome(
+            False,
+            retry=True,
+            retry_after=after,
+            message=f"exporter answered {code} {detail}".rstrip(),
+        )
     hints = {
         400: "the exporter rejected the heartbeat body",
         401: f"the exporter rejected the token for server {config.server!r}; check the token "
-             "(a new one: `stacksense servers token NAME` on the exporter's host)",
+        "(a new one: `stacksense servers token NAME` on the exporter's host)",
         403: f"the exporter refused heartbeats for server {config.server!r}",
         404: f"server {config.server!r} is not in the exporter's inventory (or the URL is not "
-             "the exporter's)",
+        "the exporter's)",
     }
     hint = hints.get(code, "unexpected answer")
     return Outcome(False, retry=False, message=f"{hint} ({code} {detail})".replace(" )", ")"))
@@ -127,8 +139,12 @@ def run(
             failures = 0
             log.error("heartbeat rejected: %s", outcome.message)
         delay = next_delay(outcome, failures, config)
-        if once and (outcome.ok or not outcome.retry or failures >= ONCE_ATTEMPTS
-                     or delay > config.max_backoff_seconds):
+        if once and (
+            outcome.ok
+            or not outcome.retry
+            or failures >= ONCE_ATTEMPTS
+            or delay > config.max_backoff_seconds
+        ):
             return outcome.ok
         wait(delay)
     return delivered

@@ -48,12 +48,15 @@ def agent_version() -> str:
 def host_facts() -> dict[str, Any]:
     """What the exporter shows as stacksense_agent_info (read once; they do not change)."""
     facts: dict[str, Any] = {
-        "os": platform.system(), "os_release": platform.release(),
-        "arch": platform.machine(), "hostname": socket.gethostname(),
+        "os": platform.system(),
+        "os_release": platform.release(),
+        "arch": platform.machine(),
+        "hostname": socket.gethostname(),
         "cpu_threads": psutil.cpu_count() or 0,
         "cpu_cores": psutil.cpu_count(logical=False) or 0,
         "memory_bytes": psutil.virtual_memory().total,
-        "cpu_model": _cpu_model(), "os_pretty_name": _pretty_name(),
+        "cpu_model": _cpu_model(),
+        "os_pretty_name": _pretty_name(),
     }
     return {k: (v[:128] if isinstance(v, str) else v) for k, v in facts.items()}
 

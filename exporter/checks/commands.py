@@ -39,9 +39,13 @@ from exporter.exposition import Family, gauge
 
 RC_LINE = "@@stacksense-rc@@ "
 # timeout(1)'s own statuses, and the shell's for a missing or unrunnable program.
-EXIT_REASONS = {124: "timed out after {t:g}s", 137: "killed after {t:g}s (ignored TERM)",
-                125: "timeout(1) itself failed", 126: "program is not executable",
-                127: "program not found (or no timeout(1) on the host)"}
+EXIT_REASONS = {
+    124: "timed out after {t:g}s",
+    137: "killed after {t:g}s (ignored TERM)",
+    125: "timeout(1) itself failed",
+    126: "program is not executable",
+    127: "program not found (or no timeout(1) on the host)",
+}
 
 
 def section_name(command: CommandCheck) -> str:
@@ -53,9 +57,11 @@ def section_name(command: CommandCheck) -> str:
 # instead of head and sed: every process started costs the monitored host CPU.
 # Past the cap it says so and exits: the command then dies of SIGPIPE instead of
 # printing on (and costing CPU) until its timeout.
-_FILTER = ("awk -v cap={cap} 'NR > 1 {{ c += length(p) + 1; if (c <= cap) print \"|\" p; "
-           "else {{ print \"{rc}cut\"; cut = 1; exit }} }} {{ p = $0 }} "
-           "END {{ if (cut) exit; if (p ~ /^{rc}[0-9]+$/) print p; else if (NR) print \"|\" p }}'")
+_FILTER = (
+    'awk -v cap={cap} \'NR > 1 {{ c += length(p) + 1; if (c <= cap) print "|" p; '
+    'else {{ print "{rc}cut"; cut = 1; exit }} }} {{ p = $0 }} '
+    'END {{ if (cut) exit; if (p ~ /^{rc}[0-9]+$/) print p; else if (NR) print "|" p }}\''
+)
 
 
 def snippet(command: CommandCheck) -> str:
@@ -66,7 +72,7 @@ def snippet(command: CommandCheck) -> str:
         f"printf '\\n{RC_LINE}%s\\n' $?; }} | "
         + _FILTER.format(cap=MAX_COMMAND_OUTPUT, rc=RC_LINE)
         + "; read ss_t1 ss_x </proc/uptime; "
-        f"printf '{RC_LINE}time %s %s\\n' \"$ss_t0\" \"$ss_t1\""
+        f'printf \'{RC_LINE}time %s %s\\n\' "$ss_t0" "$ss_t1"'
     )
 
 
@@ -74,13 +80,14 @@ def sections(checks: Checks) -> dict[str, str]:
     return {section_name(c): snippet(c) for c in checks.commands}
 
 
-def evaluate(command: CommandCheck, text: str | None) -> tuple[float | None, int | None,
-                                                               float | None, str | None]:
+def evaluate(
+    command: CommandCheck, text: str | None
+) -> tuple[float | None, int | None, float | None, str | None]:
     """(value, exit code, duration, failure reason) from the command's section text."""
     if text is None:
         return None, None, None, "no output from the host (section missing)"
     lines = text.split("\n")
-    tails = [line[len(RC_LINE):].split() for line in lines if line.startswith(RC_LINE)]
+    tails = [line[len(RC_LINE) :].split() for line in lines if line.startswith(RC_LINE)]
     duration: float | None = None
     timing = [t for t in tails if t[:1] == ["time"]]
     try:
@@ -134,16 +141,24 @@ def _value(command: CommandCheck, output: str) -> tuple[float | None, str]:
 def collect(sections: Mapping[str, str], checks: Checks, state: dict[str, Any]) -> list[Family]:
     if not checks.commands:
         return []
-    ok_fam = gauge("stacksense_command_success", "Whether the custom command ran, exited with "
-                                                 "an ok code and gave a value.")
-    value_fam = gauge("stacksense_command_value", "The custom command's value (output number, "
-                                                  "regex group or exit code).")
-    rc_fam = gauge("stacksense_command_exit_code", "The custom command's exit status "
-                                                   "(124: timed out).")
-    dur_fam = gauge("stacksense_command_duration_seconds", "How long the custom command ran "
-                                                           "on the host (10 ms resolution).")
-    err_fam = gauge("stacksense_command_last_error_info", "1 while the custom command fails, "
-                                                          "with the reason.")
+    ok_fam = gauge(
+        "stacksense_command_success",
+        "Whether the custom command ran, exited with an ok code and gave a value.",
+    )
+    value_fam = gauge(
+        "stacksense_command_value",
+        "The custom command's value (output number, regex group or exit code).",
+    )
+    rc_fam = gauge(
+        "stacksense_command_exit_code", "The custom command's exit status (124: timed out)."
+    )
+    dur_fam = gauge(
+        "stacksense_command_duration_seconds",
+        "How long the custom command ran on the host (10 ms resolution).",
+    )
+    err_fam = gauge(
+        "stacksense_command_last_error_info", "1 while the custom command fails, with the reason."
+    )
     for command in checks.commands:
         labels = label_text(command=command.name)
         value, rc, duration, reason = evaluate(command, sections.get(section_name(command)))
@@ -157,7 +172,7 @@ def collect(sections: Mapping[str, str], checks: Checks, state: dict[str, Any]) 
         if reason:
             # The label keeps the reason's stable part: output excerpts would make a new
             # series at every probe of a command that prints something different each time.
-            err_fam.samples.append((label_text(command=command.name,
-                                               reason=short_message(reason.split(":")[0])),
-                                    1.0))
+            err_fam.samples.append(
+                (label_text(command=command.name, reason=short_message(reason.split(":")[0])), 1.0)
+            )
     return [f for f in (ok_fam, value_fam, rc_fam, dur_fam, err_fam) if f.samples]

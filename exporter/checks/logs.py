@@ -49,9 +49,11 @@ def section_name(index: int) -> str:
 # last line, not yet ended by a newline) is followed by "@@log cut". One awk instead of
 # head and sed (each process costs the monitored host CPU); it exits at the limit, so
 # tail stops.
-_TAKE = ("awk -v n=\"$ss_n\" '{ l = length($0) + 1; if (c + l <= n) { print \"|\" $0; c += l } "
-         f"else {{ r = n - c; if (r > 0) {{ print \"|\" substr($0, 1, r); print \"{HEAD}cut\" }} "
-         "exit } }'")
+_TAKE = (
+    'awk -v n="$ss_n" \'{ l = length($0) + 1; if (c + l <= n) { print "|" $0; c += l } '
+    f'else {{ r = n - c; if (r > 0) {{ print "|" substr($0, 1, r); print "{HEAD}cut" }} '
+    "exit } }'"
+)
 
 
 def _read(tag: str, file: str, start: str, count: str) -> str:
@@ -59,8 +61,10 @@ def _read(tag: str, file: str, start: str, count: str) -> str:
 
     Nothing new (COUNT 0, a quiet log) costs no process: only the header is printed.
     """
-    return (f'ss_n=$(({count})); echo "{HEAD}data {tag} $(({start})) $ss_n"; '
-            f'if [ "$ss_n" -gt 0 ]; then tail -c +$(({start} + 1)) -- {file} | {_TAKE}; fi')
+    return (
+        f'ss_n=$(({count})); echo "{HEAD}data {tag} $(({start})) $ss_n"; '
+        f'if [ "$ss_n" -gt 0 ]; then tail -c +$(({start} + 1)) -- {file} | {_TAKE}; fi'
+    )
 
 
 def snippet(index: int, watch: LogWatch) -> str:
@@ -70,18 +74,18 @@ def snippet(index: int, watch: LogWatch) -> str:
     return (
         f"ss_s=$(stat -L -c '%i %s' -- {f}) || ss_s=; "
         f'if [ -z "$ss_s" ]; then echo "{HEAD}missing"; else '
-        'set -- $ss_s; ss_i=$1; ss_z=$2; '
+        "set -- $ss_s; ss_i=$1; ss_z=$2; "
         f'echo "{HEAD}stat $ss_i $ss_z"; '
         f'if [ "{off}" -lt 0 ]; then :; '
         f'elif [ "$ss_i" = "{ino}" ] && [ "$ss_z" -ge "{off}" ]; then '
-        f'{_read("cur", f, off, f"($ss_z - {off}) < {cap} ? ($ss_z - {off}) : {cap}")}; '
+        f"{_read('cur', f, off, f'($ss_z - {off}) < {cap} ? ($ss_z - {off}) : {cap}')}; "
         "else "
         f"ss_r=$(stat -L -c '%i %s' -- {rotated}) || ss_r=; "
         'if [ -n "$ss_r" ]; then set -- $ss_r; '
         f'if [ "$1" = "{ino}" ] && [ "$2" -gt "{off}" ]; then '
-        f'{_read("old", rotated, off, f"($2 - {off}) < {cap} ? ($2 - {off}) : {cap}")}; '
+        f"{_read('old', rotated, off, f'($2 - {off}) < {cap} ? ($2 - {off}) : {cap}')}; "
         "fi; fi; "
-        f'{_read("cur", f, "0", f"$ss_z < {cap} ? $ss_z : {cap}")}; '
+        f"{_read('cur', f, '0', f'$ss_z < {cap} ? $ss_z : {cap}')}; "
         "fi; fi"
     )
 
@@ -136,18 +140,29 @@ def collect(sections: Mapping[str, str], checks: Checks, state: dict[str, Any]) 
     for gone in [f for f in files if f not in watched]:
         del files[gone]
         last.pop(gone, None)
-    matches = Family("stacksense_log_matches_total", "counter",
-                     "Lines matching the pattern appended to the log file, counted since the "
-                     "exporter started.")
-    read_bytes = Family("stacksense_log_read_bytes_total", "counter",
-                        "Bytes read from the log file since the exporter started.")
-    capped = Family("stacksense_log_truncated_reads_total", "counter",
-                    "Probes that read max_bytes_per_probe and left the rest for later.")
-    present = Family("stacksense_log_file_present", "gauge",
-                     "Whether the log file exists and is readable.")
+    matches = Family(
+        "stacksense_log_matches_total",
+        "counter",
+        "Lines matching the pattern appended to the log file, counted since the exporter started.",
+    )
+    read_bytes = Family(
+        "stacksense_log_read_bytes_total",
+        "counter",
+        "Bytes read from the log file since the exporter started.",
+    )
+    capped = Family(
+        "stacksense_log_truncated_reads_total",
+        "counter",
+        "Probes that read max_bytes_per_probe and left the rest for later.",
+    )
+    present = Family(
+        "stacksense_log_file_present", "gauge", "Whether the log file exists and is readable."
+    )
     for i, watch in enumerate(checks.logs):
-        kept = files.setdefault(watch.file, {"inode": None, "offset": 0, "partial": "",
-                                             "counts": {}, "bytes": 0, "capped": 0})
+        kept = files.setdefault(
+            watch.file,
+            {"inode": None, "offset": 0, "partial": "", "counts": {}, "bytes": 0, "capped": 0},
+        )
         try:
             inode, size, reads, missing = _chunks(sections.get(section_name(i), ""))
         except ValueError:
@@ -164,16 +179,21 @@ def collect(sections: Mapping[str, str], checks: Checks, state: dict[str, Any]) 
         read_bytes.samples.append((labels, float(kept["bytes"])))
         capped.samples.append((labels, float(kept["capped"])))
         for name, _ in watch.patterns:
-            matches.samples.append((label_text(file=watch.file, pattern=name),
-                                    float(kept["counts"].get(name, 0))))
+            matches.samples.append(
+                (label_text(file=watch.file, pattern=name), float(kept["counts"].get(name, 0)))
+            )
     return [matches, read_bytes, capped, present]
 
 
-def _account(watch: LogWatch, kept: dict[str, Any], last: dict[str, dict[str, str]],
-             inode: int | None, reads: list[Read]) -> None:
+def _account(
+    watch: LogWatch,
+    kept: dict[str, Any],
+    last: dict[str, dict[str, str]],
+    inode: int | None,
+    reads: list[Read],
+) -> None:
     for tag, start, count, lines, cut in reads:
-        if tag == "cur" and start == 0 and kept["offset"] and not any(r[0] == "old"
-                                                                     for r in reads):
+        if tag == "cur" and start == 0 and kept["offset"] and not any(r[0] == "old" for r in reads):
             kept["partial"] = ""  # truncated or replaced: the cut line is gone
         if lines:
             lines = [kept["partial"] + lines[0], *lines[1:]]
@@ -194,8 +214,9 @@ def _account(watch: LogWatch, kept: dict[str, Any], last: dict[str, dict[str, st
             kept["capped"] += 1
 
 
-def _match(watch: LogWatch, kept: dict[str, Any], last: dict[str, dict[str, str]],
-           lines: list[str]) -> None:
+def _match(
+    watch: LogWatch, kept: dict[str, Any], last: dict[str, dict[str, str]], lines: list[str]
+) -> None:
     counts: dict[str, int] = kept["counts"]
     for name, pattern in watch.patterns:
         hit = None

@@ -9,8 +9,9 @@ from exporter.checks_config import Checks
 
 
 @lru_cache(maxsize=1024)
-def check_sections(checks: Checks, host_facts: bool,
-                   no_systemd: bool = False) -> tuple[tuple[str, str], ...]:
+def check_sections(
+    checks: Checks, host_facts: bool, no_systemd: bool = False
+) -> tuple[tuple[str, str], ...]:
     parts: dict[str, str] = {}
     parts.update(services.sections(checks, no_systemd))
     parts.update(commands.sections(checks))

@@ -50,8 +50,10 @@ def sections(checks: Checks, no_systemd: bool = False) -> dict[str, str]:
         names = " ".join(shlex.quote(u) for u in dict.fromkeys(units))
         # `systemctl show` prints one block per unit, in the order asked, blank-line
         # separated. Not booted with systemd, it prints nothing and fails.
-        out[UNITS] = (f"systemctl show --property=Id,LoadState,ActiveState,SubState -- {names} "
-                      f"|| echo '{NO_SYSTEMD}'")
+        out[UNITS] = (
+            f"systemctl show --property=Id,LoadState,ActiveState,SubState -- {names} "
+            f"|| echo '{NO_SYSTEMD}'"
+        )
     if any(s.process for s in services):
         out[COMMS] = "head -q -n 1 /proc/[0-9]*/comm"
     if any(s.cmdline for s in services):
@@ -80,14 +82,23 @@ def collect(sections: Mapping[str, str], checks: Checks, state: dict[str, Any]) 
     units = parse_units(sections.get(UNITS, "")) if UNITS in sections else None
     state[NO_SYSTEMD_SEEN] = UNITS in sections and units is None
     comms = Counter(line.strip() for line in sections.get(COMMS, "").splitlines())
-    cmdlines = [line[1:].replace("\0", " ").strip()
-                for line in sections.get(CMDLINES, "").splitlines() if line.startswith("|")]
-    up_fam = gauge("stacksense_service_up", "Whether the service runs (unit active, or a "
-                                            "matching process when no unit is checked).")
-    state_fam = gauge("stacksense_service_state", "The unit's state (ActiveState/SubState) "
-                                                  "or no_systemd/not_found, 1 for the current.")
-    procs_fam = gauge("stacksense_service_processes",
-                      "Processes matching the service's process name or command line.")
+    cmdlines = [
+        line[1:].replace("\0", " ").strip()
+        for line in sections.get(CMDLINES, "").splitlines()
+        if line.startswith("|")
+    ]
+    up_fam = gauge(
+        "stacksense_service_up",
+        "Whether the service runs (unit active, or a matching process when no unit is checked).",
+    )
+    state_fam = gauge(
+        "stacksense_service_state",
+        "The unit's state (ActiveState/SubState) or no_systemd/not_found, 1 for the current.",
+    )
+    procs_fam = gauge(
+        "stacksense_service_processes",
+        "Processes matching the service's process name or command line.",
+    )
     for svc in services:
         count: int | None = None
         if svc.process or svc.cmdline:

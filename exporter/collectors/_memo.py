@@ -87,8 +87,12 @@ class Memo:
             return None
         found = self._sources(collector)
         texts = tuple(map(self._sections.get, found))
-        if entry is not None and entry.texts is not None and entry.sources == found \
-                and entry.texts == texts:
+        if (
+            entry is not None
+            and entry.texts is not None
+            and entry.sources == found
+            and entry.texts == texts
+        ):
             entry.misses = 0
             return entry.families
         self._pending[collector.name] = (found, texts, hash(texts))

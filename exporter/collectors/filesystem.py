@@ -221,8 +221,11 @@ def collect(sections: Mapping[str, str], ctx: ProbeContext) -> list[Family]:
         raise ParseError("filesystem: df section missing from the probe output")
     usages, timed_out = parse(df_text)
     mounts = parse_mounts(sections.get("/proc/mounts", ""))
-    ctx.state[cheap_sections_key(NAME)] = bool(mounts) and not timed_out and all(
-        mount.fstype in LOCAL_FS_TYPES for mount in mounts.values())
+    ctx.state[cheap_sections_key(NAME)] = (
+        bool(mounts)
+        and not timed_out
+        and all(mount.fstype in LOCAL_FS_TYPES for mount in mounts.values())
+    )
     size = gauge("node_filesystem_size_bytes", "Filesystem size in bytes.")
     free = gauge("node_filesystem_free_bytes", "Filesystem free space in bytes.")
     avail = gauge(
@@ -280,5 +283,4 @@ def collect(sections: Mapping[str, str], ctx: ProbeContext) -> list[Family]:
     return [size, free, avail, files, files_free, readonly, device_error, ratio]
 
 
-COLLECTOR = Collector(NAME, collect, files=FILES, sections=SECTIONS,
-                      cheap_sections=CHEAP_SECTIONS)
+COLLECTOR = Collector(NAME, collect, files=FILES, sections=SECTIONS, cheap_sections=CHEAP_SECTIONS)

@@ -69,4 +69,5 @@ COLLECTORS: dict[str, Collector] = {
 }
 
 DEFAULT_COLLECTORS: tuple[str, ...] = tuple(
-    name for name, collector in COLLECTORS.items() if collector.default)
+    name for name, collector in COLLECTORS.items() if collector.default
+)

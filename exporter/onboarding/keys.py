@@ -51,9 +51,11 @@ def generate_ed25519(path: Path, comment: str) -> str:
         serialization.PrivateFormat.OpenSSH,
         serialization.NoEncryption(),
     )
-    public = key.public_key().public_bytes(
-        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
-    ).decode()
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+        .decode()
+    )
     line = f"{public} {comment}".strip()
     validate_public_line(line)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -69,7 +71,8 @@ def load_private_key(path: Path, passphrase: Secret | None = None) -> paramiko.P
     """Load a private key of any type paramiko supports; errors name the file, not secrets."""
     try:
         return paramiko.PKey.from_path(
-            path, password=passphrase.reveal() if passphrase is not None else None)
+            path, password=passphrase.reveal() if passphrase is not None else None
+        )
     except FileNotFoundError as exc:
         raise KeyProblem(f"key file {path} does not exist") from exc
     except paramiko.PasswordRequiredException as exc:

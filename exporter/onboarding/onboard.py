@@ -146,8 +146,13 @@ def onboard(req: OnboardRequest) -> OnboardResult:
         except OnboardError as exc:
             raise OnboardError(f"the key was deployed but key login failed: {exc}") from exc
 
-    entry: dict[str, Any] = {"name": req.name, "host": req.host, "port": req.port, "user": user,
-                             "credentials": req.credentials}
+    entry: dict[str, Any] = {
+        "name": req.name,
+        "host": req.host,
+        "port": req.port,
+        "user": user,
+        "credentials": req.credentials,
+    }
     if req.jump:
         entry["jump"] = req.jump
     if req.module:
@@ -157,14 +162,19 @@ def onboard(req: OnboardRequest) -> OnboardResult:
     new_creds = None if creds is not None else {"key_file": str(key_file)}
     try:
         kept = upsert_server(
-            req.inventory, entry, credentials=(req.credentials, new_creds),
+            req.inventory,
+            entry,
+            credentials=(req.credentials, new_creds),
             known_hosts=str(known_hosts) if write_known_hosts else None,
         )
     except InventoryEditError as exc:
         raise OnboardError(str(exc)) from None
     if not kept:
-        log.warning("%s was rewritten without its comments (its layout could not be edited "
-                    "in place); the data is unchanged apart from the new entry", req.inventory)
+        log.warning(
+            "%s was rewritten without its comments (its layout could not be edited "
+            "in place); the data is unchanged apart from the new entry",
+            req.inventory,
+        )
     return OnboardResult(key_file, generated, added, known_hosts, req.inventory)
 
 
@@ -173,24 +183,26 @@ def _resolve(path: str | Path, base: Path) -> Path:
     return p if p.is_absolute() else (base / p).resolve()
 
 
-def _known_hosts_path(
-    req: OnboardRequest, data: dict[str, Any], base: Path
-) -> tuple[Path, bool]:
+def _known_hosts_path(req: OnboardRequest, data: dict[str, Any], base: Path) -> tuple[Path, bool]:
     """The known_hosts file the exporter will read, and whether the inventory must name it."""
     configured = data.get("known_hosts")
     if configured:
         path = _resolve(str(configured), base)
         if req.known_hosts and _resolve(req.known_hosts, base) != path:
-            raise OnboardError(f"the inventory reads host keys from {configured}; --known-hosts "
-                               f"{req.known_hosts} would pin this host where the exporter never "
-                               "looks (drop the flag or change `known_hosts` in the inventory)")
+            raise OnboardError(
+                f"the inventory reads host keys from {configured}; --known-hosts "
+                f"{req.known_hosts} would pin this host where the exporter never "
+                "looks (drop the flag or change `known_hosts` in the inventory)"
+            )
         return path, False
     default = _resolve(DEFAULT_KNOWN_HOSTS, base)
     if not req.known_hosts or _resolve(req.known_hosts, base) == default:
         return default, False
     if data.get("servers"):
-        raise OnboardError(f"the inventory's servers use the default {DEFAULT_KNOWN_HOSTS}; set "
-                           "`known_hosts` in the inventory before onboarding with --known-hosts")
+        raise OnboardError(
+            f"the inventory's servers use the default {DEFAULT_KNOWN_HOSTS}; set "
+            "`known_hosts` in the inventory before onboarding with --known-hosts"
+        )
     return _resolve(req.known_hosts, base), True
 
 
@@ -257,10 +269,17 @@ def _connect(
             assert transport is not None
             sock = transport.open_channel("direct-tcpip", (req.host, req.port), ("127.0.0.1", 0))
         client.connect(
-            req.host, req.port, username=user,
-            password=password.reveal() if password is not None else None, pkey=pkey, sock=sock,
-            timeout=req.timeout_seconds, banner_timeout=req.timeout_seconds,
-            auth_timeout=req.timeout_seconds, look_for_keys=False, allow_agent=False,
+            req.host,
+            req.port,
+            username=user,
+            password=password.reveal() if password is not None else None,
+            pkey=pkey,
+            sock=sock,
+            timeout=req.timeout_seconds,
+            banner_timeout=req.timeout_seconds,
+            auth_timeout=req.timeout_seconds,
+            look_for_keys=False,
+            allow_agent=False,
         )
     except HostKeyRefused as exc:
         client.close()
@@ -302,7 +321,9 @@ def _jump_client(
         raise OnboardError(f"jump server {req.jump!r} has no key_file credentials in the inventory")
     key = load_private_key(_resolve(creds["key_file"], req.inventory.parent), _passphrase(creds))
     jump_req = OnboardRequest(
-        name=str(req.jump), host=str(entry.get("host")), password=Secret(""),
+        name=str(req.jump),
+        host=str(entry.get("host")),
+        password=Secret(""),
         inventory=req.inventory,
         port=int(entry.get("port") or defaults.get("port") or 22),
         timeout_seconds=req.timeout_seconds,
@@ -345,9 +366,18 @@ def read_password(env: str | None, file: Path | None, prompt: bool) -> Secret:
         return Secret(value)
     if prompt:
         return Secret(getpass.getpass("SSH password (used once, never stored): "))
-    raise OnboardError("give the one-time password with --password-env, --password-file "
-                       "or --password-prompt")
+    raise OnboardError(
+        "give the one-time password with --password-env, --password-file or --password-prompt"
+    )
 
 
-__all__ = ["KeyProblem", "OnboardError", "OnboardRequest", "OnboardResult", "load_inventory",
-           "onboard", "read_password", "upsert_server"]
+__all__ = [
+    "KeyProblem",
+    "OnboardError",
+    "OnboardRequest",
+    "OnboardResult",
+    "load_inventory",
+    "onboard",
+    "read_password",
+    "upsert_server",
+]

@@ -25,6 +25,7 @@ from tests.peers.postgres import INSTALL_HINT, PostgresServer, pg_bindir, postgr
 
 __all__ = ["AUTH", "PG_PASSWORD_ENV", "TOKEN", "Harness", "StubNotifier", "base_config"]
 
+
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PostgresServer]:
     """One real PostgreSQL for the session (started on first use). Never skipped."""
@@ -37,8 +38,9 @@ def pg_server() -> Iterator[PostgresServer]:
 
 
 @pytest.fixture
-def pg_storage(pg_server: PostgresServer, monkeypatch: pytest.MonkeyPatch
-               ) -> Iterator[dict[str, str]]:
+def pg_storage(
+    pg_server: PostgresServer, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[dict[str, str]]:
     """A storage section for a new empty database (dropped after the test)."""
     monkeypatch.setenv(PG_PASSWORD_ENV, pg_server.password)
     name = pg_server.create_database()
@@ -56,8 +58,7 @@ def storage(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def harness_factory(tmp_path: Path, storage: dict[str, str]
-                    ) -> Iterator[Callable[..., Harness]]:
+def harness_factory(tmp_path: Path, storage: dict[str, str]) -> Iterator[Callable[..., Harness]]:
     made: list[Harness] = []
 
     def make(**overrides: Any) -> Harness:
@@ -66,8 +67,9 @@ def harness_factory(tmp_path: Path, storage: dict[str, str]
 
         def factory(receiver: dict[str, Any], path: str, glob: dict[str, Any]) -> list[Any]:
             hooks = receiver.get("webhook_configs") or [{}]
-            stub = stubs.setdefault(receiver["name"], StubNotifier(
-                send_resolved=hooks[0].get("send_resolved", True)))
+            stub = stubs.setdefault(
+                receiver["name"], StubNotifier(send_resolved=hooks[0].get("send_resolved", True))
+            )
             return [stub]
 
         app = create_app(config, start_background=False, notifier_factory=factory)

@@ -42,10 +42,14 @@ def base_config(tmp_path: Path, **overrides: Any) -> dict[str, Any]:
     """A small valid config: one webhook receiver per name in `receivers` (default one)."""
     (tmp_path / "tokens").write_text(TOKEN + "\n")
     config: dict[str, Any] = {
-        "route": {"receiver": "default", "group_by": ["alertname", "server"],
-                  "group_wait": "30s", "group_interval": "5m", "repeat_interval": "4h"},
-        "receivers": [{"name": "default",
-                       "webhook_configs": [{"url": "http://127.0.0.1:9/hook"}]}],
+        "route": {
+            "receiver": "default",
+            "group_by": ["alertname", "server"],
+            "group_wait": "30s",
+            "group_interval": "5m",
+            "repeat_interval": "4h",
+        },
+        "receivers": [{"name": "default", "webhook_configs": [{"url": "http://127.0.0.1:9/hook"}]}],
         "storage": {"path": str(tmp_path / "router.db")},
         "auth": {"tokens_file": str(tmp_path / "tokens")},
     }

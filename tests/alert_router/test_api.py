@@ -64,8 +64,10 @@ BAD_ALERTS = [
     ('[{"labels": {"a": "b"}, "annotations": {"s": []}}]', "alerts[0].annotations.s"),
     ('[{"labels": {"a": "b"}, "startsAt": "yesterday"}]', "alerts[0].startsAt: invalid"),
     ('[{"labels": {"a": "b"}, "startsAt": "2030-01-01T00:00:00"}]', "time zone"),
-    ('[{"labels": {"a": "b"}, "startsAt": "2030-01-02T00:00:00Z", "endsAt": "' + NOW_ISO
-     + '"}]', "alerts[0].endsAt: is before startsAt"),
+    (
+        '[{"labels": {"a": "b"}, "startsAt": "2030-01-02T00:00:00Z", "endsAt": "' + NOW_ISO + '"}]',
+        "alerts[0].endsAt: is before startsAt",
+    ),
     ('[{"labels": {"a": "b"}, "generatorURL": 5}]', "alerts[0].generatorURL"),
     ("", "body: empty"),
 ]
@@ -73,15 +75,21 @@ BAD_ALERTS = [
 
 @pytest.mark.parametrize(("body", "message"), BAD_ALERTS)
 def test_invalid_alerts_get_400_naming_the_problem(client, body, message):
-    resp = client.post("/api/v2/alerts", data=body, headers={**AUTH,
-                                                              "Content-Type": "application/json"})
+    resp = client.post(
+        "/api/v2/alerts", data=body, headers={**AUTH, "Content-Type": "application/json"}
+    )
     assert resp.status_code == 400
     assert message in error_text(resp)
 
 
 def test_valid_alerts_of_a_partly_invalid_request_are_kept(harness):
-    resp = harness.post([{"labels": {"alertname": "Good"}}, {"labels": {"bad-name": "x"}},
-                         {"labels": {"alertname": "AlsoGood"}}])
+    resp = harness.post(
+        [
+            {"labels": {"alertname": "Good"}},
+            {"labels": {"bad-name": "x"}},
+            {"labels": {"alertname": "AlsoGood"}},
+        ]
+    )
     assert resp.status_code == 400
     assert "1 invalid alert(s) rejected, 2 valid alert(s) accepted" in error_text(resp)
     assert "alerts[1].labels.bad-name" in error_text(resp)
@@ -98,18 +106,23 @@ def test_request_size_limit(harness_factory):
     assert "larger than" in error_text(resp)
 
 
-@pytest.mark.parametrize(("path", "body", "message"), [
-    ("/api/v1/webhook/alertmanager", {"version": "3", "alerts": []}, 'version: must be "4"'),
-    ("/api/v1/webhook/alertmanager", [], "body: must be a JSON object"),
-    ("/api/v1/webhook/alertmanager", {"version": "4", "alerts": [{"labels": {"a": "b"},
-                                                                  "status": "gone"}]},
-     "alerts[0].status: must be firing or resolved"),
-    ("/api/v1/webhook/grafana", {"title": "x"}, "alerts: required"),
-    ("/api/v1/alerts", {"server": "s1"}, "alert.name: required"),
-    ("/api/v1/alerts", {"name": "A", "colour": "red"}, "alert.colour: unknown field"),
-    ("/api/v1/alerts", {"alerts": [{"name": "A", "status": "meh"}]}, "alerts[0].status"),
-    ("/api/v1/alerts", {"alerts": {}, "x": 1}, "x: unknown field"),
-])
+@pytest.mark.parametrize(
+    ("path", "body", "message"),
+    [
+        ("/api/v1/webhook/alertmanager", {"version": "3", "alerts": []}, 'version: must be "4"'),
+        ("/api/v1/webhook/alertmanager", [], "body: must be a JSON object"),
+        (
+            "/api/v1/webhook/alertmanager",
+            {"version": "4", "alerts": [{"labels": {"a": "b"}, "status": "gone"}]},
+            "alerts[0].status: must be firing or resolved",
+        ),
+        ("/api/v1/webhook/grafana", {"title": "x"}, "alerts: required"),
+        ("/api/v1/alerts", {"server": "s1"}, "alert.name: required"),
+        ("/api/v1/alerts", {"name": "A", "colour": "red"}, "alert.colour: unknown field"),
+        ("/api/v1/alerts", {"alerts": [{"name": "A", "status": "meh"}]}, "alerts[0].status"),
+        ("/api/v1/alerts", {"alerts": {}, "x": 1}, "x: unknown field"),
+    ],
+)
 def test_other_forms_validate_too(client, path, body, message):
     resp = client.post(path, json=body, headers=AUTH)
     assert resp.status_code == 400
@@ -122,14 +135,29 @@ def _firing_alerts(h):
 
 
 def test_alertmanager_webhook_form(harness):
-    payload = {"version": "4", "receiver": "r", "status": "firing", "groupKey": "{}:{}",
-               "alerts": [
-                   {"status": "firing", "labels": {"alertname": "Up", "server": "s1"},
-                    "annotations": {"summary": "s"}, "startsAt": "2033-05-18T03:00:00Z",
-                    "endsAt": "0001-01-01T00:00:00Z", "generatorURL": "http://p/g",
-                    "fingerprint": "x"},
-                   {"status": "resolved", "labels": {"alertname": "Gone"},
-                    "startsAt": "2033-05-18T03:00:00Z", "endsAt": "0001-01-01T00:00:00Z"}]}
+    payload = {
+        "version": "4",
+        "receiver": "r",
+        "status": "firing",
+        "groupKey": "{}:{}",
+        "alerts": [
+            {
+                "status": "firing",
+                "labels": {"alertname": "Up", "server": "s1"},
+                "annotations": {"summary": "s"},
+                "startsAt": "2033-05-18T03:00:00Z",
+                "endsAt": "0001-01-01T00:00:00Z",
+                "generatorURL": "http://p/g",
+                "fingerprint": "x",
+            },
+            {
+                "status": "resolved",
+                "labels": {"alertname": "Gone"},
+                "startsAt": "2033-05-18T03:00:00Z",
+                "endsAt": "0001-01-01T00:00:00Z",
+            },
+        ],
+    }
     resp = harness.client.post("/api/v1/webhook/alertmanager", json=payload, headers=AUTH)
     assert resp.status_code == 200
     alerts = _firing_alerts(harness)
@@ -139,10 +167,23 @@ def test_alertmanager_webhook_form(harness):
 
 
 def test_grafana_form_keeps_links_as_annotations(harness):
-    payload = {"receiver": "x", "status": "firing", "orgId": 1, "title": "t", "alerts": [
-        {"status": "firing", "labels": {"alertname": "G", "grafana_folder": "f"},
-         "annotations": {}, "startsAt": "2033-05-18T03:00:00Z",
-         "endsAt": "0001-01-01T00:00:00Z", "dashboardURL": "http://g/d", "values": {"A": 1}}]}
+    payload = {
+        "receiver": "x",
+        "status": "firing",
+        "orgId": 1,
+        "title": "t",
+        "alerts": [
+            {
+                "status": "firing",
+                "labels": {"alertname": "G", "grafana_folder": "f"},
+                "annotations": {},
+                "startsAt": "2033-05-18T03:00:00Z",
+                "endsAt": "0001-01-01T00:00:00Z",
+                "dashboardURL": "http://g/d",
+                "values": {"A": 1},
+            }
+        ],
+    }
     resp = harness.client.post("/api/v1/webhook/grafana", json=payload, headers=AUTH)
     assert resp.status_code == 200
     assert _firing_alerts(harness)["G"]["annotations"] == {"dashboardURL": "http://g/d"}
@@ -150,20 +191,36 @@ def test_grafana_form_keeps_links_as_annotations(harness):
 
 def test_grafana_documented_payload_with_an_invalid_alert_keeps_links_aligned(harness):
     # The shape of Grafana's documented example (offset times, numeric values).
-    payload = {"receiver": "My Super Webhook", "status": "firing", "orgId": 1,
-               "alerts": [
-                   {"status": "firing", "labels": {"bad-name": "x"}},
-                   {"status": "firing",
-                    "labels": {"alertname": "High memory usage", "team": "blue"},
-                    "annotations": {"summary": "zone us-1"},
-                    "startsAt": "2021-10-12T09:51:03.157076+02:00",
-                    "endsAt": "0001-01-01T00:00:00Z", "fingerprint": "c6eadffa33fcdf37",
-                    "silenceURL": "https://g/silence", "dashboardURL": "", "panelURL": "",
-                    "values": {"B": 44.2, "C": 1}}],
-               "groupLabels": {}, "commonLabels": {"team": "blue"}, "commonAnnotations": {},
-               "externalURL": "https://g/", "version": "1", "groupKey": "{}:{}",
-               "truncatedAlerts": 0, "title": "[FIRING:1]", "state": "alerting",
-               "message": "x"}
+    payload = {
+        "receiver": "My Super Webhook",
+        "status": "firing",
+        "orgId": 1,
+        "alerts": [
+            {"status": "firing", "labels": {"bad-name": "x"}},
+            {
+                "status": "firing",
+                "labels": {"alertname": "High memory usage", "team": "blue"},
+                "annotations": {"summary": "zone us-1"},
+                "startsAt": "2021-10-12T09:51:03.157076+02:00",
+                "endsAt": "0001-01-01T00:00:00Z",
+                "fingerprint": "c6eadffa33fcdf37",
+                "silenceURL": "https://g/silence",
+                "dashboardURL": "",
+                "panelURL": "",
+                "values": {"B": 44.2, "C": 1},
+            },
+        ],
+        "groupLabels": {},
+        "commonLabels": {"team": "blue"},
+        "commonAnnotations": {},
+        "externalURL": "https://g/",
+        "version": "1",
+        "groupKey": "{}:{}",
+        "truncatedAlerts": 0,
+        "title": "[FIRING:1]",
+        "state": "alerting",
+        "message": "x",
+    }
     resp = harness.client.post("/api/v1/webhook/grafana", json=payload, headers=AUTH)
     assert resp.status_code == 400 and "alerts[0].labels.bad-name" in error_text(resp)
     alert = _firing_alerts(harness)["High memory usage"]
@@ -172,12 +229,25 @@ def test_grafana_documented_payload_with_an_invalid_alert_keeps_links_aligned(ha
 
 
 def test_generic_form(harness):
-    body = {"alerts": [{"name": "Disk", "server": "web-1", "severity": "warning",
-                        "summary": "disk 95%", "labels": {"mount": "/"}}]}
+    body = {
+        "alerts": [
+            {
+                "name": "Disk",
+                "server": "web-1",
+                "severity": "warning",
+                "summary": "disk 95%",
+                "labels": {"mount": "/"},
+            }
+        ]
+    }
     assert harness.client.post("/api/v1/alerts", json=body, headers=AUTH).status_code == 200
     alert = _firing_alerts(harness)["Disk"]
-    assert alert["labels"] == {"alertname": "Disk", "server": "web-1", "severity": "warning",
-                               "mount": "/"}
+    assert alert["labels"] == {
+        "alertname": "Disk",
+        "server": "web-1",
+        "severity": "warning",
+        "mount": "/",
+    }
     assert alert["annotations"] == {"summary": "disk 95%"}
 
 
@@ -200,8 +270,14 @@ def test_health_ready_openapi(client):
 
 
 def test_page_escapes_html(harness):
-    harness.post([{"labels": {"alertname": "<script>alert(1)</script>", "server": "s&1"},
-                   "annotations": {"summary": "<b>bold</b>"}}])
+    harness.post(
+        [
+            {
+                "labels": {"alertname": "<script>alert(1)</script>", "server": "s&1"},
+                "annotations": {"summary": "<b>bold</b>"},
+            }
+        ]
+    )
     harness.state.dispatcher.step(2e9 - 1e9)
     html = harness.client.get("/").data.decode()
     assert "<script>alert(1)" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
@@ -213,10 +289,12 @@ def test_status_redacts_secrets(harness_factory, tmp_path):
     import yaml
 
     from tests.alert_router.harness import base_config
+
     cfg = base_config(tmp_path)
     cfg["receivers"][0]["webhook_configs"][0]["url"] = "http://127.0.0.1:9/hook?token=SeCrEt1"
     config_file.write_text(yaml.safe_dump(cfg))
     from alert_router.app import create_app
+
     app = create_app(config_file, start_background=False)
     try:
         body = json.dumps(app.test_client().get("/api/v2/status").json)
@@ -229,24 +307,34 @@ def _silence(**overrides):
     import time as _time
 
     from alert_router.timeutil import format_time
-    body = {"matchers": [{"name": "server", "value": "s1", "isRegex": False}],
-            "startsAt": format_time(_time.time() - 10), "endsAt": format_time(_time.time() + 3600),
-            "createdBy": "alice", "comment": "maintenance"}
+
+    body = {
+        "matchers": [{"name": "server", "value": "s1", "isRegex": False}],
+        "startsAt": format_time(_time.time() - 10),
+        "endsAt": format_time(_time.time() + 3600),
+        "createdBy": "alice",
+        "comment": "maintenance",
+    }
     body.update(overrides)
     return body
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    ({"matchers": []}, "matchers: required"),
-    ({"matchers": [{"name": "server", "value": ".*", "isRegex": True}]},
-     "at least one matcher must not match the empty string"),
-    ({"matchers": [{"name": "1x", "value": "a", "isRegex": False}]}, "invalid label name"),
-    ({"matchers": [{"name": "a", "value": "(", "isRegex": True}]}, "invalid regex"),
-    ({"endsAt": "2001-01-01T00:00:00Z"}, "endsAt: "),
-    ({"createdBy": ""}, "createdBy: required"),
-    ({"comment": None}, "comment: required"),
-    ({"startsAt": "soon"}, "startsAt: invalid"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"matchers": []}, "matchers: required"),
+        (
+            {"matchers": [{"name": "server", "value": ".*", "isRegex": True}]},
+            "at least one matcher must not match the empty string",
+        ),
+        ({"matchers": [{"name": "1x", "value": "a", "isRegex": False}]}, "invalid label name"),
+        ({"matchers": [{"name": "a", "value": "(", "isRegex": True}]}, "invalid regex"),
+        ({"endsAt": "2001-01-01T00:00:00Z"}, "endsAt: "),
+        ({"createdBy": ""}, "createdBy: required"),
+        ({"comment": None}, "comment: required"),
+        ({"startsAt": "soon"}, "startsAt: invalid"),
+    ],
+)
 def test_invalid_silences(client, change, message):
     resp = client.post("/api/v2/silences", json=_silence(**change), headers=AUTH)
     assert resp.status_code == 400
@@ -270,8 +358,9 @@ def test_silence_update_in_place_or_replaced_as_alertmanager_does(client):
     again = client.post("/api/v2/silences", json=_silence(id=sid), headers=AUTH)
     assert again.status_code == 200 and again.json["silenceID"] not in (sid, new_id)
     assert client.get(f"/api/v2/silence/{sid}").json["status"]["state"] == "expired"
-    assert client.post("/api/v2/silences", json=_silence(id="nope"),
-                       headers=AUTH).status_code == 404
+    assert (
+        client.post("/api/v2/silences", json=_silence(id="nope"), headers=AUTH).status_code == 404
+    )
     assert client.delete(f"/api/v2/silence/{new_id}", headers=AUTH).status_code == 200
     # Expiring an expired silence is a no-op 200, as in Alertmanager 0.25.
     assert client.delete(f"/api/v2/silence/{new_id}", headers=AUTH).status_code == 200

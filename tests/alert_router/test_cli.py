@@ -16,15 +16,22 @@ def config_file(tmp_path):
         path = tmp_path / "router.yml"
         path.write_text(yaml.safe_dump(base_config(tmp_path, **overrides)))
         return str(path)
+
     return write
 
 
 ROUTES = {
-    "route": {"receiver": "default", "routes": [
-        {"matchers": ['severity="critical"'], "receiver": "pager", "continue": True},
-        {"receivers_by_label": {"label": "server", "receivers": {"db-1": "dba"}}}]},
-    "receivers": [{"name": n, "webhook_configs": [{"url": "http://127.0.0.1:9/"}]}
-                  for n in ("default", "pager", "dba")],
+    "route": {
+        "receiver": "default",
+        "routes": [
+            {"matchers": ['severity="critical"'], "receiver": "pager", "continue": True},
+            {"receivers_by_label": {"label": "server", "receivers": {"db-1": "dba"}}},
+        ],
+    },
+    "receivers": [
+        {"name": n, "webhook_configs": [{"url": "http://127.0.0.1:9/"}]}
+        for n in ("default", "pager", "dba")
+    ],
 }
 
 
@@ -36,11 +43,14 @@ def test_check_config_ok_and_error(config_file, capsys, tmp_path):
     assert "route.group_wiat: unknown key" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize(("labels", "expected"), [
-    (["alertname=X", "server=web-1"], "default"),
-    (["alertname=X", "server=db-1"], "dba"),
-    (["alertname=X", "server=db-1", "severity=critical"], "pager,dba"),
-])
+@pytest.mark.parametrize(
+    ("labels", "expected"),
+    [
+        (["alertname=X", "server=web-1"], "default"),
+        (["alertname=X", "server=db-1"], "dba"),
+        (["alertname=X", "server=db-1", "severity=critical"], "pager,dba"),
+    ],
+)
 def test_routes_test(config_file, capsys, labels, expected):
     path = config_file(**ROUTES)
     assert main(["-c", path, "routes", "test", *labels]) == 0
@@ -57,13 +67,15 @@ def test_routes_test_verbose_shows_group_key(config_file, capsys):
 def test_list_receivers(config_file, capsys):
     assert main(["-c", config_file(**ROUTES), "list-receivers"]) == 0
     assert capsys.readouterr().out.splitlines() == [
-        "default: webhook", "pager: webhook", "dba: webhook"]
+        "default: webhook",
+        "pager: webhook",
+        "dba: webhook",
+    ]
 
 
 def test_test_notify_sends_a_sample_through_a_real_receiver(config_file, capsys):
     with webhook_receiver() as hook:
-        path = config_file(receivers=[{"name": "default", "webhook_configs": [
-            {"url": hook.url}]}])
+        path = config_file(receivers=[{"name": "default", "webhook_configs": [{"url": hook.url}]}])
         assert main(["-c", path, "test-notify", "default"]) == 0
         assert hook.received and hook.received[0]["receiver"] == "default"
         assert hook.received[0]["version"] == "4"
@@ -85,7 +97,8 @@ def test_a_receiver_config_error_is_a_config_error(config_file, capsys):
     bad = config_file(receivers=[{"name": "default", "webhook_configs": [{"urll": "x"}]}])
     assert main(["-c", bad, "check-config"]) == 2
     assert capsys.readouterr().err.startswith(
-        f"error: config {bad}: receivers[0].webhook_configs[0].urll: unknown key (allowed:")
+        f"error: config {bad}: receivers[0].webhook_configs[0].urll: unknown key (allowed:"
+    )
 
 
 def test_serve_on_a_port_in_use_is_one_line_and_exit_1(config_file, capsys):

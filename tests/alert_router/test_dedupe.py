@@ -32,6 +32,7 @@ def entry(firing: set[str], resolved: set[str] = frozenset(), age: float = 60.0)
     ],
 )
 def test_should_notify(last, firing, resolved, send_resolved, notify, reason):
-    decision = should_notify(last, firing, resolved, send_resolved=send_resolved,
-                             repeat_interval=4 * HOUR, now=NOW)
+    decision = should_notify(
+        last, firing, resolved, send_resolved=send_resolved, repeat_interval=4 * HOUR, now=NOW
+    )
     assert (decision.notify, decision.reason) == (notify, reason)

@@ -31,10 +31,15 @@ def make_router(tmp_path: Path) -> Iterator[Callable[..., Harness]]:
 
     def make(exporter_url: str, timeout: str) -> Harness:
         config = base_config(
-            tmp_path, diagnostics={"exporter_url": exporter_url, "timeout": timeout},
-            route={"receiver": "default", "group_by": ["alertname", "server"],
-                   "group_wait": "30s", "routes": [
-                       {"matchers": ['severity="critical"'], "diagnostics": True}]})
+            tmp_path,
+            diagnostics={"exporter_url": exporter_url, "timeout": timeout},
+            route={
+                "receiver": "default",
+                "group_by": ["alertname", "server"],
+                "group_wait": "30s",
+                "routes": [{"matchers": ['severity="critical"'], "diagnostics": True}],
+            },
+        )
         stubs: dict[str, StubNotifier] = {}
 
         def factory(receiver: dict[str, Any], path: str, glob: dict[str, Any]) -> list[Any]:
@@ -50,16 +55,30 @@ def make_router(tmp_path: Path) -> Iterator[Callable[..., Harness]]:
 
 
 def fire(router: Harness, name: str, severity: str = "critical") -> None:
-    resp = router.post([{"labels": {"alertname": name, "server": "web1", "severity": severity},
-                         "startsAt": format_time(T0), "endsAt": format_time(T0 + 10_000)}])
+    resp = router.post(
+        [
+            {
+                "labels": {"alertname": name, "server": "web1", "severity": severity},
+                "startsAt": format_time(T0),
+                "endsAt": format_time(T0 + 10_000),
+            }
+        ]
+    )
     assert resp.status_code == 200, resp.data
 
 
 def mail_text(data: NotificationData, tmp_path: Path) -> tuple[str, str]:
     with smtp_server(tmp_path / "smtp", tls="none") as smtp:
-        [mailer] = build_notifiers({"name": "mail", "email_configs": [
-            {"to": "ops@example.com", "smarthost": smtp.smarthost, "require_tls": False}]},
-            path="receivers[0]", global_config={"smtp_from": "alerts@example.com"})
+        [mailer] = build_notifiers(
+            {
+                "name": "mail",
+                "email_configs": [
+                    {"to": "ops@example.com", "smarthost": smtp.smarthost, "require_tls": False}
+                ],
+            },
+            path="receivers[0]",
+            global_config={"smtp_from": "alerts@example.com"},
+        )
         mailer.notify(data)
         [mail] = smtp.wait_for_mails(1)
     text = mail.message.get_body(preferencelist=("plain",))
@@ -69,14 +88,20 @@ def mail_text(data: NotificationData, tmp_path: Path) -> tuple[str, str]:
 
 
 def slack_text(data: NotificationData) -> str:
-    slack = SlackNotifier({"api_url": "https://hooks.slack.com/services/T/B/x"},
-                          path="receivers[0].slack_configs[0]", global_config={})
+    slack = SlackNotifier(
+        {"api_url": "https://hooks.slack.com/services/T/B/x"},
+        path="receivers[0].slack_configs[0]",
+        global_config={},
+    )
     return str(slack.payload(data))
 
 
 def test_first_notification_carries_findings_to_mail_slack_webhook(
-        tmp_path: Path, ssh_keys: SshdKeys, full_tmpfs: Path,  # noqa: F811
-        make_router: Callable[..., Harness]) -> None:
+    tmp_path: Path,
+    ssh_keys: SshdKeys,
+    full_tmpfs: Path,  # noqa: F811
+    make_router: Callable[..., Harness],
+) -> None:
     with exporter_with(tmp_path, ssh_keys) as exp:
         router = make_router(exp.url, "8s")
         fire(router, "HostDiskFull")
@@ -99,7 +124,8 @@ def test_first_notification_carries_findings_to_mail_slack_webhook(
 
 
 def test_a_slow_host_does_not_delay_the_notification(
-        tmp_path: Path, ssh_keys: SshdKeys, make_router: Callable[..., Harness]) -> None:
+    tmp_path: Path, ssh_keys: SshdKeys, make_router: Callable[..., Harness]
+) -> None:
     # ps hangs: the exporter answers only after its ps sections time out (~2 s).
     with exporter_with(tmp_path, ssh_keys, fake={"ps": "#!/bin/sh\nsleep 60\n"}) as exp:
         router = make_router(exp.url, "1s")
@@ -126,26 +152,36 @@ def test_unreachable_exporter_is_said_not_hidden(make_router: Callable[..., Harn
     assert "exporter not reachable (ConnectionError)" in data.diagnostics["note"]
 
 
-@pytest.mark.parametrize(("section", "message"), [
-    ({"timeout": "5s"}, "diagnostics.exporter_url"),
-    ({"exporter_url": "ftp://x"}, "diagnostics.exporter_url"),
-    ({"exporter_url": "http://x", "timeout": "5m"}, "diagnostics.timeout"),
-    ({"exporter_url": "http://x", "extra": 1}, "diagnostics.extra"),
-])
-def test_config_errors_name_the_key(tmp_path: Path, section: dict[str, Any],
-                                    message: str) -> None:
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ({"timeout": "5s"}, "diagnostics.exporter_url"),
+        ({"exporter_url": "ftp://x"}, "diagnostics.exporter_url"),
+        ({"exporter_url": "http://x", "timeout": "5m"}, "diagnostics.timeout"),
+        ({"exporter_url": "http://x", "extra": 1}, "diagnostics.extra"),
+    ],
+)
+def test_config_errors_name_the_key(tmp_path: Path, section: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         parse_config(base_config(tmp_path, diagnostics=section))
 
 
 def test_route_switch_must_be_boolean(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"route.routes\[0\].diagnostics"):
-        parse_config(base_config(tmp_path, route={"receiver": "default", "routes": [
-            {"receiver": "default", "diagnostics": "yes"}]}))
+        parse_config(
+            base_config(
+                tmp_path,
+                route={
+                    "receiver": "default",
+                    "routes": [{"receiver": "default", "diagnostics": "yes"}],
+                },
+            )
+        )
 
 
 def test_a_fetch_lost_to_a_restart_starts_at_the_flush(
-        tmp_path: Path, ssh_keys: SshdKeys, make_router: Callable[..., Harness]) -> None:
+    tmp_path: Path, ssh_keys: SshdKeys, make_router: Callable[..., Harness]
+) -> None:
     with exporter_with(tmp_path, ssh_keys) as exp:
         router = make_router(exp.url, "8s")
         fire(router, "HostDiskFull")

@@ -22,8 +22,11 @@ from tests.peers.webhook import webhook_receiver
 pytestmark = pytest.mark.slow
 TIMEOUT = 6.0  # diagnostics.timeout: the most a notification may wait for them
 GROUP_WAIT = 1.0
-REPORT = {"complete": True, "duration_seconds": 0.1,
-          "findings": [{"text": "/var is 100 % full", "action": "free space", "evidence": []}]}
+REPORT = {
+    "complete": True,
+    "duration_seconds": 0.1,
+    "findings": [{"text": "/var is 100 % full", "action": "free space", "evidence": []}],
+}
 
 
 @contextmanager
@@ -64,15 +67,24 @@ def test_a_hanging_diagnosis_delays_only_its_own_group(tmp_path: Path) -> None:
     with diagnose_api(hung="db1") as exporter, webhook_receiver() as hook:
         config = {
             "diagnostics": {"exporter_url": exporter, "timeout": f"{TIMEOUT:g}s"},
-            "route": {"receiver": "hook", "group_by": ["alertname", "server"],
-                      "group_wait": f"{GROUP_WAIT:g}s", "group_interval": "5m",
-                      "diagnostics": True},
+            "route": {
+                "receiver": "hook",
+                "group_by": ["alertname", "server"],
+                "group_wait": f"{GROUP_WAIT:g}s",
+                "group_interval": "5m",
+                "diagnostics": True,
+            },
             "receivers": [{"name": "hook", "webhook_configs": [{"url": hook.url}]}],
         }
         with router(tmp_path, config) as proc:
+
             def fire(server: str) -> float:
-                resp = requests.post(f"{proc.url}/api/v2/alerts", headers=proc.auth, json=[
-                    {"labels": {"alertname": "DiskFull", "server": server}}], timeout=10)
+                resp = requests.post(
+                    f"{proc.url}/api/v2/alerts",
+                    headers=proc.auth,
+                    json=[{"labels": {"alertname": "DiskFull", "server": server}}],
+                    timeout=10,
+                )
                 assert resp.status_code == 200, resp.text
                 return time.monotonic()
 
@@ -80,8 +92,9 @@ def test_a_hanging_diagnosis_delays_only_its_own_group(tmp_path: Path) -> None:
             posted_a = fire("db1")
             time.sleep(0.5)
             posted_b = fire("web1")
-            wait_for(lambda: len(hook.requests()) >= 2, timeout=TIMEOUT + 10,
-                     what="both notifications")
+            wait_for(
+                lambda: len(hook.requests()) >= 2, timeout=TIMEOUT + 10, what="both notifications"
+            )
     arrived = {r.json()["commonLabels"]["server"]: (r.at, r.json()) for r in hook.requests()}
     at_a, payload_a = arrived["db1"]
     at_b, payload_b = arrived["web1"]
@@ -94,5 +107,7 @@ def test_a_hanging_diagnosis_delays_only_its_own_group(tmp_path: Path) -> None:
     # A goes within the bound, saying why it has no diagnostics.
     assert at_a - posted_a < TIMEOUT + 2.5, at_a - posted_a
     assert not payload_a["diagnostics"]["included"]
-    assert payload_a["diagnostics"]["note"] == \
-        f"sent without diagnostics: db1: no answer within {TIMEOUT:g}s"
+    assert (
+        payload_a["diagnostics"]["note"]
+        == f"sent without diagnostics: db1: no answer within {TIMEOUT:g}s"
+    )

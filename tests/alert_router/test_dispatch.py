@@ -12,10 +12,13 @@ from alert_router.timeutil import format_time
 T0 = time.time() + 1000.0  # the test clock; alerts carry explicit times relative to it
 
 
-def alert(name: str, server: str = "s1", *, start: float = T0, end: float | None = None,
-          **labels: str) -> dict:
-    body = {"labels": {"alertname": name, "server": server, **labels},
-            "startsAt": format_time(start)}
+def alert(
+    name: str, server: str = "s1", *, start: float = T0, end: float | None = None, **labels: str
+) -> dict:
+    body = {
+        "labels": {"alertname": name, "server": server, **labels},
+        "startsAt": format_time(start),
+    }
     if end is not None:
         body["endsAt"] = format_time(end)
     return body
@@ -68,8 +71,14 @@ def test_resolved_is_sent_once_then_group_is_gone(harness):
 
 
 def test_send_resolved_false_skips_resolved_notifications(harness_factory):
-    h = harness_factory(receivers=[{"name": "default", "webhook_configs": [
-        {"url": "http://127.0.0.1:9/", "send_resolved": False}]}])
+    h = harness_factory(
+        receivers=[
+            {
+                "name": "default",
+                "webhook_configs": [{"url": "http://127.0.0.1:9/", "send_resolved": False}],
+            }
+        ]
+    )
     stub = h.stubs["default"]
     h.post([alert("A", end=T0 + 10_000), alert("B", end=T0 + 10_000)])
     h.step(T0)
@@ -87,17 +96,21 @@ def test_resolve_timeout_resolves_alerts_without_endsat(harness):
     harness.step(now + 30)
     harness.step(now + 30 + 300 + 1)  # resolve_timeout 5m passed without an update
     assert sent_alerts(stub) == [[("A", "firing")], [("A", "resolved")]]
-    transitions = [e["transition"] for e in harness.client.get(
-        "/api/v1/history?kind=alert").json]
+    transitions = [e["transition"] for e in harness.client.get("/api/v1/history?kind=alert").json]
     assert transitions == ["firing", "resolved"]
 
 
 def test_silence_mutes_and_expiry_unmutes(harness):
     stub = harness.stubs["default"]
-    silence = {"matchers": [{"name": "server", "value": "s1", "isRegex": False}],
-               "startsAt": format_time(time.time()), "endsAt": format_time(T0 + 100),
-               "createdBy": "ops", "comment": "maintenance"}
+    silence = {
+        "matchers": [{"name": "server", "value": "s1", "isRegex": False}],
+        "startsAt": format_time(time.time()),
+        "endsAt": format_time(T0 + 100),
+        "createdBy": "ops",
+        "comment": "maintenance",
+    }
     from tests.alert_router.conftest import AUTH
+
     resp = harness.client.post("/api/v2/silences", json=silence, headers=AUTH)
     assert resp.status_code == 200
     harness.post([alert("A", end=T0 + 10_000), alert("B", server="s2", end=T0 + 10_000)])
@@ -108,29 +121,38 @@ def test_silence_mutes_and_expiry_unmutes(harness):
     assert [a["labels"]["alertname"] for a in listed] == ["B"]
     harness.step(T0 + 330)  # silence expired at T0+100
     assert sent_alerts(stub)[-1] == [("A", "firing")]
-    assert 'stacksense_router_alerts_muted_total{reason="silenced"} 1.0' in \
-        harness.client.get("/metrics").data.decode()
+    assert (
+        'stacksense_router_alerts_muted_total{reason="silenced"} 1.0'
+        in harness.client.get("/metrics").data.decode()
+    )
 
 
 def test_default_inhibition_offline_server_mutes_its_other_alerts(harness_factory):
     h = harness_factory(route={"receiver": "default", "group_by": ["..."], "group_wait": "0s"})
     stub = h.stubs["default"]
-    h.post([alert("ServerOffline", "s1", end=T0 + 10_000),
+    h.post(
+        [
+            alert("ServerOffline", "s1", end=T0 + 10_000),
             alert("HighCpuUsage", "s1", end=T0 + 10_000),
-            alert("HighCpuUsage", "s2", end=T0 + 10_000)])
+            alert("HighCpuUsage", "s2", end=T0 + 10_000),
+        ]
+    )
     h.step(T0)
     got = sorted(tuple(n.alerts[0].labels.values()) for n in stub.sent)
     assert got == [("HighCpuUsage", "s2"), ("ServerOffline", "s1")]
-    status = {a["labels"]["server"] + a["labels"]["alertname"]: a["status"]
-              for a in h.client.get("/api/v2/alerts").json}
+    status = {
+        a["labels"]["server"] + a["labels"]["alertname"]: a["status"]
+        for a in h.client.get("/api/v2/alerts").json
+    }
     assert status["s1HighCpuUsage"]["state"] == "suppressed"
     assert status["s1HighCpuUsage"]["inhibitedBy"]
     assert status["s1ServerOffline"]["state"] == "active"
 
 
 def test_inhibit_rules_can_be_turned_off(harness_factory):
-    h = harness_factory(route={"receiver": "default", "group_by": ["..."], "group_wait": "0s"},
-                        inhibit_rules=[])
+    h = harness_factory(
+        route={"receiver": "default", "group_by": ["..."], "group_wait": "0s"}, inhibit_rules=[]
+    )
     h.post([alert("ServerOffline", end=T0 + 10_000), alert("HighCpuUsage", end=T0 + 10_000)])
     h.step(T0)
     assert len(h.stubs["default"].sent) == 2
@@ -139,22 +161,35 @@ def test_inhibit_rules_can_be_turned_off(harness_factory):
 def test_continue_sends_to_each_matching_receiver(harness_factory):
     hook = [{"url": "http://127.0.0.1:9/"}]
     h = harness_factory(
-        route={"receiver": "default", "group_wait": "0s", "routes": [
-            {"matchers": ['severity="critical"'], "receiver": "pager", "continue": True},
-            {"receivers_by_label": {"label": "server", "receivers": {"web-1": "team-web"}}}]},
-        receivers=[{"name": n, "webhook_configs": hook} for n in ("default", "pager",
-                                                                   "team-web")])
-    h.post([alert("Down", "web-1", severity="critical", end=T0 + 10_000),
-            alert("Down", "db-1", end=T0 + 10_000)])
+        route={
+            "receiver": "default",
+            "group_wait": "0s",
+            "routes": [
+                {"matchers": ['severity="critical"'], "receiver": "pager", "continue": True},
+                {"receivers_by_label": {"label": "server", "receivers": {"web-1": "team-web"}}},
+            ],
+        },
+        receivers=[{"name": n, "webhook_configs": hook} for n in ("default", "pager", "team-web")],
+    )
+    h.post(
+        [
+            alert("Down", "web-1", severity="critical", end=T0 + 10_000),
+            alert("Down", "db-1", end=T0 + 10_000),
+        ]
+    )
     h.step(T0)
-    got = {name: sorted(a.labels["server"] for n in stub.sent for a in n.alerts)
-           for name, stub in h.stubs.items()}
+    got = {
+        name: sorted(a.labels["server"] for n in stub.sent for a in n.alerts)
+        for name, stub in h.stubs.items()
+    }
     assert got == {"default": ["db-1"], "pager": ["web-1"], "team-web": ["web-1"]}
 
 
 def test_retry_with_backoff_honours_retry_after_then_delivers(harness_factory):
-    h = harness_factory(route={"receiver": "default", "group_wait": "0s"},
-                        delivery={"initial_backoff": "2s", "max_backoff": "1m"})
+    h = harness_factory(
+        route={"receiver": "default", "group_wait": "0s"},
+        delivery={"initial_backoff": "2s", "max_backoff": "1m"},
+    )
     stub = h.stubs["default"]
     stub.fail_with = NotifyError("503 from receiver", retryable=True, reason="http_5xx")
     h.post([alert("A", end=T0 + 10_000)])
@@ -166,24 +201,26 @@ def test_retry_with_backoff_honours_retry_after_then_delivers(harness_factory):
     assert stub.sent == []  # not due yet
     h.state.outbox.step(T0 + 3)  # second failure: backoff doubles
     assert store.next_outbox_attempt() == pytest.approx(T0 + 3 + 4, abs=0.81)
-    stub.fail_with = NotifyError("slow down", retryable=True, reason="rate_limited",
-                                 retry_after=30)
+    stub.fail_with = NotifyError("slow down", retryable=True, reason="rate_limited", retry_after=30)
     h.state.outbox.step(T0 + 8)
     assert store.next_outbox_attempt() == pytest.approx(T0 + 8 + 30, abs=0.01)
     stub.fail_with = None
     h.state.outbox.step(T0 + 38)
     assert sent_alerts(stub) == [[("A", "firing")]]
     text = h.client.get("/metrics").data.decode()
-    assert ('stacksense_router_notifications_failed_total{integration="stub",reason="http_5xx",'
-            'receiver="default"} 2.0') in text
-    assert 'stacksense_router_notifications_sent_total{integration="stub",receiver="default"} 1.0' \
+    assert (
+        'stacksense_router_notifications_failed_total{integration="stub",reason="http_5xx",'
+        'receiver="default"} 2.0'
+    ) in text
+    assert (
+        'stacksense_router_notifications_sent_total{integration="stub",receiver="default"} 1.0'
         in text
+    )
 
 
 def test_non_retryable_error_is_marked_failed_and_recorded(harness_factory):
     h = harness_factory(route={"receiver": "default", "group_wait": "0s"})
-    h.stubs["default"].fail_with = NotifyError("404 no_service", retryable=False,
-                                               reason="http_4xx")
+    h.stubs["default"].fail_with = NotifyError("404 no_service", retryable=False, reason="http_4xx")
     h.post([alert("A", end=T0 + 10_000)])
     h.step(T0)
     assert h.state.store.outbox_counts() == {"failed": 1}
@@ -193,8 +230,9 @@ def test_non_retryable_error_is_marked_failed_and_recorded(harness_factory):
 
 
 def test_gives_up_after_the_configured_age(harness_factory):
-    h = harness_factory(route={"receiver": "default", "group_wait": "0s"},
-                        delivery={"give_up_after": "1m"})
+    h = harness_factory(
+        route={"receiver": "default", "group_wait": "0s"}, delivery={"give_up_after": "1m"}
+    )
     h.stubs["default"].fail_with = NotifyError("down", retryable=True, reason="connection")
     h.post([alert("A", end=T0 + 10_000)])
     h.step(T0)
@@ -204,6 +242,7 @@ def test_gives_up_after_the_configured_age(harness_factory):
 
 def test_incident_lifecycle_and_history(harness):
     from tests.alert_router.conftest import AUTH
+
     c = harness.client
     harness.post([alert("A", end=T0 + 10_000), alert("A", "s2", end=T0 + 10_000)])
     harness.step(T0)
@@ -211,16 +250,23 @@ def test_incident_lifecycle_and_history(harness):
     incidents = c.get("/api/v1/incidents?server=s1").json
     assert [(i["title"], i["state"]) for i in incidents] == [("A on s1", "open")]
     iid = incidents[0]["id"]
-    resp = c.post(f"/api/v1/incidents/{iid}/acknowledge", json={"by": "alice",
-                                                                "reason": "looking"},
-                  headers=AUTH)
+    resp = c.post(
+        f"/api/v1/incidents/{iid}/acknowledge",
+        json={"by": "alice", "reason": "looking"},
+        headers=AUTH,
+    )
     assert resp.status_code == 200 and resp.json["acknowledged_by"] == "alice"
-    assert c.post(f"/api/v1/incidents/{iid}/acknowledge", json={"by": "bob"},
-                  headers=AUTH).status_code == 409
-    assert c.post(f"/api/v1/incidents/{iid}/acknowledge", json={"reason": "x"},
-                  headers=AUTH).status_code == 400
-    assert c.post("/api/v1/incidents/999/close", json={"by": "x"},
-                  headers=AUTH).status_code == 404
+    assert (
+        c.post(f"/api/v1/incidents/{iid}/acknowledge", json={"by": "bob"}, headers=AUTH).status_code
+        == 409
+    )
+    assert (
+        c.post(
+            f"/api/v1/incidents/{iid}/acknowledge", json={"reason": "x"}, headers=AUTH
+        ).status_code
+        == 400
+    )
+    assert c.post("/api/v1/incidents/999/close", json={"by": "x"}, headers=AUTH).status_code == 404
     harness.post([alert("A", end=T0 + 50)])
     harness.step(T0 + 60)
     assert c.get(f"/api/v1/incidents/{iid}").json["state"] == "resolved"
@@ -228,21 +274,28 @@ def test_incident_lifecycle_and_history(harness):
     harness.post([alert("A", start=T0 + 70, end=T0 + 10_000)])
     harness.step(T0 + 80)
     assert c.get(f"/api/v1/incidents/{iid}").json["state"] == "open"
-    resp = c.post(f"/api/v1/incidents/{iid}/close", json={"by": "alice", "reason": "fixed"},
-                  headers=AUTH)
+    resp = c.post(
+        f"/api/v1/incidents/{iid}/close", json={"by": "alice", "reason": "fixed"}, headers=AUTH
+    )
     assert resp.json["state"] == "closed" and resp.json["closed_by"] == "alice"
     detail = c.get(f"/api/v1/incidents/{iid}").json
     assert [(h["transition"], h["actor"]) for h in detail["history"]] == [
-        ("open", "router"), ("acknowledged", "alice"), ("resolved", "router"),
-        ("open", "router"), ("closed", "alice")]
+        ("open", "router"),
+        ("acknowledged", "alice"),
+        ("resolved", "router"),
+        ("open", "router"),
+        ("closed", "alice"),
+    ]
     # The audit trail by server and time.
     s1 = c.get(f"/api/v1/history?server=s1&since={T0 - 1}").json
     assert {e["kind"] for e in s1} == {"alert", "incident", "notification"}
     assert all(e["server"] == "s1" for e in s1)
     # The people's transitions ran on the real clock, before the test clock's T0.
     early = c.get(f"/api/v1/history?server=s1&until={T0 - 1}").json
-    assert [(e["transition"], e["actor"]) for e in early] == [("acknowledged", "alice"),
-                                                                 ("closed", "alice")]
+    assert [(e["transition"], e["actor"]) for e in early] == [
+        ("acknowledged", "alice"),
+        ("closed", "alice"),
+    ]
     assert c.get("/api/v1/history?since=yesterday").status_code == 400
 
 
@@ -264,18 +317,26 @@ def test_two_sided_inhibition_never_mutes_each_other(harness_factory):
     the same server is still muted."""
     h = harness_factory(
         route={"receiver": "default", "group_by": ["..."], "group_wait": "0s"},
-        inhibit_rules=[{"source_matchers": ['alertname="ServerOffline"'],
-                        "target_matchers": ['severity=~"critical|warning"'],
-                        "equal": ["server"]}])
+        inhibit_rules=[
+            {
+                "source_matchers": ['alertname="ServerOffline"'],
+                "target_matchers": ['severity=~"critical|warning"'],
+                "equal": ["server"],
+            }
+        ],
+    )
     stub = h.stubs["default"]
-    h.post([alert("ServerOffline", "s1", severity="critical", source="rules",
-                  end=T0 + 10_000),
-            alert("ServerOffline", "s1", severity="critical", source="prometheus",
-                  end=T0 + 10_000),
-            alert("HighCpuUsage", "s1", severity="warning", end=T0 + 10_000)])
+    h.post(
+        [
+            alert("ServerOffline", "s1", severity="critical", source="rules", end=T0 + 10_000),
+            alert("ServerOffline", "s1", severity="critical", source="prometheus", end=T0 + 10_000),
+            alert("HighCpuUsage", "s1", severity="warning", end=T0 + 10_000),
+        ]
+    )
     h.step(T0)
-    got = sorted((a.labels["alertname"], a.labels.get("source", "")) for n in stub.sent
-                 for a in n.alerts)
+    got = sorted(
+        (a.labels["alertname"], a.labels.get("source", "")) for n in stub.sent for a in n.alerts
+    )
     assert got == [("ServerOffline", "prometheus"), ("ServerOffline", "rules")]
 
 
@@ -283,16 +344,27 @@ def test_fully_muted_group_keeps_its_notification_log(harness_factory):
     """A group whose alerts are all silenced writes no empty log entry: when the silence
     ends, the unchanged firing set waits for repeat_interval (no extra page)."""
     from tests.alert_router.conftest import AUTH
-    h = harness_factory(route={"receiver": "default", "group_by": ["alertname"],
-                               "group_wait": "0s", "group_interval": "5m",
-                               "repeat_interval": "4h"})
+
+    h = harness_factory(
+        route={
+            "receiver": "default",
+            "group_by": ["alertname"],
+            "group_wait": "0s",
+            "group_interval": "5m",
+            "repeat_interval": "4h",
+        }
+    )
     stub = h.stubs["default"]
     h.post([alert("A", end=T0 + 100_000)])
     h.step(T0)
     assert sent_alerts(stub) == [[("A", "firing")]]
-    silence = {"matchers": [{"name": "alertname", "value": "A", "isRegex": False}],
-               "startsAt": format_time(time.time()), "endsAt": format_time(T0 + 400),
-               "createdBy": "ops", "comment": "maintenance"}
+    silence = {
+        "matchers": [{"name": "alertname", "value": "A", "isRegex": False}],
+        "startsAt": format_time(time.time()),
+        "endsAt": format_time(T0 + 400),
+        "createdBy": "ops",
+        "comment": "maintenance",
+    }
     assert h.client.post("/api/v2/silences", json=silence, headers=AUTH).status_code == 200
     h.step(T0 + 300)  # flushed while muted: nothing sent, log kept
     assert len(stub.sent) == 1
@@ -307,15 +379,25 @@ def test_fully_muted_group_keeps_its_notification_log(harness_factory):
 def test_notification_log_is_written_after_the_send(harness_factory):
     """A notification given up is not in the log, so the next flush sends it again (as
     Alertmanager retries at the next group_interval); one still retrying is not doubled."""
-    h = harness_factory(route={"receiver": "default", "group_by": ["alertname"],
-                               "group_wait": "0s", "group_interval": "5m"},
-                        delivery={"initial_backoff": "1h", "max_backoff": "1h"})
+    h = harness_factory(
+        route={
+            "receiver": "default",
+            "group_by": ["alertname"],
+            "group_wait": "0s",
+            "group_interval": "5m",
+        },
+        delivery={"initial_backoff": "1h", "max_backoff": "1h"},
+    )
     stub = h.stubs["default"]
     stub.fail_with = NotifyError("503", retryable=True, reason="http_5xx")
     h.post([alert("A", end=T0 + 100_000)])
     h.step(T0)
-    assert h.state.store.get_nflog(
-        next(iter([g.group_key for g in h.state.store.list_groups()])), "default", 0) is None
+    assert (
+        h.state.store.get_nflog(
+            next(iter([g.group_key for g in h.state.store.list_groups()])), "default", 0
+        )
+        is None
+    )
     h.step(T0 + 300)  # still pending (retry in 1 h): the flush does not enqueue a second one
     assert h.state.store.outbox_counts() == {"pending": 1}
     stub.fail_with = NotifyError("404", retryable=False, reason="http_4xx")
@@ -329,11 +411,13 @@ def test_notification_log_is_written_after_the_send(harness_factory):
 
 
 def test_alert_older_than_group_wait_flushes_a_new_group_at_once(harness_factory):
-    h = harness_factory(route={"receiver": "default", "group_by": ["alertname"],
-                               "group_wait": "30s"})
+    h = harness_factory(
+        route={"receiver": "default", "group_by": ["alertname"], "group_wait": "30s"}
+    )
     stub = h.stubs["default"]
-    h.post([alert("Old", start=T0 - 3600, end=T0 + 10_000),
-            alert("Fresh", start=T0, end=T0 + 10_000)])
+    h.post(
+        [alert("Old", start=T0 - 3600, end=T0 + 10_000), alert("Fresh", start=T0, end=T0 + 10_000)]
+    )
     h.step(T0)
     assert sent_alerts(stub) == [[("Old", "firing")]]
     h.step(T0 + 30)
@@ -342,36 +426,67 @@ def test_alert_older_than_group_wait_flushes_a_new_group_at_once(harness_factory
 
 def test_alert_groups_api_shape_and_filters(harness_factory):
     from tests.alert_router.conftest import AUTH
+
     hook = [{"url": "http://127.0.0.1:9/"}]
     h = harness_factory(
-        route={"receiver": "default", "group_by": ["alertname"], "routes": [
-            {"matchers": ['severity="critical"'], "receiver": "pager", "continue": True}]},
-        receivers=[{"name": n, "webhook_configs": hook} for n in ("default", "pager")])
-    h.post([alert("Down", "web-1", severity="critical", end=T0 + 10_000),
+        route={
+            "receiver": "default",
+            "group_by": ["alertname"],
+            "routes": [
+                {"matchers": ['severity="critical"'], "receiver": "pager", "continue": True}
+            ],
+        },
+        receivers=[{"name": n, "webhook_configs": hook} for n in ("default", "pager")],
+    )
+    h.post(
+        [
+            alert("Down", "web-1", severity="critical", end=T0 + 10_000),
             alert("Down", "web-2", severity="critical", end=T0 + 10_000),
-            alert("Slow", "web-1", end=T0 + 10_000)])
+            alert("Slow", "web-1", end=T0 + 10_000),
+        ]
+    )
     h.step(T0)
-    silence = {"matchers": [{"name": "server", "value": "web-2", "isRegex": False}],
-               "startsAt": format_time(time.time()), "endsAt": format_time(T0 + 100),
-               "createdBy": "ops", "comment": "x"}
+    silence = {
+        "matchers": [{"name": "server", "value": "web-2", "isRegex": False}],
+        "startsAt": format_time(time.time()),
+        "endsAt": format_time(T0 + 100),
+        "createdBy": "ops",
+        "comment": "x",
+    }
     assert h.client.post("/api/v2/silences", json=silence, headers=AUTH).status_code == 200
     got = h.client.get("/api/v2/alerts/groups").json
     assert [(g["labels"], g["receiver"], len(g["alerts"])) for g in got] == [
         ({"alertname": "Down"}, {"name": "pager"}, 2),
-        ({"alertname": "Slow"}, {"name": "default"}, 1)]
-    assert set(got[0]["alerts"][0]) >= {"labels", "annotations", "startsAt", "endsAt",
-                                        "updatedAt", "fingerprint", "receivers", "status"}
+        ({"alertname": "Slow"}, {"name": "default"}, 1),
+    ]
+    assert set(got[0]["alerts"][0]) >= {
+        "labels",
+        "annotations",
+        "startsAt",
+        "endsAt",
+        "updatedAt",
+        "fingerprint",
+        "receivers",
+        "status",
+    }
     quiet = h.client.get("/api/v2/alerts/groups?silenced=false&receiver=pag.*").json
     assert [[a["labels"]["server"] for a in g["alerts"]] for g in quiet] == [["web-1"]]
-    assert h.client.get('/api/v2/alerts/groups?filter=alertname="Slow"').json[0][
-        "labels"] == {"alertname": "Slow"}
+    assert h.client.get('/api/v2/alerts/groups?filter=alertname="Slow"').json[0]["labels"] == {
+        "alertname": "Slow"
+    }
     assert h.client.get("/api/v2/alerts/groups?active=maybe").status_code == 400
 
 
 def test_a_newer_notification_replaces_one_still_waiting_for_a_retry(harness_factory):
-    h = harness_factory(route={"receiver": "default", "group_by": ["alertname"],
-                               "group_wait": "0s", "group_interval": "5m"},
-                        delivery={"initial_backoff": "1h", "max_backoff": "1h"})
+    h = harness_factory(
+        route={
+            "receiver": "default",
+            "group_by": ["alertname"],
+            "group_wait": "0s",
+            "group_interval": "5m",
+        },
+        delivery={"initial_backoff": "1h", "max_backoff": "1h"},
+    )
     stub = h.stubs["default"]
     stub.fail_with = NotifyError("503", retryable=True, reason="http_5xx")
     h.post([alert("A", end=T0 + 100_000)])

@@ -29,11 +29,16 @@ def hook() -> Iterator[WebhookReceiver]:
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory,
-         hook: WebhookReceiver) -> Iterator[RouterProcess]:
+def live(
+    tmp_path_factory: pytest.TempPathFactory, hook: WebhookReceiver
+) -> Iterator[RouterProcess]:
     config = {
-        "route": {"receiver": "hook", "group_by": ["alertname"], "group_wait": "0s",
-                  "group_interval": "1s"},
+        "route": {
+            "receiver": "hook",
+            "group_by": ["alertname"],
+            "group_wait": "0s",
+            "group_interval": "1s",
+        },
         "receivers": [{"name": "hook", "webhook_configs": [{"url": hook.url}]}],
     }
     with router(tmp_path_factory.mktemp("hostile"), config, workers=2) as proc:
@@ -45,9 +50,13 @@ def _iso(delta: timedelta) -> str:
 
 
 def _silence(**override: Any) -> dict[str, Any]:
-    body = {"matchers": [{"name": "alertname", "value": "X", "isRegex": False}],
-            "startsAt": _iso(timedelta(0)), "endsAt": _iso(timedelta(hours=1)),
-            "createdBy": "me", "comment": "maintenance"}
+    body = {
+        "matchers": [{"name": "alertname", "value": "X", "isRegex": False}],
+        "startsAt": _iso(timedelta(0)),
+        "endsAt": _iso(timedelta(hours=1)),
+        "createdBy": "me",
+        "comment": "maintenance",
+    }
     body.update(override)
     return body
 
@@ -71,30 +80,51 @@ CASES = [
     (AM_HOOK, DEEP, JSON, "nested too deeply"),
     (SILENCES, DEEP, JSON, "nested too deeply"),
     (V2, _raw('[{"labels":{"alertname":"\\ud800"}}]'), JSON, "alerts[0].labels.alertname"),
-    (V2, _raw('[{"labels":{"alertname":"A"},"annotations":{"s":"x\\udfff"}}]'), JSON,
-     "alerts[0].annotations.s"),
-    (V2, _raw('[{"labels":{"alertname":"A"},"annotations":{"\\ud800":"x"}}]'), JSON,
-     "alerts[0].annotations.<name>"),
+    (
+        V2,
+        _raw('[{"labels":{"alertname":"A"},"annotations":{"s":"x\\udfff"}}]'),
+        JSON,
+        "alerts[0].annotations.s",
+    ),
+    (
+        V2,
+        _raw('[{"labels":{"alertname":"A"},"annotations":{"\\ud800":"x"}}]'),
+        JSON,
+        "alerts[0].annotations.<name>",
+    ),
     (V1, _raw('{"name":"\\uD800"}'), JSON, "name"),
-    (AM_HOOK, _raw('{"version":"4","alerts":[{"labels":{"a":"\\ud800"}}]}'), JSON,
-     "alerts[0].labels.a"),
-    (SILENCES, json.dumps(_silence(comment="\ud800"), ensure_ascii=False).encode(
-        "utf-8", "surrogatepass"),
-     JSON, "not valid UTF-8"),
-    (SILENCES, _raw(json.dumps(_silence()).replace('"maintenance"', '"\\ud800"')), JSON,
-     "comment"),
+    (
+        AM_HOOK,
+        _raw('{"version":"4","alerts":[{"labels":{"a":"\\ud800"}}]}'),
+        JSON,
+        "alerts[0].labels.a",
+    ),
+    (
+        SILENCES,
+        json.dumps(_silence(comment="\ud800"), ensure_ascii=False).encode("utf-8", "surrogatepass"),
+        JSON,
+        "not valid UTF-8",
+    ),
+    (SILENCES, _raw(json.dumps(_silence()).replace('"maintenance"', '"\\ud800"')), JSON, "comment"),
     (SILENCES, _raw(json.dumps(_silence()).replace('"me"', '"\\udc00"')), JSON, "createdBy"),
-    (SILENCES, _raw(json.dumps(_silence()).replace('"X"', '"\\ud800"')), JSON,
-     "matchers[0].value"),
+    (SILENCES, _raw(json.dumps(_silence()).replace('"X"', '"\\ud800"')), JSON, "matchers[0].value"),
     (V2, json.dumps([{"labels": {"alertname": "A"}}]).encode("utf-16"), JSON, "UTF-8"),
     (V1, json.dumps({"name": "A"}).encode("utf-16"), JSON, "UTF-8"),
     (SILENCES, json.dumps(_silence()).encode("utf-16"), JSON, "UTF-8"),
     (V2, b'[{"labels":{"alertname":"\xc3\x28"}}]', JSON, "not valid UTF-8"),
-    (V2, json.dumps([{"labels": {"alertname": "A"}}]).encode(), f"{JSON}; charset=utf-16",
-     "charset"),
+    (
+        V2,
+        json.dumps([{"labels": {"alertname": "A"}}]).encode(),
+        f"{JSON}; charset=utf-16",
+        "charset",
+    ),
     (SILENCES, json.dumps(_silence()).encode(), f"{JSON}; charset=latin-1", "charset"),
-    ("/api/v1/webhook/grafana", _raw('{"alerts":[{"labels":{"alertname":"\\ud800"}}]}'), JSON,
-     "alerts[0].labels.alertname"),
+    (
+        "/api/v1/webhook/grafana",
+        _raw('{"alerts":[{"labels":{"alertname":"\\ud800"}}]}'),
+        JSON,
+        "alerts[0].labels.alertname",
+    ),
     ("/api/v1/incidents/1/acknowledge", _raw('{"by":"\\ud800"}'), JSON, "by"),
     ("/api/v1/incidents/1/close", b"[" * 100_000, JSON, "nested too deeply"),
     (V2, b"", JSON, "body: empty"),
@@ -102,11 +132,18 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("path", "body", "content_type", "names"), CASES,
-                         ids=[f"{i}-{c[0]}" for i, c in enumerate(CASES)])
+@pytest.mark.parametrize(
+    ("path", "body", "content_type", "names"),
+    CASES,
+    ids=[f"{i}-{c[0]}" for i, c in enumerate(CASES)],
+)
 def test_hostile_bodies_are_a_400_naming_the_field(live, path, body, content_type, names):
-    resp = requests.post(f"{live.url}{path}", data=body, timeout=30,
-                         headers={**live.auth, "Content-Type": content_type})
+    resp = requests.post(
+        f"{live.url}{path}",
+        data=body,
+        timeout=30,
+        headers={**live.auth, "Content-Type": content_type},
+    )
     assert resp.status_code == 400, resp.text[:300]
     assert resp.headers["Content-Type"].startswith("application/json")
     message = resp.json()
@@ -116,23 +153,35 @@ def test_hostile_bodies_are_a_400_naming_the_field(live, path, body, content_typ
 
 def test_a_valid_surrogate_pair_is_accepted_and_delivered(live, hook):
     body = _raw('[{"labels":{"alertname":"Pair","emoji":"\\ud83d\\ude00"}}]')
-    resp = requests.post(f"{live.url}{V2}", data=body, timeout=10,
-                         headers={**live.auth, "Content-Type": JSON})
+    resp = requests.post(
+        f"{live.url}{V2}", data=body, timeout=10, headers={**live.auth, "Content-Type": JSON}
+    )
     assert resp.status_code == 200
-    wait_for(lambda: any(a["labels"].get("emoji") == "\U0001f600" for a in hook.alerts()),
-             timeout=30, what="the emoji alert delivered")
+    wait_for(
+        lambda: any(a["labels"].get("emoji") == "\U0001f600" for a in hook.alerts()),
+        timeout=30,
+        what="the emoji alert delivered",
+    )
 
 
 def test_the_poison_alert_is_refused_and_the_next_alert_is_notified(live, hook):
     poison = _raw('[{"labels":{"alertname":"Poison","server":"\\ud800"}}]')
-    resp = requests.post(f"{live.url}{V2}", data=poison, timeout=10,
-                         headers={**live.auth, "Content-Type": JSON})
+    resp = requests.post(
+        f"{live.url}{V2}", data=poison, timeout=10, headers={**live.auth, "Content-Type": JSON}
+    )
     assert resp.status_code == 400
-    resp = requests.post(f"{live.url}{V2}", json=[{"labels": {"alertname": "AfterPoison"}}],
-                         headers=live.auth, timeout=10)
+    resp = requests.post(
+        f"{live.url}{V2}",
+        json=[{"labels": {"alertname": "AfterPoison"}}],
+        headers=live.auth,
+        timeout=10,
+    )
     assert resp.status_code == 200
-    wait_for(lambda: any(a["labels"]["alertname"] == "AfterPoison" for a in hook.alerts()),
-             timeout=30, what="the alert after the poison delivered")
+    wait_for(
+        lambda: any(a["labels"]["alertname"] == "AfterPoison" for a in hook.alerts()),
+        timeout=30,
+        what="the alert after the poison delivered",
+    )
     assert not any(a["labels"]["alertname"] == "Poison" for a in hook.alerts())
 
 
@@ -143,22 +192,32 @@ def _plant_poison(db: Path) -> None:
     conn = sqlite3.connect(db, timeout=30)
     try:
         columns = [r[1] for r in conn.execute("PRAGMA table_info(alerts)")]
-        row: dict[str, Any] = {"fingerprint": "00000000deadbeef", "labels": labels,
-                               "annotations": json.dumps({"summary": "\udfff"}),
-                               "starts_at": now - 60, "ends_at": now + 3600,
-                               "generator_url": "", "updated_at": now, "state": "firing",
-                               "server": "s1", "alertname": "Old"}
+        row: dict[str, Any] = {
+            "fingerprint": "00000000deadbeef",
+            "labels": labels,
+            "annotations": json.dumps({"summary": "\udfff"}),
+            "starts_at": now - 60,
+            "ends_at": now + 3600,
+            "generator_url": "",
+            "updated_at": now,
+            "state": "firing",
+            "server": "s1",
+            "alertname": "Old",
+        }
         names = [c for c in columns if c in row]
-        conn.execute(f"INSERT INTO alerts ({', '.join(names)}) VALUES "
-                     f"({', '.join('?' for _ in names)})", [row[c] for c in names])
+        conn.execute(
+            f"INSERT INTO alerts ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)})",
+            [row[c] for c in names],
+        )
         conn.commit()
     finally:
         conn.close()
 
 
 def test_reads_never_fail_on_a_surrogate_already_stored(live):
-    resp = requests.post(f"{live.url}{SILENCES}", json=_silence(comment="plain"),
-                         headers=live.auth, timeout=10)
+    resp = requests.post(
+        f"{live.url}{SILENCES}", json=_silence(comment="plain"), headers=live.auth, timeout=10
+    )
     assert resp.status_code == 200
     _plant_poison(live.workdir / "router.db")
     for _ in range(4):  # both workers
@@ -168,8 +227,9 @@ def test_reads_never_fail_on_a_surrogate_already_stored(live):
         alerts = requests.get(f"{live.url}{V2}", timeout=10, headers={"Connection": "close"})
         assert alerts.status_code == 200
         assert any(a["labels"]["alertname"] == "Old\ud800" for a in alerts.json())
-        filtered = requests.get(f"{live.url}{V2}", params={"filter": 'alertname=~"Old.*"'},
-                                timeout=10)
+        filtered = requests.get(
+            f"{live.url}{V2}", params={"filter": 'alertname=~"Old.*"'}, timeout=10
+        )
         assert filtered.status_code == 200 and len(filtered.json()) == 1
         assert requests.get(f"{live.url}{SILENCES}", timeout=10).status_code == 200
 
@@ -185,17 +245,26 @@ def test_fingerprint_is_total_and_deterministic():
 
 def test_unauthenticated_writes_accept_json_only(tmp_path):
     """No cross-site form post: without a token, a write must be application/json (415)."""
-    config = {"route": {"receiver": "null"}, "receivers": [{"name": "null"}],
-              "auth": {"allow_unauthenticated_writes": True}}
+    config = {
+        "route": {"receiver": "null"},
+        "receivers": [{"name": "null"}],
+        "auth": {"allow_unauthenticated_writes": True},
+    }
     with router(tmp_path, config, workers=2) as proc:
         alert = json.dumps([{"labels": {"alertname": "Form"}}])
-        for path, body in ((V2, alert), (V1, '{"name": "Form"}'),
-                           (SILENCES, json.dumps(_silence()))):
-            for content_type in ("application/x-www-form-urlencoded", "text/plain",
-                                 "multipart/form-data; boundary=x", None):
+        for path, body in (
+            (V2, alert),
+            (V1, '{"name": "Form"}'),
+            (SILENCES, json.dumps(_silence())),
+        ):
+            for content_type in (
+                "application/x-www-form-urlencoded",
+                "text/plain",
+                "multipart/form-data; boundary=x",
+                None,
+            ):
                 headers = {"Content-Type": content_type} if content_type else {}
-                resp = requests.post(f"{proc.url}{path}", data=body, headers=headers,
-                                     timeout=10)
+                resp = requests.post(f"{proc.url}{path}", data=body, headers=headers, timeout=10)
                 assert resp.status_code == 415, (path, content_type, resp.text[:200])
                 message = resp.json()
                 message = message if isinstance(message, str) else message["error"]
@@ -210,8 +279,15 @@ def test_unauthenticated_writes_accept_json_only(tmp_path):
             assert resp.status_code == 401, (content_type, resp.text[:200])
             assert "Origin" in resp.json()["error"]
         assert requests.post(f"{proc.url}/-/reload", timeout=10).status_code == 200
-        for path, body in ((V2, alert), (V1, '{"name": "Form"}'),
-                           (SILENCES, json.dumps(_silence()))):
-            resp = requests.post(f"{proc.url}{path}", data=body, timeout=10,
-                                 headers={"Content-Type": "application/json; charset=utf-8"})
+        for path, body in (
+            (V2, alert),
+            (V1, '{"name": "Form"}'),
+            (SILENCES, json.dumps(_silence())),
+        ):
+            resp = requests.post(
+                f"{proc.url}{path}",
+                data=body,
+                timeout=10,
+                headers={"Content-Type": "application/json; charset=utf-8"},
+            )
             assert resp.status_code == 200, (path, resp.text[:200])

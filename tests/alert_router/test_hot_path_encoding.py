@@ -10,12 +10,13 @@ import random
 from alert_router.fingerprint import fingerprint
 from alert_router.trace import derive, row
 
-CHARS = "ab_\"\\\n\t\x00\x7f/<>é\u2028\U0001f600"
+CHARS = 'ab_"\\\n\t\x00\x7f/<>é\u2028\U0001f600'
 
 
 def plain_fingerprint(labels: dict[str, str]) -> str:
-    data = b"".join(b"%s\xff%s\xff" % (name.encode(), labels[name].encode())
-                    for name in sorted(labels))
+    data = b"".join(
+        b"%s\xff%s\xff" % (name.encode(), labels[name].encode()) for name in sorted(labels)
+    )
     h = 14695981039346656037
     for byte in data:
         h = ((h ^ byte) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
@@ -28,9 +29,12 @@ def plain_derive(labels: dict[str, str], starts_at: float) -> str:
 
 
 def random_labels(rnd: random.Random) -> dict[str, str]:
-    return {"".join(rnd.choice("abcxyz_") for _ in range(rnd.randint(1, 9))):
-            "".join(rnd.choice(CHARS) for _ in range(rnd.randint(0, 13)))
-            for _ in range(rnd.randint(1, 7))}
+    return {
+        "".join(rnd.choice("abcxyz_") for _ in range(rnd.randint(1, 9))): "".join(
+            rnd.choice(CHARS) for _ in range(rnd.randint(0, 13))
+        )
+        for _ in range(rnd.randint(1, 7))
+    }
 
 
 def test_fingerprints_trace_ids_and_details_match_the_plain_encodings() -> None:
@@ -39,11 +43,13 @@ def test_fingerprints_trace_ids_and_details_match_the_plain_encodings() -> None:
         labels = random_labels(rnd)
         assert fingerprint(labels) == plain_fingerprint(labels), labels
         assert derive(labels, 1.7e9 + i / 1000) == plain_derive(labels, 1.7e9 + i / 1000)
-        assert row("t", 1.0, "grouped", "ok", "fp", **labels)[5] == \
-            json.dumps(labels, sort_keys=True)
+        assert row("t", 1.0, "grouped", "ok", "fp", **labels)[5] == json.dumps(
+            labels, sort_keys=True
+        )
     mixed = {"receiver": "r", "attempt": 2, "retry_at": None, "error": "é"}
-    assert row("t", 1.0, "delivery", "retrying", "fp", **mixed)[5] == \
-        json.dumps(mixed, sort_keys=True)
+    assert row("t", 1.0, "delivery", "retrying", "fp", **mixed)[5] == json.dumps(
+        mixed, sort_keys=True
+    )
 
 
 def test_every_length_remainder_and_unencodable_values() -> None:

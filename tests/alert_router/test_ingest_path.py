@@ -12,8 +12,10 @@ from tests.alert_router.harness import AUTH, base_config
 
 BODIES = {
     "/api/v2/alerts": [{"labels": {"alertname": "V2"}}],
-    "/api/v1/webhook/alertmanager": {"version": "4", "alerts": [
-        {"status": "firing", "labels": {"alertname": "Am"}}]},
+    "/api/v1/webhook/alertmanager": {
+        "version": "4",
+        "alerts": [{"status": "firing", "labels": {"alertname": "Am"}}],
+    },
     "/api/v1/webhook/grafana": {"alerts": [{"status": "firing", "labels": {"alertname": "Gf"}}]},
     "/api/v1/alerts": {"alerts": [{"name": "Generic"}]},
 }
@@ -41,20 +43,25 @@ def test_every_ingest_form_goes_through_the_one_path(tmp_path: Path) -> None:
         assert names == {"V2", "Am", "Gf", "Generic"}
         sample = state.metrics.registry.get_sample_value
         for path in ENDPOINTS:
-            assert sample("stacksense_router_http_requests_total",
-                          {"handler": path, "method": "POST", "code": "200"}) == 1.0, path
+            assert (
+                sample(
+                    "stacksense_router_http_requests_total",
+                    {"handler": path, "method": "POST", "code": "200"},
+                )
+                == 1.0
+            ), path
     finally:
         app.extensions["stacksense"].close()
 
 
 def test_open_writes_refuse_forms_on_every_ingest_path(tmp_path: Path) -> None:
-    app = create_app(base_config(tmp_path, auth={"allow_unauthenticated_writes": True}),
-                     start_background=False)
+    app = create_app(
+        base_config(tmp_path, auth={"allow_unauthenticated_writes": True}), start_background=False
+    )
     try:
         client = app.test_client()
         for path in ENDPOINTS:
-            form = client.post(path, data="a=b",
-                               content_type="application/x-www-form-urlencoded")
+            form = client.post(path, data="a=b", content_type="application/x-www-form-urlencoded")
             assert form.status_code == 415, path
             assert client.post(path, json=BODIES[path]).status_code == 200, path
     finally:

@@ -48,27 +48,53 @@ def test_lease_overrun_backlog_sends_nothing_twice(tmp_path):
     port = free_port()
     with serving(ThreadingHTTPServer(("127.0.0.1", port), SlowSink)):
         config = {
-            "route": {"receiver": "sink", "group_by": ["..."], "group_wait": "0s",
-                      "group_interval": "1h"},
-            "receivers": [{"name": "sink", "webhook_configs": [
-                {"url": f"http://127.0.0.1:{port}/", "send_resolved": False}]}],
+            "route": {
+                "receiver": "sink",
+                "group_by": ["..."],
+                "group_wait": "0s",
+                "group_interval": "1h",
+            },
+            "receivers": [
+                {
+                    "name": "sink",
+                    "webhook_configs": [
+                        {"url": f"http://127.0.0.1:{port}/", "send_resolved": False}
+                    ],
+                }
+            ],
         }
-        with router(tmp_path, config, workers=2,
-                    env={"STACKSENSE_ROUTER_LEADER_LEASE": "1"}) as proc:
+        with router(
+            tmp_path, config, workers=2, env={"STACKSENSE_ROUTER_LEADER_LEASE": "1"}
+        ) as proc:
             session = requests.Session()
             for start in range(0, BACKLOG, 50):
-                batch = [{"labels": {"alertname": "Backlog", "n": str(i)},
-                          "endsAt": "2099-01-01T00:00:00Z"} for i in range(start, start + 50)]
-                assert session.post(f"{proc.url}/api/v2/alerts", json=batch, headers=proc.auth,
-                                    timeout=30).status_code == 200
-            wait_for(lambda: len(set(SlowSink.received)) >= BACKLOG, timeout=180,
-                     interval=0.5, what=f"{BACKLOG} notifications")
+                batch = [
+                    {
+                        "labels": {"alertname": "Backlog", "n": str(i)},
+                        "endsAt": "2099-01-01T00:00:00Z",
+                    }
+                    for i in range(start, start + 50)
+                ]
+                assert (
+                    session.post(
+                        f"{proc.url}/api/v2/alerts", json=batch, headers=proc.auth, timeout=30
+                    ).status_code
+                    == 200
+                )
+            wait_for(
+                lambda: len(set(SlowSink.received)) >= BACKLOG,
+                timeout=180,
+                interval=0.5,
+                what=f"{BACKLOG} notifications",
+            )
             time.sleep(3)  # anything sent twice would arrive by now
             log = proc.log()
     counts = Counter(SlowSink.received)
     duplicates = sum(c - 1 for c in counts.values())
-    print(f"{len(counts)} notifications, {duplicates} duplicates, "
-          f"{log.count('lost the dispatcher lease')} leases lost")
+    print(
+        f"{len(counts)} notifications, {duplicates} duplicates, "
+        f"{log.count('lost the dispatcher lease')} leases lost"
+    )
     assert len(counts) == BACKLOG
     assert duplicates == 0
 
@@ -109,8 +135,9 @@ def test_the_lease_is_renewed_while_a_step_outlives_it(harness_factory):
     try:
         wait_for(stepping.is_set, timeout=10, what="the leader's slow step")
         assert second.state.dispatcher is not None and second.state.outbox is not None
-        other = Runner(second.state.store, second.state.dispatcher, second.state.outbox,
-                       lease_ttl=1.0)
+        other = Runner(
+            second.state.store, second.state.dispatcher, second.state.outbox, lease_ttl=1.0
+        )
         other.start()
         try:
             seen = []

@@ -46,29 +46,53 @@ def _alert(i: int, **labels: str) -> dict[str, Any]:
 
 def test_alerts_per_request_is_a_413_on_every_ingest_path(live):
     too_many = [_alert(i) for i in range(limits.ALERTS_PER_REQUEST + 1)]
-    for path, body in ((V2, too_many),
-                       ("/api/v1/webhook/alertmanager", {"version": "4", "alerts": too_many}),
-                       ("/api/v1/webhook/grafana", {"alerts": too_many}),
-                       ("/api/v1/alerts", {"alerts": [{"name": "A"}] * len(too_many)})):
+    for path, body in (
+        (V2, too_many),
+        ("/api/v1/webhook/alertmanager", {"version": "4", "alerts": too_many}),
+        ("/api/v1/webhook/grafana", {"alerts": too_many}),
+        ("/api/v1/alerts", {"alerts": [{"name": "A"}] * len(too_many)}),
+    ):
         resp = _post(live, path, body)
         assert resp.status_code == 413, (path, resp.text[:200])
         assert "alerts per request" in _message(resp)
 
 
-@pytest.mark.parametrize(("alert", "names"), [
-    ({"labels": {"alertname": "A", **{f"l{i}": "v" for i in range(limits.LABELS_PER_ALERT)}}},
-     "labels per alert"),
-    ({"labels": {"alertname": "A", "big": "x" * (limits.LABEL_VALUE_CHARS + 1)}},
-     "label value size"),
-    ({"labels": {"alertname": "A", "n" * (limits.LABEL_NAME_CHARS + 1): "v"}},
-     "label name size"),
-    ({"labels": {"alertname": "A"},
-      "annotations": {"d": "x" * (limits.ANNOTATION_VALUE_CHARS + 1)}},
-     "annotation value size"),
-    ({"labels": {"alertname": "A"},
-      "annotations": {f"a{i}": "v" for i in range(limits.ANNOTATIONS_PER_ALERT + 1)}},
-     "annotations per alert"),
-])
+@pytest.mark.parametrize(
+    ("alert", "names"),
+    [
+        (
+            {
+                "labels": {
+                    "alertname": "A",
+                    **{f"l{i}": "v" for i in range(limits.LABELS_PER_ALERT)},
+                }
+            },
+            "labels per alert",
+        ),
+        (
+            {"labels": {"alertname": "A", "big": "x" * (limits.LABEL_VALUE_CHARS + 1)}},
+            "label value size",
+        ),
+        (
+            {"labels": {"alertname": "A", "n" * (limits.LABEL_NAME_CHARS + 1): "v"}},
+            "label name size",
+        ),
+        (
+            {
+                "labels": {"alertname": "A"},
+                "annotations": {"d": "x" * (limits.ANNOTATION_VALUE_CHARS + 1)},
+            },
+            "annotation value size",
+        ),
+        (
+            {
+                "labels": {"alertname": "A"},
+                "annotations": {f"a{i}": "v" for i in range(limits.ANNOTATIONS_PER_ALERT + 1)},
+            },
+            "annotations per alert",
+        ),
+    ],
+)
 def test_per_alert_limits_are_a_400_naming_the_limit(live, alert, names):
     resp = _post(live, V2, [alert])
     assert resp.status_code == 400
@@ -79,21 +103,35 @@ def test_per_alert_limits_are_a_400_naming_the_limit(live, alert, names):
 
 def _silence(**override: Any) -> dict[str, Any]:
     now = datetime.now(UTC)
-    body = {"matchers": [{"name": "alertname", "value": "X", "isRegex": False}],
-            "startsAt": now.isoformat(), "endsAt": (now + timedelta(hours=1)).isoformat(),
-            "createdBy": "me", "comment": "maintenance"}
+    body = {
+        "matchers": [{"name": "alertname", "value": "X", "isRegex": False}],
+        "startsAt": now.isoformat(),
+        "endsAt": (now + timedelta(hours=1)).isoformat(),
+        "createdBy": "me",
+        "comment": "maintenance",
+    }
     body.update(override)
     return body
 
 
-@pytest.mark.parametrize(("override", "names"), [
-    ({"comment": "c" * (limits.SILENCE_COMMENT_CHARS + 1)}, "silence comment size"),
-    ({"createdBy": "c" * (limits.SILENCE_CREATED_BY_CHARS + 1)}, "silence createdBy size"),
-    ({"matchers": [{"name": f"l{i}", "value": "v", "isRegex": False}
-                   for i in range(limits.MATCHERS_PER_SILENCE + 1)]}, "matchers per silence"),
-    ({"matchers": [{"name": "a", "value": "(", "isRegex": True}]}, "matchers[0]"),
-    ({"matchers": [{"name": "a", "value": "(?<=x)y", "isRegex": True}]}, "matchers[0]"),
-])
+@pytest.mark.parametrize(
+    ("override", "names"),
+    [
+        ({"comment": "c" * (limits.SILENCE_COMMENT_CHARS + 1)}, "silence comment size"),
+        ({"createdBy": "c" * (limits.SILENCE_CREATED_BY_CHARS + 1)}, "silence createdBy size"),
+        (
+            {
+                "matchers": [
+                    {"name": f"l{i}", "value": "v", "isRegex": False}
+                    for i in range(limits.MATCHERS_PER_SILENCE + 1)
+                ]
+            },
+            "matchers per silence",
+        ),
+        ({"matchers": [{"name": "a", "value": "(", "isRegex": True}]}, "matchers[0]"),
+        ({"matchers": [{"name": "a", "value": "(?<=x)y", "isRegex": True}]}, "matchers[0]"),
+    ],
+)
 def test_silence_limits_and_bad_regexes_are_a_400(live, override, names):
     resp = _post(live, "/api/v2/silences", _silence(**override))
     assert resp.status_code == 400
@@ -102,8 +140,12 @@ def test_silence_limits_and_bad_regexes_are_a_400(live, override, names):
 
 def test_body_size_is_a_413_naming_the_limit(live):
     body = b"[" + b" " * (6 * 1024 * 1024) + b"]"
-    resp = requests.post(f"{live.url}{V2}", data=body, timeout=60,
-                         headers={**live.auth, "Content-Type": "application/json"})
+    resp = requests.post(
+        f"{live.url}{V2}",
+        data=body,
+        timeout=60,
+        headers={**live.auth, "Content-Type": "application/json"},
+    )
     assert resp.status_code == 413
     assert "larger than" in _message(resp)
 
@@ -114,8 +156,9 @@ def test_reads_are_paged_and_the_page_bounded(live):
     assert resp.status_code == 200
 
     def stored() -> int:
-        return len(requests.get(f"{live.url}{V2}", params={"filter": 'page="yes"'},
-                                timeout=30).json())
+        return len(
+            requests.get(f"{live.url}{V2}", params={"filter": 'page="yes"'}, timeout=30).json()
+        )
 
     deadline = time.monotonic() + 60
     while stored() < total and time.monotonic() < deadline:
@@ -132,12 +175,18 @@ def test_reads_are_paged_and_the_page_bounded(live):
         url = f"{live.url}{re.match(r'<([^>]+)>', link).group(1)}" if link else None
     assert len(seen) == total == len(set(seen))
 
-    for bad in ({"limit": "0"}, {"limit": str(limits.READ_PAGE_MAX + 1)}, {"offset": "-1"},
-                {"limit": "x"}):
+    for bad in (
+        {"limit": "0"},
+        {"limit": str(limits.READ_PAGE_MAX + 1)},
+        {"offset": "-1"},
+        {"limit": "x"},
+    ):
         resp = requests.get(f"{live.url}{V2}", params=bad, timeout=10)
         assert resp.status_code == 400
-    assert requests.get(f"{live.url}/api/v2/silences", params={"limit": "0"},
-                        timeout=10).status_code == 400
+    assert (
+        requests.get(f"{live.url}/api/v2/silences", params={"limit": "0"}, timeout=10).status_code
+        == 400
+    )
 
     page = requests.get(f"{live.url}/", timeout=30)
     assert page.status_code == 200

@@ -36,30 +36,63 @@ def test_every_scrape_sees_every_workers_counts_and_the_last_reload(tmp_path):
         }
         with router(tmp_path, config, workers=2) as proc:
             for i in range(30):
-                assert requests.post(f"{proc.url}/api/v2/alerts", headers={**proc.auth, **FRESH},
-                                     json=[{"labels": {"alertname": "M", "n": str(i)}}],
-                                     timeout=10).status_code == 200
-            assert requests.post(f"{proc.url}/api/v2/alerts", headers={**proc.auth, **FRESH},
-                                 data="[", timeout=10).status_code == 400
+                assert (
+                    requests.post(
+                        f"{proc.url}/api/v2/alerts",
+                        headers={**proc.auth, **FRESH},
+                        json=[{"labels": {"alertname": "M", "n": str(i)}}],
+                        timeout=10,
+                    ).status_code
+                    == 200
+                )
+            assert (
+                requests.post(
+                    f"{proc.url}/api/v2/alerts",
+                    headers={**proc.auth, **FRESH},
+                    data="[",
+                    timeout=10,
+                ).status_code
+                == 400
+            )
             scrapes = [scrape(proc.url) for _ in range(12)]
             received = [total(s, "stacksense_router_alerts_received_total{") for s in scrapes]
             assert received == [30.0] * 12
             for s in scrapes:
-                assert s.get('stacksense_router_http_requests_total{code="200",handler='
-                             '"/api/v2/alerts",method="POST"}') == 30.0
-                assert s.get('stacksense_router_http_requests_total{code="400",handler='
-                             '"/api/v2/alerts",method="POST"}') == 1.0
+                assert (
+                    s.get(
+                        'stacksense_router_http_requests_total{code="200",handler='
+                        '"/api/v2/alerts",method="POST"}'
+                    )
+                    == 30.0
+                )
+                assert (
+                    s.get(
+                        'stacksense_router_http_requests_total{code="400",handler='
+                        '"/api/v2/alerts",method="POST"}'
+                    )
+                    == 1.0
+                )
                 assert s["stacksense_router_config_last_reload_successful"] == 1.0
 
             written = yaml.safe_load(proc.config_path.read_text())
             written["route"]["recever"] = "typo"
             proc.config_path.write_text(yaml.safe_dump(written))
-            assert requests.post(f"{proc.url}/-/reload", headers={**proc.auth, **FRESH},
-                                 timeout=10).status_code >= 400
+            assert (
+                requests.post(
+                    f"{proc.url}/-/reload", headers={**proc.auth, **FRESH}, timeout=10
+                ).status_code
+                >= 400
+            )
             after = [scrape(proc.url) for _ in range(12)]
-            assert [s["stacksense_router_config_last_reload_successful"] for s in after] == \
-                [0.0] * 12
+            assert [s["stacksense_router_config_last_reload_successful"] for s in after] == [
+                0.0
+            ] * 12
             # Sent notifications are counted by the leader, seen from either worker.
-            wait_for(lambda: all(total(scrape(proc.url),
-                                       "stacksense_router_notifications_sent_total{") >= 1
-                                 for _ in range(4)), timeout=20, what="sent counter")
+            wait_for(
+                lambda: all(
+                    total(scrape(proc.url), "stacksense_router_notifications_sent_total{") >= 1
+                    for _ in range(4)
+                ),
+                timeout=20,
+                what="sent counter",
+            )

@@ -30,12 +30,21 @@ WEBHOOK_BEARER = "webhookBearerSecret9012"
 PD_ROUTING_KEY = "pdRoutingKey0123456789abcdefABCD"  # 32 characters, like a real one
 SMTP_USER = "alerts@example.com"
 SMTP_PASSWORD = "smtpPasswordSecret3456"
-SECRETS = [SLACK_PATH, "slackSecretToken1234", WEBHOOK_PATH, "webhookSecretPath5678",
-           WEBHOOK_BEARER, PD_ROUTING_KEY, SMTP_PASSWORD]
+SECRETS = [
+    SLACK_PATH,
+    "slackSecretToken1234",
+    WEBHOOK_PATH,
+    "webhookSecretPath5678",
+    WEBHOOK_BEARER,
+    PD_ROUTING_KEY,
+    SMTP_PASSWORD,
+]
 # what each kind's own receiver could echo back in an error body
-OWN_SECRETS = {"slack": [SLACK_PATH, "slackSecretToken1234"],
-               "webhook": [WEBHOOK_PATH, WEBHOOK_BEARER, "webhookSecretPath5678"],
-               "pagerduty": [PD_ROUTING_KEY]}
+OWN_SECRETS = {
+    "slack": [SLACK_PATH, "slackSecretToken1234"],
+    "webhook": [WEBHOOK_PATH, WEBHOOK_BEARER, "webhookSecretPath5678"],
+    "pagerduty": [PD_ROUTING_KEY],
+}
 
 
 def webhook_receiver() -> HttpReceiver:
@@ -56,32 +65,62 @@ class Peers:
 def peers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Peers]:
     tmp = tmp_path_factory.mktemp("notify-contract")
     cert = SelfSignedCert.create(tmp)
-    rejects = {"bounce@example.com": "550 5.1.1 No such user",
-               "busy@example.com": "450 4.2.1 Mailbox busy, try later"}
+    rejects = {
+        "bounce@example.com": "550 5.1.1 No such user",
+        "busy@example.com": "450 4.2.1 Mailbox busy, try later",
+    }
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))
     silent.listen(8)
-    with slack_webhook(SLACK_PATH) as slack, webhook_receiver() as webhook, \
-            pagerduty_receiver() as pd, \
-            smtp_server(tmp, tls="starttls", username=SMTP_USER, password=SMTP_PASSWORD,
-                         cert=cert, reject_rcpt=rejects) as smtp, \
-            smtp_server(tmp, tls="none") as smtp_plain:
+    with (
+        slack_webhook(SLACK_PATH) as slack,
+        webhook_receiver() as webhook,
+        pagerduty_receiver() as pd,
+        smtp_server(
+            tmp,
+            tls="starttls",
+            username=SMTP_USER,
+            password=SMTP_PASSWORD,
+            cert=cert,
+            reject_rcpt=rejects,
+        ) as smtp,
+        smtp_server(tmp, tls="none") as smtp_plain,
+    ):
         yield Peers(slack, webhook, pd, smtp, smtp_plain, silent.getsockname()[1])
     silent.close()
 
 
-def http_config(kind: str, peers: Peers, *, url: str | None = None,
-                timeout: str = "2s") -> dict[str, Any]:
+def http_config(
+    kind: str, peers: Peers, *, url: str | None = None, timeout: str = "2s"
+) -> dict[str, Any]:
     if kind == "slack":
-        return {"slack_configs": [{"api_url": url or peers.slack.url, "channel": "#ops",
-                                   "send_resolved": True, "timeout": timeout}]}
+        return {
+            "slack_configs": [
+                {
+                    "api_url": url or peers.slack.url,
+                    "channel": "#ops",
+                    "send_resolved": True,
+                    "timeout": timeout,
+                }
+            ]
+        }
     if kind == "webhook":
-        return {"webhook_configs": [{
-            "url": url or peers.webhook.url, "timeout": timeout,
-            "http_config": {"authorization": {"type": "Bearer",
-                                              "credentials": WEBHOOK_BEARER}}}]}
-    return {"pagerduty_configs": [{"routing_key": PD_ROUTING_KEY, "url": url or peers.pagerduty.url,
-                                   "timeout": timeout}]}
+        return {
+            "webhook_configs": [
+                {
+                    "url": url or peers.webhook.url,
+                    "timeout": timeout,
+                    "http_config": {
+                        "authorization": {"type": "Bearer", "credentials": WEBHOOK_BEARER}
+                    },
+                }
+            ]
+        }
+    return {
+        "pagerduty_configs": [
+            {"routing_key": PD_ROUTING_KEY, "url": url or peers.pagerduty.url, "timeout": timeout}
+        ]
+    }
 
 
 def receiver_of(kind: str, peers: Peers) -> HttpReceiver:
@@ -136,8 +175,9 @@ def run(notifier: Any, caplog: pytest.LogCaptureFixture) -> NotifyError | None:
 
 @pytest.mark.parametrize("case", list(HTTP_TABLE))
 @pytest.mark.parametrize("kind", ["slack", "webhook", "pagerduty"])
-def test_http_notifier_failure_table(kind: str, case: str, peers: Peers,
-                                     caplog: pytest.LogCaptureFixture) -> None:
+def test_http_notifier_failure_table(
+    kind: str, case: str, peers: Peers, caplog: pytest.LogCaptureFixture
+) -> None:
     reply, expected = HTTP_TABLE[case]
     receiver = receiver_of(kind, peers)
     receiver.clear()
@@ -149,9 +189,11 @@ def test_http_notifier_failure_table(kind: str, case: str, peers: Peers,
     elif isinstance(reply, Reply):
         receiver.reply_with(reply)
     timeout = "500ms" if case == "timeout" else "2s"
-    [notifier] = build_notifiers({"name": "r", **http_config(kind, peers, url=url,
-                                                             timeout=timeout)},
-                                 path="receivers[0]", global_config={})
+    [notifier] = build_notifiers(
+        {"name": "r", **http_config(kind, peers, url=url, timeout=timeout)},
+        path="receivers[0]",
+        global_config={},
+    )
     error = run(notifier, caplog)
     if expected is None:
         assert error is None
@@ -160,33 +202,45 @@ def test_http_notifier_failure_table(kind: str, case: str, peers: Peers,
     else:
         assert error is not None, f"{kind} {case}: expected a NotifyError"
         retryable, reason, retry_after = expected
-        assert (error.retryable, error.reason, error.retry_after) == (retryable, reason,
-                                                                      retry_after)
+        assert (error.retryable, error.reason, error.retry_after) == (
+            retryable,
+            reason,
+            retry_after,
+        )
         assert str(error).startswith(f"{kind}: ")
         if case != "refused":
             assert f"127.0.0.1:{receiver.port}" in str(error)  # names where, not the secret
-    assert_no_secret(str(error), repr(error), our_logs(caplog), repr(notifier),
-                     json.dumps(notifier.redacted()))
+    assert_no_secret(
+        str(error), repr(error), our_logs(caplog), repr(notifier), json.dumps(notifier.redacted())
+    )
 
 
 @pytest.mark.parametrize("case", list(SMTP_TABLE))
-def test_email_notifier_failure_table(case: str, peers: Peers,
-                                      caplog: pytest.LogCaptureFixture) -> None:
+def test_email_notifier_failure_table(
+    case: str, peers: Peers, caplog: pytest.LogCaptureFixture
+) -> None:
     overrides, expected = SMTP_TABLE[case]
     assert peers.smtp.cert is not None
     config: dict[str, Any] = {
-        "to": "ops@example.com", "from": "StackSense <alerts@example.com>",
-        "smarthost": peers.smtp.smarthost, "auth_username": SMTP_USER,
-        "auth_password": SMTP_PASSWORD, "tls_config": {"ca_file": str(peers.smtp.cert.cert)},
+        "to": "ops@example.com",
+        "from": "StackSense <alerts@example.com>",
+        "smarthost": peers.smtp.smarthost,
+        "auth_username": SMTP_USER,
+        "auth_password": SMTP_PASSWORD,
+        "tls_config": {"ca_file": str(peers.smtp.cert.cert)},
         "timeout": "700ms",
     }
     config.update(overrides)
-    hosts = {"refused": f"127.0.0.1:{free_port()}", "silent": f"127.0.0.1:{peers.silent_port}",
-             "plain": peers.smtp_plain.smarthost}
+    hosts = {
+        "refused": f"127.0.0.1:{free_port()}",
+        "silent": f"127.0.0.1:{peers.silent_port}",
+        "plain": peers.smtp_plain.smarthost,
+    }
     config["smarthost"] = hosts.get(config["smarthost"], config["smarthost"])
     peers.smtp.clear()
-    [notifier] = build_notifiers({"name": "r", "email_configs": [config]},
-                                 path="receivers[0]", global_config={})
+    [notifier] = build_notifiers(
+        {"name": "r", "email_configs": [config]}, path="receivers[0]", global_config={}
+    )
     error = run(notifier, caplog)
     if expected is None:
         assert error is None
@@ -197,8 +251,9 @@ def test_email_notifier_failure_table(case: str, peers: Peers,
         assert (error.retryable, error.reason) == expected
         assert str(error).startswith(f"email: {config['smarthost']}")  # names host:port
         assert peers.smtp.delivered == []
-    assert_no_secret(str(error), repr(error), our_logs(caplog), repr(notifier),
-                     json.dumps(notifier.redacted()))
+    assert_no_secret(
+        str(error), repr(error), our_logs(caplog), repr(notifier), json.dumps(notifier.redacted())
+    )
 
 
 def test_redacted_config_hides_every_secret(peers: Peers, tmp_path: Path) -> None:
@@ -209,9 +264,15 @@ def test_redacted_config_hides_every_secret(peers: Peers, tmp_path: Path) -> Non
         **http_config("slack", peers),
         **http_config("webhook", peers),
         "pagerduty_configs": [{"routing_key_file": str(key_file)}],
-        "email_configs": [{"to": "a@example.com", "from": "b@example.com",
-                           "smarthost": "mail.example.com:587", "auth_username": "u",
-                           "auth_password": SMTP_PASSWORD}],
+        "email_configs": [
+            {
+                "to": "a@example.com",
+                "from": "b@example.com",
+                "smarthost": "mail.example.com:587",
+                "auth_username": "u",
+                "auth_password": SMTP_PASSWORD,
+            }
+        ],
     }
     notifiers = build_notifiers(receiver, path="receivers[0]", global_config={})
     assert [n.kind for n in notifiers] == ["slack", "webhook", "pagerduty", "email"]

@@ -31,8 +31,9 @@ def cert(tmp_path_factory: pytest.TempPathFactory) -> SelfSignedCert:
 
 @pytest.fixture(scope="module")
 def smtp(tmp_path_factory: pytest.TempPathFactory, cert: SelfSignedCert) -> Iterator[SmtpServer]:
-    with smtp_server(tmp_path_factory.mktemp("smtp"), tls="starttls", username=USER,
-                     password=PASSWORD, cert=cert) as server:
+    with smtp_server(
+        tmp_path_factory.mktemp("smtp"), tls="starttls", username=USER, password=PASSWORD, cert=cert
+    ) as server:
         yield server
 
 
@@ -45,33 +46,53 @@ def mailbox(smtp: SmtpServer) -> SmtpServer:
 def notifier(server: SmtpServer, **overrides: Any) -> EmailNotifier:
     assert server.cert is not None
     config: dict[str, Any] = {
-        "to": "ops@example.com", "smarthost": server.smarthost, "auth_username": USER,
-        "auth_password": PASSWORD, "tls_config": {"ca_file": str(server.cert.cert)},
+        "to": "ops@example.com",
+        "smarthost": server.smarthost,
+        "auth_username": USER,
+        "auth_password": PASSWORD,
+        "tls_config": {"ca_file": str(server.cert.cert)},
     }
     config.update(overrides)
-    [built] = build_notifiers({"name": "mail", "email_configs": [config]}, path="receivers[0]",
-                              global_config={"smtp_from": "StackSense <alerts@example.com>"})
+    [built] = build_notifiers(
+        {"name": "mail", "email_configs": [config]},
+        path="receivers[0]",
+        global_config={"smtp_from": "StackSense <alerts@example.com>"},
+    )
     assert isinstance(built, EmailNotifier)
     return built
 
 
-def alert(name: str, server: str, *, status: str = "firing", severity: str = "critical",
-          **annotations: str) -> AlertData:
+def alert(
+    name: str,
+    server: str,
+    *,
+    status: str = "firing",
+    severity: str = "critical",
+    **annotations: str,
+) -> AlertData:
     return AlertData(
-        status=status, labels={"alertname": name, "server": server, "severity": severity},
-        annotations=dict(annotations), starts_at=NOW - timedelta(minutes=30),
+        status=status,
+        labels={"alertname": name, "server": server, "severity": severity},
+        annotations=dict(annotations),
+        starts_at=NOW - timedelta(minutes=30),
         ends_at=NOW if status == "resolved" else None,
-        generator_url="http://rules.example.com:9817/", fingerprint=f"fp-{name}-{server}")
+        generator_url="http://rules.example.com:9817/",
+        fingerprint=f"fp-{name}-{server}",
+    )
 
 
 def group(*alerts: AlertData, common: dict[str, str] | None = None) -> NotificationData:
     labels = common if common is not None else dict(alerts[0].labels)
     return NotificationData(
-        receiver="mail", status="firing" if any(a.status == "firing" for a in alerts)
-        else "resolved", alerts=list(alerts),
-        group_labels={"alertname": alerts[0].labels["alertname"]}, common_labels=labels,
-        common_annotations={}, external_url="http://router.example.com:9818",
-        group_key='{}:{alertname="X"}')
+        receiver="mail",
+        status="firing" if any(a.status == "firing" for a in alerts) else "resolved",
+        alerts=list(alerts),
+        group_labels={"alertname": alerts[0].labels["alertname"]},
+        common_labels=labels,
+        common_annotations={},
+        external_url="http://router.example.com:9818",
+        group_key='{}:{alertname="X"}',
+    )
 
 
 def parts(message: EmailMessage) -> tuple[str, str]:
@@ -99,8 +120,11 @@ def test_starttls_auth_delivers_multipart_mail(mailbox: SmtpServer) -> None:
 
 
 def test_html_escapes_labels_text_does_not(mailbox: SmtpServer) -> None:
-    evil = alert("HighCpuUsage", "<script>alert(1)</script>",
-                 description='<img src=x onerror="boom()"> & more')
+    evil = alert(
+        "HighCpuUsage",
+        "<script>alert(1)</script>",
+        description='<img src=x onerror="boom()"> & more',
+    )
     notifier(mailbox).notify(group(evil))
     [mail] = mailbox.wait_for_mails(1)
     text, html = parts(mail.message)
@@ -157,8 +181,9 @@ def test_recipient_per_server_from_label(mailbox: SmtpServer) -> None:
 
 def test_subject_template_cannot_inject_headers(mailbox: SmtpServer) -> None:
     sneaky = alert("HighCpuUsage", "web1\r\nBcc: victim@example.com")
-    notifier(mailbox, headers={"Subject": "{{ common_labels.server }} needs help",
-                               "X-Team": "ops"}).notify(group(sneaky))
+    notifier(
+        mailbox, headers={"Subject": "{{ common_labels.server }} needs help", "X-Team": "ops"}
+    ).notify(group(sneaky))
     [mail] = mailbox.wait_for_mails(1)
     assert mail.message["Subject"] == "web1 Bcc: victim@example.com needs help"
     assert mail.message["Bcc"] is None and mail.message["X-Team"] == "ops"
@@ -174,8 +199,13 @@ def test_undefined_template_variable_is_a_clear_permanent_error(mailbox: SmtpSer
 
 
 def test_implicit_tls(tmp_path_factory: pytest.TempPathFactory, cert: SelfSignedCert) -> None:
-    with smtp_server(tmp_path_factory.mktemp("smtps"), tls="implicit", username=USER,
-                     password=PASSWORD, cert=cert) as server:
+    with smtp_server(
+        tmp_path_factory.mktemp("smtps"),
+        tls="implicit",
+        username=USER,
+        password=PASSWORD,
+        cert=cert,
+    ) as server:
         mail_notifier = notifier(server, tls="implicit")
         assert mail_notifier.tls == "implicit"
         mail_notifier.notify(sample_notification())
@@ -192,9 +222,14 @@ def test_untrusted_certificate_is_a_tls_error(mailbox: SmtpServer) -> None:
 
 def test_port_465_means_implicit_tls_and_require_tls_false_means_plain() -> None:
     def tls_of(**cfg: Any) -> str:
-        [n] = build_notifiers({"name": "m", "email_configs": [
-            {"to": "a@example.com", "from": "b@example.com", **cfg}]}, path="r",
-            global_config={})
+        [n] = build_notifiers(
+            {
+                "name": "m",
+                "email_configs": [{"to": "a@example.com", "from": "b@example.com", **cfg}],
+            },
+            path="r",
+            global_config={},
+        )
         assert isinstance(n, EmailNotifier)
         return n.tls
 
@@ -211,6 +246,7 @@ def test_a_trickling_smtp_server_is_cut_at_the_total_deadline() -> None:
     import time
 
     from tests.peers.util import free_port
+
     port = free_port()
     listener = socket.create_server(("127.0.0.1", port))
     stop = threading.Event()
@@ -227,10 +263,21 @@ def test_a_trickling_smtp_server_is_cut_at_the_total_deadline() -> None:
                     return
 
     threading.Thread(target=trickle, daemon=True).start()
-    [mail] = build_notifiers({"name": "mail", "email_configs": [{
-        "to": "ops@example.com", "smarthost": f"127.0.0.1:{port}", "require_tls": False,
-        "timeout": "3s"}]}, path="receivers[0]",
-        global_config={"smtp_from": "alerts@example.com"})
+    [mail] = build_notifiers(
+        {
+            "name": "mail",
+            "email_configs": [
+                {
+                    "to": "ops@example.com",
+                    "smarthost": f"127.0.0.1:{port}",
+                    "require_tls": False,
+                    "timeout": "3s",
+                }
+            ],
+        },
+        path="receivers[0]",
+        global_config={"smtp_from": "alerts@example.com"},
+    )
     started = time.monotonic()
     try:
         with pytest.raises(NotifyError) as err:

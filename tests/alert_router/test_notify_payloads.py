@@ -35,21 +35,24 @@ NOW = datetime(2026, 11, 22, 12, 0, 5, 250000, tzinfo=UTC)
 
 @pytest.fixture(scope="module")
 def hook() -> Iterator[HttpReceiver]:
-    with HttpReceiver(path="/hook", validator=None, success=Reply(200, ""),
-                      invalid=lambda p: Reply(400, "")) as receiver:
+    with HttpReceiver(
+        path="/hook", validator=None, success=Reply(200, ""), invalid=lambda p: Reply(400, "")
+    ) as receiver:
         yield receiver
 
 
-def test_webhook_payload_matches_a_real_alertmanager(
-    hook: HttpReceiver, tmp_path: Path
-) -> None:
-    config = {"route": {"receiver": "hook", "group_by": ["alertname"], "group_wait": "100ms"},
-              "receivers": [{"name": "hook", "webhook_configs": [{"url": hook.url}]}]}
+def test_webhook_payload_matches_a_real_alertmanager(hook: HttpReceiver, tmp_path: Path) -> None:
+    config = {
+        "route": {"receiver": "hook", "group_by": ["alertname"], "group_wait": "100ms"},
+        "receivers": [{"name": "hook", "webhook_configs": [{"url": hook.url}]}],
+    }
     hook.clear()
     with alertmanager(tmp_path, config) as am:
-        alert = {"labels": {"alertname": "HighCpuUsage", "server": "web1"},
-                 "annotations": {"summary": "hot"},
-                 "generatorURL": "http://rules:9817/"}
+        alert = {
+            "labels": {"alertname": "HighCpuUsage", "server": "web1"},
+            "annotations": {"summary": "hot"},
+            "generatorURL": "http://rules:9817/",
+        }
         requests.post(f"{am.url}/api/v2/alerts", json=[alert], timeout=5).raise_for_status()
         [request] = wait_for(hook.requests, timeout=20, what="Alertmanager webhook")
     theirs = request.json()
@@ -64,25 +67,51 @@ def test_webhook_payload_matches_a_real_alertmanager(
 
 def test_webhook_payload_fields_and_times() -> None:
     data = NotificationData(
-        receiver="r", status="resolved",
-        alerts=[AlertData("resolved", {"a": "1"}, {"s": "x"}, NOW - timedelta(hours=1), NOW,
-                          "http://g", "fp1")],
-        group_labels={"a": "1"}, common_labels={"a": "1"}, common_annotations={"s": "x"},
-        external_url="http://router:9818", group_key='{}:{a="1"}', truncated_alerts=0)
+        receiver="r",
+        status="resolved",
+        alerts=[
+            AlertData(
+                "resolved", {"a": "1"}, {"s": "x"}, NOW - timedelta(hours=1), NOW, "http://g", "fp1"
+            )
+        ],
+        group_labels={"a": "1"},
+        common_labels={"a": "1"},
+        common_annotations={"s": "x"},
+        external_url="http://router:9818",
+        group_key='{}:{a="1"}',
+        truncated_alerts=0,
+    )
     assert webhook_payload(data) == {
-        "receiver": "r", "status": "resolved",
-        "alerts": [{"status": "resolved", "labels": {"a": "1"}, "annotations": {"s": "x"},
-                    "startsAt": "2026-11-22T11:00:05.25Z", "endsAt": "2026-11-22T12:00:05.25Z",
-                    "generatorURL": "http://g", "fingerprint": "fp1"}],
-        "groupLabels": {"a": "1"}, "commonLabels": {"a": "1"}, "commonAnnotations": {"s": "x"},
-        "externalURL": "http://router:9818", "version": "4", "groupKey": '{}:{a="1"}',
-        "truncatedAlerts": 0}
+        "receiver": "r",
+        "status": "resolved",
+        "alerts": [
+            {
+                "status": "resolved",
+                "labels": {"a": "1"},
+                "annotations": {"s": "x"},
+                "startsAt": "2026-11-22T11:00:05.25Z",
+                "endsAt": "2026-11-22T12:00:05.25Z",
+                "generatorURL": "http://g",
+                "fingerprint": "fp1",
+            }
+        ],
+        "groupLabels": {"a": "1"},
+        "commonLabels": {"a": "1"},
+        "commonAnnotations": {"s": "x"},
+        "externalURL": "http://router:9818",
+        "version": "4",
+        "groupKey": '{}:{a="1"}',
+        "truncatedAlerts": 0,
+    }
 
 
 def test_webhook_max_alerts_truncates_and_counts(hook: HttpReceiver) -> None:
     hook.clear()
-    [notifier] = build_notifiers({"name": "w", "webhook_configs": [
-        {"url": hook.url, "max_alerts": 1}]}, path="receivers[0]", global_config={})
+    [notifier] = build_notifiers(
+        {"name": "w", "webhook_configs": [{"url": hook.url, "max_alerts": 1}]},
+        path="receivers[0]",
+        global_config={},
+    )
     assert isinstance(notifier, WebhookNotifier) and notifier.send_resolved is True
     notifier.notify(sample_notification())
     [request] = hook.requests()
@@ -91,8 +120,11 @@ def test_webhook_max_alerts_truncates_and_counts(hook: HttpReceiver) -> None:
 
 
 def pd(**config: Any) -> PagerDutyNotifier:
-    [notifier] = build_notifiers({"name": "p", "pagerduty_configs": [
-        {"routing_key": "k" * 32, **config}]}, path="receivers[0]", global_config={})
+    [notifier] = build_notifiers(
+        {"name": "p", "pagerduty_configs": [{"routing_key": "k" * 32, **config}]},
+        path="receivers[0]",
+        global_config={},
+    )
     assert isinstance(notifier, PagerDutyNotifier)
     return notifier
 
@@ -113,11 +145,13 @@ def test_pagerduty_trigger_event() -> None:
 
 def test_pagerduty_resolve_event_when_the_group_resolved() -> None:
     data = sample_notification()
-    resolved = NotificationData(**{**data.__dict__, "alerts": data.resolved,
-                                   "status": "resolved"})
+    resolved = NotificationData(**{**data.__dict__, "alerts": data.resolved, "status": "resolved"})
     event = pd().event(resolved)
-    assert event == {"routing_key": "k" * 32, "event_action": "resolve",
-                     "dedup_key": hashlib.sha256(data.group_key.encode()).hexdigest()}
+    assert event == {
+        "routing_key": "k" * 32,
+        "event_action": "resolve",
+        "dedup_key": hashlib.sha256(data.group_key.encode()).hexdigest(),
+    }
 
 
 def test_pagerduty_severity_template_must_be_a_pagerduty_severity() -> None:
@@ -125,15 +159,20 @@ def test_pagerduty_severity_template_must_be_a_pagerduty_severity() -> None:
 
     with pytest.raises(NotifyError, match="severity rendered to 'urgent'"):
         pd(severity="urgent").event(sample_notification())
-    assert pd(severity="{{ 'warning' }}").event(sample_notification())["payload"][
-        "severity"] == "warning"
+    assert (
+        pd(severity="{{ 'warning' }}").event(sample_notification())["payload"]["severity"]
+        == "warning"
+    )
 
 
 def test_pagerduty_routing_key_file(tmp_path: Path) -> None:
     key = tmp_path / "key"
     key.write_text("f" * 32 + "\n")
-    [notifier] = build_notifiers({"name": "p", "pagerduty_configs": [
-        {"routing_key_file": str(key)}]}, path="receivers[0]", global_config={})
+    [notifier] = build_notifiers(
+        {"name": "p", "pagerduty_configs": [{"routing_key_file": str(key)}]},
+        path="receivers[0]",
+        global_config={},
+    )
     assert isinstance(notifier, PagerDutyNotifier)
     assert notifier.event(sample_notification())["routing_key"] == "f" * 32
 
@@ -141,50 +180,115 @@ def test_pagerduty_routing_key_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("receiver", "message"),
     [
-        ({"name": "x", "sms_configs": []},
-         "receivers[3].sms_configs: unknown key"),
+        ({"name": "x", "sms_configs": []}, "receivers[3].sms_configs: unknown key"),
         ({"email_configs": []}, "receivers[3].name: required"),
-        ({"name": "x", "slack_configs": [{"channel": "#a"}]},
-         "receivers[3].slack_configs[0].api_url: required (api_url or api_url_file)"),
-        ({"name": "x", "slack_configs": [{"api_url": "hooks.slack.com/x"}]},
-         "receivers[3].slack_configs[0].api_url: must be an http:// or https:// URL"),
-        ({"name": "x", "slack_configs": [{"api_url": "https://h/x", "colour": "red"}]},
-         "receivers[3].slack_configs[0].colour: unknown key"),
-        ({"name": "x", "webhook_configs": [{"url": "http://h/", "http_config": {
-            "authorization": {"credentials": "t", "scheme": "x"}}}]},
-         "receivers[3].webhook_configs[0].http_config.authorization.scheme: unknown key"),
-        ({"name": "x", "webhook_configs": [{"url": "http://h/", "max_alerts": -1}]},
-         "receivers[3].webhook_configs[0].max_alerts: must be an integer >= 0"),
-        ({"name": "x", "webhook_configs": [{"url": "http://h/", "timeout": "soon"}]},
-         "receivers[3].webhook_configs[0].timeout: expected a duration, got 'soon'"),
-        ({"name": "x", "pagerduty_configs": [{"service_key": "abc"}]},
-         "receivers[3].pagerduty_configs[0].service_key: Events API v1 is not supported"),
-        ({"name": "x", "pagerduty_configs": [{}]},
-         "receivers[3].pagerduty_configs[0].routing_key: required"),
-        ({"name": "x", "pagerduty_configs": [{"routing_key_file": "/nonexistent/key"}]},
-         "receivers[3].pagerduty_configs[0].routing_key_file: cannot read /nonexistent/key"),
-        ({"name": "x", "email_configs": [{"from": "a@b.c", "smarthost": "h:25"}]},
-         "receivers[3].email_configs[0].to: required"),
-        ({"name": "x", "email_configs": [{"to": "a@b.c", "smarthost": "h:25"}]},
-         "receivers[3].email_configs[0].from: required (or set global.smtp_from)"),
-        ({"name": "x", "email_configs": [{"to": "a@b.c", "from": "a@b.c",
-                                          "smarthost": "mailhost"}]},
-         "receivers[3].email_configs[0].smarthost: must be host:port"),
-        ({"name": "x", "email_configs": [{"to": "a@b.c", "from": "a@b.c", "smarthost": "h:25",
-                                          "tls": "maybe"}]},
-         "receivers[3].email_configs[0].tls: must be one of implicit, starttls, none"),
-        ({"name": "x", "email_configs": [{"to": "{{ oops", "from": "a@b.c",
-                                          "smarthost": "h:25"}]},
-         "receivers[3].email_configs[0].to: template syntax error"),
-        ({"name": "x", "email_configs": [{"to": "a@b.c", "from": "a@b.c", "smarthost": "h:25",
-                                          "html": "nope.html.j2"}]},
-         "receivers[3].email_configs[0].html: unknown template 'nope.html.j2'"),
-        ({"name": "x", "email_configs": [{"to": "a@b.c", "from": "a@b.c", "smarthost": "h:25",
-                                          "headers": {"Message-ID": "<x@y>"}}]},
-         "receivers[3].email_configs[0].headers.Message-ID: set by the notifier"),
-        ({"name": "x", "email_configs": [{"to": "a@b.c", "from": "a@b.c", "smarthost": "h:25",
-                                          "auth_password": "pw"}]},
-         "receivers[3].email_configs[0].auth_username: required when auth_password is set"),
+        (
+            {"name": "x", "slack_configs": [{"channel": "#a"}]},
+            "receivers[3].slack_configs[0].api_url: required (api_url or api_url_file)",
+        ),
+        (
+            {"name": "x", "slack_configs": [{"api_url": "hooks.slack.com/x"}]},
+            "receivers[3].slack_configs[0].api_url: must be an http:// or https:// URL",
+        ),
+        (
+            {"name": "x", "slack_configs": [{"api_url": "https://h/x", "colour": "red"}]},
+            "receivers[3].slack_configs[0].colour: unknown key",
+        ),
+        (
+            {
+                "name": "x",
+                "webhook_configs": [
+                    {
+                        "url": "http://h/",
+                        "http_config": {"authorization": {"credentials": "t", "scheme": "x"}},
+                    }
+                ],
+            },
+            "receivers[3].webhook_configs[0].http_config.authorization.scheme: unknown key",
+        ),
+        (
+            {"name": "x", "webhook_configs": [{"url": "http://h/", "max_alerts": -1}]},
+            "receivers[3].webhook_configs[0].max_alerts: must be an integer >= 0",
+        ),
+        (
+            {"name": "x", "webhook_configs": [{"url": "http://h/", "timeout": "soon"}]},
+            "receivers[3].webhook_configs[0].timeout: expected a duration, got 'soon'",
+        ),
+        (
+            {"name": "x", "pagerduty_configs": [{"service_key": "abc"}]},
+            "receivers[3].pagerduty_configs[0].service_key: Events API v1 is not supported",
+        ),
+        (
+            {"name": "x", "pagerduty_configs": [{}]},
+            "receivers[3].pagerduty_configs[0].routing_key: required",
+        ),
+        (
+            {"name": "x", "pagerduty_configs": [{"routing_key_file": "/nonexistent/key"}]},
+            "receivers[3].pagerduty_configs[0].routing_key_file: cannot read /nonexistent/key",
+        ),
+        (
+            {"name": "x", "email_configs": [{"from": "a@b.c", "smarthost": "h:25"}]},
+            "receivers[3].email_configs[0].to: required",
+        ),
+        (
+            {"name": "x", "email_configs": [{"to": "a@b.c", "smarthost": "h:25"}]},
+            "receivers[3].email_configs[0].from: required (or set global.smtp_from)",
+        ),
+        (
+            {
+                "name": "x",
+                "email_configs": [{"to": "a@b.c", "from": "a@b.c", "smarthost": "mailhost"}],
+            },
+            "receivers[3].email_configs[0].smarthost: must be host:port",
+        ),
+        (
+            {
+                "name": "x",
+                "email_configs": [
+                    {"to": "a@b.c", "from": "a@b.c", "smarthost": "h:25", "tls": "maybe"}
+                ],
+            },
+            "receivers[3].email_configs[0].tls: must be one of implicit, starttls, none",
+        ),
+        (
+            {
+                "name": "x",
+                "email_configs": [{"to": "{{ oops", "from": "a@b.c", "smarthost": "h:25"}],
+            },
+            "receivers[3].email_configs[0].to: template syntax error",
+        ),
+        (
+            {
+                "name": "x",
+                "email_configs": [
+                    {"to": "a@b.c", "from": "a@b.c", "smarthost": "h:25", "html": "nope.html.j2"}
+                ],
+            },
+            "receivers[3].email_configs[0].html: unknown template 'nope.html.j2'",
+        ),
+        (
+            {
+                "name": "x",
+                "email_configs": [
+                    {
+                        "to": "a@b.c",
+                        "from": "a@b.c",
+                        "smarthost": "h:25",
+                        "headers": {"Message-ID": "<x@y>"},
+                    }
+                ],
+            },
+            "receivers[3].email_configs[0].headers.Message-ID: set by the notifier",
+        ),
+        (
+            {
+                "name": "x",
+                "email_configs": [
+                    {"to": "a@b.c", "from": "a@b.c", "smarthost": "h:25", "auth_password": "pw"}
+                ],
+            },
+            "receivers[3].email_configs[0].auth_username: required when auth_password is set",
+        ),
     ],
 )
 def test_config_errors_name_the_key_path(receiver: dict[str, Any], message: str) -> None:
@@ -195,39 +299,71 @@ def test_config_errors_name_the_key_path(receiver: dict[str, Any], message: str)
 
 def test_config_error_never_echoes_a_secret_url() -> None:
     with pytest.raises(ReceiverConfigError) as err:
-        build_notifiers({"name": "x", "slack_configs": [{"api_url": "ftp://T0/B0/tokenXYZ"}]},
-                        path="receivers[0]", global_config={})
+        build_notifiers(
+            {"name": "x", "slack_configs": [{"api_url": "ftp://T0/B0/tokenXYZ"}]},
+            path="receivers[0]",
+            global_config={},
+        )
     assert "tokenXYZ" not in str(err.value)
 
 
 def test_notifier_types_and_defaults_follow_alertmanager() -> None:
-    assert set(NOTIFIER_TYPES) == {"email_configs", "slack_configs", "webhook_configs",
-                                   "pagerduty_configs"}
-    receiver = {"name": "all",
-                "email_configs": [{"to": "a@b.c", "from": "a@b.c", "smarthost": "h:25"}],
-                "slack_configs": [{"api_url": "https://hooks.slack.com/services/x"}],
-                "webhook_configs": [{"url": "http://h/"}],
-                "pagerduty_configs": [{"routing_key": "k" * 32}]}
+    assert set(NOTIFIER_TYPES) == {
+        "email_configs",
+        "slack_configs",
+        "webhook_configs",
+        "pagerduty_configs",
+    }
+    receiver = {
+        "name": "all",
+        "email_configs": [{"to": "a@b.c", "from": "a@b.c", "smarthost": "h:25"}],
+        "slack_configs": [{"api_url": "https://hooks.slack.com/services/x"}],
+        "webhook_configs": [{"url": "http://h/"}],
+        "pagerduty_configs": [{"routing_key": "k" * 32}],
+    }
     notifiers = build_notifiers(receiver, path="receivers[0]", global_config={})
     assert {n.kind: n.send_resolved for n in notifiers} == {
-        "email": False, "slack": False, "webhook": True, "pagerduty": True}
+        "email": False,
+        "slack": False,
+        "webhook": True,
+        "pagerduty": True,
+    }
 
 
 def test_global_defaults_fill_email_and_pagerduty() -> None:
-    glob = {"smtp_smarthost": "mail.example.com:465", "smtp_from": "a@example.com",
-            "smtp_auth_username": "u", "smtp_auth_password": "pw", "pagerduty_url": "http://pd/"}
+    glob = {
+        "smtp_smarthost": "mail.example.com:465",
+        "smtp_from": "a@example.com",
+        "smtp_auth_username": "u",
+        "smtp_auth_password": "pw",
+        "pagerduty_url": "http://pd/",
+    }
     email, pagerduty = build_notifiers(
-        {"name": "g", "email_configs": [{"to": "b@example.com"}],
-         "pagerduty_configs": [{"routing_key": "k" * 32}]},
-        path="receivers[0]", global_config=glob)
+        {
+            "name": "g",
+            "email_configs": [{"to": "b@example.com"}],
+            "pagerduty_configs": [{"routing_key": "k" * 32}],
+        },
+        path="receivers[0]",
+        global_config=glob,
+    )
     assert email.redacted()["smarthost"] == "mail.example.com:465"
     assert email.redacted()["tls"] == "implicit" and email.redacted()["auth_password"] == (
-        "<secret>")
+        "<secret>"
+    )
     assert pagerduty.redacted()["url"] == "http://pd/"
 
 
-@pytest.mark.parametrize("name", ["email.html.j2", "email.txt.j2", "email_subject.j2",
-                                  "slack_title.j2", "pagerduty_description.j2"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "email.html.j2",
+        "email.txt.j2",
+        "email_subject.j2",
+        "slack_title.j2",
+        "pagerduty_description.j2",
+    ],
+)
 def test_bundled_templates_render_the_sample(name: str) -> None:
     out = render_template(name, sample_notification())
     assert "HighCpuUsage" in out
@@ -239,8 +375,7 @@ def test_unknown_template_is_a_clear_error() -> None:
 
 
 def test_inline_templates_autoescape_html_only() -> None:
-    data = NotificationData(**{**sample_notification().__dict__,
-                               "common_labels": {"x": "<b>"}})
+    data = NotificationData(**{**sample_notification().__dict__, "common_labels": {"x": "<b>"}})
     assert TemplateRef("{{ common_labels.x }}", path="p", flavor="html").render(data) == "&lt;b&gt;"
     assert TemplateRef("{{ common_labels.x }}", path="p").render(data) == "<b>"
 
@@ -252,8 +387,22 @@ def test_durations() -> None:
         parse_duration("10", path="p")
 
 
-NASTY = ["", " ", "\r\nBcc: x@example.com", "<!channel>", "{{ 7*7 }}", "{% raw %}", "\x00\x1b[31m",
-         "日本語のラベル", "😀" * 100, "&amp;<b>", "a" * 20000, "%s%s%n", "\\", '"quoted"']
+NASTY = [
+    "",
+    " ",
+    "\r\nBcc: x@example.com",
+    "<!channel>",
+    "{{ 7*7 }}",
+    "{% raw %}",
+    "\x00\x1b[31m",
+    "日本語のラベル",
+    "😀" * 100,
+    "&amp;<b>",
+    "a" * 20000,
+    "%s%s%n",
+    "\\",
+    '"quoted"',
+]
 
 
 @pytest.mark.parametrize("value", NASTY, ids=range(len(NASTY)))
@@ -264,18 +413,45 @@ def test_nasty_label_values_make_valid_payloads_everywhere(value: str) -> None:
     from tests.peers.slack import slack_problems
     from tests.peers.webhook import webhook_problems
 
-    alerts = [AlertData("firing", {"alertname": "HighCpuUsage", "server": value,
-                                   "severity": "warning", value[:50] or "x": value},
-                        {"summary": value, "description": value}, NOW, None, value, "fp")
-              for _ in range(3)]
-    data = NotificationData("r", "firing", alerts, {"server": value}, {"server": value},
-                            {"summary": value}, "http://router:9818", value)
-    notifiers = build_notifiers({"name": "n",
-                                 "slack_configs": [{"api_url": "https://h/x"}],
-                                 "email_configs": [{"to": "a@example.com", "from": "b@example.com",
-                                                    "smarthost": "h:25"}],
-                                 "pagerduty_configs": [{"routing_key": "k" * 32}]},
-                                path="receivers[0]", global_config={})
+    alerts = [
+        AlertData(
+            "firing",
+            {
+                "alertname": "HighCpuUsage",
+                "server": value,
+                "severity": "warning",
+                value[:50] or "x": value,
+            },
+            {"summary": value, "description": value},
+            NOW,
+            None,
+            value,
+            "fp",
+        )
+        for _ in range(3)
+    ]
+    data = NotificationData(
+        "r",
+        "firing",
+        alerts,
+        {"server": value},
+        {"server": value},
+        {"summary": value},
+        "http://router:9818",
+        value,
+    )
+    notifiers = build_notifiers(
+        {
+            "name": "n",
+            "slack_configs": [{"api_url": "https://h/x"}],
+            "email_configs": [
+                {"to": "a@example.com", "from": "b@example.com", "smarthost": "h:25"}
+            ],
+            "pagerduty_configs": [{"routing_key": "k" * 32}],
+        },
+        path="receivers[0]",
+        global_config={},
+    )
     slack, email, pagerduty = notifiers
     assert isinstance(slack, SlackNotifier) and isinstance(email, EmailNotifier)
     assert isinstance(pagerduty, PagerDutyNotifier)

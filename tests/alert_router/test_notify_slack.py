@@ -39,12 +39,16 @@ def slack(slack_module: HttpReceiver) -> HttpReceiver:
     return slack_module
 
 
-def make(receiver: HttpReceiver, global_config: dict[str, Any] | None = None,
-         **overrides: Any) -> SlackNotifier:
+def make(
+    receiver: HttpReceiver, global_config: dict[str, Any] | None = None, **overrides: Any
+) -> SlackNotifier:
     config: dict[str, Any] = {"api_url": receiver.url, "send_resolved": True}
     config.update(overrides)
-    [notifier] = build_notifiers({"name": "chat", "slack_configs": [config]},
-                                 path="receivers[1]", global_config=global_config or {})
+    [notifier] = build_notifiers(
+        {"name": "chat", "slack_configs": [config]},
+        path="receivers[1]",
+        global_config=global_config or {},
+    )
     assert isinstance(notifier, SlackNotifier)
     return notifier
 
@@ -53,17 +57,25 @@ def alert(server: str, severity: str, status: str = "firing", **labels: str) -> 
     return AlertData(
         status=status,
         labels={"alertname": "HighCpuUsage", "server": server, "severity": severity, **labels},
-        annotations={"summary": f"CPU on {server}"}, starts_at=NOW - timedelta(minutes=5),
-        ends_at=NOW if status == "resolved" else None, generator_url="http://prom:9090/graph",
-        fingerprint=f"fp-{server}")
+        annotations={"summary": f"CPU on {server}"},
+        starts_at=NOW - timedelta(minutes=5),
+        ends_at=NOW if status == "resolved" else None,
+        generator_url="http://prom:9090/graph",
+        fingerprint=f"fp-{server}",
+    )
 
 
 def group(*alerts: AlertData) -> NotificationData:
     return NotificationData(
-        receiver="chat", status="firing" if any(a.status == "firing" for a in alerts)
-        else "resolved", alerts=list(alerts), group_labels={"alertname": "HighCpuUsage"},
-        common_labels={"alertname": "HighCpuUsage"}, common_annotations={},
-        external_url="http://router:9818", group_key="g")
+        receiver="chat",
+        status="firing" if any(a.status == "firing" for a in alerts) else "resolved",
+        alerts=list(alerts),
+        group_labels={"alertname": "HighCpuUsage"},
+        common_labels={"alertname": "HighCpuUsage"},
+        common_annotations={},
+        external_url="http://router:9818",
+        group_key="g",
+    )
 
 
 def sent(receiver: HttpReceiver) -> dict[str, Any]:
@@ -75,15 +87,17 @@ def sent(receiver: HttpReceiver) -> dict[str, Any]:
 
 def test_block_kit_message_is_valid_and_complete(slack: HttpReceiver) -> None:
     make(slack, channel="#ops", username="StackSense", icon_emoji=":rotating_light:").notify(
-        sample_notification())
+        sample_notification()
+    )
     body = sent(slack)
     assert body["channel"] == "#ops" and body["username"] == "StackSense"
     assert body["icon_emoji"] == ":rotating_light:"
     assert body["text"] == "[FIRING:2] HighCpuUsage"  # the notification fallback
     header = body["blocks"][0]
-    assert header == {"type": "header", "text": {"type": "plain_text",
-                                                  "text": "[FIRING:2] HighCpuUsage",
-                                                  "emoji": True}}
+    assert header == {
+        "type": "header",
+        "text": {"type": "plain_text", "text": "[FIRING:2] HighCpuUsage", "emoji": True},
+    }
     [attachment] = body["attachments"]
     sections = [b for b in attachment["blocks"] if b["type"] == "section"]
     assert len(sections) == 3  # one per alert
@@ -126,9 +140,12 @@ def test_custom_text_template_escapes_expressions_only(slack: HttpReceiver) -> N
 
 def test_many_alerts_and_long_text_stay_within_slack_limits(slack: HttpReceiver) -> None:
     long = "x" * 5000
-    alerts = [dataclasses.replace(alert(f"web{i}", "warning"),
-                                  annotations={"summary": "s", "description": long})
-              for i in range(60)]
+    alerts = [
+        dataclasses.replace(
+            alert(f"web{i}", "warning"), annotations={"summary": "s", "description": long}
+        )
+        for i in range(60)
+    ]
     make(slack).notify(dataclasses.replace(group(*alerts), truncated_alerts=5))
     body = sent(slack)  # the receiver checked every Slack limit: no problems
     blocks = body["attachments"][0]["blocks"]
@@ -149,7 +166,10 @@ def test_rate_limit_carries_retry_after_then_delivery_succeeds(slack: HttpReceiv
     with pytest.raises(NotifyError) as err:
         notifier.notify(sample_notification())
     assert (err.value.retryable, err.value.reason, err.value.retry_after) == (
-        True, "rate_limited", 30.0)
+        True,
+        "rate_limited",
+        30.0,
+    )
     notifier.notify(sample_notification())  # what the outbox does after waiting
     assert len(slack.requests()) == 2 and slack.requests()[1].problems == []
 
@@ -165,17 +185,16 @@ def test_api_url_from_file_or_global(slack: HttpReceiver, tmp_path: Path) -> Non
     url_file = tmp_path / "slack-url"
     url_file.write_text(slack.url + "\n")
     make(slack, api_url=None, api_url_file=str(url_file)).notify(sample_notification())
-    make(slack, {"slack_api_url_file": str(url_file)}, api_url=None).notify(
-        sample_notification())
+    make(slack, {"slack_api_url_file": str(url_file)}, api_url=None).notify(sample_notification())
     make(slack, {"slack_api_url": slack.url}, api_url=None).notify(sample_notification())
     assert [r.problems for r in slack.requests()] == [[], [], []]
 
 
 def test_receiver_itself_rejects_what_slack_rejects() -> None:
     too_long = {"blocks": [{"type": "header", "text": {"type": "plain_text", "text": "x" * 151}}]}
-    assert slack_problems("/", {"content-type": "application/json"},
-                          json.dumps(too_long).encode()) == [
-        "blocks[0].text.text: 151 characters, more than 150"]
+    assert slack_problems(
+        "/", {"content-type": "application/json"}, json.dumps(too_long).encode()
+    ) == ["blocks[0].text.text: 151 characters, more than 150"]
     assert slack_problems("/", {"content-type": "application/json"}, b"{}") == ["no_text"]
 
 

@@ -22,23 +22,38 @@ def test_two_workers_share_one_store_and_follow_reloads(tmp_path):
         with router(tmp_path, config, workers=2) as proc:
             # Fresh connections spread over both workers; each alert is delivered once.
             for i in range(20):
-                assert requests.post(f"{proc.url}/api/v2/alerts", headers=proc.auth, timeout=10,
-                                     json=[{"labels": {"alertname": "W", "n": str(i)}}]
-                                     ).status_code == 200
+                assert (
+                    requests.post(
+                        f"{proc.url}/api/v2/alerts",
+                        headers=proc.auth,
+                        timeout=10,
+                        json=[{"labels": {"alertname": "W", "n": str(i)}}],
+                    ).status_code
+                    == 200
+                )
             wait_for(lambda: len(hook.alerts()) >= 20, timeout=30, what="20 deliveries")
             assert sorted(int(a["labels"]["n"]) for a in hook.alerts()) == list(range(20))
 
             written = yaml.safe_load(proc.config_path.read_text())
-            written["receivers"].append({"name": "extra", "webhook_configs": [
-                {"url": hook.url}]})
+            written["receivers"].append({"name": "extra", "webhook_configs": [{"url": hook.url}]})
             proc.config_path.write_text(yaml.safe_dump(written))
-            assert requests.post(f"{proc.url}/-/reload", headers=proc.auth,
-                                 timeout=10).status_code == 200
+            assert (
+                requests.post(f"{proc.url}/-/reload", headers=proc.auth, timeout=10).status_code
+                == 200
+            )
 
             def every_worker_has_extra() -> bool:
-                names = [{r["name"] for r in requests.get(
-                    f"{proc.url}/api/v2/receivers", timeout=5,
-                    headers={"Connection": "close"}).json()} for _ in range(10)]
+                names = [
+                    {
+                        r["name"]
+                        for r in requests.get(
+                            f"{proc.url}/api/v2/receivers",
+                            timeout=5,
+                            headers={"Connection": "close"},
+                        ).json()
+                    }
+                    for _ in range(10)
+                ]
                 return all("extra" in n for n in names)
 
             wait_for(every_worker_has_extra, timeout=10, what="reload seen by both workers")

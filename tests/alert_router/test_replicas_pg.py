@@ -33,16 +33,22 @@ def receiver() -> Iterator[WebhookReceiver]:
 def config(receiver: WebhookReceiver) -> dict:
     return {
         # '...': every alert is its own group, so each alert is one notification.
-        "route": {"receiver": "hook", "group_by": ["..."], "group_wait": "1s",
-                  "group_interval": "1s"},
+        "route": {
+            "receiver": "hook",
+            "group_by": ["..."],
+            "group_wait": "1s",
+            "group_interval": "1s",
+        },
         "receivers": [{"name": "hook", "webhook_configs": [{"url": receiver.url}]}],
         "delivery": {"initial_backoff": "200ms", "max_backoff": "500ms"},
     }
 
 
 def alert(i: int) -> dict:
-    return {"labels": {"alertname": "Replica", "server": f"host-{i}", "n": str(i)},
-            "endsAt": "2099-01-01T00:00:00Z"}
+    return {
+        "labels": {"alertname": "Replica", "server": f"host-{i}", "n": str(i)},
+        "endsAt": "2099-01-01T00:00:00Z",
+    }
 
 
 def delivered(receiver: WebhookReceiver) -> Counter[str]:
@@ -50,8 +56,9 @@ def delivered(receiver: WebhookReceiver) -> Counter[str]:
 
 
 def post(proc: RouterProcess, numbers: range) -> None:
-    resp = requests.post(f"{proc.url}/api/v2/alerts", json=[alert(i) for i in numbers],
-                         headers=proc.auth, timeout=10)
+    resp = requests.post(
+        f"{proc.url}/api/v2/alerts", json=[alert(i) for i in numbers], headers=proc.auth, timeout=10
+    )
     assert resp.status_code == 200, resp.text
 
 
@@ -66,13 +73,14 @@ def leader(pg: PostgresServer, db: str, procs: list[RouterProcess]) -> RouterPro
 
 
 def test_two_replicas_deliver_once_survive_a_sigkill_and_share_reloads(
-        tmp_path: Path, pg_server: PostgresServer, receiver: WebhookReceiver) -> None:
+    tmp_path: Path, pg_server: PostgresServer, receiver: WebhookReceiver
+) -> None:
     db = pg_server.create_database()
     url = pg_server.url(db)
-    with router(tmp_path / "a", config(receiver), storage_url=url,
-                password=pg_server.password) as a, \
-            router(tmp_path / "b", config(receiver), storage_url=url,
-                   password=pg_server.password) as b:
+    with (
+        router(tmp_path / "a", config(receiver), storage_url=url, password=pg_server.password) as a,
+        router(tmp_path / "b", config(receiver), storage_url=url, password=pg_server.password) as b,
+    ):
         # Alerts posted to either replica, some to both: each is notified exactly once.
         post(a, range(0, 40))
         post(b, range(30, 70))
@@ -81,8 +89,7 @@ def test_two_replicas_deliver_once_survive_a_sigkill_and_share_reloads(
 
         # A reload on one replica reaches the other, as the config it accepted.
         changed = yaml.safe_load(a.config_path.read_text())
-        changed["receivers"].append({"name": "extra", "webhook_configs": [
-            {"url": receiver.url}]})
+        changed["receivers"].append({"name": "extra", "webhook_configs": [{"url": receiver.url}]})
         a.config_path.write_text(yaml.safe_dump(changed))
         assert requests.post(f"{a.url}/-/reload", headers=a.auth, timeout=10).status_code == 200
 
@@ -102,15 +109,23 @@ def test_two_replicas_deliver_once_survive_a_sigkill_and_share_reloads(
         receiver.stop()
         post(other, range(100, 120))
         with pg_server.connect(db) as conn:
-            wait_for(lambda: conn.execute(
-                "SELECT count(*) FROM outbox WHERE status != 'sent'").fetchone()[0] == 20,
-                timeout=15, what="20 notifications pending at the leader")
+            wait_for(
+                lambda: (
+                    conn.execute("SELECT count(*) FROM outbox WHERE status != 'sent'").fetchone()[0]
+                    == 20
+                ),
+                timeout=15,
+                what="20 notifications pending at the leader",
+            )
         post(other, range(120, 130))  # queued for the next merge
         killed_at = time.monotonic()
         lead.kill()
         receiver.start()
-        wait_for(lambda: {str(i) for i in range(100, 130)} <= set(delivered(receiver)),
-                 timeout=30, what="the survivor delivers what was pending")
+        wait_for(
+            lambda: {str(i) for i in range(100, 130)} <= set(delivered(receiver)),
+            timeout=30,
+            what="the survivor delivers what was pending",
+        )
         # The dead leader's session ended: no waiting for its 15 s lease to run out.
         assert time.monotonic() - killed_at < 12
         assert leader(pg_server, db, [other]) is other
@@ -123,10 +138,15 @@ def test_two_replicas_deliver_once_survive_a_sigkill_and_share_reloads(
 
 def test_unreachable_database_stops_the_router_naming_the_host(tmp_path: Path) -> None:
     port = free_port()  # nothing listens there
-    with pytest.raises(RouterExited) as info, router(
-            tmp_path, {"route": {"receiver": "r"}, "receivers": [{"name": "r"}]},
+    with (
+        pytest.raises(RouterExited) as info,
+        router(
+            tmp_path,
+            {"route": {"receiver": "r"}, "receivers": [{"name": "r"}]},
             storage_url=f"postgresql://router@127.0.0.1:{port}/alerts",
-            password="Not-In-Any-Log-7"):
+            password="Not-In-Any-Log-7",
+        ),
+    ):
         pass
     assert f"cannot connect to PostgreSQL at router@127.0.0.1:{port}/alerts" in info.value.log
     assert "Not-In-Any-Log-7" not in info.value.log
@@ -136,15 +156,34 @@ def test_serve_refuses_an_unreachable_database_before_gunicorn_starts(tmp_path: 
     port = free_port()  # nothing listens there
     (tmp_path / "pw").write_text("Not-In-Any-Log-8\n")
     (tmp_path / "token").write_text("t0ken-for-the-test\n")
-    (tmp_path / "router.yml").write_text(yaml.safe_dump({
-        "route": {"receiver": "r"}, "receivers": [{"name": "r"}],
-        "auth": {"tokens_file": str(tmp_path / "token")},
-        "storage": {"url": f"postgresql://router@127.0.0.1:{port}/alerts",
-                    "password_file": str(tmp_path / "pw")}}))
+    (tmp_path / "router.yml").write_text(
+        yaml.safe_dump(
+            {
+                "route": {"receiver": "r"},
+                "receivers": [{"name": "r"}],
+                "auth": {"tokens_file": str(tmp_path / "token")},
+                "storage": {
+                    "url": f"postgresql://router@127.0.0.1:{port}/alerts",
+                    "password_file": str(tmp_path / "pw"),
+                },
+            }
+        )
+    )
     done = subprocess.run(
-        [sys.executable, "-m", "alert_router.cli", "-c", str(tmp_path / "router.yml"),
-         "serve", "--listen", f"127.0.0.1:{free_port()}"],
-        capture_output=True, text=True, timeout=60)
+        [
+            sys.executable,
+            "-m",
+            "alert_router.cli",
+            "-c",
+            str(tmp_path / "router.yml"),
+            "serve",
+            "--listen",
+            f"127.0.0.1:{free_port()}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 1, done.stderr
     assert f"cannot connect to PostgreSQL at router@127.0.0.1:{port}/alerts" in done.stderr
     assert "Not-In-Any-Log-8" not in done.stdout + done.stderr
@@ -152,12 +191,22 @@ def test_serve_refuses_an_unreachable_database_before_gunicorn_starts(tmp_path: 
 
 
 def test_sigkill_mid_burst_then_restart_exactly_once_on_postgres(
-        tmp_path: Path, pg_server: PostgresServer, receiver: WebhookReceiver,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path,
+    pg_server: PostgresServer,
+    receiver: WebhookReceiver,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """test_durability's SIGKILL-mid-burst test, its router on PostgreSQL."""
-    monkeypatch.setattr(durability, "router", partial(
-        router, storage_url=pg_server.url(pg_server.create_database()),
-        password=pg_server.password))
+    monkeypatch.setattr(
+        durability,
+        "router",
+        partial(
+            router,
+            storage_url=pg_server.url(pg_server.create_database()),
+            password=pg_server.password,
+        ),
+    )
     durability.test_sigkill_mid_burst_then_restart_notifies_every_alert_exactly_once(
-        tmp_path, receiver)
+        tmp_path, receiver
+    )
     assert not list(tmp_path.glob("*.db"))  # no SQLite file: it really ran on PostgreSQL

@@ -33,8 +33,10 @@ BEARER = "bearer-tok-123456"
 
 def _forms() -> list[str]:
     """Every form a secret of this test could take in text."""
-    b64 = [base64.b64encode(raw).decode() for raw in
-           (f"alice:{BASIC_PW}".encode(), f"bob:{URL_PW}".encode())]
+    b64 = [
+        base64.b64encode(raw).decode()
+        for raw in (f"alice:{BASIC_PW}".encode(), f"bob:{URL_PW}".encode())
+    ]
     return [BASIC_PW, URL_PW, BEARER, *b64, *[v.rstrip("=") for v in b64]]
 
 
@@ -47,8 +49,9 @@ def echo() -> Iterator[tuple[str, list[dict[str, str]]]]:
         def do_POST(self) -> None:  # noqa: N802 - http.server's naming
             self.rfile.read(int(self.headers.get("Content-Length", "0")))
             seen.append(dict(self.headers))
-            body = json.dumps({"error": "bad request", "path": self.path,
-                               "headers": dict(self.headers)}).encode()
+            body = json.dumps(
+                {"error": "bad request", "path": self.path, "headers": dict(self.headers)}
+            ).encode()
             self.send_response(400)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
@@ -65,19 +68,39 @@ def echo() -> Iterator[tuple[str, list[dict[str, str]]]]:
 
 def _config(host: str) -> dict[str, Any]:
     return {
-        "route": {"receiver": "basic", "group_by": ["alertname"], "group_wait": "0s",
-                  "routes": [{"receiver": "basic", "continue": True},
-                             {"receiver": "urlcreds", "continue": True},
-                             {"receiver": "bearer"}]},
+        "route": {
+            "receiver": "basic",
+            "group_by": ["alertname"],
+            "group_wait": "0s",
+            "routes": [
+                {"receiver": "basic", "continue": True},
+                {"receiver": "urlcreds", "continue": True},
+                {"receiver": "bearer"},
+            ],
+        },
         "receivers": [
-            {"name": "basic", "webhook_configs": [{
-                "url": f"http://{host}/basic",
-                "http_config": {"basic_auth": {"username": "alice", "password": BASIC_PW}}}]},
-            {"name": "urlcreds", "webhook_configs": [{
-                "url": f"http://bob:{URL_PW}@{host}/urlcreds"}]},
-            {"name": "bearer", "webhook_configs": [{
-                "url": f"http://{host}/bearer",
-                "http_config": {"authorization": {"credentials": BEARER}}}]},
+            {
+                "name": "basic",
+                "webhook_configs": [
+                    {
+                        "url": f"http://{host}/basic",
+                        "http_config": {"basic_auth": {"username": "alice", "password": BASIC_PW}},
+                    }
+                ],
+            },
+            {
+                "name": "urlcreds",
+                "webhook_configs": [{"url": f"http://bob:{URL_PW}@{host}/urlcreds"}],
+            },
+            {
+                "name": "bearer",
+                "webhook_configs": [
+                    {
+                        "url": f"http://{host}/bearer",
+                        "http_config": {"authorization": {"credentials": BEARER}},
+                    }
+                ],
+            },
         ],
         "delivery": {"initial_backoff": "1s", "max_backoff": "1s", "give_up_after": "3s"},
     }
@@ -90,17 +113,25 @@ def _leaks(text: str) -> list[str]:
 def test_echoed_credentials_are_scrubbed_everywhere(tmp_path, echo):
     host, seen = echo
     with router(tmp_path, _config(host), workers=2) as proc:
-        resp = requests.post(f"{proc.url}/api/v2/alerts", headers=proc.auth, timeout=10,
-                             json=[{"labels": {"alertname": "Leak"}}])
+        resp = requests.post(
+            f"{proc.url}/api/v2/alerts",
+            headers=proc.auth,
+            timeout=10,
+            json=[{"labels": {"alertname": "Leak"}}],
+        )
         assert resp.status_code == 200
 
         def failures() -> list[dict[str, Any]]:
-            events = requests.get(f"{proc.url}/api/v1/history", timeout=10,
-                                  params={"kind": "notification"}).json()
+            events = requests.get(
+                f"{proc.url}/api/v1/history", timeout=10, params={"kind": "notification"}
+            ).json()
             return [e for e in events if "400" in json.dumps(e)]
 
-        wait_for(lambda: len({e["subject"] for e in failures()}) >= 1 and len(seen) >= 3,
-                 timeout=60, what="the three receivers tried and the failures recorded")
+        wait_for(
+            lambda: len({e["subject"] for e in failures()}) >= 1 and len(seen) >= 3,
+            timeout=60,
+            what="the three receivers tried and the failures recorded",
+        )
         # The peer did see every credential: the scrubbing below is what keeps them in.
         auth_headers = " ".join(h.get("Authorization", "") for h in seen)
         assert base64.b64encode(f"alice:{BASIC_PW}".encode()).decode() in auth_headers
@@ -125,9 +156,21 @@ def test_echoed_credentials_are_scrubbed_everywhere(tmp_path, echo):
 
     for receiver in ("basic", "urlcreds", "bearer"):
         result = subprocess.run(
-            [sys.executable, "-m", "alert_router.cli", "-c", str(proc.config_path),
-             "test-notify", receiver], capture_output=True, text=True, timeout=60,
-            cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+            [
+                sys.executable,
+                "-m",
+                "alert_router.cli",
+                "-c",
+                str(proc.config_path),
+                "test-notify",
+                receiver,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=REPO,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )
         assert result.returncode == 1 and "FAILED" in result.stderr
         assert _leaks(result.stdout + result.stderr) == [], receiver
 
@@ -135,15 +178,25 @@ def test_echoed_credentials_are_scrubbed_everywhere(tmp_path, echo):
 def test_config_errors_never_quote_the_broken_line(tmp_path):
     token = tmp_path / "tokens"
     token.write_text("t\n")
-    good = yaml.safe_dump({"route": {"receiver": "r"}, "receivers": [{"name": "r"}],
-                           "auth": {"tokens_file": str(token)},
-                           "storage": {"path": str(tmp_path / "r.db")}})
+    good = yaml.safe_dump(
+        {
+            "route": {"receiver": "r"},
+            "receivers": [{"name": "r"}],
+            "auth": {"tokens_file": str(token)},
+            "storage": {"path": str(tmp_path / "r.db")},
+        }
+    )
     broken = good + f'x:\n  password: "hunter2-{BASIC_PW}\n  more: [1\n'
     path = tmp_path / "router.yml"
     path.write_text(broken)
-    result = subprocess.run([sys.executable, "-m", "alert_router.cli", "-c", str(path),
-                             "check-config"], capture_output=True, text=True, timeout=60,
-                            cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+    result = subprocess.run(
+        [sys.executable, "-m", "alert_router.cli", "-c", str(path), "check-config"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     assert result.returncode == 2
     assert "line " in result.stderr and "column " in result.stderr
     assert BASIC_PW not in result.stderr and "hunter2" not in result.stderr
@@ -168,7 +221,8 @@ def test_the_scrubber_knows_derived_forms():
     secrets = Secrets.of(BASIC_PW, urls=[f"http://bob:{URL_PW}%21@h/x"])
     header = base64.b64encode(f"alice:{BASIC_PW}".encode()).decode()
     url_header = base64.urlsafe_b64encode(f"bob:{URL_PW}!".encode()).decode().rstrip("=")
-    text = secrets.scrub(f"Basic {header}; Basic {url_header}; pw {URL_PW}! enc "
-                         f"{URL_PW}%21; plain words stay")
+    text = secrets.scrub(
+        f"Basic {header}; Basic {url_header}; pw {URL_PW}! enc {URL_PW}%21; plain words stay"
+    )
     assert text.count("<secret>") == 4 and "plain words stay" in text
     assert _leaks(text) == []

@@ -32,41 +32,74 @@ def store(pg_storage: dict[str, str], pg_server: PostgresServer):
 
 def test_storage_url_config(tmp_path, monkeypatch):
     monkeypatch.setenv("ROUTER_DB_PASSWORD", SECRET)
-    cfg = parse_config(base_config(tmp_path, storage={
-        "url": "postgresql://router@db.example:5433/alerts", "password_env": "ROUTER_DB_PASSWORD"}))
+    cfg = parse_config(
+        base_config(
+            tmp_path,
+            storage={
+                "url": "postgresql://router@db.example:5433/alerts",
+                "password_env": "ROUTER_DB_PASSWORD",
+            },
+        )
+    )
     assert (cfg.storage_url, cfg.storage_password) == (
-        "postgresql://router@db.example:5433/alerts", Secret(SECRET))
+        "postgresql://router@db.example:5433/alerts",
+        Secret(SECRET),
+    )
     assert SECRET not in repr(cfg)
     (tmp_path / "pw").write_text(SECRET + "\n")
-    cfg = parse_config(base_config(tmp_path, storage={
-        "url": "postgres://router@db/alerts?sslmode=require", "password_file": "pw"}),
-        base_dir=tmp_path)
+    cfg = parse_config(
+        base_config(
+            tmp_path,
+            storage={"url": "postgres://router@db/alerts?sslmode=require", "password_file": "pw"},
+        ),
+        base_dir=tmp_path,
+    )
     assert cfg.storage_password == Secret(SECRET)
     assert parse_config(base_config(tmp_path)).storage_url == ""  # SQLite stays the default
 
 
-@pytest.mark.parametrize(("storage", "path", "message"), [
-    ({"url": f"postgresql://router:{SECRET}@db/alerts"}, "storage.url", "must not contain a pass"),
-    ({"url": f"postgresql://router@db/alerts?password={SECRET}"}, "storage.url",
-     "must not contain a password"),
-    ({"url": "mysql://router@db/alerts"}, "storage.url", "scheme must be postgresql://"),
-    ({"url": "postgresql:///alerts"}, "storage.url", "a host is required"),
-    ({"url": "postgresql://router@db"}, "storage.url", "a database name is required"),
-    ({"url": "postgresql://router@db:port/alerts"}, "storage.url", "not a valid URL"),
-    ({"url": 5432}, "storage.url", "must be a string"),
-    ({"url": "postgresql://db/a", "path": "x.db"}, "storage.path", "SQLite only"),
-    ({"url": "postgresql://db/a", "synchronous": "full"}, "storage.synchronous", "SQLite only"),
-    ({"url": "postgresql://db/a", "passwd": "x"}, "storage.passwd", "unknown key"),
-    ({"path": "x.db", "password_env": "X"}, "storage.password_env", "only with storage.url"),
-    ({"url": "postgresql://db/a", "password_env": "NO_SUCH_VARIABLE_X"}, "storage.password_env",
-     "NO_SUCH_VARIABLE_X is not set"),
-    ({"url": "postgresql://db/a", "password_file": "/nonexistent/pw"}, "storage.password_file",
-     "cannot read /nonexistent/pw"),
-    ({"url": "postgresql://db/a", "password_file": "/x", "password_env": "X"},
-     "storage.password_file", "not both"),
-])
-def test_invalid_storage_names_the_key_and_never_echoes_the_password(tmp_path, storage, path,
-                                                                     message):
+@pytest.mark.parametrize(
+    ("storage", "path", "message"),
+    [
+        (
+            {"url": f"postgresql://router:{SECRET}@db/alerts"},
+            "storage.url",
+            "must not contain a pass",
+        ),
+        (
+            {"url": f"postgresql://router@db/alerts?password={SECRET}"},
+            "storage.url",
+            "must not contain a password",
+        ),
+        ({"url": "mysql://router@db/alerts"}, "storage.url", "scheme must be postgresql://"),
+        ({"url": "postgresql:///alerts"}, "storage.url", "a host is required"),
+        ({"url": "postgresql://router@db"}, "storage.url", "a database name is required"),
+        ({"url": "postgresql://router@db:port/alerts"}, "storage.url", "not a valid URL"),
+        ({"url": 5432}, "storage.url", "must be a string"),
+        ({"url": "postgresql://db/a", "path": "x.db"}, "storage.path", "SQLite only"),
+        ({"url": "postgresql://db/a", "synchronous": "full"}, "storage.synchronous", "SQLite only"),
+        ({"url": "postgresql://db/a", "passwd": "x"}, "storage.passwd", "unknown key"),
+        ({"path": "x.db", "password_env": "X"}, "storage.password_env", "only with storage.url"),
+        (
+            {"url": "postgresql://db/a", "password_env": "NO_SUCH_VARIABLE_X"},
+            "storage.password_env",
+            "NO_SUCH_VARIABLE_X is not set",
+        ),
+        (
+            {"url": "postgresql://db/a", "password_file": "/nonexistent/pw"},
+            "storage.password_file",
+            "cannot read /nonexistent/pw",
+        ),
+        (
+            {"url": "postgresql://db/a", "password_file": "/x", "password_env": "X"},
+            "storage.password_file",
+            "not both",
+        ),
+    ],
+)
+def test_invalid_storage_names_the_key_and_never_echoes_the_password(
+    tmp_path, storage, path, message
+):
     with pytest.raises(ConfigError) as info:
         parse_config(base_config(tmp_path, storage=storage))
     assert str(info.value).startswith(f"{path}: ") and message in str(info.value)
@@ -74,29 +107,40 @@ def test_invalid_storage_names_the_key_and_never_echoes_the_password(tmp_path, s
 
 
 def test_the_dialect_spells_what_postgresql_spells_its_own_way():
-    assert DIALECT.sql("SELECT a FROM t WHERE b = ? AND c LIKE 'x%'") == \
-        "SELECT a FROM t WHERE b = %s AND c LIKE 'x%%'"
+    assert (
+        DIALECT.sql("SELECT a FROM t WHERE b = ? AND c LIKE 'x%'")
+        == "SELECT a FROM t WHERE b = %s AND c LIKE 'x%%'"
+    )
     # Upserts are written once, in the syntax both databases take.
-    assert PUT_LEASE.text() == ("INSERT INTO leases (name, holder, until) VALUES (?, ?, ?) "
-                                "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, "
-                                "until = excluded.until")
-    assert ADD_GROUP_ALERTS.text() == ("INSERT INTO group_alerts (group_key, fingerprint) "
-                                       "VALUES (?, ?) ON CONFLICT DO NOTHING")
+    assert PUT_LEASE.text() == (
+        "INSERT INTO leases (name, holder, until) VALUES (?, ?, ?) "
+        "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, "
+        "until = excluded.until"
+    )
+    assert ADD_GROUP_ALERTS.text() == (
+        "INSERT INTO group_alerts (group_key, fingerprint) VALUES (?, ?) ON CONFLICT DO NOTHING"
+    )
     statement, kinds = DIALECT.unnest(ADD_INCIDENTS)
     assert statement == (
         "INSERT INTO incidents (key, state, title, server, severity, opened_at, updated_at) "
         "SELECT u.key, 'open', u.title, u.server, u.severity, u.opened_at, u.updated_at "
         "FROM unnest(%b::TEXT[], %b::TEXT[], %b::TEXT[], %b::TEXT[], %b::DOUBLE PRECISION[], "
         "%b::DOUBLE PRECISION[]) AS u(key, title, server, severity, opened_at, updated_at) "
-        "WHERE true")
+        "WHERE true"
+    )
     assert kinds == ["TEXT"] * 4 + ["DOUBLE PRECISION"] * 2
 
 
 def test_unreachable_database_names_the_host_not_the_password(tmp_path, monkeypatch):
     port = free_port()  # nothing listens there
     monkeypatch.setenv(PG_PASSWORD_ENV, SECRET)
-    config = base_config(tmp_path, storage={"url": f"postgresql://router@127.0.0.1:{port}/alerts",
-                                            "password_env": PG_PASSWORD_ENV})
+    config = base_config(
+        tmp_path,
+        storage={
+            "url": f"postgresql://router@127.0.0.1:{port}/alerts",
+            "password_env": PG_PASSWORD_ENV,
+        },
+    )
     with pytest.raises(StoreConnectError) as info:
         create_app(config, start_background=False)
     assert f"cannot connect to PostgreSQL at router@127.0.0.1:{port}/alerts" in str(info.value)
@@ -121,8 +165,11 @@ def test_a_live_replica_on_another_host_is_never_declared_dead(pg_server, pg_sto
     # Its database session ends (a crash, SIGKILL): taken over before the lease expires
     # (as soon as the server's backend has exited and dropped the session's locks).
     other.close()
-    wait_for(lambda: store.try_lease("dispatcher", "here/1/local", 102.0, 15.0, holder_dead),
-             timeout=10, what="the lease taken over from the ended session")
+    wait_for(
+        lambda: store.try_lease("dispatcher", "here/1/local", 102.0, 15.0, holder_dead),
+        timeout=10,
+        what="the lease taken over from the ended session",
+    )
 
 
 def test_a_request_committed_late_is_not_skipped(pg_server, pg_storage, store):
@@ -130,8 +177,10 @@ def test_a_request_committed_late_is_not_skipped(pg_server, pg_storage, store):
     # after the dispatcher merged higher ids must still be merged.
     slow = pg_server.connect(pg_storage["url"].rsplit("/", 1)[1])
     slow.autocommit = False
-    slow.execute("INSERT INTO inbox (source, received_at, body, form) "
-                 "VALUES ('api', 1, '[\"slow\"]', 'normalised')")
+    slow.execute(
+        "INSERT INTO inbox (source, received_at, body, form) "
+        "VALUES ('api', 1, '[\"slow\"]', 'normalised')"
+    )
     store.inbox.add("api", '["fast"]', 2.0)
     name, rows = store.inbox.read(100) or ("", [])
     assert [r[3] for r in rows] == ['["fast"]']
@@ -176,13 +225,21 @@ def test_replicas_never_claim_one_notification_twice(pg_server, pg_storage, stor
 def test_many_row_inserts_keep_every_row_and_type(store):
     # executemany of an INSERT goes as one unnest statement: ints among floats, an int
     # into a text column, a literal column value and duplicates ignored by OR IGNORE.
-    store.add_history([HistoryEvent(1, "alert", "fp1", "s1", "firing"),
-                       HistoryEvent(2.5, "notification", 7, "s1", "sent")])  # type: ignore[arg-type]
+    store.add_history(
+        [
+            HistoryEvent(1, "alert", "fp1", "s1", "firing"),
+            HistoryEvent(2.5, "notification", 7, "s1", "sent"),
+        ]
+    )  # type: ignore[arg-type]
     assert [(e.ts, e.subject) for e in store.query_history(by_id=True)] == [
-        (1.0, "fp1"), (2.5, "7")]
+        (1.0, "fp1"),
+        (2.5, "7"),
+    ]
     store.create_incidents([("k1", "t1", "s1", "page", 10), ("k2", "t2", "s2", "info", 11.5)])
     assert [(i["key"], i["state"], i["opened_at"]) for i in store.list_incidents()] == [
-        ("k2", "open", 11.5), ("k1", "open", 10.0)]
+        ("k2", "open", 11.5),
+        ("k1", "open", 10.0),
+    ]
     first = store.list_incidents()[1]["id"]
     store.link_incident_alerts([(first, "a"), (first, "b")])
     store.link_incident_alerts([(first, "b"), (first, "c")])
@@ -197,8 +254,11 @@ def test_a_replica_stuck_in_a_transaction_loses_it_and_reconnects(pg_server, pg_
     held.__enter__()  # holds the write lock and then idles, as if cut off from the network
     try:
         # The server ends the idle transaction, so the others' writes go on.
-        wait_for(lambda: store.try_lease("dispatcher", "here/1/a", 100.0, 15.0), timeout=10,
-                 what="the write lock released by the server")
+        wait_for(
+            lambda: store.try_lease("dispatcher", "here/1/a", 100.0, 15.0),
+            timeout=10,
+            what="the write lock released by the server",
+        )
         with pytest.raises(psycopg.Error):
             held.__exit__(None, None, None)
         # The broken connection is replaced on next use.
@@ -224,8 +284,11 @@ def test_missing_postgres_binaries_fail_with_how_to_install(monkeypatch):
 
 def test_unreachable_message_keeps_libpqs_reason(tmp_path):
     port = free_port()
-    with pytest.raises(StoreConnectError, match=f'at router@127.0.0.1:{port}/alerts: connection '
-                       'failed: .* failed: Connection refused Is the server running'):
+    with pytest.raises(
+        StoreConnectError,
+        match=f"at router@127.0.0.1:{port}/alerts: connection "
+        "failed: .* failed: Connection refused Is the server running",
+    ):
         PgStore(f"postgresql://router@127.0.0.1:{port}/alerts", password=SECRET)
 
 

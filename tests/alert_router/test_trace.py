@@ -24,8 +24,16 @@ T0 = parse_time(format_time(time.time() + 1000.0))  # to the millisecond, as on 
 def rule_alert(start: float) -> list[dict]:
     """What the rule engine posts (its own AlertBook), so the trace starts where it does."""
     book = AlertBook()
-    book.sync([AlertRecord({"alertname": "DiskFull", "server": "s1", "severity": "critical"},
-                           {"summary": "/ is 97% full"}, start)], start)
+    book.sync(
+        [
+            AlertRecord(
+                {"alertname": "DiskFull", "server": "s1", "severity": "critical"},
+                {"summary": "/ is 97% full"},
+                start,
+            )
+        ],
+        start,
+    )
     return book.payload(start, 600)
 
 
@@ -41,11 +49,16 @@ def test_trace_id_annotation_is_validated_at_ingest(harness):
     assert "alerts[0].annotations.trace_id" in resp.get_data(as_text=True)
     too_long = {"labels": {"alertname": "A"}, "annotations": {"trace_id": "x" * 65}}
     assert harness.post([too_long]).status_code == 400
-    generic = harness.client.post("/api/v1/alerts", headers=AUTH, json={
-        "name": "A", "annotations": {"trace_id": "../etc"}})
+    generic = harness.client.post(
+        "/api/v1/alerts", headers=AUTH, json={"name": "A", "annotations": {"trace_id": "../etc"}}
+    )
     assert generic.status_code == 400 and "annotations.trace_id" in generic.json["error"]
-    assert harness.post([{"labels": {"alertname": "A"},
-                          "annotations": {"trace_id": "ok-1.2_3"}}]).status_code == 200
+    assert (
+        harness.post(
+            [{"labels": {"alertname": "A"}, "annotations": {"trace_id": "ok-1.2_3"}}]
+        ).status_code
+        == 200
+    )
 
 
 def test_trace_api_answers_400_for_malformed_and_404_for_unknown(harness):
@@ -55,8 +68,9 @@ def test_trace_api_answers_400_for_malformed_and_404_for_unknown(harness):
     resp = harness.client.get("/api/v1/trace/0123456789abcdef")
     assert resp.status_code == 404 and "not found" in resp.json["error"]
     assert harness.client.post("/api/v1/trace/0123456789abcdef/retry").status_code == 401
-    assert harness.client.post("/api/v1/trace/0123456789abcdef/retry",
-                               headers=AUTH).status_code == 404
+    assert (
+        harness.client.post("/api/v1/trace/0123456789abcdef/retry", headers=AUTH).status_code == 404
+    )
 
 
 def test_rule_alert_traced_to_failed_delivery_then_retried(harness_factory, caplog):
@@ -68,8 +82,12 @@ def test_rule_alert_traced_to_failed_delivery_then_retried(harness_factory, capl
     assert h.post(payload).status_code == 200
     with caplog.at_level(logging.INFO, logger="alert_router.outbox"):
         h.step(T0)
-    assert stages(h.client, trace_id) == [("received", "firing"), ("grouped", "ok"),
-                                          ("queued", "firing"), ("delivery", "failed")]
+    assert stages(h.client, trace_id) == [
+        ("received", "firing"),
+        ("grouped", "ok"),
+        ("queued", "firing"),
+        ("delivery", "failed"),
+    ]
     failed = h.client.get(f"/api/v1/trace/{trace_id}").json["stages"][-1]
     assert failed["details"]["receiver"] == "default" and "410 gone" in failed["details"]["error"]
     assert f"trace={trace_id}" in caplog.text  # the given-up log line names the trace
@@ -83,21 +101,26 @@ def test_rule_alert_traced_to_failed_delivery_then_retried(harness_factory, capl
     assert stages(h.client, trace_id)[-1] == ("delivery", "sent")
     assert ("retry", "requeued") in stages(h.client, trace_id)
     # Nothing failed any more: a second retry queues nothing.
-    assert h.client.post(f"/api/v1/trace/{trace_id}/retry",
-                         headers=AUTH).json["requeued"] == []
+    assert h.client.post(f"/api/v1/trace/{trace_id}/retry", headers=AUTH).json["requeued"] == []
 
 
 def test_retry_leaves_a_delivery_the_group_has_superseded(harness_factory):
-    h = harness_factory(route={"receiver": "default", "group_wait": "0s",
-                               "group_by": ["alertname"]})
+    h = harness_factory(
+        route={"receiver": "default", "group_wait": "0s", "group_by": ["alertname"]}
+    )
     stub = h.stubs["default"]
     stub.fail_with = NotifyError("410 gone", retryable=False, reason="http_4xx")
     first = rule_alert(T0)
     h.post(first)
     h.step(T0)
     stub.fail_with = None
-    second = [{**first[0], "labels": {**first[0]["labels"], "server": "s2"},
-               "annotations": {"trace_id": "second-one"}}]
+    second = [
+        {
+            **first[0],
+            "labels": {**first[0]["labels"], "server": "s2"},
+            "annotations": {"trace_id": "second-one"},
+        }
+    ]
     h.post(second)
     h.step(T0 + 301)  # the group's next notification (both alerts) is sent
     assert [len(n.alerts) for n in stub.sent] == [2]
@@ -119,11 +142,13 @@ def test_derived_id_is_kept_while_firing_and_new_for_a_new_occurrence(harness_fa
     h.step(T0 + 200)  # resolved
     h.step(T0 + 350)  # ...and notified as such at the group's next flush
     assert stages(h.client, first)[0] == ("received", "firing")
-    assert stages(h.client, first)[-3:] == [("resolved", "ended"), ("queued", "resolved"),
-                                            ("delivery", "sent")]
+    assert stages(h.client, first)[-3:] == [
+        ("resolved", "ended"),
+        ("queued", "resolved"),
+        ("delivery", "sent"),
+    ]
     assert stages(h.client, first).count(("received", "firing")) == 1
-    h.post([{"labels": labels, "startsAt": format_time(T0 + 500),
-             "endsAt": format_time(T0 + 600)}])
+    h.post([{"labels": labels, "startsAt": format_time(T0 + 500), "endsAt": format_time(T0 + 600)}])
     h.step(T0 + 500)
     second = derive(labels, T0 + 500)
     assert second != first
@@ -132,16 +157,25 @@ def test_derived_id_is_kept_while_firing_and_new_for_a_new_occurrence(harness_fa
 
 
 def test_diagnostics_stage_says_when_they_were_left_out(harness_factory):
-    h = harness_factory(diagnostics={"exporter_url": "http://127.0.0.1:9", "timeout": "2s"},
-                        route={"receiver": "default", "group_wait": "0s", "diagnostics": True})
+    h = harness_factory(
+        diagnostics={"exporter_url": "http://127.0.0.1:9", "timeout": "2s"},
+        route={"receiver": "default", "group_wait": "0s", "diagnostics": True},
+    )
     assert h.post(rule_alert(T0)).status_code == 200
     h.step(T0)
     trace_id = rule_alert(T0)[0]["annotations"]["trace_id"]
     assert stages(h.client, trace_id) == [
-        ("received", "firing"), ("grouped", "ok"), ("diagnostics", "without"),
-        ("queued", "firing"), ("delivery", "sent")]
-    [diag] = [s for s in h.client.get(f"/api/v1/trace/{trace_id}").json["stages"]
-              if s["stage"] == "diagnostics"]
+        ("received", "firing"),
+        ("grouped", "ok"),
+        ("diagnostics", "without"),
+        ("queued", "firing"),
+        ("delivery", "sent"),
+    ]
+    [diag] = [
+        s
+        for s in h.client.get(f"/api/v1/trace/{trace_id}").json["stages"]
+        if s["stage"] == "diagnostics"
+    ]
     assert "exporter not reachable" in diag["details"]["note"]
 
 
@@ -157,26 +191,42 @@ def test_trace_from_rule_alert_to_webhook_under_gunicorn(tmp_path, capsys):
             payload = rule_alert(time.time())
             trace_id = payload[0]["annotations"]["trace_id"]
             url = f"{proc.url}/api/v1/trace/{trace_id}"
-            assert requests.post(f"{proc.url}/api/v2/alerts", json=payload, headers=proc.auth,
-                                 timeout=10).status_code == 200
+            assert (
+                requests.post(
+                    f"{proc.url}/api/v2/alerts", json=payload, headers=proc.auth, timeout=10
+                ).status_code
+                == 200
+            )
 
             def outcomes() -> list[tuple[str, str]]:
                 resp = requests.get(url, timeout=5)
-                return [] if resp.status_code == 404 else [
-                    (s["stage"], s["outcome"]) for s in resp.json()["stages"]]
+                return (
+                    []
+                    if resp.status_code == 404
+                    else [(s["stage"], s["outcome"]) for s in resp.json()["stages"]]
+                )
 
-            wait_for(lambda: ("delivery", "failed") in outcomes(), timeout=30,
-                     what="the failed delivery in the trace")
-            assert outcomes()[:3] == [("received", "firing"), ("grouped", "ok"),
-                                      ("queued", "firing")]
+            wait_for(
+                lambda: ("delivery", "failed") in outcomes(),
+                timeout=30,
+                what="the failed delivery in the trace",
+            )
+            assert outcomes()[:3] == [
+                ("received", "firing"),
+                ("grouped", "ok"),
+                ("queued", "firing"),
+            ]
             assert f"trace={trace_id}" in proc.log()
 
             hook.status = 200
             assert requests.post(f"{url}/retry", timeout=5).status_code == 401
             resp = requests.post(f"{url}/retry", headers=proc.auth, timeout=5)
             assert resp.status_code == 200 and len(resp.json()["requeued"]) == 1
-            wait_for(lambda: ("delivery", "sent") in outcomes(), timeout=30,
-                     what="the retried delivery in the trace")
+            wait_for(
+                lambda: ("delivery", "sent") in outcomes(),
+                timeout=30,
+                what="the retried delivery in the trace",
+            )
             delivered = [a for a in hook.alerts() if a["labels"]["alertname"] == "DiskFull"]
             assert delivered[-1]["annotations"]["trace_id"] == trace_id
             times = [s["ts"] for s in requests.get(url, timeout=5).json()["stages"]]

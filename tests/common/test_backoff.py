@@ -7,11 +7,19 @@ import pytest
 from stacksense_common import backoff
 
 
-@pytest.mark.parametrize("failures, expected", [
-    (1, 1.0), (2, 2.0), (3, 4.0), (6, 32.0), (7, 60.0), (100, 60.0), (10_000, 60.0),
-])
-def test_the_ceiling_doubles_from_initial_up_to_the_maximum(failures: int,
-                                                            expected: float) -> None:
+@pytest.mark.parametrize(
+    "failures, expected",
+    [
+        (1, 1.0),
+        (2, 2.0),
+        (3, 4.0),
+        (6, 32.0),
+        (7, 60.0),
+        (100, 60.0),
+        (10_000, 60.0),
+    ],
+)
+def test_the_ceiling_doubles_from_initial_up_to_the_maximum(failures: int, expected: float) -> None:
     assert backoff.ceiling(failures, initial=1.0, maximum=60.0) == expected
 
 
@@ -23,10 +31,12 @@ def test_jitter_only_shortens_so_the_maximum_is_a_true_maximum() -> None:
 
 
 def test_the_jitter_fraction_is_a_parameter_and_zero_means_none() -> None:
-    assert backoff.delay(3, initial=0.1, maximum=5, jitter=0.0, rand=lambda: 0.7) \
-        == pytest.approx(0.4)
-    assert backoff.delay(1, initial=10, maximum=10, jitter=0.2, rand=lambda: 0.5) \
-        == pytest.approx(9.0)
+    assert backoff.delay(3, initial=0.1, maximum=5, jitter=0.0, rand=lambda: 0.7) == pytest.approx(
+        0.4
+    )
+    assert backoff.delay(1, initial=10, maximum=10, jitter=0.2, rand=lambda: 0.5) == pytest.approx(
+        9.0
+    )
     assert backoff.delay(1, initial=10, maximum=10, jitter=0.2, rand=lambda: 0.0) == 8.0
 
 
@@ -41,12 +51,15 @@ def test_the_next_attempt_is_counted_from_the_end_of_the_failed_one() -> None:
     assert backoff.next_attempt_at(1000.0, 2, initial=1, maximum=60, rand=lambda: 1.0) == 1002.0
 
 
-@pytest.mark.parametrize("kwargs", [
-    {"failures": 0, "initial": 1.0, "maximum": 2.0},
-    {"failures": 1, "initial": 0.0, "maximum": 2.0},
-    {"failures": 1, "initial": 3.0, "maximum": 2.0},
-    {"failures": 1, "initial": 1.0, "maximum": 2.0, "jitter": 1.5},
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"failures": 0, "initial": 1.0, "maximum": 2.0},
+        {"failures": 1, "initial": 0.0, "maximum": 2.0},
+        {"failures": 1, "initial": 3.0, "maximum": 2.0},
+        {"failures": 1, "initial": 1.0, "maximum": 2.0, "jitter": 1.5},
+    ],
+)
 def test_nonsense_arguments_are_refused(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         backoff.delay(**kwargs)  # type: ignore[arg-type]

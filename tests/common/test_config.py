@@ -58,13 +58,25 @@ def test_defaults_come_from_the_dataclass() -> None:
 
 
 def test_values_are_converted() -> None:
-    top = load(Top, {
-        "interval": "1m30s",
-        "servers": [{"name": "a", "ssh": {"port": 2222, "timeout": "500ms", "password": "pw"},
-                     "labels": {"env": "prod"}, "tags": ["x", "y"], "mode": "push",
-                     "weight": 2, "enabled": False, "extra": {"free": [1]}}],
-        "nested_limits": {"a": [1, 2]},
-    })
+    top = load(
+        Top,
+        {
+            "interval": "1m30s",
+            "servers": [
+                {
+                    "name": "a",
+                    "ssh": {"port": 2222, "timeout": "500ms", "password": "pw"},
+                    "labels": {"env": "prod"},
+                    "tags": ["x", "y"],
+                    "mode": "push",
+                    "weight": 2,
+                    "enabled": False,
+                    "extra": {"free": [1]},
+                }
+            ],
+            "nested_limits": {"a": [1, 2]},
+        },
+    )
     server = top.servers[0]
     assert top.interval == 90.0 and server.ssh.port == 2222 and server.ssh.timeout == 0.5
     assert isinstance(server.ssh.password, Secret) and server.ssh.password.reveal() == "pw"
@@ -76,38 +88,63 @@ def test_an_unknown_key_names_its_path_and_the_allowed_keys() -> None:
     raw = {"servers": [{"name": "a"}] * 3 + [{"name": "d", "ssh": {"prot": 22}}]}
     with pytest.raises(ConfigError) as err:
         load(Top, raw)
-    assert str(err.value) == "servers[3].ssh.prot: unknown key (allowed: password, port, " \
-                             "timeout, user)"
+    assert (
+        str(err.value) == "servers[3].ssh.prot: unknown key (allowed: password, port, "
+        "timeout, user)"
+    )
     assert err.value.path == "servers[3].ssh.prot"
-    with pytest.raises(ConfigError, match=r"^intervall: unknown key \(allowed: interval, "
-                                          r"nested_limits, servers\)$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^intervall: unknown key \(allowed: interval, "
+        r"nested_limits, servers\)$",
+    ):
         load(Top, {"intervall": "1m"})
 
 
-@pytest.mark.parametrize("raw, message", [
-    ({"servers": {"name": "a"}}, "servers: expected a list, got a mapping"),
-    ({"servers": [{}]}, "servers[0].name: required"),
-    ({"servers": [{"name": 5}]}, "servers[0].name: expected a string, got 5"),
-    ({"servers": [{"name": "a", "ssh": {"port": "22"}}]},
-     "servers[0].ssh.port: expected an integer, got '22'"),
-    ({"servers": [{"name": "a", "ssh": {"port": True}}]},
-     "servers[0].ssh.port: expected an integer, got True"),
-    ({"servers": [{"name": "a", "weight": "x"}]}, "servers[0].weight: expected a number"),
-    ({"servers": [{"name": "a", "enabled": "yes"}]},
-     "servers[0].enabled: expected true or false, got 'yes'"),
-    ({"servers": [{"name": "a", "mode": "pull"}]},
-     "servers[0].mode: expected one of ssh, push, got 'pull'"),
-    ({"servers": [{"name": "a", "labels": {"env": 1}}]},
-     "servers[0].labels.env: expected a string, got 1"),
-    ({"servers": [{"name": "a", "tags": "x"}]}, "servers[0].tags: expected a list"),
-    ({"servers": [{"name": "a", "ssh": {"timeout": "1.5s"}}]},
-     "servers[0].ssh.timeout: expected a duration, got '1.5s'; the grammar: [0-9]+"),
-    ({"servers": [{"name": "a", "ssh": "x"}]}, "servers[0].ssh: expected a mapping, got a string"),
-    ({"servers": [{"name": "a", "mode": "push", "key_file": "k"}]},
-     "servers[0]: a push server needs no key_file"),
-    ({"nested_limits": {"a": [1, "2"]}}, "nested_limits.a[1]: expected an integer, got '2'"),
-    ([], "<top>: expected a mapping, got a list"),
-])
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        ({"servers": {"name": "a"}}, "servers: expected a list, got a mapping"),
+        ({"servers": [{}]}, "servers[0].name: required"),
+        ({"servers": [{"name": 5}]}, "servers[0].name: expected a string, got 5"),
+        (
+            {"servers": [{"name": "a", "ssh": {"port": "22"}}]},
+            "servers[0].ssh.port: expected an integer, got '22'",
+        ),
+        (
+            {"servers": [{"name": "a", "ssh": {"port": True}}]},
+            "servers[0].ssh.port: expected an integer, got True",
+        ),
+        ({"servers": [{"name": "a", "weight": "x"}]}, "servers[0].weight: expected a number"),
+        (
+            {"servers": [{"name": "a", "enabled": "yes"}]},
+            "servers[0].enabled: expected true or false, got 'yes'",
+        ),
+        (
+            {"servers": [{"name": "a", "mode": "pull"}]},
+            "servers[0].mode: expected one of ssh, push, got 'pull'",
+        ),
+        (
+            {"servers": [{"name": "a", "labels": {"env": 1}}]},
+            "servers[0].labels.env: expected a string, got 1",
+        ),
+        ({"servers": [{"name": "a", "tags": "x"}]}, "servers[0].tags: expected a list"),
+        (
+            {"servers": [{"name": "a", "ssh": {"timeout": "1.5s"}}]},
+            "servers[0].ssh.timeout: expected a duration, got '1.5s'; the grammar: [0-9]+",
+        ),
+        (
+            {"servers": [{"name": "a", "ssh": "x"}]},
+            "servers[0].ssh: expected a mapping, got a string",
+        ),
+        (
+            {"servers": [{"name": "a", "mode": "push", "key_file": "k"}]},
+            "servers[0]: a push server needs no key_file",
+        ),
+        ({"nested_limits": {"a": [1, "2"]}}, "nested_limits.a[1]: expected an integer, got '2'"),
+        ([], "<top>: expected a mapping, got a list"),
+    ],
+)
 def test_wrong_types_name_the_path_and_the_expected_type(raw: Any, message: str) -> None:
     with pytest.raises(ConfigError) as err:
         load(Top, raw)
@@ -187,6 +224,9 @@ class Optionals:
 def test_optional_durations_and_lists_of_choices() -> None:
     assert load(Optionals, {"wait": None}).wait is None
     assert load(Optionals, {"wait": "2m", "levels": ["info"]}) == Optionals(120.0, ("info",))
-    with pytest.raises(ConfigError, match=r"^levels\[1\]: expected one of info, warning, "
-                                          r"got 'debug'$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^levels\[1\]: expected one of info, warning, "
+        r"got 'debug'$",
+    ):
         load(Optionals, {"levels": ["info", "debug"]})

@@ -24,8 +24,11 @@ REPO = Path(__file__).resolve().parents[2]
 
 def samples(registry: CollectorRegistry) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     text = generate_latest(registry).decode()
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for fam in text_string_to_metric_families(text) for s in fam.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for fam in text_string_to_metric_families(text)
+        for s in fam.samples
+    }
 
 
 def test_requests_are_counted_by_handler_and_code_and_timed_by_handler() -> None:
@@ -38,11 +41,11 @@ def test_requests_are_counted_by_handler_and_code_and_timed_by_handler() -> None
     got = samples(registry)
     assert got[("stacksense_http_requests_total", (("code", "200"), ("handler", "/probe")))] == 2
     assert got[("stacksense_http_requests_total", (("code", "400"), ("handler", "/probe")))] == 1
-    assert got[("stacksense_http_requests_total",
-                (("code", "404"), ("handler", "unmatched")))] == 1
+    assert got[("stacksense_http_requests_total", (("code", "404"), ("handler", "unmatched")))] == 1
     assert got[("stacksense_http_request_duration_seconds_count", (("handler", "/probe"),))] == 3
-    assert got[("stacksense_http_request_duration_seconds_sum",
-                (("handler", "/probe"),))] == pytest.approx(0.007)
+    assert got[
+        ("stacksense_http_request_duration_seconds_sum", (("handler", "/probe"),))
+    ] == pytest.approx(0.007)
 
 
 def test_the_route_table_matches_templates_not_raw_paths() -> None:
@@ -61,16 +64,25 @@ def test_the_route_table_matches_templates_not_raw_paths() -> None:
     assert reload is not None and reload.route.allows("DELETE")
     probe = table.match("/probe")
     assert probe is not None and probe.route.allows("HEAD") and not probe.route.allows("POST")
-    for path in ("/api/v1/servers/", "/api/v1/servers", "/probe/", "/nope", "",
-                 "/api/v1/servers/a/b/c"):
+    for path in (
+        "/api/v1/servers/",
+        "/api/v1/servers",
+        "/probe/",
+        "/nope",
+        "",
+        "/api/v1/servers/a/b/c",
+    ):
         assert table.match(path) is None, path
 
 
-@pytest.mark.parametrize("argv", [
-    ["--config.file", "a.yml", "--web.listen-address", "h:1", "--log.level", "debug"],
-    ["--config.file=a.yml", "--web.listen-address=h:1", "--log.level=debug"],
-    ["--config", "a.yml", "--listen", "h:1", "--log-level", "debug"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--config.file", "a.yml", "--web.listen-address", "h:1", "--log.level", "debug"],
+        ["--config.file=a.yml", "--web.listen-address=h:1", "--log.level=debug"],
+        ["--config", "a.yml", "--listen", "h:1", "--log-level", "debug"],
+    ],
+)
 def test_common_flags_and_their_aliases_land_in_the_same_attributes(argv: list[str]) -> None:
     parser = argparse.ArgumentParser()
     cli_flags.add_config_file(parser, help="config", aliases=("--config",))
@@ -91,14 +103,23 @@ def test_a_subcommand_inherits_flags_given_before_it() -> None:
     assert parser.parse_args(["run"]).log_level == "info"
 
 
-@pytest.mark.parametrize("command", [
-    ["-m", "exporter.main"],
-    ["-m", "rules.cli", "run"],
-    ["-m", "alert_router.cli", "serve"],
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["-m", "exporter.main"],
+        ["-m", "rules.cli", "run"],
+        ["-m", "alert_router.cli", "serve"],
+    ],
+)
 def test_every_service_takes_the_common_flags(command: list[str]) -> None:
-    out = subprocess.run([sys.executable, *command, "--help"], capture_output=True, text=True,
-                         cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=60)
+    out = subprocess.run(
+        [sys.executable, *command, "--help"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     for flag in (cli_flags.CONFIG, cli_flags.LISTEN, cli_flags.LOG_LEVEL):
         assert flag in out.stdout, (command, flag)
@@ -120,18 +141,25 @@ def test_requests_refused_before_routing_count_as_unmatched(tmp_path: Path) -> N
     exporter = ExporterHTTPServer(("127.0.0.1", 0), app)
     threading.Thread(target=exporter.serve_forever, daemon=True).start()
     cfg = tmp_path / "rules.yml"
-    cfg.write_text(f'prometheus: {{url: "http://127.0.0.1:{free_port()}", retries: 0}}\n'
-                   "interval: 60s\nstate_file: state.json\n")
+    cfg.write_text(
+        f'prometheus: {{url: "http://127.0.0.1:{free_port()}", retries: 0}}\n'
+        "interval: 60s\nstate_file: state.json\n"
+    )
     rules = RulesService(cfg)
     _, rules_port = rules.start(f"127.0.0.1:{free_port()}")
     try:
-        for port, registry in ((exporter.server_address[1], app.registry),
-                               (rules_port, rules.registry)):
+        for port, registry in (
+            (exporter.server_address[1], app.registry),
+            (rules_port, rules.registry),
+        ):
             assert b" 400 " in _raw(port, b"GET /probe?x HTTP/1.1 junk\r\n\r\n")
             key = ("stacksense_http_requests_total", (("code", "400"), ("handler", "unmatched")))
             # Counted just after the answer is written: wait for the server thread.
-            wait_for(lambda: samples(registry).get(key) == 1, timeout=5,  # noqa: B023
-                     what=f"the 400 counted on port {port}")
+            wait_for(
+                lambda: samples(registry).get(key) == 1,  # noqa: B023
+                timeout=5,
+                what=f"the 400 counted on port {port}",
+            )
             assert not any("junk" in str(k) or "/probe" in str(k) for k in samples(registry))
     finally:
         exporter.shutdown()

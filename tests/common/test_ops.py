@@ -24,8 +24,12 @@ class BadConfig(Exception):
     pass
 
 
-def make_ops(*, ready: str | None = None, error: Exception | None = None,
-             tokens: tuple[str, ...] | None = ("s3cret",)) -> tuple[Ops, list[int]]:
+def make_ops(
+    *,
+    ready: str | None = None,
+    error: Exception | None = None,
+    tokens: tuple[str, ...] | None = ("s3cret",),
+) -> tuple[Ops, list[int]]:
     calls: list[int] = []
 
     def reload() -> None:
@@ -33,8 +37,13 @@ def make_ops(*, ready: str | None = None, error: Exception | None = None,
         if error is not None:
             raise error
 
-    return Ops("widget", ready=lambda: ready, reload=reload, config_errors=(BadConfig,),
-               write_tokens=lambda: tokens), calls
+    return Ops(
+        "widget",
+        ready=lambda: ready,
+        reload=reload,
+        config_errors=(BadConfig,),
+        write_tokens=lambda: tokens,
+    ), calls
 
 
 def test_healthy_and_ready_answer_like_prometheus() -> None:
@@ -72,8 +81,19 @@ def test_reload_with_the_token_succeeds(method: str) -> None:
     assert answer.status == 200 and calls == [1]
 
 
-@pytest.mark.parametrize("header", [None, "", "Bearer", "Bearer ", "Bearer wrong",
-                                    "Basic s3cret", "bearer s3cret", "Bearer s3cretX"])
+@pytest.mark.parametrize(
+    "header",
+    [
+        None,
+        "",
+        "Bearer",
+        "Bearer ",
+        "Bearer wrong",
+        "Basic s3cret",
+        "bearer s3cret",
+        "Bearer s3cretX",
+    ],
+)
 def test_reload_without_a_valid_token_is_refused_even_from_loopback(header: str | None) -> None:
     ops, calls = make_ops()
     answer = ops.reload("POST", header, "127.0.0.1")

@@ -36,21 +36,35 @@ class Service:
 
 def metrics(url: str) -> dict[str, float]:
     text = requests.get(f"{url}/metrics", timeout=10).text
-    return {s.name + "{" + ",".join(f'{k}="{v}"' for k, v in sorted(s.labels.items())) + "}":
-            s.value for fam in text_string_to_metric_families(text) for s in fam.samples}
+    return {
+        s.name + "{" + ",".join(f'{k}="{v}"' for k, v in sorted(s.labels.items())) + "}": s.value
+        for fam in text_string_to_metric_families(text)
+        for s in fam.samples
+    }
 
 
 @contextmanager
-def process(argv: list[str], url: str, log: Path,
-            env: dict[str, str] | None = None) -> Iterator[None]:
+def process(
+    argv: list[str], url: str, log: Path, env: dict[str, str] | None = None
+) -> Iterator[None]:
     with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, *argv], stdout=out, stderr=subprocess.STDOUT,
-                                cwd=log.parent, start_new_session=True,
-                                env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})})
+        proc = subprocess.Popen(
+            [sys.executable, *argv],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=log.parent,
+            start_new_session=True,
+            env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
+        )
     try:
-        wait_for(lambda: proc.poll() is not None or requests.get(
-            f"{url}/-/healthy", timeout=1).status_code == 200, timeout=30,
-            what=f"{argv[1]} serving (log: {log})")
+        wait_for(
+            lambda: (
+                proc.poll() is not None
+                or requests.get(f"{url}/-/healthy", timeout=1).status_code == 200
+            ),
+            timeout=30,
+            what=f"{argv[1]} serving (log: {log})",
+        )
         assert proc.poll() is None, log.read_text()
         yield
     finally:
@@ -62,58 +76,114 @@ def exporter(tmp: Path) -> Iterator[Service]:
     (tmp / "push.token").write_text("push\n")
     (tmp / "reload.token").write_text(TOKEN + "\n")
     (tmp / "known_hosts").touch()
-    inventory = {"known_hosts": str(tmp / "known_hosts"),
-                 "credentials": {"default": {"password_env": "FLOW_PASSWORD"}},
-                 "servers": [{"name": "laptop", "mode": "push",
-                              "push_token_file": str(tmp / "push.token")}]}
+    inventory = {
+        "known_hosts": str(tmp / "known_hosts"),
+        "credentials": {"default": {"password_env": "FLOW_PASSWORD"}},
+        "servers": [{"name": "laptop", "mode": "push", "push_token_file": str(tmp / "push.token")}],
+    }
     good = yaml.safe_dump(inventory)
     config = tmp / "servers.yml"
     config.write_text(good)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    with process(["-m", "exporter.main", f"--config.file={config}",
-                  f"--web.listen-address=127.0.0.1:{port}", "--log.level=warning",
-                  f"--web.reload-token-file={tmp / 'reload.token'}"], url,
-                 tmp / "exporter.log", {"FLOW_PASSWORD": "x"}):
-        yield Service("exporter", "exporter", url, config, good,
-                      good.replace("mode: push", "mode: sideways"), "servers[0].mode")
+    with process(
+        [
+            "-m",
+            "exporter.main",
+            f"--config.file={config}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--log.level=warning",
+            f"--web.reload-token-file={tmp / 'reload.token'}",
+        ],
+        url,
+        tmp / "exporter.log",
+        {"FLOW_PASSWORD": "x"},
+    ):
+        yield Service(
+            "exporter",
+            "exporter",
+            url,
+            config,
+            good,
+            good.replace("mode: push", "mode: sideways"),
+            "servers[0].mode",
+        )
 
 
 @contextmanager
 def rule_engine(tmp: Path) -> Iterator[Service]:
     (tmp / "reload.token").write_text(TOKEN + "\n")
-    good = (f'prometheus: {{url: "http://127.0.0.1:{free_port()}", retries: 0, timeout: 1s}}\n'
-            "interval: 60s\nstate_file: state.json\n"
-            f"web: {{reload_token_file: {tmp / 'reload.token'}}}\n")
+    good = (
+        f'prometheus: {{url: "http://127.0.0.1:{free_port()}", retries: 0, timeout: 1s}}\n'
+        "interval: 60s\nstate_file: state.json\n"
+        f"web: {{reload_token_file: {tmp / 'reload.token'}}}\n"
+    )
     config = tmp / "rules.yml"
     config.write_text(good)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    with process(["-m", "rules.cli", "run", f"--config.file={config}",
-                  f"--web.listen-address=127.0.0.1:{port}", "--log.level=warning"], url,
-                 tmp / "rules.log"):
-        yield Service("rules", "rule engine", url, config, good, good + "bogus_key: 1\n",
-                      "bogus_key: unknown key")
+    with process(
+        [
+            "-m",
+            "rules.cli",
+            "run",
+            f"--config.file={config}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--log.level=warning",
+        ],
+        url,
+        tmp / "rules.log",
+    ):
+        yield Service(
+            "rules",
+            "rule engine",
+            url,
+            config,
+            good,
+            good + "bogus_key: 1\n",
+            "bogus_key: unknown key",
+        )
 
 
 @contextmanager
 def router(tmp: Path) -> Iterator[Service]:
     (tmp / "tokens").write_text(TOKEN + "\n")
-    cfg = {"route": {"receiver": "nobody"}, "receivers": [{"name": "nobody"}],
-           "auth": {"tokens_file": str(tmp / "tokens")},
-           "storage": {"path": str(tmp / "router.db")}}
+    cfg = {
+        "route": {"receiver": "nobody"},
+        "receivers": [{"name": "nobody"}],
+        "auth": {"tokens_file": str(tmp / "tokens")},
+        "storage": {"path": str(tmp / "router.db")},
+    }
     good = yaml.safe_dump(cfg)
     config = tmp / "router.yml"
     config.write_text(good)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     # Two gunicorn workers: the counts and gauges read are the sum / latest over both.
-    with process(["-m", "alert_router.cli", "serve", f"--config.file={config}",
-                  f"--web.listen-address=127.0.0.1:{port}", "--log.level=warning",
-                  "--workers=2", "--threads=2"], url, tmp / "router.log",
-                 {"STACKSENSE_ROUTER_METRICS_DIR": str(tmp / "metrics")}):
-        yield Service("router", "alert router", url, config, good,
-                      good.replace("receiver: nobody", "recever: nobody"), "route.recever")
+    with process(
+        [
+            "-m",
+            "alert_router.cli",
+            "serve",
+            f"--config.file={config}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--log.level=warning",
+            "--workers=2",
+            "--threads=2",
+        ],
+        url,
+        tmp / "router.log",
+        {"STACKSENSE_ROUTER_METRICS_DIR": str(tmp / "metrics")},
+    ):
+        yield Service(
+            "router",
+            "alert router",
+            url,
+            config,
+            good,
+            good.replace("receiver: nobody", "recever: nobody"),
+            "route.recever",
+        )
 
 
 SERVICES = {"exporter": exporter, "rules": rule_engine, "router": router}
@@ -123,12 +193,19 @@ SERVICES = {"exporter": exporter, "rules": rule_engine, "router": router}
 def test_ops_endpoints_mean_the_same_in_every_service(tmp_path: Path, kind: str) -> None:
     with SERVICES[kind](tmp_path) as svc:
         healthy = requests.get(f"{svc.url}/-/healthy", timeout=10)
-        assert (healthy.status_code, healthy.text) == (200, f"StackSense {svc.display} is "
-                                                            "Healthy.\n")
-        wait_for(lambda: requests.get(f"{svc.url}/-/ready", timeout=5).status_code == 200,
-                 timeout=30, what=f"{kind} ready")
-        assert requests.get(f"{svc.url}/-/ready", timeout=10).text == \
-            f"StackSense {svc.display} is Ready.\n"
+        assert (healthy.status_code, healthy.text) == (
+            200,
+            f"StackSense {svc.display} is Healthy.\n",
+        )
+        wait_for(
+            lambda: requests.get(f"{svc.url}/-/ready", timeout=5).status_code == 200,
+            timeout=30,
+            what=f"{kind} ready",
+        )
+        assert (
+            requests.get(f"{svc.url}/-/ready", timeout=10).text
+            == f"StackSense {svc.display} is Ready.\n"
+        )
 
         reload = f"{svc.url}/-/reload"
         auth = {"Authorization": f"Bearer {TOKEN}"}
@@ -136,8 +213,10 @@ def test_ops_endpoints_mean_the_same_in_every_service(tmp_path: Path, kind: str)
         refused = requests.post(reload, timeout=10)
         assert refused.status_code == 401 and "Bearer" in refused.text
         assert refused.headers["WWW-Authenticate"] == "Bearer"
-        assert requests.post(reload, headers={"Authorization": "Bearer nope"},
-                             timeout=10).status_code == 401
+        assert (
+            requests.post(reload, headers={"Authorization": "Bearer nope"}, timeout=10).status_code
+            == 401
+        )
         assert requests.get(reload, timeout=10).status_code == 405
 
         gauge = f"stacksense_{svc.name}_config_last_reload_successful{{}}"
@@ -169,13 +248,15 @@ def test_ops_endpoints_mean_the_same_in_every_service(tmp_path: Path, kind: str)
         requests.get(f"{svc.url}/no/such/path", timeout=10)
         # A request is counted just after its answer is written: wait for the last one.
         unmatched = 'stacksense_http_requests_total{code="404",handler="unmatched"}'
-        wait_for(lambda: metrics(svc.url).get(unmatched) == 1, timeout=10,
-                 what="the last request counted")
+        wait_for(
+            lambda: metrics(svc.url).get(unmatched) == 1,
+            timeout=10,
+            what="the last request counted",
+        )
         counts = metrics(svc.url)
 
     def count(handler: str, code: int) -> float:
-        return counts.get(f'stacksense_http_requests_total{{code="{code}",handler="{handler}"}}',
-                          0)
+        return counts.get(f'stacksense_http_requests_total{{code="{code}",handler="{handler}"}}', 0)
 
     assert count("/-/healthy", 200) >= 1
     assert count("/-/ready", 200) >= 1

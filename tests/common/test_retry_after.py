@@ -16,21 +16,24 @@ def at_now() -> float:
     return NOW.timestamp()
 
 
-@pytest.mark.parametrize("header, expected", [
-    ("120", 120.0),
-    (" 7 ", 7.0),
-    ("0", 0.0),
-    ("Sun, 01 Mar 2026 12:00:30 GMT", 30.0),       # IMF-fixdate
-    ("Sunday, 01-Mar-26 12:01:00 GMT", 60.0),      # obsolete RFC 850 form
-    ("Sun Mar  1 12:02:00 2026", 120.0),           # obsolete asctime form (GMT implied)
-    ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0),        # in the past: retry now
-    (None, None),
-    ("", None),
-    ("soon", None),
-    ("-5", None),                                  # delta-seconds are digits only
-    ("1.5", None),
-    ("١٢", None),                                  # non-ASCII digits
-])
+@pytest.mark.parametrize(
+    "header, expected",
+    [
+        ("120", 120.0),
+        (" 7 ", 7.0),
+        ("0", 0.0),
+        ("Sun, 01 Mar 2026 12:00:30 GMT", 30.0),  # IMF-fixdate
+        ("Sunday, 01-Mar-26 12:01:00 GMT", 60.0),  # obsolete RFC 850 form
+        ("Sun Mar  1 12:02:00 2026", 120.0),  # obsolete asctime form (GMT implied)
+        ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0),  # in the past: retry now
+        (None, None),
+        ("", None),
+        ("soon", None),
+        ("-5", None),  # delta-seconds are digits only
+        ("1.5", None),
+        ("١٢", None),  # non-ASCII digits
+    ],
+)
 def test_forms(header: str | None, expected: float | None) -> None:
     assert retry_after.parse(header, now=at_now) == expected
 

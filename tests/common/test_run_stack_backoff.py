@@ -29,8 +29,9 @@ class DeadProc:
         return 1
 
 
-def test_restart_delays_follow_the_shared_backoff(monkeypatch: pytest.MonkeyPatch,
-                                                  tmp_path: Path) -> None:
+def test_restart_delays_follow_the_shared_backoff(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     rs = run_stack()
     monkeypatch.setattr(rs, "RUN", tmp_path)
     clock = [1000.0]

@@ -22,13 +22,21 @@ class Holder:
     token: Secret
 
 
-@pytest.mark.parametrize("render", [
-    repr, str, lambda s: f"{s}", lambda s: f"{s!r}", lambda s: f"{s:>30}",
-    lambda s: "%s %r" % (s, s),  # noqa: UP031 - %-formatting is what logging does
-    lambda s: "{}".format(s),  # noqa: UP032 - str.format is its own path
-    lambda s: str([s, {"k": s}]),
-    lambda s: repr(Holder("http://x", s)), lambda s: str((s,)),
-])
+@pytest.mark.parametrize(
+    "render",
+    [
+        repr,
+        str,
+        lambda s: f"{s}",
+        lambda s: f"{s!r}",
+        lambda s: f"{s:>30}",
+        lambda s: "%s %r" % (s, s),  # noqa: UP031 - %-formatting is what logging does
+        lambda s: "{}".format(s),  # noqa: UP032 - str.format is its own path
+        lambda s: str([s, {"k": s}]),
+        lambda s: repr(Holder("http://x", s)),
+        lambda s: str((s,)),
+    ],
+)
 def test_text_never_shows_the_value(render: object) -> None:
     text = render(Secret(VALUE))  # type: ignore[operator]
     assert VALUE not in text and MARK in text

@@ -42,18 +42,28 @@ def test_rules_defaults_are_written_once() -> None:
     assert parse_rules({}) == EngineConfig() == parse_rules(None)
 
 
-@pytest.mark.parametrize("doc, message", [
-    ({"status": {"offline_afer": "1m"}},
-     "status.offline_afer: unknown key (allowed: grace_offline_after, grace_period, "
-     "offline_after, outage_threshold, pending_timeout, pipeline_alert_after)"),
-    ({"interval": "1.5s"}, "interval: expected a duration, got '1.5s'; the grammar: [0-9]+"),
-    ({"interval": 30}, "interval: expected a duration, got '30'"),
-    ({"receivers": [{"url": "http://a", "timeout": "2s1m"}]},
-     "receivers[0].timeout: expected a duration, got '2s1m'"),
-    ({"prometheus": {"retries": "2"}}, "prometheus.retries: expected an integer, got '2'"),
-    ({"anomalies": {"detector": {"alpah": 1}}}, "anomalies.detector.alpah: unknown key (allowed:"),
-    ({"receivers": [{"url": "ftp://a"}]}, "receivers[0].url: expected an http"),
-])
+@pytest.mark.parametrize(
+    "doc, message",
+    [
+        (
+            {"status": {"offline_afer": "1m"}},
+            "status.offline_afer: unknown key (allowed: grace_offline_after, grace_period, "
+            "offline_after, outage_threshold, pending_timeout, pipeline_alert_after)",
+        ),
+        ({"interval": "1.5s"}, "interval: expected a duration, got '1.5s'; the grammar: [0-9]+"),
+        ({"interval": 30}, "interval: expected a duration, got '30'"),
+        (
+            {"receivers": [{"url": "http://a", "timeout": "2s1m"}]},
+            "receivers[0].timeout: expected a duration, got '2s1m'",
+        ),
+        ({"prometheus": {"retries": "2"}}, "prometheus.retries: expected an integer, got '2'"),
+        (
+            {"anomalies": {"detector": {"alpah": 1}}},
+            "anomalies.detector.alpah: unknown key (allowed:",
+        ),
+        ({"receivers": [{"url": "ftp://a"}]}, "receivers[0].url: expected an http"),
+    ],
+)
 def test_rules_errors_name_the_path(doc: Any, message: str) -> None:
     with pytest.raises(ConfigError) as err:
         parse_rules(doc)
@@ -61,10 +71,15 @@ def test_rules_errors_name_the_path(doc: Any, message: str) -> None:
 
 
 def test_rules_take_prometheus_durations(tmp_path: Path) -> None:
-    c = parse_rules({"interval": "500ms", "resolved_resend": "1d", "status": {
-        "offline_after": "1h30m", "grace_offline_after": "1w"},
-        "receivers": [{"url": "http://r/", "timeout": "1s500ms", "bearer_token_file": "t"}]},
-        base_dir=tmp_path)
+    c = parse_rules(
+        {
+            "interval": "500ms",
+            "resolved_resend": "1d",
+            "status": {"offline_after": "1h30m", "grace_offline_after": "1w"},
+            "receivers": [{"url": "http://r/", "timeout": "1s500ms", "bearer_token_file": "t"}],
+        },
+        base_dir=tmp_path,
+    )
     assert (c.interval_seconds, c.resolved_resend_seconds) == (0.5, 86400)
     assert (c.offline_after_seconds, c.grace_offline_after_seconds) == (5400, 7 * 86400)
     [r] = c.receivers
@@ -76,18 +91,29 @@ def test_rules_take_prometheus_durations(tmp_path: Path) -> None:
 
 def test_router_unknown_keys_list_the_allowed_ones(tmp_path: Path) -> None:
     cfg = base_config(tmp_path, route={"receiver": "default", "group_wiat": "1m"})
-    with pytest.raises(ConfigError, match=r"^route\.group_wiat: unknown key \(allowed: "
-                                          r"continue, diagnostics, group_by, "):
+    with pytest.raises(
+        ConfigError,
+        match=r"^route\.group_wiat: unknown key \(allowed: "
+        r"continue, diagnostics, group_by, ",
+    ):
         parse_router(cfg)
     cfg = base_config(tmp_path, route={"receiver": "default"}, delivery={"workres": 2})
-    with pytest.raises(ConfigError, match=r"^delivery\.workres: unknown key \(allowed: "
-                                          r"give_up_after, initial_backoff, lease, "):
+    with pytest.raises(
+        ConfigError,
+        match=r"^delivery\.workres: unknown key \(allowed: "
+        r"give_up_after, initial_backoff, lease, ",
+    ):
         parse_router(cfg)
 
 
 def test_router_delivery_is_read_by_the_loader(tmp_path: Path) -> None:
-    cfg = parse_router(base_config(tmp_path, route={"receiver": "default"},
-                                   delivery={"initial_backoff": "500ms", "max_backoff": "1d"}))
+    cfg = parse_router(
+        base_config(
+            tmp_path,
+            route={"receiver": "default"},
+            delivery={"initial_backoff": "500ms", "max_backoff": "1d"},
+        )
+    )
     assert (cfg.delivery.initial_backoff, cfg.delivery.max_backoff) == (0.5, 86400)
     assert cfg.delivery.workers == 4  # the dataclass's default
     for delivery, message in [
@@ -96,8 +122,7 @@ def test_router_delivery_is_read_by_the_loader(tmp_path: Path) -> None:
         ({"lease": "1.5s"}, "delivery.lease: expected a duration, got '1.5s'"),
     ]:
         with pytest.raises(ConfigError) as err:
-            parse_router(base_config(tmp_path, route={"receiver": "default"},
-                                     delivery=delivery))
+            parse_router(base_config(tmp_path, route={"receiver": "default"}, delivery=delivery))
         assert str(err.value).startswith(message)
 
 
@@ -112,20 +137,23 @@ def test_receiver_durations_are_the_same_grammar() -> None:
 # ---------------------------------------------------------------- exporter
 
 
-def test_exporter_secrets_and_unknown_keys(tmp_path: Path,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_exporter_secrets_and_unknown_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("H2_TEST_PASSWORD", "pw-value")
     creds = {"default": {"password_env": "H2_TEST_PASSWORD"}}
-    inv = exporter.config.parse_inventory({
-        "credentials": creds, "servers": [{"name": "a", "host": "h"}]}, base=tmp_path)
+    inv = exporter.config.parse_inventory(
+        {"credentials": creds, "servers": [{"name": "a", "host": "h"}]}, base=tmp_path
+    )
     password = inv.credentials["default"].password
     assert isinstance(password, Secret) and password.reveal() == "pw-value"
     assert "pw-value" not in repr(inv)
     with pytest.raises(ConfigError, match=r"^servers\[1\]\.prot: unknown key \(allowed: .*port"):
-        exporter.config.parse_inventory({"credentials": creds,
-                                         "servers": [{"name": "a", "host": "h"},
-                                                     {"name": "b", "host": "h", "prot": 2}]},
-                                        base=tmp_path)
+        exporter.config.parse_inventory(
+            {
+                "credentials": creds,
+                "servers": [{"name": "a", "host": "h"}, {"name": "b", "host": "h", "prot": 2}],
+            },
+            base=tmp_path,
+        )
 
 
 # ---------------------------------------------------------------- Retry-After

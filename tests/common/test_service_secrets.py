@@ -28,8 +28,9 @@ def shows_nowhere(obj: object, caplog: pytest.LogCaptureFixture) -> None:
         assert VALUE not in text
 
 
-def test_router_tokens_are_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                   caplog: pytest.LogCaptureFixture) -> None:
+def test_router_tokens_are_secrets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     monkeypatch.setenv("ROUTER_TOKENS", f"{VALUE}, other")
     raw = base_config(tmp_path, auth={"tokens_env": "ROUTER_TOKENS"})
     config = parse_router(raw)
@@ -43,8 +44,11 @@ def test_router_tokens_are_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 
 def test_agent_token_is_a_secret(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    env = {"STACKSENSE_URL": "http://exporter:9816", "STACKSENSE_SERVER": "web-1",
-           "STACKSENSE_TOKEN": VALUE}
+    env = {
+        "STACKSENSE_URL": "http://exporter:9816",
+        "STACKSENSE_SERVER": "web-1",
+        "STACKSENSE_TOKEN": VALUE,
+    }
     config = load_agent(None, env, {})
     assert isinstance(config.token, Secret) and config.token.reveal() == VALUE
     shows_nowhere(config, caplog)
@@ -54,15 +58,21 @@ def test_agent_token_is_a_secret(tmp_path: Path, caplog: pytest.LogCaptureFixtur
     assert VALUE not in str(err.value)
 
 
-def test_onboarding_password_is_a_secret(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                         caplog: pytest.LogCaptureFixture) -> None:
+def test_onboarding_password_is_a_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     monkeypatch.setenv("ONBOARD_PASSWORD", VALUE)
     password = read_password("ONBOARD_PASSWORD", None, False)
     assert isinstance(password, Secret) and password.reveal() == VALUE
     (tmp_path / "pw").write_text(VALUE + "\n")
     assert read_password(None, tmp_path / "pw", False).reveal() == VALUE
-    request = OnboardRequest(name="web 1", host="192.0.2.1", password=password,
-                             inventory=tmp_path / "servers.yml", timeout_seconds=0.5)
+    request = OnboardRequest(
+        name="web 1",
+        host="192.0.2.1",
+        password=password,
+        inventory=tmp_path / "servers.yml",
+        timeout_seconds=0.5,
+    )
     shows_nowhere(request, caplog)
     with pytest.raises(OnboardError) as err:  # refused before any connection
         onboard(request)

@@ -28,11 +28,14 @@ from tests.peers.router import router
 from tests.peers.util import wait_for
 from tests.peers.webhook import webhook_receiver
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(chromium_peer.available() is not None,
-                                 reason=str(chromium_peer.available()))]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        chromium_peer.available() is not None, reason=str(chromium_peer.available())
+    ),
+]
 SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-XSS = '<img src=x onerror="document.title=\'pwned\'">'
+XSS = "<img src=x onerror=\"document.title='pwned'\">"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 WAIT_MS = 20_000
 
@@ -47,19 +50,46 @@ def history(now: float) -> str:
             return base + 0.15 * ((t // 600) % 3) / 2
 
         h.fill("stacksense_cpu_usage_ratio", labels, start, now - 20, 30, wave)
-        h.fill("stacksense_memory_usage_ratio", labels, start, now - 20, 30,
-               lambda t, b=0.5 + 0.1 * i: b)
-        h.fill("stacksense_filesystem_usage_ratio", {**labels, "mountpoint": "/"}, start,
-               now - 20, 30, lambda t, b=0.6 + 0.2 * i: b + (t - start) / 3e5)
+        h.fill(
+            "stacksense_memory_usage_ratio",
+            labels,
+            start,
+            now - 20,
+            30,
+            lambda t, b=0.5 + 0.1 * i: b,
+        )
+        h.fill(
+            "stacksense_filesystem_usage_ratio",
+            {**labels, "mountpoint": "/"},
+            start,
+            now - 20,
+            30,
+            lambda t, b=0.6 + 0.2 * i: b + (t - start) / 3e5,
+        )
         h.fill("node_load1", labels, start, now - 20, 30, lambda t: 0.4 + ((t // 900) % 2))
-        h.fill("node_network_receive_bytes_total", {**labels, "device": "eth0"}, start,
-               now - 20, 30, lambda t: (t - start) * 20_000, kind="counter")
-        h.fill("node_network_transmit_bytes_total", {**labels, "device": "eth0"}, start,
-               now - 20, 30, lambda t: (t - start) * 5_000, kind="counter")
+        h.fill(
+            "node_network_receive_bytes_total",
+            {**labels, "device": "eth0"},
+            start,
+            now - 20,
+            30,
+            lambda t: (t - start) * 20_000,
+            kind="counter",
+        )
+        h.fill(
+            "node_network_transmit_bytes_total",
+            {**labels, "device": "eth0"},
+            start,
+            now - 20,
+            30,
+            lambda t: (t - start) * 5_000,
+            kind="counter",
+        )
         h.fill("node_boot_time_seconds", labels, start, now - 20, 30, lambda t: now - 86400 * 3.5)
         h.fill("node_time_seconds", labels, start, now - 20, 30, lambda t: t)
-        h.fill("stacksense_last_heartbeat_timestamp_seconds", labels, start, now - 20, 30,
-               lambda t: t)
+        h.fill(
+            "stacksense_last_heartbeat_timestamp_seconds", labels, start, now - 20, 30, lambda t: t
+        )
     return h.render()
 
 
@@ -67,19 +97,26 @@ def history(now: float) -> str:
 def stack(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("console-browser")
     backfill(history(time.time()), tmp / "prom-data")
-    with fake_peers() as peers, prometheus(tmp, data_dir=tmp / "prom-data") as prom, \
-            webhook_receiver() as hook, fake_exporter() as exporter:
+    with (
+        fake_peers() as peers,
+        prometheus(tmp, data_dir=tmp / "prom-data") as prom,
+        webhook_receiver() as hook,
+        fake_exporter() as exporter,
+    ):
         exporter.sd_from = peers  # the label filter reads /sd from the exporter too
         exporter.add_server("web-1", labels={"env": "prod", "role": "web"})
         exporter.add_server("db-1", host="10.0.0.6")
         peers.set("web-1", "online", since=time.time() - 3600)
         peers.set("db-1", "warning", health={"color": "orange", "score": 62.0})
         peers.labels["web-1"] = {"env": "prod", "role": "web"}
-        peers.history["web-1"] = [{"time": time.time() - 3600, "status": "pending"},
-                                  {"time": time.time() - 3590, "status": "online"}]
+        peers.history["web-1"] = [
+            {"time": time.time() - 3600, "status": "pending"},
+            {"time": time.time() - 3590, "status": "online"},
+        ]
         (tmp / "router").mkdir()
-        config = console_config(tmp / "router", peers.url, prom.url, refresh_interval="1s",
-                                exporter_url=exporter.url)
+        config = console_config(
+            tmp / "router", peers.url, prom.url, refresh_interval="1s", exporter_url=exporter.url
+        )
         config["receivers"] = [{"name": "null", "webhook_configs": [{"url": hook.url}]}]
         store = Store(str(tmp / "router" / "router.db"))
         users = Users(store)
@@ -90,20 +127,33 @@ def stack(tmp_path_factory):
         from playwright.sync_api import expect
 
         expect.set_options(timeout=WAIT_MS)  # assertions poll as long as page waits
-        with router(tmp / "router", config, token=TOKEN, workers=2, threads=4) as proc, \
-                chromium_peer.chromium() as browser:
-            yield {"peers": peers, "prom": prom, "router": proc, "browser": browser,
-                   "hook": hook, "exporter": exporter}
+        with (
+            router(tmp / "router", config, token=TOKEN, workers=2, threads=4) as proc,
+            chromium_peer.chromium() as browser,
+        ):
+            yield {
+                "peers": peers,
+                "prom": prom,
+                "router": proc,
+                "browser": browser,
+                "hook": hook,
+                "exporter": exporter,
+            }
 
 
 def fire(proc, labels, annotations):
-    requests.post(f"{proc.url}/api/v2/alerts", headers=AUTH, timeout=10, json=[
-        {"labels": labels, "annotations": annotations}]).raise_for_status()
+    requests.post(
+        f"{proc.url}/api/v2/alerts",
+        headers=AUTH,
+        timeout=10,
+        json=[{"labels": labels, "annotations": annotations}],
+    ).raise_for_status()
 
 
 def open_page(stack, name, width=1280, height=860):
-    context = stack["browser"].new_context(viewport={"width": width, "height": height},
-                                           timezone_id="Europe/Paris")
+    context = stack["browser"].new_context(
+        viewport={"width": width, "height": height}, timezone_id="Europe/Paris"
+    )
     page = context.new_page()
     page.set_default_timeout(WAIT_MS)
     page.goto(f"{stack['router'].url}/console/")
@@ -142,15 +192,17 @@ def test_fleet_shows_a_host_go_offline_without_reload(stack):
     assert "Europe/Paris" in text_of(page, "#conn")
     shot(page, "fleet")
     page.evaluate("window.__marker = 1")  # survives only if the page is never reloaded
-    stack["peers"].set("web-1", "offline", reason="refused",
-                       reason_text="connection refused on port 22")
+    stack["peers"].set(
+        "web-1", "offline", reason="refused", reason_text="connection refused on port 22"
+    )
     expect(row.locator("[data-status]")).to_have_text("offline")
     expect(row).to_contain_text("connection refused on port 22")
     assert page.evaluate("window.__marker") == 1
     # Critical first: the offline host is now the first row.
     assert page.locator("tbody tr").first.get_attribute("data-server") == "web-1"
-    phone = stack["browser"].new_context(viewport={"width": 390, "height": 844},
-                                         storage_state=page.context.storage_state())
+    phone = stack["browser"].new_context(
+        viewport={"width": 390, "height": 844}, storage_state=page.context.storage_state()
+    )
     small = phone.new_page()
     small.goto(page.url)
     small.wait_for_selector('tr[data-server="web-1"]')
@@ -179,10 +231,16 @@ def test_server_page_shows_charts_with_data(stack):
 
 def test_viewer_cannot_acknowledge_and_a_post_without_csrf_is_refused(stack):
     proc = stack["router"]
-    fire(proc, {"alertname": "DiskAlmostFull", "server": "db-1", "severity": "warning"},
-         {"summary": "disk / 85% full"})
-    wait_for(lambda: requests.get(f"{proc.url}/api/v1/incidents", timeout=5).json(),
-             timeout=20, what="incident opened")
+    fire(
+        proc,
+        {"alertname": "DiskAlmostFull", "server": "db-1", "severity": "warning"},
+        {"summary": "disk / 85% full"},
+    )
+    wait_for(
+        lambda: requests.get(f"{proc.url}/api/v1/incidents", timeout=5).json(),
+        timeout=20,
+        what="incident opened",
+    )
     page = open_page(stack, "vera")
     page.goto(f"{proc.url}/console/alerts")
     page.wait_for_selector("[data-incident]")
@@ -192,14 +250,16 @@ def test_viewer_cannot_acknowledge_and_a_post_without_csrf_is_refused(stack):
     status = page.evaluate(
         """async ([id, token]) => (await fetch('/console/incidents/' + id + '/acknowledge',
            {method: 'POST', body: new URLSearchParams({csrf: token, reason: 'x'})})).status""",
-        [incident, token])
+        [incident, token],
+    )
     assert status == 403  # a viewer, even with a valid token
     page.context.close()
     operator = open_page(stack, "otto")
     status = operator.evaluate(
         """async (id) => (await fetch('/console/incidents/' + id + '/acknowledge',
            {method: 'POST', body: new URLSearchParams({reason: 'no token'})})).status""",
-        incident)
+        incident,
+    )
     assert status == 403  # an operator without the CSRF token
     state = requests.get(f"{proc.url}/api/v1/incidents/{incident}", timeout=5).json()["state"]
     assert state == "open"
@@ -210,8 +270,11 @@ def test_operator_acknowledges_an_incident_and_silences_from_the_alert(stack):
     from playwright.sync_api import expect
 
     proc = stack["router"]
-    fire(proc, {"alertname": "ServerOffline", "server": "web-1", "severity": "critical"},
-         {"summary": "web-1 is offline: connection refused"})
+    fire(
+        proc,
+        {"alertname": "ServerOffline", "server": "web-1", "severity": "critical"},
+        {"summary": "web-1 is offline: connection refused"},
+    )
     page = open_page(stack, "otto")
     page.goto(f"{proc.url}/console/alerts")
     row = page.locator("[data-incident]", has_text="ServerOffline on web-1")
@@ -239,11 +302,13 @@ def test_operator_acknowledges_an_incident_and_silences_from_the_alert(stack):
     silences = requests.get(f"{proc.url}/api/v2/silences", timeout=5).json()
     [silence] = [s for s in silences if s["status"]["state"] == "active"]
     assert silence["createdBy"] == "otto"
-    assert {"name": "server", "value": "web-1", "isRegex": False,
-            "isEqual": True} in silence["matchers"]
+    assert {"name": "server", "value": "web-1", "isRegex": False, "isEqual": True} in silence[
+        "matchers"
+    ]
     # The alert is now muted: the router's API says so.
-    alerts = requests.get(f"{proc.url}/api/v2/alerts", timeout=5,
-                          params={"filter": "alertname=ServerOffline"}).json()
+    alerts = requests.get(
+        f"{proc.url}/api/v2/alerts", timeout=5, params={"filter": "alertname=ServerOffline"}
+    ).json()
     assert alerts[0]["status"]["silencedBy"] == [silence["id"]]
     page.goto(f"{proc.url}/console/incidents/{incident}")
     expect(page.locator("main")).to_contain_text("on it")
@@ -263,17 +328,25 @@ def test_maintenance_silence_from_the_server_page_mutes_the_next_notification(st
     expect(page.locator(".flash.ok")).to_contain_text("Silenced db-1 until")
     # One request, two alerts: the dispatcher handles them in the same step. The control
     # server is a fresh one (web-1's ServerOffline, fired earlier, inhibits its alerts).
-    requests.post(f"{proc.url}/api/v2/alerts", headers=AUTH, timeout=10, json=[
-        {"labels": {"alertname": "HighLoad", "server": server, "severity": "warning"},
-         "annotations": {"summary": "load"}} for server in ("db-1", "app-1")
-    ]).raise_for_status()
+    requests.post(
+        f"{proc.url}/api/v2/alerts",
+        headers=AUTH,
+        timeout=10,
+        json=[
+            {
+                "labels": {"alertname": "HighLoad", "server": server, "severity": "warning"},
+                "annotations": {"summary": "load"},
+            }
+            for server in ("db-1", "app-1")
+        ],
+    ).raise_for_status()
 
     def high_load_servers() -> set[str]:
-        return {a["labels"]["server"] for a in hook.alerts()
-                if a["labels"]["alertname"] == "HighLoad"}
+        return {
+            a["labels"]["server"] for a in hook.alerts() if a["labels"]["alertname"] == "HighLoad"
+        }
 
-    wait_for(lambda: "app-1" in high_load_servers(), timeout=20,
-             what="HighLoad on app-1 notified")
+    wait_for(lambda: "app-1" in high_load_servers(), timeout=20, what="HighLoad on app-1 notified")
     assert "db-1" not in high_load_servers()  # muted by the maintenance silence
     page.context.close()
 
@@ -284,8 +357,11 @@ def test_markup_in_labels_renders_as_text(stack):
     proc = stack["router"]
     stack["peers"].set(XSS, "offline", reason="auth", reason_text=XSS)
     stack["peers"].labels[XSS] = {"team": XSS}
-    fire(proc, {"alertname": "Injected", "server": XSS, "severity": "critical"},
-         {"summary": XSS, "description": XSS})
+    fire(
+        proc,
+        {"alertname": "Injected", "server": XSS, "severity": "critical"},
+        {"summary": XSS, "description": XSS},
+    )
     page = open_page(stack, "otto")
     dialogs = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))

@@ -17,8 +17,11 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 def fire(app, labels, annotations=None):
     client = app.test_client()
-    resp = client.post("/api/v2/alerts", headers=AUTH, json=[
-        {"labels": labels, "annotations": annotations or {"summary": "s"}}])
+    resp = client.post(
+        "/api/v2/alerts",
+        headers=AUTH,
+        json=[{"labels": labels, "annotations": annotations or {"summary": "s"}}],
+    )
     assert resp.status_code == 200, resp.text
     state = app.extensions["stacksense"]
     state.dispatcher.step(time.time())
@@ -34,8 +37,14 @@ def test_pages_need_a_login_and_every_view_renders_for_a_viewer(app, peers):
     resp = c.get("/console/alerts")
     assert resp.status_code == 302 and "/console/login" in resp.headers["Location"]
     login(c, "vera")
-    for path in ("/console/", "/console/servers/web-1", "/console/alerts",
-                 "/console/incidents", "/console/silences", "/console/history"):
+    for path in (
+        "/console/",
+        "/console/servers/web-1",
+        "/console/alerts",
+        "/console/incidents",
+        "/console/silences",
+        "/console/history",
+    ):
         assert c.get(path).status_code == 200, path
     assert c.get("/console/silences/new").status_code == 403  # operator and up
     assert c.get("/console/users").status_code == 403  # admin only
@@ -44,8 +53,9 @@ def test_pages_need_a_login_and_every_view_renders_for_a_viewer(app, peers):
 def test_session_cookie_is_httponly_strict_and_signed_with_a_private_key(app, tmp_path):
     c = app.test_client()
     page = c.get("/console/login")
-    resp = c.post("/console/login", data={"name": "vera", "password": PASSWORD,
-                                          "csrf": csrf_of(page.text)})
+    resp = c.post(
+        "/console/login", data={"name": "vera", "password": PASSWORD, "csrf": csrf_of(page.text)}
+    )
     cookie = resp.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/console" in cookie
     mode = stat.S_IMODE(os.stat(tmp_path / "console.key").st_mode)
@@ -59,12 +69,17 @@ def test_a_post_without_the_csrf_token_is_refused(app, peers):
     [incident] = incident_ids(app)
     resp = c.post(f"/console/incidents/{incident}/acknowledge", data={"reason": "x"})
     assert resp.status_code == 403 and "CSRF" in resp.text
-    resp = c.post(f"/console/incidents/{incident}/acknowledge",
-                  data={"reason": "x", "csrf": csrf + "x"})
+    resp = c.post(
+        f"/console/incidents/{incident}/acknowledge", data={"reason": "x", "csrf": csrf + "x"}
+    )
     assert resp.status_code == 403
     # A login form posted from elsewhere (no session, no token) is refused too.
-    assert app.test_client().post("/console/login", data={"name": "otto",
-                                                          "password": PASSWORD}).status_code == 403
+    assert (
+        app.test_client()
+        .post("/console/login", data={"name": "otto", "password": PASSWORD})
+        .status_code
+        == 403
+    )
 
 
 def test_viewer_cannot_acknowledge_and_operator_acknowledges_with_who_and_why(app):
@@ -72,29 +87,36 @@ def test_viewer_cannot_acknowledge_and_operator_acknowledges_with_who_and_why(ap
     [incident] = incident_ids(app)
     viewer = app.test_client()
     csrf = login(viewer, "vera")
-    resp = viewer.post(f"/console/incidents/{incident}/acknowledge",
-                       data={"reason": "mine", "csrf": csrf})
+    resp = viewer.post(
+        f"/console/incidents/{incident}/acknowledge", data={"reason": "mine", "csrf": csrf}
+    )
     assert resp.status_code == 403
     assert "Acknowledge</button>" not in viewer.get("/console/alerts").text
     operator = app.test_client()
     csrf = login(operator, "otto")
-    resp = operator.post(f"/console/incidents/{incident}/acknowledge",
-                         data={"reason": "looking at it", "csrf": csrf})
+    resp = operator.post(
+        f"/console/incidents/{incident}/acknowledge", data={"reason": "looking at it", "csrf": csrf}
+    )
     assert resp.status_code == 302
     store = app.extensions["stacksense"].store
     got = store.get_incident(incident)
     assert got["state"] == "acknowledged" and got["acknowledged_by"] == "otto"
     # Closing needs a reason; with one it is recorded in the incident's history.
-    assert operator.post(f"/console/incidents/{incident}/close",
-                         data={"csrf": csrf}).status_code == 400
-    assert operator.post(f"/console/incidents/{incident}/close",
-                         data={"csrf": csrf, "reason": "disk grown"}).status_code == 302
+    assert (
+        operator.post(f"/console/incidents/{incident}/close", data={"csrf": csrf}).status_code
+        == 400
+    )
+    assert (
+        operator.post(
+            f"/console/incidents/{incident}/close", data={"csrf": csrf, "reason": "disk grown"}
+        ).status_code
+        == 302
+    )
     page = operator.get(f"/console/incidents/{incident}").text
     assert "disk grown" in page and "looking at it" in page and "otto" in page
     assert "DiskAlmostFull" in page and "server=web-1" in page  # its alerts
     # Acknowledging a closed incident is a 409 that says why, not a 500.
-    resp = operator.post(f"/console/incidents/{incident}/acknowledge",
-                         data={"csrf": csrf})
+    resp = operator.post(f"/console/incidents/{incident}/acknowledge", data={"csrf": csrf})
     assert resp.status_code == 409 and "closed" in resp.text
 
 
@@ -108,9 +130,14 @@ def test_silence_from_an_alert_is_prefilled_and_mutes_it(app):
     assert f"/console/silences/new?fingerprint={alert.fingerprint}" in alerts_page
     form = c.get(f"/console/silences/new?fingerprint={alert.fingerprint}").text
     assert 'value="HighLoad"' in form and 'value="db-1"' in form
-    data = {"csrf": csrf, "m_name": ["alertname", "server", ""],
-            "m_op": ["=", "=", "="], "m_value": ["HighLoad", "db-1", ""],
-            "duration_hours": "2", "comment": "reboot"}
+    data = {
+        "csrf": csrf,
+        "m_name": ["alertname", "server", ""],
+        "m_op": ["=", "=", "="],
+        "m_value": ["HighLoad", "db-1", ""],
+        "duration_hours": "2",
+        "comment": "reboot",
+    }
     assert c.post("/console/silences", data=data).status_code == 302
     [silence] = store.list_silences()
     assert silence.created_by == "otto" and silence.comment == "reboot"
@@ -120,12 +147,12 @@ def test_silence_from_an_alert_is_prefilled_and_mutes_it(app):
     form = c.get("/console/silences/new?matcher=server%3Ddb-1&comment=from+email").text
     assert 'value="db-1"' in form and 'value="from email"' in form
     # ... or Alertmanager's filter, as the notification templates build their links.
-    form = c.get('/console/silences/new?filter=%7Balertname%3D%22HighLoad%22%2C'
-                 'server%3D%22db-1%22%7D').text
+    form = c.get(
+        "/console/silences/new?filter=%7Balertname%3D%22HighLoad%22%2Cserver%3D%22db-1%22%7D"
+    ).text
     assert 'value="HighLoad"' in form and 'value="db-1"' in form
     # Expire it.
-    assert c.post(f"/console/silences/{silence.id}/expire",
-                  data={"csrf": csrf}).status_code == 302
+    assert c.post(f"/console/silences/{silence.id}/expire", data={"csrf": csrf}).status_code == 302
     assert store.get_silence(silence.id).state(time.time()) == "expired"
 
 
@@ -133,8 +160,10 @@ def test_maintenance_silence_from_the_server_page(app, peers):
     peers.set("db-1", "online")
     c = app.test_client()
     csrf = login(c, "otto")
-    resp = c.post("/console/servers/db-1/silence",
-                  data={"csrf": csrf, "duration_hours": "1", "comment": "kernel update"})
+    resp = c.post(
+        "/console/servers/db-1/silence",
+        data={"csrf": csrf, "duration_hours": "1", "comment": "kernel update"},
+    )
     assert resp.status_code == 302
     [silence] = app.extensions["stacksense"].store.list_silences()
     assert [(m.name, m.value) for m in silence.matchers] == [("server", "db-1")]
@@ -145,8 +174,11 @@ def test_maintenance_silence_from_the_server_page(app, peers):
 def test_markup_in_labels_and_reasons_renders_as_text(app, peers):
     peers.set(XSS, "offline", reason="refused", reason_text=XSS)
     peers.labels[XSS] = {"team": XSS}
-    fire(app, {"alertname": "X", "server": XSS, "severity": "critical"},
-         {"summary": XSS, "description": XSS})
+    fire(
+        app,
+        {"alertname": "X", "server": XSS, "severity": "critical"},
+        {"summary": XSS, "description": XSS},
+    )
     c = app.test_client()
     login(c, "vera")
     for path in ("/console/", "/console/alerts", "/console/incidents", "/console/history"):
@@ -161,17 +193,20 @@ def test_login_is_throttled_per_account_and_a_right_password_does_not_bypass_it(
     c = app.test_client()
     csrf = csrf_of(c.get("/console/login").text)
     for _ in range(5):
-        resp = c.post("/console/login", data={"name": "otto", "password": "wrong password!",
-                                              "csrf": csrf})
+        resp = c.post(
+            "/console/login", data={"name": "otto", "password": "wrong password!", "csrf": csrf}
+        )
         assert resp.status_code == 401
     resp = c.post("/console/login", data={"name": "otto", "password": PASSWORD, "csrf": csrf})
     assert resp.status_code == 429 and "Too many" in resp.text
     # Another account from another address is not affected.
     other = app.test_client()
     csrf2 = csrf_of(other.get("/console/login", environ_base={"REMOTE_ADDR": "10.0.0.2"}).text)
-    resp = other.post("/console/login", data={"name": "vera", "password": PASSWORD,
-                                              "csrf": csrf2},
-                      environ_base={"REMOTE_ADDR": "10.0.0.2"})
+    resp = other.post(
+        "/console/login",
+        data={"name": "vera", "password": PASSWORD, "csrf": csrf2},
+        environ_base={"REMOTE_ADDR": "10.0.0.2"},
+    )
     assert resp.status_code == 302
 
 
@@ -189,37 +224,72 @@ def test_removed_user_or_changed_password_ends_the_session(app):
 def test_admin_adds_a_user_whose_password_is_shown_once(app):
     c = app.test_client()
     csrf = login(c, "ada")
-    resp = c.post("/console/users", data={"csrf": csrf, "action": "add", "name": "nina",
-                                          "role": "operator"})
+    resp = c.post(
+        "/console/users", data={"csrf": csrf, "action": "add", "name": "nina", "role": "operator"}
+    )
     password = re.search(r'<code id="new-password">([^<]+)</code>', resp.text).group(1)
     assert password not in str(resp.headers)  # not in the session cookie
     assert "nina" in c.get("/console/users").text
     other = app.test_client()
     login(other, "nina", password)
-    assert c.post("/console/users", data={"csrf": csrf, "action": "add", "name": "<b>",
-                                          "role": "viewer"}).status_code == 400
+    assert (
+        c.post(
+            "/console/users", data={"csrf": csrf, "action": "add", "name": "<b>", "role": "viewer"}
+        ).status_code
+        == 400
+    )
 
 
 def test_hostile_input_gets_a_4xx_never_a_5xx(app, peers):
     peers.set("web-1", "online")
     c = app.test_client()
     csrf = login(c, "otto")
-    for path in ("/console/?status=nope", "/console/?sort=evil", "/console/?q=" + "x" * 5000,
-                 "/console/servers/web-1?range=bogus",
-                 "/console/servers/web-1?range=custom&start=yesterday",
-                 "/console/servers/web-1?range=custom&start=1e400",
-                 "/console/servers/unknown-host", "/console/incidents/99999999999999999999",
-                 "/console/silences/new?matcher=%7B%7B", "/console/silences/new?fingerprint=zz",
-                 "/console/incidents?state=evil"):
+    for path in (
+        "/console/?status=nope",
+        "/console/?sort=evil",
+        "/console/?q=" + "x" * 5000,
+        "/console/servers/web-1?range=bogus",
+        "/console/servers/web-1?range=custom&start=yesterday",
+        "/console/servers/web-1?range=custom&start=1e400",
+        "/console/servers/unknown-host",
+        "/console/incidents/99999999999999999999",
+        "/console/silences/new?matcher=%7B%7B",
+        "/console/silences/new?fingerprint=zz",
+        "/console/incidents?state=evil",
+    ):
         code = c.get(path).status_code
         assert 400 <= code < 500, (path, code)
     bad_forms = [
-        ("/console/silences", {"m_name": "server", "m_op": "=~", "m_value": "(",
-                               "duration_hours": "1", "comment": "c"}),
-        ("/console/silences", {"m_name": "server", "m_op": "=", "m_value": "a",
-                               "duration_hours": "nan", "comment": "c"}),
-        ("/console/silences", {"m_name": "server", "m_op": "=", "m_value": "a",
-                               "duration_hours": "1e9", "comment": "c"}),
+        (
+            "/console/silences",
+            {
+                "m_name": "server",
+                "m_op": "=~",
+                "m_value": "(",
+                "duration_hours": "1",
+                "comment": "c",
+            },
+        ),
+        (
+            "/console/silences",
+            {
+                "m_name": "server",
+                "m_op": "=",
+                "m_value": "a",
+                "duration_hours": "nan",
+                "comment": "c",
+            },
+        ),
+        (
+            "/console/silences",
+            {
+                "m_name": "server",
+                "m_op": "=",
+                "m_value": "a",
+                "duration_hours": "1e9",
+                "comment": "c",
+            },
+        ),
         ("/console/silences", {"m_name": "", "duration_hours": "1", "comment": "c"}),
         ("/console/servers/web-1/silence", {"duration_hours": "-1"}),
         ("/console/incidents/1/explode", {}),
@@ -230,10 +300,12 @@ def test_hostile_input_gets_a_4xx_never_a_5xx(app, peers):
         assert 400 <= code < 500, (path, data, code)
     # An encoded lone surrogate and invalid UTF-8 in a form body.
     for value in ("%ED%A0%80", "%FF%FE"):
-        body = (f"csrf={csrf}&m_name=a&m_op=%3D&m_value={value}&duration_hours=1"
-                f"&comment={value}").encode()
-        code = c.post("/console/silences", data=body,
-                      content_type="application/x-www-form-urlencoded").status_code
+        body = (
+            f"csrf={csrf}&m_name=a&m_op=%3D&m_value={value}&duration_hours=1&comment={value}"
+        ).encode()
+        code = c.post(
+            "/console/silences", data=body, content_type="application/x-www-form-urlencoded"
+        ).status_code
         assert code < 500, (value, code)
 
 
@@ -272,14 +344,14 @@ def test_fleet_filters_sorts_and_counts(app, peers):
     order = re.findall(r'data-server="([^"]+)"', html)
     assert order[:2] == ["b-offline", "c-warning"] and order[-1] == "a-online"
     assert "connection refused" in html
-    assert re.findall(r'data-server="([^"]+)"', c.get("/console/?status=pending").text) \
-        == ["d-pending"]
-    assert re.findall(r'data-server="([^"]+)"', c.get("/console/?label=env%3Dprod").text) \
-        == ["a-online"]
-    assert re.findall(r'data-server="([^"]+)"', c.get("/console/?q=refused").text) \
-        == ["b-offline"]
-    assert re.findall(r'data-server="([^"]+)"', c.get("/console/?sort=name").text)[0] \
-        == "a-online"
+    assert re.findall(r'data-server="([^"]+)"', c.get("/console/?status=pending").text) == [
+        "d-pending"
+    ]
+    assert re.findall(r'data-server="([^"]+)"', c.get("/console/?label=env%3Dprod").text) == [
+        "a-online"
+    ]
+    assert re.findall(r'data-server="([^"]+)"', c.get("/console/?q=refused").text) == ["b-offline"]
+    assert re.findall(r'data-server="([^"]+)"', c.get("/console/?sort=name").text)[0] == "a-online"
     assert 'data-count="offline">1<' in html
     partial = c.get("/console/?partial=1")
     assert partial.headers["X-Console-Partial"] == "1" and "<html" not in partial.text
@@ -317,13 +389,16 @@ def test_console_can_be_turned_off_and_its_config_is_strict(tmp_path):
     app = create_app(config, start_background=False)
     assert app.test_client().get("/console/").status_code == 404
     app.extensions["stacksense"].close()
-    for bad, key in (({"rules_url": "ftp://x"}, "console.rules_url"),
-                     ({"colour": "red"}, "console.colour"),
-                     ({"refresh_interval": "0s"}, "console.refresh_interval"),
-                     ({"rules_url": "http://u:secret@h"}, "console.rules_url")):
+    for bad, key in (
+        ({"rules_url": "ftp://x"}, "console.rules_url"),
+        ({"colour": "red"}, "console.colour"),
+        ({"refresh_interval": "0s"}, "console.refresh_interval"),
+        ({"rules_url": "http://u:secret@h"}, "console.rules_url"),
+    ):
         with pytest.raises(ConfigError) as err:
-            create_app(console_config(tmp_path, "http://127.0.0.1:9", **bad),
-                       start_background=False)
+            create_app(
+                console_config(tmp_path, "http://127.0.0.1:9", **bad), start_background=False
+            )
         assert key in str(err.value) and "secret" not in str(err.value)
 
 
@@ -334,15 +409,17 @@ def test_an_unwritable_session_key_is_a_config_error_naming_the_key(tmp_path):
     from alert_router.errors import ConfigError
     from tests.console.session import console_config
 
-    config = console_config(tmp_path, "http://127.0.0.1:9",
-                            session_key_file="/proc/no-such-dir/console.key")
+    config = console_config(
+        tmp_path, "http://127.0.0.1:9", session_key_file="/proc/no-such-dir/console.key"
+    )
     with pytest.raises(ConfigError) as err:
         create_app(config, start_background=False)
     assert str(err.value).startswith("console.session_key_file")
 
 
 def test_the_default_session_key_lives_beside_the_store_not_in_the_working_directory(
-        tmp_path, monkeypatch):
+    tmp_path, monkeypatch
+):
     from alert_router.app import create_app
     from tests.console.session import console_config
 

@@ -34,8 +34,9 @@ def test_idle_keepalive_connections_do_not_starve_the_router(tmp_path):
                 resp = requests.get(f"{proc.url}/-/ready", timeout=3)
                 assert resp.status_code == 200
             except requests.Timeout as exc:
-                raise AssertionError(f"router hung with {len(sessions)} idle keep-alive "
-                                     "connections") from exc
+                raise AssertionError(
+                    f"router hung with {len(sessions)} idle keep-alive connections"
+                ) from exc
             finally:
                 for session in sessions:
                     session.close()

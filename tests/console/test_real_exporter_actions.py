@@ -21,9 +21,12 @@ TOKEN = "real-exporter-api-token"
 
 
 def flashes(page: str) -> list[str]:
-    return [html.unescape(" ".join(m.split())) for m in
-            re.findall(r'<p class="flash [a-z]+" role="(?:status|alert)"[^>]*>(.*?)</p>', page,
-                       re.S)]
+    return [
+        html.unescape(" ".join(m.split()))
+        for m in re.findall(
+            r'<p class="flash [a-z]+" role="(?:status|alert)"[^>]*>(.*?)</p>', page, re.S
+        )
+    ]
 
 
 def entries(inv: Path) -> dict[str, dict]:
@@ -34,16 +37,25 @@ def test_actions_through_a_real_exporter(tmp_path: Path, ssh_keys: SshdKeys, pee
     closed = free_port()
     known = tmp_path / "known_hosts"
     known.write_text("")
-    inv = write_inventory(tmp_path / "servers.yml",
-                          [{"name": "db-1", "host": "127.0.0.1", "port": closed}],
-                          {"default": {"key_file": str(ssh_keys.client_key)}}, known)
+    inv = write_inventory(
+        tmp_path / "servers.yml",
+        [{"name": "db-1", "host": "127.0.0.1", "port": closed}],
+        {"default": {"key_file": str(ssh_keys.client_key)}},
+        known,
+    )
     (tmp_path / "api.token").write_text(TOKEN + "\n")
     peers.set("db-1", "online")
     with running_exporter(inv, server_options={"api_token_file": tmp_path / "api.token"}) as exp:
         (tmp_path / "console.token").write_text(TOKEN + "\n")
-        app = create_app(console_config(tmp_path, peers.url, exporter_url=exp.url,
-                                        exporter_token_file=str(tmp_path / "console.token")),
-                         start_background=False)
+        app = create_app(
+            console_config(
+                tmp_path,
+                peers.url,
+                exporter_url=exp.url,
+                exporter_token_file=str(tmp_path / "console.token"),
+            ),
+            start_background=False,
+        )
         try:
             users = Users(app.extensions["stacksense"].store)
             users.add("otto", "operator", PASSWORD)
@@ -68,22 +80,32 @@ def test_actions_through_a_real_exporter(tmp_path: Path, ssh_keys: SshdKeys, pee
             admin = app.test_client()
             csrf = login(admin, "ada")
             assert ">db-1</a>" in admin.get("/console/inventory").text
-            bad = admin.post("/console/inventory", data={
-                "csrf": csrf, "name": "web-9", "host": "127.0.0.1", "port": "http"})
+            bad = admin.post(
+                "/console/inventory",
+                data={"csrf": csrf, "name": "web-9", "host": "127.0.0.1", "port": "http"},
+            )
             assert bad.status_code == 400
             assert "Not added: port: expected 1-65535, got 'http'" in html.unescape(bad.text)
-            refused = admin.post("/console/inventory", data={
-                "csrf": csrf, "name": "web-9", "host": "127.0.0.1", "port": str(closed)})
+            refused = admin.post(
+                "/console/inventory",
+                data={"csrf": csrf, "name": "web-9", "host": "127.0.0.1", "port": str(closed)},
+            )
             assert refused.status_code == 400 and "Not added: refused" in refused.text
-            added = admin.post("/console/inventory", data={
-                "csrf": csrf, "name": "laptop", "mode": "push", "labels": "env=dev"})
+            added = admin.post(
+                "/console/inventory",
+                data={"csrf": csrf, "name": "laptop", "mode": "push", "labels": "env=dev"},
+            )
             assert added.status_code == 302, added.text
-            assert entries(inv)["laptop"] == {"name": "laptop", "mode": "push",
-                                              "labels": {"env": "dev"}}
+            assert entries(inv)["laptop"] == {
+                "name": "laptop",
+                "mode": "push",
+                "labels": {"env": "dev"},
+            }
             assert "Server laptop added." in flashes(admin.get("/console/inventory").text)
 
-            removed = admin.post("/console/inventory/laptop/remove",
-                                 data={"csrf": csrf, "confirm": "yes"})
+            removed = admin.post(
+                "/console/inventory/laptop/remove", data={"csrf": csrf, "confirm": "yes"}
+            )
             assert removed.status_code == 302
             assert set(entries(inv)) == {"db-1"} and "laptop" not in exp.app.inventory.servers
 

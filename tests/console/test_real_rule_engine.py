@@ -29,34 +29,58 @@ def history(now: float) -> str:
     exporter = {"job": "stacksense-exporter", "instance": "exp:9816"}
     h.fill("up", exporter, start, now - 5, 15, lambda t: 1.0)
     for server in SERVERS:
-        h.fill("stacksense_server_suspended", {**exporter, "server": server}, start, now - 5, 15,
-               lambda t: 0.0)
-        h.fill("stacksense_last_heartbeat_timestamp_seconds",
-               {**exporter, "server": server, "source": "ssh"}, start, now - 5, 15,
-               lambda t: t - 2)
+        h.fill(
+            "stacksense_server_suspended",
+            {**exporter, "server": server},
+            start,
+            now - 5,
+            15,
+            lambda t: 0.0,
+        )
+        h.fill(
+            "stacksense_last_heartbeat_timestamp_seconds",
+            {**exporter, "server": server, "source": "ssh"},
+            start,
+            now - 5,
+            15,
+            lambda t: t - 2,
+        )
         probe = {"job": "stacksense-probe", "instance": server, "server": server}
         h.fill("stacksense_cpu_usage_ratio", probe, start, now - 5, 15, lambda t: 0.42)
         h.fill("stacksense_memory_usage_ratio", probe, start, now - 5, 15, lambda t: 0.5)
-        h.fill("stacksense_filesystem_usage_ratio", {**probe, "mountpoint": "/"}, start,
-               now - 5, 15, lambda t: 0.3)
+        h.fill(
+            "stacksense_filesystem_usage_ratio",
+            {**probe, "mountpoint": "/"},
+            start,
+            now - 5,
+            15,
+            lambda t: 0.3,
+        )
     return h.render()
 
 
 def test_console_reads_the_real_rule_engine(tmp_path):
     backfill(history(time.time()), tmp_path / "prom-data")
     with prometheus(tmp_path, data_dir=tmp_path / "prom-data") as prom:
-        service = RulesService(None, config=EngineConfig(
-            prometheus_url=prom.url, state_file=tmp_path / "rules-state.json",
-            prometheus_retries=0))
+        service = RulesService(
+            None,
+            config=EngineConfig(
+                prometheus_url=prom.url,
+                state_file=tmp_path / "rules-state.json",
+                prometheus_retries=0,
+            ),
+        )
         host, port = service.start(f"127.0.0.1:{free_port()}")
         rules_url = f"http://{host}:{port}"
         try:
-            wait_for(lambda: requests.get(f"{rules_url}/-/ready", timeout=5).status_code == 200,
-                     timeout=30, what="rule engine's first cycle")
+            wait_for(
+                lambda: requests.get(f"{rules_url}/-/ready", timeout=5).status_code == 200,
+                timeout=30,
+                what="rule engine's first cycle",
+            )
             engine = requests.get(f"{rules_url}/api/v1/servers", timeout=5).json()["servers"]
             assert set(engine) == set(SERVERS), engine
-            app = create_app(console_config(tmp_path, rules_url, prom.url),
-                             start_background=False)
+            app = create_app(console_config(tmp_path, rules_url, prom.url), start_background=False)
             Users(app.extensions["stacksense"].store).add("vera", "viewer", PASSWORD)
             client = app.test_client()
             login(client, "vera")

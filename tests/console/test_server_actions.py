@@ -31,8 +31,10 @@ def exporter() -> Iterator[FakeExporter]:
 def make_app(tmp_path: Path, peers: FakePeers, exporter_url: str, **console: object) -> Flask:
     (tmp_path / "exporter.token").write_text(SECRET + "\n")
     console.setdefault("exporter_token_file", str(tmp_path / "exporter.token"))
-    application = create_app(console_config(tmp_path, peers.url, exporter_url=exporter_url,
-                                            **console), start_background=False)
+    application = create_app(
+        console_config(tmp_path, peers.url, exporter_url=exporter_url, **console),
+        start_background=False,
+    )
     users = Users(application.extensions["stacksense"].store)
     for name, role in (("vera", "viewer"), ("otto", "operator"), ("ada", "admin")):
         users.add(name, role, PASSWORD)
@@ -51,9 +53,12 @@ def flashes(html: str) -> list[str]:
     import html as h
     import re
 
-    return [h.unescape(re.sub(r"\s+", " ", m)) for m in
-            re.findall(r'<p class="flash [a-z]+" role="(?:status|alert)"[^>]*>(.*?)</p>', html,
-                       re.S)]
+    return [
+        h.unescape(re.sub(r"\s+", " ", m))
+        for m in re.findall(
+            r'<p class="flash [a-z]+" role="(?:status|alert)"[^>]*>(.*?)</p>', html, re.S
+        )
+    ]
 
 
 def test_operator_suspends_resumes_and_tests_with_the_configured_token(xapp, exporter):
@@ -81,18 +86,31 @@ def test_operator_suspends_resumes_and_tests_with_the_configured_token(xapp, exp
     [msg] = flashes(c.get("/console/servers/db-1").text)
     assert msg == "Test probe of db-1 succeeded in 0.42 s: cpu 12%; memory 40%"
 
-    exporter.test_result = {"success": False, "duration_seconds": 3.0, "reason": "refused",
-                            "message": "connection refused by 10.0.0.5:22", "summary": []}
+    exporter.test_result = {
+        "success": False,
+        "duration_seconds": 3.0,
+        "reason": "refused",
+        "message": "connection refused by 10.0.0.5:22",
+        "summary": [],
+    }
     c.post("/console/servers/db-1/test", data={"csrf": csrf})
     page = c.get("/console/servers/db-1").text
-    assert ('<p class="flash error" role="status">Test probe of db-1 failed in 3.00 s: refused '
-            "(connection refused by 10.0.0.5:22)</p>") in page
+    assert (
+        '<p class="flash error" role="status">Test probe of db-1 failed in 3.00 s: refused '
+        "(connection refused by 10.0.0.5:22)</p>"
+    ) in page
 
     # Who did what is in the router's history (and on the server page's events).
-    events = [(e.transition, e.actor) for e in xapp.extensions["stacksense"].store
-              .query_history(kind="server", server="db-1")]
-    assert events == [("suspended", "otto"), ("resumed", "otto"), ("tested", "otto"),
-                      ("tested", "otto")]
+    events = [
+        (e.transition, e.actor)
+        for e in xapp.extensions["stacksense"].store.query_history(kind="server", server="db-1")
+    ]
+    assert events == [
+        ("suspended", "otto"),
+        ("resumed", "otto"),
+        ("tested", "otto"),
+        ("tested", "otto"),
+    ]
 
 
 def test_viewers_see_no_actions_and_are_refused(xapp, exporter):
@@ -109,10 +127,10 @@ def test_viewers_see_no_actions_and_are_refused(xapp, exporter):
     assert exporter.writes() == []
 
 
-@pytest.mark.parametrize("case", ["down", "wrong-token", "no-token-file", "unreadable",
-                                  "crash", "unknown-server"])
-def test_exporter_failures_are_clear_messages_never_500(tmp_path, peers, exporter, caplog,
-                                                        case):
+@pytest.mark.parametrize(
+    "case", ["down", "wrong-token", "no-token-file", "unreadable", "crash", "unknown-server"]
+)
+def test_exporter_failures_are_clear_messages_never_500(tmp_path, peers, exporter, caplog, case):
     from tests.peers.util import free_port
 
     peers.set("db-1", "online")
@@ -146,7 +164,7 @@ def test_exporter_failures_are_clear_messages_never_500(tmp_path, peers, exporte
             expected = {
                 "down": f"cannot reach the exporter at {url}",
                 "wrong-token": "the exporter refused the console's token: "
-                               "console.exporter_token_file must hold",
+                "console.exporter_token_file must hold",
                 "no-token-file": "the exporter wants a token: set console.exporter_token_file",
                 "unreadable": "cannot read console.exporter_token_file (No such file",
                 "crash": "the exporter answered HTTP 500",
@@ -166,24 +184,37 @@ def test_admin_adds_a_server_and_sees_the_exporters_validation(xapp, exporter):
     page = c.get("/console/inventory")
     assert page.status_code == 200 and ">db-1</a>" in page.text and "Inventory</a>" in page.text
 
-    form = {"csrf": csrf, "name": "web-9", "mode": "ssh", "host": "10.0.0.9", "port": "http",
-            "user": "monitor", "labels": "env=prod, rack=r1"}
+    form = {
+        "csrf": csrf,
+        "name": "web-9",
+        "mode": "ssh",
+        "host": "10.0.0.9",
+        "port": "http",
+        "user": "monitor",
+        "labels": "env=prod, rack=r1",
+    }
     bad = c.post("/console/inventory", data=form)
     assert bad.status_code == 400
     assert "Not added: port: expected 1-65535, got &#39;http&#39;" in bad.text
     assert 'value="10.0.0.9"' in bad.text and 'value="env=prod, rack=r1"' in bad.text  # kept
 
     malformed = c.post("/console/inventory", data={**form, "labels": "env"})
-    assert malformed.status_code == 400 and "labels: &#39;env&#39; is not name=value" in \
-        malformed.text
+    assert (
+        malformed.status_code == 400 and "labels: &#39;env&#39; is not name=value" in malformed.text
+    )
     assert len(exporter.writes()) == 1  # the console's own check sent nothing
 
     ok = c.post("/console/inventory", data={**form, "port": "2222"})
     assert ok.status_code == 302
     sent = exporter.writes()[-1]
     assert sent.authorization == f"Bearer {SECRET}"
-    assert sent.body == {"name": "web-9", "host": "10.0.0.9", "port": "2222", "user": "monitor",
-                         "labels": {"env": "prod", "rack": "r1"}}
+    assert sent.body == {
+        "name": "web-9",
+        "host": "10.0.0.9",
+        "port": "2222",
+        "user": "monitor",
+        "labels": {"env": "prod", "rack": "r1"},
+    }
     page = c.get("/console/inventory").text
     assert "Server web-9 added." in flashes(page) and ">web-9</a>" in page
     assert "<code>env=prod</code>" in page
@@ -205,8 +236,9 @@ def test_admin_removes_a_server_after_confirming(xapp, exporter):
     assert "Server db-1 removed from the inventory." in flashes(c.get("/console/inventory").text)
     assert "db-1" not in exporter.servers
     # Removing one that is gone is a message, not an error page.
-    c.post("/console/inventory/db-1/remove", data={"csrf": csrf, "confirm": "yes",
-                                                   "remove_key": "1"})
+    c.post(
+        "/console/inventory/db-1/remove", data={"csrf": csrf, "confirm": "yes", "remove_key": "1"}
+    )
     assert exporter.writes()[-1].query == "remove_key=1"
     [msg] = flashes(c.get("/console/inventory").text)
     assert msg.startswith("Could not remove db-1: no server named")
@@ -218,11 +250,17 @@ def test_inventory_is_admin_only(xapp, exporter):
         csrf = login(c, name)
         assert "Inventory</a>" not in c.get("/console/").text
         assert c.get("/console/inventory").status_code == 403
-        assert c.post("/console/inventory", data={"csrf": csrf, "name": "x",
-                                                  "host": "h"}).status_code == 403
+        assert (
+            c.post("/console/inventory", data={"csrf": csrf, "name": "x", "host": "h"}).status_code
+            == 403
+        )
         assert c.get("/console/inventory/db-1/remove").status_code == 403
-        assert c.post("/console/inventory/db-1/remove",
-                      data={"csrf": csrf, "confirm": "yes"}).status_code == 403
+        assert (
+            c.post(
+                "/console/inventory/db-1/remove", data={"csrf": csrf, "confirm": "yes"}
+            ).status_code
+            == 403
+        )
     admin = xapp.test_client()
     login(admin, "ada")
     assert admin.post("/console/inventory", data={"name": "x", "host": "h"}).status_code == 403

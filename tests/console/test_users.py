@@ -40,9 +40,24 @@ class Result:
 def test_users_cli_runs_as_a_process(tmp_path):
     config = tmp_path / "router.yml"
     config.write_text(yaml.safe_dump(console_config(tmp_path, "http://127.0.0.1:9")))
-    out = subprocess.run([sys.executable, "-m", "alert_router.cli", "-c", str(config), "users",
-                          "add", "alice", "--role", "viewer"], capture_output=True, text=True,
-                         cwd=REPO, timeout=60)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "alert_router.cli",
+            "-c",
+            str(config),
+            "users",
+            "add",
+            "alice",
+            "--role",
+            "viewer",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+    )
     assert out.returncode == 0 and "password (shown once):" in out.stdout, out.stderr
 
 
@@ -65,15 +80,28 @@ def test_users_cli_add_list_set_role_remove(tmp_path, monkeypatch, capsys):
     assert name == "admin" and len(password) >= 16 and password not in out.stdout
     assert stat.S_IMODE(os.stat(secret).st_mode) == 0o600
     # make run calls it at every start: --if-missing keeps the first password.
-    again = run_cli(config, "add", "admin", "--role", "admin", "--if-missing",
-                    "--write-password", str(secret))
+    again = run_cli(
+        config, "add", "admin", "--role", "admin", "--if-missing", "--write-password", str(secret)
+    )
     assert again.returncode == 0 and secret.read_text().splitlines()[1] == password
-    out = run_cli(config, "add", "bob", "--role", "operator", "--password-file", "-",
-                  stdin="a long enough password\n")
+    out = run_cli(
+        config,
+        "add",
+        "bob",
+        "--role",
+        "operator",
+        "--password-file",
+        "-",
+        stdin="a long enough password\n",
+    )
     assert out.returncode == 0 and "a long enough" not in out.stdout
     assert run_cli(config, "add", "bob", "--role", "viewer").returncode == 2  # exists
-    assert run_cli(config, "add", "x", "--role", "viewer", "--password-file", "-",
-                   stdin="short\n").returncode == 2
+    assert (
+        run_cli(
+            config, "add", "x", "--role", "viewer", "--password-file", "-", stdin="short\n"
+        ).returncode
+        == 2
+    )
     assert run_cli(config, "set-role", "alice", "operator").returncode == 0
     listed = run_cli(config, "list").stdout.split("\n")
     assert "alice\toperator" in listed and "admin\tadmin" in listed and "bob\toperator" in listed

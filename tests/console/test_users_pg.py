@@ -26,8 +26,7 @@ def test_users_and_login_failures_on_postgresql(monkeypatch):
             assert b.get("otto").role == "operator"
             assert b.authenticate("otto", "a long enough password", "10.0.0.1", time.time())
             for _ in range(users_mod.MAX_FAILS_PER_USER):
-                assert a.authenticate("otto", "wrong password!!", "10.0.0.1", time.time()) \
-                    is None
+                assert a.authenticate("otto", "wrong password!!", "10.0.0.1", time.time()) is None
             assert b.throttled("otto", "10.0.0.9", time.time())  # seen by the other replica
             assert b.set_role("otto", "admin") and a.get("otto").role == "admin"
             assert a.remove("otto") and b.get("otto") is None

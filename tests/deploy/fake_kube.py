@@ -26,13 +26,20 @@ from tests.peers.util import free_port, serving
 
 # group/version -> [(resource, kind, namespaced)]
 DISCOVERY: dict[str, list[tuple[str, str, bool]]] = {
-    "v1": [("configmaps", "ConfigMap", True), ("secrets", "Secret", True),
-           ("services", "Service", True), ("serviceaccounts", "ServiceAccount", True),
-           ("persistentvolumeclaims", "PersistentVolumeClaim", True),
-           ("pods", "Pod", True), ("namespaces", "Namespace", False)],
+    "v1": [
+        ("configmaps", "ConfigMap", True),
+        ("secrets", "Secret", True),
+        ("services", "Service", True),
+        ("serviceaccounts", "ServiceAccount", True),
+        ("persistentvolumeclaims", "PersistentVolumeClaim", True),
+        ("pods", "Pod", True),
+        ("namespaces", "Namespace", False),
+    ],
     "apps/v1": [("deployments", "Deployment", True), ("statefulsets", "StatefulSet", True)],
-    "monitoring.coreos.com/v1": [("servicemonitors", "ServiceMonitor", True),
-                                 ("prometheusrules", "PrometheusRule", True)],
+    "monitoring.coreos.com/v1": [
+        ("servicemonitors", "ServiceMonitor", True),
+        ("prometheusrules", "PrometheusRule", True),
+    ],
     "monitoring.coreos.com/v1alpha1": [("scrapeconfigs", "ScrapeConfig", True)],
 }
 
@@ -45,12 +52,16 @@ class FakeKube:
 
     def kubeconfig(self) -> str:
         """A kubeconfig (YAML) pointing at this server."""
-        return yaml.safe_dump({
-            "apiVersion": "v1", "kind": "Config", "current-context": "fake",
-            "clusters": [{"name": "fake", "cluster": {"server": self.url}}],
-            "users": [{"name": "fake", "user": {"token": "fake"}}],
-            "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake"}}],
-        })
+        return yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "fake",
+                "clusters": [{"name": "fake", "cluster": {"server": self.url}}],
+                "users": [{"name": "fake", "user": {"token": "fake"}}],
+                "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake"}}],
+            }
+        )
 
 
 PROTOBUF_MAGIC = b"k8s\x00"
@@ -78,11 +89,11 @@ def _fields(data: bytes) -> Iterator[tuple[int, bytes | int]]:
             yield number, varint()
         elif wire == 2:
             length = varint()
-            yield number, data[i:i + length]
+            yield number, data[i : i + length]
             i += length
         elif wire in (1, 5):
             size = 8 if wire == 1 else 4
-            yield number, data[i:i + size]
+            yield number, data[i : i + size]
             i += size
         else:
             raise ValueError(f"unsupported protobuf wire type {wire}")
@@ -101,7 +112,7 @@ def _secret_from_protobuf(raw: bytes) -> dict[str, Any]:
     client-go sends core types as protobuf; only Helm's release records (Secrets) are
     sent that way here, so only Secret's metadata, data and type are decoded.
     """
-    envelope = dict(_fields(raw[len(PROTOBUF_MAGIC):]))
+    envelope = dict(_fields(raw[len(PROTOBUF_MAGIC) :]))
     body = envelope.get(2, b"")
     assert isinstance(body, bytes)
     out: dict[str, Any] = {"apiVersion": "v1", "kind": "Secret", "metadata": {}, "data": {}}
@@ -129,9 +140,15 @@ def _secret_from_protobuf(raw: bytes) -> dict[str, Any]:
 
 def _resource_list(group_version: str) -> dict[str, Any]:
     verbs = ["create", "delete", "get", "list", "patch", "update", "watch"]
-    return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version,
-            "resources": [{"name": r, "singularName": k.lower(), "namespaced": ns, "kind": k,
-                           "verbs": verbs} for r, k, ns in DISCOVERY[group_version]]}
+    return {
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": group_version,
+        "resources": [
+            {"name": r, "singularName": k.lower(), "namespaced": ns, "kind": k, "verbs": verbs}
+            for r, k, ns in DISCOVERY[group_version]
+        ],
+    }
 
 
 def _group_list() -> dict[str, Any]:
@@ -140,16 +157,30 @@ def _group_list() -> dict[str, Any]:
         if "/" in gv:
             group, version = gv.split("/")
             groups.setdefault(group, []).append(version)
-    return {"kind": "APIGroupList", "apiVersion": "v1", "groups": [
-        {"name": g, "versions": [{"groupVersion": f"{g}/{v}", "version": v} for v in vs],
-         "preferredVersion": {"groupVersion": f"{g}/{vs[0]}", "version": vs[0]}}
-        for g, vs in groups.items()]}
+    return {
+        "kind": "APIGroupList",
+        "apiVersion": "v1",
+        "groups": [
+            {
+                "name": g,
+                "versions": [{"groupVersion": f"{g}/{v}", "version": v} for v in vs],
+                "preferredVersion": {"groupVersion": f"{g}/{vs[0]}", "version": vs[0]},
+            }
+            for g, vs in groups.items()
+        ],
+    }
 
 
 def _status(code: int, message: str) -> dict[str, Any]:
     reason = {404: "NotFound", 409: "AlreadyExists", 405: "MethodNotAllowed"}.get(code, "")
-    return {"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": message,
-            "reason": reason, "code": code}
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+        "code": code,
+    }
 
 
 def _parse(path: str) -> tuple[str, str, str | None, str | None] | None:
@@ -208,8 +239,15 @@ def _handler(kube: FakeKube) -> type[BaseHTTPRequestHandler]:
             parts = urlsplit(self.path)
             path = parts.path.rstrip("/")
             if path == "/version":
-                return self._send(200, {"major": "1", "minor": "30", "gitVersion": "v1.30.0",
-                                        "platform": "linux/amd64"})
+                return self._send(
+                    200,
+                    {
+                        "major": "1",
+                        "minor": "30",
+                        "gitVersion": "v1.30.0",
+                        "platform": "linux/amd64",
+                    },
+                )
             if path == "/api":
                 return self._send(200, {"kind": "APIVersions", "versions": ["v1"]})
             if path == "/apis":
@@ -228,12 +266,25 @@ def _handler(kube: FakeKube) -> type[BaseHTTPRequestHandler]:
                         return self._send(404, _status(404, f'{resource} "{name}" not found'))
                     return self._send(200, obj)
                 selector = parse_qs(parts.query).get("labelSelector", [""])[0]
-                prefix = f"{group_version}/{resource}/{ns or ''}/" if ns else \
-                    f"{group_version}/{resource}/"
-                items = [o for k, o in kube.objects.items()
-                         if k.startswith(prefix) and _matches(o, selector)]
-            return self._send(200, {"kind": "List", "apiVersion": "v1",
-                                    "metadata": {"resourceVersion": "1"}, "items": items})
+                prefix = (
+                    f"{group_version}/{resource}/{ns or ''}/"
+                    if ns
+                    else f"{group_version}/{resource}/"
+                )
+                items = [
+                    o
+                    for k, o in kube.objects.items()
+                    if k.startswith(prefix) and _matches(o, selector)
+                ]
+            return self._send(
+                200,
+                {
+                    "kind": "List",
+                    "apiVersion": "v1",
+                    "metadata": {"resourceVersion": "1"},
+                    "items": items,
+                },
+            )
 
         def _store(self, create: bool) -> None:
             target = _parse(urlsplit(self.path).path)

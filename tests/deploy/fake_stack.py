@@ -56,8 +56,13 @@ def _handler(stack: FakeStack) -> type[BaseHTTPRequestHandler]:
         def _record(self) -> Seen:
             parts = urlsplit(self.path)
             length = int(self.headers.get("Content-Length") or 0)
-            seen = Seen(self.command, parts.path, parse_qs(parts.query),
-                        {k.lower(): v for k, v in self.headers.items()}, self.rfile.read(length))
+            seen = Seen(
+                self.command,
+                parts.path,
+                parse_qs(parts.query),
+                {k.lower(): v for k, v in self.headers.items()},
+                self.rfile.read(length),
+            )
             stack.seen.append(seen)
             return seen
 
@@ -72,15 +77,19 @@ def _handler(stack: FakeStack) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:  # noqa: N802 - stdlib name
             seen = self._record()
             if seen.path == "/sd":
-                groups = [{"targets": [s], "labels": {"server": s, "env": "test"}}
-                          for s in stack.servers]
+                groups = [
+                    {"targets": [s], "labels": {"server": s, "env": "test"}} for s in stack.servers
+                ]
                 self._send(200, json.dumps(groups), "application/json")
             elif seen.path == "/probe" and seen.query.get("target", [""])[0] in stack.servers:
                 self._send(200, PROBE_BODY, "text/plain; version=0.0.4")
             elif seen.path == "/metrics":
-                self._send(200, "# TYPE stacksense_exporter_config_last_reload_successful gauge\n"
-                           "stacksense_exporter_config_last_reload_successful 1\n",
-                           "text/plain; version=0.0.4")
+                self._send(
+                    200,
+                    "# TYPE stacksense_exporter_config_last_reload_successful gauge\n"
+                    "stacksense_exporter_config_last_reload_successful 1\n",
+                    "text/plain; version=0.0.4",
+                )
             else:
                 self._send(404, "not found\n", "text/plain")
 

@@ -34,8 +34,11 @@ def render(values: dict[str, Any] | None = None, *, release: str = RELEASE) -> s
     with fake_kube() as kube:
         config = helm.Configuration(namespace=NAMESPACE, kubeconfig=kube.kubeconfig())
         try:
-            result = asyncio.run(helm.Install(config).run(
-                release, str(CHART), values=values or None, wait=False, timeout=60))
+            result = asyncio.run(
+                helm.Install(config).run(
+                    release, str(CHART), values=values or None, wait=False, timeout=60
+                )
+            )
         except helm.HelmError as exc:
             raise RenderError(str(exc)) from None
     manifest: str = result["manifest"]

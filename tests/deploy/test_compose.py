@@ -17,8 +17,13 @@ STACKSENSE = ("exporter", "rules", "router")
 
 
 def compose(*args: str, file: Path = COMPOSE) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(compose_binary()), "-f", str(file), *args],
-                          capture_output=True, text=True, timeout=60, cwd=file.parent)
+    return subprocess.run(
+        [str(compose_binary()), "-f", str(file), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=file.parent,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -69,8 +74,12 @@ def test_services_are_hardened(resolved: dict[str, Any]) -> None:
 
 
 def test_bind_mounts_exist_in_the_repo(resolved: dict[str, Any]) -> None:
-    binds = [(name, v) for name, svc in resolved["services"].items()
-             for v in svc.get("volumes", []) if v["type"] == "bind"]
+    binds = [
+        (name, v)
+        for name, svc in resolved["services"].items()
+        for v in svc.get("volumes", [])
+        if v["type"] == "bind"
+    ]
     assert binds
     for name, volume in binds:
         assert Path(volume["source"]).exists(), (name, volume["source"])
@@ -99,7 +108,7 @@ def check_command(service: str, command: list[str], config: Path) -> list[str]:
         return [*argv[1:], "--check-config"]
     if service == "rules":
         return ["check-config", *argv[2:]]
-    return argv[1:argv.index("serve")] + ["check-config"]
+    return argv[1 : argv.index("serve")] + ["check-config"]
 
 
 def localized_copy(resolved: dict[str, Any], service: str, tmp: Path) -> Path:
@@ -110,8 +119,10 @@ def localized_copy(resolved: dict[str, Any], service: str, tmp: Path) -> Path:
     (tmp / "router-token").write_text("token\n")
     # --check-config parses the key (a missing or garbage key is an error), so a real one.
     if not (tmp / "demo_ed25519").exists():
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f",
-                        str(tmp / "demo_ed25519")], check=True)
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp / "demo_ed25519")],
+            check=True,
+        )
     copy = tmp / f"{service}.yml"
     copy.write_text(Path(volume["source"]).read_text().replace("/secrets/", f"{tmp}/"))
     return copy
@@ -119,8 +130,8 @@ def localized_copy(resolved: dict[str, Any], service: str, tmp: Path) -> Path:
 
 @pytest.mark.parametrize("service", STACKSENSE)
 def test_services_accept_their_command_line_and_config(
-        resolved: dict[str, Any], service: str, tmp_path: Path,
-        capsys: pytest.CaptureFixture[str]) -> None:
+    resolved: dict[str, Any], service: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Each service's own CLI checks the mounted config, with the compose command's flags."""
     from alert_router.cli import main as router_main
     from exporter.main import main as exporter_main
@@ -134,8 +145,7 @@ def test_services_accept_their_command_line_and_config(
     assert code == 0, f"{service} {argv}: {out.err}"
 
 
-def test_demo_configs_wire_the_services_together(
-        resolved: dict[str, Any], tmp_path: Path) -> None:
+def test_demo_configs_wire_the_services_together(resolved: dict[str, Any], tmp_path: Path) -> None:
     from alert_router.config import load_config as load_router
     from exporter.config import load_inventory
     from rules.config import load_config as load_rules
@@ -163,6 +173,5 @@ def test_dockerfile_builds_a_non_root_python_311_image() -> None:
                 assert (REPO / source).exists(), source
     # The .dockerignore must keep the packages in the build context.
     kept = (REPO / "docker" / "Dockerfile.dockerignore").read_text()
-    for package in ("exporter/", "rules/", "alert_router/", "stacksense_common/",
-                    "pyproject.toml"):
+    for package in ("exporter/", "rules/", "alert_router/", "stacksense_common/", "pyproject.toml"):
         assert f"!{package}" in kept

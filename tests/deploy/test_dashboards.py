@@ -22,13 +22,15 @@ SERVERS = ("web1", "db-2")
 
 
 def test_committed_json_is_what_the_generator_writes() -> None:
-    spec = importlib.util.spec_from_file_location("generate_overview",
-                                                  DASHBOARDS / "generate_overview.py")
+    spec = importlib.util.spec_from_file_location(
+        "generate_overview", DASHBOARDS / "generate_overview.py"
+    )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    assert module.render() == OVERVIEW.read_text(), \
+    assert module.render() == OVERVIEW.read_text(), (
         "run `python3 dashboards/generate_overview.py` and commit the JSON"
+    )
 
 
 def test_layout_is_valid() -> None:
@@ -39,8 +41,11 @@ def test_layout_is_valid() -> None:
     for p in board["panels"]:
         pos = p["gridPos"]
         assert pos["x"] + pos["w"] <= 24, p["title"]
-        area = {(x, y) for x in range(pos["x"], pos["x"] + pos["w"])
-                for y in range(pos["y"], pos["y"] + pos["h"])}
+        area = {
+            (x, y)
+            for x in range(pos["x"], pos["x"] + pos["w"])
+            for y in range(pos["y"], pos["y"] + pos["h"])
+        }
         assert not area & cells, f"{p['title']} overlaps another panel"
         cells |= area
 
@@ -59,24 +64,33 @@ def test_every_query_uses_the_datasource_variable() -> None:
 
 def test_the_contract_metrics_are_shown() -> None:
     exprs = " ".join(e for _, e in expressions(overview()))
-    for metric in ("stacksense_server_status", "stacksense_server_health_score",
-                   "stacksense_anomaly_score", "stacksense_heartbeat_age_seconds",
-                   "stacksense_probe_success", "stacksense_probe_duration_seconds",
-                   "stacksense_probe_failure", "stacksense_cpu_usage_ratio",
-                   "stacksense_memory_usage_ratio", "stacksense_filesystem_usage_ratio",
-                   "stacksense_router_notifications_sent_total",
-                   "stacksense_rules_cycle_duration_seconds"):
+    for metric in (
+        "stacksense_server_status",
+        "stacksense_server_health_score",
+        "stacksense_anomaly_score",
+        "stacksense_heartbeat_age_seconds",
+        "stacksense_probe_success",
+        "stacksense_probe_duration_seconds",
+        "stacksense_probe_failure",
+        "stacksense_cpu_usage_ratio",
+        "stacksense_memory_usage_ratio",
+        "stacksense_filesystem_usage_ratio",
+        "stacksense_router_notifications_sent_total",
+        "stacksense_rules_cycle_duration_seconds",
+    ):
         assert metric in exprs, metric
 
 
 def test_provisioning_matches_the_compose_mounts() -> None:
     (source,) = yaml.safe_load(
-        (DASHBOARDS / "provisioning/datasources/stacksense.yml").read_text())["datasources"]
+        (DASHBOARDS / "provisioning/datasources/stacksense.yml").read_text()
+    )["datasources"]
     assert source["type"] == "prometheus" and source["url"] == "http://prometheus:9090"
     current = {v["name"]: v for v in overview()["templating"]["list"]}["datasource"]["current"]
     assert current["value"] == source["uid"]
     (provider,) = yaml.safe_load(
-        (DASHBOARDS / "provisioning/dashboards/stacksense.yml").read_text())["providers"]
+        (DASHBOARDS / "provisioning/dashboards/stacksense.yml").read_text()
+    )["providers"]
     compose = (REPO / "docker-compose.yml").read_text()
     assert f"./dashboards:{provider['options']['path']}:ro" in compose
     assert "./dashboards/provisioning:/etc/grafana/provisioning:ro" in compose
@@ -115,19 +129,30 @@ def test_overview_type_checks_against_grafana_schema(typescript: Path) -> None:
     broken = overview()
     panels(broken)[0]["gridPosition"] = {}
     (typescript / "check.ts").write_text(
-        TS_PRELUDE + json.dumps(overview(), indent=1) + ";\n"
+        TS_PRELUDE
+        + json.dumps(overview(), indent=1)
+        + ";\n"
         + "// @ts-expect-error: an unknown key must be rejected\n"
-        + "export const broken: Loose<Dashboard> = " + json.dumps(broken) + ";\n")
-    out = subprocess.run([str(typescript / "node_modules" / ".bin" / "tsc"), "--noEmit",
-                          "--strict", "check.ts"], cwd=typescript, capture_output=True,
-                         text=True, timeout=300)
+        + "export const broken: Loose<Dashboard> = "
+        + json.dumps(broken)
+        + ";\n"
+    )
+    out = subprocess.run(
+        [str(typescript / "node_modules" / ".bin" / "tsc"), "--noEmit", "--strict", "check.ts"],
+        cwd=typescript,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
 
 
 # ----------------------------------------------------------- PromQL against a real Prometheus
 
-def _series(lines: list[str], name: str, labels: dict[str, str], values: list[float],
-            times: list[float]) -> None:
+
+def _series(
+    lines: list[str], name: str, labels: dict[str, str], values: list[float], times: list[float]
+) -> None:
     label_text = ",".join(f'{k}="{v}"' for k, v in labels.items())
     lines.extend(f"{name}{{{label_text}}} {v} {t:.0f}" for v, t in zip(values, times, strict=True))
 
@@ -144,28 +169,53 @@ def synthetic_history(end: float) -> str:
     for s in SERVERS:
         probe = {"job": "stacksense-probe", "instance": s, "server": s}
         for status in ("online", "warning", "offline", "suspended"):
-            _series(lines, "stacksense_server_status", {**rules, "server": s, "status": status},
-                    [1.0 if status == "online" else 0.0] * len(times), times)
+            _series(
+                lines,
+                "stacksense_server_status",
+                {**rules, "server": s, "status": status},
+                [1.0 if status == "online" else 0.0] * len(times),
+                times,
+            )
         _series(lines, "stacksense_server_health_score", {**rules, "server": s}, flat, times)
-        _series(lines, "stacksense_anomaly_score", {**rules, "server": s, "metric": "cpu"},
-                flat, times)
-        _series(lines, "stacksense_condition_firing",
-                {**rules, "server": s, "alertname": "HighCpuUsage", "severity": "warning"},
-                flat, times)
-        _series(lines, "stacksense_heartbeat_age_seconds", {**exporter, "server": s}, flat,
-                times)
-        for name in ("stacksense_probe_success", "stacksense_probe_duration_seconds",
-                     "stacksense_cpu_usage_ratio", "stacksense_memory_usage_ratio",
-                     "stacksense_swap_usage_ratio", "node_load1"):
+        _series(
+            lines, "stacksense_anomaly_score", {**rules, "server": s, "metric": "cpu"}, flat, times
+        )
+        _series(
+            lines,
+            "stacksense_condition_firing",
+            {**rules, "server": s, "alertname": "HighCpuUsage", "severity": "warning"},
+            flat,
+            times,
+        )
+        _series(lines, "stacksense_heartbeat_age_seconds", {**exporter, "server": s}, flat, times)
+        for name in (
+            "stacksense_probe_success",
+            "stacksense_probe_duration_seconds",
+            "stacksense_cpu_usage_ratio",
+            "stacksense_memory_usage_ratio",
+            "stacksense_swap_usage_ratio",
+            "node_load1",
+        ):
             _series(lines, name, probe, flat, times)
         _series(lines, "stacksense_probe_failure", {**probe, "reason": "timeout"}, flat, times)
-        _series(lines, "stacksense_collector_success", {**probe, "collector": "cpu"},
-                [0.0] * len(times), times)
-        _series(lines, "stacksense_filesystem_usage_ratio", {**probe, "mountpoint": "/"}, flat,
-                times)
+        _series(
+            lines,
+            "stacksense_collector_success",
+            {**probe, "collector": "cpu"},
+            [0.0] * len(times),
+            times,
+        )
+        _series(
+            lines, "stacksense_filesystem_usage_ratio", {**probe, "mountpoint": "/"}, flat, times
+        )
         for direction in ("receive", "transmit"):
-            _series(lines, f"node_network_{direction}_bytes_total", {**probe, "device": "eth0"},
-                    rising, times)
+            _series(
+                lines,
+                f"node_network_{direction}_bytes_total",
+                {**probe, "device": "eth0"},
+                rising,
+                times,
+            )
     for labels in (rules, exporter, router):
         _series(lines, "up", labels, flat, times)
     _series(lines, "stacksense_exporter_config_last_reload_successful", exporter, flat, times)
@@ -175,11 +225,17 @@ def synthetic_history(end: float) -> str:
     _series(lines, "stacksense_rules_failed_cycles_total", rules, rising, times)
     receiver = {**router, "receiver": "ops", "integration": "email"}
     _series(lines, "stacksense_router_notifications_sent_total", receiver, rising, times)
-    _series(lines, "stacksense_router_notifications_failed_total",
-            {**receiver, "reason": "timeout"}, rising, times)
+    _series(
+        lines,
+        "stacksense_router_notifications_failed_total",
+        {**receiver, "reason": "timeout"},
+        rising,
+        times,
+    )
     _series(lines, "stacksense_router_outbox_depth", router, flat, times)
-    _series(lines, "stacksense_router_alerts_received_total", {**router, "source": "v2"},
-            rising, times)
+    _series(
+        lines, "stacksense_router_alerts_received_total", {**router, "source": "v2"}, rising, times
+    )
     return "\n".join(lines) + "\n# EOF\n"
 
 
@@ -198,7 +254,8 @@ def substitute(expr: str, server: str) -> str:
 
 @pytest.mark.parametrize("server", ["web1", ".+"], ids=["one-server", "all-servers"])
 def test_every_overview_query_parses_and_returns_data(
-        history: tuple[Prometheus, float], server: str) -> None:
+    history: tuple[Prometheus, float], server: str
+) -> None:
     prom, end = history
     empty = []
     for title, expr in expressions(overview()):
@@ -213,9 +270,11 @@ def test_server_variable_lists_the_inventory(history: tuple[Prometheus, float]) 
     variable = {v["name"]: v for v in overview()["templating"]["list"]}["server"]
     query = variable["query"]["query"]
     metric = query.removeprefix("label_values(").split(",")[0]
-    body = requests.get(f"{prom.url}/api/v1/label/server/values",
-                        params={"match[]": metric, "start": end - 600, "end": end},
-                        timeout=10).json()
+    body = requests.get(
+        f"{prom.url}/api/v1/label/server/values",
+        params={"match[]": metric, "start": end - 600, "end": end},
+        timeout=10,
+    ).json()
     assert body["status"] == "success"
     assert sorted(body["data"]) == sorted(SERVERS)
 

@@ -27,8 +27,9 @@ from tests.deploy.helm_render import (
 from tests.deploy.tools import ensure_module, kubernetes_validate_cli, npm_packages
 
 CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
-CASES = {"default": {}} | {p.name.removesuffix("-values.yaml"): yaml.safe_load(p.read_text())
-                           for p in CI_VALUES}
+CASES = {"default": {}} | {
+    p.name.removesuffix("-values.yaml"): yaml.safe_load(p.read_text()) for p in CI_VALUES
+}
 WORKLOADS = ("StatefulSet", "Deployment")
 
 
@@ -44,27 +45,37 @@ def docs(rendered: dict[str, str], case: str) -> list[dict[str, Any]]:
 
 
 def test_every_ci_values_file_renders_to_valid_kubernetes_1_30(
-        rendered: dict[str, str], tmp_path: Path) -> None:
+    rendered: dict[str, str], tmp_path: Path
+) -> None:
     assert len(CI_VALUES) >= 8
     files = []
     for name, manifest in rendered.items():
         path = tmp_path / f"{name}.yaml"
         path.write_text(manifest)
         files.append(str(path))
-    out = subprocess.run([*kubernetes_validate_cli(), "--strict", "-k", "1.30.0", *files],
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [*kubernetes_validate_cli(), "--strict", "-k", "1.30.0", *files],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     checked = len(re.findall(r"passed for resource", out.stdout + out.stderr))
     assert checked >= 11 * len(rendered) // 2
 
 
 def test_kubernetes_validate_catches_a_bad_manifest(
-        rendered: dict[str, str], tmp_path: Path) -> None:
+    rendered: dict[str, str], tmp_path: Path
+) -> None:
     broken = rendered["default"].replace("containerPort:", "containerPorts:", 1)
     path = tmp_path / "broken.yaml"
     path.write_text(broken)
-    out = subprocess.run([*kubernetes_validate_cli(), "--strict", "-k", "1.30.0", str(path)],
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [*kubernetes_validate_cli(), "--strict", "-k", "1.30.0", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode != 0
     assert "did not validate" in out.stdout and "containerPort" in out.stdout
 
@@ -73,10 +84,13 @@ def test_default_install_has_the_three_services(rendered: dict[str, str]) -> Non
     d = docs(rendered, "default")
     assert set(by_kind(d, "StatefulSet")) == {"ss-stacksense-exporter"}
     assert set(by_kind(d, "Deployment")) == {"ss-stacksense-rules", "ss-stacksense-router"}
-    assert set(by_kind(d, "ConfigMap")) == {f"ss-stacksense-{c}"
-                                            for c in ("exporter", "rules", "router")}
-    assert set(by_kind(d, "PersistentVolumeClaim")) == {"ss-stacksense-rules",
-                                                        "ss-stacksense-router"}
+    assert set(by_kind(d, "ConfigMap")) == {
+        f"ss-stacksense-{c}" for c in ("exporter", "rules", "router")
+    }
+    assert set(by_kind(d, "PersistentVolumeClaim")) == {
+        "ss-stacksense-rules",
+        "ss-stacksense-router",
+    }
     assert "ss-stacksense" in by_kind(d, "ServiceAccount")
     # Optional features are off by default.
     assert not {"ServiceMonitor", "PrometheusRule", "ScrapeConfig"} & {x["kind"] for x in d}
@@ -85,7 +99,8 @@ def test_default_install_has_the_three_services(rendered: dict[str, str]) -> Non
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_workloads_are_hardened_and_roll_on_config_change(
-        rendered: dict[str, str], case: str) -> None:
+    rendered: dict[str, str], case: str
+) -> None:
     for workload in [x for x in docs(rendered, case) if x["kind"] in WORKLOADS]:
         name = workload["metadata"]["name"]
         template = workload["spec"]["template"]
@@ -100,8 +115,9 @@ def test_workloads_are_hardened_and_roll_on_config_change(
             assert sc["capabilities"]["drop"] == ["ALL"], name
             if case != "resources":
                 assert "resources" not in container, f"{name}: no default resources"
-        assert re.fullmatch(r"[0-9a-f]{64}", template["metadata"]["annotations"]
-                            ["checksum/config"]), name
+        assert re.fullmatch(
+            r"[0-9a-f]{64}", template["metadata"]["annotations"]["checksum/config"]
+        ), name
         selector = workload["spec"]["selector"]["matchLabels"]
         assert selector.items() <= template["metadata"]["labels"].items()
         assert selector["app.kubernetes.io/component"] in name
@@ -113,8 +129,11 @@ def _configmap(d: list[dict[str, Any]], component: str) -> dict[str, str]:
 
 
 def _workload(d: list[dict[str, Any]], component: str) -> dict[str, Any]:
-    (w,) = [x for x in d if x["kind"] in WORKLOADS
-            and x["metadata"]["name"] == f"ss-stacksense-{component}"]
+    (w,) = [
+        x
+        for x in d
+        if x["kind"] in WORKLOADS and x["metadata"]["name"] == f"ss-stacksense-{component}"
+    ]
     return w
 
 
@@ -134,7 +153,8 @@ def _localize(text: str, tmp: Path) -> Path:
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_rendered_configs_pass_the_services_own_validation(
-        rendered: dict[str, str], case: str, tmp_path: Path) -> None:
+    rendered: dict[str, str], case: str, tmp_path: Path
+) -> None:
     from alert_router.config import load_config as load_router
     from exporter.config import load_inventory
     from rules.conditions import load_conditions
@@ -146,8 +166,7 @@ def test_rendered_configs_pass_the_services_own_validation(
     rules_data = _configmap(d, "rules")
     if "conditions.yml" in rules_data:
         (tmp_path / "etc/stacksense/config").mkdir(parents=True, exist_ok=True)
-        (tmp_path / "etc/stacksense/config/conditions.yml").write_text(
-            rules_data["conditions.yml"])
+        (tmp_path / "etc/stacksense/config/conditions.yml").write_text(rules_data["conditions.yml"])
     rules = load_rules(_localize(rules_data["rules.yml"], tmp_path))
     assert rules.listen_address == "0.0.0.0:9817"
     assert str(rules.state_file).startswith("/var/lib/stacksense/")
@@ -168,9 +187,11 @@ def test_rendered_configs_pass_the_services_own_validation(
 
 def test_config_paths_are_mounted(rendered: dict[str, str]) -> None:
     d = docs(rendered, "notifications")
-    for component, flag in [("exporter", "--config.file=/etc/stacksense/config/servers.yml"),
-                            ("rules", "/etc/stacksense/config/rules.yml"),
-                            ("router", "/etc/stacksense/config/router.yml")]:
+    for component, flag in [
+        ("exporter", "--config.file=/etc/stacksense/config/servers.yml"),
+        ("rules", "/etc/stacksense/config/rules.yml"),
+        ("router", "/etc/stacksense/config/router.yml"),
+    ]:
         pod = _workload(d, component)["spec"]["template"]["spec"]
         (container,) = pod["containers"]
         assert flag in container["args"]
@@ -183,7 +204,8 @@ def test_config_paths_are_mounted(rendered: dict[str, str]) -> None:
     mounted = {m["mountPath"] for m in router_pod["containers"][0]["volumeMounts"]}
     assert router_yml["auth"]["tokens_file"].rsplit("/", 1)[0] in mounted
     assert router_yml["global"]["smtp_auth_password_file"].startswith(
-        "/etc/stacksense/secrets/router/")
+        "/etc/stacksense/secrets/router/"
+    )
 
 
 def test_secrets_stay_in_secrets(rendered: dict[str, str]) -> None:
@@ -208,8 +230,9 @@ def test_a_token_is_generated_when_none_is_given(rendered: dict[str, str]) -> No
 def test_existing_secrets_replace_the_charts(rendered: dict[str, str]) -> None:
     d = docs(rendered, "existing-secrets")
     assert "Secret" not in {x["kind"] for x in d}
-    volumes = {v["name"]: v for v in
-               _workload(d, "exporter")["spec"]["template"]["spec"]["volumes"]}
+    volumes = {
+        v["name"]: v for v in _workload(d, "exporter")["spec"]["template"]["spec"]["volumes"]
+    }
     assert volumes["ssh"]["secret"]["secretName"] == "fleet-ssh-keys"
     for component in ("router", "rules"):
         pod_volumes = _workload(d, component)["spec"]["template"]["spec"]["volumes"]
@@ -253,42 +276,48 @@ def test_sharding_sends_each_server_to_a_stable_replica(rendered: dict[str, str]
     spec = scrape["spec"]
     assert spec["metricsPath"] == "/probe" and spec["params"] == {"module": ["default"]}
     assert spec["httpSDConfigs"][0]["url"] == (
-        f"http://ss-stacksense-exporter.{NAMESPACE}.svc:9816/sd")
+        f"http://ss-stacksense-exporter.{NAMESPACE}.svc:9816/sd"
+    )
     hashmod = next(r for r in spec["relabelings"] if r.get("action") == "hashmod")
     assert hashmod["modulus"] == 3 and hashmod["sourceLabels"] == ["__param_target"]
     address = next(r for r in spec["relabelings"] if r.get("targetLabel") == "__address__")
     assert address["replacement"] == (
-        f"ss-stacksense-exporter-${{1}}.ss-stacksense-exporter-headless.{NAMESPACE}"
-        ".svc:9816")
+        f"ss-stacksense-exporter-${{1}}.ss-stacksense-exporter-headless.{NAMESPACE}.svc:9816"
+    )
     assert scrape["metadata"]["labels"]["release"] == "kube-prometheus-stack"
 
 
-def test_service_monitors_name_the_jobs_the_rule_engine_expects(
-        rendered: dict[str, str]) -> None:
+def test_service_monitors_name_the_jobs_the_rule_engine_expects(rendered: dict[str, str]) -> None:
     d = docs(rendered, "servicemonitor")
     monitors = by_kind(d, "ServiceMonitor")
     assert len(monitors) == 3
     services = by_kind(d, "Service")
     for monitor in monitors.values():
         selector = monitor["spec"]["selector"]["matchLabels"]
-        matching = [s for s in services.values()
-                    if selector.items() <= s["metadata"]["labels"].items()]
+        matching = [
+            s for s in services.values() if selector.items() <= s["metadata"]["labels"].items()
+        ]
         assert len(matching) == 1, "exactly one Service (not the headless one) per monitor"
         label = monitor["spec"]["jobLabel"]
         assert matching[0]["metadata"]["labels"][label] == (
-            "stacksense-" + selector["app.kubernetes.io/component"])
+            "stacksense-" + selector["app.kubernetes.io/component"]
+        )
 
 
 def test_prometheus_rule_is_the_compose_rules_file(rendered: dict[str, str]) -> None:
     (rule,) = by_kind(docs(rendered, "prometheusrule"), "PrometheusRule").values()
     shipped = yaml.safe_load(
-        (REPO / "docker/prometheus/rules.d/stacksense-pipeline.yml").read_text())
+        (REPO / "docker/prometheus/rules.d/stacksense-pipeline.yml").read_text()
+    )
     assert rule["spec"]["groups"] == shipped["groups"]
 
 
 def test_dashboards_are_configmaps_for_the_grafana_sidecar(rendered: dict[str, str]) -> None:
-    maps = {n: m for n, m in by_kind(docs(rendered, "dashboards"), "ConfigMap").items()
-            if "dashboard" in n}
+    maps = {
+        n: m
+        for n, m in by_kind(docs(rendered, "dashboards"), "ConfigMap").items()
+        if "dashboard" in n
+    }
     # overview, server, pipeline and Node Exporter Full
     assert len(maps) == 4
     for cm in maps.values():
@@ -319,7 +348,8 @@ def test_router_replicas_share_a_postgres_store(rendered: dict[str, str]) -> Non
     router_yml = yaml.safe_load(_configmap(d, "router")["router.yml"])
     assert router_yml["storage"] == {
         "url": "postgresql://stacksense@postgres.monitoring.svc:5432/stacksense",
-        "password_file": "/etc/stacksense/secrets/router/postgres-password"}
+        "password_file": "/etc/stacksense/secrets/router/postgres-password",
+    }
     secret = by_kind(d, "Secret")["ss-stacksense-router"]["data"]
     assert base64.b64decode(secret["postgres-password"]).decode() == "ci-postgres-password"
     for doc in d:
@@ -380,7 +410,8 @@ def _snake(key: str) -> str:
 
 
 def test_sharding_relabeling_works_in_a_real_prometheus(
-        rendered: dict[str, str], tmp_path: Path) -> None:
+    rendered: dict[str, str], tmp_path: Path
+) -> None:
     """The ScrapeConfig's relabeling, as plain Prometheus config, spreads servers over replicas."""
     from tests.deploy.fake_stack import fake_stack
     from tests.peers.prometheus import prometheus
@@ -390,12 +421,17 @@ def test_sharding_relabeling_works_in_a_real_prometheus(
     spec = scrape["spec"]
     servers = [f"host{i:02d}" for i in range(12)]
     with fake_stack(servers) as fake:
-        job = {"job_name": spec["jobName"], "metrics_path": spec["metricsPath"],
-               "params": spec["params"], "scrape_interval": "1m", "scrape_timeout": "30s",
-               "http_sd_configs": [{"url": f"{fake.url}/sd", "refresh_interval": "1s"}],
-               "relabel_configs": [{_snake(k): v for k, v in r.items()}
-                                   for r in spec["relabelings"]]}
+        job = {
+            "job_name": spec["jobName"],
+            "metrics_path": spec["metricsPath"],
+            "params": spec["params"],
+            "scrape_interval": "1m",
+            "scrape_timeout": "30s",
+            "http_sd_configs": [{"url": f"{fake.url}/sd", "refresh_interval": "1s"}],
+            "relabel_configs": [{_snake(k): v for k, v in r.items()} for r in spec["relabelings"]],
+        }
         with prometheus(tmp_path, {"scrape_configs": [job]}) as prom:
+
             def targets() -> list[dict[str, Any]] | None:
                 body = requests.get(f"{prom.url}/api/v1/targets", timeout=5).json()
                 active: list[dict[str, Any]] = body["data"]["activeTargets"]
@@ -409,7 +445,9 @@ def test_sharding_relabeling_works_in_a_real_prometheus(
         host, _, rest = target["scrapeUrl"].removeprefix("http://").partition("/")
         match = re.fullmatch(
             rf"ss-stacksense-exporter-([0-2])\.ss-stacksense-exporter-headless\.{NAMESPACE}"
-            r"\.svc:9816", host)
+            r"\.svc:9816",
+            host,
+        )
         assert match, host
         replicas.add(match.group(1))
         assert rest == f"probe?module=default&target={name}"
@@ -440,17 +478,27 @@ def validate_crds(objects: list[dict[str, Any]], tmp: Path) -> list[str]:
     (root / "validate.mjs").write_text(VALIDATE_CRDS)
     docs_file = tmp / "crds.json"
     docs_file.write_text(json.dumps(objects))
-    out = subprocess.run(["node", str(root / "validate.mjs"), str(docs_file)], cwd=root,
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        ["node", str(root / "validate.mjs"), str(docs_file)],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     errors: list[str] = json.loads(out.stdout)
     return errors
 
 
 def test_prometheus_operator_objects_match_their_crd_schemas(
-        rendered: dict[str, str], tmp_path: Path) -> None:
-    crds = [d for case in rendered for d in docs(rendered, case)
-            if d["apiVersion"].startswith("monitoring.coreos.com/")]
+    rendered: dict[str, str], tmp_path: Path
+) -> None:
+    crds = [
+        d
+        for case in rendered
+        for d in docs(rendered, case)
+        if d["apiVersion"].startswith("monitoring.coreos.com/")
+    ]
     assert {d["kind"] for d in crds} == {"ServiceMonitor", "PrometheusRule", "ScrapeConfig"}
     # The check bites: a hashmod modulus must be an integer (checked in the same node run).
     (scrape,) = [d for d in crds if d["kind"] == "ScrapeConfig"]

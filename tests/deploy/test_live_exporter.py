@@ -21,9 +21,16 @@ from tests.peers.sshd import Sshd
 
 RATE_INTERVAL = "15s"
 # Panels fed by the exporter alone (the rest need the rule engine and the router).
-EXPORTER_METRICS = ("stacksense_probe_", "stacksense_cpu_", "stacksense_memory_",
-                    "stacksense_swap_", "stacksense_filesystem_", "node_",
-                    "stacksense_heartbeat_age_seconds", "stacksense_exporter_config_last_reload")
+EXPORTER_METRICS = (
+    "stacksense_probe_",
+    "stacksense_cpu_",
+    "stacksense_memory_",
+    "stacksense_swap_",
+    "stacksense_filesystem_",
+    "node_",
+    "stacksense_heartbeat_age_seconds",
+    "stacksense_exporter_config_last_reload",
+)
 
 
 @pytest.fixture(scope="module")
@@ -31,13 +38,17 @@ def live(tmp_path_factory: pytest.TempPathFactory, ssh_server: Sshd) -> Iterator
     tmp = tmp_path_factory.mktemp("live-exporter")
     known_hosts = tmp / "known_hosts"
     known_hosts.write_text(ssh_server.known_hosts_line())
-    inventory = write_inventory(tmp / "servers.yml", [server_entry("web1", ssh_server)],
-                                {"default": {"key_file": str(ssh_server.keys.client_key)}},
-                                known_hosts)
+    inventory = write_inventory(
+        tmp / "servers.yml",
+        [server_entry("web1", ssh_server)],
+        {"default": {"key_file": str(ssh_server.keys.client_key)}},
+        known_hosts,
+    )
     with running_exporter(inventory) as exporter:
         address = exporter.url.removeprefix("http://")
         config: dict[str, Any] = yaml.safe_load(
-            CONFIG.read_text().replace("exporter:9816", address))
+            CONFIG.read_text().replace("exporter:9816", address)
+        )
         config.pop("alerting")  # no router here
         config["rule_files"] = []
         config["global"].update(scrape_interval="3s", evaluation_interval="3s")
@@ -45,11 +56,17 @@ def live(tmp_path_factory: pytest.TempPathFactory, ssh_server: Sshd) -> Iterator
         probe.update(scrape_interval="3s", scrape_timeout="3s")
         probe["http_sd_configs"][0]["refresh_interval"] = "1s"
         with prometheus(tmp, config) as prom:
-            prom.wait_for_series('stacksense_probe_success{job="stacksense-probe", '
-                                 'instance="web1", server="web1"} == 1', timeout=40)
+            prom.wait_for_series(
+                'stacksense_probe_success{job="stacksense-probe", '
+                'instance="web1", server="web1"} == 1',
+                timeout=40,
+            )
             # rate() needs two probes inside its window.
-            prom.wait_for_series(f'rate(node_network_receive_bytes_total{{job="stacksense-probe"}}'
-                                 f'[{RATE_INTERVAL}])', timeout=40)
+            prom.wait_for_series(
+                f'rate(node_network_receive_bytes_total{{job="stacksense-probe"}}'
+                f"[{RATE_INTERVAL}])",
+                timeout=40,
+            )
             yield prom
 
 
@@ -70,5 +87,6 @@ def test_exporter_panels_show_data_for_a_real_host(live: Prometheus) -> None:
 
 def test_heartbeats_come_from_the_exporter_job(live: Prometheus) -> None:
     result = live.wait_for_series(
-        'stacksense_heartbeat_age_seconds{job="stacksense-exporter", server="web1"}')
+        'stacksense_heartbeat_age_seconds{job="stacksense-exporter", server="web1"}'
+    )
     assert float(result[0]["value"][1]) < 60

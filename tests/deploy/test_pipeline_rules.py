@@ -15,8 +15,9 @@ def test_pipeline_rules_fire_in_time(tmp_path: Path) -> None:
     tests = (Path(__file__).parent / "rules" / "pipeline_test.yml").read_text()
     unit = tmp_path / "pipeline_test.yml"
     unit.write_text(tests.replace("RULES_FILE", str(RULES)))
-    done = subprocess.run([PROMTOOL, "test", "rules", str(unit)], capture_output=True,
-                          text=True, timeout=60)
+    done = subprocess.run(
+        [PROMTOOL, "test", "rules", str(unit)], capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
 

@@ -22,13 +22,13 @@ TOKEN = "router-token-for-tests"
 
 
 def test_promtool_accepts_config_and_rules() -> None:
-    out = subprocess.run([PROMTOOL, "check", "config", str(CONFIG)],
-                         capture_output=True, text=True)
+    out = subprocess.run([PROMTOOL, "check", "config", str(CONFIG)], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
     rule_files = sorted(RULES_DIR.glob("*.yml"))
     assert rule_files
-    out = subprocess.run([PROMTOOL, "check", "rules", *map(str, rule_files)],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [PROMTOOL, "check", "rules", *map(str, rule_files)], capture_output=True, text=True
+    )
     assert out.returncode == 0, out.stdout + out.stderr
 
 
@@ -38,13 +38,16 @@ def test_probe_job_follows_the_contract() -> None:
     assert probe["metrics_path"] == "/probe"
     assert probe["params"] == {"module": ["default"]}
     assert probe["http_sd_configs"] == [
-        {"url": "http://exporter:9816/sd", "refresh_interval": "30s"}]
+        {"url": "http://exporter:9816/sd", "refresh_interval": "30s"}
+    ]
     interval = int(probe["scrape_interval"].rstrip("s"))
     timeout = int(probe["scrape_timeout"].rstrip("s"))
     assert timeout < interval
-    for name, target in [("stacksense-exporter", "exporter:9816"),
-                         ("stacksense-rules", "rules:9817"),
-                         ("stacksense-router", "router:9818")]:
+    for name, target in [
+        ("stacksense-exporter", "exporter:9816"),
+        ("stacksense-rules", "rules:9817"),
+        ("stacksense-router", "router:9818"),
+    ]:
         assert job(config, name)["static_configs"] == [{"targets": [target]}]
     (am,) = config["alerting"]["alertmanagers"]
     assert am["api_version"] == "v2"
@@ -68,9 +71,24 @@ def localize(config: dict[str, Any], fake: FakeStack, tmp: Path) -> dict[str, An
     local["alerting"]["alertmanagers"][0]["authorization"]["credentials_file"] = str(token)
     # An always-firing rule so the alerting path can be observed within seconds.
     rules = tmp / "always.yml"
-    rules.write_text(yaml.safe_dump({"groups": [{"name": "t", "rules": [
-        {"alert": "DeployTestAlwaysFiring", "expr": "vector(1)",
-         "labels": {"severity": "none"}}]}]}))
+    rules.write_text(
+        yaml.safe_dump(
+            {
+                "groups": [
+                    {
+                        "name": "t",
+                        "rules": [
+                            {
+                                "alert": "DeployTestAlwaysFiring",
+                                "expr": "vector(1)",
+                                "labels": {"severity": "none"},
+                            }
+                        ],
+                    }
+                ]
+            }
+        )
+    )
     local["rule_files"] = [str(rules)]
     return local
 
@@ -79,17 +97,23 @@ def localize(config: dict[str, Any], fake: FakeStack, tmp: Path) -> dict[str, An
 def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Prometheus, FakeStack]]:
     tmp = tmp_path_factory.mktemp("prom-compose")
     # The first alert can be dropped before the router is discovered; resend it quickly.
-    with fake_stack(["web1", "db-2"]) as fake, prometheus(
-        tmp, localize(load_config(), fake, tmp), extra_args=["--rules.alert.resend-delay=1s"]
-    ) as prom:
+    with (
+        fake_stack(["web1", "db-2"]) as fake,
+        prometheus(
+            tmp, localize(load_config(), fake, tmp), extra_args=["--rules.alert.resend-delay=1s"]
+        ) as prom,
+    ):
         yield prom, fake
 
 
 def test_probes_are_relabeled_per_server(running: tuple[Prometheus, FakeStack]) -> None:
     prom, fake = running
     result = prom.wait_for_series('stacksense_probe_success{job="stacksense-probe"}', timeout=20)
-    wait_for(lambda: len(prom.query('stacksense_probe_success{job="stacksense-probe"}')) == 2,
-             timeout=20, what="both servers scraped")
+    wait_for(
+        lambda: len(prom.query('stacksense_probe_success{job="stacksense-probe"}')) == 2,
+        timeout=20,
+        what="both servers scraped",
+    )
     result = prom.query('stacksense_probe_success{job="stacksense-probe"}')
     labels = sorted((r["metric"]["instance"], r["metric"]["server"]) for r in result)
     assert labels == [("db-2", "db-2"), ("web1", "web1")]
@@ -104,15 +128,19 @@ def test_probes_are_relabeled_per_server(running: tuple[Prometheus, FakeStack]) 
 def test_service_jobs_are_scraped(running: tuple[Prometheus, FakeStack]) -> None:
     prom, _ = running
     result = prom.wait_for_series('up{job=~"stacksense-(exporter|rules|router)"} == 1', timeout=20)
-    wait_for(lambda: len(prom.query('up{job=~"stacksense-(exporter|rules|router)"} == 1')) == 3,
-             timeout=20, what="three service jobs up")
+    wait_for(
+        lambda: len(prom.query('up{job=~"stacksense-(exporter|rules|router)"} == 1')) == 3,
+        timeout=20,
+        what="three service jobs up",
+    )
     assert result
 
 
 def test_alerts_reach_the_router_with_its_token(running: tuple[Prometheus, FakeStack]) -> None:
     prom, fake = running
-    posts = wait_for(lambda: fake.requests_to("/api/v2/alerts"), timeout=30,
-                     what="alerts posted to the router")
+    posts = wait_for(
+        lambda: fake.requests_to("/api/v2/alerts"), timeout=30, what="alerts posted to the router"
+    )
     assert posts[0].headers["authorization"] == f"Bearer {TOKEN}"
     alerts = json.loads(posts[0].body)
     assert any(a["labels"]["alertname"] == "DeployTestAlwaysFiring" for a in alerts)

@@ -30,8 +30,10 @@ def ensure_module(name: str, spec: str, *, ignore_requires_python: bool = False)
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
         importlib.invalidate_caches()
         if out.returncode != 0 or importlib.util.find_spec(name) is None:
-            pytest.skip(f"{spec} is not installed and `pip install {spec}` failed: "
-                        f"{out.stderr.strip().splitlines()[-1:] or out.returncode}")
+            pytest.skip(
+                f"{spec} is not installed and `pip install {spec}` failed: "
+                f"{out.stderr.strip().splitlines()[-1:] or out.returncode}"
+            )
     return importlib.import_module(name)
 
 
@@ -66,11 +68,17 @@ def npm_packages(*packages: str) -> Path:
     if not marker.exists():
         root.mkdir(exist_ok=True)
         (root / "package.json").write_text('{"name": "deploy-checks", "private": true}\n')
-        out = subprocess.run(["npm", "install", "--silent", "--no-audit", "--no-fund",
-                              *packages], cwd=root, capture_output=True, text=True,
-                             timeout=600)
+        out = subprocess.run(
+            ["npm", "install", "--silent", "--no-audit", "--no-fund", *packages],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         if out.returncode != 0:
-            pytest.skip(f"npm install {' '.join(packages)} failed (no registry?): "
-                        f"{out.stderr.strip()[-300:]}")
+            pytest.skip(
+                f"npm install {' '.join(packages)} failed (no registry?): "
+                f"{out.stderr.strip()[-300:]}"
+            )
         marker.touch()
     return root

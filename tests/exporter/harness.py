@@ -26,8 +26,9 @@ class RunningExporter:
 
     def probe(self, target: str, timeout: float | None = None, **params: str) -> requests.Response:
         headers = {"X-Prometheus-Scrape-Timeout-Seconds": str(timeout)} if timeout else {}
-        return requests.get(f"{self.url}/probe", params={"target": target, **params},
-                            headers=headers, timeout=60)
+        return requests.get(
+            f"{self.url}/probe", params={"target": target, **params}, headers=headers, timeout=60
+        )
 
     def probe_samples(self, target: str, timeout: float | None = None) -> dict[str, float]:
         resp = self.probe(target, timeout)
@@ -61,8 +62,9 @@ def error_info(text: str) -> dict[str, str]:
 
 
 @contextmanager
-def running_exporter(config: Path | None, *, server_options: dict[str, Any] | None = None,
-                     **kwargs: Any) -> Iterator[RunningExporter]:
+def running_exporter(
+    config: Path | None, *, server_options: dict[str, Any] | None = None, **kwargs: Any
+) -> Iterator[RunningExporter]:
     """`server_options` go to ExporterHTTPServer (max_connections, reload_token_file)."""
     app = ExporterApp(str(config) if config else None, **kwargs)
     server = ExporterHTTPServer(("127.0.0.1", 0), app, **(server_options or {}))
@@ -76,10 +78,23 @@ def running_exporter(config: Path | None, *, server_options: dict[str, Any] | No
         app.close()
 
 
-def write_inventory(path: Path, servers: list[dict[str, Any]], credentials: dict[str, Any],
-                    known_hosts: Path, **extra: Any) -> Path:
-    path.write_text(yaml.safe_dump({"known_hosts": str(known_hosts), "credentials": credentials,
-                                    "servers": servers, **extra}))
+def write_inventory(
+    path: Path,
+    servers: list[dict[str, Any]],
+    credentials: dict[str, Any],
+    known_hosts: Path,
+    **extra: Any,
+) -> Path:
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "known_hosts": str(known_hosts),
+                "credentials": credentials,
+                "servers": servers,
+                **extra,
+            }
+        )
+    )
     return path
 
 
@@ -88,8 +103,9 @@ def server_entry(name: str, sshd: Sshd, **overrides: Any) -> dict[str, Any]:
 
 
 @contextmanager
-def exporter_over_fake_df(tmp_path: Path, ssh_keys: SshdKeys, name: str,
-                          df_script: str, **app_options: Any) -> Iterator[RunningExporter]:
+def exporter_over_fake_df(
+    tmp_path: Path, ssh_keys: SshdKeys, name: str, df_script: str, **app_options: Any
+) -> Iterator[RunningExporter]:
     """An exporter probing one sshd host `name` whose `df` is the shell script `df_script`.
 
     sshd puts the fake df first on the session's PATH, as a hung mount would make the
@@ -103,20 +119,29 @@ def exporter_over_fake_df(tmp_path: Path, ssh_keys: SshdKeys, name: str,
     with sshd(tmp_path / "sshd", ssh_keys, extra=extra) as server:
         known = tmp_path / "known_hosts"
         known.write_text(server.known_hosts_line())
-        inv = write_inventory(tmp_path / "servers.yml", [server_entry(name, server)],
-                              {"default": {"key_file": str(ssh_keys.client_key)}}, known)
+        inv = write_inventory(
+            tmp_path / "servers.yml",
+            [server_entry(name, server)],
+            {"default": {"key_file": str(ssh_keys.client_key)}},
+            known,
+        )
         with running_exporter(inv, **app_options) as exp:
             yield exp
 
 
 @contextmanager
-def exporter_for(tmp_path: Path, ssh_keys: SshdKeys, server: Sshd, module: dict[str, Any],
-                 **server_extra: Any) -> Iterator[RunningExporter]:
+def exporter_for(
+    tmp_path: Path, ssh_keys: SshdKeys, server: Sshd, module: dict[str, Any], **server_extra: Any
+) -> Iterator[RunningExporter]:
     """A running exporter probing `server` as "h" with `module` as its default module."""
     known = tmp_path / "known_hosts"
     known.write_text(server.known_hosts_line())
-    inv = write_inventory(tmp_path / "servers.yml", [server_entry("h", server, **server_extra)],
-                          {"default": {"key_file": str(ssh_keys.client_key)}}, known,
-                          modules={"default": module})
+    inv = write_inventory(
+        tmp_path / "servers.yml",
+        [server_entry("h", server, **server_extra)],
+        {"default": {"key_file": str(ssh_keys.client_key)}},
+        known,
+        modules={"default": module},
+    )
     with running_exporter(inv) as exp:
         yield exp

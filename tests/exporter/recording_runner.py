@@ -37,14 +37,20 @@ class RecordingRunner:
         with self._lock:
             return [script for name, script in self.scripts if name == server]
 
-    def run(self, server: Server, command: str, deadline: float, *,
-            max_output: int = DEFAULT_MAX_OUTPUT, prelude: str = "") -> CommandResult:
+    def run(
+        self,
+        server: Server,
+        command: str,
+        deadline: float,
+        *,
+        max_output: int = DEFAULT_MAX_OUTPUT,
+        prelude: str = "",
+    ) -> CommandResult:
         assert self._inner is not None, "the app has not built its runner yet"
         with self._lock:
             self.scripts.append((server.name, command))
         self.started(server.name).set()
-        return self._inner.run(server, command, deadline, max_output=max_output,
-                               prelude=prelude)
+        return self._inner.run(server, command, deadline, max_output=max_output, prelude=prelude)
 
     def connection_id(self, server: Server) -> int | None:
         assert self._inner is not None, "the app has not built its runner yet"

@@ -62,8 +62,14 @@ class Sleeps:
             self.stop.set()
 
 
-METRICS = {"cpu_usage_ratio": 0.25, "memory_usage_ratio": 0.5, "swap_usage_ratio": 0.0,
-           "load1": 0.7, "boot_time_seconds": 1.7e9, "filesystem_usage_ratio": {"/": 0.4}}
+METRICS = {
+    "cpu_usage_ratio": 0.25,
+    "memory_usage_ratio": 0.5,
+    "swap_usage_ratio": 0.0,
+    "load1": 0.7,
+    "boot_time_seconds": 1.7e9,
+    "filesystem_usage_ratio": {"/": 0.4},
+}
 
 
 def test_once_sends_one_well_formed_heartbeat(
@@ -120,7 +126,9 @@ def test_retry_after_as_an_http_date() -> None:
 
 
 def test_401_is_not_retried_early_and_the_token_never_shows(
-    fake: HttpReceiver, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str],
+    fake: HttpReceiver,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     caplog.set_level(logging.DEBUG)
@@ -140,10 +148,13 @@ def test_401_is_not_retried_early_and_the_token_never_shows(
     assert TOKEN not in caplog.text + out + err
 
 
-@pytest.mark.parametrize("status, hint", [
-    (404, "server 'web-1' is not in the exporter's inventory"),
-    (400, "rejected the heartbeat body (400 status 400)"),
-])
+@pytest.mark.parametrize(
+    "status, hint",
+    [
+        (404, "server 'web-1' is not in the exporter's inventory"),
+        (400, "rejected the heartbeat body (400 status 400)"),
+    ],
+)
 def test_other_rejections_name_the_problem(fake: HttpReceiver, status: int, hint: str) -> None:
     fake.reply_with(answer(status))
     outcome = delivery.send(requests.Session(), config(fake.url), METRICS)
@@ -158,8 +169,9 @@ def test_an_unreachable_exporter_is_retried_and_reported_without_secrets(
     url = f"http://user:pa55@127.0.0.1:{free_port()}"  # nothing listens there
     stop = threading.Event()
     sleeps = Sleeps(stop, limit=10)
-    ok = run(config(url, max_backoff_seconds=2), stop, collect=lambda: METRICS, sleep=sleeps,
-             once=True)
+    ok = run(
+        config(url, max_backoff_seconds=2), stop, collect=lambda: METRICS, sleep=sleeps, once=True
+    )
     assert not ok and len(sleeps.delays) == delivery.ONCE_ATTEMPTS - 1
     assert all(d <= 2.0 for d in sleeps.delays)
     assert "connection to http://<redacted>@127.0.0.1" in caplog.text
@@ -181,11 +193,23 @@ def test_config_file_env_and_flags_layer_in_that_order(
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN + "\n")
     file = tmp_path / "agent.yml"
-    file.write_text(yaml.safe_dump({"url": "http://file:9816", "server": "from-file",
-                                    "token_file": str(token_file), "interval_seconds": 15}))
+    file.write_text(
+        yaml.safe_dump(
+            {
+                "url": "http://file:9816",
+                "server": "from-file",
+                "token_file": str(token_file),
+                "interval_seconds": 15,
+            }
+        )
+    )
     cfg = load_config(file, {}, {})
     assert (cfg.url, cfg.server, cfg.token.reveal(), cfg.interval_seconds) == (
-        "http://file:9816", "from-file", TOKEN, 15.0)
+        "http://file:9816",
+        "from-file",
+        TOKEN,
+        15.0,
+    )
     env = {"STACKSENSE_SERVER": "from-env", "STACKSENSE_INTERVAL": "5"}
     cfg = load_config(file, env, {})
     assert (cfg.server, cfg.interval_seconds) == ("from-env", 5.0)
@@ -196,20 +220,33 @@ def test_config_file_env_and_flags_layer_in_that_order(
     assert load_config(file, {"STACKSENSE_TOKEN": "other"}, {}).token.reveal() == "other"
 
 
-@pytest.mark.parametrize("content, message", [
-    ({"url": "http://x", "server": "a", "token": "t", "intervall": 3}, "intervall: unknown key"),
-    ({"url": "ftp://x", "server": "a", "token": "t"}, "url: expected http(s)"),
-    ({"url": "http://x", "server": "a"}, "token: required"),
-    ({"url": "http://x", "token": "t"}, "server: required"),
-    ({"url": "http://x", "server": "a", "token": "t", "interval_seconds": "fast"},
-     "interval_seconds: expected a number"),
-    ({"url": "http://x", "server": "a", "token": "t", "interval_seconds": 0},
-     "interval_seconds: must be between"),
-    ({"url": "http://x", "server": "a", "token_file": "/nonexistent/tok"},
-     "token_file: cannot read /nonexistent/tok"),
-])
-def test_bad_config_names_the_setting(tmp_path: Path, content: dict[str, Any],
-                                      message: str) -> None:
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (
+            {"url": "http://x", "server": "a", "token": "t", "intervall": 3},
+            "intervall: unknown key",
+        ),
+        ({"url": "ftp://x", "server": "a", "token": "t"}, "url: expected http(s)"),
+        ({"url": "http://x", "server": "a"}, "token: required"),
+        ({"url": "http://x", "token": "t"}, "server: required"),
+        (
+            {"url": "http://x", "server": "a", "token": "t", "interval_seconds": "fast"},
+            "interval_seconds: expected a number",
+        ),
+        (
+            {"url": "http://x", "server": "a", "token": "t", "interval_seconds": 0},
+            "interval_seconds: must be between",
+        ),
+        (
+            {"url": "http://x", "server": "a", "token_file": "/nonexistent/tok"},
+            "token_file: cannot read /nonexistent/tok",
+        ),
+    ],
+)
+def test_bad_config_names_the_setting(
+    tmp_path: Path, content: dict[str, Any], message: str
+) -> None:
     file = tmp_path / "agent.yml"
     file.write_text(yaml.safe_dump(content))
     with pytest.raises(AgentConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
@@ -232,12 +269,21 @@ def test_bad_config_exits_2_with_the_message(
 def exporter_with_push(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     monkeypatch.setenv("SS_TEST_PUSH_TOKEN", TOKEN)
     inventory = tmp_path / "servers.yml"
-    inventory.write_text(yaml.safe_dump({
-        "known_hosts": str(tmp_path / "known_hosts"),
-        "credentials": {"default": {"key_file": str(tmp_path / "unused_key")}},
-        "servers": [{"name": "laptop-7", "host": "192.0.2.7",
-                     "push_token_env": "SS_TEST_PUSH_TOKEN"}],
-    }))
+    inventory.write_text(
+        yaml.safe_dump(
+            {
+                "known_hosts": str(tmp_path / "known_hosts"),
+                "credentials": {"default": {"key_file": str(tmp_path / "unused_key")}},
+                "servers": [
+                    {
+                        "name": "laptop-7",
+                        "host": "192.0.2.7",
+                        "push_token_env": "SS_TEST_PUSH_TOKEN",
+                    }
+                ],
+            }
+        )
+    )
     with running_exporter(inventory) as exporter:
         yield exporter.url
 
@@ -248,15 +294,22 @@ def test_agent_heartbeat_reaches_the_real_exporter(
     monkeypatch.setenv("STACKSENSE_TOKEN", TOKEN)
     before = time.time()
     # Through the `stacksense agent` front door, as an operator would run it.
-    assert stacksense_cli.main(["agent", "--once", "--url", exporter_with_push,
-                                "--server", "laptop-7"]) == 0
+    assert (
+        stacksense_cli.main(
+            ["agent", "--once", "--url", exporter_with_push, "--server", "laptop-7"]
+        )
+        == 0
+    )
     values = samples(requests.get(f"{exporter_with_push}/metrics", timeout=10).text)
     beat = values['stacksense_last_heartbeat_timestamp_seconds{server="laptop-7",source="push"}']
     assert before - 1 <= beat <= time.time() + 1
     assert values['stacksense_heartbeat_age_seconds{server="laptop-7"}'] < 30
     # The agent's metrics came along and were accepted.
-    memory = [v for k, v in values.items()
-              if k.startswith("stacksense_memory_usage_ratio") and "laptop-7" in k]
+    memory = [
+        v
+        for k, v in values.items()
+        if k.startswith("stacksense_memory_usage_ratio") and "laptop-7" in k
+    ]
     assert len(memory) == 1 and 0 < memory[0] < 1
 
 

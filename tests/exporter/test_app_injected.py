@@ -36,8 +36,15 @@ class FixtureRunner:
         self.answers = answers
         self.scripts: list[tuple[str, str]] = []
 
-    def run(self, server: Server, command: str, deadline: float, *,
-            max_output: int = DEFAULT_MAX_OUTPUT, prelude: str = "") -> CommandResult:
+    def run(
+        self,
+        server: Server,
+        command: str,
+        deadline: float,
+        *,
+        max_output: int = DEFAULT_MAX_OUTPUT,
+        prelude: str = "",
+    ) -> CommandResult:
         self.scripts.append((server.name, command))
         answer = self.answers[server.name]
         if isinstance(answer, ProbeFailure):
@@ -49,9 +56,13 @@ class FixtureRunner:
 
 
 def inventory(tmp_path: Path, *names: str) -> Inventory:
-    return parse_inventory({"credentials": {"default": {"agent": True}},
-                            "servers": [{"name": n, "host": f"{n}.example"} for n in names]},
-                           base=tmp_path)
+    return parse_inventory(
+        {
+            "credentials": {"default": {"agent": True}},
+            "servers": [{"name": n, "host": f"{n}.example"} for n in names],
+        },
+        base=tmp_path,
+    )
 
 
 class Loader:
@@ -73,8 +84,9 @@ class Loader:
 def make_app() -> Iterator[Callable[..., tuple[ExporterApp, FixtureRunner]]]:
     apps: list[ExporterApp] = []
 
-    def make(loader: Loader, answers: dict[str, str | ProbeFailure]) -> tuple[ExporterApp,
-                                                                              FixtureRunner]:
+    def make(
+        loader: Loader, answers: dict[str, str | ProbeFailure]
+    ) -> tuple[ExporterApp, FixtureRunner]:
         runner = FixtureRunner(answers)
         app = ExporterApp("servers.yml", load=loader, runner=lambda inv, pool: runner)
         apps.append(app)
@@ -94,8 +106,9 @@ def own_metrics(app: ExporterApp) -> dict[str, float]:
     return samples(generate_latest(app.registry).decode())
 
 
-def test_a_probe_parses_the_hosts_output_with_every_collector(tmp_path: Path,
-                                                              make_app: Any) -> None:
+def test_a_probe_parses_the_hosts_output_with_every_collector(
+    tmp_path: Path, make_app: Any
+) -> None:
     loader = Loader(inventory(tmp_path, "web1"))
     app, runner = make_app(loader, {"web1": CENTOS})
     values = probe(app, "web1")
@@ -123,8 +136,9 @@ def test_a_successful_probe_is_a_heartbeat(tmp_path: Path, make_app: Any) -> Non
     assert metrics["stacksense_inventory_servers"] == 2
 
 
-def test_an_unreachable_host_fails_with_its_reason_and_no_heartbeat(tmp_path: Path,
-                                                                    make_app: Any) -> None:
+def test_an_unreachable_host_fails_with_its_reason_and_no_heartbeat(
+    tmp_path: Path, make_app: Any
+) -> None:
     down = ProbeFailure("unreachable", "db1: SSH connection failed (ConnectionRefusedError)")
     app, _ = make_app(Loader(inventory(tmp_path, "db1")), {"db1": down})
     values = probe(app, "db1")
@@ -150,7 +164,8 @@ def test_output_cut_short_is_a_command_failure(tmp_path: Path, make_app: Any) ->
 
 
 def test_one_unparsable_collector_fails_the_probe_but_is_still_a_contact(
-        tmp_path: Path, make_app: Any) -> None:
+    tmp_path: Path, make_app: Any
+) -> None:
     garbled = CENTOS.replace("/proc/loadavg:0.12 0.25 0.30", "/proc/loadavg:zero point twelve")
     assert garbled != CENTOS
     app, _ = make_app(Loader(inventory(tmp_path, "web1")), {"web1": garbled})
@@ -189,8 +204,7 @@ def test_a_reload_the_loader_refuses_keeps_the_inventory(tmp_path: Path, make_ap
     assert probe(app, "web1")["stacksense_probe_success"] == 1
 
 
-def test_the_production_runner_is_ssh_with_an_inventory_and_local_without(
-        tmp_path: Path) -> None:
+def test_the_production_runner_is_ssh_with_an_inventory_and_local_without(tmp_path: Path) -> None:
     remote = inventory(tmp_path, "web1")
     pool = SshPool(remote)
     try:

@@ -13,8 +13,7 @@ FAIL = 'stacksense_probe_failure{reason="timeout"}'
 GUARDED_DF = "timeout -k 1 4 df"
 
 
-def test_a_hang_with_the_cheap_df_brings_the_guard_back(tmp_path: Path,
-                                                          ssh_keys: SshdKeys) -> None:
+def test_a_hang_with_the_cheap_df_brings_the_guard_back(tmp_path: Path, ssh_keys: SshdKeys) -> None:
     hang = tmp_path / "hang"
     # A df that works until `hang` exists, as a mount that appears and then stalls.
     script = f'#!/bin/sh\n[ -e {hang} ] && exec sleep 60\nexec /usr/bin/df "$@"\n'

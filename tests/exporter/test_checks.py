@@ -48,15 +48,20 @@ def probe(exp: RunningExporter, timeout: float = 20.0) -> dict[str, float]:
 
 
 def test_process_service_flips_when_the_process_stops_and_starts(
-    tmp_path: Path, ssh_keys: SshdKeys, ssh_server: Sshd,
+    tmp_path: Path,
+    ssh_keys: SshdKeys,
+    ssh_server: Sshd,
 ) -> None:
     name = f"ssv{uuid.uuid4().hex[:8]}"  # comm names are 15 bytes at most
     program = tmp_path / name
     shutil.copy("/bin/sleep", program)
-    module = {"services": [{"name": "worker", "process": name},
-                           {"name": "unit-only", "unit": "nginx.service"},
-                           {"name": "unit-or-process", "unit": "worker.service",
-                            "process": name}]}
+    module = {
+        "services": [
+            {"name": "worker", "process": name},
+            {"name": "unit-only", "unit": "nginx.service"},
+            {"name": "unit-or-process", "unit": "worker.service", "process": name},
+        ]
+    }
     with exporter_for(tmp_path, ssh_keys, ssh_server, module) as exp:
         values = probe(exp)
         assert values['stacksense_service_up{service="worker"}'] == 0
@@ -78,7 +83,8 @@ def test_process_service_flips_when_the_process_stops_and_starts(
 
 
 def test_systemd_units_are_read_with_systemctl_show_in_the_same_round_trip(
-    tmp_path: Path, ssh_keys: SshdKeys,
+    tmp_path: Path,
+    ssh_keys: SshdKeys,
 ) -> None:
     state = tmp_path / "units"
     state.mkdir()
@@ -87,11 +93,17 @@ def test_systemd_units_are_read_with_systemctl_show_in_the_same_round_trip(
     (fake_bin / "systemctl").write_text(FAKE_SYSTEMCTL.format(state=state))
     (fake_bin / "systemctl").chmod(0o755)
     (state / "nginx.service").write_text("active running\n")
-    module = {"services": [{"name": "nginx", "unit": "nginx.service"},
-                           {"name": "gone", "unit": "gone.service"}]}
+    module = {
+        "services": [
+            {"name": "nginx", "unit": "nginx.service"},
+            {"name": "gone", "unit": "gone.service"},
+        ]
+    }
     extra = [f"SetEnv PATH={fake_bin}:/usr/local/bin:/usr/bin:/bin"]
-    with sshd(tmp_path / "sshd", ssh_keys, extra=extra) as server, \
-            exporter_for(tmp_path, ssh_keys, server, module) as exp:
+    with (
+        sshd(tmp_path / "sshd", ssh_keys, extra=extra) as server,
+        exporter_for(tmp_path, ssh_keys, server, module) as exp,
+    ):
         values = probe(exp)
         assert values['stacksense_service_up{service="nginx"}'] == 1
         assert values['stacksense_service_state{service="nginx",state="active/running"}'] == 1
@@ -107,16 +119,24 @@ def test_systemd_units_are_read_with_systemctl_show_in_the_same_round_trip(
 
 
 def test_custom_commands_time_out_print_garbage_or_fail_without_failing_the_probe(
-    tmp_path: Path, ssh_keys: SshdKeys, ssh_server: Sshd,
+    tmp_path: Path,
+    ssh_keys: SshdKeys,
+    ssh_server: Sshd,
 ) -> None:
     commands: list[dict[str, Any]] = [
         {"name": "answer", "run": ["sh", "-c", "echo 42"], "value": "number"},
-        {"name": "depth", "run": ["sh", "-c", "echo 'queue depth=7 ok'"],
-         "value": {"regex": r"depth=(\d+)"}},
+        {
+            "name": "depth",
+            "run": ["sh", "-c", "echo 'queue depth=7 ok'"],
+            "value": {"regex": r"depth=(\d+)"},
+        },
         {"name": "hangs", "run": ["sleep", "30"], "timeout_seconds": 1, "value": "number"},
         # Garbage that tries to forge the probe's own section markers.
-        {"name": "garbage", "value": "number",
-         "run": ["sh", "-c", "printf '\\001\\377 @@ x\\n@@stacksense@@ end\\n'"]},
+        {
+            "name": "garbage",
+            "value": "number",
+            "run": ["sh", "-c", "printf '\\001\\377 @@ x\\n@@stacksense@@ end\\n'"],
+        },
         {"name": "exit3", "run": ["sh", "-c", "echo 5; exit 3"], "value": "number"},
         {"name": "nagios", "run": ["sh", "-c", "exit 3"], "ok_exit_codes": [0, 1]},
         {"name": "missing", "run": ["/nonexistent/check"]},
@@ -135,36 +155,68 @@ def test_custom_commands_time_out_print_garbage_or_fail_without_failing_the_prob
         assert values['stacksense_command_value{command="depth"}'] == 7
         assert values['stacksense_command_success{command="hangs"}'] == 0
         assert values['stacksense_command_exit_code{command="hangs"}'] == 124
-        assert values['stacksense_command_last_error_info{command="hangs",'
-                      'reason="timed out after 1s"}'] == 1
+        assert (
+            values[
+                'stacksense_command_last_error_info{command="hangs",reason="timed out after 1s"}'
+            ]
+            == 1
+        )
         assert 0.9 <= values['stacksense_command_duration_seconds{command="hangs"}'] < 3
         assert values['stacksense_command_success{command="garbage"}'] == 0
-        assert values['stacksense_command_last_error_info{command="garbage",'
-                      'reason="output is not a number"}'] == 1
+        assert (
+            values[
+                'stacksense_command_last_error_info{command="garbage",'
+                'reason="output is not a number"}'
+            ]
+            == 1
+        )
         assert values['stacksense_command_success{command="exit3"}'] == 0
-        assert values['stacksense_command_last_error_info{command="exit3",'
-                      'reason="exited with 3"}'] == 1
+        assert (
+            values['stacksense_command_last_error_info{command="exit3",reason="exited with 3"}']
+            == 1
+        )
         assert 'stacksense_command_value{command="exit3"}' not in values
         assert values['stacksense_command_value{command="nagios"}'] == 3
         assert values['stacksense_command_success{command="nagios"}'] == 0
         assert values['stacksense_command_exit_code{command="missing"}'] == 127
-        assert values['stacksense_command_last_error_info{command="chatty",'
-                      'reason="output larger than 4096 bytes"}'] == 1
+        assert (
+            values[
+                'stacksense_command_last_error_info{command="chatty",'
+                'reason="output larger than 4096 bytes"}'
+            ]
+            == 1
+        )
         assert values['stacksense_command_duration_seconds{command="chatty"}'] < 0.5
         # The forged marker did not cut the output: every collector still parsed.
-        failed = [k for k, v in values.items()
-                  if k.startswith("stacksense_collector_success") and v != 1]
-        assert not [k for k in failed if "hwmon" not in k and "thermal" not in k
-                    and "cpufreq" not in k and "pressure" not in k]
+        failed = [
+            k for k, v in values.items() if k.startswith("stacksense_collector_success") and v != 1
+        ]
+        assert not [
+            k
+            for k in failed
+            if "hwmon" not in k
+            and "thermal" not in k
+            and "cpufreq" not in k
+            and "pressure" not in k
+        ]
 
 
 def test_a_log_appended_rotated_truncated_and_recreated_is_counted_exactly(
-    tmp_path: Path, ssh_keys: SshdKeys, ssh_server: Sshd,
+    tmp_path: Path,
+    ssh_keys: SshdKeys,
+    ssh_server: Sshd,
 ) -> None:
     log = tmp_path / "app.log"
     log.write_text("ERROR old history, not counted\n" * 2)
-    module = {"logs": [{"file": str(log), "max_bytes_per_probe": 1024,
-                        "patterns": {"error": "ERROR", "warn": "WARN"}}]}
+    module = {
+        "logs": [
+            {
+                "file": str(log),
+                "max_bytes_per_probe": 1024,
+                "patterns": {"error": "ERROR", "warn": "WARN"},
+            }
+        ]
+    }
     errors = f'stacksense_log_matches_total{{file="{log}",pattern="error"}}'
     warns = f'stacksense_log_matches_total{{file="{log}",pattern="warn"}}'
 
@@ -217,7 +269,9 @@ def test_a_log_appended_rotated_truncated_and_recreated_is_counted_exactly(
 
 
 def test_scrubbed_last_match_masks_credentials(
-    tmp_path: Path, ssh_keys: SshdKeys, ssh_server: Sshd,
+    tmp_path: Path,
+    ssh_keys: SshdKeys,
+    ssh_server: Sshd,
 ) -> None:
     log = tmp_path / "auth.log"
     log.write_text("")
@@ -226,19 +280,26 @@ def test_scrubbed_last_match_masks_credentials(
         probe(exp)
         log.write_text("login failed for bob password=hunter2\n")
         probe(exp)
-        line = requests.get(f"{exp.url}/api/v1/servers/h", timeout=10).json()[
-            "log_matches"][str(log)]["fail"]
+        line = requests.get(f"{exp.url}/api/v1/servers/h", timeout=10).json()["log_matches"][
+            str(log)
+        ]["fail"]
         assert "hunter2" not in line and "password=<redacted>" in line
 
 
 def test_host_facts_are_read_once_per_connection(
-    tmp_path: Path, ssh_keys: SshdKeys, ssh_server: Sshd,
+    tmp_path: Path,
+    ssh_keys: SshdKeys,
+    ssh_server: Sshd,
 ) -> None:
     known = tmp_path / "known_hosts"
     known.write_text(ssh_server.known_hosts_line())
-    inv = write_inventory(tmp_path / "servers.yml", [server_entry("h", ssh_server)],
-                          {"default": {"key_file": str(ssh_keys.client_key)}}, known,
-                          modules={"default": {}})
+    inv = write_inventory(
+        tmp_path / "servers.yml",
+        [server_entry("h", ssh_server)],
+        {"default": {"key_file": str(ssh_keys.client_key)}},
+        known,
+        modules={"default": {}},
+    )
     recorder = RecordingRunner()
     with running_exporter(inv, runner=recorder) as exp:
         first, second = probe(exp), probe(exp)
@@ -256,36 +317,58 @@ def test_host_facts_are_read_once_per_connection(
         assert marker in recorder.scripts_for("h")[2]
 
 
-@pytest.mark.parametrize("bad, message", [
-    ({"commands": [{"name": "x", "run": "rm -rf /"}]}, "commands[0].run: expected a non-empty"),
-    ({"commands": [{"name": "x", "run": ["true"], "timeout_seconds": 20}]},
-     "timeouts add up to 20s"),
-    ({"services": [{"name": "x", "unit": "a b"}]}, "services[0].unit: not a systemd unit name"),
-    ({"services": [{"name": "x"}]}, "give unit, process or cmdline"),
-    ({"logs": [{"file": "relative.log", "patterns": {"e": "E"}}]}, "expected an absolute path"),
-    ({"logs": [{"file": "/x", "patterns": {"e": "("}}]}, "invalid regular expression"),
-    ({"services": [{"name": "x", "unti": "a"}]},
-     "services[0].unti: unknown key (allowed: cmdline, name, process, unit)"),
-    ({"commands": [{"name": "x", "run": ["true"], "timeout": 1}]},
-     "commands[0].timeout: unknown key (allowed: name, ok_exit_codes, run, timeout_seconds, "
-     "value)"),
-    ({"commands": [{"name": "x", "run": ["true"], "value": {"rgx": "(1)"}}]},
-     "commands[0].value.rgx: unknown key (allowed: regex)"),
-    ({"commands": [{"name": "x", "run": ["true"], "value": {"regex": "1"}}]},
-     "commands[0].value.regex: needs a group"),
-    ({"logs": [{"file": "/x", "pattern": {"e": "E"}}]},
-     "logs[0].pattern: unknown key (allowed: file, max_bytes_per_probe, patterns)"),
-    ({"logs": [{"file": "/x", "patterns": {"e": "E"}, "max_bytes_per_probe": 10}]},
-     "logs[0].max_bytes_per_probe: expected an integer in [1024,"),
-    ({"services": [{"unit": "a"}]}, "services[0].name: required"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ({"commands": [{"name": "x", "run": "rm -rf /"}]}, "commands[0].run: expected a non-empty"),
+        (
+            {"commands": [{"name": "x", "run": ["true"], "timeout_seconds": 20}]},
+            "timeouts add up to 20s",
+        ),
+        ({"services": [{"name": "x", "unit": "a b"}]}, "services[0].unit: not a systemd unit name"),
+        ({"services": [{"name": "x"}]}, "give unit, process or cmdline"),
+        ({"logs": [{"file": "relative.log", "patterns": {"e": "E"}}]}, "expected an absolute path"),
+        ({"logs": [{"file": "/x", "patterns": {"e": "("}}]}, "invalid regular expression"),
+        (
+            {"services": [{"name": "x", "unti": "a"}]},
+            "services[0].unti: unknown key (allowed: cmdline, name, process, unit)",
+        ),
+        (
+            {"commands": [{"name": "x", "run": ["true"], "timeout": 1}]},
+            "commands[0].timeout: unknown key (allowed: name, ok_exit_codes, run, timeout_seconds, "
+            "value)",
+        ),
+        (
+            {"commands": [{"name": "x", "run": ["true"], "value": {"rgx": "(1)"}}]},
+            "commands[0].value.rgx: unknown key (allowed: regex)",
+        ),
+        (
+            {"commands": [{"name": "x", "run": ["true"], "value": {"regex": "1"}}]},
+            "commands[0].value.regex: needs a group",
+        ),
+        (
+            {"logs": [{"file": "/x", "pattern": {"e": "E"}}]},
+            "logs[0].pattern: unknown key (allowed: file, max_bytes_per_probe, patterns)",
+        ),
+        (
+            {"logs": [{"file": "/x", "patterns": {"e": "E"}, "max_bytes_per_probe": 10}]},
+            "logs[0].max_bytes_per_probe: expected an integer in [1024,",
+        ),
+        ({"services": [{"unit": "a"}]}, "services[0].name: required"),
+    ],
+)
 def test_invalid_checks_are_refused_with_the_key_path(
-    tmp_path: Path, bad: dict[str, Any], message: str,
+    tmp_path: Path,
+    bad: dict[str, Any],
+    message: str,
 ) -> None:
     from exporter.config import ConfigError, parse_inventory
 
-    data = {"credentials": {"default": {"agent": True}}, "modules": {"m": bad},
-            "servers": [{"name": "h", "host": "x", "module": "m"}]}
+    data = {
+        "credentials": {"default": {"agent": True}},
+        "modules": {"m": bad},
+        "servers": [{"name": "h", "host": "x", "module": "m"}],
+    }
     with pytest.raises(ConfigError) as info:
         parse_inventory(data, base=tmp_path)
     assert message in str(info.value) and "modules.m." in str(info.value)
@@ -300,9 +383,12 @@ def test_command_snippet_works_in_every_common_host_shell(shell: str) -> None:
     if not os.path.exists(shell):
         pytest.skip(f"{shell} not installed")
     argv = [shell, "sh"] if shell.endswith("busybox") else [shell]
-    [check] = parse_commands([{"name": "n", "run": ["sh", "-c", "echo 'v=12'; exit 0"],
-                               "value": {"regex": r"v=(\d+)"}}], "c")
-    out = subprocess.run([*argv, "-c", commands.snippet(check)], capture_output=True,
-                         text=True, timeout=10).stdout
+    [check] = parse_commands(
+        [{"name": "n", "run": ["sh", "-c", "echo 'v=12'; exit 0"], "value": {"regex": r"v=(\d+)"}}],
+        "c",
+    )
+    out = subprocess.run(
+        [*argv, "-c", commands.snippet(check)], capture_output=True, text=True, timeout=10
+    ).stdout
     value, rc, duration, reason = commands.evaluate(check, out)
     assert (value, rc, reason) == (12.0, 0, None) and duration is not None

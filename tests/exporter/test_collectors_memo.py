@@ -22,8 +22,9 @@ class CountingCollector:
 
     def __init__(self, name: str, memoizable: bool) -> None:
         self.calls = 0
-        self.collector = Collector(name, self.collect, files=("/proc/a", "/sys/x/*/y"),
-                                   memoizable=memoizable)
+        self.collector = Collector(
+            name, self.collect, files=("/proc/a", "/sys/x/*/y"), memoizable=memoizable
+        )
 
     def collect(self, sections: Mapping[str, str], ctx: ProbeContext) -> list[Family]:
         self.calls += 1
@@ -38,8 +39,7 @@ def fake_collector(name: str = "fake", memoizable: bool = True) -> CountingColle
     return CountingCollector(name, memoizable)
 
 
-def run(module: CountingCollector, state: dict[str, Any],
-        sections: dict[str, str]) -> list[Family]:
+def run(module: CountingCollector, state: dict[str, Any], sections: dict[str, str]) -> list[Family]:
     memo = Memo(state, sections)
     built = memo.get(module.collector)
     if built is None:
@@ -107,8 +107,15 @@ class Canned:
     def __init__(self, output: str) -> None:
         self.output = output
 
-    def run(self, server: object, command: str, deadline: float, *,
-            max_output: int = 0, prelude: str = "") -> CommandResult:
+    def run(
+        self,
+        server: object,
+        command: str,
+        deadline: float,
+        *,
+        max_output: int = 0,
+        prelude: str = "",
+    ) -> CommandResult:
         return CommandResult(0, self.output)
 
     def connection_id(self, server: object) -> int:

@@ -154,7 +154,8 @@ def test_round_trip_script_reads_each_file_once() -> None:
 def test_every_collector_module_is_registered_and_default() -> None:
     package = Path(registry.__file__).parent
     modules = {
-        p.stem for p in package.glob("*.py")
+        p.stem
+        for p in package.glob("*.py")
         if p.stem not in ("__init__", "registry", "base", "_common", "_memo")
     }
     registered = {c.collect.__module__.rsplit(".", 1)[1] for c in registry.COLLECTORS.values()}

@@ -102,18 +102,25 @@ def test_no_device_errors_without_a_timeout() -> None:
 def test_posix_fallback_after_a_gnu_table_is_ignored() -> None:
     # GNU df exits 1 when one mount fails yet prints its table; the script then also
     # runs the POSIX fallback (meant for busybox), whose 1K-rounded sizes must not win.
-    df = (f"{DF_HEADER}\n/dev/sda1 ext4 1000 400 500 10 5 /\n"
-          "Filesystem 1024-blocks Used Available Capacity Mounted on\n"
-          "/dev/sda1 1 1 0 100% /\n/dev/sdb1 4 1 3 25% /data\n#rc=1\n")
+    df = (
+        f"{DF_HEADER}\n/dev/sda1 ext4 1000 400 500 10 5 /\n"
+        "Filesystem 1024-blocks Used Available Capacity Mounted on\n"
+        "/dev/sda1 1 1 0 100% /\n/dev/sdb1 4 1 3 25% /data\n#rc=1\n"
+    )
     out = fs_samples(df)
-    assert out.get("node_filesystem_size_bytes", device="/dev/sda1", fstype="ext4",
-                   mountpoint="/") == 1000
+    assert (
+        out.get("node_filesystem_size_bytes", device="/dev/sda1", fstype="ext4", mountpoint="/")
+        == 1000
+    )
     assert out.labels("node_filesystem_size_bytes", "mountpoint") == {"/"}
     # Busybox: the POSIX table alone is read, in 1K blocks.
-    posix = fs_samples("Filesystem 1024-blocks Used Available Capacity Mounted on\n"
-                       "/dev/sda1 4 1 3 25% /\n#rc=1\n")
-    assert posix.get("node_filesystem_size_bytes", device="/dev/sda1", fstype="ext4",
-                     mountpoint="/") == 4096
+    posix = fs_samples(
+        "Filesystem 1024-blocks Used Available Capacity Mounted on\n/dev/sda1 4 1 3 25% /\n#rc=1\n"
+    )
+    assert (
+        posix.get("node_filesystem_size_bytes", device="/dev/sda1", fstype="ext4", mountpoint="/")
+        == 4096
+    )
 
 
 def test_mount_point_escapes_survive_the_exposition() -> None:

@@ -37,14 +37,21 @@ HOG = "ss-memhog"
 # Names itself (prctl PR_SET_NAME: ps's comm) and holds 400 MiB touched, until killed: the
 # loopback host is this machine, whose other processes (other tests' peers) must not
 # push it out of the top five.
-HOG_CODE = ("import ctypes, time; ctypes.CDLL(None).prctl(15, b'" + HOG + "', 0, 0, 0); "
-            "x = bytearray(400 << 20); x[::4096] = b'x' * len(x[::4096]); print('ok', flush=True); "
-            "time.sleep(120)")
+HOG_CODE = (
+    "import ctypes, time; ctypes.CDLL(None).prctl(15, b'" + HOG + "', 0, 0, 0); "
+    "x = bytearray(400 << 20); x[::4096] = b'x' * len(x[::4096]); print('ok', flush=True); "
+    "time.sleep(120)"
+)
 
 
 @contextlib.contextmanager
-def exporter_with(tmp_path: Path, ssh_keys: SshdKeys, *, fake: dict[str, str] | None = None,
-                  token: str | None = None) -> Iterator[RunningExporter]:
+def exporter_with(
+    tmp_path: Path,
+    ssh_keys: SshdKeys,
+    *,
+    fake: dict[str, str] | None = None,
+    token: str | None = None,
+) -> Iterator[RunningExporter]:
     extra = []
     if fake:
         fake_bin = tmp_path / "bin"
@@ -57,8 +64,12 @@ def exporter_with(tmp_path: Path, ssh_keys: SshdKeys, *, fake: dict[str, str] | 
         known = tmp_path / "known_hosts"
         known.write_text(server.known_hosts_line())
         agent = {"name": "agent1", "mode": "push", "push_token_hash": "sha256:" + "0" * 64}
-        inv = write_inventory(tmp_path / "servers.yml", [server_entry("web1", server), agent],
-                              {"default": {"key_file": str(ssh_keys.client_key)}}, known)
+        inv = write_inventory(
+            tmp_path / "servers.yml",
+            [server_entry("web1", server), agent],
+            {"default": {"key_file": str(ssh_keys.client_key)}},
+            known,
+        )
         options = {}
         if token:
             (tmp_path / "token").write_text(token + "\n")
@@ -94,19 +105,24 @@ def full_tmpfs(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
-def test_names_the_memory_hog_and_the_full_filesystem(tmp_path: Path, ssh_keys: SshdKeys,
-                                                      hog: int, full_tmpfs: Path) -> None:
+def test_names_the_memory_hog_and_the_full_filesystem(
+    tmp_path: Path, ssh_keys: SshdKeys, hog: int, full_tmpfs: Path
+) -> None:
     with exporter_with(tmp_path, ssh_keys, token="t0ken") as exp:
-        resp = requests.post(f"{exp.url}/api/v1/diagnose/web1", timeout=30,
-                             headers={"Authorization": "Bearer t0ken"},
-                             json={"labels": {"alertname": "HostDiskFull"}})
+        resp = requests.post(
+            f"{exp.url}/api/v1/diagnose/web1",
+            timeout=30,
+            headers={"Authorization": "Bearer t0ken"},
+            json={"labels": {"alertname": "HostDiskFull"}},
+        )
         assert resp.status_code == 200, resp.text
         report = resp.json()
         # Probes still work on the pooled connection afterwards.
         assert exp.probe_samples("web1")["stacksense_probe_success"] == 1
     assert report["complete"], report
-    assert any(p["command"] == HOG and p["pid"] == hog
-               for p in report["processes"]["by_memory"][:5]), report["processes"]
+    assert any(
+        p["command"] == HOG and p["pid"] == hog for p in report["processes"]["by_memory"][:5]
+    ), report["processes"]
     fs = next(f for f in report["filesystems"] if f["mountpoint"] == str(full_tmpfs))
     assert fs["used_percent"] == 100
     assert any(x["path"] == f"{full_tmpfs}/dumps" for x in fs["largest"]), fs
@@ -137,8 +153,12 @@ def test_api_refusals_are_4xx(tmp_path: Path, ssh_keys: SshdKeys) -> None:
         url = f"{exp.url}/api/v1/diagnose"
         auth = {"Authorization": "Bearer t0ken"}
         assert requests.post(f"{url}/web1", timeout=10).status_code == 401
-        assert requests.post(f"{url}/web1", headers={"Authorization": "Bearer nope"},
-                             timeout=10).status_code == 401
+        assert (
+            requests.post(
+                f"{url}/web1", headers={"Authorization": "Bearer nope"}, timeout=10
+            ).status_code
+            == 401
+        )
         assert requests.get(f"{url}/web1", headers=auth, timeout=10).status_code == 405
         assert requests.post(f"{url}/nosuch", headers=auth, timeout=10).status_code == 404
         assert requests.post(f"{url}/agent1", headers=auth, timeout=10).status_code == 409
@@ -150,9 +170,10 @@ def test_api_refusals_are_4xx(tmp_path: Path, ssh_keys: SshdKeys) -> None:
 
 
 def test_a_cut_off_run_is_parsed_as_far_as_it_went() -> None:
-    out = subprocess.run(["/bin/sh", "-c", SCRIPT], capture_output=True, text=True,
-                         timeout=DEADLINE).stdout
-    cut = out[:out.index("@@ss-diag load")] + "@@ss-diag load\n|0.5 0.4"
+    out = subprocess.run(
+        ["/bin/sh", "-c", SCRIPT], capture_output=True, text=True, timeout=DEADLINE
+    ).stdout
+    cut = out[: out.index("@@ss-diag load")] + "@@ss-diag load\n|0.5 0.4"
     _, status = split_sections(cut)
     assert status["memory"] == "ok" and status["load"] == "incomplete"
     assert status["kernel"] == "missing"
@@ -161,8 +182,10 @@ def test_a_cut_off_run_is_parsed_as_far_as_it_went() -> None:
 
 
 def test_kernel_log_unreadable_is_said() -> None:
-    out = ("@@ss-diag kernel\n|@@unreadable dmesg: read kernel buffer failed: Operation not "
-           "permitted\n@@ss-diag-end kernel 0\n")
+    out = (
+        "@@ss-diag kernel\n|@@unreadable dmesg: read kernel buffer failed: Operation not "
+        "permitted\n@@ss-diag-end kernel 0\n"
+    )
     report = parse(out)
     assert report["kernel"]["readable"] is False
     assert "Operation not permitted" in report["kernel"]["note"]
@@ -173,37 +196,61 @@ def test_kernel_log_unreadable_is_said() -> None:
 def test_memory_finding_names_the_processes_holding_it() -> None:
     gib = 1 << 30
     report = {
-        "memory": {"total_bytes": 10 * gib, "available_bytes": 0.7 * gib, "used_ratio": 0.93,
-                   "oom_kills_since_boot": 3},
-        "processes": {"by_memory": [
-            {"pid": 1, "user": "a", "command": "java", "rss_bytes": 4 * gib, "cpu_percent": 5},
-            {"pid": 2, "user": "a", "command": "redis", "rss_bytes": 2 * gib, "cpu_percent": 1},
-            {"pid": 3, "user": "a", "command": "nginx", "rss_bytes": 1 * gib, "cpu_percent": 1},
-        ], "by_cpu": []},
+        "memory": {
+            "total_bytes": 10 * gib,
+            "available_bytes": 0.7 * gib,
+            "used_ratio": 0.93,
+            "oom_kills_since_boot": 3,
+        },
+        "processes": {
+            "by_memory": [
+                {"pid": 1, "user": "a", "command": "java", "rss_bytes": 4 * gib, "cpu_percent": 5},
+                {"pid": 2, "user": "a", "command": "redis", "rss_bytes": 2 * gib, "cpu_percent": 1},
+                {"pid": 3, "user": "a", "command": "nginx", "rss_bytes": 1 * gib, "cpu_percent": 1},
+            ],
+            "by_cpu": [],
+        },
         "failed_units": [{"unit": "backup.service", "description": "Nightly backup"}],
         "kernel": {"oom_lines": ["Out of memory: Killed process 9 (java)"]},
     }
     findings = RuleRecommender().recommend({"alertname": "HostMemoryHigh"}, report)
     texts = [f.text for f in findings]
-    assert texts[0] == ("memory is 93 % used: the top 3 processes hold 70 % of it "
-                        "(java, redis, nginx)")
+    assert texts[0] == (
+        "memory is 93 % used: the top 3 processes hold 70 % of it (java, redis, nginx)"
+    )
     assert "unit backup.service failed" in texts
     assert "3 OOM kills since boot" in texts
     assert all(f.action and f.evidence for f in findings)
 
 
 def test_cli_prints_the_report_from_the_exporter_and_directly(
-        tmp_path: Path, ssh_keys: SshdKeys, hog: int, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, ssh_keys: SshdKeys, hog: int, capsys: pytest.CaptureFixture[str]
+) -> None:
     from exporter.stacksense_cli import main
 
     with exporter_with(tmp_path, ssh_keys, token="t0ken") as exp:
-        assert main(["diagnose", "web1", "--exporter", exp.url,
-                     "--token-file", str(tmp_path / "token")]) == 0
+        assert (
+            main(
+                ["diagnose", "web1", "--exporter", exp.url, "--token-file", str(tmp_path / "token")]
+            )
+            == 0
+        )
         via_api = capsys.readouterr().out
         assert main(["diagnose", "web1", "--exporter", exp.url]) == 1  # no token: 401
         assert "401" in capsys.readouterr().err
-        assert main(["diagnose", "web1", "--direct", "--inventory",
-                     str(tmp_path / "servers.yml"), "--json"]) == 0
+        assert (
+            main(
+                [
+                    "diagnose",
+                    "web1",
+                    "--direct",
+                    "--inventory",
+                    str(tmp_path / "servers.yml"),
+                    "--json",
+                ]
+            )
+            == 0
+        )
         direct = json.loads(capsys.readouterr().out)
     assert via_api.startswith("web1: diagnostics in ") and "Findings:" in via_api
     assert HOG in via_api.split("Top memory:")[1]
@@ -212,22 +259,27 @@ def test_cli_prints_the_report_from_the_exporter_and_directly(
 
 
 def test_host_output_cannot_forge_a_section_end() -> None:
-    out = ("@@ss-diag units\n|@@ss-diag-end units 0\n|@@ss-diag kernel\n"
-           "|x.service loaded failed failed @@ss-diag-end\n@@ss-diag-end units 0\n")
+    out = (
+        "@@ss-diag units\n|@@ss-diag-end units 0\n|@@ss-diag kernel\n"
+        "|x.service loaded failed failed @@ss-diag-end\n@@ss-diag-end units 0\n"
+    )
     lines, status = split_sections(out)
     assert status["units"] == "ok" and status["kernel"] == "missing"
     assert len(lines["units"]) == 3
 
 
 def test_configured_logs_last_matching_lines_are_in_the_report(
-        tmp_path: Path, ssh_keys: SshdKeys) -> None:
+    tmp_path: Path, ssh_keys: SshdKeys
+) -> None:
     from tests.exporter.harness import exporter_for
 
     log = tmp_path / "app.log"
     log.write_text("")
     module = {"logs": [{"file": str(log), "patterns": {"error": "ERROR"}}]}
-    with sshd(tmp_path / "sshd", ssh_keys) as server, \
-            exporter_for(tmp_path, ssh_keys, server, module) as exp:
+    with (
+        sshd(tmp_path / "sshd", ssh_keys) as server,
+        exporter_for(tmp_path, ssh_keys, server, module) as exp,
+    ):
         assert exp.probe_samples("h")["stacksense_probe_success"] == 1
         log.write_text("ERROR disk quota exceeded token=abc123secret\n")
         assert exp.probe_samples("h")["stacksense_probe_success"] == 1
@@ -246,8 +298,9 @@ def run_script(fake: dict[str, str], tmp_path: Path) -> str:
         (fake_bin / name).write_text(script)
         (fake_bin / name).chmod(0o755)
     env = {"PATH": f"{fake_bin}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"}
-    return subprocess.run(["/bin/sh", "-c", SCRIPT], capture_output=True, text=True, env=env,
-                          timeout=DEADLINE).stdout
+    return subprocess.run(
+        ["/bin/sh", "-c", SCRIPT], capture_output=True, text=True, env=env, timeout=DEADLINE
+    ).stdout
 
 
 def test_du_never_crosses_into_another_filesystem(full_tmpfs: Path) -> None:
@@ -258,8 +311,9 @@ def test_du_never_crosses_into_another_filesystem(full_tmpfs: Path) -> None:
     try:
         with open(inner / "big", "wb") as f:
             f.write(b"\0" * (20 << 20))
-        out = subprocess.run(["/bin/sh", "-c", SCRIPT], capture_output=True, text=True,
-                             timeout=DEADLINE).stdout
+        out = subprocess.run(
+            ["/bin/sh", "-c", SCRIPT], capture_output=True, text=True, timeout=DEADLINE
+        ).stdout
     finally:
         subprocess.run(["umount", "-l", str(inner)], check=False)
     fs = next(f for f in parse(out)["filesystems"] if f["mountpoint"] == str(full_tmpfs))
@@ -270,10 +324,14 @@ def test_du_never_crosses_into_another_filesystem(full_tmpfs: Path) -> None:
 
 def test_du_runs_niced_and_in_the_idle_io_class(tmp_path: Path) -> None:
     # A full filesystem (fake df) so that du runs; the fake du reports how it was started.
-    df = ("#!/bin/sh\necho 'Filesystem 1024-blocks Used Available Capacity Mounted on'\n"
-          "echo '/dev/vdb 1000 990 10 99% /srv'\n")
-    du = ("#!/bin/sh\nprintf '%s\\t/niceness\\n' \"$(nice)\"\n"
-          "case \"$(ionice)\" in idle*) c=3;; *) c=0;; esac\nprintf '%s\\t/ioclass\\n' $c\n")
+    df = (
+        "#!/bin/sh\necho 'Filesystem 1024-blocks Used Available Capacity Mounted on'\n"
+        "echo '/dev/vdb 1000 990 10 99% /srv'\n"
+    )
+    du = (
+        "#!/bin/sh\nprintf '%s\\t/niceness\\n' \"$(nice)\"\n"
+        "case \"$(ionice)\" in idle*) c=3;; *) c=0;; esac\nprintf '%s\\t/ioclass\\n' $c\n"
+    )
     [fs] = parse(run_script({"df": df, "du": du}, tmp_path))["filesystems"]
     assert fs["mountpoint"] == "/srv" and fs["used_percent"] == 99
     got = {x["path"]: x["bytes"] // 1024 for x in fs["largest"]}
@@ -284,7 +342,7 @@ def test_a_section_that_prints_without_end_is_cut_on_the_host(tmp_path: Path) ->
     # One endless line (head -n cannot stop it): the host cuts the section at SECTION_BYTES.
     out = run_script({"ss": "#!/bin/sh\nexec tr '\\0' x < /dev/zero\n"}, tmp_path)
     lines, status = split_sections(out)
-    section = out[out.index("@@ss-diag ports\n"):out.index("@@ss-diag-end ports")]
+    section = out[out.index("@@ss-diag ports\n") : out.index("@@ss-diag-end ports")]
     assert SECTION_BYTES < len(section) < SECTION_BYTES + 100  # the marker and the prefix
     assert status["ports"] == "ok" and status["kernel"] == "ok"  # the rest still ran
     assert all(len(line) <= 500 for line in lines["ports"])
@@ -294,17 +352,20 @@ def test_alert_labels_never_reach_the_host(tmp_path: Path, ssh_keys: SshdKeys) -
     mark = tmp_path / "pwned"
     evil = f"$(touch {mark}); touch {mark}; `touch {mark}`"
     with exporter_with(tmp_path, ssh_keys) as exp:
-        resp = requests.post(f"{exp.url}/api/v1/diagnose/web1", timeout=30,
-                             json={"labels": {"alertname": evil, evil: evil}})
+        resp = requests.post(
+            f"{exp.url}/api/v1/diagnose/web1",
+            timeout=30,
+            json={"labels": {"alertname": evil, evil: evil}},
+        )
     assert resp.status_code == 200, resp.text
     assert not mark.exists()
 
 
-def test_a_failing_recommender_costs_the_findings_only(tmp_path: Path,
-                                                       ssh_keys: SshdKeys) -> None:
+def test_a_failing_recommender_costs_the_findings_only(tmp_path: Path, ssh_keys: SshdKeys) -> None:
     class Broken:
-        def recommend(self, alert_labels: Mapping[str, str],
-                      diagnostics: Mapping[str, Any]) -> list[Finding]:
+        def recommend(
+            self, alert_labels: Mapping[str, str], diagnostics: Mapping[str, Any]
+        ) -> list[Finding]:
             raise KeyError("oops")
 
     with exporter_with(tmp_path, ssh_keys) as exp:
@@ -318,8 +379,7 @@ def test_a_failing_recommender_costs_the_findings_only(tmp_path: Path,
     assert finding["kind"] == "incomplete" and "recommender failed (KeyError)" in finding["text"]
 
 
-def test_a_run_cut_by_the_deadline_keeps_what_arrived(tmp_path: Path,
-                                                      ssh_keys: SshdKeys) -> None:
+def test_a_run_cut_by_the_deadline_keeps_what_arrived(tmp_path: Path, ssh_keys: SshdKeys) -> None:
     # df hangs (a dead mount): the disk section's own budget is longer than this deadline,
     # so the whole run is cut while it waits; the sections before it are kept.
     with exporter_with(tmp_path, ssh_keys, fake={"df": "#!/bin/sh\nexec sleep 60\n"}) as exp:

@@ -24,12 +24,14 @@ from tests.peers.util import free_port
 FAIL = 'stacksense_probe_failure{{reason="{}"}}'
 
 
-def probe_one(tmp_path: Path, entry: dict[str, object], key: Path,
-              known_hosts: str) -> tuple[dict[str, float], dict[str, str], str]:
+def probe_one(
+    tmp_path: Path, entry: dict[str, object], key: Path, known_hosts: str
+) -> tuple[dict[str, float], dict[str, str], str]:
     known = tmp_path / "known_hosts"
     known.write_text(known_hosts)
-    inv = write_inventory(tmp_path / "servers.yml", [entry], {"default": {"key_file": str(key)}},
-                          known)
+    inv = write_inventory(
+        tmp_path / "servers.yml", [entry], {"default": {"key_file": str(key)}}, known
+    )
     with running_exporter(inv) as exp:
         resp = exp.probe(str(entry["name"]), timeout=5.0)
     assert resp.status_code == 200
@@ -46,8 +48,7 @@ CASES = ["refused", "dns", "host_key_unknown", "host_key_changed", "auth"]
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_each_cause_has_its_reason_and_message(tmp_path: Path, ssh_server: Sshd,
-                                               case: str) -> None:
+def test_each_cause_has_its_reason_and_message(tmp_path: Path, ssh_server: Sshd, case: str) -> None:
     key = ssh_server.keys.client_key
     entry = server_entry("h1", ssh_server)
     known = ssh_server.known_hosts_line()
@@ -83,8 +84,12 @@ def test_each_cause_has_its_reason_and_message(tmp_path: Path, ssh_server: Sshd,
 def test_no_error_info_on_success(tmp_path: Path, ssh_server: Sshd) -> None:
     known = tmp_path / "known_hosts"
     known.write_text(ssh_server.known_hosts_line())
-    inv = write_inventory(tmp_path / "servers.yml", [server_entry("h1", ssh_server)],
-                          {"default": {"key_file": str(ssh_server.keys.client_key)}}, known)
+    inv = write_inventory(
+        tmp_path / "servers.yml",
+        [server_entry("h1", ssh_server)],
+        {"default": {"key_file": str(ssh_server.keys.client_key)}},
+        known,
+    )
     with running_exporter(inv) as exp:
         text = exp.probe("h1").text
     assert "stacksense_probe_last_error_info" not in text
@@ -93,8 +98,7 @@ def test_no_error_info_on_success(tmp_path: Path, ssh_server: Sshd) -> None:
 
 def test_the_coarse_reasons_stay_stable() -> None:
     # Dashboards and rules sum stacksense_probe_failure over these: never rename one.
-    assert REASONS == ("timeout", "refused", "unreachable", "auth", "host_key", "command",
-                       "parse")
+    assert REASONS == ("timeout", "refused", "unreachable", "auth", "host_key", "command", "parse")
     assert all(DETAILS[d] in REASONS for d in DETAILS)
 
 

@@ -76,13 +76,30 @@ def sd_targets(exp: RunningExporter) -> list[str]:
 
 
 def test_cli_lifecycle_edits_the_inventory_in_place_and_reloads_the_exporter(
-    tmp_path: Path, ssh_keys: SshdKeys, ssh_server: Sshd, capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    ssh_keys: SshdKeys,
+    ssh_server: Sshd,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     inv = inventory(tmp_path, ssh_keys, ssh_server)
     with running_exporter(inv) as exp:
-        assert stacksense_cli.main(servers_cli(inv, exp, "add", "web2", "--host", "127.0.0.1",
-                                               "--port", str(ssh_server.port),
-                                               "--label", "env=prod")) == 0
+        assert (
+            stacksense_cli.main(
+                servers_cli(
+                    inv,
+                    exp,
+                    "add",
+                    "web2",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(ssh_server.port),
+                    "--label",
+                    "env=prod",
+                )
+            )
+            == 0
+        )
         out = capsys.readouterr().out
         assert "web2: added" in out and "exporter reloaded" in out
         text = inv.read_text()
@@ -92,19 +109,43 @@ def test_cli_lifecycle_edits_the_inventory_in_place_and_reloads_the_exporter(
         assert sorted(exp.app.inventory.servers) == ["web1", "web2"]  # reloaded
 
         # Re-adding the same entry changes nothing (and reloads nothing).
-        assert stacksense_cli.main(servers_cli(inv, exp, "add", "web2", "--host", "127.0.0.1",
-                                               "--port", str(ssh_server.port),
-                                               "--label", "env=prod")) == 0
+        assert (
+            stacksense_cli.main(
+                servers_cli(
+                    inv,
+                    exp,
+                    "add",
+                    "web2",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(ssh_server.port),
+                    "--label",
+                    "env=prod",
+                )
+            )
+            == 0
+        )
         assert "web2: unchanged" in capsys.readouterr().out
 
         # list: pending before any probe, online after one, with the last heartbeat.
-        assert stacksense_cli.main(servers_cli(inv, exp, "list", "--json", "--rules",
-                                               f"http://127.0.0.1:{free_port()}")) == 0
+        assert (
+            stacksense_cli.main(
+                servers_cli(
+                    inv, exp, "list", "--json", "--rules", f"http://127.0.0.1:{free_port()}"
+                )
+            )
+            == 0
+        )
         listed = {v["name"]: v for v in json.loads(capsys.readouterr().out)["servers"]}
         assert listed["web2"]["status"] == "pending"
         assert exp.probe("web2").status_code == 200
-        assert stacksense_cli.main(servers_cli(inv, exp, "list", "--rules",
-                                               f"http://127.0.0.1:{free_port()}")) == 0
+        assert (
+            stacksense_cli.main(
+                servers_cli(inv, exp, "list", "--rules", f"http://127.0.0.1:{free_port()}")
+            )
+            == 0
+        )
         table = capsys.readouterr().out
         row = next(line for line in table.splitlines() if line.startswith("web2"))
         assert "online" in row and "ago" in row
@@ -128,38 +169,55 @@ def test_cli_lifecycle_edits_the_inventory_in_place_and_reloads_the_exporter(
 
         # A push-only host needs no address and is never probed (no login check either).
         assert stacksense_cli.main(servers_cli(inv, exp, "add", "laptop", "--mode", "push")) == 0
-        assert yaml.safe_load(inv.read_text())["servers"][1] == {"name": "laptop",
-                                                                 "mode": "push"}
+        assert yaml.safe_load(inv.read_text())["servers"][1] == {"name": "laptop", "mode": "push"}
         assert sd_targets(exp) == ["web1"]
         assert stacksense_cli.main(servers_cli(inv, exp, "remove", "laptop")) == 0
         capsys.readouterr()
 
         # With the rule engine reachable, its status and reason win (it sees the history).
-        rules = {"servers": {"web1": {"status": "offline", "reason": "refused",
-                                      "reason_text": "connection refused by 127.0.0.1:22",
-                                      "last_error": None}}}
+        rules = {
+            "servers": {
+                "web1": {
+                    "status": "offline",
+                    "reason": "refused",
+                    "reason_text": "connection refused by 127.0.0.1:22",
+                    "last_error": None,
+                }
+            }
+        }
         with serving(json_server(rules)) as httpd:
             rules_url = f"http://127.0.0.1:{httpd.server_address[1]}"
             assert stacksense_cli.main(servers_cli(inv, exp, "list", "--rules", rules_url)) == 0
-        row = next(line for line in capsys.readouterr().out.splitlines()
-                   if line.startswith("web1"))
+        row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("web1"))
         assert "offline" in row and "connection refused by 127.0.0.1:22" in row
 
         # Errors are one line each, and change nothing.
         before = inv.read_text()
         assert stacksense_cli.main(servers_cli(inv, exp, "remove", "nope")) == 1
         assert "no server named 'nope'" in capsys.readouterr().err
-        assert stacksense_cli.main(servers_cli(inv, exp, "add", "bad", "--host", "127.0.0.1",
-                                               "--port", str(free_port()))) == 1
+        assert (
+            stacksense_cli.main(
+                servers_cli(
+                    inv, exp, "add", "bad", "--host", "127.0.0.1", "--port", str(free_port())
+                )
+            )
+            == 1
+        )
         assert "refused" in capsys.readouterr().err
-        assert stacksense_cli.main(servers_cli(inv, exp, "add", "x", "--host", "127.0.0.1",
-                                               "--module", "nosuch")) == 1
+        assert (
+            stacksense_cli.main(
+                servers_cli(inv, exp, "add", "x", "--host", "127.0.0.1", "--module", "nosuch")
+            )
+            == 1
+        )
         assert "no module named 'nosuch'" in capsys.readouterr().err
         assert inv.read_text() == before
 
 
 def test_api_writes_need_the_token_and_validate_like_the_cli(
-    tmp_path: Path, ssh_keys: SshdKeys, ssh_server: Sshd,
+    tmp_path: Path,
+    ssh_keys: SshdKeys,
+    ssh_server: Sshd,
 ) -> None:
     inv = inventory(tmp_path, ssh_keys, ssh_server)
     token = tmp_path / "api.token"
@@ -169,15 +227,18 @@ def test_api_writes_need_the_token_and_validate_like_the_cli(
         api = f"{exp.url}/api/v1/servers"
         body = {"name": "web2", "host": "127.0.0.1", "port": ssh_server.port}
         assert requests.post(api, json=body, timeout=10).status_code == 401
-        assert requests.post(api, json=body, headers={"Authorization": "Bearer wrong"},
-                             timeout=10).status_code == 401
+        assert (
+            requests.post(
+                api, json=body, headers={"Authorization": "Bearer wrong"}, timeout=10
+            ).status_code
+            == 401
+        )
         bad = requests.post(api, json={**body, "port": "http"}, headers=auth, timeout=10)
         assert bad.status_code == 400 and "port" in bad.json()["error"]
         bad = requests.post(api, json={**body, "shell": "rm -rf /"}, headers=auth, timeout=10)
         assert bad.status_code == 400 and "shell: unknown field" in bad.json()["error"]
         assert requests.post(api, data=b"{", headers=auth, timeout=10).status_code == 400
-        refused = requests.post(api, json={**body, "port": free_port()}, headers=auth,
-                                timeout=30)
+        refused = requests.post(api, json={**body, "port": free_port()}, headers=auth, timeout=30)
         assert refused.status_code == 409 and refused.json()["reason"] == "refused"
 
         created = requests.post(api, json=body, headers=auth, timeout=30)
@@ -214,7 +275,10 @@ def csv_rows(good: Sshd, other: Sshd, closed_port: int) -> str:
 
 
 def test_csv_import_of_20_hosts_reports_3_failures_and_is_idempotent(
-    tmp_path: Path, ssh_keys: SshdKeys, ssh_server: Sshd, capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    ssh_keys: SshdKeys,
+    ssh_server: Sshd,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     inv = inventory(tmp_path, ssh_keys, ssh_server)
     with sshd(tmp_path / "other", ssh_keys) as other, running_exporter(inv) as exp:
@@ -224,8 +288,11 @@ def test_csv_import_of_20_hosts_reports_3_failures_and_is_idempotent(
         out = capsys.readouterr().out
         assert "[20/20]" in out
         assert "import: 20 rows: 17 added, 0 updated, 0 unchanged, 3 failed" in out
-        failures = {line.split()[2].rstrip(":"): line for line in out.splitlines()
-                    if line.startswith("  line ")}
+        failures = {
+            line.split()[2].rstrip(":"): line
+            for line in out.splitlines()
+            if line.startswith("  line ")
+        }
         assert set(failures) == {"refused", "unknownkey", "badauth"}
         assert "refused:" in failures["refused"]
         assert "host_key:" in failures["unknownkey"]
@@ -261,8 +328,11 @@ def authorized_keys_user() -> Iterator[pwd.struct_passwd]:
 
 
 def test_add_with_a_password_deploys_the_key_and_remove_key_takes_it_off(
-    tmp_path: Path, ssh_keys: SshdKeys, authorized_keys_user: pwd.struct_passwd,
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    ssh_keys: SshdKeys,
+    authorized_keys_user: pwd.struct_passwd,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     user = authorized_keys_user
     ssh_dir = Path(user.pw_dir) / ".ssh"
@@ -276,27 +346,61 @@ def test_add_with_a_password_deploys_the_key_and_remove_key_takes_it_off(
     port = free_port()
     work = tmp_path / "sshd"
     work.mkdir()
-    (work / "sshd_config").write_text("\n".join([
-        f"Port {port}", "ListenAddress 127.0.0.1", f"HostKey {ssh_keys.host_key}",
-        f"PidFile {work}/sshd.pid", "AuthorizedKeysFile .ssh/authorized_keys", "UsePAM no",
-        "StrictModes yes", "PasswordAuthentication yes", f"AllowUsers {user.pw_name}",
-        "LogLevel ERROR"]) + "\n")
+    (work / "sshd_config").write_text(
+        "\n".join(
+            [
+                f"Port {port}",
+                "ListenAddress 127.0.0.1",
+                f"HostKey {ssh_keys.host_key}",
+                f"PidFile {work}/sshd.pid",
+                "AuthorizedKeysFile .ssh/authorized_keys",
+                "UsePAM no",
+                "StrictModes yes",
+                "PasswordAuthentication yes",
+                f"AllowUsers {user.pw_name}",
+                "LogLevel ERROR",
+            ]
+        )
+        + "\n"
+    )
     os.makedirs("/run/sshd", exist_ok=True)
-    proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(work / "sshd_config")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [SSHD, "-D", "-e", "-f", str(work / "sshd_config")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     monkeypatch.setenv("SS_TEST_PW", PASSWORD)
     try:
         wait_for(lambda: port_open("127.0.0.1", port), timeout=10, what="sshd")
         known = tmp_path / "known_hosts"
         known.write_text("")
         inv = tmp_path / "servers.yml"
-        inv.write_text(f"# Our fleet. Keep this comment.\nknown_hosts: {known}\n"
-                       f"credentials:\n  default:\n    key_file: {ssh_keys.client_key}\n")
+        inv.write_text(
+            f"# Our fleet. Keep this comment.\nknown_hosts: {known}\n"
+            f"credentials:\n  default:\n    key_file: {ssh_keys.client_key}\n"
+        )
         nowhere = RunningExporter(None, f"http://127.0.0.1:{free_port()}")  # type: ignore[arg-type]
         # `servers add` with a password is today's onboarding: the key is deployed.
-        assert stacksense_cli.main(servers_cli(
-            inv, nowhere, "add", "web1", "--host", "127.0.0.1", "--port", str(port), "--user",
-            user.pw_name, "--password-env", "SS_TEST_PW", "--trust-on-first-use")) == 0
+        assert (
+            stacksense_cli.main(
+                servers_cli(
+                    inv,
+                    nowhere,
+                    "add",
+                    "web1",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--user",
+                    user.pw_name,
+                    "--password-env",
+                    "SS_TEST_PW",
+                    "--trust-on-first-use",
+                )
+            )
+            == 0
+        )
         out, err = capsys.readouterr()
         assert "web1: added (key deployed)" in out and "not reachable" in err
         assert PASSWORD not in out + err
@@ -310,8 +414,7 @@ def test_add_with_a_password_deploys_the_key_and_remove_key_takes_it_off(
         inv.write_text("allow_empty: true\n" + inv.read_text())
         with running_exporter(inv) as exp:
             assert exp.probe_samples("web1")["stacksense_probe_success"] == 1
-            assert stacksense_cli.main(servers_cli(inv, exp, "remove", "web1",
-                                                   "--remove-key")) == 0
+            assert stacksense_cli.main(servers_cli(inv, exp, "remove", "web1", "--remove-key")) == 0
             assert "removed (key removed on the host)" in capsys.readouterr().out
         assert keys_file.read_text() == own  # the operator's own key stays
         assert keys_file.stat().st_mode & 0o777 == 0o600
@@ -321,7 +424,10 @@ def test_add_with_a_password_deploys_the_key_and_remove_key_takes_it_off(
 
 
 def test_cli_reload_uses_the_exporters_token_and_says_when_it_is_refused(
-    tmp_path: Path, ssh_keys: SshdKeys, ssh_server: Sshd, capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    ssh_keys: SshdKeys,
+    ssh_server: Sshd,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     inv = inventory(tmp_path, ssh_keys, ssh_server)
     token = tmp_path / "reload.token"
@@ -332,6 +438,8 @@ def test_cli_reload_uses_the_exporters_token_and_says_when_it_is_refused(
         assert "the inventory was changed but the exporter's reload answered 401" in err
         assert "reload-s3cret" not in err
         assert exp.app.inventory.servers["web1"].suspended is False  # not reloaded
-        assert stacksense_cli.main(servers_cli(inv, exp, "resume", "web1", "--token-file",
-                                               str(token))) == 0
+        assert (
+            stacksense_cli.main(servers_cli(inv, exp, "resume", "web1", "--token-file", str(token)))
+            == 0
+        )
         assert "exporter reloaded" in capsys.readouterr().out

@@ -24,9 +24,18 @@ class Echo(HttpHandler):
         if req.target == "/fixed":
             self.send(200, "fixed body\n")
             return
-        self.send(200, json.dumps({"method": req.method, "target": req.target,
-                                   "headers": req.headers, "body": req.body.decode()}),
-                  "application/json")
+        self.send(
+            200,
+            json.dumps(
+                {
+                    "method": req.method,
+                    "target": req.target,
+                    "headers": req.headers,
+                    "body": req.body.decode(),
+                }
+            ),
+            "application/json",
+        )
 
 
 @pytest.fixture
@@ -34,8 +43,9 @@ def connect() -> Iterator[Callable[[], Conn]]:
     """Opens client connections to a running Echo server; closes them all afterwards."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
     server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02},
-                              daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+    )
     thread.start()
     opened: list[Conn] = []
 
@@ -86,10 +96,13 @@ class Conn:
 
 
 def test_keep_alive_serves_pipelined_requests_on_one_connection(
-        connect: Callable[[], Conn]) -> None:
-    conn = connect().send(b"GET /a?x=1 HTTP/1.1\r\nHost: h\r\nX-Prometheus-Scrape-Timeout-"
-                              b"Seconds: 9.5\r\n\r\nPOST /b HTTP/1.1\r\nContent-Length: 5\r\n\r\n"
-                              b"helloGET /c HTTP/1.1\r\n\r\n")
+    connect: Callable[[], Conn],
+) -> None:
+    conn = connect().send(
+        b"GET /a?x=1 HTTP/1.1\r\nHost: h\r\nX-Prometheus-Scrape-Timeout-"
+        b"Seconds: 9.5\r\n\r\nPOST /b HTTP/1.1\r\nContent-Length: 5\r\n\r\n"
+        b"helloGET /c HTTP/1.1\r\n\r\n"
+    )
     first, second, third = (conn.response() for _ in range(3))
     assert first[0] == 200 and json.loads(first[2])["target"] == "/a?x=1"
     assert json.loads(first[2])["headers"]["x-prometheus-scrape-timeout-seconds"] == "9.5"
@@ -100,13 +113,17 @@ def test_keep_alive_serves_pipelined_requests_on_one_connection(
     assert conn.response()[0] == 200
 
 
-@pytest.mark.parametrize(("request_head", "keeps"), [
-    (b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n", False),
-    (b"GET / HTTP/1.0\r\n\r\n", False),
-    (b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n", True),
-])
-def test_connection_header_decides_keep_alive(connect: Callable[[], Conn], request_head: bytes,
-                                              keeps: bool) -> None:
+@pytest.mark.parametrize(
+    ("request_head", "keeps"),
+    [
+        (b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n", False),
+        (b"GET / HTTP/1.0\r\n\r\n", False),
+        (b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n", True),
+    ],
+)
+def test_connection_header_decides_keep_alive(
+    connect: Callable[[], Conn], request_head: bytes, keeps: bool
+) -> None:
     conn = connect().send(request_head)
     status, headers, _ = conn.response()
     assert status == 200
@@ -127,38 +144,47 @@ def test_head_gets_the_length_but_no_body(connect: Callable[[], Conn]) -> None:
 
 
 def test_expect_100_continue_is_answered_before_the_body(connect: Callable[[], Conn]) -> None:
-    conn = connect().send(b"POST /p HTTP/1.1\r\nContent-Length: 3\r\n"
-                              b"Expect: 100-continue\r\n\r\n")
+    conn = connect().send(b"POST /p HTTP/1.1\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n")
     while b"\r\n\r\n" not in conn.buf:
         assert conn._fill()  # noqa: SLF001
     assert conn.buf.startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
-    conn.buf = conn.buf[len(b"HTTP/1.1 100 Continue\r\n\r\n"):]
+    conn.buf = conn.buf[len(b"HTTP/1.1 100 Continue\r\n\r\n") :]
     conn.send(b"abc")
     assert json.loads(conn.response()[2])["body"] == "abc"
 
 
-@pytest.mark.parametrize(("request_head", "status", "says"), [
-    (b"GET /\r\n\r\n", 400, "malformed request line"),
-    (b"GET / HTTP/1.1 extra\r\n\r\n", 400, "malformed request line"),
-    (b"get / HTTP/1.1\r\n\r\n", 400, "malformed request line"),
-    (b"GET / SPDY/3\r\n\r\n", 400, "malformed request line"),
-    (b"GET / HTTP/2.0\r\n\r\n", 505, "HTTP/2.0 is not supported"),
-    (b"GET / HTTP/1.1\r\nno colon here\r\n\r\n", 400, "malformed header line"),
-    (b"GET / HTTP/1.1\r\nHost : h\r\n\r\n", 400, "malformed header line"),
-    (b"GET / HTTP/1.1\r\nA: b\r\n folded\r\n\r\n", 400, "malformed header line"),
-    (b"GET / HTTP/1.1\r\n" + b"A: b\r\n" * (MAX_HEADERS + 1) + b"\r\n", 431, "more than 100"),
-    (b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\n\r\n", 414, "request line too long"),
-    (b"GET / HTTP/1.1\r\nA: " + b"b" * 70000 + b"\r\n\r\n", 431, "header line too long"),
-    (b"POST / HTTP/1.1\r\nContent-Length: 1001\r\n\r\n", 413, "larger than 1000 bytes"),
-    (b"POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n", 400, "Content-Length is not a number"),
-    (b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", 400,
-     "conflicting Content-Length"),
-    (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 501,
-     "send a Content-Length"),
-    (b"POST / HTTP/1.1\r\nContent-Length: 1\r\nExpect: magic\r\n\r\nx", 417, "100-continue"),
-])
+@pytest.mark.parametrize(
+    ("request_head", "status", "says"),
+    [
+        (b"GET /\r\n\r\n", 400, "malformed request line"),
+        (b"GET / HTTP/1.1 extra\r\n\r\n", 400, "malformed request line"),
+        (b"get / HTTP/1.1\r\n\r\n", 400, "malformed request line"),
+        (b"GET / SPDY/3\r\n\r\n", 400, "malformed request line"),
+        (b"GET / HTTP/2.0\r\n\r\n", 505, "HTTP/2.0 is not supported"),
+        (b"GET / HTTP/1.1\r\nno colon here\r\n\r\n", 400, "malformed header line"),
+        (b"GET / HTTP/1.1\r\nHost : h\r\n\r\n", 400, "malformed header line"),
+        (b"GET / HTTP/1.1\r\nA: b\r\n folded\r\n\r\n", 400, "malformed header line"),
+        (b"GET / HTTP/1.1\r\n" + b"A: b\r\n" * (MAX_HEADERS + 1) + b"\r\n", 431, "more than 100"),
+        (b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\n\r\n", 414, "request line too long"),
+        (b"GET / HTTP/1.1\r\nA: " + b"b" * 70000 + b"\r\n\r\n", 431, "header line too long"),
+        (b"POST / HTTP/1.1\r\nContent-Length: 1001\r\n\r\n", 413, "larger than 1000 bytes"),
+        (b"POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n", 400, "Content-Length is not a number"),
+        (
+            b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+            400,
+            "conflicting Content-Length",
+        ),
+        (
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            501,
+            "send a Content-Length",
+        ),
+        (b"POST / HTTP/1.1\r\nContent-Length: 1\r\nExpect: magic\r\n\r\nx", 417, "100-continue"),
+    ],
+)
 def test_malformed_requests_get_a_clear_status_and_the_connection_closes(
-        connect: Callable[[], Conn], request_head: bytes, status: int, says: str) -> None:
+    connect: Callable[[], Conn], request_head: bytes, status: int, says: str
+) -> None:
     conn = connect().send(request_head)
     got, headers, body = conn.response()
     assert (got, headers["connection"]) == (status, "close")
@@ -181,7 +207,8 @@ def test_client_closing_mid_request_is_not_answered(connect: Callable[[], Conn])
 
 
 def test_a_silent_client_is_dropped_after_the_timeout(
-        connect: Callable[[], Conn], monkeypatch: pytest.MonkeyPatch) -> None:
+    connect: Callable[[], Conn], monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert HttpHandler.timeout is not None and HttpHandler.timeout >= 60  # > scrape intervals
     monkeypatch.setattr(Echo, "timeout", 0.3)
     idle = connect()  # says nothing at all

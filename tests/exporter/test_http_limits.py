@@ -22,8 +22,7 @@ def idle_client(port: int) -> socket.socket:
 
 
 def test_connections_past_the_cap_get_503_then_close() -> None:
-    with running_exporter(None, local_name="self",
-                          server_options={"max_connections": 4}) as exp:
+    with running_exporter(None, local_name="self", server_options={"max_connections": 4}) as exp:
         port = int(exp.url.rsplit(":", 1)[1])
         server = exp.server
         assert server is not None
@@ -51,8 +50,9 @@ def test_connections_past_the_cap_get_503_then_close() -> None:
 def test_listen_backlog_absorbs_bursts() -> None:
     with running_exporter(None, local_name="self") as exp:
         port = exp.url.rsplit(":", 1)[1]
-        out = subprocess.run(["ss", "-ltnH", f"sport = :{port}"], capture_output=True,
-                             text=True, check=True).stdout.split()
+        out = subprocess.run(
+            ["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True, check=True
+        ).stdout.split()
     # For a listening socket ss shows the backlog as Send-Q (the kernel caps it at somaxconn).
     somaxconn = int(Path("/proc/sys/net/core/somaxconn").read_text())
     assert int(out[2]) == min(1024, somaxconn), out
@@ -101,8 +101,12 @@ def test_out_of_descriptors_pauses_the_accept_loop(tmp_path: Path) -> None:
     port = free_port()
     log = tmp_path / "exporter.log"
     with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, "-c", HOG, str(port)], stdout=out,
-                                stderr=subprocess.STDOUT, cwd=Path(__file__).parents[2])
+        proc = subprocess.Popen(
+            [sys.executable, "-c", HOG, str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=Path(__file__).parents[2],
+        )
     clients: list[socket.socket] = []
     try:
         wait_for(lambda: "HOGGED" in log.read_text(), timeout=30, what="descriptors taken")
@@ -146,16 +150,23 @@ sys.exit(main([f"--web.listen-address=127.0.0.1:{sys.argv[1]}", "--local-name=se
 """
 
 
-def start_limited(tmp_path: Path, soft: int, hard: int) -> tuple[subprocess.Popen[bytes], int,
-                                                                 Path]:
+def start_limited(
+    tmp_path: Path, soft: int, hard: int
+) -> tuple[subprocess.Popen[bytes], int, Path]:
     port = free_port()
     log = tmp_path / f"exporter-{soft}-{hard}.log"
     with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, "-c", LIMITED, str(port), str(soft), str(hard)],
-                                stdout=out, stderr=subprocess.STDOUT,
-                                cwd=Path(__file__).parents[2])
-    wait_for(lambda: requests.get(f"http://127.0.0.1:{port}/-/ready", timeout=1).ok,
-             timeout=30, what="exporter ready")
+        proc = subprocess.Popen(
+            [sys.executable, "-c", LIMITED, str(port), str(soft), str(hard)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=Path(__file__).parents[2],
+        )
+    wait_for(
+        lambda: requests.get(f"http://127.0.0.1:{port}/-/ready", timeout=1).ok,
+        timeout=30,
+        what="exporter ready",
+    )
     return proc, port, log
 
 

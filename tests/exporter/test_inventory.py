@@ -11,68 +11,112 @@ from exporter.config import ConfigError, Module, Server, load_inventory, parse_i
 BASE = {"credentials": {"default": {"key_file": "/k"}}}
 
 
-@pytest.mark.parametrize("doc,message", [
-    ({**BASE, "servers": [{"name": "a", "host": "h", "prot": 22}]}, "servers[0].prot: unknown key"),
-    ({**BASE, "serverz": []}, "serverz: unknown key"),
-    ({**BASE, "servers": [{"name": "a", "host": "h", "port": 70000}]}, "servers[0].port"),
-    ({**BASE, "servers": [{"name": "a", "host": "h", "port": "22"}]}, "servers[0].port"),
-    ({**BASE, "servers": [{"host": "h"}]}, "servers[0].name: required"),
-    ({**BASE, "servers": [{"name": "", "host": "h"}]},
-     "servers[0].name: expected a non-empty string"),
-    ({**BASE, "servers": [{"name": "a"}]}, "servers[0].host: expected a non-empty string"),
-    ({**BASE, "servers": [{"name": "a", "host": "h", "mode": "pull"}]},
-     "servers[0].mode: expected one of ssh, push, got 'pull'"),
-    ({**BASE, "defaults": {"port": 0}, "servers": []},
-     "defaults.port: expected a port number 1-65535, got 0"),
-    ({**BASE, "servers": ["a"]}, "servers[0]: expected a mapping"),
-    ({**BASE, "max_concurrency": 0}, "max_concurrency: expected an integer >= 1"),
-    ({"credentials": {"default": {"password_env": "A", "password_file": "/p"}}},
-     "credentials.default: give only one of password_env and password_file"),
-    ({**BASE, "servers": [{"name": "a", "host": "h"}, {"name": "a", "host": "i"}]},
-     "servers[1].name: duplicate server name 'a'"),
-    ({**BASE, "servers": [{"name": "a", "host": "h", "credentials": "nope"}]},
-     "servers[0].credentials: no credentials named 'nope'"),
-    ({**BASE, "servers": [{"name": "a", "host": "h", "module": "nope"}]},
-     "servers[0].module: no module named 'nope'"),
-    ({**BASE, "servers": [{"name": "a", "host": "h", "jump": "b"}]}, "servers[0].jump"),
-    ({**BASE, "servers": [{"name": "a", "host": "h", "labels": {"__x": "1"}}]},
-     "servers[0].labels.__x"),
-    ({**BASE, "servers": [{"name": "a", "host": "h", "suspended": "yes"}]},
-     "servers[0].suspended: expected true or false"),
-    ({"credentials": {"default": {"key_fil": "/k"}}}, "credentials.default.key_fil: unknown key"),
-    ({"credentials": {"default": {}}}, "credentials.default: no authentication method"),
-    ({"credentials": {"default": {"password_env": "SS_NOT_SET_ANYWHERE"}}},
-     "credentials.default.password_env: environment variable SS_NOT_SET_ANYWHERE is not set"),
-    ({**BASE, "modules": {"m": {"collectors": ["loadavg", "warp_drive"]}}},
-     "modules.m.collectors[1]: unknown collector 'warp_drive'"),
-    ({**BASE, "defaults": {"host": "x"}}, "defaults.host: unknown key"),
-    ({**BASE, "modules": {"m": {"one_write": "yes"}}}, "modules.m.one_write: expected true or"),
-])
+@pytest.mark.parametrize(
+    "doc,message",
+    [
+        (
+            {**BASE, "servers": [{"name": "a", "host": "h", "prot": 22}]},
+            "servers[0].prot: unknown key",
+        ),
+        ({**BASE, "serverz": []}, "serverz: unknown key"),
+        ({**BASE, "servers": [{"name": "a", "host": "h", "port": 70000}]}, "servers[0].port"),
+        ({**BASE, "servers": [{"name": "a", "host": "h", "port": "22"}]}, "servers[0].port"),
+        ({**BASE, "servers": [{"host": "h"}]}, "servers[0].name: required"),
+        (
+            {**BASE, "servers": [{"name": "", "host": "h"}]},
+            "servers[0].name: expected a non-empty string",
+        ),
+        ({**BASE, "servers": [{"name": "a"}]}, "servers[0].host: expected a non-empty string"),
+        (
+            {**BASE, "servers": [{"name": "a", "host": "h", "mode": "pull"}]},
+            "servers[0].mode: expected one of ssh, push, got 'pull'",
+        ),
+        (
+            {**BASE, "defaults": {"port": 0}, "servers": []},
+            "defaults.port: expected a port number 1-65535, got 0",
+        ),
+        ({**BASE, "servers": ["a"]}, "servers[0]: expected a mapping"),
+        ({**BASE, "max_concurrency": 0}, "max_concurrency: expected an integer >= 1"),
+        (
+            {"credentials": {"default": {"password_env": "A", "password_file": "/p"}}},
+            "credentials.default: give only one of password_env and password_file",
+        ),
+        (
+            {**BASE, "servers": [{"name": "a", "host": "h"}, {"name": "a", "host": "i"}]},
+            "servers[1].name: duplicate server name 'a'",
+        ),
+        (
+            {**BASE, "servers": [{"name": "a", "host": "h", "credentials": "nope"}]},
+            "servers[0].credentials: no credentials named 'nope'",
+        ),
+        (
+            {**BASE, "servers": [{"name": "a", "host": "h", "module": "nope"}]},
+            "servers[0].module: no module named 'nope'",
+        ),
+        ({**BASE, "servers": [{"name": "a", "host": "h", "jump": "b"}]}, "servers[0].jump"),
+        (
+            {**BASE, "servers": [{"name": "a", "host": "h", "labels": {"__x": "1"}}]},
+            "servers[0].labels.__x",
+        ),
+        (
+            {**BASE, "servers": [{"name": "a", "host": "h", "suspended": "yes"}]},
+            "servers[0].suspended: expected true or false",
+        ),
+        (
+            {"credentials": {"default": {"key_fil": "/k"}}},
+            "credentials.default.key_fil: unknown key",
+        ),
+        ({"credentials": {"default": {}}}, "credentials.default: no authentication method"),
+        (
+            {"credentials": {"default": {"password_env": "SS_NOT_SET_ANYWHERE"}}},
+            "credentials.default.password_env: environment variable SS_NOT_SET_ANYWHERE is not set",
+        ),
+        (
+            {**BASE, "modules": {"m": {"collectors": ["loadavg", "warp_drive"]}}},
+            "modules.m.collectors[1]: unknown collector 'warp_drive'",
+        ),
+        ({**BASE, "defaults": {"host": "x"}}, "defaults.host: unknown key"),
+        ({**BASE, "modules": {"m": {"one_write": "yes"}}}, "modules.m.one_write: expected true or"),
+    ],
+)
 def test_errors_name_the_key_path(doc: dict, message: str) -> None:
     with pytest.raises(ConfigError) as err:
         parse_inventory(doc, base=Path("/"))
     assert message in str(err.value)
 
 
-@pytest.mark.parametrize("doc,message", [
-    ({**BASE, "servers": [{"name": "a", "host": "h", "prot": 22}]},
-     "servers[0].prot: unknown key (allowed: commands, connect_timeout_seconds, credentials, "
-     "host, jump, labels, logs, mode, module, name, port, push_offline_after_seconds, "
-     "push_token_env, push_token_file, push_token_hash, services, suspended, "
-     "trust_on_first_use, user)"),
-    ({**BASE, "defaults": {"labels": {}}},
-     "defaults.labels: unknown key (allowed: connect_timeout_seconds, credentials, jump, mode, "
-     "module, port, push_offline_after_seconds, suspended, trust_on_first_use, user)"),
-    ({"credentials": {"default": {"key_fil": "/k"}}},
-     "credentials.default.key_fil: unknown key (allowed: agent, certificate_file, key_file, "
-     "passphrase_env, passphrase_file, password_env, password_file)"),
-    ({**BASE, "modules": {"m": {"colectors": []}}},
-     "modules.m.colectors: unknown key (allowed: collectors, command_timeout_seconds, commands, "
-     "logs, max_output_bytes, one_write, services)"),
-    ({**BASE, "serverz": []},
-     "serverz: unknown key (allowed: allow_empty, credentials, defaults, known_hosts, "
-     "max_concurrency, modules, servers)"),
-])
+@pytest.mark.parametrize(
+    "doc,message",
+    [
+        (
+            {**BASE, "servers": [{"name": "a", "host": "h", "prot": 22}]},
+            "servers[0].prot: unknown key (allowed: commands, connect_timeout_seconds, credentials, "  # noqa: E501
+            "host, jump, labels, logs, mode, module, name, port, push_offline_after_seconds, "
+            "push_token_env, push_token_file, push_token_hash, services, suspended, "
+            "trust_on_first_use, user)",
+        ),
+        (
+            {**BASE, "defaults": {"labels": {}}},
+            "defaults.labels: unknown key (allowed: connect_timeout_seconds, credentials, jump, mode, "  # noqa: E501
+            "module, port, push_offline_after_seconds, suspended, trust_on_first_use, user)",
+        ),
+        (
+            {"credentials": {"default": {"key_fil": "/k"}}},
+            "credentials.default.key_fil: unknown key (allowed: agent, certificate_file, key_file, "
+            "passphrase_env, passphrase_file, password_env, password_file)",
+        ),
+        (
+            {**BASE, "modules": {"m": {"colectors": []}}},
+            "modules.m.colectors: unknown key (allowed: collectors, command_timeout_seconds, commands, "  # noqa: E501
+            "logs, max_output_bytes, one_write, services)",
+        ),
+        (
+            {**BASE, "serverz": []},
+            "serverz: unknown key (allowed: allow_empty, credentials, defaults, known_hosts, "
+            "max_concurrency, modules, servers)",
+        ),
+    ],
+)
 def test_unknown_keys_list_the_allowed_ones(doc: dict, message: str) -> None:
     with pytest.raises(ConfigError) as err:
         parse_inventory(doc, base=Path("/"))
@@ -80,9 +124,14 @@ def test_unknown_keys_list_the_allowed_ones(doc: dict, message: str) -> None:
 
 
 def test_defaults_apply_and_servers_override() -> None:
-    inv = parse_inventory({**BASE, "defaults": {"user": "monitor", "port": 2222},
-                           "servers": [{"name": "a", "host": "h"},
-                                       {"name": "b", "host": "h", "port": 22}]}, base=Path("/"))
+    inv = parse_inventory(
+        {
+            **BASE,
+            "defaults": {"user": "monitor", "port": 2222},
+            "servers": [{"name": "a", "host": "h"}, {"name": "b", "host": "h", "port": 22}],
+        },
+        base=Path("/"),
+    )
     assert (inv.servers["a"].user, inv.servers["a"].port) == ("monitor", 2222)
     assert inv.servers["b"].port == 22
     # A push-only server needs no host, and the defaults written once are a server's.

@@ -59,20 +59,36 @@ def target(tmp_path: Path, ssh_keys: SshdKeys, user: pwd.struct_passwd) -> Itera
     workdir.mkdir()
     port = free_port()
     cfg = workdir / "sshd_config"
-    cfg.write_text("\n".join([
-        f"Port {port}", "ListenAddress 127.0.0.1", f"HostKey {ssh_keys.host_key}",
-        f"PidFile {workdir}/sshd.pid", "AuthorizedKeysFile .ssh/authorized_keys",
-        "UsePAM no", "StrictModes yes", "PasswordAuthentication yes",
-        "KbdInteractiveAuthentication no", "PubkeyAuthentication yes", f"AllowUsers {user.pw_name}",
-        "LogLevel ERROR",
-    ]) + "\n")
+    cfg.write_text(
+        "\n".join(
+            [
+                f"Port {port}",
+                "ListenAddress 127.0.0.1",
+                f"HostKey {ssh_keys.host_key}",
+                f"PidFile {workdir}/sshd.pid",
+                "AuthorizedKeysFile .ssh/authorized_keys",
+                "UsePAM no",
+                "StrictModes yes",
+                "PasswordAuthentication yes",
+                "KbdInteractiveAuthentication no",
+                "PubkeyAuthentication yes",
+                f"AllowUsers {user.pw_name}",
+                "LogLevel ERROR",
+            ]
+        )
+        + "\n"
+    )
     os.makedirs("/run/sshd", exist_ok=True)
     log = open(workdir / "sshd.log", "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(cfg)], stdout=log,
-                            stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [SSHD, "-D", "-e", "-f", str(cfg)], stdout=log, stderr=subprocess.STDOUT
+    )
     try:
-        wait_for(lambda: proc.poll() is None and port_open("127.0.0.1", port), timeout=10,
-                 what="onboarding sshd")
+        wait_for(
+            lambda: proc.poll() is None and port_open("127.0.0.1", port),
+            timeout=10,
+            what="onboarding sshd",
+        )
         yield Sshd("127.0.0.1", port, workdir, ssh_keys, proc)
     finally:
         stop(proc)
@@ -84,10 +100,23 @@ def authorized_keys(user: pwd.struct_passwd) -> Path:
 
 
 def cli(tmp_path: Path, target: Sshd, user: pwd.struct_passwd, *extra: str) -> list[str]:
-    return ["onboard", "web1", "--host", target.host, "--port", str(target.port),
-            "--user", user.pw_name, "--password-env", "SS_ONBOARD_PW",
-            "--inventory", str(tmp_path / "servers.yml"),
-            "--known-hosts", str(tmp_path / "known_hosts"), *extra]
+    return [
+        "onboard",
+        "web1",
+        "--host",
+        target.host,
+        "--port",
+        str(target.port),
+        "--user",
+        user.pw_name,
+        "--password-env",
+        "SS_ONBOARD_PW",
+        "--inventory",
+        str(tmp_path / "servers.yml"),
+        "--known-hosts",
+        str(tmp_path / "known_hosts"),
+        *extra,
+    ]
 
 
 @pytest.fixture(autouse=True)
@@ -96,12 +125,19 @@ def password_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_onboard_deploys_key_pins_host_and_writes_a_loadable_inventory(
-    tmp_path: Path, target: Sshd, user: pwd.struct_passwd, capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    target: Sshd,
+    user: pwd.struct_passwd,
+    capsys: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    assert stacksense_cli.main(cli(tmp_path, target, user, "--trust-on-first-use",
-                                   "--label", "env=prod")) == 0
+    assert (
+        stacksense_cli.main(
+            cli(tmp_path, target, user, "--trust-on-first-use", "--label", "env=prod")
+        )
+        == 0
+    )
     out, err = capsys.readouterr()
     assert "web1" in out and "deployed" in out and "newly generated" in out
 
@@ -130,8 +166,15 @@ def test_onboard_deploys_key_pins_host_and_writes_a_loadable_inventory(
     # The deployed key really logs in (OpenSSH with StrictModes accepted our modes).
     client = paramiko.SSHClient()
     client.load_host_keys(str(tmp_path / "known_hosts"))
-    client.connect("127.0.0.1", target.port, username=user.pw_name, pkey=key,
-                   look_for_keys=False, allow_agent=False, timeout=10)
+    client.connect(
+        "127.0.0.1",
+        target.port,
+        username=user.pw_name,
+        pkey=key,
+        look_for_keys=False,
+        allow_agent=False,
+        timeout=10,
+    )
     client.close()
     everything = out + err + caplog.text
     assert PASSWORD not in everything
@@ -159,9 +202,16 @@ def test_running_twice_adds_the_key_once_and_keeps_other_keys(
     authorized_keys(user).chmod(0o600)
     shutil.chown(ssh_dir, user.pw_name)
     shutil.chown(authorized_keys(user), user.pw_name)
-    request = OnboardRequest(name="web1", host=target.host, port=target.port, user=user.pw_name,
-                             password=Secret(PASSWORD), inventory=tmp_path / "servers.yml",
-                             known_hosts=tmp_path / "known_hosts", trust_on_first_use=True)
+    request = OnboardRequest(
+        name="web1",
+        host=target.host,
+        port=target.port,
+        user=user.pw_name,
+        password=Secret(PASSWORD),
+        inventory=tmp_path / "servers.yml",
+        known_hosts=tmp_path / "known_hosts",
+        trust_on_first_use=True,
+    )
     first = onboard(request)
     second = onboard(request)
     assert (first.key_added, first.key_generated) == (True, True)
@@ -198,8 +248,12 @@ def test_changed_host_key_is_refused_even_with_trust_on_first_use(
 
 
 def test_wrong_password_is_a_clear_error_that_never_shows_the_password(
-    tmp_path: Path, target: Sshd, user: pwd.struct_passwd, capsys: pytest.CaptureFixture[str],
-    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    target: Sshd,
+    user: pwd.struct_passwd,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     wrong = "Wr0ng-but-s3cret!"
     monkeypatch.setenv("SS_ONBOARD_PW", wrong)
@@ -231,10 +285,16 @@ def test_existing_inventory_keeps_its_comments_and_servers(
         "    credentials: ops\n"
         "    labels: {team: web}\n"
     )
-    request = OnboardRequest(name="web1", host=target.host, port=target.port, user=user.pw_name,
-                             password=Secret(PASSWORD), inventory=inventory,
-                             trust_on_first_use=True,
-                             credentials="monitoring")
+    request = OnboardRequest(
+        name="web1",
+        host=target.host,
+        port=target.port,
+        user=user.pw_name,
+        password=Secret(PASSWORD),
+        inventory=inventory,
+        trust_on_first_use=True,
+        credentials="monitoring",
+    )
     onboard(request)
     text = inventory.read_text()
     assert "# fleet inventory -- keep this comment" in text
@@ -254,16 +314,33 @@ def test_onboarding_through_a_jump_server(
     known_hosts = tmp_path / "known_hosts"
     known_hosts.write_text(ssh_server.known_hosts_line())
     inventory = tmp_path / "servers.yml"
-    inventory.write_text(yaml.safe_dump({
-        "known_hosts": str(known_hosts),
-        "credentials": {"bastion-key": {"key_file": str(ssh_server.keys.client_key)}},
-        "servers": [{"name": "bastion", "host": ssh_server.host, "port": ssh_server.port,
-                     "user": "root", "credentials": "bastion-key"}],
-    }))
-    request = OnboardRequest(name="web1", host=target.host, port=target.port, user=user.pw_name,
-                             password=Secret(PASSWORD), inventory=inventory,
-                             trust_on_first_use=True,
-                             jump="bastion")
+    inventory.write_text(
+        yaml.safe_dump(
+            {
+                "known_hosts": str(known_hosts),
+                "credentials": {"bastion-key": {"key_file": str(ssh_server.keys.client_key)}},
+                "servers": [
+                    {
+                        "name": "bastion",
+                        "host": ssh_server.host,
+                        "port": ssh_server.port,
+                        "user": "root",
+                        "credentials": "bastion-key",
+                    }
+                ],
+            }
+        )
+    )
+    request = OnboardRequest(
+        name="web1",
+        host=target.host,
+        port=target.port,
+        user=user.pw_name,
+        password=Secret(PASSWORD),
+        inventory=inventory,
+        trust_on_first_use=True,
+        jump="bastion",
+    )
     assert onboard(request).key_added
     assert authorized_keys(user).exists()
     assert load_inventory(inventory).servers["web1"].jump == "bastion"
@@ -274,9 +351,16 @@ def test_a_key_already_used_by_the_credentials_entry_is_not_silently_replaced(
 ) -> None:
     inventory = tmp_path / "servers.yml"
     inventory.write_text(f"credentials:\n  default:\n    key_file: {target.keys.client_key}\n")
-    request = OnboardRequest(name="web1", host=target.host, port=target.port, user=user.pw_name,
-                             password=Secret(PASSWORD), inventory=inventory,
-                             key=tmp_path / "other_key", trust_on_first_use=True)
+    request = OnboardRequest(
+        name="web1",
+        host=target.host,
+        port=target.port,
+        user=user.pw_name,
+        password=Secret(PASSWORD),
+        inventory=inventory,
+        key=tmp_path / "other_key",
+        trust_on_first_use=True,
+    )
     with pytest.raises(OnboardError, match="already uses key .*--credentials NAME"):
         onboard(request)
     assert not authorized_keys(user).exists()
@@ -289,25 +373,38 @@ def test_generated_key_is_openssh_ed25519_with_private_mode(tmp_path: Path) -> N
     line = generate_ed25519(tmp_path / "k", "stacksense@test")
     assert (tmp_path / "k").stat().st_mode & 0o777 == 0o600
     # OpenSSH itself derives the same public key from the private file.
-    derived = subprocess.run(["ssh-keygen", "-y", "-f", str(tmp_path / "k")], check=True,
-                             capture_output=True, text=True).stdout.split()[:2]
+    derived = subprocess.run(
+        ["ssh-keygen", "-y", "-f", str(tmp_path / "k")], check=True, capture_output=True, text=True
+    ).stdout.split()[:2]
     assert line.split()[:2] == derived
     with pytest.raises(FileExistsError):  # never overwrites a key
         generate_ed25519(tmp_path / "k", "x")
 
 
-@pytest.mark.parametrize("line, problem", [
-    ('command="rm -rf /" ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0d'
-     'h2l9GKJl x', "TYPE BASE64"),
-    ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl $(reboot)",
-     "comment"),
-    ("ssh-ed25519 not*base64", "base64"),
-    ("ssh-dss AAAAB3NzaC1kc3M= x", "type"),
-    ("ssh-rsa AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl x",
-     "does not match"),
-    ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\nx y",
-     "single line"),
-])
+@pytest.mark.parametrize(
+    "line, problem",
+    [
+        (
+            'command="rm -rf /" ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0d'  # noqa: E501
+            "h2l9GKJl x",
+            "TYPE BASE64",
+        ),
+        (
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl $(reboot)",  # noqa: E501
+            "comment",
+        ),
+        ("ssh-ed25519 not*base64", "base64"),
+        ("ssh-dss AAAAB3NzaC1kc3M= x", "type"),
+        (
+            "ssh-rsa AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl x",
+            "does not match",
+        ),
+        (
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\nx y",
+            "single line",
+        ),
+    ],
+)
 def test_public_key_lines_are_validated(line: str, problem: str) -> None:
     with pytest.raises(KeyProblem, match=problem):
         validate_public_line(line)
@@ -324,26 +421,43 @@ def test_the_command_sent_to_the_host_never_contains_the_key(
         return real(self, command, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(paramiko.SSHClient, "exec_command", recording)
-    onboard(OnboardRequest(name="web1", host=target.host, port=target.port, user=user.pw_name,
-                           password=Secret(PASSWORD), inventory=tmp_path / "servers.yml",
-                           known_hosts=tmp_path / "known_hosts", trust_on_first_use=True))
+    onboard(
+        OnboardRequest(
+            name="web1",
+            host=target.host,
+            port=target.port,
+            user=user.pw_name,
+            password=Secret(PASSWORD),
+            inventory=tmp_path / "servers.yml",
+            known_hosts=tmp_path / "known_hosts",
+            trust_on_first_use=True,
+        )
+    )
     key_b64 = (tmp_path / "keys" / "stacksense_ed25519.pub").read_text().split()[1]
     assert sent == [DEPLOY_COMMAND]  # one fixed string; the key went over stdin
     assert key_b64 in authorized_keys(user).read_text()
     assert all(key_b64 not in command for command in sent)
 
 
-@pytest.mark.parametrize("field_, value, message", [
-    ("labels", {"bad-label": "x"}, "not a valid Prometheus label name"),
-    ("module", "nosuch", "module 'nosuch' is not defined"),
-    ("name", "web 1; rm", "server name"),
-    ("host", "-oProxyCommand=x", "not a valid host"),
-])
+@pytest.mark.parametrize(
+    "field_, value, message",
+    [
+        ("labels", {"bad-label": "x"}, "not a valid Prometheus label name"),
+        ("module", "nosuch", "module 'nosuch' is not defined"),
+        ("name", "web 1; rm", "server name"),
+        ("host", "-oProxyCommand=x", "not a valid host"),
+    ],
+)
 def test_bad_request_fails_before_any_connection(
     tmp_path: Path, field_: str, value: object, message: str
 ) -> None:
-    kwargs: dict[str, Any] = {"name": "web1", "host": "192.0.2.1", "password": Secret("x"),
-                              "inventory": tmp_path / "servers.yml", "timeout_seconds": 0.5}
+    kwargs: dict[str, Any] = {
+        "name": "web1",
+        "host": "192.0.2.1",
+        "password": Secret("x"),
+        "inventory": tmp_path / "servers.yml",
+        "timeout_seconds": 0.5,
+    }
     request = OnboardRequest(**{**kwargs, field_: value})
     with pytest.raises(OnboardError, match=message):
         onboard(request)

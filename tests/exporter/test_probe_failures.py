@@ -16,24 +16,31 @@ from tests.peers.sshd import Sshd, SshdKeys, sshd
 FAIL = 'stacksense_probe_failure{{reason="{}"}}'
 
 GARBAGE = "printf 'hello from a banner\\n\\001\\002 not what you asked for\\n'"
-PARSE = ("printf '@@stacksense@@ files\\n/proc/loadavg:definitely not numbers\\n"
-         "@@stacksense@@ end\\n'")
+PARSE = (
+    "printf '@@stacksense@@ files\\n/proc/loadavg:definitely not numbers\\n@@stacksense@@ end\\n'"
+)
 EXIT_1 = "printf '@@stacksense@@ end\\n'; exit 3"
 HANG = "sleep 30"
 
 
 @pytest.fixture(scope="module")
-def misbehaving(tmp_path_factory: pytest.TempPathFactory,
-                ssh_keys: SshdKeys) -> Iterator[dict[str, Sshd]]:
+def misbehaving(
+    tmp_path_factory: pytest.TempPathFactory, ssh_keys: SshdKeys
+) -> Iterator[dict[str, Sshd]]:
     """sshd instances whose ForceCommand replaces whatever the exporter asks to run."""
     from contextlib import ExitStack
 
     with ExitStack() as stack:
         servers = {
-            name: stack.enter_context(sshd(tmp_path_factory.mktemp(name), ssh_keys,
-                                           extra=[f"ForceCommand {cmd}"]))
-            for name, cmd in {"garbage": GARBAGE, "parse": PARSE, "exit": EXIT_1,
-                              "hang": HANG}.items()
+            name: stack.enter_context(
+                sshd(tmp_path_factory.mktemp(name), ssh_keys, extra=[f"ForceCommand {cmd}"])
+            )
+            for name, cmd in {
+                "garbage": GARBAGE,
+                "parse": PARSE,
+                "exit": EXIT_1,
+                "hang": HANG,
+            }.items()
         }
         yield servers
 
@@ -45,20 +52,26 @@ def recorder() -> RecordingRunner:
 
 
 @pytest.fixture
-def exporter(tmp_path: Path, misbehaving: dict[str, Sshd], ssh_server: Sshd,
-             recorder: RecordingRunner):
+def exporter(
+    tmp_path: Path, misbehaving: dict[str, Sshd], ssh_server: Sshd, recorder: RecordingRunner
+):
     known = tmp_path / "known_hosts"
     known.write_text("".join(s.known_hosts_line() for s in [*misbehaving.values(), ssh_server]))
     servers = [server_entry(n, s) for n, s in misbehaving.items()]
     servers.append(server_entry("good", ssh_server))
-    inv = write_inventory(tmp_path / "servers.yml", servers,
-                          {"default": {"key_file": str(ssh_server.keys.client_key)}}, known)
+    inv = write_inventory(
+        tmp_path / "servers.yml",
+        servers,
+        {"default": {"key_file": str(ssh_server.keys.client_key)}},
+        known,
+    )
     with running_exporter(inv, runner=recorder) as exp:
         yield exp
 
 
-@pytest.mark.parametrize("target,reason", [("garbage", "command"), ("parse", "parse"),
-                                           ("exit", "command")])
+@pytest.mark.parametrize(
+    "target,reason", [("garbage", "command"), ("parse", "parse"), ("exit", "command")]
+)
 def test_bad_output_is_a_reason_not_a_crash(exporter, target: str, reason: str) -> None:
     resp = exporter.probe(target)
     assert resp.status_code == 200

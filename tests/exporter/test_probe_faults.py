@@ -35,15 +35,23 @@ def yes_host(tmp_path_factory: pytest.TempPathFactory, ssh_keys: SshdKeys) -> It
 
 
 @pytest.fixture
-def faulty(tmp_path: Path, ssh_server: Sshd, yes_host: Sshd) -> Iterator[tuple[RunningExporter,
-                                                                               SilentHost]]:
+def faulty(
+    tmp_path: Path, ssh_server: Sshd, yes_host: Sshd
+) -> Iterator[tuple[RunningExporter, SilentHost]]:
     with silent_host() as silent:
         known = tmp_path / "known_hosts"
         known.write_text(ssh_server.known_hosts_line() + yes_host.known_hosts_line())
-        servers = [server_entry("good", ssh_server), server_entry("yes", yes_host),
-                   {"name": "silent", "host": "127.0.0.1", "port": silent.port, "user": "root"}]
-        inv = write_inventory(tmp_path / "servers.yml", servers,
-                              {"default": {"key_file": str(ssh_server.keys.client_key)}}, known)
+        servers = [
+            server_entry("good", ssh_server),
+            server_entry("yes", yes_host),
+            {"name": "silent", "host": "127.0.0.1", "port": silent.port, "user": "root"},
+        ]
+        inv = write_inventory(
+            tmp_path / "servers.yml",
+            servers,
+            {"default": {"key_file": str(ssh_server.keys.client_key)}},
+            known,
+        )
         with running_exporter(inv) as exp:
             yield exp, silent
 
@@ -118,10 +126,13 @@ def test_endless_output_fails_at_the_cap_with_bounded_memory(faulty) -> None:
 def test_the_cap_is_a_module_setting(tmp_path: Path, ssh_server: Sshd, yes_host: Sshd) -> None:
     known = tmp_path / "known_hosts"
     known.write_text(yes_host.known_hosts_line())
-    inv = write_inventory(tmp_path / "servers.yml", [server_entry("yes", yes_host,
-                                                                  module="small")],
-                          {"default": {"key_file": str(ssh_server.keys.client_key)}}, known,
-                          modules={"small": {"max_output_bytes": 65536}})
+    inv = write_inventory(
+        tmp_path / "servers.yml",
+        [server_entry("yes", yes_host, module="small")],
+        {"default": {"key_file": str(ssh_server.keys.client_key)}},
+        known,
+        modules={"small": {"max_output_bytes": 65536}},
+    )
     with running_exporter(inv) as exp:
         info = error_info(exp.probe("yes", timeout=10.0).text)
     assert info["detail"] == "output_too_large" and "65536 bytes" in info["message"]
@@ -152,8 +163,7 @@ def test_a_healthy_host_keeps_its_latency_beside_faulty_ones(faulty) -> None:
             answers.append(exp.probe(target, timeout=5.0).status_code)
             stop.wait(max(0.0, 0.5 - (time.monotonic() - started)))
 
-    threads = [threading.Thread(target=scrape, args=(t,), daemon=True)
-               for t in ("silent", "yes")]
+    threads = [threading.Thread(target=scrape, args=(t,), daemon=True) for t in ("silent", "yes")]
     for t in threads:
         t.start()
     try:
@@ -163,8 +173,10 @@ def test_a_healthy_host_keeps_its_latency_beside_faulty_ones(faulty) -> None:
         stop.set()
         for t in threads:
             t.join(15)
-    print(f"healthy probe median: {baseline * 1000:.1f} ms alone, "
-          f"{during * 1000:.1f} ms beside a silent host and an endless printer")
+    print(
+        f"healthy probe median: {baseline * 1000:.1f} ms alone, "
+        f"{during * 1000:.1f} ms beside a silent host and an endless printer"
+    )
     assert answers and set(answers) == {200}
     assert during <= 2 * baseline, (baseline, during)
 

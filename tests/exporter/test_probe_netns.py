@@ -20,8 +20,9 @@ pytestmark = pytest.mark.root
 
 
 @pytest.fixture(scope="module")
-def net(tmp_path_factory: pytest.TempPathFactory,
-        ssh_keys: SshdKeys) -> Iterator[tuple[Network, dict[str, Sshd]]]:
+def net(
+    tmp_path_factory: pytest.TempPathFactory, ssh_keys: SshdKeys
+) -> Iterator[tuple[Network, dict[str, Sshd]]]:
     require_root()
     if not netns_available():
         pytest.skip("network namespaces are not available here")
@@ -29,29 +30,50 @@ def net(tmp_path_factory: pytest.TempPathFactory,
         servers: dict[str, Sshd] = {}
         for i, host in enumerate(netw.hosts):
             servers[f"h{i}"] = stack.enter_context(
-                sshd(tmp_path_factory.mktemp(f"ns{i}"), ssh_keys, host=host.address, port=22,
-                     netns=host.name))
+                sshd(
+                    tmp_path_factory.mktemp(f"ns{i}"),
+                    ssh_keys,
+                    host=host.address,
+                    port=22,
+                    netns=host.name,
+                )
+            )
         # Reachable only from inside h0's namespace: its own loopback.
         servers["hidden"] = stack.enter_context(
-            sshd(tmp_path_factory.mktemp("hidden"), ssh_keys, host="127.0.0.1", port=2222,
-                 netns=netw.hosts[0].name))
+            sshd(
+                tmp_path_factory.mktemp("hidden"),
+                ssh_keys,
+                host="127.0.0.1",
+                port=2222,
+                netns=netw.hosts[0].name,
+            )
+        )
         yield netw, servers
 
 
 @pytest.fixture
-def exporter(tmp_path: Path, net: tuple[Network, dict[str, Sshd]],
-             ssh_keys: SshdKeys) -> Iterator[RunningExporter]:
+def exporter(
+    tmp_path: Path, net: tuple[Network, dict[str, Sshd]], ssh_keys: SshdKeys
+) -> Iterator[RunningExporter]:
     netw, servers = net
     known = tmp_path / "known_hosts"
     known.write_text("".join(s.known_hosts_line() for s in servers.values()))
-    entries = [{"name": n, "host": s.host, "port": s.port, "connect_timeout_seconds": 2}
-               for n, s in servers.items() if n != "hidden"]
+    entries = [
+        {"name": n, "host": s.host, "port": s.port, "connect_timeout_seconds": 2}
+        for n, s in servers.items()
+        if n != "hidden"
+    ]
     entries.append({"name": "hidden", "host": "127.0.0.1", "port": 2222, "jump": "h0"})
     subnet = netw.gateway.rsplit(".", 1)[0]
-    entries.append({"name": "nobody", "host": f"{subnet}.99", "port": 22,
-                    "connect_timeout_seconds": 10})
-    inv = write_inventory(tmp_path / "servers.yml", entries,
-                          {"default": {"key_file": str(ssh_keys.client_key)}}, known)
+    entries.append(
+        {"name": "nobody", "host": f"{subnet}.99", "port": 22, "connect_timeout_seconds": 10}
+    )
+    inv = write_inventory(
+        tmp_path / "servers.yml",
+        entries,
+        {"default": {"key_file": str(ssh_keys.client_key)}},
+        known,
+    )
     for host in netw.hosts:
         host.clear_firewall()
         host.link_up()

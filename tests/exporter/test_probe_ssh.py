@@ -29,9 +29,12 @@ def assert_failed(values: dict[str, float], reason: str) -> None:
 
 
 def test_key_auth_probe_reads_the_host(tmp_path: Path, ssh_server: Sshd) -> None:
-    inv = write_inventory(tmp_path / "servers.yml", [server_entry("web1", ssh_server)],
-                          {"default": {"key_file": str(ssh_server.keys.client_key)}},
-                          known_hosts_for(tmp_path, ssh_server))
+    inv = write_inventory(
+        tmp_path / "servers.yml",
+        [server_entry("web1", ssh_server)],
+        {"default": {"key_file": str(ssh_server.keys.client_key)}},
+        known_hosts_for(tmp_path, ssh_server),
+    )
     with running_exporter(inv) as exp:
         values = exp.probe_samples("web1")
         assert values["stacksense_probe_success"] == 1
@@ -45,10 +48,12 @@ def test_key_auth_probe_reads_the_host(tmp_path: Path, ssh_server: Sshd) -> None
         assert metrics['stacksense_heartbeat_age_seconds{server="web1"}'] < 30
 
 
-@pytest.mark.parametrize("method", ["passphrase_env", "passphrase_file", "certificate", "agent",
-                                    "password"])
-def test_every_auth_method(tmp_path: Path, ssh_server: Sshd, method: str,
-                           monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    "method", ["passphrase_env", "passphrase_file", "certificate", "agent", "password"]
+)
+def test_every_auth_method(
+    tmp_path: Path, ssh_server: Sshd, method: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     keys = ssh_server.keys
     user = "root"
     if method == "passphrase_env":
@@ -59,8 +64,10 @@ def test_every_auth_method(tmp_path: Path, ssh_server: Sshd, method: str,
         creds = {"key_file": str(keys.protected_key), "passphrase_file": str(tmp_path / "pp")}
     elif method == "certificate":
         # The cert key itself is NOT in authorized_keys: only the CA signature lets it in.
-        creds = {"key_file": str(keys.cert_key),
-                 "certificate_file": str(keys.cert_key) + "-cert.pub"}
+        creds = {
+            "key_file": str(keys.cert_key),
+            "certificate_file": str(keys.cert_key) + "-cert.pub",
+        }
     elif method == "agent":
         sock = tmp_path / "agent.sock"
         agent = subprocess.Popen(["ssh-agent", "-D", "-a", str(sock)], stdout=subprocess.DEVNULL)
@@ -69,8 +76,11 @@ def test_every_auth_method(tmp_path: Path, ssh_server: Sshd, method: str,
                 if sock.exists():
                     break
                 time.sleep(0.02)
-            subprocess.run(["ssh-add", "-q", str(keys.client_key)], check=True,
-                           env={**os.environ, "SSH_AUTH_SOCK": str(sock)})
+            subprocess.run(
+                ["ssh-add", "-q", str(keys.client_key)],
+                check=True,
+                env={**os.environ, "SSH_AUTH_SOCK": str(sock)},
+            )
         except Exception:
             agent.kill()
             raise
@@ -82,8 +92,12 @@ def test_every_auth_method(tmp_path: Path, ssh_server: Sshd, method: str,
         (tmp_path / "pw").write_text(PASSWORD)
         creds = {"password_file": str(tmp_path / "pw")}
         user = PASSWORD_USER
-    inv = write_inventory(tmp_path / "servers.yml", [server_entry("h", ssh_server, user=user)],
-                          {"default": creds}, known_hosts_for(tmp_path, ssh_server))
+    inv = write_inventory(
+        tmp_path / "servers.yml",
+        [server_entry("h", ssh_server, user=user)],
+        {"default": creds},
+        known_hosts_for(tmp_path, ssh_server),
+    )
     try:
         with running_exporter(inv) as exp:
             values = exp.probe_samples("h")
@@ -95,20 +109,24 @@ def test_every_auth_method(tmp_path: Path, ssh_server: Sshd, method: str,
 
 
 def test_wrong_credentials_fail_as_auth_without_leaking(
-        tmp_path: Path, ssh_server: Sshd, caplog: pytest.LogCaptureFixture) -> None:
+    tmp_path: Path, ssh_server: Sshd, caplog: pytest.LogCaptureFixture
+) -> None:
     if not ensure_password_user():
         pytest.skip("needs root")
     secret = "wrong-Pa55-do-not-leak"
     (tmp_path / "pw").write_text(secret)
-    inv = write_inventory(tmp_path / "servers.yml",
-                          [server_entry("h", ssh_server, user=PASSWORD_USER)],
-                          {"default": {"password_file": str(tmp_path / "pw")}},
-                          known_hosts_for(tmp_path, ssh_server))
+    inv = write_inventory(
+        tmp_path / "servers.yml",
+        [server_entry("h", ssh_server, user=PASSWORD_USER)],
+        {"default": {"password_file": str(tmp_path / "pw")}},
+        known_hosts_for(tmp_path, ssh_server),
+    )
     with running_exporter(inv) as exp:
         resp = exp.probe("h")
         assert_failed(samples(resp.text), "auth")
-        pages = [resp.text] + [requests.get(exp.url + p, timeout=10).text
-                               for p in ("/metrics", "/sd", "/")]
+        pages = [resp.text] + [
+            requests.get(exp.url + p, timeout=10).text for p in ("/metrics", "/sd", "/")
+        ]
     assert "authentication failed" in caplog.text
     for text in [*pages, caplog.text, repr(exp.app.inventory)]:
         assert secret not in text
@@ -117,8 +135,10 @@ def test_wrong_credentials_fail_as_auth_without_leaking(
 def test_unknown_host_key_refused_then_pinned_by_tofu(tmp_path: Path, ssh_server: Sshd) -> None:
     known = tmp_path / "known_hosts"
     creds = {"default": {"key_file": str(ssh_server.keys.client_key)}}
-    servers = [server_entry("strict", ssh_server),
-               server_entry("tofu", ssh_server, trust_on_first_use=True)]
+    servers = [
+        server_entry("strict", ssh_server),
+        server_entry("tofu", ssh_server, trust_on_first_use=True),
+    ]
     inv = write_inventory(tmp_path / "servers.yml", servers, creds, known)
     with running_exporter(inv) as exp:
         assert_failed(exp.probe_samples("strict"), "host_key")
@@ -135,13 +155,18 @@ def test_changed_host_key_always_refused(tmp_path: Path, ssh_server: Sshd) -> No
     key_type, b64 = Path(str(other) + ".pub").read_text().split()[:2]
     known = tmp_path / "known_hosts"
     known.write_text(f"[{ssh_server.host}]:{ssh_server.port} {key_type} {b64}\n")
-    inv = write_inventory(tmp_path / "servers.yml",
-                          [server_entry("h", ssh_server, trust_on_first_use=True)],
-                          {"default": {"key_file": str(ssh_server.keys.client_key)}}, known)
+    inv = write_inventory(
+        tmp_path / "servers.yml",
+        [server_entry("h", ssh_server, trust_on_first_use=True)],
+        {"default": {"key_file": str(ssh_server.keys.client_key)}},
+        known,
+    )
     with running_exporter(inv) as exp:
         assert_failed(exp.probe_samples("h"), "host_key")
-    assert b64 in known.read_text() and ssh_server.keys.host_public_key().split()[1] \
-        not in known.read_text()
+    assert (
+        b64 in known.read_text()
+        and ssh_server.keys.host_public_key().split()[1] not in known.read_text()
+    )
 
 
 def test_refused_port(tmp_path: Path, ssh_server: Sshd) -> None:
@@ -150,15 +175,20 @@ def test_refused_port(tmp_path: Path, ssh_server: Sshd) -> None:
     inv = write_inventory(
         tmp_path / "servers.yml",
         [{"name": "down", "host": "127.0.0.1", "port": free_port()}],
-        {"default": {"key_file": str(ssh_server.keys.client_key)}}, tmp_path / "kh")
+        {"default": {"key_file": str(ssh_server.keys.client_key)}},
+        tmp_path / "kh",
+    )
     with running_exporter(inv) as exp:
         assert_failed(exp.probe_samples("down"), "refused")
 
 
 def test_unknown_target_and_module_are_400(tmp_path: Path, ssh_server: Sshd) -> None:
-    inv = write_inventory(tmp_path / "servers.yml", [server_entry("h", ssh_server)],
-                          {"default": {"key_file": str(ssh_server.keys.client_key)}},
-                          tmp_path / "kh")
+    inv = write_inventory(
+        tmp_path / "servers.yml",
+        [server_entry("h", ssh_server)],
+        {"default": {"key_file": str(ssh_server.keys.client_key)}},
+        tmp_path / "kh",
+    )
     with running_exporter(inv) as exp:
         resp = exp.probe("nope")
         assert resp.status_code == 400 and "unknown target 'nope'" in resp.text
@@ -169,18 +199,22 @@ def test_unknown_target_and_module_are_400(tmp_path: Path, ssh_server: Sshd) -> 
 
 
 def test_one_write_module_exports_the_same_series(tmp_path: Path, ssh_server: Sshd) -> None:
-    inv = write_inventory(tmp_path / "servers.yml",
-                          [server_entry("plain", ssh_server),
-                           server_entry("one", ssh_server, module="one")],
-                          {"default": {"key_file": str(ssh_server.keys.client_key)}},
-                          known_hosts_for(tmp_path, ssh_server),
-                          modules={"one": {"one_write": True}})
+    inv = write_inventory(
+        tmp_path / "servers.yml",
+        [server_entry("plain", ssh_server), server_entry("one", ssh_server, module="one")],
+        {"default": {"key_file": str(ssh_server.keys.client_key)}},
+        known_hosts_for(tmp_path, ssh_server),
+        modules={"one": {"one_write": True}},
+    )
     with running_exporter(inv) as exp:
         assert exp.app.inventory.modules["one"].one_write
         for _ in range(2):  # the second probe runs the steady script (cheap sections)
             plain, one = exp.probe_samples("plain"), exp.probe_samples("one")
     assert one["stacksense_probe_success"] == plain["stacksense_probe_success"] == 1
     assert set(one) == set(plain)
-    static = [k for k in plain if k.startswith(("node_memory_MemTotal", "node_network_mtu",
-                                                "node_filesystem_size_bytes"))]
+    static = [
+        k
+        for k in plain
+        if k.startswith(("node_memory_MemTotal", "node_network_mtu", "node_filesystem_size_bytes"))
+    ]
     assert static and all(one[k] == plain[k] for k in static)

@@ -23,13 +23,18 @@ from tests.peers.util import free_port, stop, wait_for
 RELOAD_OK = "stacksense_exporter_config_last_reload_successful"
 
 
-def inventory(tmp_path: Path, ssh_server: Sshd, names: tuple[str, ...] = ("web1", "web2"),
-              **extra: object) -> Path:
+def inventory(
+    tmp_path: Path, ssh_server: Sshd, names: tuple[str, ...] = ("web1", "web2"), **extra: object
+) -> Path:
     known = tmp_path / "known_hosts"
     known.write_text(ssh_server.known_hosts_line())
-    return write_inventory(tmp_path / "servers.yml", [server_entry(n, ssh_server) for n in names],
-                           {"default": {"key_file": str(ssh_server.keys.client_key)}}, known,
-                           **extra)
+    return write_inventory(
+        tmp_path / "servers.yml",
+        [server_entry(n, ssh_server) for n in names],
+        {"default": {"key_file": str(ssh_server.keys.client_key)}},
+        known,
+        **extra,
+    )
 
 
 def metrics(url: str) -> dict[str, float]:
@@ -50,7 +55,8 @@ BAD_FILES = {
 
 @pytest.mark.parametrize("kind", sorted(BAD_FILES))
 def test_a_file_that_cannot_be_decoded_keeps_the_old_inventory(
-        tmp_path: Path, ssh_server: Sshd, kind: str, caplog: pytest.LogCaptureFixture) -> None:
+    tmp_path: Path, ssh_server: Sshd, kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
     inv = inventory(tmp_path, ssh_server)
     content, expected = BAD_FILES[kind]
     with running_exporter(inv) as exp:
@@ -66,16 +72,25 @@ def test_a_file_that_cannot_be_decoded_keeps_the_old_inventory(
         assert sd_targets(exp.url) == {"web1", "web2"}
 
 
-def test_sighup_with_a_non_utf8_file_logs_one_line_and_reports_failure(tmp_path: Path,
-                                                                       ssh_server: Sshd) -> None:
+def test_sighup_with_a_non_utf8_file_logs_one_line_and_reports_failure(
+    tmp_path: Path, ssh_server: Sshd
+) -> None:
     inv = inventory(tmp_path, ssh_server)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = tmp_path / "exporter.log"
     with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "exporter.main", f"--config.file={inv}",
-                                 f"--web.listen-address=127.0.0.1:{port}"],
-                                stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "exporter.main",
+                f"--config.file={inv}",
+                f"--web.listen-address=127.0.0.1:{port}",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
         wait_for(lambda: requests.get(f"{url}/-/ready", timeout=1).ok, what="exporter ready")
         inv.write_bytes(BAD_FILES["latin-1"][0])
@@ -92,8 +107,9 @@ def test_sighup_with_a_non_utf8_file_logs_one_line_and_reports_failure(tmp_path:
 
 
 @pytest.mark.parametrize("content", ["", "servers: []\n", "# emptied by an editor\n"])
-def test_an_inventory_that_removes_every_server_is_refused(tmp_path: Path, ssh_server: Sshd,
-                                                           content: str) -> None:
+def test_an_inventory_that_removes_every_server_is_refused(
+    tmp_path: Path, ssh_server: Sshd, content: str
+) -> None:
     inv = inventory(tmp_path, ssh_server)
     with running_exporter(inv) as exp:
         inv.write_text(content)
@@ -113,8 +129,7 @@ def test_allow_empty_lets_the_fleet_be_emptied(tmp_path: Path, ssh_server: Sshd)
         assert metrics(exp.url)[RELOAD_OK] == 1
 
 
-def test_removed_servers_lose_their_connection_and_state(tmp_path: Path,
-                                                         ssh_server: Sshd) -> None:
+def test_removed_servers_lose_their_connection_and_state(tmp_path: Path, ssh_server: Sshd) -> None:
     inv = inventory(tmp_path, ssh_server)
     with running_exporter(inv) as exp:
         for name in ("web1", "web2"):
@@ -123,8 +138,11 @@ def test_removed_servers_lose_their_connection_and_state(tmp_path: Path,
         inventory(tmp_path, ssh_server, ("web1",))
         assert requests.post(f"{exp.url}/-/reload", timeout=10).status_code == 200
         # Closed at once, not when the host drops an idle connection.
-        wait_for(lambda: metrics(exp.url)["stacksense_ssh_connections_open"] == 1,
-                 timeout=5, what="web2's connection closed")
+        wait_for(
+            lambda: metrics(exp.url)["stacksense_ssh_connections_open"] == 1,
+            timeout=5,
+            what="web2's connection closed",
+        )
         assert exp.app.pool.slot_names() == {"web1"}
         assert exp.app.prober.state_names() == {"web1"}
         # Back in the inventory, it starts afresh and works.
@@ -133,8 +151,7 @@ def test_removed_servers_lose_their_connection_and_state(tmp_path: Path,
         assert exp.probe_samples("web2")["stacksense_probe_success"] == 1
 
 
-def test_reload_with_a_token_file_needs_the_bearer_token(tmp_path: Path,
-                                                         ssh_server: Sshd) -> None:
+def test_reload_with_a_token_file_needs_the_bearer_token(tmp_path: Path, ssh_server: Sshd) -> None:
     token = tmp_path / "reload_token"
     token.write_text("s3cret-reload\n")
     inv = inventory(tmp_path, ssh_server)
@@ -153,8 +170,9 @@ def test_reload_with_a_token_file_needs_the_bearer_token(tmp_path: Path,
 
 
 @pytest.mark.root
-def test_reload_without_a_token_file_is_for_loopback_clients_only(tmp_path: Path,
-                                                                  ssh_server: Sshd) -> None:
+def test_reload_without_a_token_file_is_for_loopback_clients_only(
+    tmp_path: Path, ssh_server: Sshd
+) -> None:
     require_root()
     if not netns_available():
         pytest.skip("network namespaces are not available here")
@@ -166,11 +184,13 @@ def test_reload_without_a_token_file_is_for_loopback_clients_only(tmp_path: Path
         thread.start()
         port = server.server_address[1]
         try:
-            client = ("import urllib.request, urllib.error, sys\n"
-                      f"req = urllib.request.Request('http://{net.gateway}:{port}/-/reload', "
-                      "method='POST')\n"
-                      "try:\n    print(urllib.request.urlopen(req, timeout=10).status)\n"
-                      "except urllib.error.HTTPError as e:\n    print(e.code)\n")
+            client = (
+                "import urllib.request, urllib.error, sys\n"
+                f"req = urllib.request.Request('http://{net.gateway}:{port}/-/reload', "
+                "method='POST')\n"
+                "try:\n    print(urllib.request.urlopen(req, timeout=10).status)\n"
+                "except urllib.error.HTTPError as e:\n    print(e.code)\n"
+            )
             remote = net.hosts[0].exec(sys.executable, "-c", client)
             assert remote.stdout.decode().strip() == "401"
             local = requests.post(f"http://127.0.0.1:{port}/-/reload", timeout=10)

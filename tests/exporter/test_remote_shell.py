@@ -24,8 +24,12 @@ from tests.peers.util import wait_for
 def pool_and_server(tmp_path: Path, ssh_server: Sshd) -> Iterator[tuple[SshPool, Server]]:
     known = tmp_path / "known_hosts"
     known.write_text(ssh_server.known_hosts_line())
-    inv_path = write_inventory(tmp_path / "servers.yml", [server_entry("h", ssh_server)],
-                               {"default": {"key_file": str(ssh_server.keys.client_key)}}, known)
+    inv_path = write_inventory(
+        tmp_path / "servers.yml",
+        [server_entry("h", ssh_server)],
+        {"default": {"key_file": str(ssh_server.keys.client_key)}},
+        known,
+    )
     inventory = load_inventory(inv_path)
     pool = SshPool(inventory)
     try:
@@ -77,8 +81,9 @@ def test_a_deadline_closes_the_shell_and_the_next_run_starts_clean(pool_and_serv
     assert status == 0 and out != first  # a new shell, and nothing left over from `sleep`
 
 
-def test_aes_gcm_is_preferred_and_ctr_still_works(pool_and_server, tmp_path: Path,
-                                                   ssh_keys: SshdKeys) -> None:
+def test_aes_gcm_is_preferred_and_ctr_still_works(
+    pool_and_server, tmp_path: Path, ssh_keys: SshdKeys
+) -> None:
     pool, server = pool_and_server
     run(pool, server, "true")
     transport = pool._slot("h").transport  # noqa: SLF001 - the negotiated cipher
@@ -86,9 +91,14 @@ def test_aes_gcm_is_preferred_and_ctr_still_works(pool_and_server, tmp_path: Pat
     with sshd(tmp_path / "old", ssh_keys, extra=["Ciphers aes128-ctr"]) as old:
         known = tmp_path / "old_known_hosts"
         known.write_text(old.known_hosts_line())
-        inv = load_inventory(write_inventory(
-            tmp_path / "old.yml", [server_entry("old", old)],
-            {"default": {"key_file": str(ssh_keys.client_key)}}, known))
+        inv = load_inventory(
+            write_inventory(
+                tmp_path / "old.yml",
+                [server_entry("old", old)],
+                {"default": {"key_file": str(ssh_keys.client_key)}},
+                known,
+            )
+        )
         old_pool = SshPool(inv)
         try:
             assert run(old_pool, inv.servers["old"], "echo ok") == (0, "ok\n")

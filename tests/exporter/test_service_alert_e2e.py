@@ -20,15 +20,22 @@ from tests.peers.stack import Stack
 
 
 def test_service_down_reaches_the_sink_and_resolves_when_the_process_returns(
-    tmp_path: Path, ssh_keys: SshdKeys,
+    tmp_path: Path,
+    ssh_keys: SshdKeys,
 ) -> None:
     name = f"ssv{uuid.uuid4().hex[:8]}"
     program = tmp_path / name
     shutil.copy("/bin/sleep", program)
     proc = subprocess.Popen([str(program), "600"])
-    service_down = {"alert": "ServiceDown", "metric": "stacksense_service_up", "op": "==",
-                    "threshold": 0, "for": "5s", "severity": "critical",
-                    "annotations": {"summary": "Service {service} on {server} is down"}}
+    service_down = {
+        "alert": "ServiceDown",
+        "metric": "stacksense_service_up",
+        "op": "==",
+        "threshold": 0,
+        "for": "5s",
+        "severity": "critical",
+        "annotations": {"summary": "Service {service} on {server} is down"},
+    }
     (tmp_path / "stack").mkdir()
     stack = Stack(tmp_path / "stack", ssh_keys, conditions=[service_down])
     try:
@@ -46,8 +53,9 @@ def test_service_down_reaches_the_sink_and_resolves_when_the_process_returns(
         stack.mark(f"ServiceDown notified after {down.at - stopped:.1f}s")
         started = stack.mark("worker started again")
         proc = subprocess.Popen([str(program), "600"])
-        up = stack.wait_notified("ServiceDown", server="web1", status="resolved",
-                                 since=started, timeout=90)
+        up = stack.wait_notified(
+            "ServiceDown", server="web1", status="resolved", since=started, timeout=90
+        )
         stack.mark(f"ServiceDown resolved after {up.at - started:.1f}s")
         assert up.at - started < 90
     finally:

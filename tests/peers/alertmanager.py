@@ -57,8 +57,9 @@ def alertmanager(
     )
     try:
         wait_for(
-            lambda: proc.poll() is None
-            and requests.get(f"{url}/-/ready", timeout=1).status_code == 200,
+            lambda: (
+                proc.poll() is None and requests.get(f"{url}/-/ready", timeout=1).status_code == 200
+            ),
             timeout=30,
             what="alertmanager ready",
         )

@@ -62,9 +62,15 @@ class HttpReceiver:
     for a while, on the same port.
     """
 
-    def __init__(self, *, path: str | None = None, port: int = 0,
-                 validator: Validator | None = None, success: Reply = Reply(200, ""),
-                 invalid: Callable[[list[str]], Reply] = plain_invalid) -> None:
+    def __init__(
+        self,
+        *,
+        path: str | None = None,
+        port: int = 0,
+        validator: Validator | None = None,
+        success: Reply = Reply(200, ""),
+        invalid: Callable[[list[str]], Reply] = plain_invalid,
+    ) -> None:
         self.path = path
         self.validator = validator
         self.success = success
@@ -108,8 +114,7 @@ class HttpReceiver:
             self._bind(self.port)
         assert self.server is not None
         # a short poll interval keeps shutdown (and so test teardown) quick
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,),
-                                       daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
         self.thread.start()
 
     def stop(self) -> None:

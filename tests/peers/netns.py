@@ -43,8 +43,9 @@ class NetnsHost:
     veth: str  # host side of the veth pair
 
     def exec(self, *cmd: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
-        return subprocess.run(["ip", "netns", "exec", self.name, *cmd], check=check,
-                              capture_output=True)
+        return subprocess.run(
+            ["ip", "netns", "exec", self.name, *cmd], check=check, capture_output=True
+        )
 
     def link_down(self) -> None:
         _ip("-n", self.name, "link", "set", "eth0", "down")
@@ -58,8 +59,19 @@ class NetnsHost:
 
     def reject_ssh(self, port: int = 22) -> None:
         """Refuse: answer SSH with a TCP reset (clients fail at once)."""
-        self.exec("iptables", "-A", "INPUT", "-p", "tcp", "--dport", str(port), "-j", "REJECT",
-                  "--reject-with", "tcp-reset")
+        self.exec(
+            "iptables",
+            "-A",
+            "INPUT",
+            "-p",
+            "tcp",
+            "--dport",
+            str(port),
+            "-j",
+            "REJECT",
+            "--reject-with",
+            "tcp-reset",
+        )
 
     def clear_firewall(self) -> None:
         self.exec("iptables", "-F", "INPUT", check=False)

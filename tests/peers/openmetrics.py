@@ -15,8 +15,7 @@ from dataclasses import dataclass, field
 def _labels(labels: Mapping[str, str]) -> str:
     if not labels:
         return ""
-    inner = ",".join(
-        f'{k}="{v}"'.replace("\n", "\\n") for k, v in sorted(labels.items()))
+    inner = ",".join(f'{k}="{v}"'.replace("\n", "\\n") for k, v in sorted(labels.items()))
     return "{" + inner + "}"
 
 
@@ -35,15 +34,25 @@ class History:
     types: dict[str, str] = field(default_factory=dict)
     series: dict[str, dict[str, list[tuple[float, float]]]] = field(default_factory=dict)
 
-    def add(self, name: str, labels: Mapping[str, str], ts: float, value: float,
-            kind: str = "gauge") -> None:
+    def add(
+        self, name: str, labels: Mapping[str, str], ts: float, value: float, kind: str = "gauge"
+    ) -> None:
         family = name.removesuffix("_total") if kind == "counter" else name
         self.types[family] = kind
         self.series.setdefault(family, {}).setdefault(name + _labels(labels), []).append(
-            (ts, value))
+            (ts, value)
+        )
 
-    def fill(self, name: str, labels: Mapping[str, str], start: float, end: float,
-             step: float, value: Callable[[float], float | None], kind: str = "gauge") -> None:
+    def fill(
+        self,
+        name: str,
+        labels: Mapping[str, str],
+        start: float,
+        end: float,
+        step: float,
+        value: Callable[[float], float | None],
+        kind: str = "gauge",
+    ) -> None:
         """Add samples every `step` seconds in [start, end); `value(t)` None means no sample."""
         t = start
         while t < end:

@@ -50,7 +50,13 @@ def pagerduty_problems(path: str, headers: Mapping[str, str], body: bytes) -> li
 def pagerduty_receiver(path: str = PATH) -> HttpReceiver:
     """The stand-in, not started yet (use it as a context manager)."""
     return HttpReceiver(
-        path=path, validator=pagerduty_problems,
+        path=path,
+        validator=pagerduty_problems,
         success=Reply(202, '{"status":"success","message":"Event processed"}'),
-        invalid=lambda p: Reply(400, json.dumps(
-            {"status": "invalid event", "message": "Event object is invalid", "errors": p})))
+        invalid=lambda p: Reply(
+            400,
+            json.dumps(
+                {"status": "invalid event", "message": "Event object is invalid", "errors": p}
+            ),
+        ),
+    )

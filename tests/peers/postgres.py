@@ -23,8 +23,10 @@ import psycopg
 
 from tests.peers.util import free_port, wait_for
 
-INSTALL_HINT = ("PostgreSQL server binaries (initdb, pg_ctl) not found: `make setup` installs "
-                "them (apt-get install -y postgresql)")
+INSTALL_HINT = (
+    "PostgreSQL server binaries (initdb, pg_ctl) not found: `make setup` installs "
+    "them (apt-get install -y postgresql)"
+)
 
 
 def pg_bindir() -> Path:
@@ -32,8 +34,10 @@ def pg_bindir() -> Path:
     found = shutil.which("initdb")
     if found:
         return Path(found).parent
-    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
-                        key=lambda p: int(p.split("/")[4]) if p.split("/")[4].isdigit() else 0)
+    candidates = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+        key=lambda p: int(p.split("/")[4]) if p.split("/")[4].isdigit() else 0,
+    )
     if not candidates:
         raise RuntimeError(INSTALL_HINT)
     return Path(candidates[-1]).parent
@@ -91,22 +95,62 @@ def postgres(*, fsync: bool = False) -> Iterator[PostgresServer]:
         os.chown(tmp / "pw", entry.pw_uid, entry.pw_gid)
     port = free_port()
     log = tmp / "postgres.log"
-    subprocess.run(_as_postgres([str(bindir / "initdb"), "-D", str(datadir), "-U", "postgres",
-                                 "--auth-local=trust", "--auth-host=scram-sha-256",
-                                 f"--pwfile={tmp / 'pw'}", "-E", "UTF8", "--no-sync"]),
-                   check=True, capture_output=True)
-    options = (f"-c listen_addresses=127.0.0.1 -c port={port} -k {tmp} "
-               f"-c fsync={'on' if fsync else 'off'} -c max_connections=300 "
-               "-c shared_buffers=32MB")
-    subprocess.run(_as_postgres([str(bindir / "pg_ctl"), "-D", str(datadir), "-l", str(log),
-                                 "-o", options, "-w", "-t", "60", "start"]),
-                   check=True, capture_output=True)
+    subprocess.run(
+        _as_postgres(
+            [
+                str(bindir / "initdb"),
+                "-D",
+                str(datadir),
+                "-U",
+                "postgres",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                f"--pwfile={tmp / 'pw'}",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ]
+        ),
+        check=True,
+        capture_output=True,
+    )
+    options = (
+        f"-c listen_addresses=127.0.0.1 -c port={port} -k {tmp} "
+        f"-c fsync={'on' if fsync else 'off'} -c max_connections=300 "
+        "-c shared_buffers=32MB"
+    )
+    subprocess.run(
+        _as_postgres(
+            [
+                str(bindir / "pg_ctl"),
+                "-D",
+                str(datadir),
+                "-l",
+                str(log),
+                "-o",
+                options,
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ]
+        ),
+        check=True,
+        capture_output=True,
+    )
     server = PostgresServer("127.0.0.1", port, "postgres", password, datadir)
     try:
-        wait_for(lambda: server.connect().close() is None, timeout=30,
-                 what=f"postgres on port {port} (log: {log})")
+        wait_for(
+            lambda: server.connect().close() is None,
+            timeout=30,
+            what=f"postgres on port {port} (log: {log})",
+        )
         yield server
     finally:
-        subprocess.run(_as_postgres([str(bindir / "pg_ctl"), "-D", str(datadir), "-m",
-                                     "immediate", "-w", "stop"]), capture_output=True)
+        subprocess.run(
+            _as_postgres(
+                [str(bindir / "pg_ctl"), "-D", str(datadir), "-m", "immediate", "-w", "stop"]
+            ),
+            capture_output=True,
+        )
         shutil.rmtree(tmp, ignore_errors=True)

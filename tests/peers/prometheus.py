@@ -99,8 +99,9 @@ def prometheus(
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for(
-            lambda: proc.poll() is None
-            and requests.get(f"{url}/-/ready", timeout=1).status_code == 200,
+            lambda: (
+                proc.poll() is None and requests.get(f"{url}/-/ready", timeout=1).status_code == 200
+            ),
             timeout=30,
             what="prometheus ready",
         )

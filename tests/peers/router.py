@@ -23,8 +23,9 @@ class RouterExited(RuntimeError):
     """The router process ended before it was ready; carries its log."""
 
     def __init__(self, returncode: int, log: str) -> None:
-        super().__init__(f"router exited with status {returncode} before it was ready:\n"
-                         f"{log[-3000:]}")
+        super().__init__(
+            f"router exited with status {returncode} before it was ready:\n{log[-3000:]}"
+        )
         self.returncode = returncode
         self.log = log
 
@@ -46,21 +47,46 @@ class RouterProcess:
         return {"Authorization": f"Bearer {self.token}"}
 
     def start(self) -> None:
-        env = {**os.environ, "STACKSENSE_ROUTER_CONFIG": str(self.config_path),
-               "PYTHONPATH": str(REPO), **self.env}
+        env = {
+            **os.environ,
+            "STACKSENSE_ROUTER_CONFIG": str(self.config_path),
+            "PYTHONPATH": str(REPO),
+            **self.env,
+        }
         log = open(self.workdir / "router.log", "ab")  # noqa: SIM115 - owned by the process
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-k", "alert_router.cli.KeepAliveWorker",
-             "--threads", str(self.threads),
-             "-w", str(self.workers), "-b", f"127.0.0.1:{self.port}", "--graceful-timeout", "2",
-             "alert_router.wsgi:app"],
-            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir,
-            start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "-k",
+                "alert_router.cli.KeepAliveWorker",
+                "--threads",
+                str(self.threads),
+                "-w",
+                str(self.workers),
+                "-b",
+                f"127.0.0.1:{self.port}",
+                "--graceful-timeout",
+                "2",
+                "alert_router.wsgi:app",
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=self.workdir,
+            start_new_session=True,
+        )
         log.close()
         proc = self.proc
-        wait_for(lambda: proc.poll() is not None
-                 or requests.get(f"{self.url}/-/ready", timeout=1).status_code == 200,
-                 timeout=30, what=f"router ready (log: {self.workdir / 'router.log'})")
+        wait_for(
+            lambda: (
+                proc.poll() is not None
+                or requests.get(f"{self.url}/-/ready", timeout=1).status_code == 200
+            ),
+            timeout=30,
+            what=f"router ready (log: {self.workdir / 'router.log'})",
+        )
         if proc.poll() is not None:
             self.proc = None
             raise RouterExited(proc.returncode, self.log())
@@ -80,10 +106,18 @@ class RouterProcess:
 
 
 @contextmanager
-def router(tmp: Path, config: dict[str, Any], *, token: str = "test-token",
-           port: int | None = None, threads: int = 4, workers: int = 1,
-           storage_url: str | None = None, password: str | None = None,
-           env: dict[str, str] | None = None) -> Iterator[RouterProcess]:
+def router(
+    tmp: Path,
+    config: dict[str, Any],
+    *,
+    token: str = "test-token",
+    port: int | None = None,
+    threads: int = 4,
+    workers: int = 1,
+    storage_url: str | None = None,
+    password: str | None = None,
+    env: dict[str, str] | None = None,
+) -> Iterator[RouterProcess]:
     """Start a router with `config` (auth and storage filled in when absent).
 
     storage_url: a PostgreSQL database (postgresql://user@host:port/db) instead of a SQLite
@@ -105,8 +139,9 @@ def router(tmp: Path, config: dict[str, Any], *, token: str = "test-token",
     config_path = tmp / "router.yml"
     config_path.write_text(yaml.safe_dump(config))
     port = port or free_port()
-    proc = RouterProcess(f"http://127.0.0.1:{port}", port, config_path, tmp, token, threads,
-                         workers, env=env or {})
+    proc = RouterProcess(
+        f"http://127.0.0.1:{port}", port, config_path, tmp, token, threads, workers, env=env or {}
+    )
     proc.start()
     try:
         yield proc

@@ -24,8 +24,19 @@ HEADER_TEXT_MAX = 150
 FIELDS_MAX = 10
 FIELD_TEXT_MAX = 2000
 CONTEXT_ELEMENTS_MAX = 10
-KNOWN_BLOCKS = {"section", "header", "context", "divider", "actions", "image", "input",
-                "rich_text", "file", "video", "markdown"}
+KNOWN_BLOCKS = {
+    "section",
+    "header",
+    "context",
+    "divider",
+    "actions",
+    "image",
+    "input",
+    "rich_text",
+    "file",
+    "video",
+    "markdown",
+}
 TEXT_TYPES = {"plain_text", "mrkdwn"}
 
 
@@ -46,16 +57,20 @@ def block_problems(blocks: Any, where: str = "blocks") -> list[str]:
     """What is wrong with a list of Block Kit blocks, by Slack's documented limits."""
     if not isinstance(blocks, list):
         return [f"{where}: must be a list"]
-    problems = [f"{where}: {len(blocks)} blocks, more than {MAX_BLOCKS}"] if len(
-        blocks) > MAX_BLOCKS else []
+    problems = (
+        [f"{where}: {len(blocks)} blocks, more than {MAX_BLOCKS}"]
+        if len(blocks) > MAX_BLOCKS
+        else []
+    )
     for i, block in enumerate(blocks):
         at = f"{where}[{i}]"
         kind = block.get("type") if isinstance(block, dict) else None
         if kind not in KNOWN_BLOCKS:
             problems.append(f"{at}: unknown block type {kind!r}")
         elif kind == "header":
-            problems += _text_problems(f"{at}.text", block.get("text"), HEADER_TEXT_MAX,
-                                       plain_only=True)
+            problems += _text_problems(
+                f"{at}.text", block.get("text"), HEADER_TEXT_MAX, plain_only=True
+            )
         elif kind == "section":
             if "text" not in block and "fields" not in block:
                 problems.append(f"{at}: section needs text or fields")
@@ -103,15 +118,20 @@ def slack_problems(path: str, headers: Mapping[str, str], body: bytes) -> list[s
 
 
 def _slack_invalid(problems: list[str]) -> Reply:
-    code = "no_text" if problems == ["no_text"] else (
-        "invalid_blocks" if any("blocks" in p for p in problems) else "invalid_payload")
+    code = (
+        "no_text"
+        if problems == ["no_text"]
+        else ("invalid_blocks" if any("blocks" in p for p in problems) else "invalid_payload")
+    )
     return Reply(400, code)
 
 
 @contextmanager
-def slack_webhook(token_path: str = "/services/T0000TEST/B0000TEST/XXXXsecretXXXX"
-                  ) -> Iterator[HttpReceiver]:
+def slack_webhook(
+    token_path: str = "/services/T0000TEST/B0000TEST/XXXXsecretXXXX",
+) -> Iterator[HttpReceiver]:
     """A Slack incoming webhook on loopback; its URL (with the secret path) is `.url`."""
-    with HttpReceiver(path=token_path, validator=slack_problems, success=Reply(200, "ok"),
-                      invalid=_slack_invalid) as receiver:
+    with HttpReceiver(
+        path=token_path, validator=slack_problems, success=Reply(200, "ok"), invalid=_slack_invalid
+    ) as receiver:
         yield receiver

@@ -32,11 +32,28 @@ class SelfSignedCert:
     def create(cls, tmp: Path) -> SelfSignedCert:
         cert, key = tmp / "smtp-cert.pem", tmp / "smtp-key.pem"
         subprocess.run(
-            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-             "-nodes", "-days", "2",
-             "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
-             "-keyout", str(key), "-out", str(cert)],
-            check=True, capture_output=True,
+            [
+                "openssl",
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=localhost",
+                "-addext",
+                "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                "-keyout",
+                str(key),
+                "-out",
+                str(cert),
+            ],
+            check=True,
+            capture_output=True,
         )
         return cls(cert, key)
 
@@ -81,17 +98,24 @@ class _Handler:
         login = session.auth_data
         who = login.login.decode() if isinstance(login, LoginPassword) else None
         with self.lock:
-            self.delivered.append(Delivered(
-                mail_from=str(envelope.mail_from), rcpt_tos=list(envelope.rcpt_tos),
-                message=msg, authenticated_as=who, tls=session.ssl is not None))
+            self.delivered.append(
+                Delivered(
+                    mail_from=str(envelope.mail_from),
+                    rcpt_tos=list(envelope.rcpt_tos),
+                    message=msg,
+                    authenticated_as=who,
+                    tls=session.ssl is not None,
+                )
+            )
         return "250 Message accepted for delivery"
 
 
 class _SMTP(SMTP):
     """aiosmtpd's SMTP that can allow AUTH without STARTTLS, and knows implicit TLS is TLS."""
 
-    def __init__(self, *args: Any, auth_without_starttls: bool, implicit_tls: bool,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, auth_without_starttls: bool, implicit_tls: bool, **kwargs: Any
+    ) -> None:
         # constructed with auth_require_tls=True so aiosmtpd does not warn on every connection
         super().__init__(*args, **kwargs)
         self._auth_require_tls = not auth_without_starttls
@@ -108,8 +132,12 @@ class _Controller(Controller):
     auth_without_starttls = False
 
     def factory(self) -> SMTP:
-        return _SMTP(self.handler, auth_without_starttls=self.auth_without_starttls,
-                     implicit_tls=self.implicit_tls, **self.SMTP_kwargs)
+        return _SMTP(
+            self.handler,
+            auth_without_starttls=self.auth_without_starttls,
+            implicit_tls=self.implicit_tls,
+            **self.SMTP_kwargs,
+        )
 
 
 @dataclass
@@ -135,6 +163,7 @@ class SmtpServer:
 
     def wait_for_mails(self, count: int, timeout: float = 10.0) -> list[Delivered]:
         """Poll until at least `count` mails arrived."""
+
         def enough() -> list[Delivered] | None:
             mails = self.delivered
             return mails if len(mails) >= count else None
@@ -163,11 +192,14 @@ def smtp_server(
         cert = SelfSignedCert.create(tmp)
     handler = _Handler(reject_rcpt=dict(reject_rcpt or {}))
 
-    def authenticator(server: Any, session: Session, envelope: Envelope, mechanism: str,
-                      auth_data: Any) -> AuthResult:
-        ok = (isinstance(auth_data, LoginPassword)
-              and auth_data.login.decode() == username
-              and auth_data.password.decode() == password)
+    def authenticator(
+        server: Any, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
+    ) -> AuthResult:
+        ok = (
+            isinstance(auth_data, LoginPassword)
+            and auth_data.login.decode() == username
+            and auth_data.password.decode() == password
+        )
         return AuthResult(success=ok, handled=False, auth_data=auth_data)
 
     kwargs: dict[str, Any] = {}

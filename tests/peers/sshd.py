@@ -50,8 +50,17 @@ class SshdKeys:
         ca_key = keygen(root / "user_ca")
         cert_key = keygen(root / "cert_ed25519")
         subprocess.run(
-            ["ssh-keygen", "-q", "-s", str(ca_key), "-I", "stacksense-test", "-n", "root,"
-             + PASSWORD_USER, str(cert_key) + ".pub"],
+            [
+                "ssh-keygen",
+                "-q",
+                "-s",
+                str(ca_key),
+                "-I",
+                "stacksense-test",
+                "-n",
+                "root," + PASSWORD_USER,
+                str(cert_key) + ".pub",
+            ],
             check=True,
         )
         return cls(root, host_key, client_key, protected_key, cert_key, ca_key)
@@ -122,8 +131,8 @@ def write_config(
         # .bashrc on these machines runs pyenv init (~100 processes, 125 ms/probe).
         # Production users should use a /bin/sh login shell (docs/collectors.md).
         # sshd keeps only the first SetEnv line, so the caller's are merged in.
-        "SetEnv SHLVL=1 " + " ".join(e.split(None, 1)[1] for e in extra or []
-                                     if e.startswith("SetEnv ")),
+        "SetEnv SHLVL=1 "
+        + " ".join(e.split(None, 1)[1] for e in extra or [] if e.startswith("SetEnv ")),
         *(e for e in extra or [] if not e.startswith("SetEnv ")),
     ]
     cfg.write_text("\n".join(lines) + "\n")
@@ -151,14 +160,18 @@ def sshd(
     log = open(workdir / "sshd.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     server = Sshd(host, port, workdir, keys, proc, list(extra or []))
+
     def listening() -> bool:
         if proc.poll() is not None:
             raise RuntimeError(f"sshd exited: {(workdir / 'sshd.log').read_text()[-500:]}")
         if netns is None:
             return port_open(host, port)
         # Inside a namespace the address may not be reachable from here (its loopback).
-        out = subprocess.run(["ip", "netns", "exec", netns, "ss", "-ltnH", f"sport = :{port}"],
-                             capture_output=True, text=True)
+        out = subprocess.run(
+            ["ip", "netns", "exec", netns, "ss", "-ltnH", f"sport = :{port}"],
+            capture_output=True,
+            text=True,
+        )
         return bool(out.stdout.strip())
 
     try:

@@ -14,14 +14,32 @@ from typing import Any
 
 from tests.peers.http_receiver import HttpReceiver, Reply, Validator
 
-V4_KEYS = {"receiver", "status", "alerts", "groupLabels", "commonLabels", "commonAnnotations",
-           "externalURL", "version", "groupKey", "truncatedAlerts"}
-V4_ALERT_KEYS = {"status", "labels", "annotations", "startsAt", "endsAt", "generatorURL",
-                 "fingerprint"}
+V4_KEYS = {
+    "receiver",
+    "status",
+    "alerts",
+    "groupLabels",
+    "commonLabels",
+    "commonAnnotations",
+    "externalURL",
+    "version",
+    "groupKey",
+    "truncatedAlerts",
+}
+V4_ALERT_KEYS = {
+    "status",
+    "labels",
+    "annotations",
+    "startsAt",
+    "endsAt",
+    "generatorURL",
+    "fingerprint",
+}
 
 
-def webhook_problems(path: str, headers: Mapping[str, str], body: bytes,
-                     bearer: str | None = None) -> list[str]:
+def webhook_problems(
+    path: str, headers: Mapping[str, str], body: bytes, bearer: str | None = None
+) -> list[str]:
     """What an Alertmanager-compatible webhook consumer would reject (and a wrong token)."""
     problems = []
     if bearer is not None and headers.get("authorization") != f"Bearer {bearer}":
@@ -44,16 +62,19 @@ def webhook_problems(path: str, headers: Mapping[str, str], body: bytes,
 
 def webhook_validator(bearer: str | None = None) -> Validator:
     """`webhook_problems` expecting `bearer` as the Authorization bearer token."""
+
     def validate(path: str, headers: Mapping[str, str], body: bytes) -> list[str]:
         return webhook_problems(path, headers, body, bearer)
+
     return validate
 
 
 class WebhookReceiver(HttpReceiver):
     """Records webhook deliveries; `status` set to 503 plays a failing receiver."""
 
-    def __init__(self, port: int = 0, path: str = "/hook",
-                 validator: Validator | None = None) -> None:
+    def __init__(
+        self, port: int = 0, path: str = "/hook", validator: Validator | None = None
+    ) -> None:
         super().__init__(path=path, port=port, validator=validator, success=Reply(200, ""))
 
     @property
@@ -67,8 +88,9 @@ class WebhookReceiver(HttpReceiver):
 
 
 @contextmanager
-def webhook_receiver(port: int | None = None, path: str = "/hook",
-                     validator: Validator | None = None) -> Iterator[WebhookReceiver]:
+def webhook_receiver(
+    port: int | None = None, path: str = "/hook", validator: Validator | None = None
+) -> Iterator[WebhookReceiver]:
     """A running receiver on loopback (`port` None: a free one)."""
     with WebhookReceiver(port or 0, path, validator) as receiver:
         yield receiver

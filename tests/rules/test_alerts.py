@@ -15,8 +15,11 @@ from tests.peers.util import free_port
 
 
 def rec(name="A", server="s1", start=100.0):
-    return AlertRecord({"alertname": name, "server": server, "severity": "warning"},
-                       {"summary": f"{name} on {server}"}, start)
+    return AlertRecord(
+        {"alertname": name, "server": server, "severity": "warning"},
+        {"summary": f"{name} on {server}"},
+        start,
+    )
 
 
 def test_lifecycle_keeps_start_resolves_and_forgets_after_retention():
@@ -60,12 +63,13 @@ def test_payload_is_alertmanager_v2():
     book.sync([r], 100)
     book.add_event(AlertRecord({"alertname": "ServerOnline", "server": "s1"}, {}, 100, 160))
     firing, event = book.payload(130, firing_horizon=60)
-    assert firing == {"labels": {"alertname": "A", "server": "s1", "severity": "warning"},
-                      "annotations": {"summary": "A on s1",
-                                      "trace_id": trace_id(r.labels, 100)},
-                      "startsAt": "1970-01-01T00:01:40.000Z",
-                      "endsAt": "1970-01-01T00:03:10.000Z",
-                      "generatorURL": "http://rules:9817/api/v1/servers/s1"}
+    assert firing == {
+        "labels": {"alertname": "A", "server": "s1", "severity": "warning"},
+        "annotations": {"summary": "A on s1", "trace_id": trace_id(r.labels, 100)},
+        "startsAt": "1970-01-01T00:01:40.000Z",
+        "endsAt": "1970-01-01T00:03:10.000Z",
+        "generatorURL": "http://rules:9817/api/v1/servers/s1",
+    }
     assert event["endsAt"] == "1970-01-01T00:02:40.000Z" and "generatorURL" not in event
     book.sync([], 140)  # events are not resolved by the firing set
     assert book.records[next(k for k in book.records if "ServerOnline" in k)].ends_at == 160
@@ -101,9 +105,15 @@ def test_send_to_several_receivers_with_token_and_batches(tmp_path, receivers, m
     good, failing = receivers(), receivers(500)
     dead = f"http://127.0.0.1:{free_port()}"
     alerts = [{"labels": {"alertname": f"A{i}"}} for i in range(5)]
-    result = send_alerts(requests.Session(), [
-        Receiver(good.url, bearer_token_file=token), Receiver(failing.url),
-        Receiver(dead, timeout_seconds=1)], alerts)
+    result = send_alerts(
+        requests.Session(),
+        [
+            Receiver(good.url, bearer_token_file=token),
+            Receiver(failing.url),
+            Receiver(dead, timeout_seconds=1),
+        ],
+        alerts,
+    )
     assert result.sent == {good.url: 5, failing.url: 0, dead: 0}
     assert result.failed == {good.url: 0, failing.url: 5, dead: 5}
     assert [len(p[2]) for p in good.posts] == [2, 2, 1]

@@ -12,8 +12,9 @@ START = 1_700_000_000
 
 
 def write_csv(path, values, step=15):
-    path.write_text("timestamp,value\n" + "".join(
-        f"{START + i * step},{v}\n" for i, v in enumerate(values)))
+    path.write_text(
+        "timestamp,value\n" + "".join(f"{START + i * step},{v}\n" for i, v in enumerate(values))
+    )
 
 
 def test_csv_backtest_reports_conditions_and_anomalies(tmp_path, capsys):

@@ -49,23 +49,31 @@ receivers:
     assert "s3cr3t" not in repr(c)
 
 
-@pytest.mark.parametrize("doc, message", [
-    ({"promethues": {}}, "promethues: unknown key"),
-    ({"status": {"offline_afer": "60s"}}, "status.offline_afer: unknown key"),
-    ({"receivers": [{"url": "http://a"}, {"url": "http://b", "token": "x"}]},
-     "receivers[1].token: unknown key"),
-    ({"receivers": [{"bearer_token_file": "t"}]}, "receivers[0].url: required"),
-    ({"receivers": [{"url": "router:9818"}]}, "receivers[0].url: expected an http"),
-    ({"interval": "15 seconds"}, "interval: expected a duration"),
-    ({"interval": 0}, "interval: must be > 0"),
-    ({"health": {"yellow_at": 0.9, "red_at": 0.8}}, "health.yellow_at: must be <= health.red_at"),
-    ({"health": {"red_at": 85}}, "health.red_at: must be <= 1"),
-    ({"status": {"offline_after": "11m"}}, "status.grace_offline_after: must be >="),
-    ({"anomalies": {"metrics": ["cpu", "gpu"]}}, "anomalies.metrics[1]: unknown metric 'gpu'"),
-    ({"listen_address": "9817"}, "listen_address: expected host:port"),
-    ({"conditions": {"include_defaults": "yes"}}, "conditions.include_defaults: expected true"),
-    ([1, 2], "<top>: expected a mapping"),
-])
+@pytest.mark.parametrize(
+    "doc, message",
+    [
+        ({"promethues": {}}, "promethues: unknown key"),
+        ({"status": {"offline_afer": "60s"}}, "status.offline_afer: unknown key"),
+        (
+            {"receivers": [{"url": "http://a"}, {"url": "http://b", "token": "x"}]},
+            "receivers[1].token: unknown key",
+        ),
+        ({"receivers": [{"bearer_token_file": "t"}]}, "receivers[0].url: required"),
+        ({"receivers": [{"url": "router:9818"}]}, "receivers[0].url: expected an http"),
+        ({"interval": "15 seconds"}, "interval: expected a duration"),
+        ({"interval": 0}, "interval: must be > 0"),
+        (
+            {"health": {"yellow_at": 0.9, "red_at": 0.8}},
+            "health.yellow_at: must be <= health.red_at",
+        ),
+        ({"health": {"red_at": 85}}, "health.red_at: must be <= 1"),
+        ({"status": {"offline_after": "11m"}}, "status.grace_offline_after: must be >="),
+        ({"anomalies": {"metrics": ["cpu", "gpu"]}}, "anomalies.metrics[1]: unknown metric 'gpu'"),
+        ({"listen_address": "9817"}, "listen_address: expected host:port"),
+        ({"conditions": {"include_defaults": "yes"}}, "conditions.include_defaults: expected true"),
+        ([1, 2], "<top>: expected a mapping"),
+    ],
+)
 def test_errors_name_the_key_path(doc, message):
     with pytest.raises(ConfigError) as err:
         parse_config(doc)

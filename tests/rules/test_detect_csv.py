@@ -39,8 +39,12 @@ def test_contract_one_row_per_input_same_order_verbatim(tmp_path):
 
 
 def test_scores_equal_streaming_detector(tmp_path):
-    path = write(tmp_path, "timestamp,value\n" + "".join(
-        f"{1_700_000_000 + 60 * i},{(i % 17) * 1.5}\n" for i in range(400)) + "1700030000,999\n")
+    path = write(
+        tmp_path,
+        "timestamp,value\n"
+        + "".join(f"{1_700_000_000 + 60 * i},{(i % 17) * 1.5}\n" for i in range(400))
+        + "1700030000,999\n",
+    )
     out = io.StringIO()
     detect_file(path, out)
     det = Detector()
@@ -51,14 +55,17 @@ def test_scores_equal_streaming_detector(tmp_path):
     assert got[-1] > 0.75
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("2014-04-01 00:00:00", 1396310400.0),
-    ("2014-04-01 00:00:00.000000", 1396310400.0),
-    ("2014-04-01T00:00:00Z", 1396310400.0),
-    ("2014-04-01T02:00:00+02:00", 1396310400.0),
-    ("1396310400", 1396310400.0),
-    ("1396310400.5", 1396310400.5),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("2014-04-01 00:00:00", 1396310400.0),
+        ("2014-04-01 00:00:00.000000", 1396310400.0),
+        ("2014-04-01T00:00:00Z", 1396310400.0),
+        ("2014-04-01T02:00:00+02:00", 1396310400.0),
+        ("1396310400", 1396310400.0),
+        ("1396310400.5", 1396310400.5),
+    ],
+)
 def test_timestamp_formats(text, expected):
     assert parse_timestamp(text) == expected
 
@@ -79,12 +86,15 @@ def test_extra_columns_and_column_order(tmp_path):
     assert out.getvalue().splitlines()[1].startswith("10,1.5,")
 
 
-@pytest.mark.parametrize("text,where", [
-    ("", ":1:"),
-    ("time,val\n1,2\n", ":1:"),
-    ("timestamp,value\n1,2\n2\n", ":3:"),
-    ("timestamp,value\n1,2\nyesterday,3\n", ":3:"),
-])
+@pytest.mark.parametrize(
+    "text,where",
+    [
+        ("", ":1:"),
+        ("time,val\n1,2\n", ":1:"),
+        ("timestamp,value\n1,2\n2\n", ":3:"),
+        ("timestamp,value\n1,2\nyesterday,3\n", ":3:"),
+    ],
+)
 def test_malformed_csv_names_file_and_line(tmp_path, text, where):
     path = write(tmp_path, text)
     with pytest.raises(CsvFormatError) as exc:
@@ -104,7 +114,8 @@ def test_main_writes_stdout_and_exit_codes(tmp_path, capsys):
 
 
 NAB_DATA = os.path.join(
-    os.path.dirname(__file__), "..", "..", "..", "shared", "datasets", "nab", "data")
+    os.path.dirname(__file__), "..", "..", "..", "shared", "datasets", "nab", "data"
+)
 
 
 @pytest.mark.skipif(not os.path.isdir(NAB_DATA), reason="shared NAB data not present")
@@ -128,13 +139,18 @@ def test_tuning_loop_scores_what_the_csv_face_writes():
 def test_tuning_loop_flags_list_the_false_alarms_and_missed_windows_it_scores():
     from bench import nab_tune
 
-    corpus = nab_tune.load_series(only=["realAdExchange/exchange-4_cpm_results.csv",
-                                        "realAdExchange/exchange-2_cpm_results.csv"])
+    corpus = nab_tune.load_series(
+        only=[
+            "realAdExchange/exchange-4_cpm_results.csv",
+            "realAdExchange/exchange-2_cpm_results.csv",
+        ]
+    )
     scores = nab_tune.run(corpus, DetectorParams())
     std = nab_tune.evaluate(corpus, DetectorParams(), all_scores=scores)["standard"]
     lines = nab_tune.flags(corpus, scores, std["threshold"])
-    fp_rows = sum(len(line.split(" FP ")[1].split(" | ")[0].replace("-", "").split())
-                  for line in lines)
+    fp_rows = sum(
+        len(line.split(" FP ")[1].split(" | ")[0].replace("-", "").split()) for line in lines
+    )
     missed = sum(line.split(" | missed ")[1].count("(max") for line in lines)
     assert fp_rows == std["fp"] > 0
     assert missed == std["windows"] - std["windows_detected"] > 0

@@ -20,12 +20,25 @@ from tests.peers.util import free_port, stop, wait_for
 def exporter(tmp_path_factory):
     port = free_port()
     log = open(tmp_path_factory.mktemp("exporter") / "exporter.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen([sys.executable, "-m", "exporter.main", "--web.listen-address",
-                             f"127.0.0.1:{port}", "--local-name", "e2e-host"],
-                            stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "exporter.main",
+            "--web.listen-address",
+            f"127.0.0.1:{port}",
+            "--local-name",
+            "e2e-host",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
-        wait_for(lambda: requests.get(f"http://127.0.0.1:{port}/-/ready", timeout=1).ok,
-                 timeout=20, what="exporter ready")
+        wait_for(
+            lambda: requests.get(f"http://127.0.0.1:{port}/-/ready", timeout=1).ok,
+            timeout=20,
+            what="exporter ready",
+        )
         yield f"127.0.0.1:{port}"
     finally:
         stop(proc)
@@ -37,23 +50,34 @@ def test_engine_decides_from_the_live_exporter(tmp_path, exporter):
         "global": {"scrape_interval": "1s"},
         "scrape_configs": [
             {"job_name": "stacksense-exporter", "static_configs": [{"targets": [exporter]}]},
-            {"job_name": "stacksense-probe", "metrics_path": "/probe",
-             "http_sd_configs": [{"url": f"http://{exporter}/sd", "refresh_interval": "5s"}],
-             "relabel_configs": [
-                 {"source_labels": ["__address__"], "target_label": "__param_target"},
-                 {"source_labels": ["__param_target"], "target_label": "instance"},
-                 {"target_label": "__address__", "replacement": exporter}]},
+            {
+                "job_name": "stacksense-probe",
+                "metrics_path": "/probe",
+                "http_sd_configs": [{"url": f"http://{exporter}/sd", "refresh_interval": "5s"}],
+                "relabel_configs": [
+                    {"source_labels": ["__address__"], "target_label": "__param_target"},
+                    {"source_labels": ["__param_target"], "target_label": "instance"},
+                    {"target_label": "__address__", "replacement": exporter},
+                ],
+            },
         ],
     }
     with prometheus(tmp_path, config) as p:
-        engine = Engine(EngineConfig(prometheus_url=p.url, state_file=tmp_path / "state.json",
-                                     interval_seconds=1.0), default_conditions())
+        engine = Engine(
+            EngineConfig(
+                prometheus_url=p.url, state_file=tmp_path / "state.json", interval_seconds=1.0
+            ),
+            default_conditions(),
+        )
 
         def decided():
             r = engine.run_cycle()
             h = r.health.get("e2e-host")
-            return r if r.statuses.get("e2e-host") == "online" and h and "disk" in h.components \
+            return (
+                r
+                if r.statuses.get("e2e-host") == "online" and h and "disk" in h.components
                 else None
+            )
 
         report = wait_for(decided, timeout=30, interval=0.5, what="e2e-host online with health")
         assert report.ok and report.queries <= 10
@@ -74,36 +98,57 @@ def test_real_probe_failures_reach_the_pending_warning(tmp_path, ssh_server, ssh
 
     known = tmp_path / "known_hosts"
     known.write_text(ssh_server.known_hosts_line())
-    servers = [server_entry("ok1", ssh_server),
-               server_entry("refused1", ssh_server, port=free_port()),
-               server_entry("hk1", ssh_server, host="localhost")]  # key known for 127.0.0.1
-    inv = write_inventory(tmp_path / "servers.yml", servers,
-                          {"default": {"key_file": str(ssh_keys.client_key)}}, known)
+    servers = [
+        server_entry("ok1", ssh_server),
+        server_entry("refused1", ssh_server, port=free_port()),
+        server_entry("hk1", ssh_server, host="localhost"),
+    ]  # key known for 127.0.0.1
+    inv = write_inventory(
+        tmp_path / "servers.yml",
+        servers,
+        {"default": {"key_file": str(ssh_keys.client_key)}},
+        known,
+    )
     with running_exporter(inv) as exp, alert_receiver() as receiver:
         address = exp.url.removeprefix("http://")
         config = {
             "global": {"scrape_interval": "1s"},
             "scrape_configs": [
                 {"job_name": "stacksense-exporter", "static_configs": [{"targets": [address]}]},
-                {"job_name": "stacksense-probe", "metrics_path": "/probe",
-                 "http_sd_configs": [{"url": f"http://{address}/sd", "refresh_interval": "5s"}],
-                 "relabel_configs": [
-                     {"source_labels": ["__address__"], "target_label": "__param_target"},
-                     {"source_labels": ["__param_target"], "target_label": "instance"},
-                     {"target_label": "__address__", "replacement": address}]},
+                {
+                    "job_name": "stacksense-probe",
+                    "metrics_path": "/probe",
+                    "http_sd_configs": [{"url": f"http://{address}/sd", "refresh_interval": "5s"}],
+                    "relabel_configs": [
+                        {"source_labels": ["__address__"], "target_label": "__param_target"},
+                        {"source_labels": ["__param_target"], "target_label": "instance"},
+                        {"target_label": "__address__", "replacement": address},
+                    ],
+                },
             ],
         }
         with prometheus(tmp_path, config) as p:
-            engine = Engine(EngineConfig(
-                prometheus_url=p.url, state_file=tmp_path / "state.json", interval_seconds=1.0,
-                offline_after_seconds=5.0, grace_offline_after_seconds=5.0,
-                pending_timeout_seconds=3.0, receivers=(Receiver(receiver.url),),
-                anomalies_enabled=False), default_conditions())
+            engine = Engine(
+                EngineConfig(
+                    prometheus_url=p.url,
+                    state_file=tmp_path / "state.json",
+                    interval_seconds=1.0,
+                    offline_after_seconds=5.0,
+                    grace_offline_after_seconds=5.0,
+                    pending_timeout_seconds=3.0,
+                    receivers=(Receiver(receiver.url),),
+                    anomalies_enabled=False,
+                ),
+                default_conditions(),
+            )
 
             def warned() -> dict[str, dict] | None:
                 report = engine.run_cycle()
-                got = {a["labels"]["server"]: a for a in receiver.alerts()
-                       if a["labels"]["alertname"] == "ServerUnreachable"}
+                got = {
+                    a["labels"]["server"]: a
+                    for a in receiver.alerts()
+                    if a["labels"]["alertname"] == "ServerUnreachable"
+                }
                 return got if report.statuses.get("ok1") == "online" and len(got) == 2 else None
 
             got = wait_for(warned, timeout=60, interval=0.5, what="two ServerUnreachable")

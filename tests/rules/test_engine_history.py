@@ -68,23 +68,47 @@ def build_history() -> str:
         "web1": last_probe,
         "db1": lambda t: min(last_probe(t), DB_DEATH),
         "gone1": lambda t: min(last_probe(t), GONE),
-        "g1": last_probe, "y1": last_probe, "y2": last_probe, "r1": last_probe,
+        "g1": last_probe,
+        "y1": last_probe,
+        "y2": last_probe,
+        "r1": last_probe,
         "cpuhot": last_probe,
     }
     for server in SERVERS:
-        h.fill("stacksense_server_suspended", {**exp1, "server": server}, T0, end, 15,
-               lambda t, s=server: None if in_outage(t) else float(s == "sus1"))
+        h.fill(
+            "stacksense_server_suspended",
+            {**exp1, "server": server},
+            T0,
+            end,
+            15,
+            lambda t, s=server: None if in_outage(t) else float(s == "sus1"),
+        )
         if server in alive:
-            h.fill("stacksense_last_heartbeat_timestamp_seconds",
-                   {**exp1, "server": server, "source": "ssh"}, T0, end, 15,
-                   lambda t, f=alive[server]: None if in_outage(t) else f(t))
+            h.fill(
+                "stacksense_last_heartbeat_timestamp_seconds",
+                {**exp1, "server": server, "source": "ssh"},
+                T0,
+                end,
+                15,
+                lambda t, f=alive[server]: None if in_outage(t) else f(t),
+            )
     # A second replica and a push source with older heartbeats: the newest must win.
-    h.fill("stacksense_last_heartbeat_timestamp_seconds",
-           {**exp2, "server": "web1", "source": "ssh"}, T0, end, 15,
-           lambda t: None if in_outage(t) else t - 900)
-    h.fill("stacksense_last_heartbeat_timestamp_seconds",
-           {**exp1, "server": "db1", "source": "push"}, T0, end, 15,
-           lambda t: None if in_outage(t) else t - 700)
+    h.fill(
+        "stacksense_last_heartbeat_timestamp_seconds",
+        {**exp2, "server": "web1", "source": "ssh"},
+        T0,
+        end,
+        15,
+        lambda t: None if in_outage(t) else t - 900,
+    )
+    h.fill(
+        "stacksense_last_heartbeat_timestamp_seconds",
+        {**exp1, "server": "db1", "source": "push"},
+        T0,
+        end,
+        15,
+        lambda t: None if in_outage(t) else t - 700,
+    )
     ratios = dict(RATIOS)
     for server, (cpu, mem, swap, fs) in ratios.items():
         probe = {"job": "stacksense-probe", "instance": server, "server": server}
@@ -93,14 +117,33 @@ def build_history() -> str:
         h.fill("stacksense_memory_usage_ratio", probe, T0, stop, 15, lambda t, v=mem: v)
         h.fill("stacksense_swap_usage_ratio", probe, T0, stop, 15, lambda t, v=swap: v)
         for mount, ratio in fs.items():
-            h.fill("stacksense_filesystem_usage_ratio", {**probe, "mountpoint": mount}, T0, stop,
-                   15, lambda t, v=ratio: v)
+            h.fill(
+                "stacksense_filesystem_usage_ratio",
+                {**probe, "mountpoint": mount},
+                T0,
+                stop,
+                15,
+                lambda t, v=ratio: v,
+            )
         for direction in ("receive", "transmit"):
-            h.fill(f"node_network_{direction}_bytes_total", {**probe, "device": "eth0"}, T0,
-                   stop, 15, lambda t: (t - T0) * 1000.0, kind="counter")
+            h.fill(
+                f"node_network_{direction}_bytes_total",
+                {**probe, "device": "eth0"},
+                T0,
+                stop,
+                15,
+                lambda t: (t - T0) * 1000.0,
+                kind="counter",
+            )
     hot = {"job": "stacksense-probe", "instance": "cpuhot", "server": "cpuhot"}
-    h.fill("stacksense_cpu_usage_ratio", hot, T0, end, 15,
-           lambda t: 0.95 if HOT_START <= t < HOT_END else 0.3)
+    h.fill(
+        "stacksense_cpu_usage_ratio",
+        hot,
+        T0,
+        end,
+        15,
+        lambda t: 0.95 if HOT_START <= t < HOT_END else 0.3,
+    )
     return h.render()
 
 
@@ -113,10 +156,15 @@ def prom(tmp_path_factory: pytest.TempPathFactory):
         yield p
 
 
-def make_engine(prom: Prometheus, tmp_path: Path, conditions: list[Condition] | None = None,
-                **overrides) -> Engine:
-    config = EngineConfig(prometheus_url=prom.url, state_file=tmp_path / "state.json",
-                          prometheus_retries=0, **overrides)
+def make_engine(
+    prom: Prometheus, tmp_path: Path, conditions: list[Condition] | None = None, **overrides
+) -> Engine:
+    config = EngineConfig(
+        prometheus_url=prom.url,
+        state_file=tmp_path / "state.json",
+        prometheus_retries=0,
+        **overrides,
+    )
     return Engine(config, default_conditions() if conditions is None else conditions)
 
 
@@ -148,12 +196,17 @@ def test_health_colours_at_the_70_and_85_boundaries(prom, tmp_path):
     assert report.health["y2"].components["memory"] == pytest.approx(15.0)
     registry = CollectorRegistry()
     registry.register(EngineCollector(engine))
-    assert registry.get_sample_value("stacksense_server_health",
-                                     {"server": "r1", "color": "red"}) == 1.0
-    assert registry.get_sample_value("stacksense_server_health",
-                                     {"server": "r1", "color": "green"}) == 0.0
-    assert registry.get_sample_value("stacksense_server_health_score",
-                                     {"server": "y1"}) == pytest.approx(30.0)
+    assert (
+        registry.get_sample_value("stacksense_server_health", {"server": "r1", "color": "red"})
+        == 1.0
+    )
+    assert (
+        registry.get_sample_value("stacksense_server_health", {"server": "r1", "color": "green"})
+        == 0.0
+    )
+    assert registry.get_sample_value(
+        "stacksense_server_health_score", {"server": "y1"}
+    ) == pytest.approx(30.0)
 
 
 def test_fleet_status_in_a_handful_of_queries(prom, tmp_path):
@@ -174,10 +227,18 @@ def test_fleet_status_in_a_handful_of_queries(prom, tmp_path):
     assert s["cpuhot"] == "online"  # HighCpuUsage only pending in a first cycle
     registry = CollectorRegistry()
     registry.register(EngineCollector(engine))
-    assert registry.get_sample_value("stacksense_server_status",
-                                     {"server": "sus1", "status": "suspended"}) == 1.0
-    assert registry.get_sample_value("stacksense_server_status",
-                                     {"server": "sus1", "status": "online"}) == 0.0
+    assert (
+        registry.get_sample_value(
+            "stacksense_server_status", {"server": "sus1", "status": "suspended"}
+        )
+        == 1.0
+    )
+    assert (
+        registry.get_sample_value(
+            "stacksense_server_status", {"server": "sus1", "status": "online"}
+        )
+        == 0.0
+    )
     assert registry.get_sample_value("stacksense_rules_cycle_queries") == report.queries
 
 
@@ -187,8 +248,11 @@ def test_offline_within_one_cycle_after_the_heartbeat_passes_60s(prom, tmp_path)
     assert before.statuses["db1"] == "online"  # 45 s old (push source is 700 s old)
     report = engine.run_cycle(DB_DEATH + 61)
     assert report.statuses["db1"] == "offline"
-    offline = [r for r in engine.book.records.values()
-               if r.labels["alertname"] == "ServerOffline" and r.labels["server"] == "db1"]
+    offline = [
+        r
+        for r in engine.book.records.values()
+        if r.labels["alertname"] == "ServerOffline" and r.labels["server"] == "db1"
+    ]
     assert len(offline) == 1 and offline[0].ends_at is None
     assert offline[0].labels["severity"] == "critical"
     assert offline[0].annotations["reason"] == "no_heartbeat"  # no probe failure recorded
@@ -204,21 +268,32 @@ def test_no_offline_after_a_six_minute_monitoring_outage(prom, tmp_path):
     assert during.pipeline_down and not during.exporter_up  # no fresh `up` sample
     assert set(during.statuses.values()) == {"unknown"}  # neither online nor offline
     # gone1's ServerOffline is kept as it was while nothing can be seen.
-    gone = [r for r in engine.book.records.values() if r.labels.get("server") == "gone1"
-            and r.labels["alertname"] == "ServerOffline"]
+    gone = [
+        r
+        for r in engine.book.records.values()
+        if r.labels.get("server") == "gone1" and r.labels["alertname"] == "ServerOffline"
+    ]
     assert len(gone) == 1 and gone[0].ends_at is None
-    assert make_engine(prom, tmp_path / "fresh").run_cycle(
-        OUT_START + 3 * M).statuses["web1"] == "unknown"
+    assert (
+        make_engine(prom, tmp_path / "fresh").run_cycle(OUT_START + 3 * M).statuses["web1"]
+        == "unknown"
+    )
     report = engine.run_cycle(RECOVERY + 5)
     # The heartbeat the exporter reports right after recovery is 6.5 minutes old.
     assert report.grace_active and report.exporter_up
     assert report.statuses["web1"] == "online"
     assert report.statuses["gone1"] == "offline"  # 16 minutes without a heartbeat: still offline
-    after = [r for r in engine.book.records.values() if r.labels.get("server") == "gone1"
-             and r.labels["alertname"] == "ServerOffline"]
+    after = [
+        r
+        for r in engine.book.records.values()
+        if r.labels.get("server") == "gone1" and r.labels["alertname"] == "ServerOffline"
+    ]
     assert [(r.starts_at, r.ends_at) for r in after] == [(gone[0].starts_at, None)]  # one alert
-    assert not [r for r in engine.book.records.values()
-                if r.labels.get("server") == "web1" and r.labels["alertname"] == "ServerOffline"]
+    assert not [
+        r
+        for r in engine.book.records.values()
+        if r.labels.get("server") == "web1" and r.labels["alertname"] == "ServerOffline"
+    ]
     assert not [r for r in engine.book.records.values() if r.labels["alertname"] == "ServerOnline"]
     # Without grace, web1 is not offline either: the pipeline has watched only 5 s since
     # it came back, so the 6.5-minute-old heartbeat says nothing yet (unknown) ...
@@ -252,25 +327,34 @@ def test_condition_fires_only_after_its_for_duration_then_resolves(prom, tmp_pat
             fired_at = t
         t += 15
     assert fired_at == HOT_START + 5 * M  # pending for exactly 5 minutes
-    alert = next(r for r in engine.book.records.values()
-                 if r.labels["alertname"] == "HighCpuUsage")
+    alert = next(r for r in engine.book.records.values() if r.labels["alertname"] == "HighCpuUsage")
     assert alert.labels["server"] == "cpuhot" and alert.labels["severity"] == "warning"
     assert alert.starts_at == fired_at
     assert alert.annotations["summary"].startswith("CPU usage on cpuhot is 95%")
     assert engine.report is not None and engine.report.statuses["cpuhot"] == "warning"
     registry = CollectorRegistry()
     registry.register(EngineCollector(engine))
-    assert registry.get_sample_value("stacksense_condition_firing", {
-        "server": "cpuhot", "alertname": "HighCpuUsage", "severity": "warning"}) == 1.0
-    assert registry.get_sample_value("stacksense_server_status",
-                                     {"server": "cpuhot", "status": "warning"}) == 1.0
+    assert (
+        registry.get_sample_value(
+            "stacksense_condition_firing",
+            {"server": "cpuhot", "alertname": "HighCpuUsage", "severity": "warning"},
+        )
+        == 1.0
+    )
+    assert (
+        registry.get_sample_value(
+            "stacksense_server_status", {"server": "cpuhot", "status": "warning"}
+        )
+        == 1.0
+    )
 
     # A restart neither re-fires nor forgets: same start, still firing, no new events.
     events_before = {k for k, r in engine.book.records.items() if r.event}
     restarted = make_engine(prom, tmp_path)
     report = restarted.run_cycle(HOT_START + 6 * M + 15)
-    again = next(r for r in restarted.book.records.values()
-                 if r.labels["alertname"] == "HighCpuUsage")
+    again = next(
+        r for r in restarted.book.records.values() if r.labels["alertname"] == "HighCpuUsage"
+    )
     assert again.starts_at == fired_at and again.ends_at is None
     assert {k for k, r in restarted.book.records.items() if r.event} == events_before
     assert report.statuses["cpuhot"] == "warning"
@@ -279,8 +363,9 @@ def test_condition_fires_only_after_its_for_duration_then_resolves(prom, tmp_pat
     while t <= HOT_END + 15:
         restarted.run_cycle(t)
         t += 15
-    resolved = next(r for r in restarted.book.records.values()
-                    if r.labels["alertname"] == "HighCpuUsage")
+    resolved = next(
+        r for r in restarted.book.records.values() if r.labels["alertname"] == "HighCpuUsage"
+    )
     assert resolved.ends_at == HOT_END
     assert restarted.report is not None and restarted.report.statuses["cpuhot"] == "online"
 
@@ -294,11 +379,25 @@ def test_watchdog_always_fires(prom, tmp_path):
 
 
 def test_a_broken_condition_does_not_stop_the_others(prom, tmp_path):
-    broken = parse_conditions({"conditions": [
-        {"alert": "Broken", "expr": "rate(stacksense_cpu_usage_ratio)", "severity": "warning"},
-        {"alert": "AnyCpu", "metric": "stacksense_cpu_usage_ratio", "op": ">=",
-         "threshold": 0.7, "severity": "info"},
-    ]}, "test")
+    broken = parse_conditions(
+        {
+            "conditions": [
+                {
+                    "alert": "Broken",
+                    "expr": "rate(stacksense_cpu_usage_ratio)",
+                    "severity": "warning",
+                },
+                {
+                    "alert": "AnyCpu",
+                    "metric": "stacksense_cpu_usage_ratio",
+                    "op": ">=",
+                    "threshold": 0.7,
+                    "severity": "info",
+                },
+            ]
+        },
+        "test",
+    )
     engine = make_engine(prom, tmp_path, conditions=broken)
     report = engine.run_cycle(T0 + 50 * M)
     assert report.ok
@@ -318,8 +417,10 @@ def test_anomaly_scores_published_per_server_and_metric(prom, tmp_path):
     assert 0.0 <= report.anomalies[("g1", "cpu")].score <= 1.0
     registry = CollectorRegistry()
     registry.register(EngineCollector(engine))
-    assert registry.get_sample_value("stacksense_anomaly_score",
-                                     {"server": "g1", "metric": "cpu"}) is not None
+    assert (
+        registry.get_sample_value("stacksense_anomaly_score", {"server": "g1", "metric": "cpu"})
+        is not None
+    )
     # After a gap the missed points are replayed (catch-up), one query all the same.
     before = engine.anomalies.get_state()
     queries = engine.client.queries
@@ -330,14 +431,23 @@ def test_anomaly_scores_published_per_server_and_metric(prom, tmp_path):
     assert key[1]["n"] - old[1]["n"] == 20  # 5 minutes of 15 s points
 
 
-
 def test_backtest_over_prometheus_history(prom, capsys, monkeypatch):
     from rules.cli import main
 
     # Small chunks so that the 18-minute window takes several range queries.
     monkeypatch.setattr("rules.backtest.MAX_POINTS_PER_QUERY", 20)
-    code = main(["backtest", "--prometheus", prom.url, "--start", str(T0 + 40 * M),
-                 "--end", str(T0 + 58 * M), "--progress"])
+    code = main(
+        [
+            "backtest",
+            "--prometheus",
+            prom.url,
+            "--start",
+            str(T0 + 40 * M),
+            "--end",
+            str(T0 + 58 * M),
+            "--progress",
+        ]
+    )
     assert code == 0
     out, err = capsys.readouterr()
     lines = [line for line in out.splitlines() if "HighCpuUsage" in line]
@@ -368,8 +478,7 @@ def test_receiver_outage_is_counted_and_caught_up(prom, tmp_path):
     assert failed >= 3 and engine.counters.alerts_sent[url] == 0  # 2 offline + Watchdog
     with alert_receiver(port=port) as receiver:
         engine.run_cycle(T0 + 50 * M + 15)
-        names = {(a["labels"]["alertname"], a["labels"].get("server")) for a in
-                 receiver.alerts()}
+        names = {(a["labels"]["alertname"], a["labels"].get("server")) for a in receiver.alerts()}
         assert {("ServerOffline", "db1"), ("ServerOffline", "gone1"), ("Watchdog", None)} <= names
         assert ("ServerOffline", "never1") not in names  # never reached: pending, no page
         offline = next(a for a in receiver.alerts() if a["labels"].get("server") == "db1")
@@ -389,8 +498,7 @@ def test_metrics_exposition_passes_promtool_lint(prom, tmp_path):
     registry.register(EngineCollector(engine))
     text = generate_latest(registry)
     assert b'stacksense_server_health{color="red",server="r1"} 1.0' in text
-    lint = subprocess.run([PROMTOOL, "check", "metrics"], input=text,
-                          capture_output=True)
+    lint = subprocess.run([PROMTOOL, "check", "metrics"], input=text, capture_output=True)
     assert lint.returncode == 0, lint.stdout + lint.stderr
 
 
@@ -398,9 +506,11 @@ def test_check_config_has_prometheus_parse_the_expressions(prom, tmp_path, capsy
     from rules.cli import main
 
     conds = tmp_path / "c.yml"
-    conds.write_text("conditions:\n"
-                     "  - {alert: Fine, expr: 'up == 0', severity: warning}\n"
-                     "  - {alert: Typo, expr: 'rate(up[5m]', severity: warning}\n")
+    conds.write_text(
+        "conditions:\n"
+        "  - {alert: Fine, expr: 'up == 0', severity: warning}\n"
+        "  - {alert: Typo, expr: 'rate(up[5m]', severity: warning}\n"
+    )
     assert main(["check-config", "--conditions", str(conds), "--prometheus", prom.url]) == 2
     err = capsys.readouterr().err
     assert "condition Typo: expr 'rate(up[5m]'" in err and "parse error" in err
@@ -411,9 +521,21 @@ def test_check_config_has_prometheus_parse_the_expressions(prom, tmp_path, capsy
 
 
 def test_queries_per_cycle_do_not_grow_with_conditions(prom, tmp_path):
-    many = parse_conditions({"conditions": [
-        {"alert": f"Cpu{i}", "metric": "stacksense_cpu_usage_ratio", "op": ">",
-         "threshold": i / 20, "severity": "info"} for i in range(20)]}, "many")
+    many = parse_conditions(
+        {
+            "conditions": [
+                {
+                    "alert": f"Cpu{i}",
+                    "metric": "stacksense_cpu_usage_ratio",
+                    "op": ">",
+                    "threshold": i / 20,
+                    "severity": "info",
+                }
+                for i in range(20)
+            ]
+        },
+        "many",
+    )
     engine = make_engine(prom, tmp_path, conditions=default_conditions() + many)
     report = engine.run_cycle(T0 + 50 * M)
     assert report.ok and report.queries == 6

@@ -27,7 +27,8 @@ def test_shipped_files_are_what_the_exporter_writes(tmp_path, capsys):
     for name in (export.RULES_FILE, export.MANIFEST_FILE):
         assert (tmp_path / name).read_text() == (SHIPPED / name).read_text(), (
             f"rules/prometheus/{name} is stale: run "
-            "`stacksense-rules export-prometheus-rules --out rules/prometheus`")
+            "`stacksense-rules export-prometheus-rules --out rules/prometheus`"
+        )
 
 
 def test_promtool_checks_and_unit_tests_pass(tmp_path):
@@ -52,13 +53,31 @@ def test_prometheus_rule_manifest_carries_the_same_groups(tmp_path):
 
 
 def test_user_conditions_and_thresholds_export(tmp_path):
-    conds = parse_conditions({"conditions": [{
-        "alert": "LoadHigh", "expr": "node_load1 / on (server) count by (server) "
-        "(node_cpu_seconds_total{mode=\"idle\"})", "op": ">", "threshold": 2, "for": "90s",
-        "severity": "critical", "labels": {"team": "ops"},
-        "annotations": {"summary": "{server}: load {value} > {threshold} {{x}}"}}]}, "t")
-    config = EngineConfig(offline_after_seconds=90, grace_offline_after_seconds=900,
-                          health_yellow_at=0.6, health_red_at=0.9, exporter_job="ssx")
+    conds = parse_conditions(
+        {
+            "conditions": [
+                {
+                    "alert": "LoadHigh",
+                    "expr": "node_load1 / on (server) count by (server) "
+                    '(node_cpu_seconds_total{mode="idle"})',
+                    "op": ">",
+                    "threshold": 2,
+                    "for": "90s",
+                    "severity": "critical",
+                    "labels": {"team": "ops"},
+                    "annotations": {"summary": "{server}: load {value} > {threshold} {{x}}"},
+                }
+            ]
+        },
+        "t",
+    )
+    config = EngineConfig(
+        offline_after_seconds=90,
+        grace_offline_after_seconds=900,
+        health_yellow_at=0.6,
+        health_red_at=0.9,
+        exporter_job="ssx",
+    )
     text = export.rules_file(config, conds)
     (tmp_path / "r.yml").write_text(text)
     result = promtool("check", "rules", str(tmp_path / "r.yml"))
@@ -68,18 +87,26 @@ def test_user_conditions_and_thresholds_export(tmp_path):
     # Written the way Prometheus writes durations (stacksense_common.duration.format).
     assert rule["for"] == "1m30s" and rule["labels"] == {"team": "ops", "severity": "critical"}
     assert rule["annotations"]["summary"] == (
-        '{{ $labels.server }}: load {{ $value | printf "%.4g" }} > 2 {x}')
-    threshold = next(r for r in groups["stacksense-status"]
-                     if r.get("record") == "stacksense:server_offline_threshold_seconds")
+        '{{ $labels.server }}: load {{ $value | printf "%.4g" }} > 2 {x}'
+    )
+    threshold = next(
+        r
+        for r in groups["stacksense-status"]
+        if r.get("record") == "stacksense:server_offline_threshold_seconds"
+    )
     assert threshold["expr"] == "90 + 810 * stacksense:monitoring_grace"
-    assert 'up{job="ssx"}' in next(r["expr"] for r in groups["stacksense-status"]
-                                   if r.get("record") == "stacksense:monitoring_grace")
+    assert 'up{job="ssx"}' in next(
+        r["expr"]
+        for r in groups["stacksense-status"]
+        if r.get("record") == "stacksense:monitoring_grace"
+    )
     assert "< bool 0.6" in groups["stacksense-health"][2]["expr"]
 
 
 def test_go_template_translation():
     assert export.go_template("{value_percent} of {mountpoint}", 0.9) == (
-        "{{ $value | humanizePercentage }} of {{ $labels.mountpoint }}")
+        "{{ $value | humanizePercentage }} of {{ $labels.mountpoint }}"
+    )
     assert export.go_template("{threshold_percent}", 0.85) == "85%"
     # A literal "{{" (written "{{{{") must not open a Go template action.
     assert export.go_template("a {{{{b}}}}", None) == 'a {{ "{{" }}b{{ "}}" }}'

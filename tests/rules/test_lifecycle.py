@@ -24,14 +24,24 @@ T = 60.0  # offline threshold
 
 
 def decide(server: str = "a", **kw) -> str:
-    base = dict(servers=frozenset({server}), heartbeats={}, suspended=frozenset(),
-                troubled=frozenset(), now=NOW, offline_after_seconds=T, reached=frozenset(),
-                observable_since=-math.inf, pipeline_ok=True, previous={})
+    base = dict(
+        servers=frozenset({server}),
+        heartbeats={},
+        suspended=frozenset(),
+        troubled=frozenset(),
+        now=NOW,
+        offline_after_seconds=T,
+        reached=frozenset(),
+        observable_since=-math.inf,
+        pipeline_ok=True,
+        previous={},
+    )
     base.update(kw)
     return status_of(server, StatusInputs(**base))
 
 
 # --- pending --------------------------------------------------------------------------
+
 
 def test_cold_start_never_reached_is_pending_not_offline():
     assert decide() == "pending"
@@ -63,13 +73,24 @@ def test_offline_back_to_online():
 
 # --- the pipeline must have watched for the threshold ---------------------------------
 
-@pytest.mark.parametrize("previous, expected", [
-    ("online", "online"), ("warning", "warning"), ("offline", "offline"),
-    (None, "unknown"), ("pending", "unknown")])
+
+@pytest.mark.parametrize(
+    "previous, expected",
+    [
+        ("online", "online"),
+        ("warning", "warning"),
+        ("offline", "offline"),
+        (None, "unknown"),
+        ("pending", "unknown"),
+    ],
+)
 def test_stale_heartbeat_within_the_observation_window_holds_what_was_known(previous, expected):
     # Prometheus came back 30 s ago: a 5-minute-old heartbeat says nothing yet.
-    kw = dict(heartbeats={"a": NOW - 300}, observable_since=NOW - 30,
-              previous={"a": previous} if previous else {})
+    kw = dict(
+        heartbeats={"a": NOW - 300},
+        observable_since=NOW - 30,
+        previous={"a": previous} if previous else {},
+    )
     assert decide(**kw) == expected
 
 
@@ -86,9 +107,16 @@ def test_heartbeat_newer_than_observable_since_decides_by_itself():
 
 # --- unknown and suspended -------------------------------------------------------------
 
-@pytest.mark.parametrize("kw", [
-    {"heartbeats": {"a": NOW - 1}}, {}, {"suspended": frozenset({"a"})},
-    {"heartbeats": {"a": NOW - 999}, "reached": frozenset({"a"})}])
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"heartbeats": {"a": NOW - 1}},
+        {},
+        {"suspended": frozenset({"a"})},
+        {"heartbeats": {"a": NOW - 999}, "reached": frozenset({"a"})},
+    ],
+)
 def test_pipeline_blind_makes_every_server_unknown_at_once(kw):
     assert decide(pipeline_ok=False, **kw) == "unknown"
 
@@ -99,13 +127,19 @@ def test_suspended_wins_over_staleness_and_pending():
 
 
 def test_a_server_outside_the_inventory_gets_no_status():
-    inputs = StatusInputs(servers=frozenset({"b"}), heartbeats={"a": NOW - 999, "b": NOW},
-                          suspended=frozenset(), troubled=frozenset(), now=NOW,
-                          offline_after_seconds=T)
+    inputs = StatusInputs(
+        servers=frozenset({"b"}),
+        heartbeats={"a": NOW - 999, "b": NOW},
+        suspended=frozenset(),
+        troubled=frozenset(),
+        now=NOW,
+        offline_after_seconds=T,
+    )
     assert decide_status(inputs) == {"b": "online"}
 
 
 # --- the exporter's `up`, read by the engine -------------------------------------------
+
 
 def up(points, instance="e:9816"):
     return Series({"job": "stacksense-exporter", "instance": instance}, points)
@@ -144,8 +178,7 @@ def test_observable_since_restarts_after_a_gap_or_zeros():
     # Prometheus stopped for 40 s (gap), or the exporter scraped down (zeros).
     gap = scrape(NOW - 600, NOW - 100) + scrape(NOW - 60, NOW)
     assert run_start(gap, 15.0) == NOW - 60
-    zeros = scrape(NOW - 600, NOW - 100) + scrape(NOW - 85, NOW - 70, 0.0) + scrape(
-        NOW - 55, NOW)
+    zeros = scrape(NOW - 600, NOW - 100) + scrape(NOW - 85, NOW - 70, 0.0) + scrape(NOW - 55, NOW)
     assert exporter_view([up(zeros)], NOW, "j").observable_since == NOW - 55
     # One late scrape (a few seconds) is no gap.
     late = scrape(NOW - 600, NOW - 100) + scrape(NOW - 80, NOW)
@@ -153,8 +186,7 @@ def test_observable_since_restarts_after_a_gap_or_zeros():
 
 
 def test_one_replica_down_the_other_healthy():
-    view = exporter_view([up(scrape(NOW - 600, NOW)), up([(NOW - 5, 0.0)], "f:9816")], NOW,
-                         "j")
+    view = exporter_view([up(scrape(NOW - 600, NOW)), up([(NOW - 5, 0.0)], "f:9816")], NOW, "j")
     assert view.healthy_now and set(view.down) == {"f:9816"}
 
 
@@ -181,9 +213,20 @@ def test_pipeline_watch_keeps_first_seen_and_alerts_after_the_delay():
 
 # --- frozen conditions -----------------------------------------------------------------
 
-DISK = parse_conditions({"conditions": [{
-    "alert": "DiskAlmostFull", "metric": "stacksense_filesystem_usage_ratio", "op": ">",
-    "threshold": 0.9, "severity": "critical"}]}, "t")[0]
+DISK = parse_conditions(
+    {
+        "conditions": [
+            {
+                "alert": "DiskAlmostFull",
+                "metric": "stacksense_filesystem_usage_ratio",
+                "op": ">",
+                "threshold": 0.9,
+                "severity": "critical",
+            }
+        ]
+    },
+    "t",
+)[0]
 
 
 def test_an_offline_server_keeps_its_firing_condition_until_fresh_data():
@@ -199,9 +242,19 @@ def test_an_offline_server_keeps_its_firing_condition_until_fresh_data():
 
 
 def test_a_condition_about_the_failure_itself_fires_while_frozen():
-    probe = parse_conditions({"conditions": [{
-        "alert": "ProbeFailing", "expr": "stacksense_probe_success == 0", "for": "60s",
-        "severity": "warning"}]}, "t")[0]
+    probe = parse_conditions(
+        {
+            "conditions": [
+                {
+                    "alert": "ProbeFailing",
+                    "expr": "stacksense_probe_success == 0",
+                    "for": "60s",
+                    "severity": "warning",
+                }
+            ]
+        },
+        "t",
+    )[0]
     tracker = ConditionTracker()
     tracker.update(probe, [({"server": "a"}, 0.0)], NOW, frozenset({"a"}))
     tracker.update(probe, [({"server": "a"}, 0.0)], NOW + 60, frozenset({"a"}))
@@ -216,6 +269,7 @@ def test_a_server_that_left_the_inventory_loses_its_conditions():
 
 
 # --- reasons in the alerts -------------------------------------------------------------
+
 
 def test_offline_alert_carries_reason_and_last_error():
     reasons = {"a": Why("refused", None, "a: connect to 10.0.0.1:22: Connection refused")}
@@ -238,12 +292,17 @@ def test_the_detail_says_which_host_key_problem():
 
 
 def test_unreachable_warning_after_the_pending_bound_never_offline():
-    statuses = {"new": ("pending", NOW - 299), "old": ("pending", NOW - 301),
-                "up": ("online", NOW - 999)}
-    alerts = firing.unreachable_alerts(statuses, -math.inf, NOW, 300, "http://e",
-                                       {"old": Why("host_key")})
-    assert [(a.labels["alertname"], a.labels["server"], a.labels["severity"])
-            for a in alerts] == [("ServerUnreachable", "old", "warning")]
+    statuses = {
+        "new": ("pending", NOW - 299),
+        "old": ("pending", NOW - 301),
+        "up": ("online", NOW - 999),
+    }
+    alerts = firing.unreachable_alerts(
+        statuses, -math.inf, NOW, 300, "http://e", {"old": Why("host_key")}
+    )
+    assert [(a.labels["alertname"], a.labels["server"], a.labels["severity"]) for a in alerts] == [
+        ("ServerUnreachable", "old", "warning")
+    ]
     assert alerts[0].annotations["reason_text"] == "host key changed or not trusted"
     assert alerts[0].starts_at == NOW - 1
 
@@ -251,7 +310,8 @@ def test_unreachable_warning_after_the_pending_bound_never_offline():
 def test_reason_pick_uses_the_message_of_the_same_reason_only():
     errors = {"a": ("auth", "auth", "a: authentication failed for user ops")}
     assert pick({"a": "auth"}, errors, "a") == Why(
-        "auth", "auth", "a: authentication failed for user ops")
+        "auth", "auth", "a: authentication failed for user ops"
+    )
     assert pick({"a": "timeout"}, errors, "a") == Why("timeout")
     assert pick({}, errors, "a") == Why("auth", "auth", "a: authentication failed for user ops")
     assert pick({}, {}, "a") == Why()
@@ -261,13 +321,18 @@ def test_reason_pick_uses_the_message_of_the_same_reason_only():
 
 # --- the engine's bookkeeping across cycles and restarts -------------------------------
 
+
 def quiet_engine(tmp_path):
     from rules.config import EngineConfig
     from rules.engine import Engine
     from tests.peers.util import free_port
 
-    config = EngineConfig(prometheus_url=f"http://127.0.0.1:{free_port()}", prometheus_retries=0,
-                          prometheus_timeout_seconds=1.0, state_file=tmp_path / "state.json")
+    config = EngineConfig(
+        prometheus_url=f"http://127.0.0.1:{free_port()}",
+        prometheus_retries=0,
+        prometheus_timeout_seconds=1.0,
+        state_file=tmp_path / "state.json",
+    )
     return Engine(config, [])
 
 
@@ -276,14 +341,18 @@ def test_anomaly_alert_of_a_frozen_server_is_kept_until_fresh_data(tmp_path):
     from rules.engine import CycleReport
 
     engine = quiet_engine(tmp_path)
-    labels = {"alertname": "MetricAnomaly", "server": "a", "metric": "cpu",
-              "anomaly_severity": "high", "severity": "warning"}
+    labels = {
+        "alertname": "MetricAnomaly",
+        "server": "a",
+        "metric": "cpu",
+        "anomaly_severity": "high",
+        "severity": "warning",
+    }
     engine.book.sync([AlertRecord(labels, {"summary": "x"}, NOW - 100)], NOW - 100)
     engine.statuses = {"a": ("offline", NOW - 50)}
     report = CycleReport(now=NOW, ok=True, statuses={"a": "offline"})
     engine._sync_alerts(NOW, report, frozenset({"a"}))  # no anomaly update: a is offline
-    (kept,) = [r for r in engine.book.records.values()
-               if r.labels["alertname"] == "MetricAnomaly"]
+    (kept,) = [r for r in engine.book.records.values() if r.labels["alertname"] == "MetricAnomaly"]
     assert kept.ends_at is None and kept.starts_at == NOW - 100
     engine.statuses = {"a": ("online", NOW + 15)}
     engine._sync_alerts(NOW + 15, CycleReport(now=NOW + 15, ok=True), frozenset())
@@ -308,14 +377,16 @@ def test_prometheus_unreachable_cycle_is_unknown_and_keeps_every_alert(tmp_path)
     engine = quiet_engine(tmp_path)
     engine.statuses = {"a": ("offline", NOW - 50), "b": ("online", NOW - 900)}
     engine.known = {"a": ("offline", NOW - 50), "b": ("online", NOW - 900)}
-    offline = AlertRecord({"alertname": "ServerOffline", "server": "a", "severity": "critical"},
-                          {}, NOW - 50)
+    offline = AlertRecord(
+        {"alertname": "ServerOffline", "server": "a", "severity": "critical"}, {}, NOW - 50
+    )
     engine.book.sync([offline], NOW - 50)
     report = engine.run_cycle(NOW)
     assert not report.ok and report.statuses == {"a": "unknown", "b": "unknown"}
     assert offline.ends_at is None  # not resolved for want of an answer
     assert [p.labels["alertname"] for p in engine.watch.problems.values()] == [
-        "StackSensePrometheusUnreachable"]
+        "StackSensePrometheusUnreachable"
+    ]
     engine.run_cycle(NOW + 60)
     names = {r.labels["alertname"] for r in engine.book.firing(NOW + 60)}
     assert names == {"ServerOffline", "StackSensePrometheusUnreachable"}
@@ -334,11 +405,11 @@ def test_pending_warning_survives_a_pipeline_outage(tmp_path):
     # The pipeline was blind, then back 10 s ago: the bound would count again from there,
     # but the warning already firing stays (no false resolve, no second notification).
     engine.statuses = {"p": ("pending", NOW + 60)}
-    later = CycleReport(now=NOW + 70, ok=True, statuses={"p": "pending"},
-                        observable_since=NOW + 60)
+    later = CycleReport(now=NOW + 70, ok=True, statuses={"p": "pending"}, observable_since=NOW + 60)
     engine._sync_alerts(NOW + 70, later, frozenset({"p"}))
-    assert [(r.labels["alertname"], r.starts_at, r.ends_at) for r in engine.book.firing(
-        NOW + 70)] == [("ServerUnreachable", warning.starts_at, None)]
+    assert [
+        (r.labels["alertname"], r.starts_at, r.ends_at) for r in engine.book.firing(NOW + 70)
+    ] == [("ServerUnreachable", warning.starts_at, None)]
 
 
 def test_a_state_file_from_before_the_lifecycle_keeps_offline_servers_offline(tmp_path):
@@ -346,8 +417,11 @@ def test_a_state_file_from_before_the_lifecycle_keeps_offline_servers_offline(tm
 
     # Written by the previous engine: statuses only. "a" has been offline for 20 minutes
     # (its heartbeat is out of the query window): it must not turn pending and resolve.
-    (tmp_path / "state.json").write_text(json.dumps({
-        "version": 1, "statuses": {"a": ["offline", NOW - 1200], "s": ["suspended", NOW]}}))
+    (tmp_path / "state.json").write_text(
+        json.dumps(
+            {"version": 1, "statuses": {"a": ["offline", NOW - 1200], "s": ["suspended", NOW]}}
+        )
+    )
     engine = quiet_engine(tmp_path)
     assert engine.reached == {"a"} and engine.known == {"a": ("offline", NOW - 1200)}
     assert decide(reached=frozenset(engine.reached), observable_since=NOW - 3600) == "offline"
@@ -356,9 +430,11 @@ def test_a_state_file_from_before_the_lifecycle_keeps_offline_servers_offline(tm
 def test_prometheus_problem_text_has_no_credentials_and_is_stable():
     from rules.engine import prometheus_problem
 
-    error = ("Prometheus at http://ops:s3cret@prom:9090 unavailable after 3 attempts: "
-             "ConnectionError: (<urllib3.connection.HTTPConnection object at 0x7f3a2b1c>, "
-             "'Connection refused')")
+    error = (
+        "Prometheus at http://ops:s3cret@prom:9090 unavailable after 3 attempts: "
+        "ConnectionError: (<urllib3.connection.HTTPConnection object at 0x7f3a2b1c>, "
+        "'Connection refused')"
+    )
     labels, notes = prometheus_problem(error)
     assert labels == {"alertname": "StackSensePrometheusUnreachable", "severity": "critical"}
     assert "s3cret" not in notes["description"] and "ops" not in notes["description"]
@@ -370,9 +446,12 @@ def test_a_failed_cycle_logs_no_credentials_of_the_prometheus_url(tmp_path, capl
     from rules.engine import Engine
     from tests.peers.util import free_port
 
-    config = EngineConfig(prometheus_url=f"http://ops:s3cret@127.0.0.1:{free_port()}",
-                          prometheus_retries=0, prometheus_timeout_seconds=1.0,
-                          state_file=tmp_path / "state.json")
+    config = EngineConfig(
+        prometheus_url=f"http://ops:s3cret@127.0.0.1:{free_port()}",
+        prometheus_retries=0,
+        prometheus_timeout_seconds=1.0,
+        state_file=tmp_path / "state.json",
+    )
     report = Engine(config, []).run_cycle(NOW)
     assert not report.ok and "s3cret" not in report.error
     assert "cannot query Prometheus" in caplog.text and "s3cret" not in caplog.text

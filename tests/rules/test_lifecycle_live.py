@@ -72,19 +72,31 @@ class StandIn:
         for name, h in sorted(self.hosts.items()):
             out.append(f'stacksense_server_suspended{{server="{name}"}} {h.suspended}')
             if h.heartbeat is not None:
-                value = (now - 0.5 if h.heartbeat == "live" else
-                         probed if h.heartbeat == "probed" else float(h.heartbeat))
-                out.append(f'stacksense_last_heartbeat_timestamp_seconds{{server="{name}",'
-                           f'source="ssh"}} {value:.3f}')
+                value = (
+                    now - 0.5
+                    if h.heartbeat == "live"
+                    else probed
+                    if h.heartbeat == "probed"
+                    else float(h.heartbeat)
+                )
+                out.append(
+                    f'stacksense_last_heartbeat_timestamp_seconds{{server="{name}",'
+                    f'source="ssh"}} {value:.3f}'
+                )
             if h.fs is not None:
-                out.append(f'stacksense_filesystem_usage_ratio{{server="{name}",'
-                           f'mountpoint="/"}} {h.fs}')
+                out.append(
+                    f'stacksense_filesystem_usage_ratio{{server="{name}",mountpoint="/"}} {h.fs}'
+                )
             for reason in ("timeout", "refused", "auth"):
-                out.append(f'stacksense_probe_failure{{server="{name}",reason="{reason}"}} '
-                           f"{1 if h.failure == reason else 0}")
+                out.append(
+                    f'stacksense_probe_failure{{server="{name}",reason="{reason}"}} '
+                    f"{1 if h.failure == reason else 0}"
+                )
             if h.error is not None:
-                out.append(f'stacksense_probe_last_error_info{{server="{name}",'
-                           f'reason="{h.failure}",message="{h.error}"}} 1')
+                out.append(
+                    f'stacksense_probe_last_error_info{{server="{name}",'
+                    f'reason="{h.failure}",message="{h.error}"}} 1'
+                )
         return "\n".join(out) + "\n"
 
 
@@ -111,9 +123,12 @@ def stand_in(**hosts: Host) -> Iterator[StandIn]:
 
 
 def prom_config(exporter: StandIn) -> dict[str, Any]:
-    return {"global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-            "scrape_configs": [{"job_name": "stacksense-exporter",
-                                "static_configs": [{"targets": [exporter.address]}]}]}
+    return {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "scrape_configs": [
+            {"job_name": "stacksense-exporter", "static_configs": [{"targets": [exporter.address]}]}
+        ],
+    }
 
 
 @contextmanager
@@ -124,20 +139,38 @@ def stack(tmp: Path, **hosts: Host) -> Iterator[tuple[StandIn, str, AlertReceive
             yield exporter, p.url, receiver
 
 
-CONDITIONS = parse_conditions({"conditions": [
-    {"alert": "DiskFull", "metric": "stacksense_filesystem_usage_ratio", "op": ">",
-     "threshold": 0.9, "severity": "critical",
-     "annotations": {"summary": "{server} {mountpoint} is {value_percent} full"}},
-    {"alert": "Watchdog", "expr": "vector(1)", "severity": "none"}]}, "test")
+CONDITIONS = parse_conditions(
+    {
+        "conditions": [
+            {
+                "alert": "DiskFull",
+                "metric": "stacksense_filesystem_usage_ratio",
+                "op": ">",
+                "threshold": 0.9,
+                "severity": "critical",
+                "annotations": {"summary": "{server} {mountpoint} is {value_percent} full"},
+            },
+            {"alert": "Watchdog", "expr": "vector(1)", "severity": "none"},
+        ]
+    },
+    "test",
+)
 
 
 def make_engine(prom_url: str, tmp: Path, receiver: AlertReceiver, **overrides: Any) -> Engine:
     settings: dict[str, Any] = dict(
-        prometheus_url=prom_url, state_file=tmp / "state.json", interval_seconds=1.0,
-        prometheus_retries=0, prometheus_timeout_seconds=2.0,
-        offline_after_seconds=OFFLINE_AFTER, grace_offline_after_seconds=OFFLINE_AFTER,
-        pending_timeout_seconds=30.0, pipeline_alert_after_seconds=3.0,
-        receivers=(Receiver(receiver.url),), anomalies_enabled=False)
+        prometheus_url=prom_url,
+        state_file=tmp / "state.json",
+        interval_seconds=1.0,
+        prometheus_retries=0,
+        prometheus_timeout_seconds=2.0,
+        offline_after_seconds=OFFLINE_AFTER,
+        grace_offline_after_seconds=OFFLINE_AFTER,
+        pending_timeout_seconds=30.0,
+        pipeline_alert_after_seconds=3.0,
+        receivers=(Receiver(receiver.url),),
+        anomalies_enabled=False,
+    )
     settings.update(overrides)
     return Engine(EngineConfig(**settings), CONDITIONS)
 
@@ -171,8 +204,12 @@ class Run:
 
 
 def sent(receiver: AlertReceiver, name: str, server: str | None = None) -> list[dict[str, Any]]:
-    return [a for a in receiver.alerts() if a["labels"].get("alertname") == name
-            and (server is None or a["labels"].get("server") == server)]
+    return [
+        a
+        for a in receiver.alerts()
+        if a["labels"].get("alertname") == name
+        and (server is None or a["labels"].get("server") == server)
+    ]
 
 
 def firing_now(receiver: AlertReceiver, name: str, server: str | None = None) -> bool:
@@ -185,16 +222,23 @@ def firing_now(receiver: AlertReceiver, name: str, server: str | None = None) ->
 
 
 def test_cold_start_is_pending_then_a_warning_with_the_reason_never_offline(tmp_path):
-    refused = Host(heartbeat=None, failure="refused",
-                   error="cold1: connect to 127.0.0.1:2222: Connection refused")
+    refused = Host(
+        heartbeat=None,
+        failure="refused",
+        error="cold1: connect to 127.0.0.1:2222: Connection refused",
+    )
     with stack(tmp_path, live1=Host(), cold1=refused) as (_exporter, url, receiver):
         run = Run(make_engine(url, tmp_path, receiver, pending_timeout_seconds=4.0))
         run.until(lambda r: r.statuses.get("live1") == "online", "live1 online")
-        run.until(lambda r: sent(receiver, "ServerUnreachable", "cold1"),
-                  "ServerUnreachable for the never-reached cold1")
+        run.until(
+            lambda r: sent(receiver, "ServerUnreachable", "cold1"),
+            "ServerUnreachable for the never-reached cold1",
+        )
         # Past the offline threshold too: still pending, never offline, never paged.
-        run.until(lambda r: time.monotonic() - run.started > 4 * OFFLINE_AFTER,
-                  f"{4 * OFFLINE_AFTER:g}s of cycles")
+        run.until(
+            lambda r: time.monotonic() - run.started > 4 * OFFLINE_AFTER,
+            f"{4 * OFFLINE_AFTER:g}s of cycles",
+        )
         assert set(run.seen("cold1")) <= {"unknown", "pending"}, run.seen("cold1")
         assert run.reports[-1].statuses["cold1"] == "pending"
         assert sent(receiver, "ServerOffline") == []
@@ -213,10 +257,18 @@ def test_cold_start_is_pending_then_a_warning_with_the_reason_never_offline(tmp_
         assert view["pipeline"]["exporter_up"] and not view["pipeline"]["statuses_unknown"]
         registry = CollectorRegistry()
         registry.register(EngineCollector(run.engine))
-        assert registry.get_sample_value("stacksense_server_status",
-                                         {"server": "cold1", "status": "pending"}) == 1.0
-        assert registry.get_sample_value("stacksense_server_status",
-                                         {"server": "cold1", "status": "offline"}) == 0.0
+        assert (
+            registry.get_sample_value(
+                "stacksense_server_status", {"server": "cold1", "status": "pending"}
+            )
+            == 1.0
+        )
+        assert (
+            registry.get_sample_value(
+                "stacksense_server_status", {"server": "cold1", "status": "offline"}
+            )
+            == 0.0
+        )
 
 
 def test_new_server_is_pending_then_online_without_any_page(tmp_path):
@@ -227,8 +279,10 @@ def test_new_server_is_pending_then_online_without_any_page(tmp_path):
         exporter.hosts["new1"] = Host(heartbeat=None)
         run.until(lambda r: r.statuses.get("new1") == "pending", "new1 pending")
         joined = time.monotonic()
-        run.until(lambda r: time.monotonic() - joined > 2 * OFFLINE_AFTER,
-                  "new1 pending for twice the offline threshold")
+        run.until(
+            lambda r: time.monotonic() - joined > 2 * OFFLINE_AFTER,
+            "new1 pending for twice the offline threshold",
+        )
         exporter.hosts["new1"].heartbeat = "live"
         run.until(lambda r: r.statuses.get("new1") == "online", "new1 online")
         assert run.seen("new1") == ["pending", "online"]
@@ -247,8 +301,10 @@ def test_restart_with_a_new_inventory_pages_no_removed_server(tmp_path):
         time.sleep(OFFLINE_AFTER + 1)
         del exporter.hosts["prev1"]
         exporter.down = False
-        run.until(lambda r: "prev1" not in r.statuses and r.statuses.get("keep1") == "online",
-                  "prev1 gone, keep1 online")
+        run.until(
+            lambda r: "prev1" not in r.statuses and r.statuses.get("keep1") == "online",
+            "prev1 gone, keep1 online",
+        )
         run.until(lambda r: time.monotonic() - run.started > 25, "a while after")
         assert "offline" not in run.seen("prev1") + run.seen("keep1")
         assert sent(receiver, "ServerOffline") == [] and sent(receiver, "ServerUnreachable") == []
@@ -263,27 +319,33 @@ def test_exporter_down_is_unknown_and_a_pipeline_alert_then_no_storm(tmp_path):
         t0 = time.monotonic()
         run.until(lambda r: set(r.statuses.values()) == {"unknown"}, "every server unknown")
         unknown_after = time.monotonic() - t0
-        report = run.until(lambda r: firing_now(receiver, "StackSenseExporterDown"),
-                           "StackSenseExporterDown delivered")
+        report = run.until(
+            lambda r: firing_now(receiver, "StackSenseExporterDown"),
+            "StackSenseExporterDown delivered",
+        )
         alert_after = time.monotonic() - t0
         assert report.pipeline_down and not report.exporter_up
-        alert = [a for a in sent(receiver, "StackSenseExporterDown")
-                 if a["labels"].get("instance") == exporter.address][-1]
+        alert = [
+            a
+            for a in sent(receiver, "StackSenseExporterDown")
+            if a["labels"].get("instance") == exporter.address
+        ][-1]
         assert alert["labels"]["severity"] == "critical"
         assert "unknown" in alert["annotations"]["description"]
         view = snapshot(run.engine)
         assert view["servers"]["e1"]["status"] == "unknown"
         assert view["servers"]["e1"]["reason"] == "pipeline_down"
         assert view["pipeline"]["statuses_unknown"] and not view["pipeline"]["exporter_up"]
-        assert [p["alertname"] for p in view["pipeline"]["problems"]] == [
-            "StackSenseExporterDown"]
+        assert [p["alertname"] for p in view["pipeline"]["problems"]] == ["StackSenseExporterDown"]
         # Down for well past the offline threshold: still no ServerOffline.
         run.until(lambda r: time.monotonic() - t0 > 3 * OFFLINE_AFTER, "exporter down a while")
         exporter.down = False
         back = time.monotonic()
         run.until(lambda r: set(r.statuses.values()) == {"online"}, "e1, e2 online again")
-        run.until(lambda r: not firing_now(receiver, "StackSenseExporterDown"),
-                  "StackSenseExporterDown resolved")
+        run.until(
+            lambda r: not firing_now(receiver, "StackSenseExporterDown"),
+            "StackSenseExporterDown resolved",
+        )
         run.until(lambda r: time.monotonic() - back > 2 * OFFLINE_AFTER, "after the return")
         print(f"unknown after {unknown_after:.1f}s, pipeline alert after {alert_after:.1f}s")
         assert "offline" not in run.seen("e1") + run.seen("e2")
@@ -293,8 +355,12 @@ def test_exporter_down_is_unknown_and_a_pipeline_alert_then_no_storm(tmp_path):
 def test_a_host_going_offline_keeps_its_condition_alert(tmp_path):
     with stack(tmp_path, disk1=Host(fs=0.95), ok1=Host(fs=0.2)) as (exporter, url, receiver):
         run = Run(make_engine(url, tmp_path, receiver))
-        run.until(lambda r: r.statuses.get("disk1") == "warning" and firing_now(
-            receiver, "DiskFull", "disk1"), "DiskFull firing, disk1 warning")
+        run.until(
+            lambda r: (
+                r.statuses.get("disk1") == "warning" and firing_now(receiver, "DiskFull", "disk1")
+            ),
+            "DiskFull firing, disk1 warning",
+        )
         fired = sent(receiver, "DiskFull", "disk1")[-1]["startsAt"]
         # The host stops answering: its heartbeat freezes, its series vanish.
         host = exporter.hosts["disk1"]
@@ -308,17 +374,25 @@ def test_a_host_going_offline_keeps_its_condition_alert(tmp_path):
         offline = sent(receiver, "ServerOffline", "disk1")[-1]
         assert offline["annotations"]["reason"] == "timeout"
         assert offline["annotations"]["summary"] == (
-            "disk1 is offline (the SSH connection timed out)")
+            "disk1 is offline (the SSH connection timed out)"
+        )
         assert "handshake timed out" in offline["annotations"]["description"]
         # Back, with the disk cleaned: fresh data resolves it, and ServerOnline is sent.
         host.heartbeat, host.fs, host.failure, host.error = "live", 0.3, None, None
         run.until(lambda r: r.statuses.get("disk1") == "online", "disk1 online")
-        run.until(lambda r: not firing_now(receiver, "DiskFull", "disk1")
-                  and not firing_now(receiver, "ServerOffline", "disk1"),
-                  "DiskFull and ServerOffline resolved")
+        run.until(
+            lambda r: (
+                not firing_now(receiver, "DiskFull", "disk1")
+                and not firing_now(receiver, "ServerOffline", "disk1")
+            ),
+            "DiskFull and ServerOffline resolved",
+        )
         assert sent(receiver, "ServerOnline", "disk1")
-        assert not [a for a in receiver.alerts() if a["labels"].get("server") == "ok1"
-                    and a["labels"]["alertname"] != "Watchdog"]
+        assert not [
+            a
+            for a in receiver.alerts()
+            if a["labels"].get("server") == "ok1" and a["labels"]["alertname"] != "Watchdog"
+        ]
 
 
 @pytest.fixture(autouse=True)
@@ -337,25 +411,36 @@ def test_prometheus_restart_pages_no_healthy_host(tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     with stand_in(h1=Host(heartbeat="probed")) as exporter, alert_receiver() as receiver:
-        with prometheus(tmp_path / "a", prom_config(exporter),
-                        data_dir=tmp_path / "data") as p:
-            run = Run(make_engine(p.url, tmp_path, receiver, offline_after_seconds=threshold,
-                                  grace_offline_after_seconds=threshold))
+        with prometheus(tmp_path / "a", prom_config(exporter), data_dir=tmp_path / "data") as p:
+            run = Run(
+                make_engine(
+                    p.url,
+                    tmp_path,
+                    receiver,
+                    offline_after_seconds=threshold,
+                    grace_offline_after_seconds=threshold,
+                )
+            )
             run.until(lambda r: r.statuses.get("h1") == "online", "h1 online")
-            run.until(lambda r: r.observable_since is not None
-                      and r.now - r.observable_since > threshold, "observed for the threshold")
+            run.until(
+                lambda r: r.observable_since is not None and r.now - r.observable_since > threshold,
+                "observed for the threshold",
+            )
             port = p.port
         stopped = time.monotonic()
         run.until(lambda r: r.statuses.get("h1") == "unknown", "h1 unknown, Prometheus away")
         run.until(lambda r: time.monotonic() - stopped > threshold + 5, "Prometheus away a while")
-        with prometheus(tmp_path / "b", prom_config(exporter), data_dir=tmp_path / "data",
-                        port=port):
+        with prometheus(
+            tmp_path / "b", prom_config(exporter), data_dir=tmp_path / "data", port=port
+        ):
             back = run.until(lambda r: r.ok and r.exporter_up, "Prometheus and exporter back")
             stale = back.now - exporter.probed_at
             run.until(lambda r: exporter.probed_at > back.now, "first probe after the return")
             run.until(lambda r: r.statuses.get("h1") == "online", "h1 online again")
-            run.until(lambda r: time.monotonic() - stopped > 3 * threshold + 10,
-                      "a while after the return")
+            run.until(
+                lambda r: time.monotonic() - stopped > 3 * threshold + 10,
+                "a while after the return",
+            )
         print(f"heartbeat {stale:.1f}s old when Prometheus came back (threshold {threshold:g}s)")
         assert stale > threshold  # what paged ServerOffline before
         assert "offline" not in run.seen("h1"), run.seen("h1")
@@ -371,13 +456,23 @@ def test_removing_an_offline_host_ends_all_its_alerts_at_once(tmp_path):
         run.until(lambda r: firing_now(receiver, "ServerOffline", "gone1"), "gone1 offline")
         del exporter.hosts["gone1"]  # removed from the inventory while offline
         removed = time.monotonic()
-        run.until(lambda r: "gone1" not in r.statuses and not firing_now(
-            receiver, "ServerOffline", "gone1") and not firing_now(receiver, "DiskFull", "gone1"),
-            "gone1's status and alerts ended")
+        run.until(
+            lambda r: (
+                "gone1" not in r.statuses
+                and not firing_now(receiver, "ServerOffline", "gone1")
+                and not firing_now(receiver, "DiskFull", "gone1")
+            ),
+            "gone1's status and alerts ended",
+        )
         print(f"ended {time.monotonic() - removed:.1f}s after the removal")
         run.until(lambda r: time.monotonic() - removed > 3 * OFFLINE_AFTER, "a while after")
-        assert not [a for a in receiver.alerts() if a["labels"].get("server") == "gone1"
-                    and a["labels"]["alertname"] not in ("ServerOffline", "DiskFull")]
+        assert not [
+            a
+            for a in receiver.alerts()
+            if a["labels"].get("server") == "gone1"
+            and a["labels"]["alertname"] not in ("ServerOffline", "DiskFull")
+        ]
         assert not firing_now(receiver, "ServerOffline", "gone1")
-        assert not [a for a in run.engine.tracker.active.values()
-                    if a.labels.get("server") == "gone1"]
+        assert not [
+            a for a in run.engine.tracker.active.values() if a.labels.get("server") == "gone1"
+        ]

@@ -39,8 +39,18 @@ class FakeSession(requests.Session):
 
 
 def ok_vector(*samples):
-    return (200, {"status": "success", "data": {"resultType": "vector", "result": [
-        {"metric": labels, "value": [1000.0, value]} for labels, value in samples]}})
+    return (
+        200,
+        {
+            "status": "success",
+            "data": {
+                "resultType": "vector",
+                "result": [
+                    {"metric": labels, "value": [1000.0, value]} for labels, value in samples
+                ],
+            },
+        },
+    )
 
 
 def client(session, **kw):
@@ -50,8 +60,18 @@ def client(session, **kw):
 
 
 def test_error_envelope_raises_with_prometheus_message_and_is_not_retried():
-    session = FakeSession([(400, {"status": "error", "errorType": "bad_data",
-                                  "error": "1:5: parse error: unexpected end of input"})])
+    session = FakeSession(
+        [
+            (
+                400,
+                {
+                    "status": "error",
+                    "errorType": "bad_data",
+                    "error": "1:5: parse error: unexpected end of input",
+                },
+            )
+        ]
+    )
     c, sleeps = client(session)
     with pytest.raises(PrometheusQueryError) as err:
         c.query("sum(")
@@ -61,22 +81,38 @@ def test_error_envelope_raises_with_prometheus_message_and_is_not_retried():
 
 
 def test_error_envelope_with_status_200_is_still_an_error():
-    session = FakeSession([(200, {"status": "error", "errorType": "execution",
-                                  "error": "query processing would load too many samples"})])
+    session = FakeSession(
+        [
+            (
+                200,
+                {
+                    "status": "error",
+                    "errorType": "execution",
+                    "error": "query processing would load too many samples",
+                },
+            )
+        ]
+    )
     with pytest.raises(PrometheusQueryError, match="too many samples"):
         client(session)[0].query("up")
 
 
 def test_transient_failures_are_retried_with_backoff():
-    session = FakeSession([requests.ConnectionError("refused"),
-                           (503, {"status": "error", "errorType": "unavailable", "error": "x"}),
-                           ok_vector(({"server": "a"}, "0.5"))])
+    session = FakeSession(
+        [
+            requests.ConnectionError("refused"),
+            (503, {"status": "error", "errorType": "unavailable", "error": "x"}),
+            ok_vector(({"server": "a"}, "0.5")),
+        ]
+    )
     c, sleeps = client(session, retries=2, backoff=0.1, rand=lambda: 1.0)  # the jitter's top
     result = c.query("up", time=1000)
     assert result[0].labels == {"server": "a"} and result[0].value == 0.5
     assert sleeps == [0.1, 0.2]
-    assert session.calls[0] == ("http://prom:9090/api/v1/query",
-                                {"query": "up", "time": "1000.000"})
+    assert session.calls[0] == (
+        "http://prom:9090/api/v1/query",
+        {"query": "up", "time": "1000.000"},
+    )
     assert c.queries == 1 and c.errors == 0
 
 
@@ -95,8 +131,9 @@ def test_non_json_answer_is_an_error_naming_the_status():
 
 
 def test_scalar_and_special_values():
-    session = FakeSession([(200, {"status": "success",
-                                  "data": {"resultType": "scalar", "result": [5.0, "+Inf"]}})])
+    session = FakeSession(
+        [(200, {"status": "success", "data": {"resultType": "scalar", "result": [5.0, "+Inf"]}})]
+    )
     [sample] = client(session)[0].query("scalar(up)")
     assert sample.labels == {} and sample.value == float("inf")
 

@@ -23,8 +23,7 @@ UNIT_TESTS = REPO / "tests" / "deploy" / "rules" / "rules_health_test.yml"
 
 
 def test_promtool_checks_and_unit_tests_pass(tmp_path):
-    check = subprocess.run([PROMTOOL, "check", "rules", str(RULES)],
-                           capture_output=True, text=True)
+    check = subprocess.run([PROMTOOL, "check", "rules", str(RULES)], capture_output=True, text=True)
     assert check.returncode == 0 and "SUCCESS" in check.stdout, check
     unit = tmp_path / "rules_health_test.yml"
     unit.write_text(UNIT_TESTS.read_text().replace("RULES_FILE", str(RULES)))
@@ -34,17 +33,26 @@ def test_promtool_checks_and_unit_tests_pass(tmp_path):
 
 def test_the_rules_read_metrics_the_engine_publishes(tmp_path):
     # Prometheus unreachable: the engine's metrics still exist after a failed cycle.
-    config = EngineConfig(prometheus_url=f"http://127.0.0.1:{free_port()}", prometheus_retries=0,
-                          prometheus_timeout_seconds=1.0, state_file=tmp_path / "s.json")
+    config = EngineConfig(
+        prometheus_url=f"http://127.0.0.1:{free_port()}",
+        prometheus_retries=0,
+        prometheus_timeout_seconds=1.0,
+        state_file=tmp_path / "s.json",
+    )
     engine = Engine(config, [])
     engine.run_cycle()
     registry = CollectorRegistry()
     registry.register(EngineCollector(engine))
     published = set(re.findall(r"^(stacksense_\w+)", generate_latest(registry).decode(), re.M))
     groups = yaml.safe_load(RULES.read_text())["groups"]
-    used = {m for g in groups for r in g["rules"]
-            for m in re.findall(r"\b(stacksense_rules_\w+)", r["expr"])}
+    used = {
+        m
+        for g in groups
+        for r in g["rules"]
+        for m in re.findall(r"\b(stacksense_rules_\w+)", r["expr"])
+    }
     assert used and used <= published, used - published
-    assert registry.get_sample_value(
-        "stacksense_rules_last_successful_cycle_timestamp_seconds") == 0.0
+    assert (
+        registry.get_sample_value("stacksense_rules_last_successful_cycle_timestamp_seconds") == 0.0
+    )
     assert registry.get_sample_value("stacksense_rules_interval_seconds") == 15.0

@@ -35,8 +35,10 @@ def service(tmp_path):
 def test_endpoints(service):
     svc, url, _ = service
     assert requests.get(f"{url}/-/healthy", timeout=5).status_code == 200
-    wait_for(lambda: requests.get(f"{url}/-/ready", timeout=5).status_code == 200,
-             what="ready after the first cycle")
+    wait_for(
+        lambda: requests.get(f"{url}/-/ready", timeout=5).status_code == 200,
+        what="ready after the first cycle",
+    )
     metrics = requests.get(f"{url}/metrics", timeout=5).text
     assert "stacksense_rules_prometheus_up 0.0" in metrics  # Prometheus is unreachable
     assert "stacksense_rules_prometheus_errors_total" in metrics
@@ -67,8 +69,9 @@ def test_reload_needs_the_token_and_keeps_old_config_on_error(service):
 def test_check_config_cli(tmp_path, capsys):
     cfg = write_config(tmp_path / "ok.yml")
     assert main(["check-config", "--config", str(cfg)]) == 0
-    assert ("5 condition(s): HighCpuUsage, HighMemoryUsage, DiskAlmostFull, Watchdog, "
-            "ServiceDown") in capsys.readouterr().out
+    assert (
+        "5 condition(s): HighCpuUsage, HighMemoryUsage, DiskAlmostFull, Watchdog, ServiceDown"
+    ) in capsys.readouterr().out
     cfg.write_text("status: {offline_after: soon}\n")
     assert main(["check-config", "--config", str(cfg)]) == 2
     assert "ok.yml: status.offline_after: expected a duration" in capsys.readouterr().err
@@ -88,8 +91,9 @@ def test_run_once_reports_failure_when_prometheus_is_down(tmp_path, capsys, monk
 
 def test_detect_subcommand_delegates_to_the_detector(tmp_path, capsys):
     csv = tmp_path / "s.csv"
-    csv.write_text("timestamp,value\n" + "".join(f"{1700000000 + 60 * i},{i % 3}\n"
-                                                 for i in range(5)))
+    csv.write_text(
+        "timestamp,value\n" + "".join(f"{1700000000 + 60 * i},{i % 3}\n" for i in range(5))
+    )
     assert main(["detect", str(csv)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "timestamp,value,anomaly_score" and len(lines) == 6
@@ -107,18 +111,37 @@ def test_run_as_a_process_reloads_on_sighup_and_stops_on_sigterm(tmp_path):
     cfg = write_config(tmp_path / "rules.yml", interval="1s")
     port = free_port()
     log = open(tmp_path / "rules.log", "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen([sys.executable, "-m", "rules.cli", "run", "--config", str(cfg),
-                             "--listen", f"127.0.0.1:{port}"], stdout=log,
-                            stderr=subprocess.STDOUT, cwd=tmp_path,
-                            env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])})
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "rules.cli",
+            "run",
+            "--config",
+            str(cfg),
+            "--listen",
+            f"127.0.0.1:{port}",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
+    )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: requests.get(f"{url}/-/ready", timeout=1).ok, timeout=20,
-                 what="engine ready")
+        wait_for(
+            lambda: requests.get(f"{url}/-/ready", timeout=1).ok, timeout=20, what="engine ready"
+        )
         cfg.write_text(cfg.read_text() + "\nbogus: 1\n")
         proc.send_signal(signal.SIGHUP)
-        wait_for(lambda: "stacksense_rules_config_last_reload_successful 0.0" in requests.get(
-            f"{url}/metrics", timeout=1).text, timeout=10, what="failed reload reported")
+        wait_for(
+            lambda: (
+                "stacksense_rules_config_last_reload_successful 0.0"
+                in requests.get(f"{url}/metrics", timeout=1).text
+            ),
+            timeout=10,
+            what="failed reload reported",
+        )
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
     finally:

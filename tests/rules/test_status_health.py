@@ -19,37 +19,56 @@ NOW = 10_000.0
 
 
 def inputs(**kw):
-    base = dict(servers=frozenset({"a"}), heartbeats={"a": NOW - 10}, suspended=frozenset(),
-                troubled=frozenset(), now=NOW, offline_after_seconds=60.0)
+    base = dict(
+        servers=frozenset({"a"}),
+        heartbeats={"a": NOW - 10},
+        suspended=frozenset(),
+        troubled=frozenset(),
+        now=NOW,
+        offline_after_seconds=60.0,
+    )
     base.update(kw)
     return StatusInputs(**base)
 
 
-@pytest.mark.parametrize("kw, expected", [
-    ({}, "online"),
-    ({"heartbeats": {"a": NOW - 60}}, "online"),  # exactly at the threshold: not yet
-    ({"heartbeats": {"a": NOW - 60.001}}, "offline"),
-    ({"heartbeats": {}}, "pending"),  # never heard from: pending, never offline
-    ({"heartbeats": {"a": NOW + 30}}, "online"),  # clock skew is not staleness
-    ({"troubled": frozenset({"a"})}, "warning"),
-    ({"troubled": frozenset({"a"}), "heartbeats": {}}, "pending"),
-    ({"troubled": frozenset({"a"}), "heartbeats": {"a": NOW - 61}}, "offline"),
-    ({"suspended": frozenset({"a"}), "heartbeats": {}}, "suspended"),
-    ({"heartbeats": {"a": NOW - 300}, "offline_after_seconds": 600.0}, "online"),  # grace
-])
+@pytest.mark.parametrize(
+    "kw, expected",
+    [
+        ({}, "online"),
+        ({"heartbeats": {"a": NOW - 60}}, "online"),  # exactly at the threshold: not yet
+        ({"heartbeats": {"a": NOW - 60.001}}, "offline"),
+        ({"heartbeats": {}}, "pending"),  # never heard from: pending, never offline
+        ({"heartbeats": {"a": NOW + 30}}, "online"),  # clock skew is not staleness
+        ({"troubled": frozenset({"a"})}, "warning"),
+        ({"troubled": frozenset({"a"}), "heartbeats": {}}, "pending"),
+        ({"troubled": frozenset({"a"}), "heartbeats": {"a": NOW - 61}}, "offline"),
+        ({"suspended": frozenset({"a"}), "heartbeats": {}}, "suspended"),
+        ({"heartbeats": {"a": NOW - 300}, "offline_after_seconds": 600.0}, "online"),  # grace
+    ],
+)
 def test_status(kw, expected):
     assert decide_status(inputs(**kw)) == {"a": expected}
 
 
 def test_transitions():
-    assert list(transitions({"a": "online", "b": "offline"},
-                            {"a": "offline", "b": "offline", "c": "online"})) == [
-        ("a", "online", "offline"), ("c", None, "online")]
+    assert list(
+        transitions(
+            {"a": "online", "b": "offline"}, {"a": "offline", "b": "offline", "c": "online"}
+        )
+    ) == [("a", "online", "offline"), ("c", None, "online")]
 
 
-@pytest.mark.parametrize("ratio, colour", [
-    (0.0, "green"), (0.6999, "green"), (0.70, "yellow"), (0.85, "yellow"),
-    (0.8501, "red"), (1.0, "red")])
+@pytest.mark.parametrize(
+    "ratio, colour",
+    [
+        (0.0, "green"),
+        (0.6999, "green"),
+        (0.70, "yellow"),
+        (0.85, "yellow"),
+        (0.8501, "red"),
+        (1.0, "red"),
+    ],
+)
 def test_colour_boundaries(ratio, colour):
     assert color_of(ratio) == colour
 
@@ -97,8 +116,11 @@ def test_gap_longer_than_threshold_gives_grace_for_the_period_after_it():
 
 
 def test_exporter_scraped_but_down_counts_as_a_gap():
-    points = scrape(NOW - 1100, NOW - 700) + scrape(NOW - 700, NOW - 300, value=0.0) + scrape(
-        NOW - 300, NOW)
+    points = (
+        scrape(NOW - 1100, NOW - 700)
+        + scrape(NOW - 700, NOW - 300, value=0.0)
+        + scrape(NOW - 300, NOW)
+    )
     state = GraceState()
     from_up_history([up(points)], NOW, S, state)
     assert state.active(NOW)
