@@ -8,6 +8,7 @@ from typing import Any
 
 from alert_router.notify.base import ReceiverConfigError
 from stacksense_common import duration
+from stacksense_common.config import ConfigError, check_keys
 from stacksense_common.secret import MARK, Secret
 
 # One secret type and one duration grammar for every service (stacksense_common).
@@ -39,16 +40,10 @@ class Section:
     """One mapping of a receiver config, read key by key with errors naming the key path."""
 
     def __init__(self, raw: Any, path: str, allowed: set[str]) -> None:
-        if raw is None:
-            raw = {}
-        if not isinstance(raw, Mapping):
-            raise ReceiverConfigError(f"{path}: must be a mapping, got {type(raw).__name__}")
-        for key in raw:
-            if key not in allowed:
-                raise ReceiverConfigError(
-                    f"{path}.{key}: unknown key (allowed: {', '.join(sorted(allowed))})"
-                )
-        self.raw: Mapping[str, Any] = raw
+        try:
+            self.raw: Mapping[str, Any] = check_keys(raw, path, allowed)
+        except ConfigError as exc:  # the kit's check, raised as the receivers' error type
+            raise ReceiverConfigError(str(exc)) from None
         self.path = path
 
     def key_path(self, key: str) -> str:

@@ -10,7 +10,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import yaml
 
-from stacksense_common.config import ConfigError
+from stacksense_common.config import ConfigError, check_keys
 from stacksense_common.secret import Secret
 
 FILE_KEYS = {
@@ -61,14 +61,10 @@ def load_config(
             data = yaml.safe_load(file.read_text())
         except (OSError, yaml.YAMLError) as exc:
             raise AgentConfigError(f"{file}: cannot read agent config: {exc}") from None
-        if not isinstance(data, dict):
-            raise AgentConfigError(f"{file}: expected a mapping of settings")
-        for key in data:
-            if key not in FILE_KEYS:
-                raise AgentConfigError(
-                    f"{file}: {key}: unknown key (allowed: {', '.join(sorted(FILE_KEYS))})"
-                )
-        raw.update(data)
+        try:
+            raw.update(check_keys(data, "", FILE_KEYS))
+        except ConfigError as exc:  # the kit's check, raised as the agent's error type
+            raise AgentConfigError(f"{file}: {exc}") from None
     for key, var in ENV.items():
         if env.get(var):
             # A token given by the environment replaces a token file from the file, and so on.
