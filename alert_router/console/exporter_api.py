@@ -1,4 +1,5 @@
-"""Server actions through the exporter's `/api/v1/servers`: suspend, resume, test, add, remove.
+"""Server actions through the exporter's `/api/v1/servers`: suspend, resume, test, add, remove;
+and a diagnosis through its `/api/v1/diagnose/<server>`.
 
 Writes carry `Authorization: Bearer <token>` with the token read from
 `console.exporter_token_file` at each call (so a rotated token needs no restart); without
@@ -19,10 +20,17 @@ from urllib.parse import quote
 import requests
 
 from alert_router.console.settings import ConsoleConfig
+from alert_router.diagnostics.fetch import summarize
 
 PREFIX = "/api/v1/servers"
+DIAGNOSE_PREFIX = "/api/v1/diagnose"
 # A test probe or an add (which logs in to the new host once) can take as long as a probe.
 SLOW_TIMEOUT = 30.0
+# The exporter ends a diagnostic run at its own deadline (exporter.diagnose.DEADLINE) and
+# answers with what arrived; this bound adds room for the connection and the findings, and
+# keeps a person's request well inside a gunicorn worker's timeout when the exporter hangs.
+DIAGNOSE_TIMEOUT = 15.0
+MAX_SECTIONS = 20
 MAX_MESSAGE = 400
 
 
@@ -58,8 +66,10 @@ def _one_line(text: str) -> str:
 
 
 def call(cfg: ConsoleConfig, method: str, path: str = "", *, body: Any = None,
-         params: dict[str, str] | None = None, slow: bool = False) -> Answer:
-    """One request to the exporter's fleet API; `path` follows /api/v1/servers."""
+         params: dict[str, str] | None = None, slow: bool = False,
+         prefix: str = PREFIX, timeout: float | None = None) -> Answer:
+    """One request to the exporter's API; `path` follows `prefix` (the fleet API's by
+    default); `timeout` replaces the one `slow` chooses."""
     headers: dict[str, str] = {}
     if method != "GET":
         token, error = read_token(cfg)
@@ -67,8 +77,9 @@ def call(cfg: ConsoleConfig, method: str, path: str = "", *, body: Any = None,
             return Answer(False, error)
         if token:
             headers["Authorization"] = f"Bearer {token}"
-    url = f"{cfg.exporter_url}{PREFIX}{path}"
-    timeout = max(cfg.request_timeout, SLOW_TIMEOUT) if slow else cfg.request_timeout
+    url = f"{cfg.exporter_url}{prefix}{path}"
+    if timeout is None:
+        timeout = max(cfg.request_timeout, SLOW_TIMEOUT) if slow else cfg.request_timeout
     try:
         resp = requests.request(method, url, json=body, params=params, headers=headers,
                                 timeout=timeout)
@@ -97,7 +108,7 @@ def call(cfg: ConsoleConfig, method: str, path: str = "", *, body: Any = None,
         return Answer(False, hint, resp.status_code, payload)
     if not said:
         if resp.status_code in (404, 405):
-            said = (f"the exporter at {cfg.exporter_url} has no {PREFIX} API "
+            said = (f"the exporter at {cfg.exporter_url} has no {prefix} API "
                     f"(HTTP {resp.status_code}): is it older than the console?")
         else:
             said = f"the exporter answered HTTP {resp.status_code}"
@@ -173,4 +184,39 @@ def remove(cfg: ConsoleConfig, name: str, *, remove_key: bool = False) -> Answer
                slow=remove_key)
     if got.ok:
         got.message = f"Server {name} removed from the inventory."
+    return got
+
+
+def _sections(raw: object) -> dict[str, str]:
+    """Each section's status as the exporter named it (ok, timed_out, failed, ...), bounded."""
+    if not isinstance(raw, dict):
+        return {}
+    return {_one_line(str(k))[:60]: _one_line(str(v))[:40]
+            for k, v in sorted(raw.items(), key=lambda kv: str(kv[0]))[:MAX_SECTIONS]}
+
+
+def diagnose(cfg: ConsoleConfig, name: str, alertname: str = "") -> Answer:
+    """The exporter's diagnosis of one server, as notifications carry it (findings with their
+    action and evidence: alert_router.diagnostics.fetch.summarize) plus each section's
+    status; `alertname` only orders the findings. `data` is that summary on success."""
+    labels = {"alertname": alertname} if alertname else {}
+    timeout = max(cfg.request_timeout, DIAGNOSE_TIMEOUT)
+    got = call(cfg, "POST", _path(name), body={"labels": labels}, prefix=DIAGNOSE_PREFIX,
+               timeout=timeout)
+    if not got.ok:
+        return got
+    if not isinstance(got.data.get("findings"), list):
+        return Answer(False, "the exporter answered an unexpected shape (no findings)",
+                      got.status)
+    summary = summarize(name, got.data)
+    summary["sections"] = _sections(got.data.get("sections"))
+    summary["cached"] = got.data.get("cached") is True
+    took = summary.get("duration_seconds")
+    summary["duration_seconds"] = took if isinstance(took, int | float) \
+        and not isinstance(took, bool) else None
+    count = len(summary["findings"])
+    found = f"{count} finding{'s' if count != 1 else ''}" if count else "nothing stands out"
+    got.data = summary
+    got.message = (f"Diagnostics of {name}: {found}"
+                   + ("" if summary["complete"] else " (incomplete)") + ".")
     return got

@@ -356,6 +356,25 @@ def server_test(name: str) -> BaseResponse:
     return redirect(url_for("console.server_view", name=name))
 
 
+@bp.post("/servers/<path:name>/diagnose")
+@sess.require("operator")
+def server_diagnose(name: str) -> View:
+    """Runs the exporter's diagnosis now and shows it on a page of its own: the report is
+    too large for a flash (the session cookie), and a person waits for it anyway."""
+    name = _server_name(name)
+    alertname = _form("alertname", 200).strip()
+    got = exporter_api.diagnose(ccfg(), name, alertname)
+    if got.ok:  # commands ran on the host: worth a history line
+        _server_event(name, "diagnosed", got.message,
+                      {"complete": bool(got.data.get("complete")), "alertname": alertname})
+        log.info("console: %r diagnosed %r", _actor(), name)
+    # Always 200: an exporter that failed or is slow is a message on this page (the error
+    # page would lose the way back and the button to try again).
+    return render_template("console/diagnose.html", name=name, answer=got,
+                           report=got.data if got.ok else None, alertname=alertname,
+                           updated=time.time())
+
+
 @bp.post("/servers/<path:name>/<any(suspend, resume):action>")
 @sess.require("operator")
 def server_suspend(name: str, action: str) -> BaseResponse:

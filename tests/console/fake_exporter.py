@@ -4,6 +4,10 @@ It answers like exporter/fleet_api.py: a list of server views, 201 on add, 400 w
 `error` line for a bad field, 401 without the right bearer token (when `token` is set),
 404 for an unknown server. `fail_with` makes every write answer that status with a body
 that is not JSON, as a proxy or a crashing exporter would.
+
+`POST /api/v1/diagnose/<server>` answers `diagnose_report` (with the server's name) for a
+known server, like exporter/diagnose_api.py; `diagnose_fail` makes it answer that status
+with a body that is not JSON, `diagnose_delay` holds the answer back (until the fake stops).
 """
 
 from __future__ import annotations
@@ -18,6 +22,22 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 PREFIX = "/api/v1/servers"
+DIAGNOSE = "/api/v1/diagnose/"
+
+
+def diagnose_report() -> dict[str, Any]:
+    """A report shaped like the exporter's: a full disk and a large process."""
+    return {
+        "at": 0, "duration_seconds": 1.25, "complete": True, "error": None, "cached": False,
+        "sections": {"disk": "ok", "memory": "ok", "ps_memory": "ok", "units": "ok"},
+        "timed_out": [],
+        "findings": [
+            {"text": "/var is 96 % full: largest directories /var/log/app (3.1 GiB)",
+             "action": "look at /var/log/app first (rotate or remove old files)",
+             "evidence": ["/dev/sda1 /var 96 %", "3.1 GiB /var/log/app"], "kind": "disk"},
+            {"text": "memory is 93 % used: the top 3 processes hold 70 % of it",
+             "action": "look at java (pid 4242) first, it holds 55 %",
+             "evidence": ["java pid 4242 rss 7.1 GiB"], "kind": "memory"}]}
 
 
 @dataclass
@@ -40,6 +60,10 @@ class FakeExporter:
     requests: list[Request] = field(default_factory=list)
     url: str = ""
     sd_from: Any = None  # a FakePeers whose /sd (inventory labels) this exporter serves
+    diagnose_report: dict[str, Any] = field(default_factory=diagnose_report)
+    diagnose_fail: int = 0
+    diagnose_delay: float = 0.0
+    released: threading.Event = field(default_factory=threading.Event)
 
     def add_server(self, name: str, **fields: Any) -> None:
         self.servers[name] = {"name": name, "mode": "ssh", "host": "10.0.0.5", "port": 22,
@@ -53,6 +77,8 @@ class FakeExporter:
         if req.path == "/sd" and self.sd_from is not None:
             result: tuple[int, Any] = self.sd_from.body("/sd")
             return result
+        if req.path.startswith(DIAGNOSE):
+            return self.diagnose(req)
         if not req.path.startswith(PREFIX):
             return 404, {"error": "not found"}
         parts = [unquote(p) for p in req.path[len(PREFIX):].strip("/").split("/") if p]
@@ -91,6 +117,20 @@ class FakeExporter:
         if req.method == "POST" and len(parts) == 2 and parts[1] == "test":
             return 200, {"server": name, **self.test_result}
         return 404, {"error": "not found"}
+
+    def diagnose(self, req: Request) -> tuple[int, Any]:
+        if req.method != "POST":
+            return 405, {"error": "use POST (a diagnosis runs commands on the host)"}
+        if self.token and req.authorization != f"Bearer {self.token}":
+            return 401, {"error": "diagnostics need a valid bearer token"}
+        if self.diagnose_delay:
+            self.released.wait(self.diagnose_delay)
+        if self.diagnose_fail:
+            return self.diagnose_fail, "<html>Internal Server Error</html>"
+        name = unquote(req.path[len(DIAGNOSE):])
+        if name not in self.servers:
+            return 404, {"error": f"no server named {name!r} in the inventory"}
+        return 200, {"server": name, **self.diagnose_report}
 
 
 @contextmanager
@@ -131,5 +171,6 @@ def fake_exporter() -> Iterator[FakeExporter]:
     try:
         yield fake
     finally:
+        fake.released.set()  # a held-back diagnosis answers now: its thread ends
         server.shutdown()
         server.server_close()
