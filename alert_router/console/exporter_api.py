@@ -50,8 +50,9 @@ def read_token(cfg: ConsoleConfig) -> tuple[str | None, str]:
     try:
         token = Path(cfg.exporter_token_file).read_text(encoding="utf-8").strip()
     except OSError as exc:
-        return None, (f"cannot read console.exporter_token_file "
-                      f"({exc.strerror or type(exc).__name__})")
+        return None, (
+            f"cannot read console.exporter_token_file ({exc.strerror or type(exc).__name__})"
+        )
     except UnicodeDecodeError:
         return None, "console.exporter_token_file is not UTF-8 text"
     if not token:
@@ -65,9 +66,17 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())[:MAX_MESSAGE]
 
 
-def call(cfg: ConsoleConfig, method: str, path: str = "", *, body: Any = None,
-         params: dict[str, str] | None = None, slow: bool = False,
-         prefix: str = PREFIX, timeout: float | None = None) -> Answer:
+def call(
+    cfg: ConsoleConfig,
+    method: str,
+    path: str = "",
+    *,
+    body: Any = None,
+    params: dict[str, str] | None = None,
+    slow: bool = False,
+    prefix: str = PREFIX,
+    timeout: float | None = None,
+) -> Answer:
     """One request to the exporter's API; `path` follows `prefix` (the fleet API's by
     default); `timeout` replaces the one `slow` chooses."""
     headers: dict[str, str] = {}
@@ -81,14 +90,17 @@ def call(cfg: ConsoleConfig, method: str, path: str = "", *, body: Any = None,
     if timeout is None:
         timeout = max(cfg.request_timeout, SLOW_TIMEOUT) if slow else cfg.request_timeout
     try:
-        resp = requests.request(method, url, json=body, params=params, headers=headers,
-                                timeout=timeout)
+        resp = requests.request(
+            method, url, json=body, params=params, headers=headers, timeout=timeout
+        )
     except requests.Timeout:
-        return Answer(False, f"the exporter at {cfg.exporter_url} did not answer within "
-                             f"{timeout:g}s")
+        return Answer(
+            False, f"the exporter at {cfg.exporter_url} did not answer within {timeout:g}s"
+        )
     except requests.RequestException as exc:
-        return Answer(False, f"cannot reach the exporter at {cfg.exporter_url} "
-                             f"({type(exc).__name__})")
+        return Answer(
+            False, f"cannot reach the exporter at {cfg.exporter_url} ({type(exc).__name__})"
+        )
     try:
         data = resp.json()
     except ValueError:
@@ -99,17 +111,23 @@ def call(cfg: ConsoleConfig, method: str, path: str = "", *, body: Any = None,
     said = _one_line(str(payload.get("error") or "")) if payload else ""
     if resp.status_code == 401:
         if headers:
-            hint = ("the exporter refused the console's token: console.exporter_token_file "
-                    "must hold the exporter's --web.api-token-file token (or its reload token)")
+            hint = (
+                "the exporter refused the console's token: console.exporter_token_file "
+                "must hold the exporter's --web.api-token-file token (or its reload token)"
+            )
         else:
-            hint = ("the exporter wants a token: set console.exporter_token_file to a file "
-                    "holding its --web.api-token-file token (without one the exporter "
-                    "accepts changes from its own host only)")
+            hint = (
+                "the exporter wants a token: set console.exporter_token_file to a file "
+                "holding its --web.api-token-file token (without one the exporter "
+                "accepts changes from its own host only)"
+            )
         return Answer(False, hint, resp.status_code, payload)
     if not said:
         if resp.status_code in (404, 405):
-            said = (f"the exporter at {cfg.exporter_url} has no {prefix} API "
-                    f"(HTTP {resp.status_code}): is it older than the console?")
+            said = (
+                f"the exporter at {cfg.exporter_url} has no {prefix} API "
+                f"(HTTP {resp.status_code}): is it older than the console?"
+            )
         else:
             said = f"the exporter answered HTTP {resp.status_code}"
     return Answer(False, said, resp.status_code, payload)
@@ -126,9 +144,12 @@ def inventory(cfg: ConsoleConfig) -> Answer:
         servers = got.data.get("servers")
         if not isinstance(servers, list):
             return Answer(False, "the exporter answered an unexpected shape", got.status)
-        got.data = {"servers": sorted((s for s in servers if isinstance(s, dict)
-                                       and isinstance(s.get("name"), str)),
-                                      key=lambda s: s["name"])}
+        got.data = {
+            "servers": sorted(
+                (s for s in servers if isinstance(s, dict) and isinstance(s.get("name"), str)),
+                key=lambda s: s["name"],
+            )
+        }
     return got
 
 
@@ -141,8 +162,9 @@ def set_suspended(cfg: ConsoleConfig, name: str, suspended: bool) -> Answer:
     got = call(cfg, "POST", _path(name) + ("/suspend" if suspended else "/resume"))
     if got.ok:
         result = str(got.data.get("result") or ("suspended" if suspended else "resumed"))
-        got.message = (f"Monitoring of {name} {'suspended' if suspended else 'resumed'} "
-                       f"({_one_line(result)}).")
+        got.message = (
+            f"Monitoring of {name} {'suspended' if suspended else 'resumed'} ({_one_line(result)})."
+        )
     return got
 
 
@@ -158,8 +180,9 @@ def run_test_probe(cfg: ConsoleConfig, name: str) -> Answer:
     summary: list[Any] = raw_summary if isinstance(raw_summary, list) else []
     details = "; ".join(_one_line(str(s)) for s in summary[:4])
     if d.get("success") is True:
-        got.message = f"Test probe of {name} succeeded{took_text}" + \
-            (f": {details}" if details else ".")
+        got.message = f"Test probe of {name} succeeded{took_text}" + (
+            f": {details}" if details else "."
+        )
         return got
     reason = _one_line(str(d.get("reason") or ""))
     message = _one_line(str(d.get("message") or ""))
@@ -180,8 +203,13 @@ def add(cfg: ConsoleConfig, entry: dict[str, Any]) -> Answer:
 
 
 def remove(cfg: ConsoleConfig, name: str, *, remove_key: bool = False) -> Answer:
-    got = call(cfg, "DELETE", _path(name), params={"remove_key": "1"} if remove_key else None,
-               slow=remove_key)
+    got = call(
+        cfg,
+        "DELETE",
+        _path(name),
+        params={"remove_key": "1"} if remove_key else None,
+        slow=remove_key,
+    )
     if got.ok:
         got.message = f"Server {name} removed from the inventory."
     return got
@@ -191,8 +219,10 @@ def _sections(raw: object) -> dict[str, str]:
     """Each section's status as the exporter named it (ok, timed_out, failed, ...), bounded."""
     if not isinstance(raw, dict):
         return {}
-    return {_one_line(str(k))[:60]: _one_line(str(v))[:40]
-            for k, v in sorted(raw.items(), key=lambda kv: str(kv[0]))[:MAX_SECTIONS]}
+    return {
+        _one_line(str(k))[:60]: _one_line(str(v))[:40]
+        for k, v in sorted(raw.items(), key=lambda kv: str(kv[0]))[:MAX_SECTIONS]
+    }
 
 
 def diagnose(cfg: ConsoleConfig, name: str, alertname: str = "") -> Answer:
@@ -201,22 +231,24 @@ def diagnose(cfg: ConsoleConfig, name: str, alertname: str = "") -> Answer:
     status; `alertname` only orders the findings. `data` is that summary on success."""
     labels = {"alertname": alertname} if alertname else {}
     timeout = max(cfg.request_timeout, DIAGNOSE_TIMEOUT)
-    got = call(cfg, "POST", _path(name), body={"labels": labels}, prefix=DIAGNOSE_PREFIX,
-               timeout=timeout)
+    got = call(
+        cfg, "POST", _path(name), body={"labels": labels}, prefix=DIAGNOSE_PREFIX, timeout=timeout
+    )
     if not got.ok:
         return got
     if not isinstance(got.data.get("findings"), list):
-        return Answer(False, "the exporter answered an unexpected shape (no findings)",
-                      got.status)
+        return Answer(False, "the exporter answered an unexpected shape (no findings)", got.status)
     summary = summarize(name, got.data)
     summary["sections"] = _sections(got.data.get("sections"))
     summary["cached"] = got.data.get("cached") is True
     took = summary.get("duration_seconds")
-    summary["duration_seconds"] = took if isinstance(took, int | float) \
-        and not isinstance(took, bool) else None
+    summary["duration_seconds"] = (
+        took if isinstance(took, int | float) and not isinstance(took, bool) else None
+    )
     count = len(summary["findings"])
     found = f"{count} finding{'s' if count != 1 else ''}" if count else "nothing stands out"
     got.data = summary
-    got.message = (f"Diagnostics of {name}: {found}"
-                   + ("" if summary["complete"] else " (incomplete)") + ".")
+    got.message = (
+        f"Diagnostics of {name}: {found}" + ("" if summary["complete"] else " (incomplete)") + "."
+    )
     return got

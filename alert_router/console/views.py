@@ -74,10 +74,18 @@ def csrf_token() -> str:
 
 @bp.app_context_processor
 def _globals() -> dict[str, Any]:
-    return {"user": sess.current_user(), "fmt_time": fmt_time, "iso": iso, "pct": pct,
-            "ago": fleet.ago, "duration": fleet.duration, "now": time.time(),
-            "refresh_ms": int(ccfg().refresh_interval * 1000), "op_of": al.op_of,
-            "grafana_url": ccfg().grafana_url}
+    return {
+        "user": sess.current_user(),
+        "fmt_time": fmt_time,
+        "iso": iso,
+        "pct": pct,
+        "ago": fleet.ago,
+        "duration": fleet.duration,
+        "now": time.time(),
+        "refresh_ms": int(ccfg().refresh_interval * 1000),
+        "op_of": al.op_of,
+        "grafana_url": ccfg().grafana_url,
+    }
 
 
 @bp.before_request
@@ -92,7 +100,8 @@ def _headers(response: Response) -> Response:
     response.headers.setdefault(
         "Content-Security-Policy",
         "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-        "frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
+        "frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    )
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "same-origin")
     if request.endpoint != "static":
@@ -115,14 +124,17 @@ def _unexpected(exc: Exception) -> tuple[str, int]:
     if isinstance(exc, HTTPException):
         return _http_error(exc)
     if storage_failure(exc):
-        log.error("console %s %s: store unavailable", request.method, request.path,
-                  exc_info=exc)
-        return render_template("console/error.html", code=503,
-                               message="The router's store cannot be read or written "
-                                       "right now (disk full or database down)."), 503
+        log.error("console %s %s: store unavailable", request.method, request.path, exc_info=exc)
+        return render_template(
+            "console/error.html",
+            code=503,
+            message="The router's store cannot be read or written "
+            "right now (disk full or database down).",
+        ), 503
     log.error("console %s %s failed", request.method, request.path, exc_info=exc)
-    return render_template("console/error.html", code=500,
-                           message="Internal error (see the router's log)."), 500
+    return render_template(
+        "console/error.html", code=500, message="Internal error (see the router's log)."
+    ), 500
 
 
 def _partial() -> bool:
@@ -146,8 +158,11 @@ def _form(name: str, most: int = MAX_REASON) -> str:
 # ---- login
 @bp.get("/login")
 def login() -> View:
-    return render_template("console/login.html", next=sess.safe_next(request.args.get("next")),
-                           has_users=bool(sess.users().list()))
+    return render_template(
+        "console/login.html",
+        next=sess.safe_next(request.args.get("next")),
+        has_users=bool(sess.users().list()),
+    )
 
 
 @bp.post("/login")
@@ -159,15 +174,19 @@ def login_post() -> View:
     ip = sess.client_ip()
     if users.throttled(name, ip, now):
         log.warning("console login refused (throttled) for %r from %s", name, ip)
-        return render_template("console/login.html", next=target, has_users=True,
-                               error="Too many failed logins: wait 15 minutes and try "
-                                     "again."), 429
+        return render_template(
+            "console/login.html",
+            next=target,
+            has_users=True,
+            error="Too many failed logins: wait 15 minutes and try again.",
+        ), 429
     user = users.authenticate(name, password, ip, now)
     # Names are quoted with %r: a name with a newline cannot forge a log line.
     if user is None:
         log.warning("console login failed for %r from %s", name, ip)
-        return render_template("console/login.html", next=target, has_users=True,
-                               error="Wrong name or password."), 401
+        return render_template(
+            "console/login.html", next=target, has_users=True, error="Wrong name or password."
+        ), 401
     sess.start_session(user)
     log.info("console login: %s (%s) from %s", user.name, user.role, ip)
     return redirect(target)
@@ -192,13 +211,18 @@ def _fleet_args() -> dict[str, str]:
     page = _text("page", 6) or "1"
     if not page.isdigit() or int(page) < 1:
         abort(400, description="page: a positive number")
-    return {"status": status, "label": _text("label"), "q": _text("q"), "sort": sort,
-            "page": page}
+    return {"status": status, "label": _text("label"), "q": _text("q"), "sort": sort, "page": page}
 
 
 def _load_fleet(args: dict[str, str]) -> fleet.Fleet:
-    return fleet.load_fleet(ccfg(), status=args["status"], label=args["label"], text=args["q"],
-                            sort=args["sort"], page=int(args["page"]))
+    return fleet.load_fleet(
+        ccfg(),
+        status=args["status"],
+        label=args["label"],
+        text=args["q"],
+        sort=args["sort"],
+        page=int(args["page"]),
+    )
 
 
 @bp.get("/")
@@ -207,9 +231,16 @@ def fleet_view() -> View:
     args = _fleet_args()
     data = _load_fleet(args)
     template = "console/_fleet_live.html" if _partial() else "console/fleet.html"
-    return render_template(template, fleet=data, args=args, statuses=fleet.STATUSES,
-                           page_rows=fleet.PAGE_ROWS,
-                           sorts=fleet.SORTS, updated=time.time(), ccfg=ccfg())
+    return render_template(
+        template,
+        fleet=data,
+        args=args,
+        statuses=fleet.STATUSES,
+        page_rows=fleet.PAGE_ROWS,
+        sorts=fleet.SORTS,
+        updated=time.time(),
+        ccfg=ccfg(),
+    )
 
 
 @bp.get("/fleet", endpoint="fleet")
@@ -220,13 +251,22 @@ def fleet_alias() -> BaseResponse:
 @bp.get("/api/fleet")
 def fleet_json() -> Response:
     """The fleet as JSON, for the console's own scripts and for machines (bearer token)."""
-    if sess.current_user() is None and not token_valid(request.headers.get("Authorization"),
-                                                       st().config.auth.tokens):
+    if sess.current_user() is None and not token_valid(
+        request.headers.get("Authorization"), st().config.auth.tokens
+    ):
         abort(401, description="log in or send 'Authorization: Bearer <token>'")
     data = _load_fleet(_fleet_args())
-    return jsonify({"counts": data.counts, "errors": data.errors, "total": data.total,
-                    "matched": data.matched, "page": data.page, "pages": data.pages,
-                    "servers": [asdict(r) for r in data.rows]})
+    return jsonify(
+        {
+            "counts": data.counts,
+            "errors": data.errors,
+            "total": data.total,
+            "matched": data.matched,
+            "page": data.page,
+            "pages": data.pages,
+            "servers": [asdict(r) for r in data.rows],
+        }
+    )
 
 
 # ---- one server
@@ -280,28 +320,53 @@ def server_view(name: str) -> View:
     alerts = al.alert_views(store, st().config, now, server=name)
     incidents = [i for i in store.list_incidents(server=name, limit=50)]
     if _partial():
-        return render_template("console/_server_live.html", name=name, view=view,
-                               error=got.error, alerts=alerts, incidents=incidents,
-                               updated=now)
+        return render_template(
+            "console/_server_live.html",
+            name=name,
+            view=view,
+            error=got.error,
+            alerts=alerts,
+            incidents=incidents,
+            updated=now,
+        )
     start, end, range_name = _range()
     step = charts.step_for(end - start)
     chart_list = []
     for title, (expr, unit) in sources.chart_queries(name).items():
         series = sources.prom_range(cfg, expr, start, end, step)
-        chart_list.append({"title": title, "error": series.error,
-                           "svg": charts.svg_chart(title, series.data or [], start, end, unit)})
+        chart_list.append(
+            {
+                "title": title,
+                "error": series.error,
+                "svg": charts.svg_chart(title, series.data or [], start, end, unit),
+            }
+        )
     exporter_view = None
     user = sess.current_user()
     if user is not None and user.can("operator"):
         exporter_view = exporter_api.server(cfg, name)
-    history = [h for h in view.get("history", []) if isinstance(h, dict)][-50:] \
-        if isinstance(view.get("history"), list) else []
-    return render_template("console/server.html", name=name, view=view, error=got.error,
-                           alerts=alerts, incidents=incidents, charts=chart_list,
-                           range_name=range_name, start=start, end=end, ranges=RANGES,
-                           status_history=list(reversed(history)),
-                           events=al.history(store, server=name, limit=50), updated=now,
-                           exporter=exporter_view)
+    history = (
+        [h for h in view.get("history", []) if isinstance(h, dict)][-50:]
+        if isinstance(view.get("history"), list)
+        else []
+    )
+    return render_template(
+        "console/server.html",
+        name=name,
+        view=view,
+        error=got.error,
+        alerts=alerts,
+        incidents=incidents,
+        charts=chart_list,
+        range_name=range_name,
+        start=start,
+        end=end,
+        ranges=RANGES,
+        status_history=list(reversed(history)),
+        events=al.history(store, server=name, limit=50),
+        updated=now,
+        exporter=exporter_view,
+    )
 
 
 @bp.post("/servers/<path:name>/silence")
@@ -315,7 +380,9 @@ def server_silence(name: str) -> BaseResponse:
         silence = al.silence_from_form(
             {"duration_hours": _form("duration_hours", 20), "comment": comment},
             [{"name": "server", "value": name, "isRegex": False, "isEqual": True}],
-            user.name, now)
+            user.name,
+            now,
+        )
     except InputError as exc:
         abort(400, description=str(exc))
     al.save_silence(st().store, silence, user.name, now)
@@ -324,18 +391,29 @@ def server_silence(name: str) -> BaseResponse:
     return redirect(url_for("console.server_view", name=name))
 
 
-def _server_event(name: str, transition: str, reason: str = "",
-                  details: dict[str, Any] | None = None) -> None:
+def _server_event(
+    name: str, transition: str, reason: str = "", details: dict[str, Any] | None = None
+) -> None:
     """A line in the router's history: who changed or tested a server through the console."""
     import json
 
     from alert_router.store import HistoryEvent
 
     user = sess.current_user()
-    st().store.add_history([HistoryEvent(time.time(), "server", name, name, transition,
-                                         actor=user.name if user else "console",
-                                         reason=reason[:MAX_REASON],
-                                         details=json.dumps(details or {}))])
+    st().store.add_history(
+        [
+            HistoryEvent(
+                time.time(),
+                "server",
+                name,
+                name,
+                transition,
+                actor=user.name if user else "console",
+                reason=reason[:MAX_REASON],
+                details=json.dumps(details or {}),
+            )
+        ]
+    )
 
 
 def _server_name(name: str) -> str:
@@ -351,8 +429,10 @@ def server_test(name: str) -> BaseResponse:
     got = exporter_api.run_test_probe(ccfg(), name)
     if got.status == 200:  # a probe ran (whatever its outcome): worth a history line
         _server_event(name, "tested", got.message, {"success": got.ok})
-    flash(got.message if got.status == 200 else f"Test probe of {name}: {got.message}",
-          "ok" if got.ok else "error")
+    flash(
+        got.message if got.status == 200 else f"Test probe of {name}: {got.message}",
+        "ok" if got.ok else "error",
+    )
     return redirect(url_for("console.server_view", name=name))
 
 
@@ -365,14 +445,23 @@ def server_diagnose(name: str) -> View:
     alertname = _form("alertname", 200).strip()
     got = exporter_api.diagnose(ccfg(), name, alertname)
     if got.ok:  # commands ran on the host: worth a history line
-        _server_event(name, "diagnosed", got.message,
-                      {"complete": bool(got.data.get("complete")), "alertname": alertname})
+        _server_event(
+            name,
+            "diagnosed",
+            got.message,
+            {"complete": bool(got.data.get("complete")), "alertname": alertname},
+        )
         log.info("console: %r diagnosed %r", _actor(), name)
     # Always 200: an exporter that failed or is slow is a message on this page (the error
     # page would lose the way back and the button to try again).
-    return render_template("console/diagnose.html", name=name, answer=got,
-                           report=got.data if got.ok else None, alertname=alertname,
-                           updated=time.time())
+    return render_template(
+        "console/diagnose.html",
+        name=name,
+        answer=got,
+        report=got.data if got.ok else None,
+        alertname=alertname,
+        updated=time.time(),
+    )
 
 
 @bp.post("/servers/<path:name>/<any(suspend, resume):action>")
@@ -405,16 +494,25 @@ def alerts_view() -> View:
     now = time.time()
     store = st().store
     show = {"resolved": _flag("resolved"), "info": _flag("info")}
-    items = al.alert_views(store, st().config, now, show_resolved=show["resolved"],
-                           show_info=show["info"])
-    incidents = [i for i in store.list_incidents(limit=200)
-                 if i["state"] in ("open", "acknowledged")
-                 or (show["resolved"] and i["state"] == "resolved")]
+    items = al.alert_views(
+        store, st().config, now, show_resolved=show["resolved"], show_info=show["info"]
+    )
+    incidents = [
+        i
+        for i in store.list_incidents(limit=200)
+        if i["state"] in ("open", "acknowledged") or (show["resolved"] and i["state"] == "resolved")
+    ]
     if not show["info"]:
         incidents = [i for i in incidents if i["severity"] != "info"]
     template = "console/_alerts_live.html" if _partial() else "console/alerts.html"
-    return render_template(template, groups=al.grouped(items), count=len(items),
-                           incidents=incidents, show=show, updated=now)
+    return render_template(
+        template,
+        groups=al.grouped(items),
+        count=len(items),
+        incidents=incidents,
+        show=show,
+        updated=now,
+    )
 
 
 @bp.get("/incidents")
@@ -437,10 +535,13 @@ def incident_view(incident_id: int) -> View:
         abort(404, description=f"incident {incident_id} not found")
     events = store.query_history(kind="incident", subject=str(incident_id), by_id=True)
     now = time.time()
-    alerts = sorted(store.get_alerts(incident["alerts"][:200]).values(),
-                    key=lambda a: a.starts_at)
-    return render_template("console/incident.html", incident=incident, events=events,
-                           alerts=[(a, a.firing(now)) for a in alerts])
+    alerts = sorted(store.get_alerts(incident["alerts"][:200]).values(), key=lambda a: a.starts_at)
+    return render_template(
+        "console/incident.html",
+        incident=incident,
+        events=events,
+        alerts=[(a, a.firing(now)) for a in alerts],
+    )
 
 
 @bp.post("/incidents/<int:incident_id>/<action>")
@@ -454,15 +555,23 @@ def incident_action(incident_id: int, action: str) -> BaseResponse:
     if action != "acknowledge" and not reason:
         abort(400, description=f"reason: say why you {action} this incident")
     try:
-        Incidents(st().store).transition(min(incident_id, 2**63 - 1), ACTIONS[action],
-                                         actor=user.name, reason=reason, now=time.time())
+        Incidents(st().store).transition(
+            min(incident_id, 2**63 - 1),
+            ACTIONS[action],
+            actor=user.name,
+            reason=reason,
+            now=time.time(),
+        )
     except LookupError as exc:
         abort(404, description=str(exc))
     except TransitionError as exc:
         abort(409, description=str(exc))
     flash(f"Incident #{incident_id} {ACTIONS[action]} by {user.name}.", "ok")
-    return redirect(sess.safe_next(request.form.get("next")) if request.form.get("next")
-                    else url_for("console.alerts_view"))
+    return redirect(
+        sess.safe_next(request.form.get("next"))
+        if request.form.get("next")
+        else url_for("console.alerts_view")
+    )
 
 
 # ---- silences
@@ -484,18 +593,23 @@ def _prefill() -> dict[str, Any]:
     except ValueError as exc:
         abort(400, description=f"matcher: {exc}")
     rows += [(m.name, al.op_of(m), m.value) for m in parsed]
-    return {"rows": rows or [("server", "=", "")], "duration": _text("duration_hours", 10) or "2",
-            "comment": _text("comment", MAX_REASON), "id": ""}
+    return {
+        "rows": rows or [("server", "=", "")],
+        "duration": _text("duration_hours", 10) or "2",
+        "comment": _text("comment", MAX_REASON),
+        "id": "",
+    }
 
 
 @bp.get("/silences")
 @sess.require("viewer")
 def silences_view() -> View:
     now = time.time()
-    return render_template("console/silences.html",
-                           silences=al.silences(st().store, now,
-                                                show_expired=_flag("expired")),
-                           expired=_flag("expired"))
+    return render_template(
+        "console/silences.html",
+        silences=al.silences(st().store, now, show_expired=_flag("expired")),
+        expired=_flag("expired"),
+    )
 
 
 @bp.get("/silences/new")
@@ -507,8 +621,12 @@ def silence_form() -> View:
         if old is None:
             abort(404, description="no such silence")
         left = max(old.ends_at - time.time(), 0) / 3600
-        form = {"rows": [(m.name, al.op_of(m), m.value) for m in old.matchers],
-                "duration": f"{max(left, 0.25):.2f}", "comment": old.comment, "id": old.id}
+        form = {
+            "rows": [(m.name, al.op_of(m), m.value) for m in old.matchers],
+            "duration": f"{max(left, 0.25):.2f}",
+            "comment": old.comment,
+            "id": old.id,
+        }
     else:
         form = _prefill()
     return render_template("console/silence_form.html", form=form)
@@ -522,11 +640,17 @@ def silence_save() -> BaseResponse:
     now = time.time()
     store = st().store
     try:
-        matchers = al.matchers_from_form(request.form.getlist("m_name")[:20],
-                                         request.form.getlist("m_value")[:20],
-                                         request.form.getlist("m_op")[:20])
-        silence = al.silence_from_form({"duration_hours": _form("duration_hours", 20),
-                                        "comment": _form("comment")}, matchers, user.name, now)
+        matchers = al.matchers_from_form(
+            request.form.getlist("m_name")[:20],
+            request.form.getlist("m_value")[:20],
+            request.form.getlist("m_op")[:20],
+        )
+        silence = al.silence_from_form(
+            {"duration_hours": _form("duration_hours", 20), "comment": _form("comment")},
+            matchers,
+            user.name,
+            now,
+        )
     except InputError as exc:
         abort(400, description=str(exc))
     old_id = _form("id", 64)
@@ -558,9 +682,11 @@ def silence_expire(silence_id: str) -> BaseResponse:
 @sess.require("viewer")
 def history_view() -> View:
     server = _text("server", 253) or None
-    return render_template("console/history.html",
-                           events=al.history(st().store, server=server, limit=300),
-                           server=server or "")
+    return render_template(
+        "console/history.html",
+        events=al.history(st().store, server=server, limit=300),
+        server=server or "",
+    )
 
 
 # ---- users (admin)
@@ -585,8 +711,9 @@ def users_change() -> View:
             users.add(name, _form("role", 20), password)
             # Rendered in this response, not flashed: a flash travels in the session cookie
             # (signed, not encrypted) and would keep the password in the browser's storage.
-            return render_template("console/users.html", users=users.list(),
-                                   new_user=name, new_password=password)
+            return render_template(
+                "console/users.html", users=users.list(), new_user=name, new_password=password
+            )
         elif action == "set-role":
             if name == me.name and _form("role", 20) != "admin":
                 abort(400, description="you cannot take the admin role from yourself")
@@ -624,13 +751,18 @@ def parse_labels(text: str) -> dict[str, str]:
     return labels
 
 
-def _inventory_page(code: int = 200, *, error: str = "",
-                    form: dict[str, str] | None = None) -> tuple[str, int]:
+def _inventory_page(
+    code: int = 200, *, error: str = "", form: dict[str, str] | None = None
+) -> tuple[str, int]:
     got = exporter_api.inventory(ccfg())
-    return render_template("console/inventory.html",
-                           servers=got.data.get("servers", []) if got.ok else [],
-                           list_error="" if got.ok else got.message, error=error,
-                           form=form or {"mode": "ssh"}, exporter_url=ccfg().exporter_url), code
+    return render_template(
+        "console/inventory.html",
+        servers=got.data.get("servers", []) if got.ok else [],
+        list_error="" if got.ok else got.message,
+        error=error,
+        form=form or {"mode": "ssh"},
+        exporter_url=ccfg().exporter_url,
+    ), code
 
 
 @bp.get("/inventory")

@@ -28,16 +28,28 @@ DIAGNOSE = "/api/v1/diagnose/"
 def diagnose_report() -> dict[str, Any]:
     """A report shaped like the exporter's: a full disk and a large process."""
     return {
-        "at": 0, "duration_seconds": 1.25, "complete": True, "error": None, "cached": False,
+        "at": 0,
+        "duration_seconds": 1.25,
+        "complete": True,
+        "error": None,
+        "cached": False,
         "sections": {"disk": "ok", "memory": "ok", "ps_memory": "ok", "units": "ok"},
         "timed_out": [],
         "findings": [
-            {"text": "/var is 96 % full: largest directories /var/log/app (3.1 GiB)",
-             "action": "look at /var/log/app first (rotate or remove old files)",
-             "evidence": ["/dev/sda1 /var 96 %", "3.1 GiB /var/log/app"], "kind": "disk"},
-            {"text": "memory is 93 % used: the top 3 processes hold 70 % of it",
-             "action": "look at java (pid 4242) first, it holds 55 %",
-             "evidence": ["java pid 4242 rss 7.1 GiB"], "kind": "memory"}]}
+            {
+                "text": "/var is 96 % full: largest directories /var/log/app (3.1 GiB)",
+                "action": "look at /var/log/app first (rotate or remove old files)",
+                "evidence": ["/dev/sda1 /var 96 %", "3.1 GiB /var/log/app"],
+                "kind": "disk",
+            },
+            {
+                "text": "memory is 93 % used: the top 3 processes hold 70 % of it",
+                "action": "look at java (pid 4242) first, it holds 55 %",
+                "evidence": ["java pid 4242 rss 7.1 GiB"],
+                "kind": "memory",
+            },
+        ],
+    }
 
 
 @dataclass
@@ -54,9 +66,15 @@ class FakeExporter:
     servers: dict[str, dict[str, Any]] = field(default_factory=dict)
     token: str = ""  # "" = every write accepted
     fail_with: int = 0
-    test_result: dict[str, Any] = field(default_factory=lambda: {
-        "success": True, "duration_seconds": 0.42, "reason": None, "message": None,
-        "summary": ["cpu 12%", "memory 40%"]})
+    test_result: dict[str, Any] = field(
+        default_factory=lambda: {
+            "success": True,
+            "duration_seconds": 0.42,
+            "reason": None,
+            "message": None,
+            "summary": ["cpu 12%", "memory 40%"],
+        }
+    )
     requests: list[Request] = field(default_factory=list)
     url: str = ""
     sd_from: Any = None  # a FakePeers whose /sd (inventory labels) this exporter serves
@@ -66,9 +84,17 @@ class FakeExporter:
     released: threading.Event = field(default_factory=threading.Event)
 
     def add_server(self, name: str, **fields: Any) -> None:
-        self.servers[name] = {"name": name, "mode": "ssh", "host": "10.0.0.5", "port": 22,
-                              "labels": {}, "suspended": False, "status": "online",
-                              "message": None, **fields}
+        self.servers[name] = {
+            "name": name,
+            "mode": "ssh",
+            "host": "10.0.0.5",
+            "port": 22,
+            "labels": {},
+            "suspended": False,
+            "status": "online",
+            "message": None,
+            **fields,
+        }
 
     def writes(self) -> list[Request]:
         return [r for r in self.requests if r.method != "GET"]
@@ -81,7 +107,7 @@ class FakeExporter:
             return self.diagnose(req)
         if not req.path.startswith(PREFIX):
             return 404, {"error": "not found"}
-        parts = [unquote(p) for p in req.path[len(PREFIX):].strip("/").split("/") if p]
+        parts = [unquote(p) for p in req.path[len(PREFIX) :].strip("/").split("/") if p]
         if req.method == "GET":
             if not parts:
                 return 200, {"servers": list(self.servers.values())}
@@ -99,21 +125,26 @@ class FakeExporter:
                 return 400, {"error": f"port: expected 1-65535, got {port!r}"}
             if body.get("name") in self.servers:
                 return 200, {"server": body["name"], "result": "unchanged"}
-            self.add_server(str(body.get("name")), host=body.get("host"),
-                            port=int(port), labels=body.get("labels", {}),
-                            mode=body.get("mode", "ssh"))
+            self.add_server(
+                str(body.get("name")),
+                host=body.get("host"),
+                port=int(port),
+                labels=body.get("labels", {}),
+                mode=body.get("mode", "ssh"),
+            )
             return 201, {"server": body.get("name"), "result": "added"}
         if not parts or parts[0] not in self.servers:
-            return 404, {"error": f"no server named {parts[0] if parts else ''!r} in the "
-                                  f"inventory"}
+            return 404, {"error": f"no server named {parts[0] if parts else ''!r} in the inventory"}
         name = parts[0]
         if req.method == "DELETE" and len(parts) == 1:
             del self.servers[name]
             return 200, {"server": name, "result": "removed"}
         if req.method == "POST" and len(parts) == 2 and parts[1] in ("suspend", "resume"):
             self.servers[name]["suspended"] = parts[1] == "suspend"
-            return 200, {"server": name, "result": parts[1] + ("ed" if parts[1] == "suspend"
-                                                                  else "d")}
+            return 200, {
+                "server": name,
+                "result": parts[1] + ("ed" if parts[1] == "suspend" else "d"),
+            }
         if req.method == "POST" and len(parts) == 2 and parts[1] == "test":
             return 200, {"server": name, **self.test_result}
         return 404, {"error": "not found"}
@@ -127,7 +158,7 @@ class FakeExporter:
             self.released.wait(self.diagnose_delay)
         if self.diagnose_fail:
             return self.diagnose_fail, "<html>Internal Server Error</html>"
-        name = unquote(req.path[len(DIAGNOSE):])
+        name = unquote(req.path[len(DIAGNOSE) :])
         if name not in self.servers:
             return 404, {"error": f"no server named {name!r} in the inventory"}
         return 200, {"server": name, **self.diagnose_report}
@@ -149,14 +180,16 @@ def fake_exporter() -> Iterator[FakeExporter]:
                 body = json.loads(raw) if raw else None
             except ValueError:
                 body = raw
-            req = Request(self.command, url.path, url.query,
-                          self.headers.get("Authorization", ""), body)
+            req = Request(
+                self.command, url.path, url.query, self.headers.get("Authorization", ""), body
+            )
             fake.requests.append(req)
             code, obj = fake.handle(req)
             data = (obj if isinstance(obj, str) else json.dumps(obj)).encode()
             self.send_response(code)
-            self.send_header("Content-Type", "text/html" if isinstance(obj, str)
-                             else "application/json")
+            self.send_header(
+                "Content-Type", "text/html" if isinstance(obj, str) else "application/json"
+            )
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)

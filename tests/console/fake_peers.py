@@ -28,31 +28,52 @@ class FakePeers:
         self.url = ""
 
     def set(self, name: str, status: str, **fields: Any) -> None:
-        view = {"status": status, "since": None, "reason": None, "reason_text": None,
-                "last_error": None, "health": {"color": "green", "score": 95.0,
-                                               "worst": "cpu", "components": {}},
-                "anomalies": {}}
+        view = {
+            "status": status,
+            "since": None,
+            "reason": None,
+            "reason_text": None,
+            "last_error": None,
+            "health": {"color": "green", "score": 95.0, "worst": "cpu", "components": {}},
+            "anomalies": {},
+        }
         view.update(fields)
         self.servers[name] = view
 
     def body(self, path: str) -> tuple[int, Any]:
         if path == "/api/v1/servers":
-            return 200, {"time": 0, "ok": True, "pipeline": {"statuses_unknown": False},
-                         "servers": dict(self.servers)}
+            return 200, {
+                "time": 0,
+                "ok": True,
+                "pipeline": {"statuses_unknown": False},
+                "servers": dict(self.servers),
+            }
         if path.startswith("/api/v1/servers/"):
             name = unquote(path.removeprefix("/api/v1/servers/"))
             if name not in self.servers:
                 return 404, {"error": f"unknown server: {name}"}
-            return 200, {"server": name, **self.servers[name],
-                         "history": self.history.get(name, [])}
+            return 200, {
+                "server": name,
+                **self.servers[name],
+                "history": self.history.get(name, []),
+            }
         if path == "/api/v1/query" and self.prometheus:
             # A Prometheus stand-in for the benchmark: one sample per server for any query.
-            return 200, {"status": "success", "data": {"resultType": "vector", "result": [
-                {"metric": {"server": n}, "value": [0, str(0.25 + (i % 70) / 100)]}
-                for i, n in enumerate(self.servers)]}}
+            return 200, {
+                "status": "success",
+                "data": {
+                    "resultType": "vector",
+                    "result": [
+                        {"metric": {"server": n}, "value": [0, str(0.25 + (i % 70) / 100)]}
+                        for i, n in enumerate(self.servers)
+                    ],
+                },
+            }
         if path == "/sd":
-            return 200, [{"targets": [n], "labels": {**self.labels.get(n, {}), "server": n}}
-                         for n in self.servers]
+            return 200, [
+                {"targets": [n], "labels": {**self.labels.get(n, {}), "server": n}}
+                for n in self.servers
+            ]
         return 404, {"error": "not found"}
 
 

@@ -68,34 +68,50 @@ def test_operator_diagnoses_and_sees_the_directory_and_the_process(xapp, exporte
     assert (req.method, req.path) == ("POST", "/api/v1/diagnose/db-1")
     assert req.authorization == f"Bearer {SECRET}"
     assert req.body == {"labels": {}}
-    events = [(e.transition, e.actor, e.reason) for e in xapp.extensions["stacksense"].store
-              .query_history(kind="server", server="db-1")]
+    events = [
+        (e.transition, e.actor, e.reason)
+        for e in xapp.extensions["stacksense"].store.query_history(kind="server", server="db-1")
+    ]
     assert events == [("diagnosed", "otto", "Diagnostics of db-1: 2 findings.")]
 
 
 def test_an_alert_of_the_server_orders_the_findings(xapp, exporter):
     c = xapp.test_client()
-    resp = c.post("/api/v2/alerts", headers=AUTH, json=[
-        {"labels": {"alertname": "DiskAlmostFull", "server": "db-1", "severity": "critical"},
-         "annotations": {"summary": "disk"}}])
+    resp = c.post(
+        "/api/v2/alerts",
+        headers=AUTH,
+        json=[
+            {
+                "labels": {"alertname": "DiskAlmostFull", "server": "db-1", "severity": "critical"},
+                "annotations": {"summary": "disk"},
+            }
+        ],
+    )
     assert resp.status_code == 200, resp.text
     xapp.extensions["stacksense"].dispatcher.step(time.time())
     csrf = login(c, "otto")
     page = c.get("/console/servers/db-1").text
     assert re.search(r'<option value="DiskAlmostFull"\s*>DiskAlmostFull</option>', page)
-    resp = c.post("/console/servers/db-1/diagnose",
-                  data={"csrf": csrf, "alertname": "DiskAlmostFull"})
+    resp = c.post(
+        "/console/servers/db-1/diagnose", data={"csrf": csrf, "alertname": "DiskAlmostFull"}
+    )
     assert "findings ordered for DiskAlmostFull" in text_of(resp.text)
     assert diagnoses(exporter)[0].body == {"labels": {"alertname": "DiskAlmostFull"}}
 
 
 def test_report_values_are_escaped(xapp, exporter):
     exporter.diagnose_report = {
-        "complete": False, "error": "<b>cut</b> by the deadline",
+        "complete": False,
+        "error": "<b>cut</b> by the deadline",
         "sections": {"<img src=x onerror=alert(2)>": "timed_out", "disk": "ok"},
-        "findings": [{"text": "<script>alert(1)</script> is full",
-                      "action": "remove <iframe src=//evil>",
-                      "evidence": ["</pre><script>alert(3)</script>"]}]}
+        "findings": [
+            {
+                "text": "<script>alert(1)</script> is full",
+                "action": "remove <iframe src=//evil>",
+                "evidence": ["</pre><script>alert(3)</script>"],
+            }
+        ],
+    }
     c = xapp.test_client()
     csrf = login(c, "otto")
     resp = c.post("/console/servers/db-1/diagnose", data={"csrf": csrf})
@@ -124,8 +140,9 @@ def test_viewers_get_no_button_and_403(xapp, exporter):
     assert diagnoses(exporter) == []
 
 
-def test_a_hung_exporter_is_a_clear_message_within_the_bound(tmp_path, peers, exporter,
-                                                             monkeypatch):
+def test_a_hung_exporter_is_a_clear_message_within_the_bound(
+    tmp_path, peers, exporter, monkeypatch
+):
     monkeypatch.setattr("alert_router.console.exporter_api.DIAGNOSE_TIMEOUT", 0.5)
     peers.set("db-1", "online")
     exporter.diagnose_delay = 30.0
@@ -138,19 +155,22 @@ def test_a_hung_exporter_is_a_clear_message_within_the_bound(tmp_path, peers, ex
         took = time.monotonic() - started
         assert resp.status_code == 200
         assert took < 5, took
-        assert (f"No diagnostics for db-1: the exporter at {exporter.url} did not answer "
-                "within 0.5s") in text_of(resp.text)
+        assert (
+            f"No diagnostics for db-1: the exporter at {exporter.url} did not answer within 0.5s"
+        ) in text_of(resp.text)
         assert "Diagnose db-1" in resp.text  # the way to try again
-        assert app.extensions["stacksense"].store.query_history(kind="server",
-                                                                server="db-1") == []
+        assert app.extensions["stacksense"].store.query_history(kind="server", server="db-1") == []
     finally:
         app.extensions["stacksense"].close()
 
 
-@pytest.mark.parametrize(("fail", "said"), [
-    (500, "the exporter answered HTTP 500"),
-    (502, "the exporter answered HTTP 502"),
-])
+@pytest.mark.parametrize(
+    ("fail", "said"),
+    [
+        (500, "the exporter answered HTTP 500"),
+        (502, "the exporter answered HTTP 502"),
+    ],
+)
 def test_a_failing_exporter_is_a_clear_message(xapp, exporter, fail, said):
     exporter.diagnose_fail = fail
     c = xapp.test_client()
@@ -165,8 +185,7 @@ def test_exporter_errors_are_its_own_words(xapp, exporter):
     csrf = login(c, "otto")
     exporter.servers.pop("db-1")
     resp = c.post("/console/servers/db-1/diagnose", data={"csrf": csrf})
-    assert "No diagnostics for db-1: no server named 'db-1' in the inventory" in \
-        text_of(resp.text)
+    assert "No diagnostics for db-1: no server named 'db-1' in the inventory" in text_of(resp.text)
     exporter.add_server("db-1")
     exporter.token = "another"
     resp = c.post("/console/servers/db-1/diagnose", data={"csrf": csrf_of(resp.text)})

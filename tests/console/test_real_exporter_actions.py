@@ -71,8 +71,9 @@ def test_actions_through_a_real_exporter(tmp_path: Path, ssh_keys: SshdKeys, pee
             diag = op.post("/console/servers/db-1/diagnose", data={"csrf": csrf})
             assert diag.status_code == 200, diag.text
             shown = html.unescape(" ".join(re.sub(r"<[^>]+>", " ", diag.text).split()))
-            assert (f"Incomplete report: db-1 (127.0.0.1:{closed}): connection refused."
-                    in shown), shown
+            assert f"Incomplete report: db-1 (127.0.0.1:{closed}): connection refused." in shown, (
+                shown
+            )
             assert "disk missing" in shown and "What to do: " in shown, shown
 
             op.post("/console/servers/db-1/suspend", data={"csrf": csrf})
