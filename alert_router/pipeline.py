@@ -31,6 +31,7 @@ from alert_router.notify.base import AlertData, NotificationData, Notifier, Noti
 from alert_router.silence import Silencer
 from alert_router.store import AlertRow, HistoryEvent, OutboxRow, Store
 from alert_router.timeutil import to_datetime
+from stacksense_common import backoff
 
 
 # ---- 1. mute
@@ -123,10 +124,9 @@ def notification_data(payload: dict[str, Any]) -> NotificationData:
     )
 
 
-def backoff(attempts: int, *, initial: float, maximum: float, rand: float) -> float:
-    """Exponential backoff with ±20 % jitter: initial·2^attempts, capped at maximum."""
-    base = min(maximum, initial * float(2 ** min(attempts, 30)))
-    return base * (0.8 + 0.4 * rand)
+# Retries of one receiver spread over the last fifth below the ceiling, so the ceiling
+# (max_backoff) is a true maximum and a burst of failed rows does not retry in step.
+RETRY_JITTER = 0.2
 
 
 @dataclass(frozen=True)
@@ -165,11 +165,12 @@ def send(
         ended = max(now, time.time())
         error = f"{exc.reason}: {exc}"
         if exc.retryable and ended - row.created_at < delivery.give_up_after:
-            delay = backoff(
-                row.attempts,
+            delay = backoff.delay(
+                row.attempts + 1,  # failures so far, this one included
                 initial=delivery.initial_backoff,
                 maximum=delivery.max_backoff,
-                rand=rand(),
+                jitter=RETRY_JITTER,
+                rand=rand,
             )
             if exc.retry_after is not None:
                 delay = max(delay, exc.retry_after)
