@@ -1,7 +1,8 @@
 """The router's store on PostgreSQL, for several replicas sharing one database.
 
-PgStore runs the SQL of store.Store, written for both databases; what PostgreSQL spells
-its own way (placeholders, types, inserting many rows) is alert_router.sql.PostgresDialect.
+PgStore runs the SQL of store.Store (its aggregates, alert_router/store_parts/), written for
+both databases; what PostgreSQL spells its own way (placeholders, types, inserting many rows)
+is alert_router.sql.PostgresDialect.
 What differs in behaviour:
 
 - Write transactions take one advisory lock, so they run one at a time across every
@@ -27,7 +28,7 @@ import psycopg
 
 from alert_router.inbox import INBOX_SCHEMA, Inbox, InboxRow
 from alert_router.sql import PostgresDialect
-from alert_router.store import SCHEMA, Conn, Store
+from alert_router.store import SCHEMA, Conn, Store, StoreBase
 from stacksense_common.secret import Secret, reveal
 
 # Every write transaction of every replica takes this transaction-level advisory lock.
@@ -145,13 +146,12 @@ class PgStore(Store):
         connect_timeout: float = 10.0,
         idle_tx_timeout: float = 60.0,
     ) -> None:
-        self.path = url
+        # The shared initialiser (path, per-thread state), not Store's: that one opens SQLite.
+        StoreBase.__init__(self, url)
         self._password = reveal(password) or ""
         self._idle_tx_timeout = idle_tx_timeout
         self._connect_timeout = connect_timeout
-        self._local = threading.local()
         self._conns: list[PgConn] = []
-        self._lock = threading.Lock()
         self.inbox = PgInbox(self.conn)
         conn = self.conn()
         with conn.raw.transaction():
