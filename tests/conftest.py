@@ -6,7 +6,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.peers.netns import require_root  # noqa: F401 - some tests still import it from here
 from tests.peers.sshd import Sshd, SshdKeys, sshd, sshd_available
 
 

@@ -13,7 +13,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from alert_router.app import create_app
-from tests.alert_router.harness import (  # some tests still import these from here
+from tests.alert_router.harness import (
     AUTH,
     PG_PASSWORD_ENV,
     TOKEN,

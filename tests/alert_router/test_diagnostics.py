@@ -17,7 +17,7 @@ from alert_router.notify import build_notifiers
 from alert_router.notify.base import NotificationData, webhook_payload
 from alert_router.notify.slack import SlackNotifier
 from alert_router.timeutil import format_time
-from tests.alert_router.conftest import Harness, StubNotifier, base_config
+from tests.alert_router.harness import Harness, StubNotifier, base_config
 from tests.exporter.test_diagnose import exporter_with, full_tmpfs  # noqa: F401 - fixture
 from tests.peers.smtp import smtp_server
 from tests.peers.sshd import SshdKeys

@@ -109,7 +109,7 @@ def test_silence_mutes_and_expiry_unmutes(harness):
         "createdBy": "ops",
         "comment": "maintenance",
     }
-    from tests.alert_router.conftest import AUTH
+    from tests.alert_router.harness import AUTH
 
     resp = harness.client.post("/api/v2/silences", json=silence, headers=AUTH)
     assert resp.status_code == 200
@@ -242,7 +242,7 @@ def test_gives_up_after_the_configured_age(harness_factory):
 
 
 def test_incident_lifecycle_and_history(harness):
-    from tests.alert_router.conftest import AUTH
+    from tests.alert_router.harness import AUTH
 
     c = harness.client
     harness.post([alert("A", end=T0 + 10_000), alert("A", "s2", end=T0 + 10_000)])
@@ -344,7 +344,7 @@ def test_two_sided_inhibition_never_mutes_each_other(harness_factory):
 def test_fully_muted_group_keeps_its_notification_log(harness_factory):
     """A group whose alerts are all silenced writes no empty log entry: when the silence
     ends, the unchanged firing set waits for repeat_interval (no extra page)."""
-    from tests.alert_router.conftest import AUTH
+    from tests.alert_router.harness import AUTH
 
     h = harness_factory(
         route={
@@ -426,7 +426,7 @@ def test_alert_older_than_group_wait_flushes_a_new_group_at_once(harness_factory
 
 
 def test_alert_groups_api_shape_and_filters(harness_factory):
-    from tests.alert_router.conftest import AUTH
+    from tests.alert_router.harness import AUTH
 
     hook = [{"url": "http://127.0.0.1:9/"}]
     h = harness_factory(

@@ -15,7 +15,7 @@ from alert_router.errors import ConfigError
 from alert_router.store import ADD_GROUP_ALERTS, ADD_INCIDENTS, PUT_LEASE, HistoryEvent
 from alert_router.store_pg import DIALECT, InboxMergedElsewhere, PgStore, StoreConnectError
 from stacksense_common.secret import Secret
-from tests.alert_router.conftest import PG_PASSWORD_ENV, base_config
+from tests.alert_router.harness import PG_PASSWORD_ENV, base_config
 from tests.peers import postgres as peer
 from tests.peers.postgres import PostgresServer, postgres
 from tests.peers.util import free_port, port_open, wait_for

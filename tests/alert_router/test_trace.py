@@ -13,7 +13,7 @@ from alert_router.notify.base import NotifyError
 from alert_router.timeutil import format_time, parse_time
 from alert_router.trace import derive
 from rules.alerts import AlertBook, AlertRecord
-from tests.alert_router.conftest import AUTH
+from tests.alert_router.harness import AUTH
 from tests.peers.router import router
 from tests.peers.util import wait_for
 from tests.peers.webhook import webhook_receiver
