@@ -24,10 +24,10 @@ class KeepAliveWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn has no ty
     """gunicorn's gthread worker, but a thread keeps a busy keep-alive connection briefly.
 
     gthread hands every request from its poller thread to a pool thread and back, which
-    cost more CPU than the router's own work for single-alert requests (benchmark: ~1,400
-    -> ~900 us per request). A client posting again within KEEPALIVE_LINGER is served by
-    the same thread, unless other connections are waiting for a thread; an idle connection
-    goes back to the poller as in gthread.
+    cost more CPU than the router's own work for single-alert requests
+    (docs/decisions/router-performance.md). A client posting again within
+    KEEPALIVE_LINGER is served by the same thread, unless other connections are waiting
+    for a thread; an idle connection goes back to the poller as in gthread.
     """
 
     def handle(self, conn: Any) -> Any:

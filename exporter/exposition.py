@@ -1,8 +1,8 @@
 """Metric families and a fast Prometheus text renderer for probe output.
 
-Why not prometheus_client for probes: its text rendering costs ~10 µs per
-sample, and a probe of a small host has several hundred samples; the exporter's
-CPU budget per probe is 2 ms all-in. A probe's families are built fresh every
+Why not prometheus_client for probes: its per-sample text rendering, times the
+several hundred samples of even a small host, would take much of the exporter's CPU
+budget per probe (docs/decisions/exporter-performance.md). A probe's families are built fresh every
 time (as client_python's custom collectors do) and rendered here directly into
 the text exposition format 0.0.4. The exporter's own /metrics still uses
 prometheus_client.

@@ -368,9 +368,9 @@ class SshPool:
             transport.handshake_timeout = remaining
             transport.auth_timeout = remaining
             options = transport.get_security_options()
-            # AES-GCM first: one AEAD call per packet instead of AES-CTR plus an HMAC;
-            # measured 1.8-2.0 -> 1.5-1.6 ms of exporter CPU per probe. Servers
-            # without it (OpenSSH < 6.2) still get paramiko's other ciphers.
+            # AES-GCM first: one AEAD call per packet instead of AES-CTR plus an HMAC
+            # (docs/decisions/exporter-performance.md). Servers without it
+            # (OpenSSH < 6.2) still get paramiko's other ciphers.
             options.ciphers = (
                 *PREFERRED_CIPHERS,
                 *(c for c in options.ciphers if c not in PREFERRED_CIPHERS),
@@ -406,9 +406,9 @@ class SshPool:
             )
             self._authenticate(transport, server, creds)
             transport.set_keepalive(KEEPALIVE_SECONDS)
-            # paramiko polls its socket every 0.1 s (10 wake-ups/s per connection:
-            # ~0.3 ms of CPU per second per connection, 0.3 cores idle at 1000
-            # targets). Keepalives only need a wake-up well within their interval,
+            # paramiko polls its socket every 0.1 s, which adds up to a real share of a
+            # core idle across a large fleet. Keepalives only need a wake-up well
+            # within their interval,
             # and _close() shuts the socket down, which wakes the reader at once.
             sock.settimeout(KEEPALIVE_SECONDS / 2)
             ok = True
