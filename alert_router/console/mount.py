@@ -19,6 +19,7 @@ from typing import Any
 from flask import Flask, Response, request
 
 from alert_router.errors import ConfigError
+from alert_router.metrics import CountRequests
 from alert_router.state import RouterState
 
 PREFIX = "/console"
@@ -82,8 +83,6 @@ def create_console(state: RouterState) -> Flask:
     def _name_handler(response: Response) -> Response:
         # The router's request counter labels by route template; the console's routes
         # are this app's, so it names them here (an unknown path stays "unmatched").
-        from alert_router.metrics import CountRequests
-
         if request.url_rule is not None:
             request.environ[CountRequests.HANDLER_KEY] = request.url_rule.rule
         return response
