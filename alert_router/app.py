@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, g, jsonify, request
+from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from alert_router.api.fastpath import ENDPOINTS as INGEST_PATHS
@@ -91,19 +91,11 @@ def create_app(
         app.wsgi_app, metrics, INGEST_PATHS
     )
 
-    @app.before_request
-    def _start_timer() -> None:
-        g.started = time.perf_counter()
-
     @app.after_request
-    def _observe(response: Response) -> Response:
-        started = g.get("started")
-        if started is not None:
-            rule = request.url_rule.rule if request.url_rule else "unmatched"
-            request.environ[CountRequests.HANDLER_KEY] = rule
-            metrics.request_seconds.labels(rule, request.method).observe(
-                time.perf_counter() - started
-            )
+    def _name_handler(response: Response) -> Response:
+        # CountRequests (outermost) labels the request with its route template.
+        rule = request.url_rule.rule if request.url_rule else "unmatched"
+        request.environ[CountRequests.HANDLER_KEY] = rule
         return response
 
     @app.errorhandler(HTTPException)

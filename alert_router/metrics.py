@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, values
+from prometheus_client import CollectorRegistry, Counter, values
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
@@ -146,19 +146,6 @@ class RouterMetrics:
             ["stage"],
             registry=r,
         )
-        self.request_seconds = Histogram(
-            "stacksense_router_http_request_duration_seconds",
-            "HTTP request latency.",
-            ["handler", "method"],
-            registry=r,
-            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
-        )
-        self.requests = Counter(
-            "stacksense_router_http_requests_total",
-            "HTTP requests answered, by handler, method and status code.",
-            ["handler", "method", "code"],
-            registry=r,
-        )
         # The same names in every service (stacksense_common): requests by route template
         # and code, and the reload outcome (every worker loads or reloads the config: the
         # latest outcome is the router's).
@@ -179,7 +166,7 @@ class RouterMetrics:
 
 
 class CountRequests:
-    """WSGI middleware: counts every answered request by handler, method and status code.
+    """WSGI middleware: counts every answered request by handler and status code, and times it.
 
     The handler is the Flask route (app.py puts it in the environ) or, for requests the
     fast ingest path answers before Flask, their path; anything else is "unmatched", so
@@ -192,7 +179,6 @@ class CountRequests:
         self.app = app
         self.metrics = metrics
         self.fast_paths = frozenset(fast_paths)
-        self._counters: dict[tuple[str, str, str], Any] = {}
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         status: list[str] = []
@@ -210,11 +196,4 @@ class CountRequests:
                 path if path in self.fast_paths else "unmatched"
             )
             code = status[-1].split(" ", 1)[0] if status else "500"
-            key = (handler, environ.get("REQUEST_METHOD", ""), code)
-            counter = self._counters.get(key)
-            if counter is None:
-                counter = self.metrics.requests.labels(*key)
-                if len(self._counters) < 1000:  # methods are the client's: keep it bounded
-                    self._counters[key] = counter
-            counter.inc()
             self.metrics.http.observe(handler, code, time.perf_counter() - started)

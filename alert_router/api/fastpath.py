@@ -79,9 +79,6 @@ class FastIngest:
     def __init__(self, app: WsgiApp, state: RouterState) -> None:
         self.app = app
         self.state = state
-        self._observe = {
-            path: state.metrics.request_seconds.labels(path, "POST").observe for path in ENDPOINTS
-        }
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO")
@@ -99,11 +96,7 @@ class FastIngest:
                 "The method is not allowed for the requested URL.",
                 [("Allow", "POST")],
             )
-        started = time.perf_counter()
-        try:
-            return self._handle(environ, start_response, path, *endpoint)
-        finally:
-            self._observe[path](time.perf_counter() - started)
+        return self._handle(environ, start_response, path, *endpoint)
 
     def _handle(
         self,

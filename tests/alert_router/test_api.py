@@ -257,7 +257,7 @@ def test_metrics_count_received_and_invalid(harness):
     text = harness.client.get("/metrics").data.decode()
     assert 'stacksense_router_alerts_received_total{source="api"} 2.0' in text
     assert 'stacksense_router_alerts_invalid_total{source="api"} 1.0' in text
-    assert "stacksense_router_http_request_duration_seconds_bucket" in text
+    assert "stacksense_http_request_duration_seconds_bucket" in text
     assert "stacksense_router_outbox_depth 0.0" in text
     assert "stacksense_router_inbox_requests 1.0" in text  # not yet dispatched
 
