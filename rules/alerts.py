@@ -61,11 +61,11 @@ class DeliveryResult:
 def trace_id(labels: Mapping[str, str], starts_at: float) -> str:
     """One id per alert occurrence: the label set and its start, as the router derives one
     for an alert that comes without (alert_router/trace.py): the same while it fires, a new
-    one when it fires again after resolving."""
+    one when it fires again after resolving. The start's second comes first, so new ids
+    sort last in the router's trace index."""
     key = json.dumps(dict(sorted(labels.items())), separators=(",", ":"))
-    return hashlib.sha256(f"{key}|{starts_at:.3f}".encode("utf-8", "surrogatepass")).hexdigest()[
-        :16
-    ]
+    digest = hashlib.sha256(f"{key}|{starts_at:.3f}".encode("utf-8", "surrogatepass"))
+    return f"{max(0, int(starts_at)):08x}{digest.hexdigest()[:16]}"
 
 
 def rfc3339(ts: float) -> str:

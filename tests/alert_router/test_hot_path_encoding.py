@@ -25,7 +25,8 @@ def plain_fingerprint(labels: dict[str, str]) -> str:
 
 def plain_derive(labels: dict[str, str], starts_at: float) -> str:
     key = json.dumps(dict(sorted(labels.items())), separators=(",", ":"))
-    return hashlib.sha256(f"{key}|{starts_at:.3f}".encode()).hexdigest()[:16]
+    digest = hashlib.sha256(f"{key}|{starts_at:.3f}".encode()).hexdigest()[:16]
+    return f"{int(starts_at):08x}{digest}"
 
 
 def random_labels(rnd: random.Random) -> dict[str, str]:

@@ -237,3 +237,13 @@ def test_trace_from_rule_alert_to_webhook_under_gunicorn(tmp_path, capsys):
         out = capsys.readouterr().out
         assert f"trace {trace_id}" in out and "delivery" in out and "sent" in out
         assert router_cli(["--config", str(proc.config_path), "trace", "nope!"]) == 2
+
+
+def test_derived_ids_sort_by_start_so_new_trace_rows_append_to_the_index() -> None:
+    labels = [{"alertname": "A", "server": f"s{i}"} for i in range(50)]
+    starts = [1.7e9 + i * 0.7 for i in range(50)]
+    ids = [derive(lab, start) for lab, start in zip(labels, starts, strict=True)]
+    later_seconds = [i for i in range(1, 50) if int(starts[i]) > int(starts[i - 1])]
+    assert later_seconds
+    for i in later_seconds:
+        assert ids[i] > max(ids[:i])

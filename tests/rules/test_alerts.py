@@ -49,7 +49,7 @@ def test_each_occurrence_has_one_trace_id_in_its_annotations():
     book.sync([], 191)
     book.sync([rec(start=200)], 200)  # fires again: a new occurrence, a new id
     second = book.payload(200, 60)[0]["annotations"]["trace_id"]
-    assert second != first and len(second) == 16
+    assert second != first and len(second) == 24
     # The router's rule for an alert sent without one gives the same id.
     from alert_router.trace import derive
 
