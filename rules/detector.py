@@ -20,7 +20,12 @@ Range novelty (the core)
 Views
     1. the value itself (spikes and dips, new levels);
     2. the mean of the last ``mean_points`` values (sustained shifts hidden in
-       noise, that no single point reveals);
+       noise, that no single point reveals), each value first replaced by the
+       median of itself and the two before it: a sustained shift passes that
+       filter after two points, a lone spike does not pass at all, so isolated
+       spikes neither raise this view's alarms nor widen its range until a
+       real shift inside it goes unseen (an event that lasts one point is the
+       business of view 1);
     3. ``|x - profile(same time of day)|`` for a daily season: a time-indexed
        ring of at most ``season_max_slots`` slots, each an exponentially
        weighted average of that time of day over past days
@@ -80,9 +85,10 @@ from array import array
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-# 2: weekly view; 3: refractory period; 4: median view; 5: recent-range and median views removed
-STATE_VERSION = 5
-_RESTORABLE = (1, 2, 3, 4, 5)  # older states restore; what they lack starts empty
+# 2: weekly view; 3: refractory period; 4: median view; 5: recent-range and median views
+# removed; 6: the short mean's spike filter (the two values before the current one)
+STATE_VERSION = 6
+_RESTORABLE = (1, 2, 3, 4, 5, 6)  # older states restore; what they lack starts empty
 _LOG_HALF = math.log(0.5)
 _DERIVED = frozenset({"params"})  # not saved: the parameters are the caller's
 
@@ -128,6 +134,8 @@ class Detector:
         "raw_hi",
         "raw_n",
         "mean_buf",
+        "mean_prev",
+        "mean_prev2",
         "mean_i",
         "mean_sum",
         "mean_lo",
@@ -158,6 +166,8 @@ class Detector:
         self.dt = math.inf
         self.raw_lo, self.raw_hi, self.raw_n = math.inf, -math.inf, 0
         self.mean_buf: list[float] = []
+        self.mean_prev = math.nan  # the value before this one (NaN: none yet) ...
+        self.mean_prev2 = math.nan  # ... and the one before that: the spike filter's window
         self.mean_i = 0
         self.mean_sum = 0.0
         self.mean_lo, self.mean_hi, self.mean_n = math.inf, -math.inf, 0
@@ -191,6 +201,7 @@ class Detector:
                 self.dt = step
             if step > p.gap_seconds:
                 self.mean_buf.clear()
+                self.mean_prev = self.mean_prev2 = math.nan
                 self.mean_i = 0
                 self.mean_sum = 0.0
             self.last_ts = t
@@ -202,16 +213,27 @@ class Detector:
         )
         u *= p.w_raw
 
-        # view 2: mean of the last few values (sustained shifts in noisy data)
+        # view 2: mean of the last few values (sustained shifts in noisy data), each
+        # the median of three consecutive values: a lone spike is not a shift
+        a, b = self.mean_prev, self.mean_prev2
+        self.mean_prev, self.mean_prev2 = x, a
+        xm = x
+        if b == b:  # not NaN: three values to take the median of
+            if a > b:
+                a, b = b, a
+            if x < a:
+                xm = a
+            elif x > b:
+                xm = b
         k = p.mean_points
         buf = self.mean_buf
         if len(buf) < k:
-            buf.append(x)
-            self.mean_sum += x
+            buf.append(xm)
+            self.mean_sum += xm
         else:
             i = self.mean_i
-            self.mean_sum += x - buf[i]
-            buf[i] = x
+            self.mean_sum += xm - buf[i]
+            buf[i] = xm
             i += 1
             if i == k:
                 i = 0

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pytest
 
 from rules.anomaly import AnomalyThresholds
-from rules.detector import Detector, DetectorParams, params_from_dict
+from rules.detector import STATE_VERSION, Detector, DetectorParams, params_from_dict
 
 ALERT = AnomalyThresholds().start  # the rule engine's default anomaly start threshold
 
@@ -254,7 +254,7 @@ def test_state_saved_by_version_3_or_4_restores_and_scores_like_the_state_it_car
     extra = {k: v for k, v in _V4_ONLY.items() if version == 4 or not k.startswith("median_")}
     old = {**json.loads(json.dumps(det.get_state())), **extra, "version": version}
     back = Detector.from_state(json.loads(json.dumps(old)))
-    assert back.get_state() == det.get_state() | {"version": 5}  # nothing of ours is lost
+    assert back.get_state() == det.get_state() | {"version": STATE_VERSION}  # nothing lost
     tail = pts[2500:] + [(pts[-1][0] + 300, 500.0)]
     assert run(back, tail) == run(det, tail)  # the removed views' fields change nothing
     assert back.get_state().keys().isdisjoint(_V4_ONLY)  # and are not carried on
@@ -392,6 +392,58 @@ def test_a_gap_restarts_the_short_mean():
     run(det, noisy_daily(1000))
     det.update(1000 * 300.0 + 7 * 3600, 50.0)  # silent for 7 h: the short window restarts
     assert det.mean_buf == [50.0] and det.mean_i == 0 and det.mean_sum == 50.0
+    assert det.mean_prev == 50.0 and math.isnan(det.mean_prev2)  # so does its spike filter
+
+
+def _lone_spikes_then_shift(shift, seed):
+    """Level 50 (noise 2), one spike of +300 early on; from row 3000, 300 rows
+    with a spike of +180 every 24th row (inside the raw and daily ranges the
+    first spike left); then 300 rows at level 50 + ``shift``.
+    Returns (the rows, the scores of the spike stretch, those of the shift)."""
+    rnd = random.Random(seed)
+    pts = []
+    for i in range(3600):
+        v = 50 + rnd.gauss(0, 2) + (300 if i == 400 else 0)
+        if 3000 <= i < 3300 and i % 24 == 0:
+            v += 180
+        elif i >= 3300:
+            v += shift
+        pts.append((i * 300.0, v))
+    scores = run(Detector(), pts)
+    return pts, scores[3000:3300], scores[3300:]
+
+
+@pytest.mark.parametrize("seed", range(1, 9))
+def test_short_mean_ignores_lone_spikes_and_still_sees_a_shift(seed):
+    pts, spikes, after = _lone_spikes_then_shift(shift=8, seed=seed)
+    values = [v for _, v in pts]
+
+    def top_mean(lo, hi):  # highest plain mean of the 24 values before a row in [lo, hi)
+        return max(sum(values[i - 24 : i]) / 24 for i in range(lo, hi))
+
+    # unfiltered, the first spike would widen the short mean's range past the
+    # shift's level, and every later lone spike would break the range of the rest
+    assert top_mean(401, 425) > 50 + 8 + 2
+    assert top_mean(3000, 3300) > top_mean(600, 3000) + 5
+    assert max(spikes) < ALERT  # lone spikes inside the raw range: no anomaly ...
+    assert max(after) >= 0.5 and max(after) > max(spikes)  # ... the shift stands out
+    assert sum(s >= 0.5 for s in after) == 1  # once
+    _, _, same = _lone_spikes_then_shift(shift=0, seed=seed)
+    assert max(same) < 0.5
+
+
+def test_state_saved_by_version_5_restores_and_its_spike_filter_refills():
+    det = Detector()
+    pts = list(noisy_daily(3000))
+    run(det, pts[:2500])
+    old = _older_state(det, "mean_prev", version=5)  # before the spike filter
+    back = Detector.from_state(json.loads(json.dumps(old)))
+    assert back.mean_buf == det.mean_buf and back.raw_hi == det.raw_hi
+    assert math.isnan(back.mean_prev) and math.isnan(back.mean_prev2)
+    run(back, pts[2500:2502])  # two values refill the filter's window ...
+    run(det, pts[2500:2502])
+    tail = pts[2502:] + [(pts[-1][0] + 300, 500.0)]
+    assert run(back, tail) == run(det, tail)  # ... after which nothing differs
 
 
 @dataclass(frozen=True)
