@@ -637,11 +637,13 @@ class Dispatcher:
         return enqueued
 
     def gc(self, now: float) -> None:
-        """Forget what no longer matters: old resolved alerts, sent notifications, silences."""
+        """Forget what no longer matters: old resolved alerts, sent and long given-up
+        notifications, silences, traces."""
         self._last_gc = now
         with self.store.tx():
             self.store.gc_alerts(now - RESOLVED_RETENTION)
-            self.store.gc_outbox(now - 86400.0)
+            # Given-up notifications stay as long as their traces, which can requeue them.
+            self.store.gc_outbox(now - 86400.0, now - TRACE_RETENTION)
             self.store.gc_nflog(now - 5 * 86400.0)
             self.store.gc_silences(now - 5 * 86400.0)
             self.store.gc_trace(now - TRACE_RETENTION)

@@ -171,9 +171,13 @@ class OutboxMixin(NflogMixin, HistoryMixin):
         )
         return None if row[0] is None else float(row[0])
 
-    def gc_outbox(self, sent_before: float) -> None:
-        self.conn().execute(
-            "DELETE FROM outbox WHERE status = 'sent' AND sent_at < ?", (sent_before,)
+    def gc_outbox(self, sent_before: float, failed_before: float) -> None:
+        """Forget sent notifications, and given-up ones whose last attempt was due before
+        failed_before (until then an operator can queue them again)."""
+        conn = self.conn()
+        conn.execute("DELETE FROM outbox WHERE status = 'sent' AND sent_at < ?", (sent_before,))
+        conn.execute(
+            "DELETE FROM outbox WHERE status = 'failed' AND next_attempt_at < ?", (failed_before,)
         )
 
     def requeue_failed(self, outbox_ids: Iterable[int], now: float) -> list[int]:

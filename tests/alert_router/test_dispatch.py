@@ -230,6 +230,20 @@ def test_non_retryable_error_is_marked_failed_and_recorded(harness_factory):
     assert "http_4xx" in events[0]["reason"]
 
 
+def test_given_up_notifications_are_forgotten_with_their_traces(harness_factory):
+    from alert_router.trace import RETENTION
+
+    h = harness_factory(route={"receiver": "default", "group_wait": "0s"})
+    h.stubs["default"].fail_with = NotifyError("404 no_service", retryable=False, reason="http_4xx")
+    h.post([alert("A", end=T0 + 10 * RETENTION)])
+    h.step(T0)
+    assert h.state.store.outbox_counts() == {"failed": 1}
+    h.state.dispatcher.gc(T0 + RETENTION - 60)  # still retryable from its trace
+    assert h.state.store.outbox_counts() == {"failed": 1}
+    h.state.dispatcher.gc(T0 + RETENTION + 60)
+    assert h.state.store.outbox_counts() == {}
+
+
 def test_gives_up_after_the_configured_age(harness_factory):
     h = harness_factory(
         route={"receiver": "default", "group_wait": "0s"}, delivery={"give_up_after": "1m"}
