@@ -99,8 +99,14 @@ def create_app(
         return response
 
     @app.errorhandler(HTTPException)
-    def _http_error(exc: HTTPException) -> tuple[Response, int]:
+    def _http_error(exc: HTTPException) -> Response:
         code = exc.code or 500
-        return jsonify({"status": "error", "code": code, "error": exc.description}), code
+        response = jsonify({"status": "error", "code": code, "error": exc.description})
+        response.status_code = code
+        # The exception's own headers (a 405's Allow, a 401's WWW-Authenticate), JSON body.
+        for name, value in exc.get_headers():
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response
 
     return app

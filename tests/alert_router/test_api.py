@@ -373,3 +373,13 @@ def test_a_bad_filter_is_a_400_naming_it(client, path):
     resp = client.get(path, query_string={"filter": "not a matcher"})
     assert resp.status_code == 400
     assert error_text(resp).startswith("filter:")
+
+
+def test_wrong_method_is_a_json_405_naming_the_allowed_methods(client):
+    from tests.alert_router.harness import AUTH
+
+    for method, path in (("DELETE", "/api/v2/status"), ("POST", "/-/healthy")):
+        resp = client.open(path, method=method, headers=AUTH)
+        assert resp.status_code == 405, path
+        assert resp.json["code"] == 405
+        assert "GET" in resp.headers["Allow"].split(", "), path
