@@ -26,6 +26,9 @@ from stacksense_common.secret import Secret
 # loader hands over.
 
 
+HISTORY_RETENTION = 90 * 86400.0  # storage.history_retention's default
+
+
 @dataclass(frozen=True)
 class GlobalSection:
     """The `global:` section: the router's timeouts and Alertmanager's notifier defaults."""
@@ -131,6 +134,7 @@ class RouterConfig:
     storage_synchronous: str = "NORMAL"
     storage_url: str = ""  # postgresql://user@host:port/db (no password); "" = SQLite
     storage_password: Secret | None = None
+    history_retention: float = HISTORY_RETENTION  # 0: for ever
     auth: AuthConfig = field(default_factory=AuthConfig)
     external_url: str = WebConfig.external_url
     max_request_bytes: int = WebConfig.max_request_bytes
@@ -182,6 +186,9 @@ class StorageSection:
     url: Any = None  # checked by _storage_url, whose errors never echo it
     password_env: str | None = None
     password_file: Path | None = None
+    # The audit history (alert transitions, notifications, silences, incidents); 0 keeps
+    # it for ever. Bounded by default so the store does not grow without end.
+    history_retention: Seconds = HISTORY_RETENTION
 
     def __post_init__(self) -> None:
         # The shared loader puts these paths under the section's: "storage.path: ...".
@@ -345,6 +352,7 @@ def parse_config(raw: Any, *, base_dir: Path | None = None, original: str = "") 
         storage_synchronous=storage.synchronous,
         storage_url=storage.url,
         storage_password=storage.password,
+        history_retention=top.storage.history_retention,
         auth=_auth(top.auth),
         external_url=top.web.external_url,
         max_request_bytes=top.web.max_request_bytes,

@@ -638,7 +638,7 @@ class Dispatcher:
 
     def gc(self, now: float) -> None:
         """Forget what no longer matters: old resolved alerts, sent and long given-up
-        notifications, silences, traces."""
+        notifications, silences, traces, history past its retention."""
         self._last_gc = now
         with self.store.tx():
             self.store.gc_alerts(now - RESOLVED_RETENTION)
@@ -647,4 +647,7 @@ class Dispatcher:
             self.store.gc_nflog(now - 5 * 86400.0)
             self.store.gc_silences(now - 5 * 86400.0)
             self.store.gc_trace(now - TRACE_RETENTION)
+            retention = self.config().history_retention
+            if retention > 0:
+                self.store.gc_history(now - retention)
         self.incidents.auto_close(now, self.config().incident_auto_close)

@@ -206,6 +206,9 @@ class IncidentsMixin(StoreBase):
 class HistoryMixin(StoreBase):
     """The history (the audit trail)."""
 
+    def gc_history(self, before: float) -> None:
+        self.conn().execute("DELETE FROM history WHERE ts < ?", (before,))
+
     def add_history(self, events: Iterable[HistoryEvent]) -> None:
         self._history(self.conn(), events)
 

@@ -244,6 +244,17 @@ def test_given_up_notifications_are_forgotten_with_their_traces(harness_factory)
     assert h.state.store.outbox_counts() == {}
 
 
+def test_history_is_forgotten_after_its_retention(harness_factory, storage):
+    h = harness_factory(storage={**storage, "history_retention": "2d"})
+    h.post([alert("A", end=T0 + 10_000)])
+    h.step(T0)
+    assert h.client.get("/api/v1/history?kind=alert").json
+    h.state.dispatcher.gc(T0 + 2 * 86400 - 60)
+    assert h.client.get("/api/v1/history?kind=alert").json
+    h.state.dispatcher.gc(T0 + 2 * 86400 + 60)
+    assert h.client.get("/api/v1/history?kind=alert").json == []
+
+
 def test_gives_up_after_the_configured_age(harness_factory):
     h = harness_factory(
         route={"receiver": "default", "group_wait": "0s"}, delivery={"give_up_after": "1m"}
