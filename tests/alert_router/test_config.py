@@ -119,7 +119,7 @@ def test_invalid_configs_name_the_key_path(tmp_path, change, path):
         ),
         (
             {"storage": {"pth": "x.db"}},
-            "storage.pth: unknown key (allowed: password_env, "
+            "storage.pth: unknown key (allowed: history_retention, password_env, "
             "password_file, path, synchronous, url)",
         ),
         ({"storage": {"synchronous": "off"}}, "storage.synchronous: must be normal or full"),
