@@ -212,6 +212,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         args.log_level,
         "alert_router.wsgi:app",
     ]
+    os.environ["STACKSENSE_ROUTER_LOG_LEVEL"] = args.log_level  # alert_router.wsgi reads it
     os.execvp(sys.executable, [sys.executable, "-m", *argv])
     return 0  # pragma: no cover
 

@@ -33,6 +33,10 @@ def test_two_workers_share_one_store_and_follow_reloads(tmp_path):
                 )
             wait_for(lambda: len(hook.alerts()) >= 20, timeout=30, what="20 deliveries")
             assert sorted(int(a["labels"]["n"]) for a in hook.alerts()) == list(range(20))
+            # Each delivery is logged at the default level (info), with its trace ids.
+            wait_for(
+                lambda: proc.log().count(" sent trace=") == 20, timeout=10, what="20 log lines"
+            )
 
             written = yaml.safe_load(proc.config_path.read_text())
             written["receivers"].append({"name": "extra", "webhook_configs": [{"url": hook.url}]})
