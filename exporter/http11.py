@@ -227,9 +227,11 @@ class HttpHandler(socketserver.StreamRequestHandler):
 
     def handle(self) -> None:
         while True:
+            self.waiting(True)
             try:
                 req = read_request(self.rfile, self.max_body, self)
             except HttpError as exc:
+                self.waiting(False)
                 started = time.perf_counter()
                 log.debug("%s: refused request: %s", self.client_address[0], exc.message)
                 self._write(
@@ -244,6 +246,7 @@ class HttpHandler(socketserver.StreamRequestHandler):
                 return
             except (OSError, UnicodeDecodeError):
                 return  # reset, timed out or not ASCII where it must be: nothing to answer
+            self.waiting(False)
             if req is None:
                 return
             self.req = req
@@ -268,6 +271,10 @@ class HttpHandler(socketserver.StreamRequestHandler):
 
     def dispatch(self, req: Request) -> None:  # pragma: no cover - subclasses define it
         raise NotImplementedError
+
+    def waiting(self, idle: bool) -> None:
+        """Called with True before reading a request (the connection is idle, or the
+        request still arriving) and False once one is read (subclasses track it)."""
 
     def finished(self, handler: str, status: int, seconds: float) -> None:
         """Called once per answered request (subclasses count it)."""

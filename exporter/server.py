@@ -10,9 +10,13 @@ Routes are one table (ROUTES, stacksense_common.routes): its templates are also
 the `handler` label of `stacksense_http_requests_total` and
 `stacksense_http_request_duration_seconds` (stacksense_common.http_metrics).
 
-Limits: at most `max_connections` client connections at once (default 256);
-one more is answered `503` with one line and closed, from the accept loop
-itself (no thread). The listen backlog (1024) absorbs Prometheus' bursts of
+Limits: at most `max_connections` client connections at once (default 256).
+At the limit, a new connection takes the place of the one that has waited
+longest for its next request, if it has waited `idle_grace` (1 s) or more:
+idle keep-alive connections, or clients that never finish sending a request,
+cannot lock out Prometheus. When every connection is busy, one more is
+answered `503` with one line and closed, from the accept loop itself (no
+thread). The listen backlog (1024) absorbs Prometheus' bursts of
 new connections. When accept() fails for want of file descriptors the loop
 pauses (5 ms doubling to 1 s) instead of spinning on a listening socket that
 stays readable.
@@ -43,7 +47,7 @@ from http.server import ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 
 from exporter.app import ExporterApp, UnknownTarget
 from exporter.config import ConfigError
@@ -70,6 +74,8 @@ log = logging.getLogger(__name__)
 
 MAX_BODY = 64 * 1024
 DEFAULT_MAX_CONNECTIONS = 256
+# At the connection limit, a connection waiting this long for a request makes room.
+DEFAULT_IDLE_GRACE = 1.0
 LISTEN_BACKLOG = 1024
 # accept() failing for want of descriptors: pause this long, doubling, at most ACCEPT_PAUSE_MAX.
 ACCEPT_PAUSE_MIN = 0.005
@@ -111,6 +117,9 @@ class Handler(HttpHandler):
 
     def finished(self, handler: str, status: int, seconds: float) -> None:
         self.server.http_metrics.observe(handler, status, seconds)
+
+    def waiting(self, idle: bool) -> None:
+        self.server.note_waiting(self.connection, idle)
 
     # ------------------------------------------------------------ helpers
 
@@ -256,6 +265,7 @@ class ExporterHTTPServer(ThreadingHTTPServer):
         app: ExporterApp,
         *,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        idle_grace: float = DEFAULT_IDLE_GRACE,
         reload_token_file: Path | None = None,
         api_token_file: Path | None = None,
     ) -> None:
@@ -273,8 +283,16 @@ class ExporterHTTPServer(ThreadingHTTPServer):
         )
         self.http_metrics = HttpMetrics(app.registry)
         self.api_token_file = api_token_file or reload_token_file
+        self.idle_grace = idle_grace
         self._active = 0
         self._active_lock = threading.Lock()
+        # Connections waiting for a request, and since when (under _active_lock).
+        self._waiting: dict[socket.socket, float] = {}
+        self.idle_closed = Counter(
+            "stacksense_exporter_http_idle_connections_closed_total",
+            "Connections closed while waiting for a request, to make room at the connection limit.",
+            registry=app.registry,
+        )
         self._accept_pause = 0.0
         self._fd_warned_at = float("-inf")
         super().__init__(address, Handler)
@@ -282,6 +300,23 @@ class ExporterHTTPServer(ThreadingHTTPServer):
     def active_connections(self) -> int:
         with self._active_lock:
             return self._active
+
+    def note_waiting(self, sock: socket.socket, idle: bool) -> None:
+        with self._active_lock:
+            if idle:
+                self._waiting[sock] = time.monotonic()
+            else:
+                self._waiting.pop(sock, None)
+
+    def _longest_waiting(self) -> socket.socket | None:
+        """Under _active_lock: the connection that has waited longest, if past the grace."""
+        if not self._waiting:
+            return None
+        sock, since = min(self._waiting.items(), key=lambda item: item[1])
+        if time.monotonic() - since < self.idle_grace:
+            return None
+        del self._waiting[sock]
+        return sock
 
     def get_request(self) -> tuple[socket.socket, object]:
         try:
@@ -312,11 +347,21 @@ class ExporterHTTPServer(ThreadingHTTPServer):
         request: socket.socket,  # type: ignore[override]
         client_address: object,
     ) -> None:
+        evict = None
         with self._active_lock:
             full = self._active >= self.max_connections
-            if not full:
+            if full:
+                evict = self._longest_waiting()
+            if not full or evict is not None:
+                # An evicted connection's thread ends at once (its read sees EOF), so the
+                # count is over the limit only for that moment.
                 self._active += 1
-        if full:
+        if evict is not None:
+            with contextlib.suppress(OSError):
+                evict.shutdown(socket.SHUT_RDWR)
+            self.idle_closed.inc()
+            log.debug("at the connection limit: closed the longest-idle connection")
+        elif full:
             started = time.perf_counter()
             self._refuse(request)
             self.http_metrics.observe(UNMATCHED, 503, time.perf_counter() - started)
@@ -338,6 +383,7 @@ class ExporterHTTPServer(ThreadingHTTPServer):
         finally:
             with self._active_lock:
                 self._active -= 1
+                self._waiting.pop(request, None)
 
     def _refuse(self, request: socket.socket) -> None:
         """503 and close, without a thread and without ever blocking the accept loop."""

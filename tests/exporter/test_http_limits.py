@@ -3,6 +3,7 @@ accept loop that pauses instead of spinning when the process is out of descripto
 
 from __future__ import annotations
 
+import http.client
 import os
 import signal
 import socket
@@ -22,7 +23,9 @@ def idle_client(port: int) -> socket.socket:
 
 
 def test_connections_past_the_cap_get_503_then_close() -> None:
-    with running_exporter(None, local_name="self", server_options={"max_connections": 4}) as exp:
+    # A long grace: the held connections count as busy for this test.
+    options = {"max_connections": 4, "idle_grace": 600.0}
+    with running_exporter(None, local_name="self", server_options=options) as exp:
         port = int(exp.url.rsplit(":", 1)[1])
         server = exp.server
         assert server is not None
@@ -45,6 +48,41 @@ def test_connections_past_the_cap_get_503_then_close() -> None:
         finally:
             for sock in held:
                 sock.close()
+
+
+def test_idle_connections_at_the_cap_make_room_for_a_scrape() -> None:
+    options = {"max_connections": 4, "idle_grace": 0.3}
+    with running_exporter(None, local_name="self", server_options=options) as exp:
+        port = int(exp.url.rsplit(":", 1)[1])
+        server = exp.server
+        assert server is not None
+        # Three connections that never send a request, one that sends half of one.
+        held = [idle_client(port) for _ in range(4)]
+        held[3].sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+        scrapers: list[http.client.HTTPConnection] = []
+        try:
+            wait_for(lambda: server.active_connections() == 4, what="4 connections held")
+            time.sleep(0.5)
+            # Each new keep-alive client takes the place of the longest-waiting connection
+            # and stays open itself (it is then the newest to wait).
+            for _ in range(4):
+                scraper = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                scrapers.append(scraper)
+                scraper.request("GET", "/-/healthy")
+                resp = scraper.getresponse()
+                resp.read()
+                assert resp.status == 200
+            for sock in held:
+                sock.settimeout(5)
+                assert sock.recv(1) == b""  # closed by the exporter
+            scrapers[0].request("GET", "/metrics")
+            text = scrapers[0].getresponse().read().decode()
+            assert "stacksense_exporter_http_idle_connections_closed_total 4.0" in text
+        finally:
+            for sock in held:
+                sock.close()
+            for scraper in scrapers:
+                scraper.close()
 
 
 def test_listen_backlog_absorbs_bursts() -> None:
