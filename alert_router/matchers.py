@@ -20,7 +20,7 @@ _RE2_OPTIONS.log_errors = False  # a bad regex is the caller's 400, not a line o
 _RE2_OPTIONS.max_mem = 8 << 20  # bounds the compiled program of a huge pattern
 MAX_REGEX_BYTES = 4096
 
-LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*\Z")
 _MATCHER = re.compile(
     r'^\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*("(?:[^"\\]|\\.)*"|[^"\s,{}]*)\s*$'
 )

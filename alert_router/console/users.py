@@ -20,7 +20,7 @@ from typing import Any
 from alert_router.store import Store
 
 ROLES = ("viewer", "operator", "admin")
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}\Z")
 MIN_PASSWORD = 12
 MAX_PASSWORD = 1024  # scrypt's cost does not grow with length, but a bound keeps bodies small
 # scrypt cost: N=2^15, r=8 uses 32 MiB per hash (OWASP's minimum is N=2^17 at

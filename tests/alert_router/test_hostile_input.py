@@ -128,6 +128,14 @@ CASES = [
     ("/api/v1/incidents/1/acknowledge", _raw('{"by":"\\ud800"}'), JSON, "by"),
     ("/api/v1/incidents/1/close", b"[" * 100_000, JSON, "nested too deeply"),
     (V2, b"", JSON, "body: empty"),
+    # A label name with a trailing newline (Python's `$` would let it through).
+    (V2, _raw('[{"labels":{"alertname":"A","job\\n":"x"}}]'), JSON, "invalid label name"),
+    (
+        V2,
+        _raw('[{"labels":{"alertname":"A"},"annotations":{"s":3}}]'),
+        JSON,
+        "alerts[0].annotations.s: must be a string",
+    ),
     (V2, b"\xef\xbb\xbf[]", JSON, "invalid JSON"),
 ]
 

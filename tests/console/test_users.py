@@ -70,6 +70,8 @@ def test_users_cli_add_list_set_role_remove(tmp_path, monkeypatch, capsys):
 
     config = tmp_path / "router.yml"
     config.write_text(yaml.safe_dump(console_config(tmp_path, "http://127.0.0.1:9")))
+    out = run_cli(config, "add", "alice\n", "--role", "viewer")  # a name ends at its text
+    assert out.returncode != 0 and "name" in out.stderr
     out = run_cli(config, "add", "alice", "--role", "viewer")
     assert out.returncode == 0, out.stderr
     assert "password (shown once):" in out.stdout

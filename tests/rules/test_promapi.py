@@ -145,6 +145,10 @@ def test_escape_label_value_and_selector():
         selector("up", **{"bad-name": "x"})
     with pytest.raises(ValueError, match="metric name"):
         selector("up{}")
+    with pytest.raises(ValueError, match="metric name"):  # `$` would accept a final newline
+        selector("up\n")
+    with pytest.raises(ValueError, match="label name"):
+        selector("up", **{"job\n": "x"})
 
 
 def test_against_a_real_prometheus(tmp_path):
