@@ -19,6 +19,8 @@ from stacksense_common import cli_flags
 DEFAULT_CONFIG = "router.yml"
 WORKER_CLASS = "alert_router.cli.KeepAliveWorker"
 KEEPALIVE_LINGER = 0.05  # seconds a pool thread waits for a connection's next request
+# `serve --log.level` passes the level to the workers' own logging (alert_router.wsgi).
+LOG_LEVEL_ENV = "STACKSENSE_ROUTER_LOG_LEVEL"
 
 
 class KeepAliveWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn has no types
@@ -212,7 +214,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         args.log_level,
         "alert_router.wsgi:app",
     ]
-    os.environ["STACKSENSE_ROUTER_LOG_LEVEL"] = args.log_level  # alert_router.wsgi reads it
+    os.environ[LOG_LEVEL_ENV] = args.log_level
     os.execvp(sys.executable, [sys.executable, "-m", *argv])
     return 0  # pragma: no cover
 

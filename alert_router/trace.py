@@ -1,4 +1,5 @@
-"""One trace id per alert occurrence, and the stages recorded under it.
+"""One trace id per alert occurrence (stacksense_common.trace_id), and the stages recorded
+under it.
 
 The id is the sender's `trace_id` annotation when it set one (the rule engine does), else
 derived from the label set and startsAt: a re-sent alert keeps its start (the merge keeps
@@ -9,7 +10,6 @@ notifications (and the side-by-side comparison with Alertmanager) stay as they w
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -17,6 +17,7 @@ from json.encoder import encode_basestring_ascii as _str
 from typing import Any
 
 from alert_router.timeutil import format_time
+from stacksense_common.trace_id import derive
 
 ANNOTATION = "trace_id"
 VALID = re.compile(r"[A-Za-z0-9_.-]{1,64}\Z")
@@ -25,21 +26,6 @@ RETENTION = 7 * 86400.0  # trace stages kept this long (alerts are forgotten soo
 TraceRow = tuple[str, float, str, str, str, str]
 # json.dumps builds a new encoder per call when given options; this one is built once.
 _SORTED = json.JSONEncoder(sort_keys=True).encode
-
-
-def derive(labels: Mapping[str, str], starts_at: float) -> str:
-    """24 hex digits: the start's unix second (8), then 16 of a hash of the label set and
-    the start (to the millisecond, as on the wire).
-
-    The time prefix keeps new ids, and so new trace rows, at the end of the trace index:
-    a hash alone would scatter each new alert's rows over the index's pages, each one
-    rewritten at commit. rules/alerts.py computes the same for the rule engine's alerts.
-    """
-    # json.dumps(sorted labels, separators=(",", ":")), spelled out: the dispatcher derives
-    # one per new alert, and the string escaper alone costs less than a dict encoder.
-    key = "{" + ",".join([f"{_str(k)}:{_str(v)}" for k, v in sorted(labels.items())]) + "}"
-    digest = hashlib.sha256(f"{key}|{starts_at:.3f}".encode("utf-8", "surrogatepass"))
-    return f"{max(0, int(starts_at)):08x}{digest.hexdigest()[:16]}"
 
 
 def trace_of(labels: Mapping[str, str], annotations: Mapping[str, str], starts_at: float) -> str:

@@ -16,13 +16,13 @@ import sys
 import tempfile
 from pathlib import Path
 
+from alert_router.cli import LOG_LEVEL_ENV
 from alert_router.inbox import process_alive
 from alert_router.metrics import MULTIPROC_ENV, use_multiprocess_dir
 from stacksense_common.cli_flags import configure_logging
 
 # gunicorn configures only its own loggers: without this, the router's info lines (each
 # delivery with its trace ids, console logins, lease changes) would go nowhere.
-LOG_LEVEL_ENV = "STACKSENSE_ROUTER_LOG_LEVEL"  # `stacksense-router serve --log.level` sets it
 configure_logging(os.environ.get(LOG_LEVEL_ENV) or "info")
 
 if not os.environ.get(MULTIPROC_ENV):

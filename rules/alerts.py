@@ -16,10 +16,9 @@ timeouts; a failing receiver is counted and skipped, never blocking the cycle.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,6 +28,7 @@ import requests
 
 from rules.conditions import label_key
 from rules.config import Receiver
+from stacksense_common.trace_id import derive as trace_id
 
 TRACE_ANNOTATION = "trace_id"
 
@@ -56,16 +56,6 @@ class DeliveryResult:
     sent: dict[str, int] = field(default_factory=dict)
     failed: dict[str, int] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
-
-
-def trace_id(labels: Mapping[str, str], starts_at: float) -> str:
-    """One id per alert occurrence: the label set and its start, as the router derives one
-    for an alert that comes without (alert_router/trace.py): the same while it fires, a new
-    one when it fires again after resolving. The start's second comes first, so new ids
-    sort last in the router's trace index."""
-    key = json.dumps(dict(sorted(labels.items())), separators=(",", ":"))
-    digest = hashlib.sha256(f"{key}|{starts_at:.3f}".encode("utf-8", "surrogatepass"))
-    return f"{max(0, int(starts_at)):08x}{digest.hexdigest()[:16]}"
 
 
 def rfc3339(ts: float) -> str:
