@@ -18,7 +18,6 @@ from alert_router.config import RouterConfig, load_config, parse_config
 from alert_router.dispatch.dispatcher import Dispatcher
 from alert_router.metrics import CountRequests, RouterMetrics
 from alert_router.outbox import Outbox
-from alert_router.process_role import Role, WakePipe, current_role
 from alert_router.state import NotifierFactory, RouterState, default_notifier_factory
 from alert_router.store import Store
 
@@ -54,13 +53,11 @@ def create_app(
     base_dir: Path | None = None,
     start_background: bool = True,
     notifier_factory: NotifierFactory | None = None,
-    role: Role | None = None,
 ) -> Flask:
     """Build a router app from a config (object, mapping, file path, or $STACKSENSE_ROUTER_CONFIG).
 
     With start_background=False no thread runs: tests drive the dispatcher and outbox by
-    calling their step(now) functions. `role` defaults to what this process's gunicorn
-    worker set (alert_router.process_role); outside gunicorn the app does everything.
+    calling their step(now) functions.
     """
     cfg, path = _load(config, base_dir)
     app = Flask(__name__)
@@ -77,15 +74,7 @@ def create_app(
     state.dispatcher = Dispatcher(store, state.current_config, state.notifiers_for, metrics)
     state.outbox = Outbox(store, state.current_config, state.notifiers_for, metrics)
     if start_background:
-        role = current_role() if role is None else role
-        state.runner = Runner(
-            store,
-            state.dispatcher,
-            state.outbox,
-            state.follow_reloads,
-            role=role,
-            pipe=WakePipe.from_environment(),
-        )
+        state.runner = Runner(store, state.dispatcher, state.outbox, state.follow_reloads)
         state.runner.start()
     app.extensions["stacksense"] = state
 

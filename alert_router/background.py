@@ -16,7 +16,6 @@ from collections.abc import Callable
 
 from alert_router.dispatch.dispatcher import Dispatcher
 from alert_router.outbox import Outbox
-from alert_router.process_role import Role, WakePipe
 from alert_router.store import Store
 
 log = logging.getLogger(__name__)
@@ -28,9 +27,6 @@ IDLE_WAIT = 0.5
 # third per alert of merging them 60 at a time (the batch-1 benchmark's CPU went there); the
 # delay is far below any group_wait.
 MIN_STEP_GAP = 0.25
-# How long a request worker waits, with no live lease holder, before it dispatches in place
-# of the dispatcher worker: longer than gunicorn takes to start a new one after a crash.
-STANDBY_GRACE = 5.0
 
 
 def holder_dead(holder: str) -> bool:
@@ -66,11 +62,6 @@ class Runner:
     other two are doing, so a long step never lets the lease lapse under a live leader.
     Each send is fenced: it starts only while this process's lease still runs (with a
     margin), so a process that lost the lease never sends.
-
-    Under gunicorn with a dispatcher worker (alert_router.process_role), a request
-    worker's runner (Role.HTTP) stands by: it tries the lease only once no live process
-    has held it for STANDBY_GRACE (or a lease length if shorter), and passes wakes on
-    through the pipe.
     """
 
     def __init__(
@@ -81,8 +72,6 @@ class Runner:
         on_tick: Callable[[], None] = lambda: None,
         *,
         lease_ttl: float | None = None,
-        role: Role = Role.ALL,
-        pipe: WakePipe | None = None,
     ) -> None:
         self.store = store
         self.on_tick = on_tick
@@ -92,10 +81,6 @@ class Runner:
         self.lease_ttl = lease_ttl if lease_ttl is not None else leader_lease_ttl()
         self.leader = False
         self._lease_until = 0.0
-        self.role = role
-        self.pipe = pipe
-        # A standby's grace starts now: the dispatcher worker may still be starting.
-        self._holder_seen = time.time()
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._outbox_wake = threading.Event()
@@ -114,12 +99,6 @@ class Runner:
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
-        if self.pipe is not None and self.role is Role.DISPATCHER:
-            self._threads.append(self.pipe.listen(self._wake_all, self._stop))
-
-    def _wake_all(self) -> None:
-        self._wake.set()
-        self._outbox_wake.set()
 
     def stop(self) -> None:
         self._stop.set()
@@ -132,32 +111,18 @@ class Runner:
     def wake(self) -> None:
         """New alerts arrived: run the dispatcher soon (the leader's; others only renew)."""
         # Called on every request: skip the Event's lock when there is nothing to do.
-        if self.leader:
-            if not self._wake.is_set():
-                self._wake.set()
-        elif self.pipe is not None and self.role is Role.HTTP:
-            self.pipe.wake()
+        if self.leader and not self._wake.is_set():
+            self._wake.set()
 
     def leading(self) -> bool:
         """Whether this process holds the lease now, with a margin before it runs out."""
         margin = min(1.0, self.lease_ttl / 4)
         return self.leader and time.time() < self._lease_until - margin
 
-    def _standing_by(self, now: float) -> bool:
-        """Whether a request worker leaves the lease to the dispatcher worker now."""
-        if self.role is not Role.HTTP or self.leader:
-            return False
-        if self.store.lease_live("dispatcher", now, holder_dead):
-            self._holder_seen = now
-        return now - self._holder_seen < min(self.lease_ttl, STANDBY_GRACE)
-
     def _lease_loop(self) -> None:
         while not self._stop.is_set():
             now = time.time()
             try:
-                if self._standing_by(now):
-                    self._stop.wait(min(self.lease_ttl / 3, STANDBY_GRACE / 5))
-                    continue
                 before = None if self.leader else self.store.lease_holder("dispatcher")
                 leading = self.store.try_lease(
                     "dispatcher", self.holder, now, self.lease_ttl, holder_dead
@@ -182,11 +147,7 @@ class Runner:
                     self._outbox_wake.set()
             except Exception:  # noqa: BLE001 - the loop must survive; the lease lapses alone
                 log.exception("renewing the dispatcher lease failed")
-            wait = self.lease_ttl / 3
-            if not self.leader and self.role is Role.DISPATCHER:
-                # Waiting for the worker it replaces to exit (a HUP): take over soon after.
-                wait = min(wait, STANDBY_GRACE / 5)
-            self._stop.wait(wait)
+            self._stop.wait(self.lease_ttl / 3)
 
     def _dispatch_loop(self) -> None:
         while not self._stop.is_set():

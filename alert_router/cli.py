@@ -7,15 +7,13 @@ import os
 import select
 import socket
 import sys
-import time
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 from gunicorn.workers.gthread import ThreadWorker
 
 from alert_router.config import RouterConfig, load_config
 from alert_router.errors import ConfigError
-from alert_router.process_role import ROLE_ENV, WAKE_FD_ENV, Role, WakePipe
 from stacksense_common import cli_flags
 
 DEFAULT_CONFIG = "router.yml"
@@ -33,51 +31,7 @@ class KeepAliveWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn has no ty
     (docs/decisions/router-performance.md). A client posting again within
     KEEPALIVE_LINGER is served by the same thread, unless other connections are waiting
     for a thread; an idle connection goes back to the poller as in gthread.
-
-    With two or more workers, one of them dispatches and serves nothing
-    (alert_router.process_role). gunicorn builds each worker object in its master before
-    forking it, so the master's class attributes below decide the roles: a worker started
-    while no dispatcher worker runs (at start, after it died, or after a HUP) becomes
-    the dispatcher.
     """
-
-    _dispatcher: ClassVar[KeepAliveWorker | None] = None
-    _pipe: ClassVar[WakePipe | None] = None
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        if KeepAliveWorker._pipe is None:
-            KeepAliveWorker._pipe = WakePipe.create()
-        self.pipe = KeepAliveWorker._pipe
-        self.role = Role.ALL
-        if self.cfg.workers >= 2:
-            self.role = Role.HTTP
-            current = KeepAliveWorker._dispatcher
-            # After a HUP gunicorn starts new workers (with a new config object) and then
-            # stops the old ones: one of the new ones dispatches next.
-            if current is None or not _running(current) or current.cfg is not self.cfg:
-                self.role = Role.DISPATCHER
-                KeepAliveWorker._dispatcher = self
-
-    def init_process(self) -> None:
-        # In the forked worker, before gunicorn loads the app (alert_router.wsgi).
-        os.environ[ROLE_ENV] = self.role.value
-        os.environ[WAKE_FD_ENV] = self.pipe.export()
-        super().init_process()
-
-    def run(self) -> None:
-        if self.role is not Role.DISPATCHER:
-            super().run()
-            return
-        self.log.info("worker %s dispatches and serves no request", os.getpid())
-        for sock in self.sockets:
-            sock.close()
-        while self.alive:  # the app's runner threads do the work; this only reports in
-            self.notify()
-            if self.ppid != os.getppid():
-                self.log.info("parent changed, shutting down: %s", self)
-                return
-            time.sleep(1.0)
 
     def handle(self, conn: Any) -> Any:
         result = super().handle(conn)
@@ -94,24 +48,6 @@ class KeepAliveWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn has no ty
                     break
             result = super().handle(conn)
         return result
-
-
-def _running(worker: KeepAliveWorker) -> bool:
-    """Whether a worker the master forked still runs (the master reaps it when it exits)."""
-    if not isinstance(worker.pid, int):
-        return False
-    try:
-        os.kill(worker.pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def gunicorn_workers(request_workers: int) -> int:
-    """gunicorn's `--workers` for this many request-serving workers: one more dispatches."""
-    return max(1, request_workers) + 1
 
 
 def _wait_for_data(conn: Any, timeout: float) -> bool:
@@ -271,7 +207,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "--threads",
         str(args.threads),
         "--workers",
-        str(gunicorn_workers(args.workers)),
+        str(args.workers),
         "--access-logfile",
         "-" if args.access_log else "/dev/null",
         "--log-level",
@@ -322,12 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_flags.add_listen_address(serve, default="0.0.0.0:9818", aliases=("--listen",))
     cli_flags.add_log_level(serve)
     serve.add_argument("--threads", type=int, default=8)
-    serve.add_argument(
-        "--workers",
-        type=int,
-        default=2,
-        help="processes serving requests (default 2); one more process dispatches and sends",
-    )
+    serve.add_argument("--workers", type=int, default=2)
     serve.add_argument("--access-log", action="store_true")
     serve.set_defaults(func=cmd_serve)
     sub.add_parser("check-config", help="validate the config").set_defaults(func=cmd_check_config)

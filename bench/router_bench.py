@@ -31,8 +31,6 @@ import psutil
 import requests
 import yaml
 
-from alert_router.cli import gunicorn_workers
-
 REPO = Path(__file__).resolve().parent.parent
 ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
 TOKEN = "bench-token"
@@ -147,7 +145,7 @@ def start_router(
             "--threads",
             str(threads),
             "-w",
-            str(gunicorn_workers(workers)),  # as `stacksense-router serve` starts it
+            str(workers),
             "-b",
             f"127.0.0.1:{port}",
             "--backlog",
@@ -284,9 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--batches", default="1,10,64,100")
     parser.add_argument("--threads", type=int, default=8, help="router gunicorn threads")
-    parser.add_argument(
-        "--workers", type=int, default=2, help="router request workers (one more dispatches)"
-    )
+    parser.add_argument("--workers", type=int, default=2, help="router gunicorn workers")
     parser.add_argument("--memory-alerts", type=int, default=100_000)
     parser.add_argument(
         "--repeat",
@@ -305,8 +301,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"# {version}; router: gunicorn KeepAliveWorker, "
-        f"{args.workers} request worker(s) x {args.threads} threads + 1 dispatcher, "
-        f"SQLite WAL synchronous=NORMAL; {args.clients} client processes, "
+        f"{args.workers} worker(s) x {args.threads} "
+        f"threads, SQLite WAL synchronous=NORMAL; {args.clients} client processes, "
         f"{args.seconds:g}s per point, {os.cpu_count()} CPUs"
     )
     rows = []

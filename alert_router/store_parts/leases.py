@@ -22,12 +22,6 @@ class LeasesMixin(StoreBase):
         row = self.conn().execute("SELECT holder FROM leases WHERE name = ?", (name,)).fetchone()
         return None if row is None else str(row[0])
 
-    def lease_live(self, name: str, now: float, holder_dead: Callable[[str], bool]) -> bool:
-        """Whether a live holder's named lease runs now (without taking it)."""
-        row = self.conn().execute("SELECT holder, until FROM leases WHERE name = ?", (name,))
-        found = row.fetchone()
-        return found is not None and found[1] > now and not self.holder_gone(found[0], holder_dead)
-
     def holder_gone(self, holder: str, holder_dead: Callable[[str], bool]) -> bool:
         """Whether a lease holder is known to be dead (not merely late)."""
         return holder_dead(holder)

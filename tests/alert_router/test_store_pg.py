@@ -162,8 +162,6 @@ def test_a_live_replica_on_another_host_is_never_declared_dead(pg_server, pg_sto
     assert holder_dead(remote)
     assert other.try_lease("dispatcher", remote, 100.0, 15.0, holder_dead)
     assert not store.try_lease("dispatcher", "here/1/local", 101.0, 15.0, holder_dead)
-    assert store.lease_live("dispatcher", 101.0, holder_dead)  # a standby leaves it alone
-    assert not store.lease_live("dispatcher", 116.0, holder_dead)  # run out
     # Its database session ends (a crash, SIGKILL): taken over before the lease expires
     # (as soon as the server's backend has exited and dropped the session's locks).
     other.close()
@@ -172,7 +170,6 @@ def test_a_live_replica_on_another_host_is_never_declared_dead(pg_server, pg_sto
         timeout=10,
         what="the lease taken over from the ended session",
     )
-    assert store.lease_live("dispatcher", 103.0, holder_dead)  # now ours
 
 
 def test_a_request_committed_late_is_not_skipped(pg_server, pg_storage, store):
