@@ -53,25 +53,39 @@ def _string_map(value: Any, path: str, *, names_must_be_labels: bool) -> dict[st
         raise InputError(
             f"{path}: {len(value)} {what}, more than the limit of {most} ({what} per alert)"
         )
-    known = _known_names
-    for key, item in value.items():
-        if type(item) is not str:
-            raise InputError(f"{path}.{_short(key)}: must be a string")
-        if len(item) > value_max:
-            raise InputError(
-                f"{path}.{_short(key)}: value longer than the limit of "
-                f"{value_max} characters ({what[:-1]} value size)"
-            )
-        if names_must_be_labels and key in known:
-            continue  # a label name seen before: valid and short
-        if len(key) > name_max:
-            raise InputError(
-                f"{path}.{_short(key)}: name longer than the limit of "
-                f"{name_max} characters ({what[:-1]} name size)"
-            )
-        if names_must_be_labels and not _valid_name(key):
-            raise InputError(f"{path}.{key}: invalid label name (want [a-zA-Z_][a-zA-Z0-9_]*)")
+    # One test per entry in the common case (this runs for every alert); _check_entry
+    # finds what is wrong, or learns a new label name.
+    if names_must_be_labels:
+        known = _known_names
+        for key, item in value.items():
+            if type(item) is not str or len(item) > value_max or key not in known:
+                _check_entry(key, item, path, names_must_be_labels)
+    else:
+        for key, item in value.items():
+            if type(item) is not str or len(item) > value_max or len(key) > name_max:
+                _check_entry(key, item, path, names_must_be_labels)
     return value
+
+
+def _check_entry(key: Any, item: Any, path: str, names_must_be_labels: bool) -> None:
+    """Raise InputError naming what is wrong with one entry of a label or annotation map."""
+    what, _most, name_max, value_max = _LABEL_LIMITS if names_must_be_labels else _ANNOTATION_LIMITS
+    if type(item) is not str:
+        raise InputError(f"{path}.{_short(key)}: must be a string")
+    if len(item) > value_max:
+        raise InputError(
+            f"{path}.{_short(key)}: value longer than the limit of "
+            f"{value_max} characters ({what[:-1]} value size)"
+        )
+    if names_must_be_labels and key in _known_names:
+        return  # a label name seen before: valid and short
+    if len(key) > name_max:
+        raise InputError(
+            f"{path}.{_short(key)}: name longer than the limit of "
+            f"{name_max} characters ({what[:-1]} name size)"
+        )
+    if names_must_be_labels and not _valid_name(key):
+        raise InputError(f"{path}.{key}: invalid label name (want [a-zA-Z_][a-zA-Z0-9_]*)")
 
 
 def _short(name: str) -> str:
