@@ -10,10 +10,13 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import requests
 
+from exporter.server import ExporterHTTPServer
 from tests.exporter.harness import running_exporter
 from tests.peers.util import free_port, stop, wait_for
 
@@ -22,9 +25,12 @@ def idle_client(port: int) -> socket.socket:
     return socket.create_connection(("127.0.0.1", port), timeout=10)
 
 
-def test_connections_past_the_cap_get_503_then_close() -> None:
-    # A long grace: the held connections count as busy for this test.
-    options = {"max_connections": 4, "idle_grace": 600.0}
+@contextmanager
+def four_connections_held(
+    idle_grace: float,
+) -> Iterator[tuple[str, int, ExporterHTTPServer, list[socket.socket]]]:
+    """An exporter of this host capped at 4 connections, and 4 raw clients holding them."""
+    options = {"max_connections": 4, "idle_grace": idle_grace}
     with running_exporter(None, local_name="self", server_options=options) as exp:
         port = int(exp.url.rsplit(":", 1)[1])
         server = exp.server
@@ -32,36 +38,36 @@ def test_connections_past_the_cap_get_503_then_close() -> None:
         held = [idle_client(port) for _ in range(4)]
         try:
             wait_for(lambda: server.active_connections() == 4, what="4 connections held")
-            resp = requests.get(f"{exp.url}/-/healthy", timeout=10)
-            assert resp.status_code == 503
-            assert resp.text == "too many connections (limit 4); retry later\n"
-            assert resp.headers["Connection"] == "close"
-            # A raw client that sends nothing yet gets the same answer and EOF.
-            with idle_client(port) as extra:
-                data = b""
-                while chunk := extra.recv(4096):
-                    data += chunk
-            assert data.startswith(b"HTTP/1.1 503 ")
-            held.pop().close()
-            wait_for(lambda: server.active_connections() == 3, what="a slot freed")
-            assert requests.get(f"{exp.url}/-/healthy", timeout=10).status_code == 200
+            yield exp.url, port, server, held
         finally:
             for sock in held:
                 sock.close()
 
 
+def test_connections_past_the_cap_get_503_then_close() -> None:
+    # A long grace: the held connections count as busy for this test.
+    with four_connections_held(idle_grace=600.0) as (url, port, server, held):
+        resp = requests.get(f"{url}/-/healthy", timeout=10)
+        assert resp.status_code == 503
+        assert resp.text == "too many connections (limit 4); retry later\n"
+        assert resp.headers["Connection"] == "close"
+        # A raw client that sends nothing yet gets the same answer and EOF.
+        with idle_client(port) as extra:
+            data = b""
+            while chunk := extra.recv(4096):
+                data += chunk
+        assert data.startswith(b"HTTP/1.1 503 ")
+        held.pop().close()
+        wait_for(lambda: server.active_connections() == 3, what="a slot freed")
+        assert requests.get(f"{url}/-/healthy", timeout=10).status_code == 200
+
+
 def test_idle_connections_at_the_cap_make_room_for_a_scrape() -> None:
-    options = {"max_connections": 4, "idle_grace": 0.3}
-    with running_exporter(None, local_name="self", server_options=options) as exp:
-        port = int(exp.url.rsplit(":", 1)[1])
-        server = exp.server
-        assert server is not None
+    with four_connections_held(idle_grace=0.3) as (_url, port, _server, held):
         # Three connections that never send a request, one that sends half of one.
-        held = [idle_client(port) for _ in range(4)]
         held[3].sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
         scrapers: list[http.client.HTTPConnection] = []
         try:
-            wait_for(lambda: server.active_connections() == 4, what="4 connections held")
             time.sleep(0.5)
             # Each new keep-alive client takes the place of the longest-waiting connection
             # and stays open itself (it is then the newest to wait).
@@ -79,8 +85,6 @@ def test_idle_connections_at_the_cap_make_room_for_a_scrape() -> None:
             text = scrapers[0].getresponse().read().decode()
             assert "stacksense_exporter_http_idle_connections_closed_total 4.0" in text
         finally:
-            for sock in held:
-                sock.close()
             for scraper in scrapers:
                 scraper.close()
 
