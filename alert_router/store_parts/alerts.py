@@ -60,6 +60,27 @@ PUT_ALERTS = Insert(
 )
 
 
+# Prometheus re-sends every firing alert each evaluation, mostly with the annotations it
+# sent before: each distinct annotation set is encoded once (bounded: entries keep their
+# strings; a cache, not state).
+_ANNOTATIONS_JSON_CACHE = 50_000
+_annotations_json: dict[tuple[tuple[str, str], ...], str] = {}
+
+
+def annotations_json(annotations: Mapping[str, str]) -> str:
+    """json.dumps(annotations), from the cache when this set was encoded before."""
+    key = tuple(annotations.items())
+    try:
+        encoded = _annotations_json.get(key)
+    except TypeError:  # a value that is not a string (not from ingest): not cached
+        return json.dumps(annotations)
+    if encoded is None:
+        if len(_annotations_json) >= _ANNOTATIONS_JSON_CACHE:
+            _annotations_json.clear()
+        encoded = _annotations_json[key] = json.dumps(annotations)
+    return encoded
+
+
 def _alert(row: tuple[Any, ...]) -> AlertRow:
     return AlertRow(
         row[0], json.loads(row[1]), json.loads(row[2]), row[3], row[4], row[5], row[6], row[7]
@@ -126,7 +147,7 @@ class AlertsMixin(StoreBase):
             "updated_at = ?, state = ? WHERE fingerprint = ?",
             [
                 (
-                    json.dumps(a.annotations),
+                    annotations_json(a.annotations),
                     a.starts_at,
                     a.ends_at,
                     a.generator_url,
@@ -151,7 +172,7 @@ class AlertsMixin(StoreBase):
                 (
                     a.fingerprint,
                     encoded.get(a.fingerprint) or json.dumps(a.labels),
-                    json.dumps(a.annotations),
+                    annotations_json(a.annotations),
                     a.starts_at,
                     a.ends_at,
                     a.generator_url,

@@ -1,5 +1,6 @@
 """The dispatcher's hand-written encodings equal the plain ones they replace, byte for byte:
-fingerprints (Alertmanager's FNV-1a), derived trace ids, and trace details."""
+fingerprints (Alertmanager's FNV-1a), derived trace ids, trace details and the cached
+annotation JSON."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ import hashlib
 import json
 import random
 
+import pytest
+
 from alert_router.fingerprint import fingerprint
+from alert_router.store_parts import alerts as stored_alerts
 from alert_router.trace import derive, row
 
 CHARS = 'ab_"\\\n\t\x00\x7f/<>é\u2028\U0001f600'
@@ -58,3 +62,19 @@ def test_every_length_remainder_and_unencodable_values() -> None:
         labels = {"a": "x" * n}
         assert fingerprint(labels) == plain_fingerprint(labels)
     assert fingerprint({"a": "\ud800"}) != fingerprint({"a": "\ud801"})  # never raises
+
+
+def test_cached_annotation_json_is_json_dumps_in_every_case(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(stored_alerts, "_ANNOTATIONS_JSON_CACHE", 50)
+    rnd = random.Random(11)
+    maps = [random_labels(rnd) for _ in range(200)]
+    for mapping in maps * 2:  # the second pass is served from the cache
+        assert stored_alerts.annotations_json(mapping) == json.dumps(mapping)
+    assert len(stored_alerts._annotations_json) <= 50  # bounded
+    # Same items, another order: another document, as json.dumps writes it.
+    assert stored_alerts.annotations_json({"b": "1", "a": "2"}) == '{"b": "1", "a": "2"}'
+    assert stored_alerts.annotations_json({"a": "2", "b": "1"}) == '{"a": "2", "b": "1"}'
+    # A value that is not a string is encoded, never cached (and never an error).
+    assert stored_alerts.annotations_json({"n": [1]}) == '{"n": [1]}'  # type: ignore[dict-item]
