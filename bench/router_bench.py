@@ -1,7 +1,7 @@
 """Benchmark: POST /api/v2/alerts on the StackSense router vs a real Alertmanager, same run.
 
     python -m bench.router_bench [--seconds 5] [--clients 4] [--batches 1,10,64,100]
-                                 [--memory-alerts 100000]
+                                 [--memory-alerts 100000] [--baseline-src DIR --repeat 6]
 
 Both servers run on this machine at the same time of the run, one after the other, under the
 same load generator (client processes, keep-alive connections, pre-built bodies). The router
@@ -9,6 +9,12 @@ runs under gunicorn as `stacksense-router serve` runs it (gthread with keep-aliv
 replies only after the batch is committed to SQLite (WAL). Prints alerts/s, p50/p99 request
 latency and the router/Alertmanager ratio per batch size, then resident memory with
 --memory-alerts active alerts.
+
+--baseline-src DIR (a checkout of another commit, e.g. `git worktree add /tmp/base <commit>`)
+runs that tree's router too, in the same rounds: each round runs Alertmanager and both
+routers back to back, in an order that rotates from round to round, so drift of a shared
+machine falls on all three alike. It prints each router's mean ratio to Alertmanager over
+the rounds (each ratio taken within its round) and the change from the baseline.
 """
 
 from __future__ import annotations
@@ -119,7 +125,11 @@ def start_alertmanager(tmp: Path) -> Server:
 
 
 def start_router(
-    tmp: Path, threads: int, workers: int, worker_class: str = "alert_router.cli.KeepAliveWorker"
+    tmp: Path,
+    threads: int,
+    workers: int,
+    worker_class: str = "alert_router.cli.KeepAliveWorker",
+    repo: Path = REPO,
 ) -> Server:
     port = free_port()
     (tmp / "tokens").write_text(TOKEN + "\n")
@@ -134,7 +144,7 @@ def start_router(
             }
         )
     )
-    env = {**os.environ, "STACKSENSE_ROUTER_CONFIG": str(cfg), "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "STACKSENSE_ROUTER_CONFIG": str(cfg), "PYTHONPATH": str(repo)}
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -290,7 +300,14 @@ def main(argv: list[str] | None = None) -> int:
         default=2,
         help="runs per point, interleaved; the best is kept (shared machines)",
     )
+    parser.add_argument(
+        "--baseline-src",
+        type=Path,
+        help="another checkout whose router runs in the same rounds (see the module doc)",
+    )
     args = parser.parse_args(argv)
+    if args.baseline_src is not None:
+        return compare(args)
     batches = [int(b) for b in args.batches.split(",")]
     tmp = Path(tempfile.mkdtemp(prefix="router-bench-"))
     version = (
@@ -359,6 +376,61 @@ def main(argv: list[str] | None = None) -> int:
                 )
             finally:
                 server.stop()
+    shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+def compare(args: argparse.Namespace) -> int:
+    """--baseline-src: Alertmanager, this router and the baseline's, rotating, per round."""
+    baseline = args.baseline_src.resolve()
+    if not (baseline / "alert_router" / "wsgi.py").is_file():
+        raise SystemExit(f"--baseline-src {baseline}: not a StackSense checkout")
+    tmp = Path(tempfile.mkdtemp(prefix="router-bench-"))
+    repos = {"router": REPO, "baseline": baseline}
+    print(
+        f"# router {REPO} vs baseline {baseline}; {args.repeat} rounds per batch, "
+        f"{args.workers} worker(s) x {args.threads} threads, {args.clients} client processes, "
+        f"{args.seconds:g}s per run, {os.cpu_count()} CPUs"
+    )
+    with mp.Pool(args.clients) as pool:
+        for batch in (int(b) for b in args.batches.split(",")):
+            ratios: dict[str, list[float]] = {"router": [], "baseline": []}
+            cpu: dict[str, list[float]] = {"router": [], "baseline": []}
+            for rnd in range(args.repeat):
+                names = ["alertmanager", "router", "baseline"]
+                names = names[rnd % 3 :] + names[: rnd % 3]
+                rates: dict[str, float] = {}
+                for name in names:
+                    workdir = tmp / f"{name}-{batch}-{rnd}"
+                    workdir.mkdir()
+                    server = (
+                        start_alertmanager(workdir)
+                        if name == "alertmanager"
+                        else start_router(workdir, args.threads, args.workers, repo=repos[name])
+                    )
+                    try:
+                        got = load(server, batch, args.clients, args.seconds, pool)
+                    finally:
+                        server.stop()
+                    rates[name] = got[0]
+                    if name in cpu:
+                        cpu[name].append(got[3])
+                for name in ratios:
+                    ratios[name].append(rates[name] / rates["alertmanager"])
+                print(
+                    f"batch {batch:>3} round {rnd}: alertmanager {rates['alertmanager']:.0f}, "
+                    f"router {rates['router']:.0f}, baseline {rates['baseline']:.0f} alerts/s",
+                    flush=True,
+                )
+            mean = {name: sum(r) / len(r) for name, r in ratios.items()}
+            per_alert = {name: sum(c) / len(c) * 1e6 for name, c in cpu.items()}
+            print(
+                f"batch {batch:>3}: router {mean['router']:.2f}x, baseline "
+                f"{mean['baseline']:.2f}x Alertmanager (means of {args.repeat} rounds): "
+                f"{mean['router'] / mean['baseline'] - 1:+.1%}; CPU per alert "
+                f"{per_alert['router']:.0f} vs {per_alert['baseline']:.0f} us",
+                flush=True,
+            )
     shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
