@@ -61,9 +61,10 @@ PUT_ALERTS = Insert(
 
 
 # Prometheus re-sends every firing alert each evaluation, mostly with the annotations it
-# sent before: each distinct annotation set is encoded once (bounded: entries keep their
-# strings; a cache, not state).
-_ANNOTATIONS_JSON_CACHE = 50_000
+# sent before: each distinct annotation set is encoded once. A cache, not state, bounded in
+# entries and in entry size (an entry keeps its strings alive), so at most a few tens of MB.
+_ANNOTATIONS_JSON_CACHE = 20_000
+_ANNOTATIONS_JSON_CACHED_CHARS = 1024
 _annotations_json: dict[tuple[tuple[str, str], ...], str] = {}
 
 
@@ -75,9 +76,11 @@ def annotations_json(annotations: Mapping[str, str]) -> str:
     except TypeError:  # a value that is not a string (not from ingest): not cached
         return json.dumps(annotations)
     if encoded is None:
-        if len(_annotations_json) >= _ANNOTATIONS_JSON_CACHE:
-            _annotations_json.clear()
-        encoded = _annotations_json[key] = json.dumps(annotations)
+        encoded = json.dumps(annotations)
+        if len(encoded) <= _ANNOTATIONS_JSON_CACHED_CHARS:
+            if len(_annotations_json) >= _ANNOTATIONS_JSON_CACHE:
+                _annotations_json.clear()
+            _annotations_json[key] = encoded
     return encoded
 
 

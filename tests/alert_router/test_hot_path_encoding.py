@@ -76,5 +76,10 @@ def test_cached_annotation_json_is_json_dumps_in_every_case(
     # Same items, another order: another document, as json.dumps writes it.
     assert stored_alerts.annotations_json({"b": "1", "a": "2"}) == '{"b": "1", "a": "2"}'
     assert stored_alerts.annotations_json({"a": "2", "b": "1"}) == '{"a": "2", "b": "1"}'
+    # A large set is encoded every time: the cache's memory stays bounded.
+    stored_alerts._annotations_json.clear()
+    large = {"description": "x" * 2000}
+    assert stored_alerts.annotations_json(large) == json.dumps(large)
+    assert not stored_alerts._annotations_json
     # A value that is not a string is encoded, never cached (and never an error).
     assert stored_alerts.annotations_json({"n": [1]}) == '{"n": [1]}'  # type: ignore[dict-item]
