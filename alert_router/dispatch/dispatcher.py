@@ -43,7 +43,10 @@ NotifierLookup = Callable[[str], Sequence[Notifier]]  # receiver name -> its not
 INBOX_BATCH = 500  # requests per transaction (request threads write elsewhere, never wait)
 INBOX_BATCH_BYTES = 2_000_000  # ...but about this much alert JSON at most
 MAX_BATCHES_PER_STEP = 40
-FINGERPRINT_CACHE = 50_000  # label sets; bounded because each entry keeps its strings
+# Label sets whose fingerprint is kept: bounded in entries and in entry size, because each
+# entry keeps its strings alive (at most about 100 MB, whatever writers send).
+FINGERPRINT_CACHE = 50_000
+FINGERPRINT_CACHED_CHARS = 512
 GC_EVERY = 60.0
 RESOLVED_RETENTION = 3600.0
 
@@ -174,9 +177,11 @@ class Dispatcher:
         key = tuple(labels.items())
         fp = self._fingerprints.get(key)
         if fp is None:
-            if len(self._fingerprints) >= FINGERPRINT_CACHE:
-                self._fingerprints.clear()
-            fp = self._fingerprints[key] = fingerprint(labels)
+            fp = fingerprint(labels)
+            if sum(len(name) + len(value) for name, value in key) <= FINGERPRINT_CACHED_CHARS:
+                if len(self._fingerprints) >= FINGERPRINT_CACHE:
+                    self._fingerprints.clear()
+                self._fingerprints[key] = fp
         return fp
 
     def ingest(self, now: float) -> int:

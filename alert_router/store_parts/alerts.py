@@ -62,7 +62,7 @@ PUT_ALERTS = Insert(
 
 # Prometheus re-sends every firing alert each evaluation, mostly with the annotations it
 # sent before: each distinct annotation set is encoded once. A cache, not state, bounded in
-# entries and in entry size (an entry keeps its strings alive), so at most a few tens of MB.
+# entries and in entry size (an entry keeps its strings alive), so at most about 100 MB.
 _ANNOTATIONS_JSON_CACHE = 20_000
 _ANNOTATIONS_JSON_CACHED_CHARS = 1024
 _annotations_json: dict[tuple[tuple[str, str], ...], str] = {}

@@ -7,12 +7,14 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import time
 
 import pytest
 
 from alert_router.fingerprint import fingerprint
 from alert_router.store_parts import alerts as stored_alerts
 from alert_router.trace import derive, row
+from tests.alert_router.harness import Harness
 
 CHARS = 'ab_"\\\n\t\x00\x7f/<>é\u2028\U0001f600'
 
@@ -83,3 +85,16 @@ def test_cached_annotation_json_is_json_dumps_in_every_case(
     assert not stored_alerts._annotations_json
     # A value that is not a string is encoded, never cached (and never an error).
     assert stored_alerts.annotations_json({"n": [1]}) == '{"n": [1]}'  # type: ignore[dict-item]
+
+
+def test_fingerprint_cache_keeps_only_small_label_sets(harness: Harness) -> None:
+    small = {"alertname": "Small", "server": "web-1"}
+    large = {"alertname": "Large", "description": "x" * 1000}
+    assert harness.post([{"labels": small}, {"labels": large}]).status_code == 200
+    harness.step(time.time())
+    dispatcher = harness.state.dispatcher
+    assert dispatcher is not None
+    cached = dispatcher._fingerprints
+    assert cached == {tuple(small.items()): fingerprint(small)}  # the large set is not kept
+    stored = {a.fingerprint for a in harness.state.store.all_alerts()}
+    assert stored == {fingerprint(small), fingerprint(large)}  # both merged alike
