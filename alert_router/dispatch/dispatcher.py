@@ -88,6 +88,15 @@ def _merge(
     )
 
 
+def _chars(items: tuple[tuple[str, str], ...]) -> int:
+    """The characters of a label set's names and values (never raises: a value that is not
+    text, which ingest never stores, counts as too large to cache)."""
+    try:
+        return sum(len(name) + len(value) for name, value in items)
+    except TypeError:
+        return FINGERPRINT_CACHED_CHARS + 1
+
+
 def _common(maps: list[dict[str, str]]) -> dict[str, str]:
     if not maps:
         return {}
@@ -178,7 +187,7 @@ class Dispatcher:
         fp = self._fingerprints.get(key)
         if fp is None:
             fp = fingerprint(labels)
-            if sum(len(name) + len(value) for name, value in key) <= FINGERPRINT_CACHED_CHARS:
+            if _chars(key) <= FINGERPRINT_CACHED_CHARS:
                 if len(self._fingerprints) >= FINGERPRINT_CACHE:
                     self._fingerprints.clear()
                 self._fingerprints[key] = fp
